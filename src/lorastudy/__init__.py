@@ -1,0 +1,32 @@
+"""lorastudy: an honest study of LoRA on an encoder and a decoder for long-tail text classification.
+
+The Python API mirrors the CLI, for notebooks:
+
+    import lorastudy
+    cfg = lorastudy.load_config("demo", ["train.epochs=1"])
+    run_dir = lorastudy.run_study(cfg)
+"""
+
+from lorastudy.config import StudyConfig, load_config
+from lorastudy.errors import StudyError
+
+__version__ = "0.1.0"
+__all__ = ["StudyConfig", "StudyError", "load_config", "run_study", "describe_data", "write_note",
+           "check_note", "evaluate_study", "bench_study"]
+
+
+def __getattr__(name: str):
+    """Import heavy stages only when used, so `import lorastudy` stays fast."""
+    lazy = {
+        "run_study": "lorastudy.pipeline",
+        "describe_data": "lorastudy.data",
+        "write_note": "lorastudy.report",
+        "check_note": "lorastudy.check",
+        "evaluate_study": "lorastudy.evaluation",
+        "bench_study": "lorastudy.latency",
+    }
+    if name in lazy:
+        import importlib
+
+        return getattr(importlib.import_module(lazy[name]), name)
+    raise AttributeError(name)

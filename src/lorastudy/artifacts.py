@@ -1,0 +1,114 @@
+"""Atomic reads and writes of run-directory artifacts.
+
+Every artifact is written to a temporary file in the same folder and renamed
+into place, so a killed process never leaves a half-written file that a later
+run could mistake for a result.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from lorastudy.errors import StudyError
+
+
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temporary path next to `path`; move it into place on success."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        with open(tmp_path, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp_path, path)
+    except OSError as exc:
+        tmp_path.unlink(missing_ok=True)
+        raise StudyError(f"Could not write {path}: {exc.strerror or exc}.",
+                         "check that the folder is writable and the disk has space.") from exc
+    except BaseException:
+        tmp_path.unlink(missing_ok=True)
+        raise
+
+
+def write_text(path: Path, text: str) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+def write_json(path: Path, obj: Any) -> Path:
+    return write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise StudyError(f"Missing artifact {path}.", "run the stage that produces it first.") from exc
+    except json.JSONDecodeError as exc:
+        raise StudyError(f"Artifact {path} is not valid JSON ({exc.msg}).",
+                         "delete it and re-run the stage that writes it.") from exc
+
+
+def append_jsonl(path: Path, record: dict) -> None:
+    """Append one line; a torn last line is ignored by `read_jsonl`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(record, default=_json_default) + "\n")
+        handle.flush()
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    records = []
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records
+
+
+def write_arrays(path: Path, arrays: dict[str, np.ndarray]) -> Path:
+    """Save named arrays as safetensors (no pickle, loadable anywhere)."""
+    from safetensors.numpy import save_file
+
+    with atomic_path(path) as tmp:
+        save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(tmp))
+    return Path(path)
+
+
+def read_arrays(path: Path) -> dict[str, np.ndarray]:
+    from safetensors.numpy import load_file
+
+    if not Path(path).exists():
+        raise StudyError(f"Missing artifact {path}.", "run the stage that produces it first.")
+    return load_file(str(path))
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def safe_name(text: str) -> str:
+    """A file-name fragment derived from a label or config value that cannot escape its folder."""
+    cleaned = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in str(text))
+    cleaned = cleaned.strip("._") or "unnamed"
+    return cleaned[:100]

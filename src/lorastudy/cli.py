@@ -1,0 +1,171 @@
+"""The `lorastudy` command: a thin Typer layer over the Python API.
+
+Heavy libraries (torch, transformers) are imported inside the commands so that
+`--help` is instant.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from lorastudy.errors import StudyError
+
+app = typer.Typer(
+    help="Run an honest study of LoRA on an encoder and a decoder for long-tail text classification, "
+    "and write the technical note that reports it.",
+    no_args_is_help=False,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+ConfigOption = Annotated[Optional[str], typer.Option(
+    "--config", "-c", help="A profile name (demo, smoke, course) or a YAML study file. Default: demo.")]
+SetOption = Annotated[Optional[list[str]], typer.Option(
+    "--set", "-s", help="Override one config value, e.g. --set train.epochs=1 (repeatable).")]
+DebugOption = Annotated[bool, typer.Option("--debug", help="Show the full traceback on errors.")]
+
+_state = {"debug": False}
+
+
+@app.callback(invoke_without_command=True)
+def main(ctx: typer.Context, debug: DebugOption = False) -> None:
+    _state["debug"] = debug
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(run)
+
+
+def _guard(func):
+    """Turn a StudyError into one line and exit code 2; keep tracebacks for --debug."""
+    try:
+        return func()
+    except StudyError as exc:
+        if _state["debug"]:
+            raise
+        typer.secho(f"error: {exc.one_line()}", fg="red", err=True)
+        raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        typer.secho("interrupted: finished runs are kept; run the same command again to resume.", err=True)
+        raise typer.Exit(130) from None
+
+
+@app.command()
+def run(
+    config: ConfigOption = None,
+    set_: SetOption = None,
+    output_dir: Annotated[Optional[Path], typer.Option("--output-dir", "-o", help="Run directory (default: the config's output_dir).")] = None,
+    stage: Annotated[Optional[list[str]], typer.Option("--stage", help="Run only these stages: data, train, evaluate, bench, report (repeatable).")] = None,
+    report_to: Annotated[Optional[list[str]], typer.Option("--report-to", help="Experiment tracker for the HF Trainer: mlflow, tensorboard, wandb.")] = None,
+    trust_remote_code: Annotated[bool, typer.Option("--trust-remote-code", help="Allow model code from the hub to run (off by default).")] = False,
+    allow_pickle: Annotated[bool, typer.Option("--allow-pickle", help="Allow pickled .bin weights (refused by default).")] = False,
+    debug: DebugOption = False,
+) -> None:
+    """Run the whole study: data, training of every arm and seed, evaluation, latency, and the note.
+
+    With no arguments it runs the embedded offline `demo` profile. An interrupted
+    study resumes where it stopped when you run the same command again.
+    """
+    _state["debug"] = _state["debug"] or debug
+
+    def go():
+        from lorastudy.config import load_config
+        from lorastudy.pipeline import STAGES, run_study
+
+        overrides = list(set_ or [])
+        if report_to:
+            overrides.append(f"report_to={json.dumps(report_to)}")
+        if trust_remote_code:
+            overrides.append("trust_remote_code=true")
+        if allow_pickle:
+            overrides.append("allow_pickle=true")
+        cfg = load_config(config, overrides)
+        run_dir = run_study(cfg, output_dir=output_dir, stages=stage or STAGES)
+        note = run_dir / "note" / "note.html"
+        typer.echo(str(note if note.exists() else run_dir))
+
+    _guard(go)
+
+
+@app.command()
+def data(
+    config: ConfigOption = None,
+    set_: SetOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    debug: DebugOption = False,
+) -> None:
+    """Describe a study's data: rows per split, classes, frequency table, tiers, text lengths, warnings."""
+    _state["debug"] = _state["debug"] or debug
+
+    def go():
+        from lorastudy.config import load_config
+        from lorastudy.data import describe_data, render_summary
+
+        summary = describe_data(load_config(config, list(set_ or [])))
+        if as_json:
+            typer.echo(json.dumps(summary, indent=2))
+        else:
+            render_summary(summary)
+
+    _guard(go)
+
+
+@app.command()
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory that has evaluation/results.json.")],
+    debug: DebugOption = False,
+) -> None:
+    """Write the technical note (note.md, note.html, figures) from a run directory's artifacts."""
+    _state["debug"] = _state["debug"] or debug
+
+    def go():
+        from lorastudy.report import write_note
+
+        typer.echo(str(write_note(run_dir)))
+
+    _guard(go)
+
+
+@app.command()
+def check(
+    note: Annotated[Path, typer.Argument(help="A technical note in Markdown or HTML (yours or a generated one).")],
+    results: Annotated[Optional[Path], typer.Option("--results", help="A run directory to cross-check every number against.")] = None,
+    debug: DebugOption = False,
+) -> None:
+    """Check a note against the rubric: evidence per section, prose length, and (with --results) every number."""
+    _state["debug"] = _state["debug"] or debug
+
+    def go():
+        from lorastudy.check import check_note, render_check
+
+        outcome = check_note(note, results)
+        render_check(outcome)
+        if not outcome.complete:
+            raise typer.Exit(1)
+
+    _guard(go)
+
+
+@app.command()
+def bench(
+    target: Annotated[Path, typer.Argument(help="A run directory (benchmarks every trained arm) or a saved model folder.")],
+    config: ConfigOption = None,
+    set_: SetOption = None,
+    debug: DebugOption = False,
+) -> None:
+    """Measure latency, throughput, memory and size, and translate them into cost per operational context."""
+    _state["debug"] = _state["debug"] or debug
+
+    def go():
+        from lorastudy.latency import bench_command
+
+        bench_command(target, config, list(set_ or []))
+
+    _guard(go)
+
+
+if __name__ == "__main__":
+    sys.exit(app())

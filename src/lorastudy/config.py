@@ -1,0 +1,400 @@
+"""The study config: YAML validated by pydantic, shipped profiles, `--set` overrides.
+
+A study is data as much as code: everything that changes a number in the note
+lives here, is written resolved into the run directory, and is hashed per run
+so that resume can tell finished work from stale work.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, ValidationError, model_validator
+
+from lorastudy.errors import StudyError
+
+PROFILES = ("demo", "smoke", "course")
+ARMS = (
+    "tfidf_logreg",
+    "encoder_full",
+    "encoder_full_cw",
+    "encoder_lora",
+    "encoder_lora_cw",
+    "decoder_lora",
+    "decoder_lora_cw",
+)
+Arm = Literal[
+    "tfidf_logreg",
+    "encoder_full",
+    "encoder_full_cw",
+    "encoder_lora",
+    "encoder_lora_cw",
+    "decoder_lora",
+    "decoder_lora_cw",
+]
+
+
+class Strict(BaseModel):
+    """Unknown keys are errors: a typo must never be silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(Strict):
+    source: str = Field("wordnet-supersense", description="wordnet-supersense, a .csv/.jsonl/.parquet path, or hf:<dataset id>")
+    text_column: str = "text"
+    label_column: str = "label"
+    split_column: str | None = Field(None, description="column with train/val/test values, if the file is pre-split")
+    wordnet_dir: str | None = Field(None, description="folder with data.noun etc.; searched automatically when empty")
+    hf_train_split: str = "train"
+    hf_test_split: str | None = "test"
+    label_merge_map: str | None = Field(None, description="JSON {old: new}; 'course:' prefix = vendored course file")
+    label_list: str | None = Field(None, description="JSON list of labels to keep (and their ids)")
+    train_indices: str | None = None
+    val_indices: str | None = None
+    max_length: PositiveInt = 128
+
+
+class SplitConfig(Strict):
+    seed: int = 42
+    train_size: PositiveInt | None = Field(None, description="cap on train rows (stratified sample); None = all")
+    val_size: PositiveInt | None = None
+    test_size: PositiveInt | None = None
+    val_fraction: float = Field(0.1, gt=0, lt=1, description="used when the data has no given split")
+    test_fraction: float = Field(0.2, gt=0, lt=1)
+    min_eval_per_class: int = Field(2, ge=0, description="minimum val and test examples per class where the data allows")
+
+
+class TierConfig(Strict):
+    scheme: Literal["bottom_quartile", "quantiles"] = "bottom_quartile"
+    quantiles: list[float] = Field(default_factory=lambda: [0.25, 0.75])
+    names: list[str] = Field(default_factory=lambda: ["tail", "torso", "head"])
+
+    @model_validator(mode="after")
+    def _names_match(self) -> "TierConfig":
+        if self.scheme == "quantiles" and len(self.names) != len(self.quantiles) + 1:
+            raise ValueError("tiers.names needs one more entry than tiers.quantiles")
+        return self
+
+
+class LoraConfig(Strict):
+    r: PositiveInt = 16
+    alpha: PositiveInt = 32
+    dropout: float = Field(0.1, ge=0, lt=1)
+    target_modules: list[str] | Literal["auto"] = "auto"
+    include_mlp: bool = False
+
+
+class TrainConfig(Strict):
+    """One training recipe. Model sections override single fields of the global one."""
+
+    epochs: PositiveFloat = 3
+    batch_size: PositiveInt = 32
+    eval_batch_size: PositiveInt = 64
+    learning_rate: PositiveFloat = 2e-4
+    head_learning_rate: PositiveFloat | None = Field(None, description="separate rate for a newly initialised head")
+    weight_decay: float = Field(0.01, ge=0)
+    warmup_steps: int = Field(0, ge=0)
+    warmup_ratio: float = Field(0.0, ge=0, lt=1)
+    lr_scheduler: str = "linear"
+    max_grad_norm: PositiveFloat = 1.0
+    group_by_length: bool = True
+    pad_to_multiple_of: PositiveInt | None = 8
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    max_steps: int = Field(-1, description="cap on optimizer steps; -1 = epochs decide")
+
+
+class TrainOverride(Strict):
+    """The same fields as TrainConfig, all optional."""
+
+    epochs: PositiveFloat | None = None
+    batch_size: PositiveInt | None = None
+    eval_batch_size: PositiveInt | None = None
+    learning_rate: PositiveFloat | None = None
+    head_learning_rate: PositiveFloat | None = None
+    weight_decay: float | None = Field(None, ge=0)
+    warmup_steps: int | None = Field(None, ge=0)
+    warmup_ratio: float | None = Field(None, ge=0, lt=1)
+    lr_scheduler: str | None = None
+    max_grad_norm: PositiveFloat | None = None
+    group_by_length: bool | None = None
+    pad_to_multiple_of: PositiveInt | None = None
+    precision: Literal["auto", "fp32", "bf16", "fp16"] | None = None
+    max_steps: int | None = None
+
+
+class ModelConfig(Strict):
+    source: str = Field(..., description="hf:<id>, a folder, pypi:<package>[/file.gguf], a .gguf path, or tiny:<family>")
+    revision: str | None = None
+    pooling: Literal["auto", "cls", "mean", "last"] = "auto"
+    lora: LoraConfig = Field(default_factory=LoraConfig)
+    lora_train: TrainOverride = Field(default_factory=TrainOverride, description="recipe changes for the LoRA arms")
+    full_train: TrainOverride = Field(default_factory=TrainOverride, description="recipe changes for the full fine-tune arms")
+
+
+class ModelsConfig(Strict):
+    encoder: ModelConfig
+    decoder: ModelConfig
+
+
+class WeightingConfig(Strict):
+    scheme: Literal["sqrt_inverse", "balanced", "effective_number", "none"] = "sqrt_inverse"
+    beta: float = Field(0.999, gt=0, lt=1, description="effective_number only")
+    loss: Literal["cross_entropy", "logit_adjusted"] = "cross_entropy"
+    tau: float = Field(1.0, ge=0, description="logit_adjusted only")
+
+
+class TfidfConfig(Strict):
+    max_features: PositiveInt = 50_000
+    ngram_max: PositiveInt = 2
+    C: PositiveFloat = 1.0
+    max_iter: PositiveInt = 1000
+
+
+class EvaluationConfig(Strict):
+    bootstrap_samples: PositiveInt = 1000
+    confidence: float = Field(0.95, gt=0, lt=1)
+    top_confused_pairs: PositiveInt = 10
+    logit_adjust_taus: list[float] = Field(default_factory=lambda: [0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0])
+
+
+class ContextConfig(Strict):
+    name: str
+    kind: Literal["realtime", "batch", "audit"]
+    p95_sla_ms: PositiveFloat | None = None
+    peak_rps: PositiveFloat | None = None
+    examples: PositiveInt | None = None
+    window_minutes: PositiveFloat | None = None
+    monthly_predictions: PositiveInt | None = None
+    description: str = ""
+
+
+def _default_contexts() -> list[ContextConfig]:
+    return [
+        ContextConfig(name="real-time triage", kind="realtime", p95_sla_ms=100, peak_rps=20,
+                      monthly_predictions=2_000_000,
+                      description="one complaint at a time as it arrives; p95 latency SLA 100 ms at 20 requests/s peak"),
+        ContextConfig(name="nightly batch", kind="batch", examples=64_000, window_minutes=60,
+                      monthly_predictions=64_000 * 30,
+                      description="64,000 complaints scored within a 60-minute window each night"),
+        ContextConfig(name="compliance audit", kind="audit", examples=1_000_000, window_minutes=24 * 60,
+                      monthly_predictions=1_000_000,
+                      description="the whole archive re-scored; rare-tier recall is what matters"),
+    ]
+
+
+class LatencyConfig(Strict):
+    single_requests: PositiveInt = 100
+    warmup: int = Field(5, ge=0)
+    batch_sizes: list[PositiveInt] = Field(default_factory=lambda: [1, 8, 32, 64])
+    batched_examples: PositiveInt = 512
+    score_examples: PositiveInt = 64_000
+    threads: PositiveInt | None = None
+    compare_unmerged: bool = True
+
+
+class DeploymentConfig(Strict):
+    price_per_hour: dict[str, PositiveFloat] = Field(
+        default_factory=lambda: {"cpu": 0.10, "cuda": 0.53, "mps": 0.50},
+        description="USD per instance-hour by device type; defaults: a 2-vCPU cloud instance, an on-demand T4",
+    )
+    contexts: list[ContextConfig] = Field(default_factory=_default_contexts)
+
+
+class ReportConfig(Strict):
+    title: str = "LoRA on an encoder and a decoder for long-tail classification"
+    max_prose_words: PositiveInt = 1200
+    external_reference: str | None = Field(None, description="course: show the course's published numbers as external rows")
+
+
+class StudyConfig(Strict):
+    name: str = "study"
+    description: str = ""
+    output_dir: str = "runs/study"
+    data: DataConfig = Field(default_factory=DataConfig)
+    split: SplitConfig = Field(default_factory=SplitConfig)
+    tiers: TierConfig = Field(default_factory=TierConfig)
+    models: ModelsConfig
+    arms: list[Arm] = Field(default_factory=lambda: list(ARMS))
+    seeds: list[int] = Field(default_factory=lambda: [42])
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    weighting: WeightingConfig = Field(default_factory=WeightingConfig)
+    tfidf: TfidfConfig = Field(default_factory=TfidfConfig)
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    latency: LatencyConfig = Field(default_factory=LatencyConfig)
+    deployment: DeploymentConfig = Field(default_factory=DeploymentConfig)
+    report: ReportConfig = Field(default_factory=ReportConfig)
+    threads: PositiveInt | None = Field(None, description="torch threads; None = all cores")
+    trust_remote_code: bool = False
+    allow_pickle: bool = False
+    report_to: list[str] = Field(default_factory=list, description="passed to the HF Trainer: mlflow, tensorboard, wandb")
+
+    @model_validator(mode="after")
+    def _non_empty(self) -> "StudyConfig":
+        if not self.arms:
+            raise ValueError("arms must name at least one arm")
+        if not self.seeds:
+            raise ValueError("seeds must name at least one seed")
+        if len(set(self.arms)) != len(self.arms):
+            raise ValueError("arms lists an arm twice")
+        return self
+
+
+# --- arms -----------------------------------------------------------------
+
+
+class ArmSpec(Strict):
+    """Everything that determines one trained run; its hash identifies the run on disk."""
+
+    arm: Arm
+    seed: int
+    family: Literal["encoder", "decoder", "none"]
+    method: Literal["lora", "full", "tfidf"]
+    class_weighting: bool
+    model: ModelConfig | None
+    train: TrainConfig | None
+    weighting: WeightingConfig | None
+    tfidf: TfidfConfig | None
+    data_fingerprint: str
+
+    @property
+    def run_name(self) -> str:
+        return f"{self.arm}__seed{self.seed}"
+
+    def config_hash(self) -> str:
+        return stable_hash(self.model_dump(mode="json"))
+
+
+def arm_spec(config: StudyConfig, arm: Arm, seed: int, data_fingerprint: str) -> ArmSpec:
+    """Resolve the recipe one arm trains with: global train settings, then the model's overrides."""
+    weighted = arm.endswith("_cw")
+    if arm == "tfidf_logreg":
+        return ArmSpec(arm=arm, seed=seed, family="none", method="tfidf", class_weighting=False,
+                       model=None, train=None, weighting=None, tfidf=config.tfidf,
+                       data_fingerprint=data_fingerprint)
+    family = "encoder" if arm.startswith("encoder") else "decoder"
+    method = "full" if "_full" in arm else "lora"
+    model = getattr(config.models, family)
+    override = model.full_train if method == "full" else model.lora_train
+    train = config.train.model_copy(update=override.model_dump(exclude_none=True))
+    weighting = config.weighting if weighted else WeightingConfig(scheme="none")
+    return ArmSpec(arm=arm, seed=seed, family=family, method=method, class_weighting=weighted,
+                   model=model, train=TrainConfig.model_validate(train.model_dump()),
+                   weighting=weighting, tfidf=None, data_fingerprint=data_fingerprint)
+
+
+def stable_hash(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+# --- loading --------------------------------------------------------------
+
+
+def profile_text(name: str) -> str:
+    if name not in PROFILES:
+        raise StudyError(f"Unknown profile '{name}'.", f"use one of: {', '.join(PROFILES)}, or --config FILE.")
+    return resources.files("lorastudy.profiles").joinpath(f"{name}.yaml").read_text(encoding="utf-8")
+
+
+def load_config(config: str | Path | dict | None = None, overrides: list[str] | None = None,
+                profile: str = "demo") -> StudyConfig:
+    """Build a validated config from a profile name, a YAML path or a dict, then apply `key=value` overrides."""
+    if isinstance(config, dict):
+        raw = dict(config)
+    elif config is None or (isinstance(config, str) and config in PROFILES):
+        raw = yaml.safe_load(profile_text(config or profile))
+    else:
+        path = Path(config)
+        if not path.is_file():
+            raise StudyError(f"Config file {path} does not exist.",
+                             f"pass a YAML file, or a profile name ({', '.join(PROFILES)}).")
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
+            raise StudyError(f"Config file {path} is not valid YAML ({str(exc).splitlines()[0]}).",
+                             "fix the YAML syntax.") from exc
+        if not isinstance(raw, dict):
+            raise StudyError(f"Config file {path} must be a YAML mapping of settings.", "see the shipped profiles in `lorastudy data --help`.")
+    for item in overrides or []:
+        _apply_override(raw, item)
+    return validate_config(raw)
+
+
+def validate_config(raw: dict) -> StudyConfig:
+    try:
+        return StudyConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise StudyError(_explain(exc), "correct the config or --set value.") from None
+
+
+def _apply_override(raw: dict, item: str) -> None:
+    if "=" not in item:
+        raise StudyError(f"--set '{item}' is not of the form key=value.", "write e.g. --set train.epochs=1.")
+    key, value = item.split("=", 1)
+    parts = key.strip().split(".")
+    node = raw
+    for part in parts[:-1]:
+        if part.isdigit() and isinstance(node, list):
+            node = node[int(part)]
+            continue
+        node = node.setdefault(part, {})
+        if not isinstance(node, (dict, list)):
+            raise StudyError(f"--set {key}: '{part}' is not a section.", "check the key path.")
+    try:
+        parsed = yaml.safe_load(value)
+    except yaml.YAMLError:
+        parsed = value
+    last = parts[-1]
+    if isinstance(node, list) and last.isdigit():
+        node[int(last)] = parsed
+    else:
+        node[last] = parsed
+
+
+def _explain(exc: ValidationError) -> str:
+    """One readable line per problem; unknown keys list the valid ones."""
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"])
+        if err["type"] == "extra_forbidden":
+            valid = _valid_keys(err["loc"][:-1])
+            hint = f" Valid keys here: {', '.join(valid)}." if valid else ""
+            lines.append(f"Unknown config key '{loc}'.{hint}")
+        elif err["type"] == "missing":
+            lines.append(f"Config key '{loc}' is required.")
+        else:
+            lines.append(f"Config key '{loc}': {err['msg']} (got {err.get('input')!r}).")
+    return " ".join(lines)
+
+
+def _valid_keys(loc: tuple) -> list[str]:
+    model: Any = StudyConfig
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = getattr(model, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        model = _model_of(field.annotation)
+        if model is None:
+            return []
+    return sorted(getattr(model, "model_fields", {}))
+
+
+def _model_of(annotation: Any) -> Any:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()) or ():
+        found = _model_of(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def dump_config(config: StudyConfig) -> str:
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,125 @@
+"""The whole study, top to bottom: data, arms, evaluation, latency, note.
+
+Each stage reads and writes artifacts in the run directory, so a study that is
+interrupted picks up where it stopped, and any stage can be re-run alone.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, Sequence
+
+from tqdm.auto import tqdm
+
+from lorastudy import artifacts
+from lorastudy.config import StudyConfig, arm_spec, dump_config, load_config
+from lorastudy.errors import StudyError
+
+STAGES = ("data", "train", "evaluate", "bench", "report")
+
+
+def run_study(config: StudyConfig | str | Path | dict | None = None, *, output_dir: str | Path | None = None,
+              stages: Sequence[str] = STAGES, overrides: Sequence[str] = ()) -> Path:
+    """Run the study (or some of its stages) and return the run directory."""
+    if not isinstance(config, StudyConfig):
+        config = load_config(config, list(overrides))
+    unknown = [s for s in stages if s not in STAGES]
+    if unknown:
+        raise StudyError(f"Unknown stage(s) {', '.join(unknown)}.", f"choose from: {', '.join(STAGES)}.")
+    run_dir = Path(output_dir or config.output_dir)
+    _ensure_writable(run_dir)
+    with study_lock(run_dir):
+        _check_config_matches(run_dir, config)
+        artifacts.write_text(run_dir / "config.resolved.yaml", dump_config(config))
+        from lorastudy import runtime
+
+        runtime.set_threads(config.threads)
+
+        if "data" in stages or "train" in stages:
+            from lorastudy.data import prepare_data
+
+            data = prepare_data(config, run_dir)
+        if "train" in stages:
+            from lorastudy.training import train_run
+
+            specs = [arm_spec(config, arm, seed, data.fingerprint) for seed in config.seeds for arm in config.arms]
+            for index, spec in enumerate(specs, start=1):
+                tqdm.write(f"[run {index}/{len(specs)}] {spec.run_name}")
+                train_run(spec, data, run_dir, config)
+        if "evaluate" in stages:
+            from lorastudy.evaluation import evaluate_study
+
+            evaluate_study(run_dir, config)
+        if "bench" in stages:
+            from lorastudy.latency import bench_study
+
+            bench_study(run_dir, config)
+        if "report" in stages:
+            from lorastudy.report import write_note
+
+            note = write_note(run_dir)
+            tqdm.write(f"Note written: {note}")
+    return run_dir
+
+
+def _ensure_writable(run_dir: Path) -> None:
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StudyError(f"Cannot create the run directory {run_dir}: {exc.strerror}.",
+                         "choose a writable --output-dir.") from exc
+    if not os.access(run_dir, os.W_OK):
+        raise StudyError(f"The run directory {run_dir} is not writable.", "choose a writable --output-dir.")
+
+
+def _check_config_matches(run_dir: Path, config: StudyConfig) -> None:
+    """A run directory holds one study; a different data setup there would mix results."""
+    previous = run_dir / "config.resolved.yaml"
+    if not previous.exists():
+        return
+    old = load_config(previous)
+    if old.data != config.data or old.split != config.split or old.tiers != config.tiers:
+        raise StudyError(f"{run_dir} holds a study with different data, split or tier settings.",
+                         "use another --output-dir, or delete the old run directory.")
+
+
+@contextmanager
+def study_lock(run_dir: Path) -> Iterator[None]:
+    """One `run` per run directory; a lock left by a dead process is cleared."""
+    lock = run_dir / ".lock"
+    try:
+        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        pid = _lock_owner(lock)
+        if pid is not None and _alive(pid):
+            raise StudyError(f"Another lorastudy run (pid {pid}) is using {run_dir}.",
+                             "wait for it to finish, or use another --output-dir.") from None
+        lock.unlink(missing_ok=True)
+        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(str(os.getpid()))
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def _lock_owner(lock: Path) -> int | None:
+    try:
+        return int(lock.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

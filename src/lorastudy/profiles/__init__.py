@@ -1,0 +1,1 @@
+"""Shipped study profiles (YAML): demo, smoke, course."""
