@@ -1,0 +1,645 @@
+"""Evaluation from saved logits: metrics, tiers, uncertainty, weighting effect, probes.
+
+This stage never runs a model. It reads `data/labels.json` and each run's
+`predictions_{val,test}.safetensors` and `run.json`, and writes
+`evaluation/results.json` (docs/results_schema.md) plus one per-class CSV per run.
+
+Two definitions matter for every number in the note:
+- *Evaluable* classes are those with at least one example in the evaluated split.
+  Macro F1 averages F1 over evaluable classes only, and the zero-F1 count counts
+  evaluable classes with F1 = 0; classes without examples are listed apart as
+  "not evaluable" (scikit-learn with all labels would silently count them as 0).
+- Bootstrap intervals resample test examples with replacement and apply the same
+  definition to every resample; paired intervals reuse the same resamples for
+  both models, so the interval is of the difference itself.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import warnings
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib import resources
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+from scipy.stats import spearmanr
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
+from tqdm.auto import tqdm
+
+from lorastudy import artifacts, weighting
+from lorastudy.config import EvaluationConfig, StudyConfig, stable_hash
+from lorastudy.errors import StudyError
+
+SCHEMA_VERSION = 1
+METRICS = ("accuracy", "macro_f1")
+WEIGHTED_ARM = {"encoder_full": "encoder_full_cw", "encoder_lora": "encoder_lora_cw", "decoder_lora": "decoder_lora_cw"}
+NEURAL_ARMS = ("encoder_full", "encoder_full_cw", "encoder_lora", "encoder_lora_cw", "decoder_lora", "decoder_lora_cw")
+RESAMPLE_CHUNK = 100
+
+# The course's published validation numbers (COURSE_FACTS.md, "Reference numbers");
+# the TF-IDF row is read from the vendored baseline_results.json instead.
+COURSE_SOURCE = ("ECBS5200 (Central European University, 2026) Weeks 1-2, course repository "
+                 "earino/applied-deep-learning; see COURSE_FACTS.md and course_data/baseline_results.json")
+COURSE_ROWS = (
+    {"model": "ModernBERT full fine-tune, 3 epochs (Week 1)", "arm": "encoder_full",
+     "accuracy": 0.566, "macro_f1": 0.209, "zero_f1_count": 46, "approximate": False},
+    {"model": "ModernBERT full fine-tune + sqrt-inverse class weighting (Week 2)", "arm": "encoder_full_cw",
+     "accuracy": 0.52, "macro_f1": 0.24, "zero_f1_count": 37, "approximate": True},
+)
+COURSE_WEEK2_WEIGHTING = {"relative_macro_f1": 0.15, "lifted_off_zero": 9, "delta_accuracy": [-0.05, -0.04],
+                          "approximate": True}
+
+
+# --- inputs ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LabelSpace:
+    """The label space of `data/labels.json`: names, counts and tiers per label id."""
+
+    labels: list[str]
+    train_counts: np.ndarray
+    val_counts: np.ndarray
+    test_counts: np.ndarray
+    tier_names: list[str]
+    tier_of: list[str]
+    tier_rule: str = ""
+    tier_thresholds: tuple[float, ...] = ()
+
+    @classmethod
+    def from_json(cls, path: Path) -> "LabelSpace":
+        raw = artifacts.read_json(path)
+        return cls(labels=raw["labels"], train_counts=np.asarray(raw["train_counts"]),
+                   val_counts=np.asarray(raw["val_counts"]), test_counts=np.asarray(raw["test_counts"]),
+                   tier_names=raw["tier_names"], tier_of=raw["tier_of"], tier_rule=raw.get("tier_rule", ""),
+                   tier_thresholds=tuple(raw.get("tier_thresholds", ())))
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.labels)
+
+    @property
+    def rare_tier(self) -> str:
+        """Tiers are listed rarest first."""
+        return self.tier_names[0]
+
+    def tier_mask(self, tier: str) -> np.ndarray:
+        return np.asarray(self.tier_of) == tier
+
+
+@dataclass(frozen=True)
+class RunEval:
+    """One run's test predictions and the metrics derived from them."""
+
+    name: str
+    arm: str
+    seed: int
+    y_true: np.ndarray
+    y_pred: np.ndarray
+    metrics: dict
+    tiers: dict
+
+
+def score_run(name: str, arm: str, seed: int, y_true: np.ndarray, y_pred: np.ndarray, space: LabelSpace) -> RunEval:
+    metrics = classification_metrics(y_true, y_pred, space.num_classes)
+    return RunEval(name, arm, seed, np.asarray(y_true), np.asarray(y_pred), metrics,
+                   tier_metrics(y_true, y_pred, metrics, space))
+
+
+# --- point metrics ---------------------------------------------------------
+
+
+def classification_metrics(y_true: Sequence[int], y_pred: Sequence[int], num_classes: int) -> dict:
+    """Accuracy, macro/weighted F1 and zero-F1 classes over the evaluable classes, plus per-class arrays."""
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    ids = np.arange(num_classes)
+    precision, recall, f1, support = precision_recall_fscore_support(
+        y_true, y_pred, labels=ids, zero_division=0)
+    evaluable = ids[support > 0]
+    return {
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "macro_f1": float(f1_score(y_true, y_pred, labels=evaluable, average="macro", zero_division=0)),
+        "weighted_f1": float(f1_score(y_true, y_pred, labels=evaluable, average="weighted", zero_division=0)),
+        "zero_f1_count": int(np.sum(f1[evaluable] == 0)),
+        "zero_f1_classes": [int(i) for i in evaluable[f1[evaluable] == 0]],
+        "not_evaluable": [int(i) for i in ids[support == 0]],
+        "n_predicted_classes": int(np.unique(y_pred).size),
+        "precision": precision, "recall": recall, "f1": f1, "support": support,
+        "predicted_count": np.bincount(y_pred, minlength=num_classes),
+    }
+
+
+def tier_metrics(y_true: np.ndarray, y_pred: np.ndarray, metrics: dict, space: LabelSpace) -> dict:
+    """Per tier: mean F1 and zero-F1 count over evaluable classes, pooled recall, predicted vs true share."""
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    f1, evaluable = metrics["f1"], metrics["support"] > 0
+    out = {}
+    for tier in space.tier_names:
+        mask = space.tier_mask(tier)
+        scored = mask & evaluable
+        in_tier_true, in_tier_pred = mask[y_true], mask[y_pred]
+        out[tier] = {
+            "mean_f1": float(f1[scored].mean()) if scored.any() else None,
+            "zero_f1_count": int(np.sum(f1[scored] == 0)),
+            "n_classes": int(mask.sum()),
+            "n_evaluable": int(scored.sum()),
+            "recall": float(np.mean(y_pred[in_tier_true] == y_true[in_tier_true])) if in_tier_true.any() else None,
+            "predicted_share": float(in_tier_pred.mean()),
+            "true_share": float(in_tier_true.mean()),
+        }
+    return out
+
+
+def confused_pairs(y_true: np.ndarray, y_pred: np.ndarray, labels: list[str], top: int) -> list[dict]:
+    """The largest off-diagonal cells of the confusion matrix, most frequent first."""
+    matrix = confusion_matrix(y_true, y_pred, labels=np.arange(len(labels)))
+    np.fill_diagonal(matrix, 0)
+    order = np.argsort(-matrix, axis=None, kind="stable")[:top]
+    rows, cols = np.unravel_index(order, matrix.shape)
+    return [{"true": labels[r], "predicted": labels[c], "count": int(matrix[r, c])}
+            for r, c in zip(rows, cols) if matrix[r, c] > 0]
+
+
+def spearman_f1_vs_train_count(metrics: dict, train_counts: np.ndarray) -> dict:
+    """Rank correlation of per-class F1 with train count over evaluable classes; null when undefined."""
+    evaluable = metrics["support"] > 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = spearmanr(metrics["f1"][evaluable], train_counts[evaluable])
+    return {"rho": float(result.statistic), "p": float(result.pvalue)}
+
+
+# --- bootstrap -------------------------------------------------------------
+
+
+def _resample_chunks(n_examples: int, n_samples: int, seed: int):
+    """Resampled index matrices [chunk, n_examples]; the same seed gives the same resamples."""
+    rng = np.random.default_rng(seed)
+    for start in range(0, n_samples, RESAMPLE_CHUNK):
+        yield rng.integers(0, n_examples, size=(min(RESAMPLE_CHUNK, n_samples - start), n_examples))
+
+
+def resampled_scores(y_true: np.ndarray, y_pred: np.ndarray, idx: np.ndarray, num_classes: int) -> dict[str, np.ndarray]:
+    """Accuracy and macro F1 of each resample (a row of `idx`) from per-resample confusion counts.
+
+    Equal to scikit-learn on each resample (macro F1 over the classes present in
+    that resample's labels), but one bincount per count instead of a call per resample.
+    """
+    t, p = y_true[idx], y_pred[idx]
+    offset = np.arange(idx.shape[0])[:, None] * num_classes
+    size = idx.shape[0] * num_classes
+    correct = t == p
+    tp = np.bincount((offset + t)[correct], minlength=size).reshape(-1, num_classes)
+    support = np.bincount((offset + t).ravel(), minlength=size).reshape(-1, num_classes)
+    predicted = np.bincount((offset + p).ravel(), minlength=size).reshape(-1, num_classes)
+    denominator = support + predicted
+    f1 = np.divide(2 * tp, denominator, out=np.zeros(tp.shape), where=denominator > 0)
+    present = support > 0
+    return {"accuracy": correct.mean(axis=1), "macro_f1": (f1 * present).sum(axis=1) / present.sum(axis=1)}
+
+
+def _bootstrap_scores(y_true: np.ndarray, preds: Sequence[np.ndarray], n: int, seed: int) -> list[dict[str, np.ndarray]]:
+    """Bootstrap distributions of every metric for several predictors on the same resamples."""
+    y_true = np.asarray(y_true)
+    preds = [np.asarray(p) for p in preds]
+    num_classes = int(max(y_true.max(), *(p.max() for p in preds))) + 1
+    chunks = [[] for _ in preds]
+    for idx in _resample_chunks(len(y_true), n, seed):
+        for chunk, pred in zip(chunks, preds):
+            chunk.append(resampled_scores(y_true, pred, idx, num_classes))
+    return [{m: np.concatenate([c[m] for c in chunk]) for m in METRICS} for chunk in chunks]
+
+
+def _interval(values: np.ndarray, confidence: float) -> tuple[float, float]:
+    tail = (1 - confidence) / 2 * 100
+    lo, hi = np.percentile(values, [tail, 100 - tail])
+    return float(lo), float(hi)
+
+
+def _point(y_true: np.ndarray, y_pred: np.ndarray, metric: str) -> float:
+    num_classes = int(max(np.max(y_true), np.max(y_pred))) + 1
+    return classification_metrics(y_true, y_pred, num_classes)[metric]
+
+
+def bootstrap_ci(y_true: Sequence[int], y_pred: Sequence[int], metric: str, n: int, confidence: float,
+                 seed: int) -> tuple[float, float]:
+    """Percentile bootstrap interval of `metric` ("accuracy" or "macro_f1") over test examples."""
+    scores = _bootstrap_scores(np.asarray(y_true), [np.asarray(y_pred)], n, seed)[0]
+    return _interval(scores[metric], confidence)
+
+
+def paired_bootstrap_diff(y_true: Sequence[int], pred_a: Sequence[int], pred_b: Sequence[int], metric: str, n: int,
+                          confidence: float, seed: int) -> dict:
+    """Difference b - a of `metric` with a percentile interval from the same resamples for both predictors."""
+    y_true = np.asarray(y_true)
+    scores_a, scores_b = _bootstrap_scores(y_true, [pred_a, pred_b], n, seed)
+    ci = _interval(scores_b[metric] - scores_a[metric], confidence)
+    diff = _point(y_true, np.asarray(pred_b), metric) - _point(y_true, np.asarray(pred_a), metric)
+    return {"metric": metric, "diff": diff, "ci": list(ci), "within_noise": bool(ci[0] <= 0 <= ci[1])}
+
+
+# --- comparisons across runs ----------------------------------------------
+
+
+def _mean_std(values: Sequence[float | None]) -> dict:
+    """Across seeds: mean and sample standard deviation (null for one seed)."""
+    values = [v for v in values if v is not None]
+    if not values:
+        return {"mean": None, "std": None}
+    return {"mean": float(np.mean(values)), "std": float(np.std(values, ddof=1)) if len(values) > 1 else None}
+
+
+def _common_seeds(runs: dict[str, dict[int, RunEval]], a: str, b: str) -> list[int]:
+    return [seed for seed in runs.get(a, {}) if seed in runs.get(b, {})]
+
+
+def comparison_plan(arms: Sequence[str]) -> list[tuple[str, str, str]]:
+    """(a, b, kind) for every comparison the note makes, limited to the arms present; diff is b - a."""
+    plan = [("encoder_lora", "decoder_lora", "architecture"), ("encoder_lora_cw", "decoder_lora_cw", "architecture")]
+    plan += [(vanilla, weighted, "weighting") for vanilla, weighted in WEIGHTED_ARM.items()]
+    plan += [("encoder_full", "encoder_lora", "lora_vs_full"), ("encoder_full_cw", "encoder_lora_cw", "lora_vs_full")]
+    plan += [("tfidf_logreg", arm, "vs_baseline") for arm in NEURAL_ARMS]
+    return [(a, b, kind) for a, b, kind in plan if a in arms and b in arms]
+
+
+def compare_arms(runs: dict[str, dict[int, RunEval]], a: str, b: str, kind: str, n: int, confidence: float,
+                 seed: int) -> list[dict]:
+    """Paired bootstrap of b - a on the first common seed, plus the point difference on every common seed."""
+    seeds = _common_seeds(runs, a, b)
+    if not seeds:
+        return []
+    first_a, first_b = runs[a][seeds[0]], runs[b][seeds[0]]
+    scores_a, scores_b = _bootstrap_scores(first_a.y_true, [first_a.y_pred, first_b.y_pred], n, seed)
+    out = []
+    for metric in METRICS:
+        ci = _interval(scores_b[metric] - scores_a[metric], confidence)
+        seed_diffs = [runs[b][s].metrics[metric] - runs[a][s].metrics[metric] for s in seeds]
+        spread = _mean_std(seed_diffs)
+        out.append({"name": f"{a} vs {b}", "a": a, "b": b, "kind": kind, "metric": metric,
+                    "diff": seed_diffs[0], "ci": list(ci), "within_noise": bool(ci[0] <= 0 <= ci[1]),
+                    "seed_diffs": seed_diffs, "seeds": seeds,
+                    "seed_diff_mean": spread["mean"], "seed_diff_std": spread["std"]})
+    return out
+
+
+def weighting_effect(vanilla: Sequence[RunEval], weighted: Sequence[RunEval], space: LabelSpace) -> dict:
+    """Weighted minus vanilla: seed-mean deltas, and the classes lifted off / fallen to zero on the first common seed."""
+    by_seed = {run.seed: run for run in weighted}
+    pairs = [(run, by_seed[run.seed]) for run in vanilla if run.seed in by_seed]
+    if not pairs:
+        raise StudyError(f"{vanilla[0].arm} and {weighted[0].arm} share no seed.",
+                         "train both arms with the same seeds.")
+
+    keys = ("accuracy", "macro_f1", "zero_f1_count")
+    level = [{m: float(np.mean([pair[side].metrics[m] for pair in pairs])) for m in keys} for side in (0, 1)]
+    delta = {m: level[1][m] - level[0][m] for m in keys}
+    before, after = pairs[0]
+    f1_before, f1_after = before.metrics["f1"], after.metrics["f1"]
+    evaluable = before.metrics["support"] > 0
+
+    def moved(ids: np.ndarray) -> list[dict]:
+        return [{"label": space.labels[i], "train_count": int(space.train_counts[i]), "tier": space.tier_of[i],
+                 "f1_before": float(f1_before[i]), "f1_after": float(f1_after[i])}
+                for i in sorted(ids, key=lambda i: (space.train_counts[i], i))]
+
+    vanilla_runs, weighted_runs = [pair[0] for pair in pairs], [pair[1] for pair in pairs]
+    per_tier = {tier: _tier_change(vanilla_runs, weighted_runs, tier) for tier in space.tier_names}
+    return {
+        "vanilla": before.arm, "weighted": after.arm, "seeds": [pair[0].seed for pair in pairs],
+        "before": level[0], "after": level[1], "delta": delta,
+        "relative_macro_f1": _relative(delta["macro_f1"], level[0]["macro_f1"]),
+        "relative_accuracy": _relative(delta["accuracy"], level[0]["accuracy"]),
+        "lifted_off_zero": moved(np.flatnonzero(evaluable & (f1_before == 0) & (f1_after > 0))),
+        "fell_to_zero": moved(np.flatnonzero(evaluable & (f1_before > 0) & (f1_after == 0))),
+        "per_tier": per_tier,
+    }
+
+
+def _tier_mean(group: Sequence[RunEval], tier: str, key: str) -> float | None:
+    """Seed mean of one tier statistic; null for an empty group or a statistic that is never defined."""
+    return _mean_std([run.tiers[tier][key] for run in group])["mean"]
+
+
+def _tier_change(before: Sequence[RunEval], after: Sequence[RunEval], tier: str) -> dict:
+    out = {"true_share": _tier_mean(before, tier, "true_share")}
+    for key, name in (("mean_f1", "mean_f1"), ("zero_f1_count", "zero_f1"), ("recall", "recall"),
+                      ("predicted_share", "predicted_share")):
+        old, new = _tier_mean(before, tier, key), _tier_mean(after, tier, key)
+        out[f"{name}_before"], out[f"{name}_after"] = old, new
+        if key != "predicted_share":
+            out[f"delta_{name}"] = None if old is None or new is None else new - old
+    return out
+
+
+def _relative(delta: float, base: float) -> float | None:
+    return delta / base if base else None
+
+
+def weighting_transfer(effects: dict[str, dict]) -> list[dict]:
+    """The decoder's weighting effect beside each encoder arm's: absolute and relative."""
+    decoder = effects.get("decoder_lora")
+    if decoder is None:
+        return []
+    rows = []
+    for encoder_arm in ("encoder_full", "encoder_lora"):
+        encoder = effects.get(encoder_arm)
+        if encoder is None:
+            continue
+        rows.append({
+            "encoder": encoder_arm, "decoder": "decoder_lora",
+            "delta_accuracy": {"encoder": encoder["delta"]["accuracy"], "decoder": decoder["delta"]["accuracy"]},
+            "delta_macro_f1": {"encoder": encoder["delta"]["macro_f1"], "decoder": decoder["delta"]["macro_f1"]},
+            "relative_macro_f1": {"encoder": encoder["relative_macro_f1"], "decoder": decoder["relative_macro_f1"]},
+            "delta_zero_f1_count": {"encoder": encoder["delta"]["zero_f1_count"],
+                                    "decoder": decoder["delta"]["zero_f1_count"]},
+            "lifted_off_zero": {"encoder": len(encoder["lifted_off_zero"]), "decoder": len(decoder["lifted_off_zero"])},
+            "decoder_over_encoder_delta_macro_f1": _relative(decoder["delta"]["macro_f1"], encoder["delta"]["macro_f1"]),
+        })
+    return rows
+
+
+def mechanism(runs: dict[str, dict[int, RunEval]], space: LabelSpace) -> dict:
+    """What each vanilla model already knew: rare-tier recall and share, F1-count correlation, shares after weighting."""
+    rare = space.rare_tier
+    out = {}
+    for arm in ("tfidf_logreg", *WEIGHTED_ARM):
+        if arm not in runs:
+            continue
+        vanilla = list(runs[arm].values())
+        weighted = list(runs.get(WEIGHTED_ARM.get(arm, ""), {}).values())
+        change = {tier: _tier_change(vanilla, weighted, tier) for tier in space.tier_names}
+        out[arm] = {
+            "rare_tier": rare, "seeds": [run.seed for run in vanilla],
+            "rare_recall": _tier_mean(vanilla, rare, "recall"),
+            "rare_predicted_share": _tier_mean(vanilla, rare, "predicted_share"),
+            "rare_true_share": _tier_mean(vanilla, rare, "true_share"),
+            "spearman_rho": _mean_rho(vanilla, space.train_counts),
+            "weighted": WEIGHTED_ARM[arm] if weighted else None,
+            "spearman_rho_weighted": _mean_rho(weighted, space.train_counts),
+            "per_tier": {tier: {key: change[tier][key] for key in ("true_share", "predicted_share_before",
+                                                                   "predicted_share_after", "recall_before",
+                                                                   "recall_after")}
+                         for tier in space.tier_names},
+        }
+    return out
+
+
+def _mean_rho(group: Sequence[RunEval], train_counts: np.ndarray) -> float | None:
+    return _mean_std([_finite(spearman_f1_vs_train_count(run.metrics, train_counts)["rho"]) for run in group])["mean"]
+
+
+def class_differences(runs: dict[str, dict[int, RunEval]], space: LabelSpace, a: str = "encoder_lora",
+                      b: str = "decoder_lora") -> dict | None:
+    """Per-class F1 of b minus a on the first common seed, evaluable classes only, largest |diff| first."""
+    seeds = _common_seeds(runs, a, b)
+    if not seeds:
+        return None
+    run_a, run_b = runs[a][seeds[0]], runs[b][seeds[0]]
+    evaluable = np.flatnonzero(run_a.metrics["support"] > 0)
+    rows = [{"label": space.labels[i], "tier": space.tier_of[i], "train_count": int(space.train_counts[i]),
+             "test_support": int(run_a.metrics["support"][i]),
+             "f1_a": float(run_a.metrics["f1"][i]), "f1_b": float(run_b.metrics["f1"][i]),
+             "diff": float(run_b.metrics["f1"][i] - run_a.metrics["f1"][i])} for i in evaluable]
+    rows.sort(key=lambda row: -abs(row["diff"]))
+    return {"pairs": f"{a} vs {b}", "a": a, "b": b, "seed": seeds[0], "classes": rows}
+
+
+# --- logit adjustment ------------------------------------------------------
+
+
+def logit_adjustment_probe(val_logits: np.ndarray, val_labels: np.ndarray, test_logits: np.ndarray,
+                           test_labels: np.ndarray, log_prior: np.ndarray, taus: Sequence[float],
+                           tier_of: Sequence[str], rare_tier: str) -> dict:
+    """Post-hoc logit adjustment: argmax(logits - tau * log_prior), tau picked on validation macro F1.
+
+    Ties go to the smallest tau, so an adjustment that does not help leaves the model unchanged.
+    """
+    num_classes = val_logits.shape[1]
+    rare = np.asarray(tier_of) == rare_tier
+
+    def predict(logits: np.ndarray, tau: float) -> np.ndarray:
+        return np.argmax(logits - tau * log_prior, axis=1)
+
+    curve = [{"tau": float(tau), "val_macro_f1": classification_metrics(val_labels, predict(val_logits, tau),
+                                                                       num_classes)["macro_f1"]}
+             for tau in sorted(taus)]
+    best = max(curve, key=lambda point: point["val_macro_f1"])
+
+    def summary(logits: np.ndarray, labels: np.ndarray, tau: float) -> dict:
+        predicted = predict(logits, tau)
+        metrics = classification_metrics(labels, predicted, num_classes)
+        scored = rare & (metrics["support"] > 0)
+        in_rare = rare[labels]
+        return {"macro_f1": metrics["macro_f1"], "accuracy": metrics["accuracy"],
+                "zero_f1_count": metrics["zero_f1_count"],
+                "rare_mean_f1": float(metrics["f1"][scored].mean()) if scored.any() else None,
+                "rare_recall": float(np.mean(predicted[in_rare] == labels[in_rare])) if in_rare.any() else None}
+
+    val_before, val_after = summary(val_logits, val_labels, 0.0), summary(val_logits, val_labels, best["tau"])
+    test_before, test_after = summary(test_logits, test_labels, 0.0), summary(test_logits, test_labels, best["tau"])
+    return {
+        "tau": best["tau"], "val_curve": curve,
+        "val_macro_f1_before": val_before["macro_f1"], "val_macro_f1_after": val_after["macro_f1"],
+        **{f"test_{key}_before": test_before[key] for key in ("macro_f1", "accuracy", "zero_f1_count")},
+        **{f"test_{key}_after": test_after[key] for key in ("macro_f1", "accuracy", "zero_f1_count")},
+        "rare_mean_f1_before": test_before["rare_mean_f1"], "rare_mean_f1_after": test_after["rare_mean_f1"],
+        "rare_recall_before": test_before["rare_recall"], "rare_recall_after": test_after["rare_recall"],
+    }
+
+
+# --- the stage -------------------------------------------------------------
+
+
+def evaluate_study(run_dir: Path, config: StudyConfig) -> dict:
+    """Evaluate every configured arm and seed from saved predictions; write results.json and per-class CSVs."""
+    run_dir = Path(run_dir)
+    space = LabelSpace.from_json(run_dir / "data" / "labels.json")
+    settings = config.evaluation
+    boot_seed = config.split.seed
+    runs: dict[str, dict[int, RunEval]] = {}
+    run_entries: dict[str, dict] = {}
+    probes: dict[str, dict] = {}
+    reference = None  # the first run's test labels: paired comparisons need the same examples in the same order
+    names = [(arm, seed) for arm in config.arms for seed in config.seeds]
+    for arm, seed in tqdm(names, desc="evaluate", unit="run"):
+        name = f"{arm}__seed{seed}"
+        folder = run_dir / "runs" / name
+        val, test, meta = _load_run(folder, name, space)
+        reference = test["labels"] if reference is None else reference
+        if not np.array_equal(test["labels"], reference):
+            raise StudyError(f"Run {name} was scored on other test examples, or in another order, "
+                             "than the runs before it.",
+                             "re-run training for the stale runs so that every run predicts the same test set.")
+        run = score_run(name, arm, seed, test["labels"], test["logits"].argmax(axis=1), space)
+        runs.setdefault(arm, {})[seed] = run
+        csv_path = _write_per_class_csv(run_dir, run, space)
+        run_entries[name] = _run_entry(run, val, meta, space, settings, boot_seed, csv_path.relative_to(run_dir))
+        probes[name] = logit_adjustment_probe(val["logits"], val["labels"], test["logits"], test["labels"],
+                                              weighting.log_prior(space.train_counts), settings.logit_adjust_taus,
+                                              space.tier_of, space.rare_tier)
+
+    comparisons = [row for a, b, kind in comparison_plan(config.arms)
+                   for row in compare_arms(runs, a, b, kind, settings.bootstrap_samples, settings.confidence, boot_seed)]
+    effects = {}
+    for vanilla, weighted in WEIGHTED_ARM.items():
+        if vanilla in runs and weighted in runs:
+            effect = weighting_effect(list(runs[vanilla].values()), list(runs[weighted].values()), space)
+            noise = {row["metric"]: row for row in comparisons if row["a"] == vanilla and row["b"] == weighted}
+            effect["ci"] = {m: noise[m]["ci"] for m in METRICS}
+            effect["within_noise"] = {m: noise[m]["within_noise"] for m in METRICS}
+            effects[vanilla] = effect
+
+    results = {
+        "schema_version": SCHEMA_VERSION,
+        "study": {"name": config.name, "output_dir": str(run_dir),
+                  "config_hash": stable_hash(config.model_dump(mode="json")),
+                  "created": datetime.now(timezone.utc).isoformat(timespec="seconds")},
+        "data": _data_section(space),
+        "runs": run_entries,
+        "arms": {arm: _aggregate(arm, by_seed, space) for arm, by_seed in runs.items()},
+        "comparisons": comparisons,
+        "weighting_effect": effects,
+        "weighting_transfer": weighting_transfer(effects),
+        "mechanism": mechanism(runs, space),
+        "logit_adjustment": probes,
+        "class_differences": class_differences(runs, space),
+        "external_reference": external_reference() if config.report.external_reference == "course" else None,
+    }
+    results = _clean(results)
+    artifacts.write_json(run_dir / "evaluation" / "results.json", results)
+    return results
+
+
+def _load_run(folder: Path, name: str, space: LabelSpace) -> tuple[dict, dict, dict]:
+    """The run's val and test predictions and run.json, checked against the label space."""
+    fix = f"re-run training for this run (`lorastudy run --stage train`), or drop {name.split('__')[0]} from arms."
+    files = [folder / "predictions_val.safetensors", folder / "predictions_test.safetensors", folder / "run.json"]
+    missing = [path.name for path in files if not path.exists()]
+    if missing:
+        raise StudyError(f"Run {name} has no {', '.join(missing)} in {folder} (not trained or not finished).", fix)
+    val, test = artifacts.read_arrays(files[0]), artifacts.read_arrays(files[1])
+    for split, arrays in (("val", val), ("test", test)):
+        logits, labels = arrays.get("logits"), arrays.get("labels")
+        if (logits is None or labels is None or len(labels) == 0 or logits.shape != (len(labels), space.num_classes)
+                or labels.min() < 0 or labels.max() >= space.num_classes):
+            raise StudyError(f"Run {name}: predictions_{split} do not hold logits [n, {space.num_classes}] and "
+                             f"labels [n] with ids below {space.num_classes}.", fix)
+        expected = space.val_counts if split == "val" else space.test_counts
+        if not np.array_equal(np.bincount(labels, minlength=space.num_classes), expected):
+            raise StudyError(f"Run {name}: its {split} labels do not match data/labels.json (trained on other data?).",
+                             fix)
+    return val, test, artifacts.read_json(files[2])
+
+
+def _run_entry(run: RunEval, val: dict, meta: dict, space: LabelSpace, settings: EvaluationConfig, boot_seed: int,
+               csv_path: Path) -> dict:
+    val_metrics = classification_metrics(val["labels"], val["logits"].argmax(axis=1), space.num_classes)
+    scores = _bootstrap_scores(run.y_true, [run.y_pred], settings.bootstrap_samples, boot_seed)[0]
+    metrics = run.metrics
+    return {
+        "arm": run.arm, "seed": run.seed, "family": meta.get("family"), "method": meta.get("method"),
+        "class_weighting": meta.get("class_weighting"),
+        "val": {key: val_metrics[key] for key in ("accuracy", "macro_f1", "weighted_f1", "zero_f1_count")},
+        "test": {
+            **{key: metrics[key] for key in ("accuracy", "macro_f1", "weighted_f1", "zero_f1_count")},
+            "zero_f1_classes": [space.labels[i] for i in metrics["zero_f1_classes"]],
+            "not_evaluable": [space.labels[i] for i in metrics["not_evaluable"]],
+            "n_predicted_classes": metrics["n_predicted_classes"],
+            "ci": {m: list(_interval(scores[m], settings.confidence)) for m in METRICS},
+            "per_tier": run.tiers,
+            "spearman_f1_vs_train_count": spearman_f1_vs_train_count(metrics, space.train_counts),
+            "confused_pairs": confused_pairs(run.y_true, run.y_pred, space.labels, settings.top_confused_pairs),
+            "per_class_csv": str(csv_path),
+        },
+        "parameters": meta.get("parameters"),
+        "collapse": meta.get("collapse"),
+    }
+
+
+def _aggregate(arm: str, by_seed: dict[int, RunEval], space: LabelSpace) -> dict:
+    group = list(by_seed.values())
+    return {
+        "seeds": list(by_seed), "n_seeds": len(group),
+        "test": {key: _mean_std([run.metrics[key] for run in group])
+                 for key in ("accuracy", "macro_f1", "weighted_f1", "zero_f1_count")},
+        "per_tier": {tier: {key: _mean_std([run.tiers[tier][key] for run in group])
+                            for key in ("mean_f1", "zero_f1_count", "recall", "predicted_share")}
+                     for tier in space.tier_names},
+    }
+
+
+def _data_section(space: LabelSpace) -> dict:
+    majority = int(np.argmax(space.train_counts))
+    return {
+        "num_classes": space.num_classes, "labels": space.labels,
+        "train_counts": space.train_counts.tolist(), "val_counts": space.val_counts.tolist(),
+        "test_counts": space.test_counts.tolist(),
+        "tier_names": space.tier_names, "tier_of": space.tier_of, "tier_rule": space.tier_rule,
+        "tier_thresholds": list(space.tier_thresholds),
+        "tier_sizes": {tier: int(space.tier_mask(tier).sum()) for tier in space.tier_names},
+        "not_evaluable": [space.labels[i] for i in np.flatnonzero(space.test_counts == 0)],
+        "majority_class": {"label": space.labels[majority],
+                           "test_accuracy": float(space.test_counts[majority] / max(space.test_counts.sum(), 1)),
+                           "val_accuracy": float(space.val_counts[majority] / max(space.val_counts.sum(), 1))},
+    }
+
+
+def _write_per_class_csv(run_dir: Path, run: RunEval, space: LabelSpace) -> Path:
+    metrics = run.metrics
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["label", "label_id", "tier", "train_count", "test_support", "precision", "recall", "f1",
+                     "predicted_count", "evaluable"])
+    for i, label in enumerate(space.labels):
+        writer.writerow([label, i, space.tier_of[i], int(space.train_counts[i]), int(metrics["support"][i]),
+                         f"{metrics['precision'][i]:.6g}", f"{metrics['recall'][i]:.6g}", f"{metrics['f1'][i]:.6g}",
+                         int(metrics["predicted_count"][i]), bool(metrics["support"][i] > 0)])
+    path = run_dir / "evaluation" / "per_class" / f"{artifacts.safe_name(run.name)}.csv"
+    return artifacts.write_text(path, buffer.getvalue())
+
+
+def external_reference() -> dict:
+    """The course's published numbers (validation split, 113 classes), labelled as external to this run."""
+    baseline = json.loads(resources.files("lorastudy.course_data").joinpath("baseline_results.json")
+                          .read_text(encoding="utf-8"))
+    val = baseline["val"]
+    rows = [
+        {"model": "majority class", "arm": None, "accuracy": baseline["majority_class"]["val_accuracy"],
+         "macro_f1": None, "zero_f1_count": None, "approximate": False},
+        {"model": baseline["model"], "arm": "tfidf_logreg", "accuracy": val["accuracy"], "macro_f1": val["macro_f1"],
+         "zero_f1_count": val["zero_f1_classes"], "approximate": False},
+        *COURSE_ROWS,
+    ]
+    return {"label": "external: the course's published numbers, not produced by this study",
+            "source": COURSE_SOURCE, "split": "validation", "num_classes": baseline["num_classes"],
+            "rows": [{**row, "split": "validation"} for row in rows], "week2_weighting": dict(COURSE_WEEK2_WEIGHTING),
+            "tfidf_test": {"accuracy": baseline["test"]["accuracy"], "macro_f1": baseline["test"]["macro_f1"],
+                           "weighted_f1": baseline["test"]["weighted_f1"],
+                           "zero_f1_count": baseline["test"]["zero_f1_classes"]}}
+
+
+def _finite(value: float) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
+def _clean(obj: Any) -> Any:
+    """JSON-ready: plain Python types, NaN as null, floats kept to 6 significant digits."""
+    if isinstance(obj, dict):
+        return {str(key): _clean(value) for key, value in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(value) for value in obj]
+    if isinstance(obj, np.ndarray):
+        return _clean(obj.tolist())
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        return float(f"{obj:.6g}") if math.isfinite(obj) else None
+    return obj

@@ -1,0 +1,340 @@
+"""Evaluation from synthetic saved predictions: hand-checked metrics, bootstrap, bookkeeping, end to end."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from sklearn.metrics import accuracy_score, f1_score
+
+from lorastudy import artifacts
+from lorastudy.config import ARMS, load_config
+from lorastudy.errors import StudyError
+from lorastudy.weighting import log_prior
+from lorastudy.evaluation import (
+    LabelSpace,
+    bootstrap_ci,
+    classification_metrics,
+    evaluate_study,
+    logit_adjustment_probe,
+    paired_bootstrap_diff,
+    resampled_scores,
+    score_run,
+    weighting_effect,
+)
+
+
+def test_metrics_hand_computed_with_absent_classes():
+    # class 2 is never predicted (F1 0, counted); class 3 has no test examples (not evaluable, not counted)
+    y_true = [0, 0, 1, 1, 2]
+    y_pred = [0, 0, 0, 1, 0]
+    m = classification_metrics(y_true, y_pred, num_classes=4)
+    assert m["accuracy"] == pytest.approx(3 / 5)
+    assert m["macro_f1"] == pytest.approx((2 / 3 + 2 / 3 + 0) / 3)
+    assert m["weighted_f1"] == pytest.approx((2 * 2 / 3 + 2 * 2 / 3) / 5)
+    assert m["zero_f1_count"] == 1 and m["zero_f1_classes"] == [2]
+    assert m["not_evaluable"] == [3]
+    assert m["n_predicted_classes"] == 2
+    assert m["predicted_count"].tolist() == [4, 1, 0, 0]
+
+
+def test_predicting_a_class_without_test_examples_does_not_count_it_as_zero():
+    m = classification_metrics([0, 0, 1, 1], [0, 3, 1, 1], num_classes=4)
+    assert m["not_evaluable"] == [2, 3]
+    assert m["zero_f1_count"] == 0
+    assert m["macro_f1"] == pytest.approx((2 / 3 + 1) / 2)  # class 0: P 1, R 1/2; class 1: perfect
+    assert m["predicted_count"][3] == 1
+
+
+def test_single_predicted_class():
+    m = classification_metrics([0, 1, 2, 2], [2, 2, 2, 2], num_classes=3)
+    assert m["accuracy"] == 0.5 and m["zero_f1_classes"] == [0, 1] and m["n_predicted_classes"] == 1
+
+
+def test_vectorised_resample_scores_equal_sklearn():
+    rng = np.random.default_rng(0)
+    y_true = np.minimum(rng.geometric(0.15, 300) - 1, 19)  # long tail over 20 classes
+    y_pred = np.where(rng.random(300) < 0.6, y_true, rng.integers(0, 20, 300))
+    idx = rng.integers(0, 300, size=(25, 300))
+    fast = resampled_scores(y_true, y_pred, idx, num_classes=20)
+    for row, (acc, f1) in enumerate(zip(fast["accuracy"], fast["macro_f1"])):
+        t, p = y_true[idx[row]], y_pred[idx[row]]
+        assert acc == pytest.approx(accuracy_score(t, p))
+        assert f1 == pytest.approx(f1_score(t, p, labels=np.unique(t), average="macro", zero_division=0))
+
+
+def test_bootstrap_perfect_predictions_and_width_shrinks_with_more_examples():
+    y = np.arange(200) % 5
+    assert bootstrap_ci(y, y, "accuracy", 200, 0.95, seed=0) == (1.0, 1.0)
+    assert bootstrap_ci(y, y, "macro_f1", 200, 0.95, seed=0) == (1.0, 1.0)
+
+    def width(n: int) -> float:
+        rng = np.random.default_rng(1)
+        y_true = rng.integers(0, 5, n)
+        y_pred = np.where(rng.random(n) < 0.7, y_true, (y_true + 1) % 5)
+        lo, hi = bootstrap_ci(y_true, y_pred, "accuracy", 500, 0.95, seed=0)
+        assert lo <= accuracy_score(y_true, y_pred) <= hi
+        return hi - lo
+
+    assert width(100) > 2 * width(2000)
+
+
+def test_paired_bootstrap_flags_noise():
+    rng = np.random.default_rng(2)
+    y_true = rng.integers(0, 4, 400)
+    weak = np.where(rng.random(400) < 0.5, y_true, (y_true + 1) % 4)
+    strong = np.where(rng.random(400) < 0.95, y_true, (y_true + 1) % 4)
+    same = paired_bootstrap_diff(y_true, weak, weak, "macro_f1", 300, 0.95, seed=0)
+    assert same["diff"] == 0 and same["ci"] == [0.0, 0.0] and same["within_noise"]
+    better = paired_bootstrap_diff(y_true, weak, strong, "accuracy", 300, 0.95, seed=0)
+    assert better["diff"] == pytest.approx(accuracy_score(y_true, strong) - accuracy_score(y_true, weak))
+    assert better["ci"][0] > 0 and not better["within_noise"]
+    worse = paired_bootstrap_diff(y_true, strong, weak, "accuracy", 300, 0.95, seed=0)
+    assert worse["ci"][1] < 0 and worse["diff"] == pytest.approx(-better["diff"])
+
+
+def _space(train_counts, tier_of, test_counts=None):
+    n = len(train_counts)
+    counts = np.asarray(test_counts if test_counts is not None else [1] * n)
+    return LabelSpace(labels=[f"c{i}" for i in range(n)], train_counts=np.asarray(train_counts),
+                      val_counts=counts, test_counts=counts, tier_names=["rare", "common"], tier_of=tier_of)
+
+
+def test_weighting_effect_lists_lifted_and_fallen_classes():
+    space = _space([100, 80, 5, 3], ["common", "common", "rare", "rare"])
+    y_true = np.array([0, 0, 1, 1, 2, 2, 3, 3])
+    vanilla = score_run("v", "encoder_lora", 42, y_true, np.array([0, 0, 1, 1, 0, 0, 3, 3]), space)
+    weighted = score_run("w", "encoder_lora_cw", 42, y_true, np.array([0, 0, 1, 1, 2, 2, 0, 0]), space)
+    effect = weighting_effect([vanilla], [weighted], space)
+    assert [c["label"] for c in effect["lifted_off_zero"]] == ["c2"]
+    assert effect["lifted_off_zero"][0]["train_count"] == 5 and effect["lifted_off_zero"][0]["f1_after"] == 1.0
+    assert [c["label"] for c in effect["fell_to_zero"]] == ["c3"]
+    assert effect["delta"]["zero_f1_count"] == 0 and effect["delta"]["accuracy"] == 0
+    assert effect["per_tier"]["rare"]["predicted_share_before"] == pytest.approx(2 / 8)
+    assert effect["per_tier"]["rare"]["predicted_share_after"] == pytest.approx(2 / 8)
+    assert effect["per_tier"]["common"]["delta_mean_f1"] == pytest.approx(
+        weighted.tiers["common"]["mean_f1"] - vanilla.tiers["common"]["mean_f1"])
+    assert effect["relative_macro_f1"] == pytest.approx(effect["delta"]["macro_f1"] / vanilla.metrics["macro_f1"])
+
+
+def test_weighting_effect_uses_seed_means():
+    space = _space([10, 10], ["rare", "common"])
+    y_true = np.array([0, 1, 0, 1])
+    vanilla = [score_run("v", "decoder_lora", s, y_true, p, space)
+               for s, p in ((1, np.array([0, 0, 0, 0])), (2, np.array([0, 1, 0, 0])))]
+    weighted = [score_run("w", "decoder_lora_cw", s, y_true, y_true, space) for s in (1, 2)]
+    effect = weighting_effect(vanilla, weighted, space)
+    assert effect["seeds"] == [1, 2]
+    assert effect["delta"]["accuracy"] == pytest.approx(1 - (0.5 + 0.75) / 2)
+
+
+def test_logit_adjustment_recovers_a_suppressed_rare_class():
+    train_counts = np.array([500, 500, 5])
+    prior = log_prior(train_counts)
+    rng = np.random.default_rng(3)
+
+    def split(n: int):
+        labels = rng.choice(3, size=n, p=[0.45, 0.45, 0.10])
+        logits = rng.normal(0, 0.3, size=(n, 3)) + 3.0 * np.eye(3)[labels]
+        logits[:, 2] += 3.0 * (prior[2] - prior[0]) * 0.8   # the rare class is pushed down by its prior
+        return logits.astype(np.float32), labels
+
+    (val_logits, val_labels), (test_logits, test_labels) = split(600), split(600)
+    probe = logit_adjustment_probe(val_logits, val_labels, test_logits, test_labels, prior,
+                                   [0.0, 0.5, 1.0, 1.5, 2.0], ["common", "common", "rare"], "rare")
+    assert probe["tau"] > 0
+    assert probe["rare_recall_before"] < 0.2 and probe["rare_recall_after"] > 0.8
+    assert probe["test_macro_f1_after"] > probe["test_macro_f1_before"] + 0.1
+    assert probe["val_curve"][0] == {"tau": 0.0, "val_macro_f1": probe["val_macro_f1_before"]}
+
+
+def test_logit_adjustment_keeps_tau_zero_when_nothing_helps():
+    logits = np.eye(3, dtype=np.float32)[[0, 1, 2, 0]] * 10
+    labels = np.array([0, 1, 2, 0])
+    probe = logit_adjustment_probe(logits, labels, logits, labels, log_prior([5, 5, 5]),
+                                   [1.0, 0.0, 2.0], ["rare", "common", "common"], "rare")
+    assert probe["tau"] == 0.0 and probe["test_macro_f1_after"] == probe["test_macro_f1_before"] == 1.0
+
+
+# --- end to end on a synthetic run directory --------------------------------
+
+NUM_CLASSES = 8
+TRAIN_COUNTS = [300, 200, 120, 80, 40, 10, 6, 4]
+TEST_COUNTS = [60, 40, 30, 20, 10, 4, 3, 0]       # the last class has no test examples
+ACCURACY = {"tfidf_logreg": 0.5, "encoder_full": 0.8, "encoder_full_cw": 0.8, "encoder_lora": 0.75,
+            "encoder_lora_cw": 0.75, "decoder_lora": 0.7, "decoder_lora_cw": 0.72}
+
+
+def _predictions(arm: str, seed: int, counts: list[int], rng: np.random.Generator) -> dict:
+    labels = np.repeat(np.arange(NUM_CLASSES), counts)
+    logits = rng.normal(0, 1, size=(len(labels), NUM_CLASSES)).astype(np.float32)
+    right = rng.random(len(labels)) < ACCURACY[arm]
+    logits[right, labels[right]] += 6
+    if not arm.endswith("_cw"):
+        logits[:, 5:] -= 2.5                    # vanilla models rarely predict the rare tier
+    if arm == "tfidf_logreg" and seed == 43:
+        logits[:, 0] += 100                     # a collapsed run: one predicted class
+    return {"logits": logits, "labels": labels.astype(np.int64)}
+
+
+def _write_run_dir(tmp_path, arms, seeds):
+    labels = [f"label.{i}" for i in range(NUM_CLASSES)]
+    tier_of = ["common"] * 5 + ["rare"] * 3
+    artifacts.write_json(tmp_path / "data" / "labels.json", {
+        "labels": labels, "train_counts": TRAIN_COUNTS, "val_counts": [c // 2 + 1 for c in TEST_COUNTS],
+        "test_counts": TEST_COUNTS, "tier_names": ["rare", "common"], "tier_of": tier_of,
+        "tier_rule": "train count <= 10", "tier_thresholds": [10],
+        "missing": {"train": [], "val": [], "test": ["label.7"]}, "fingerprint": "synthetic"})
+    rng = np.random.default_rng(0)
+    for arm in arms:
+        for seed in seeds:
+            folder = tmp_path / "runs" / f"{arm}__seed{seed}"
+            artifacts.write_arrays(folder / "predictions_val.safetensors",
+                                   _predictions(arm, seed, [c // 2 + 1 for c in TEST_COUNTS], rng))
+            artifacts.write_arrays(folder / "predictions_test.safetensors", _predictions(arm, seed, TEST_COUNTS, rng))
+            artifacts.write_json(folder / "run.json", {
+                "arm": arm, "seed": seed, "family": arm.split("_")[0], "method": "lora" if "lora" in arm else "full",
+                "class_weighting": arm.endswith("_cw"),
+                "parameters": {"total": 1000, "trainable": 10, "trainable_share": 0.01},
+                "collapse": {"n_predicted_classes": 8, "collapsed": False, "reason": None}})
+    return tmp_path
+
+
+def _config(arms, seeds, **extra):
+    overrides = [f"arms={json.dumps(list(arms))}", f"seeds={json.dumps(list(seeds))}",
+                 "evaluation.bootstrap_samples=200", "evaluation.top_confused_pairs=3"]
+    return load_config("smoke", overrides + [f"{k}={v}" for k, v in extra.items()])
+
+
+SCHEMA_KEYS = {
+    "": {"schema_version", "study", "data", "runs", "arms", "comparisons", "weighting_effect", "weighting_transfer",
+         "mechanism", "logit_adjustment", "class_differences", "external_reference"},
+    "study": {"name", "output_dir", "config_hash", "created"},
+    "data": {"num_classes", "labels", "train_counts", "val_counts", "test_counts", "tier_names", "tier_of",
+             "tier_rule", "tier_thresholds", "tier_sizes", "not_evaluable", "majority_class"},
+    "run": {"arm", "seed", "family", "method", "class_weighting", "val", "test", "parameters", "collapse"},
+    "run.val": {"accuracy", "macro_f1", "weighted_f1", "zero_f1_count"},
+    "run.test": {"accuracy", "macro_f1", "weighted_f1", "zero_f1_count", "zero_f1_classes", "not_evaluable",
+                 "n_predicted_classes", "ci", "per_tier", "spearman_f1_vs_train_count", "confused_pairs",
+                 "per_class_csv"},
+    "tier": {"mean_f1", "zero_f1_count", "n_classes", "n_evaluable", "recall", "predicted_share", "true_share"},
+    "arm": {"seeds", "n_seeds", "test", "per_tier"},
+    "comparison": {"name", "a", "b", "kind", "metric", "diff", "ci", "within_noise", "seed_diffs", "seeds",
+                   "seed_diff_mean", "seed_diff_std"},
+    "effect": {"vanilla", "weighted", "seeds", "before", "after", "delta", "relative_macro_f1", "relative_accuracy",
+               "ci", "within_noise", "lifted_off_zero", "fell_to_zero", "per_tier"},
+    "effect.tier": {"delta_mean_f1", "delta_zero_f1", "delta_recall", "mean_f1_before", "mean_f1_after",
+                    "zero_f1_before", "zero_f1_after", "recall_before", "recall_after", "predicted_share_before",
+                    "predicted_share_after", "true_share"},
+    "mechanism": {"rare_tier", "seeds", "rare_recall", "rare_predicted_share", "rare_true_share", "spearman_rho",
+                  "weighted", "spearman_rho_weighted", "per_tier"},
+    "probe": {"tau", "val_curve", "val_macro_f1_before", "val_macro_f1_after", "test_macro_f1_before",
+              "test_macro_f1_after", "test_accuracy_before", "test_accuracy_after", "test_zero_f1_count_before",
+              "test_zero_f1_count_after", "rare_mean_f1_before", "rare_mean_f1_after", "rare_recall_before",
+              "rare_recall_after"},
+}
+
+
+def _assert_plain_json(obj):
+    if isinstance(obj, dict):
+        for value in obj.values():
+            _assert_plain_json(value)
+    elif isinstance(obj, list):
+        for value in obj:
+            _assert_plain_json(value)
+    else:
+        assert obj is None or type(obj) in (bool, int, float, str), type(obj)
+        assert not (isinstance(obj, float) and math.isnan(obj))
+
+
+def test_evaluate_study_all_arms_two_seeds(tmp_path):
+    run_dir = _write_run_dir(tmp_path, ARMS, [42, 43])
+    results = evaluate_study(run_dir, _config(ARMS, [42, 43], **{"report.external_reference": "course"}))
+    on_disk = artifacts.read_json(run_dir / "evaluation" / "results.json")
+    assert on_disk == results
+    _assert_plain_json(results)
+
+    assert set(results) == SCHEMA_KEYS[""] and results["schema_version"] == 1
+    assert set(results["study"]) == SCHEMA_KEYS["study"] and set(results["data"]) == SCHEMA_KEYS["data"]
+    assert results["data"]["not_evaluable"] == ["label.7"]
+    assert results["data"]["majority_class"] == {"label": "label.0", "test_accuracy": pytest.approx(60 / 167, abs=1e-6),
+                                                 "val_accuracy": pytest.approx(31 / 91, abs=1e-6)}
+    assert len(results["runs"]) == 14
+    for name, run in results["runs"].items():
+        assert set(run) == SCHEMA_KEYS["run"] and set(run["val"]) == SCHEMA_KEYS["run.val"]
+        assert set(run["test"]) == SCHEMA_KEYS["run.test"]
+        assert run["test"]["not_evaluable"] == ["label.7"]
+        assert all(set(t) == SCHEMA_KEYS["tier"] for t in run["test"]["per_tier"].values())
+        lo, hi = run["test"]["ci"]["macro_f1"]
+        assert lo <= run["test"]["macro_f1"] <= hi
+        assert (run_dir / run["test"]["per_class_csv"]).read_text().startswith(
+            "label,label_id,tier,train_count,test_support,precision,recall,f1,predicted_count,evaluable\n")
+    collapsed = results["runs"]["tfidf_logreg__seed43"]["test"]
+    assert collapsed["n_predicted_classes"] == 1 and collapsed["spearman_f1_vs_train_count"]["rho"] is not None
+
+    assert set(results["arms"]) == set(ARMS)
+    encoder = results["arms"]["encoder_lora"]
+    assert set(encoder) == SCHEMA_KEYS["arm"] and encoder["n_seeds"] == 2 and encoder["test"]["accuracy"]["std"] > 0
+
+    names = {(c["a"], c["b"], c["metric"]) for c in results["comparisons"]}
+    assert ("encoder_lora", "decoder_lora", "macro_f1") in names and ("encoder_full", "encoder_lora", "accuracy") in names
+    assert ("tfidf_logreg", "decoder_lora_cw", "macro_f1") in names and len(names) == 2 * 13
+    assert all(set(c) == SCHEMA_KEYS["comparison"] and len(c["seed_diffs"]) == 2 for c in results["comparisons"])
+    vs_tfidf = next(c for c in results["comparisons"] if c["name"] == "tfidf_logreg vs encoder_full"
+                    and c["metric"] == "accuracy")
+    assert vs_tfidf["diff"] > 0 and not vs_tfidf["within_noise"]
+
+    assert set(results["weighting_effect"]) == {"encoder_full", "encoder_lora", "decoder_lora"}
+    for effect in results["weighting_effect"].values():
+        assert set(effect) == SCHEMA_KEYS["effect"]
+        assert all(set(t) == SCHEMA_KEYS["effect.tier"] for t in effect["per_tier"].values())
+        rare = effect["per_tier"]["rare"]
+        assert rare["predicted_share_after"] > rare["predicted_share_before"]
+    assert {row["encoder"] for row in results["weighting_transfer"]} == {"encoder_full", "encoder_lora"}
+
+    assert set(results["mechanism"]) == {"tfidf_logreg", "encoder_full", "encoder_lora", "decoder_lora"}
+    assert all(set(m) == SCHEMA_KEYS["mechanism"] for m in results["mechanism"].values())
+    assert results["mechanism"]["tfidf_logreg"]["weighted"] is None
+    assert all(set(p) == SCHEMA_KEYS["probe"] for p in results["logit_adjustment"].values())
+    assert len(results["logit_adjustment"]) == 14
+
+    diffs = results["class_differences"]["classes"]
+    assert len(diffs) == NUM_CLASSES - 1
+    assert [abs(c["diff"]) for c in diffs] == sorted((abs(c["diff"]) for c in diffs), reverse=True)
+
+    external = results["external_reference"]
+    assert external["label"].startswith("external") and external["split"] == "validation"
+    assert {row["arm"] for row in external["rows"]} >= {"tfidf_logreg", "encoder_full", "encoder_full_cw"}
+
+
+def test_evaluate_study_some_arms_one_seed(tmp_path):
+    arms = ["encoder_lora", "decoder_lora"]
+    results = evaluate_study(_write_run_dir(tmp_path, arms, [7]), _config(arms, [7]))
+    assert results["arms"]["decoder_lora"]["test"]["macro_f1"]["std"] is None
+    assert {c["name"] for c in results["comparisons"]} == {"encoder_lora vs decoder_lora"}
+    assert results["weighting_effect"] == {} and results["weighting_transfer"] == []
+    assert results["external_reference"] is None
+    assert results["class_differences"]["seed"] == 7
+
+
+def test_missing_predictions_name_the_run(tmp_path):
+    run_dir = _write_run_dir(tmp_path, ["encoder_lora"], [42])
+    (run_dir / "runs" / "encoder_lora__seed42" / "predictions_test.safetensors").unlink()
+    with pytest.raises(StudyError) as err:
+        evaluate_study(run_dir, _config(["encoder_lora"], [42]))
+    assert "encoder_lora__seed42" in str(err.value) and "train" in err.value.fix
+
+
+def test_runs_scored_on_different_test_examples_are_refused(tmp_path):
+    run_dir = _write_run_dir(tmp_path, ["encoder_lora", "decoder_lora"], [42])
+    path = run_dir / "runs" / "decoder_lora__seed42" / "predictions_test.safetensors"
+    arrays = artifacts.read_arrays(path)
+    order = np.random.default_rng(0).permutation(len(arrays["labels"]))
+    artifacts.write_arrays(path, {"logits": arrays["logits"][order], "labels": arrays["labels"][order]})
+    with pytest.raises(StudyError, match="decoder_lora__seed42"):
+        evaluate_study(run_dir, _config(["encoder_lora", "decoder_lora"], [42]))
+    artifacts.write_arrays(path, {"logits": arrays["logits"][1:], "labels": arrays["labels"][1:]})
+    with pytest.raises(StudyError, match="do not match data/labels.json"):
+        evaluate_study(run_dir, _config(["encoder_lora", "decoder_lora"], [42]))
