@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import signal
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,6 +33,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
         yield tmp_path
         with open(tmp_path, "rb+") as handle:
             os.fsync(handle.fileno())
+        _fault_point(path)
         os.replace(tmp_path, path)
     except OSError as exc:
         tmp_path.unlink(missing_ok=True)
@@ -38,6 +41,36 @@ def atomic_path(path: Path) -> Iterator[Path]:
                          "check that the folder is writable and the disk has space.") from exc
     except BaseException:
         tmp_path.unlink(missing_ok=True)
+        raise
+
+
+def _fault_point(path: Path) -> None:
+    """Crash-test hook: `LORASTUDY_KILL_BEFORE=<file name>` SIGKILLs the process just before that
+    artifact is moved into place, so the interruption tests can stop a study at an exact point."""
+    target = os.environ.get("LORASTUDY_KILL_BEFORE")
+    if target and path.name == target:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+@contextmanager
+def atomic_dir(path: Path) -> Iterator[Path]:
+    """Yield a temporary folder next to `path`; on success it replaces `path` whole (a saved model, a cache entry)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        yield tmp
+        old = path.with_name(f".{path.name}.{os.getpid()}.old")
+        if path.exists():
+            os.replace(path, old)
+        os.replace(tmp, path)
+        shutil.rmtree(old, ignore_errors=True)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise StudyError(f"Could not write {path}: {exc.strerror or exc}.",
+                         "check that the folder is writable and the disk has space.") from exc
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 
