@@ -151,9 +151,12 @@ def check(
 
 @app.command()
 def bench(
-    target: Annotated[Path, typer.Argument(help="A run directory (benchmarks every trained arm) or a saved model folder.")],
+    target: Annotated[Path, typer.Argument(help="A run directory (benchmarks every trained arm), one run folder, "
+                                                "a saved model folder or a model source (pypi:..., tiny:bert).")],
     config: ConfigOption = None,
     set_: SetOption = None,
+    texts: Annotated[Optional[Path], typer.Option("--texts", help="Requests to time a single model on, one per line "
+                                                  "(default: a few built-in complaints).")] = None,
     debug: DebugOption = False,
 ) -> None:
     """Measure latency, throughput, memory and size, and translate them into cost per operational context."""
@@ -162,7 +165,7 @@ def bench(
     def go():
         from lorastudy.latency import bench_command
 
-        bench_command(target, config, list(set_ or []))
+        bench_command(target, config, list(set_ or []), texts_file=texts)
 
     _guard(go)
 

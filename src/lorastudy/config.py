@@ -173,6 +173,14 @@ class ContextConfig(Strict):
     monthly_predictions: PositiveInt | None = None
     description: str = ""
 
+    @model_validator(mode="after")
+    def _kind_fields(self) -> "ContextConfig":
+        needed = ("p95_sla_ms", "peak_rps") if self.kind == "realtime" else ("examples", "window_minutes")
+        missing = [name for name in needed if getattr(self, name) is None]
+        if missing:
+            raise ValueError(f"a {self.kind} context needs {', '.join(missing)}")
+        return self
+
 
 def _default_contexts() -> list[ContextConfig]:
     return [

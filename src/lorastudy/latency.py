@@ -1,0 +1,586 @@
+"""Latency, throughput, memory and size of the trained models, and what they cost to deploy.
+
+Measurement (`measure_model`)
+-----------------------------
+* A timed call is what a server's request handler does: tokenise, forward pass,
+  argmax, labels back on the host. Timer: `time.perf_counter`; on a GPU
+  `torch.cuda.synchronize()` before and after, so queued kernels are counted.
+* Warm-up first (untimed): `latency.warmup` single requests and one batch per
+  batch size, because first calls pay for lazy initialisation and allocator growth.
+* Single-example latency: `latency.single_requests` test texts drawn at random
+  (seed 0), each sent alone at its real length (a batch of one: no padding);
+  p50/p95/p99/mean over those requests.
+* Batched throughput: for each batch size b, ceil(`latency.batched_examples` / b)
+  batches, each b neighbouring texts of the test set sorted by token length,
+  spread evenly over that order and padded only to their longest text (dynamic
+  padding): the batches of a scorer that sorts its whole job by length, so
+  neither padding waste nor one part of the length distribution dominates.
+  ms/example = total time / examples; examples/s = 1000 / ms per example.
+  `padding_share` (padded positions / all positions) shows how little padding was timed.
+* Time to score `latency.score_examples` examples = that many / the best examples/s.
+* Peak memory on CPU: the process's resident set size (psutil), sampled every
+  5 ms by a background thread during the measurement: a lower bound (a spike
+  shorter than 5 ms can be missed) that includes the Python runtime and libraries,
+  which is why `memory_before_load_mb` is recorded beside it. On a GPU:
+  `torch.cuda.max_memory_allocated`.
+
+Cost (`cost_table`): per model as deployed and per operational context
+-------------------------------------------------------------------------
+P is the price of one instance-hour on the device (`deployment.price_per_hour`).
+
+Real-time (p95 SLA in ms, peak requests/s R). Queueing assumption: an instance
+serves one request at a time (no micro-batching) with service time S = mean
+single latency, so it saturates at capacity = 1000 / S requests/s; requests are
+spread evenly over instances.
+    meets_sla  = p95 <= SLA                      (more instances cannot lower one request's latency)
+    instances  = ceil(R / capacity) if meets_sla else null
+    rho        = R / (instances * capacity);  headroom = 1 - rho
+    mean_queue_wait_ms = rho * S / (2 * (1 - rho))   M/D/1 (Poisson arrivals, constant service):
+                 the mean wait before service at peak, NOT included in p95; near rho = 1
+                 queueing, not the model, breaks the SLA.
+    monthly_cost = instances * P * 730 h           (always on)
+    cost_per_million = monthly_cost / monthly_predictions * 1e6,
+                 or P / (3600 * capacity) * 1e6 (a fully used instance) without monthly_predictions
+
+Batch and audit (N examples within W minutes; X = best batched examples/s of one instance):
+    time_s     = N / X
+    instances  = ceil(time_s / (60 W))              (the job splits evenly; model load time excluded)
+    meets_sla  = true                                (scaling out always fits the window)
+    headroom   = 1 - time_s / (instances * 60 W)
+    cost_per_run = P * time_s / 3600                 (billing proportional to instance-seconds, no
+                 minimum: the same whatever the number of instances)
+    cost_per_million = P / (3600 * X) * 1e6
+    runs_per_month = monthly_predictions / N, else 30 (batch: nightly) or 1 (audit)
+    monthly_cost = cost_per_run * runs_per_month
+The audit's deciding number (rare-tier recall) is quality, read from results.json by the report.
+
+Break-even: `sla_break_even_ms` is the p95 itself (a model meets any SLA at or
+above it); `price_ratio_break_even(a, b)` = instance-hours per month of b / of a,
+the ratio price_a / price_b at which a and b cost the same in one context.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import psutil
+from tqdm.auto import tqdm
+
+from lorastudy import artifacts, runtime
+from lorastudy.config import ContextConfig, DeploymentConfig, LatencyConfig, StudyConfig, load_config, stable_hash
+from lorastudy.errors import StudyError
+
+SCHEMA_VERSION = 1
+HOURS_PER_MONTH = 730
+RUNS_PER_MONTH = {"batch": 30, "audit": 1}
+MEMORY_SAMPLE_S = 0.005
+PIPED_WIDTH = 120
+PRECISION_NAMES = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
+BUILTIN_TEXTS = (
+    "I was charged a late fee even though my payment posted on time.",
+    "The bank closed my checking account without notice and kept the remaining balance for three weeks.",
+    "A debt collector keeps calling me at work about a loan I never took out.",
+    "My credit report still shows an account that was paid in full two years ago, and the bureau "
+    "has ignored both of my dispute letters, which has lowered my score and cost me a mortgage approval.",
+    "Wrong interest rate on my card.",
+    "The servicer lost my loan modification paperwork for the third time.",
+    "Unauthorized transfer from my savings account.",
+    "They refuse to send me the payoff statement I requested in writing.",
+)
+
+Predict = Callable[[list[str]], Any]
+
+
+# --- measuring one model ----------------------------------------------------
+
+
+def measure_model(model, tokenizer, texts: list[str], cfg: LatencyConfig, *, max_length: int, device: str,
+                  desc: str = "latency") -> dict:
+    """Single-request latency, batched throughput and peak memory of a classifier on real texts."""
+    import torch
+
+    threads = runtime.set_threads(cfg.threads)
+    model.eval().to(device)
+
+    def predict(batch: list[str]) -> list[int]:
+        encoded = tokenizer(batch, truncation=True, max_length=max_length, padding=True, return_tensors="pt")
+        return model(**encoded.to(device)).logits.argmax(-1).tolist()
+
+    def token_counts(batch: list[str]) -> list[int]:
+        return [len(ids) for ids in tokenizer(batch, truncation=True, max_length=max_length)["input_ids"]]
+
+    with torch.inference_mode():
+        result = benchmark(predict, texts, cfg, device=device, token_counts=token_counts, desc=desc)
+    dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
+    return {**result, "precision": PRECISION_NAMES.get(dtype, dtype), "device": device, "threads": threads}
+
+
+def benchmark(predict: Predict, texts: Sequence[str], cfg: LatencyConfig, *, device: str = "cpu",
+              token_counts: Callable[[list[str]], list[int]] | None = None, desc: str = "latency") -> dict:
+    """Time any `predict(list of texts)`; `token_counts` sorts batches by tokens and measures their padding."""
+    if not texts:
+        raise StudyError("No texts to measure latency on.", "give at least one text (the test split is empty?).")
+    single = np.random.default_rng(0).choice(len(texts), size=cfg.single_requests,
+                                             replace=cfg.single_requests > len(texts)).tolist()
+    lengths = token_counts(list(texts)) if token_counts else [len(text) for text in texts]
+    plans = {size: _sorted_batches(lengths, size, cfg.batched_examples) for size in cfg.batch_sizes}
+    warmup = [[texts[single[k % len(single)]]] for k in range(cfg.warmup)]
+    warmup += [[texts[i] for i in batches[0]] for batches in plans.values()]
+    total_calls = len(warmup) + len(single) + sum(len(batches) for batches in plans.values())
+
+    with tqdm(total=total_calls, desc=desc, unit="call", leave=False) as bar, PeakMemory(device) as memory:
+        for batch in warmup:
+            predict(batch)
+            bar.update()
+        single_ms = []
+        for i in single:
+            single_ms.append(_timed_ms(predict, [texts[i]], device))
+            bar.update()
+        batched = []
+        for size, batches in plans.items():
+            elapsed_ms = 0.0
+            for batch in batches:
+                elapsed_ms += _timed_ms(predict, [texts[i] for i in batch], device)
+                bar.update()
+            n_examples = sum(len(batch) for batch in batches)
+            ms_per_example = elapsed_ms / n_examples
+            batched.append({"batch_size": size, "ms_per_example": ms_per_example,
+                            "examples_per_s": 1000.0 / ms_per_example, "n_examples": n_examples,
+                            "padding_share": _padding_share(batches, lengths) if token_counts else None})
+
+    best = max(batched, key=lambda row: row["examples_per_s"])
+    p50, p95, p99 = np.percentile(single_ms, [50, 95, 99])
+    return {
+        "single": {"p50_ms": float(p50), "p95_ms": float(p95), "p99_ms": float(p99),
+                   "mean_ms": float(np.mean(single_ms)), "n_requests": len(single_ms),
+                   "mean_tokens": float(np.mean([lengths[i] for i in single])) if token_counts else None},
+        "batched": batched,
+        "best_batch_size": best["batch_size"],
+        "score_examples": cfg.score_examples,
+        f"time_for_{cfg.score_examples}_s": cfg.score_examples / best["examples_per_s"],
+        "peak_memory_mb": memory.peak_mb,
+    }
+
+
+class PeakMemory:
+    """Peak memory while the block runs: sampled process RSS on CPU, the allocator's peak on a GPU."""
+
+    def __init__(self, device: str):
+        self.device = device
+        self.peak_mb = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self) -> "PeakMemory":
+        if self.device.startswith("cuda"):
+            import torch
+
+            torch.cuda.reset_peak_memory_stats()
+        else:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.device.startswith("cuda"):
+            import torch
+
+            self.peak_mb = torch.cuda.max_memory_allocated() / 2**20
+        else:
+            self._stop.set()
+            self._thread.join()
+
+    def _sample(self) -> None:
+        process = psutil.Process()
+        while True:
+            self.peak_mb = max(self.peak_mb, process.memory_info().rss / 2**20)
+            if self._stop.wait(MEMORY_SAMPLE_S):
+                self.peak_mb = max(self.peak_mb, process.memory_info().rss / 2**20)
+                return
+
+
+def _timed_ms(predict: Predict, batch: list[str], device: str) -> float:
+    _synchronize(device)
+    start = time.perf_counter()
+    predict(batch)
+    _synchronize(device)
+    return (time.perf_counter() - start) * 1000.0
+
+
+def _synchronize(device: str) -> None:
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.synchronize()
+
+
+def _sorted_batches(lengths: list[int], size: int, examples: int) -> list[list[int]]:
+    """ceil(examples / size) runs of `size` neighbours in length order, spread evenly over the texts.
+
+    These are the batches of a scorer that sorts a whole job by length: little
+    padding, and every part of the length distribution represented. Texts repeat
+    only when there are fewer of them than one batch.
+    """
+    order = sorted(list(range(len(lengths))) * math.ceil(size / len(lengths)), key=lengths.__getitem__)
+    starts = np.linspace(0, len(order) - size, math.ceil(examples / size)).round().astype(int)
+    return [order[start:start + size] for start in starts]
+
+
+def _padding_share(batches: list[list[int]], lengths: list[int]) -> float:
+    real = sum(lengths[i] for batch in batches for i in batch)
+    padded = sum(max(lengths[i] for i in batch) * len(batch) for batch in batches)
+    return 1.0 - real / padded
+
+
+# --- the study's models -----------------------------------------------------
+
+
+def bench_study(run_dir: Path, config: StudyConfig) -> dict:
+    """Benchmark the first seed of every trained arm as deployed; write latency/latency.json.
+
+    An arm whose entry was measured for the same run (config hash) and the same
+    benchmark settings is kept as it is, so an interrupted bench resumes.
+    """
+    run_dir = Path(run_dir)
+    out = run_dir / "latency" / "latency.json"
+    previous = artifacts.read_json(out).get("models", {}) if out.exists() else {}
+    texts = load_test_texts(run_dir)
+    device = runtime.device()
+    threads = runtime.set_threads(config.latency.threads or config.threads)
+    settings = {"latency": config.latency.model_dump(mode="json"), "max_length": config.data.max_length,
+                "device": device, "threads": threads}
+    models: dict[str, dict] = {}
+    for arm in config.arms:
+        run_path = run_dir / "runs" / f"{arm}__seed{config.seeds[0]}"
+        if not (run_path / "run.json").exists():
+            tqdm.write(f"[bench] {run_path.name}: not trained yet, skipped")
+            continue
+        run = artifacts.read_json(run_path / "run.json")
+        bench_hash = stable_hash({"run": run["config_hash"], **settings})
+        if previous.get(arm, {}).get("bench_hash") == bench_hash:
+            tqdm.write(f"[bench] {run_path.name}: measured before with the same settings, kept")
+            models[arm] = previous[arm]
+            continue
+        models[arm] = {**bench_run(run_path, config, texts, device), "bench_hash": bench_hash}
+        artifacts.write_json(out, _latency_document(models, config, device))
+    if not models:
+        raise StudyError(f"No trained runs to benchmark in {run_dir / 'runs'}.",
+                         "train first: lorastudy run --stage train.")
+    document = _latency_document(models, config, device)
+    artifacts.write_json(out, document)
+    return document
+
+
+def bench_run(run_path: Path, config: StudyConfig, texts: list[str], device: str) -> dict:
+    """One trained run: as deployed (LoRA merged) and, for LoRA, unmerged; sizes on disk; load times."""
+    run = artifacts.read_json(Path(run_path) / "run.json")
+    if run["method"] == "tfidf":
+        return _bench_tfidf(Path(run_path), run, config, texts)
+    from lorastudy.models import load_trained
+
+    model_dir = Path(run_path) / "model"
+    is_lora = run["method"] == "lora"
+    variants, sizes = {}, {"adapter": _weights_mb(model_dir) if is_lora else None, "merged": None}
+    for name, merged in (("merged", True), ("unmerged", False)):
+        if name == "unmerged" and not (is_lora and config.latency.compare_unmerged):
+            continue
+        before = runtime.current_memory_mb()
+        start = time.perf_counter()
+        model, tokenizer = load_trained(Path(run_path), merged=merged, allow_pickle=config.allow_pickle)
+        load_time = time.perf_counter() - start
+        measured = measure_model(model, tokenizer, texts, config.latency, max_length=config.data.max_length,
+                                 device=device, desc=f"{run['arm']} ({name})")
+        variants[name] = {**measured, "load_time_s": load_time, "memory_before_load_mb": before}
+        if merged:
+            sizes["merged"] = _saved_weights_mb(model) if is_lora else _weights_mb(model_dir)
+        del model, tokenizer
+        gc.collect()
+    return {**_run_identity(run, run_path), "variants": variants, "size_on_disk_mb": sizes}
+
+
+def _bench_tfidf(run_path: Path, run: dict, config: StudyConfig, texts: list[str]) -> dict:
+    """The TF-IDF baseline: sklearn's predict timed on the same texts (no padding, no torch)."""
+    from lorastudy.training import load_tfidf
+
+    before = runtime.current_memory_mb()
+    start = time.perf_counter()
+    pipeline = load_tfidf(run_path / "model")
+    load_time = time.perf_counter() - start
+    measured = benchmark(pipeline.predict, texts, config.latency, desc=f"{run['arm']}")
+    variant = {**measured, "load_time_s": load_time, "memory_before_load_mb": before, "precision": None,
+               "device": "cpu", "threads": None}
+    return {**_run_identity(run, run_path), "variants": {"merged": variant},
+            "size_on_disk_mb": {"adapter": None, "merged": _weights_mb(run_path / "model", "*")}}
+
+
+def _run_identity(run: dict, run_path: Path) -> dict:
+    return {"arm": run["arm"], "run": Path(run_path).name, "family": run.get("family"), "method": run["method"],
+            "run_config_hash": run["config_hash"], "parameters": run.get("parameters")}
+
+
+def _latency_document(models: dict, config: StudyConfig, device: str) -> dict:
+    return {"schema_version": SCHEMA_VERSION, "environment": runtime.environment_info(),
+            "memory_method": f"CPU: process RSS (psutil) sampled every {MEMORY_SAMPLE_S * 1000:g} ms; "
+                             "GPU: torch.cuda.max_memory_allocated",
+            "models": models, "costs": cost_table(models, config.deployment, device)}
+
+
+def load_test_texts(run_dir: Path) -> list[str]:
+    """The test split's texts: the requests a deployed model would see."""
+    import pandas as pd
+
+    path = Path(run_dir) / "data" / "dataset.parquet"
+    if not path.exists():
+        raise StudyError(f"{path} is missing, so there are no test texts to measure on.",
+                         "run the data stage first: lorastudy run --stage data.")
+    frame = pd.read_parquet(path, columns=["text", "split"])
+    return frame.loc[frame["split"] == "test", "text"].astype(str).tolist()
+
+
+def _weights_mb(folder: Path, pattern: str = "*.safetensors") -> float:
+    """Size of the weight files in a folder, in MiB (tokenizer and config files are not counted)."""
+    return sum(path.stat().st_size for path in Path(folder).rglob(pattern) if path.is_file()) / 2**20
+
+
+def _saved_weights_mb(model) -> float:
+    """The merged model as it would ship: saved in safetensors to a scratch folder and measured."""
+    with tempfile.TemporaryDirectory(prefix="lorastudy-merged-") as tmp:
+        model.save_pretrained(tmp)
+        return _weights_mb(Path(tmp))
+
+
+# --- cost ---------------------------------------------------------------------
+
+
+def cost_table(models: dict, deployment: DeploymentConfig, device: str) -> list[dict]:
+    """One row per model (its deployed variant) and operational context; formulas in the module docstring."""
+    rows = []
+    for name, entry in models.items():
+        deployed = entry["variants"]["merged"]
+        model_device = deployed.get("device", device)
+        price = price_per_hour(deployment, model_device)
+        for context in deployment.contexts:
+            rows.append({"model": name, **context_cost(deployed, context, price), "device": model_device})
+    return rows
+
+
+def context_cost(measured: dict, context: ContextConfig, price: float) -> dict:
+    """The cost row of one measured variant in one context."""
+    head = {"context": context.name, "kind": context.kind, "price_per_hour": price}
+    if context.kind == "realtime":
+        single = measured["single"]
+        return {**head, **realtime_cost(single["p95_ms"], single["mean_ms"], sla_ms=context.p95_sla_ms,
+                                        peak_rps=context.peak_rps, price_per_hour=price,
+                                        monthly_predictions=context.monthly_predictions)}
+    throughput = max(row["examples_per_s"] for row in measured["batched"])
+    runs = (context.monthly_predictions / context.examples if context.monthly_predictions
+            else RUNS_PER_MONTH[context.kind])
+    return {**head, **batch_cost(throughput, examples=context.examples, window_minutes=context.window_minutes,
+                                 price_per_hour=price, runs_per_month=runs)}
+
+
+def realtime_cost(p95_ms: float, mean_ms: float, *, sla_ms: float, peak_rps: float, price_per_hour: float,
+                  monthly_predictions: float | None = None) -> dict:
+    """Single requests under a p95 SLA: one request at a time per instance, sized for the peak."""
+    capacity = 1000.0 / mean_ms
+    meets = p95_ms <= sla_ms
+    instances = math.ceil(peak_rps / capacity) if meets else None
+    rho = peak_rps / (instances * capacity) if instances else None
+    monthly = instances * price_per_hour * HOURS_PER_MONTH if instances else None
+    if monthly_predictions:
+        per_million = monthly / monthly_predictions * 1e6 if monthly is not None else None
+    else:
+        per_million = price_per_hour / (3600.0 * capacity) * 1e6
+    return {
+        "meets_sla": meets, "p95_ms": p95_ms, "sla_ms": sla_ms, "peak_rps": peak_rps,
+        "capacity_rps_per_instance": capacity, "instances": instances,
+        "headroom": 1.0 - rho if rho is not None else None,
+        "mean_queue_wait_ms": rho * mean_ms / (2.0 * (1.0 - rho)) if rho is not None and rho < 1 else None,
+        "instance_hours_per_month": instances * HOURS_PER_MONTH if instances else None,
+        "cost_per_million": per_million, "monthly_cost": monthly,
+        "notes": ("one request at a time per instance (capacity = 1000 / mean ms), always on; "
+                  "queue wait (M/D/1) not included in p95" if meets
+                  else f"p95 {p95_ms:.1f} ms exceeds the {sla_ms:g} ms SLA; more instances do not help"),
+    }
+
+
+def batch_cost(examples_per_s: float, *, examples: int, window_minutes: float, price_per_hour: float,
+               runs_per_month: float) -> dict:
+    """A job of `examples` within a window, split evenly over instances; billed per instance-second."""
+    time_s = examples / examples_per_s
+    window_s = window_minutes * 60.0
+    instances = math.ceil(time_s / window_s)
+    per_run = price_per_hour * time_s / 3600.0
+    return {
+        "meets_sla": True, "examples": examples, "examples_per_s": examples_per_s,
+        "time_s": time_s, "window_s": window_s, "instances": instances,
+        "headroom": 1.0 - time_s / (instances * window_s),
+        "instance_hours_per_month": time_s / 3600.0 * runs_per_month,
+        "cost_per_run": per_run, "runs_per_month": runs_per_month,
+        "cost_per_million": price_per_hour / (3600.0 * examples_per_s) * 1e6,
+        "monthly_cost": per_run * runs_per_month,
+        "notes": "best batched throughput; time-proportional billing; model load time excluded",
+    }
+
+
+def sla_break_even_ms(measured: dict) -> float:
+    """The tightest p95 SLA a variant meets: it starts meeting the SLA at its own p95."""
+    return measured["single"]["p95_ms"]
+
+
+def price_ratio_break_even(row_a: dict, row_b: dict) -> float | None:
+    """price_a / price_b at which two cost rows of one context cost the same per month (None if one is not deployable)."""
+    hours_a, hours_b = row_a.get("instance_hours_per_month"), row_b.get("instance_hours_per_month")
+    if not hours_a or not hours_b:
+        return None
+    return hours_b / hours_a
+
+
+def price_per_hour(deployment: DeploymentConfig, device: str) -> float:
+    kind = device.split(":")[0]
+    if kind not in deployment.price_per_hour:
+        raise StudyError(f"No instance price for device '{kind}'.",
+                         f"--set deployment.price_per_hour.{kind}=<USD per hour>.")
+    return deployment.price_per_hour[kind]
+
+
+# --- `lorastudy bench` --------------------------------------------------------
+
+
+def bench_command(target: Path, config: str | None, overrides: list[str], *, texts_file: Path | None = None) -> None:
+    """Benchmark a run directory (every arm, written to latency/latency.json) or one model, and print tables."""
+    path = Path(target)
+    if (path / "data" / "dataset.parquet").exists() or (path / "config.resolved.yaml").exists():
+        from lorastudy.pipeline import study_lock
+
+        resolved = path / "config.resolved.yaml"
+        study = load_config(config or (resolved if resolved.exists() else None), overrides)
+        with study_lock(path):  # never time a model while a `run` trains in the same directory
+            document = bench_study(path, study)
+    else:
+        study = load_config(config, overrides)
+        texts = _read_texts(texts_file) if texts_file else list(BUILTIN_TEXTS)
+        name, entry = _bench_single(str(target), study, texts)
+        device = entry["variants"]["merged"]["device"]
+        document = {"models": {name: entry}, "costs": cost_table({name: entry}, study.deployment, device)}
+    render(document, study.latency.score_examples)
+
+
+def _bench_single(target: str, study: StudyConfig, texts: list[str]) -> tuple[str, dict]:
+    """A trained run folder (runs/<arm>__seed<k>) or any model source, measured on its own."""
+    path = Path(target)
+    device = runtime.device()
+    runtime.set_threads(study.latency.threads or study.threads)
+    if (path / "run.json").exists():
+        entry = bench_run(path, study, texts, device)
+        return entry["arm"], entry
+    from lorastudy.models import count_parameters, load_classifier, resolve_source
+
+    start = time.perf_counter()
+    resolved = resolve_source(target, cache_dir=_cache_dir(), allow_pickle=study.allow_pickle)
+    model, tokenizer, _ = load_classifier(resolved, num_labels=2, trust_remote_code=study.trust_remote_code)
+    load_time = time.perf_counter() - start
+    measured = measure_model(model, tokenizer, texts, study.latency, max_length=study.data.max_length,
+                             device=device, desc=path.name or target)
+    entry = {"arm": None, "run": None, "family": None, "method": None, "parameters": count_parameters(model),
+             "variants": {"merged": {**measured, "load_time_s": load_time}},
+             "size_on_disk_mb": {"adapter": None, "merged": _weights_mb(resolved.path)}}
+    return target, entry
+
+
+def _cache_dir() -> Path:
+    from lorastudy.models import default_cache_dir
+
+    return default_cache_dir()
+
+
+def _read_texts(path: Path) -> list[str]:
+    try:
+        lines = [line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines()]
+    except OSError as exc:
+        raise StudyError(f"Cannot read the texts file {path}: {exc.strerror or exc}.",
+                         "give a UTF-8 text file with one request per line.") from exc
+    texts = [line for line in lines if line]
+    if not texts:
+        raise StudyError(f"The texts file {path} has no non-empty lines.", "give one request per line.")
+    return texts
+
+
+# --- printing -------------------------------------------------------------------
+
+
+def render(document: dict, score_examples: int) -> None:
+    """A latency table over all models and variants, then one cost table per context."""
+    from rich.console import Console
+
+    console = Console(width=None if sys.stdout.isatty() else PIPED_WIDTH)  # logs and pipes are not 80 wide
+    console.print(_latency_table(document["models"], score_examples))
+    by_context: dict[str, list[dict]] = {}
+    for row in document["costs"]:
+        by_context.setdefault(row["context"], []).append(row)
+    for rows in by_context.values():
+        console.print(_cost_table(rows))
+
+
+def _latency_table(models: dict, score_examples: int):
+    from rich import box
+    from rich.table import Table
+
+    setups = sorted({f"{m.get('device')}, {m.get('threads')} thread(s), {m.get('precision')}"
+                     for entry in models.values() for m in entry["variants"].values()})
+    table = Table(title=f"Latency and throughput ({'; '.join(setups)})", box=box.SIMPLE_HEAD)
+    table.add_column("model", no_wrap=True)
+    table.add_column("variant")
+    for header in ("p50\nms", "p95\nms", "p99\nms", "ex/s\n@batch", f"{score_examples:,}\nex (s)",
+                   "peak\nMiB", "load\ns", "disk\nMiB"):
+        table.add_column(header, justify="right")
+    for name, entry in models.items():
+        for variant, measured in entry["variants"].items():
+            single = measured["single"]
+            best = max(measured["batched"], key=lambda row: row["examples_per_s"])
+            size = entry["size_on_disk_mb"]["merged" if variant == "merged" else "adapter"]
+            table.add_row(name, variant, _fmt(single["p50_ms"]), _fmt(single["p95_ms"]), _fmt(single["p99_ms"]),
+                          f"{best['examples_per_s']:,.0f} @{best['batch_size']}",
+                          _fmt(measured[f"time_for_{measured['score_examples']}_s"], ",.0f"),
+                          _fmt(measured["peak_memory_mb"], ",.0f"), _fmt(measured.get("load_time_s"), ".1f"),
+                          _fmt(size, ",.1f"))
+    return table
+
+
+def _cost_table(rows: list[dict]):
+    from rich import box
+    from rich.table import Table
+
+    first = rows[0]
+    price = f"{first['device']} at ${first['price_per_hour']:g}/h"
+    if first["kind"] == "realtime":
+        title = f"{first['context']}: p95 <= {first['sla_ms']:g} ms at {first['peak_rps']:g} req/s ({price})"
+        headers = ("p95\nms", "meets\nSLA", "req/s per\ninstance", "inst.", "head-\nroom", "queue\nwait ms")
+    else:
+        title = f"{first['context']}: {first['examples']:,} examples in {first['window_s'] / 60:g} min ({price})"
+        headers = ("time\nmin", "inst.", "head-\nroom", "$ per\nrun")
+    table = Table(title=title, box=box.SIMPLE_HEAD)
+    table.add_column("model", no_wrap=True)
+    for header in (*headers, "$ per\n1M", "$ per\nmonth"):
+        table.add_column(header, justify="right")
+    for row in rows:
+        if row["kind"] == "realtime":
+            cells = (_fmt(row["p95_ms"]), "yes" if row["meets_sla"] else "NO",
+                     _fmt(row["capacity_rps_per_instance"]), _fmt(row["instances"], "d"),
+                     _fmt(row["headroom"], ".0%"), _fmt(row["mean_queue_wait_ms"]))
+        else:
+            cells = (_fmt(row["time_s"] / 60), _fmt(row["instances"], "d"), _fmt(row["headroom"], ".0%"),
+                     _fmt(row["cost_per_run"], ".4f"))
+        table.add_row(row["model"], *cells, _fmt(row["cost_per_million"], ",.2f"), _fmt(row["monthly_cost"], ",.2f"))
+    return table
+
+
+def _fmt(value: Any, spec: str = ".1f") -> str:
+    return "–" if value is None else format(value, spec)

@@ -1,0 +1,334 @@
+"""The latency harness on a tiny model, and the cost arithmetic on hand-computed cases.
+
+Timing values are never asserted (shared, noisy machines): only their shape,
+orderings and the identities that hold whatever the speed.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+import torch
+from peft import LoraConfig as PeftLoraConfig
+from peft import get_peft_model
+from tokenizers import Tokenizer, models, pre_tokenizers, processors
+from transformers import BertConfig, BertForSequenceClassification, PreTrainedTokenizerFast
+
+from lorastudy import artifacts, latency
+from lorastudy.config import ContextConfig, DeploymentConfig, LatencyConfig, load_config
+from lorastudy.errors import StudyError
+
+WORDS = "the a my bank card loan fee charge account credit report late payment dispute never paid".split()
+TEXTS = [" ".join(WORDS[: 1 + (i * 7) % len(WORDS)]) for i in range(48)]
+SMALL = LatencyConfig(single_requests=12, warmup=2, batch_sizes=[1, 4, 16], batched_examples=32,
+                      score_examples=1000, threads=1)
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    vocab = {token: i for i, token in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", *WORDS])}
+    backend = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    backend.post_processor = processors.TemplateProcessing(single="[CLS] $A [SEP]",
+                                                           special_tokens=[("[CLS]", 2), ("[SEP]", 3)])
+    return PreTrainedTokenizerFast(tokenizer_object=backend, pad_token="[PAD]", unk_token="[UNK]",
+                                   cls_token="[CLS]", sep_token="[SEP]")
+
+
+def tiny_bert(tokenizer) -> BertForSequenceClassification:
+    torch.manual_seed(0)
+    config = BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                        vocab_size=len(tokenizer), num_labels=5, max_position_embeddings=64)
+    return BertForSequenceClassification(config)
+
+
+def check_measurement(result: dict, cfg: LatencyConfig) -> None:
+    single = result["single"]
+    assert single["n_requests"] == cfg.single_requests
+    assert 0 < single["p50_ms"] <= single["p95_ms"] <= single["p99_ms"]
+    assert single["mean_ms"] > 0 and single["mean_tokens"] > 2
+    assert [row["batch_size"] for row in result["batched"]] == cfg.batch_sizes
+    for row in result["batched"]:
+        assert row["ms_per_example"] > 0
+        assert row["n_examples"] == math.ceil(cfg.batched_examples / row["batch_size"]) * row["batch_size"]
+        assert row["examples_per_s"] == pytest.approx(1000 / row["ms_per_example"], rel=1e-9)
+        assert 0 <= row["padding_share"] < 1
+    assert result["batched"][0]["padding_share"] == 0  # a batch of one is never padded
+    best = max(result["batched"], key=lambda row: row["examples_per_s"])
+    assert result["best_batch_size"] == best["batch_size"]
+    assert result[f"time_for_{cfg.score_examples}_s"] == pytest.approx(cfg.score_examples / best["examples_per_s"])
+    assert result["peak_memory_mb"] > 10
+    assert result["precision"] == "fp32" and result["device"] == "cpu" and result["threads"] == 1
+
+
+def test_measure_model_reports_every_key_with_sane_orderings(tokenizer):
+    result = latency.measure_model(tiny_bert(tokenizer), tokenizer, TEXTS, SMALL, max_length=16, device="cpu")
+    check_measurement(result, SMALL)
+
+
+def test_merged_and_unmerged_lora_both_measure(tokenizer):
+    lora = PeftLoraConfig(task_type="SEQ_CLS", r=4, lora_alpha=8, target_modules=["query", "value"])
+    unmerged = get_peft_model(tiny_bert(tokenizer), lora)
+    for module in unmerged.modules():  # LoRA B starts at zero; make the merge change the weights
+        if hasattr(module, "lora_B"):
+            torch.nn.init.normal_(module.lora_B["default"].weight)
+    batch = tokenizer(TEXTS[:6], padding=True, return_tensors="pt")
+    with torch.inference_mode():
+        expected = unmerged.eval()(**batch).logits
+    check_measurement(latency.measure_model(unmerged, tokenizer, TEXTS, SMALL, max_length=16, device="cpu"), SMALL)
+
+    merged = unmerged.merge_and_unload()
+    with torch.inference_mode():
+        assert torch.allclose(merged(**batch).logits, expected, atol=1e-5)
+    check_measurement(latency.measure_model(merged, tokenizer, TEXTS, SMALL, max_length=16, device="cpu"), SMALL)
+    assert latency._saved_weights_mb(merged) > 0
+
+
+def test_benchmark_samples_with_replacement_when_texts_are_few():
+    seen = []
+    result = latency.benchmark(lambda batch: seen.append(list(batch)), ["one", "two three"], SMALL)
+    assert result["single"]["n_requests"] == SMALL.single_requests
+    assert result["single"]["mean_tokens"] is None and result["batched"][0]["padding_share"] is None
+    assert {len(batch) for batch in seen} == {1, 4, 16}
+    with pytest.raises(StudyError):
+        latency.benchmark(lambda batch: None, [], SMALL)
+
+
+def test_batches_are_length_sorted_neighbours_spread_over_the_texts():
+    lengths = [5, 1, 9, 3, 7, 2, 8, 4, 6, 10]
+    batches = latency._sorted_batches(lengths, size=2, examples=6)
+    assert [[lengths[i] for i in batch] for batch in batches] == [[1, 2], [5, 6], [9, 10]]
+    assert latency._padding_share(batches, lengths) == pytest.approx(1 - 33 / 36)
+    few = latency._sorted_batches([3, 1], size=4, examples=4)  # fewer texts than one batch: repeated, still sorted
+    assert [[[3, 1][i] for i in batch] for batch in few] == [[1, 1, 3, 3]]
+
+
+# --- cost arithmetic -------------------------------------------------------------
+
+
+def test_realtime_cost_when_the_sla_is_met():
+    # mean 25 ms -> 40 req/s per instance; 100 req/s peak -> 3 instances at rho = 100/120
+    row = latency.realtime_cost(40.0, 25.0, sla_ms=100, peak_rps=100, price_per_hour=0.1,
+                                monthly_predictions=2_000_000)
+    assert row["meets_sla"] is True
+    assert row["capacity_rps_per_instance"] == pytest.approx(40.0)
+    assert row["instances"] == 3
+    assert row["headroom"] == pytest.approx(1 / 6)
+    assert row["mean_queue_wait_ms"] == pytest.approx((5 / 6) * 25 / (2 * (1 / 6)))  # 62.5
+    assert row["monthly_cost"] == pytest.approx(3 * 0.1 * 730)
+    assert row["cost_per_million"] == pytest.approx(219.0 / 2_000_000 * 1e6)
+    assert row["instance_hours_per_month"] == 3 * 730
+
+
+def test_realtime_cost_without_monthly_volume_uses_full_capacity():
+    row = latency.realtime_cost(40.0, 25.0, sla_ms=100, peak_rps=80, price_per_hour=0.1)
+    assert row["instances"] == 2  # exactly at capacity: no rounding up, no headroom
+    assert row["headroom"] == pytest.approx(0.0)
+    assert row["mean_queue_wait_ms"] is None  # saturated: the queue grows without bound
+    assert row["cost_per_million"] == pytest.approx(0.1 / (3600 * 40) * 1e6)
+
+
+def test_realtime_cost_when_the_sla_is_missed():
+    row = latency.realtime_cost(150.0, 90.0, sla_ms=100, peak_rps=20, price_per_hour=0.1,
+                                monthly_predictions=1_000_000)
+    assert row["meets_sla"] is False
+    assert row["instances"] is None and row["monthly_cost"] is None and row["cost_per_million"] is None
+    assert row["headroom"] is None and "exceeds" in row["notes"]
+
+
+def test_batch_cost_rounds_instances_up_and_bills_time():
+    # 10 examples/s: 64,000 examples take 6,400 s > one 3,600 s window -> 2 instances
+    row = latency.batch_cost(10.0, examples=64_000, window_minutes=60, price_per_hour=0.1, runs_per_month=30)
+    assert row["meets_sla"] is True
+    assert row["time_s"] == pytest.approx(6400.0)
+    assert row["instances"] == 2
+    assert row["headroom"] == pytest.approx(1 - 6400 / 7200)
+    assert row["cost_per_run"] == pytest.approx(0.1 * 6400 / 3600)
+    assert row["cost_per_million"] == pytest.approx(0.1 / 36_000 * 1e6)
+    assert row["monthly_cost"] == pytest.approx(30 * 0.1 * 6400 / 3600)
+    fits = latency.batch_cost(100.0, examples=64_000, window_minutes=60, price_per_hour=0.1, runs_per_month=30)
+    assert fits["instances"] == 1 and fits["headroom"] == pytest.approx(1 - 640 / 3600)
+
+
+def measured(p95_ms: float, mean_ms: float, best_examples_per_s: float, device: str = "cpu") -> dict:
+    return {"single": {"p95_ms": p95_ms, "mean_ms": mean_ms}, "device": device,
+            "batched": [{"batch_size": 1, "examples_per_s": 1000 / mean_ms},
+                        {"batch_size": 32, "examples_per_s": best_examples_per_s}]}
+
+
+def test_cost_table_covers_every_model_and_context():
+    deployment = DeploymentConfig(price_per_hour={"cpu": 0.2, "cuda": 1.0})
+    models = {"fast": {"variants": {"merged": measured(20, 10, 500)}},
+              "slow": {"variants": {"merged": measured(300, 200, 50)}}}
+    rows = latency.cost_table(models, deployment, "cpu")
+    assert [(row["model"], row["kind"]) for row in rows] == [
+        (name, kind) for name in ("fast", "slow") for kind in ("realtime", "batch", "audit")]
+    by = {(row["model"], row["kind"]): row for row in rows}
+    assert by["fast", "realtime"]["meets_sla"] and not by["slow", "realtime"]["meets_sla"]
+    assert by["fast", "realtime"]["instances"] == 1  # 20 req/s against 100 req/s capacity
+    assert by["fast", "batch"]["runs_per_month"] == 30  # from monthly_predictions = 64,000 x 30
+    assert by["fast", "audit"]["runs_per_month"] == 1
+    assert by["slow", "batch"]["time_s"] == pytest.approx(64_000 / 50)  # the best batch size, not batch 1
+    assert all(row["price_per_hour"] == 0.2 and row["device"] == "cpu" for row in rows)
+
+    audit = ContextConfig(name="audit", kind="audit", examples=1000, window_minutes=10)
+    row = latency.context_cost(measured(20, 10, 500), audit, 0.2)
+    assert row["runs_per_month"] == 1 and row["time_s"] == pytest.approx(2.0)
+    on_mps = {"fast": {"variants": {"merged": measured(20, 10, 500, device="mps")}}}
+    with pytest.raises(StudyError, match="price_per_hour.mps"):  # priced by the device it was measured on
+        latency.cost_table(on_mps, deployment, "cpu")
+
+
+def test_contexts_without_their_numbers_are_refused_at_config_time():
+    with pytest.raises(StudyError, match="p95_sla_ms"):
+        load_config("smoke", ['deployment.contexts=[{"name": "x", "kind": "realtime", "peak_rps": 5}]'])
+    with pytest.raises(StudyError, match="window_minutes"):
+        load_config("smoke", ['deployment.contexts=[{"name": "x", "kind": "batch", "examples": 5}]'])
+
+
+def test_break_even_helpers():
+    assert latency.sla_break_even_ms(measured(73.0, 50.0, 100)) == 73.0
+    one = latency.realtime_cost(40.0, 25.0, sla_ms=100, peak_rps=30, price_per_hour=1.0)   # 1 instance
+    three = latency.realtime_cost(20.0, 80.0, sla_ms=100, peak_rps=30, price_per_hour=1.0)  # 12.5 req/s -> 3
+    ratio = latency.price_ratio_break_even(one, three)
+    assert ratio == pytest.approx(3.0)
+    at_ratio = latency.realtime_cost(40.0, 25.0, sla_ms=100, peak_rps=30, price_per_hour=ratio)
+    assert at_ratio["monthly_cost"] == pytest.approx(three["monthly_cost"])
+    missed = latency.realtime_cost(200.0, 80.0, sla_ms=100, peak_rps=30, price_per_hour=1.0)
+    assert latency.price_ratio_break_even(one, missed) is None
+
+
+# --- the study stage: resume -------------------------------------------------------
+
+
+def fake_run_dir(tmp_path, arms: list[str]):
+    frame = pd.DataFrame({"text": TEXTS[:10], "label": "x", "label_id": 0, "split": ["test"] * 6 + ["train"] * 4})
+    (tmp_path / "data").mkdir()
+    frame.to_parquet(tmp_path / "data" / "dataset.parquet")
+    for arm in arms:
+        artifacts.write_json(tmp_path / "runs" / f"{arm}__seed42" / "run.json",
+                             {"arm": arm, "config_hash": f"hash-{arm}", "method": "lora", "family": "encoder"})
+
+
+def test_bench_study_writes_latency_json_and_resumes(tmp_path, monkeypatch):
+    fake_run_dir(tmp_path, ["encoder_lora", "decoder_lora"])
+    calls = []
+
+    def fake_bench_run(run_path, config, texts, device):
+        calls.append(run_path.name)
+        assert len(texts) == 6  # the test split only
+        return {"arm": run_path.name.split("__")[0], "variants": {"merged": measured(30, 20, 400, device)},
+                "size_on_disk_mb": {"adapter": 1.0, "merged": 10.0}}
+
+    monkeypatch.setattr(latency, "bench_run", fake_bench_run)
+    config = load_config("smoke", ["arms=[encoder_lora, encoder_full, decoder_lora]"])
+    document = latency.bench_study(tmp_path, config)
+    assert calls == ["encoder_lora__seed42", "decoder_lora__seed42"]  # encoder_full is not trained: skipped
+    on_disk = artifacts.read_json(tmp_path / "latency" / "latency.json")
+    assert on_disk["schema_version"] == 1 and set(on_disk["models"]) == {"encoder_lora", "decoder_lora"}
+    assert len(on_disk["costs"]) == 2 * len(config.deployment.contexts) == len(document["costs"])
+    assert on_disk["environment"]["torch_threads"] >= 1
+
+    latency.bench_study(tmp_path, config)
+    assert len(calls) == 2  # same runs, same settings: kept
+
+    latency.bench_study(tmp_path, load_config("smoke", ["arms=[encoder_lora, decoder_lora]",
+                                                        "latency.single_requests=7"]))
+    assert len(calls) == 4  # other benchmark settings: measured again
+
+    priced = latency.bench_study(tmp_path, load_config("smoke", ["arms=[encoder_lora, decoder_lora]",
+                                                                 "latency.single_requests=7",
+                                                                 "deployment.price_per_hour.cpu=0.4"]))
+    assert len(calls) == 4  # a price change only recomputes the costs
+    assert all(row["price_per_hour"] == 0.4 for row in priced["costs"])
+
+
+def test_bench_study_without_trained_runs_says_what_to_do(tmp_path):
+    fake_run_dir(tmp_path, [])
+    with pytest.raises(StudyError, match="train first"):
+        latency.bench_study(tmp_path, load_config("smoke"))
+    with pytest.raises(StudyError, match="data stage"):
+        latency.bench_study(tmp_path / "nowhere", load_config("smoke"))
+
+
+# --- real runs and the command ------------------------------------------------------
+
+TINY = ["latency.single_requests=6", "latency.warmup=1", "latency.batch_sizes=[1, 4]",
+        "latency.batched_examples=8", "latency.threads=1"]
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("LORASTUDY_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def trained_lora_run(run_dir, cache) -> None:
+    """A run folder as training leaves it: spec.json, an encoder LoRA adapter + head, run.json."""
+    from lorastudy import models
+    from lorastudy.config import arm_spec
+
+    spec = arm_spec(load_config("smoke"), "encoder_lora", 42, "fingerprint")
+    run_path = run_dir / "runs" / spec.run_name
+    artifacts.write_json(run_path / "spec.json", spec.model_dump(mode="json"))
+    resolved = models.resolve_source(spec.model.source, cache_dir=cache)
+    model, tokenizer, _ = models.load_classifier(resolved, 5, pooling=spec.model.pooling)
+    lora = models.apply_lora(model, spec.model.lora, "encoder")
+    models.save_model(lora, tokenizer, run_path / "model")
+    artifacts.write_json(run_path / "run.json", {"arm": spec.arm, "config_hash": spec.config_hash(), "method": "lora",
+                                                 "family": "encoder", "parameters": models.count_parameters(lora)})
+
+
+def test_bench_command_on_a_run_directory_measures_both_variants(tmp_path, cache, capsys):
+    fake_run_dir(tmp_path, [])
+    trained_lora_run(tmp_path, cache)
+    latency.bench_command(tmp_path, "smoke", ["arms=[encoder_lora]", *TINY])
+    entry = artifacts.read_json(tmp_path / "latency" / "latency.json")["models"]["encoder_lora"]
+    assert set(entry["variants"]) == {"merged", "unmerged"}
+    sizes = entry["size_on_disk_mb"]
+    assert 0 < sizes["adapter"] < sizes["merged"]  # the adapter alone is a fraction of the merged model
+    for variant in entry["variants"].values():
+        assert variant["load_time_s"] > 0 and variant["single"]["n_requests"] == 6
+    assert entry["parameters"]["trainable"] < entry["parameters"]["total"]
+    printed = capsys.readouterr().out
+    for title in ("Latency and throughput", "real-time triage", "nightly batch", "compliance audit"):
+        assert title in printed
+    assert "unmerged" in printed
+
+
+def test_bench_cli_on_a_model_source_prints_tables(tmp_path, cache):
+    from typer.testing import CliRunner
+
+    from lorastudy.cli import app
+
+    texts = tmp_path / "requests.txt"
+    texts.write_text("my card was charged twice\n\nthe bank never answered my dispute letter\n")
+    args = ["bench", "tiny:bert", "--config", "smoke", "--texts", str(texts)]
+    result = CliRunner().invoke(app, [*args, *[item for pair in TINY for item in ("--set", pair)]])
+    assert result.exit_code == 0, result.output
+    assert "Latency and throughput" in result.output and "real-time triage" in result.output
+    assert "Traceback" not in result.output
+    missing = CliRunner().invoke(app, ["bench", str(tmp_path / "no-such-model")])
+    assert missing.exit_code == 2 and "error:" in missing.output and "Traceback" not in missing.output
+
+
+def test_tfidf_run_is_timed_with_sklearn(tmp_path):
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+
+    from lorastudy.training import save_tfidf
+
+    fake_run_dir(tmp_path, ["tfidf_logreg"])
+    run_path = tmp_path / "runs" / "tfidf_logreg__seed42"
+    artifacts.write_json(run_path / "run.json", {"arm": "tfidf_logreg", "config_hash": "h", "method": "tfidf",
+                                                 "family": "none"})
+    pipeline = Pipeline([("tfidf", TfidfVectorizer()), ("logreg", LogisticRegression(max_iter=50))])
+    save_tfidf(pipeline.fit(TEXTS, [i % 3 for i in range(len(TEXTS))]), run_path / "model")
+    entry = latency.bench_run(run_path, load_config("smoke", TINY), TEXTS, "cpu")
+    assert set(entry["variants"]) == {"merged"} and entry["size_on_disk_mb"]["merged"] > 0
+    variant = entry["variants"]["merged"]
+    assert variant["single"]["n_requests"] == 6 and variant["single"]["mean_tokens"] is None
+    assert variant["batched"][0]["padding_share"] is None and variant["device"] == "cpu"
