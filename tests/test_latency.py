@@ -332,3 +332,11 @@ def test_tfidf_run_is_timed_with_sklearn(tmp_path):
     variant = entry["variants"]["merged"]
     assert variant["single"]["n_requests"] == 6 and variant["single"]["mean_tokens"] is None
     assert variant["batched"][0]["padding_share"] is None and variant["device"] == "cpu"
+
+
+def test_inference_arms_times_each_architecture_once():
+    from lorastudy.latency import inference_arms
+
+    assert inference_arms(["tfidf_logreg", "encoder_lora", "encoder_lora_cw", "decoder_lora_cw", "decoder_lora"]) == [
+        "tfidf_logreg", "encoder_lora", "decoder_lora"]
+    assert inference_arms(["encoder_lora_cw"]) == ["encoder_lora_cw"]

@@ -243,7 +243,7 @@ def _padding_share(batches: list[list[int]], lengths: list[int]) -> float:
 
 
 def bench_study(run_dir: Path, config: StudyConfig) -> dict:
-    """Benchmark the first seed of every trained arm as deployed; write latency/latency.json.
+    """Benchmark the first seed of every deployable architecture as deployed; write latency/latency.json.
 
     An arm whose entry was measured for the same run (config hash) and the same
     benchmark settings is kept as it is, so an interrupted bench resumes.
@@ -257,7 +257,7 @@ def bench_study(run_dir: Path, config: StudyConfig) -> dict:
     settings = {"latency": config.latency.model_dump(mode="json"), "max_length": config.data.max_length,
                 "device": device, "threads": threads}
     models: dict[str, dict] = {}
-    for arm in config.arms:
+    for arm in inference_arms(config.arms):
         run_path = run_dir / "runs" / f"{arm}__seed{config.seeds[0]}"
         if not (run_path / "run.json").exists():
             tqdm.write(f"[bench] {run_path.name}: not trained yet, skipped")
@@ -276,6 +276,15 @@ def bench_study(run_dir: Path, config: StudyConfig) -> dict:
     document = _latency_document(models, config, device)
     artifacts.write_json(out, document)
     return document
+
+
+def inference_arms(arms: Sequence[str]) -> list[str]:
+    """One arm per deployable architecture: class weighting changes the loss, not the served model,
+    so a weighted arm is timed only when its unweighted twin is not in the study."""
+    chosen: dict[str, str] = {}
+    for arm in sorted(arms, key=lambda a: a.endswith("_cw")):
+        chosen.setdefault(arm.removesuffix("_cw"), arm)
+    return [arm for arm in arms if arm in chosen.values()]
 
 
 def bench_run(run_path: Path, config: StudyConfig, texts: list[str], device: str) -> dict:
