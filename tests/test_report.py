@@ -143,3 +143,15 @@ def test_build_note_is_pure():
     before = copy.deepcopy(results)
     assert build_note(results, latency, runs, config).markdown == build_note(results, latency, runs, config).markdown
     assert results == before
+
+
+def test_a_model_that_misses_the_sla_is_not_recommended_for_real_time():
+    results, latency, runs, config = _load()
+    latency = copy.deepcopy(latency)
+    for row in latency["costs"]:
+        if row["model"] == "decoder_lora" and row["kind"] == "realtime":
+            row.update(meets_sla=False, p95_ms=row["sla_ms"] * 1.5, instances=None, headroom=None,
+                       monthly_cost=None, cost_per_million=None)
+    section = _section(build_note(results, latency, runs, config).markdown, 4)
+    realtime = next(line for line in section.splitlines() if line.startswith("- **real-time triage**"))
+    assert "recommend **encoder LoRA**" in realtime and "only it meets the target" in realtime
