@@ -38,5 +38,5 @@ def no_network(monkeypatch):
 def few_threads():
     import torch
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)
     yield
