@@ -7,6 +7,7 @@ Heavy libraries (torch, transformers) are imported inside the commands so that
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -35,6 +36,8 @@ _state = {"debug": False}
 @app.callback(invoke_without_command=True)
 def main(ctx: typer.Context, debug: DebugOption = False) -> None:
     _state["debug"] = debug
+    # transformers' load reports repeat what each run logs itself (newly initialised weights).
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     if ctx.invoked_subcommand is None:
         ctx.invoke(run)
 
