@@ -11,7 +11,7 @@ import hashlib
 import json
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, ValidationError, model_validator
@@ -19,15 +19,6 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, V
 from lorastudy.errors import StudyError
 
 PROFILES = ("demo", "smoke", "course")
-ARMS = (
-    "tfidf_logreg",
-    "encoder_full",
-    "encoder_full_cw",
-    "encoder_lora",
-    "encoder_lora_cw",
-    "decoder_lora",
-    "decoder_lora_cw",
-)
 Arm = Literal[
     "tfidf_logreg",
     "encoder_full",
@@ -37,6 +28,7 @@ Arm = Literal[
     "decoder_lora",
     "decoder_lora_cw",
 ]
+ARMS: tuple[str, ...] = get_args(Arm)
 
 
 class Strict(BaseModel):
