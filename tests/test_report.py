@@ -155,3 +155,15 @@ def test_a_model_that_misses_the_sla_is_not_recommended_for_real_time():
     section = _section(build_note(results, latency, runs, config).markdown, 4)
     realtime = next(line for line in section.splitlines() if line.startswith("- **real-time triage**"))
     assert "recommend **encoder LoRA**" in realtime and "only it meets the target" in realtime
+
+
+def test_different_training_budgets_are_stated_as_a_limitation():
+    results, latency, runs, config = _load()
+    runs = copy.deepcopy(runs)
+    for run in runs:
+        if run["arm"] == "decoder_lora":
+            run.update(epochs=0.6, steps=75)
+    assert "decoder LoRA 0.6 (75 steps)" in build_note(results, latency, runs, config).markdown
+    for run in runs:
+        run.update(epochs=2, steps=250)
+    assert "training budgets differ" not in build_note(results, latency, runs, config).markdown

@@ -165,6 +165,11 @@ class Study:
         seed = self.results["arms"][arm]["seeds"][0]
         return self.results["runs"][f"{arm}__seed{seed}"]
 
+    def run_record(self, arm: str) -> dict | None:
+        """The first seed's run.json (training budget, timings) for the experiment log and limitations."""
+        seed = self.results["arms"][arm]["seeds"][0]
+        return next((r for r in self.runs if r.get("arm") == arm and r.get("seed") == seed), None)
+
     def test(self, arm: str) -> dict:
         return self.first_run(arm)["test"]
 
@@ -569,6 +574,12 @@ def _limitations(s: Study) -> list[str]:
     if source.lower().endswith(".gguf"):
         text += (f" The decoder's weights were quantised (GGUF {code(quant.group(1)) if quant else 'quantised'}), "
                  "then dequantised for training, which may cost it some quality.")
+    if s.has(ENC) and s.has(DEC):
+        enc, dec = s.run_record(ENC), s.run_record(DEC)
+        if enc and dec and enc.get("epochs") != dec.get("epochs"):
+            text += (f" The training budgets differ: encoder LoRA trained {enc['epochs']:g} epochs ({count(enc['steps'])} steps), "
+                     f"decoder LoRA {dec['epochs']:g} ({count(dec['steps'])} steps), so the gap between them is measured "
+                     "at these budgets, not at convergence.")
     if s.n_seeds == 1:
         text += " Each arm ran with one seed: the intervals cover test-set sampling, not training variance."
     device = (s.latency or {}).get("environment", {}).get("device")
