@@ -64,7 +64,7 @@ def naive_side(family: str, quick: bool, threads: int, work: Path) -> dict:
 
     from lorastudy import models, runtime
     from lorastudy.config import arm_spec
-    from lorastudy.latency import PeakMemory
+    from lorastudy.runtime import PeakMemory
     from lorastudy.training import macro_f1
 
     config = study_config(quick, family, threads)
@@ -130,7 +130,8 @@ def naive_side(family: str, quick: bool, threads: int, work: Path) -> dict:
 def lorastudy_side(family: str, quick: bool, threads: int, work: Path) -> dict:
     from lorastudy import artifacts, runtime
     from lorastudy.config import LatencyConfig, arm_spec
-    from lorastudy.latency import PeakMemory, measure_model
+    from lorastudy.latency import measure_model
+    from lorastudy.runtime import PeakMemory
     from lorastudy.models import load_trained
     from lorastudy.training import train_run
 

@@ -65,13 +65,11 @@ import gc
 import math
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
-import psutil
 from tqdm.auto import tqdm
 
 from lorastudy import artifacts, runtime
@@ -81,7 +79,6 @@ from lorastudy.errors import StudyError
 SCHEMA_VERSION = 1
 HOURS_PER_MONTH = 730
 RUNS_PER_MONTH = {"batch": 30, "audit": 1}
-MEMORY_SAMPLE_S = 0.005
 PIPED_WIDTH = 120
 PRECISION_NAMES = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
 BUILTIN_TEXTS = (
@@ -136,7 +133,7 @@ def benchmark(predict: Predict, texts: Sequence[str], cfg: LatencyConfig, *, dev
     warmup += [[texts[i] for i in batches[0]] for batches in plans.values()]
     total_calls = len(warmup) + len(single) + sum(len(batches) for batches in plans.values())
 
-    with tqdm(total=total_calls, desc=desc, unit="call", leave=False) as bar, PeakMemory(device) as memory:
+    with tqdm(total=total_calls, desc=desc, unit="call", leave=False) as bar, runtime.PeakMemory(device) as memory:
         for batch in warmup:
             predict(batch)
             bar.update()
@@ -168,42 +165,6 @@ def benchmark(predict: Predict, texts: Sequence[str], cfg: LatencyConfig, *, dev
         f"time_for_{cfg.score_examples}_s": cfg.score_examples / best["examples_per_s"],
         "peak_memory_mb": memory.peak_mb,
     }
-
-
-class PeakMemory:
-    """Peak memory while the block runs: sampled process RSS on CPU, the allocator's peak on a GPU."""
-
-    def __init__(self, device: str):
-        self.device = device
-        self.peak_mb = 0.0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-
-    def __enter__(self) -> "PeakMemory":
-        if self.device.startswith("cuda"):
-            import torch
-
-            torch.cuda.reset_peak_memory_stats()
-        else:
-            self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.device.startswith("cuda"):
-            import torch
-
-            self.peak_mb = torch.cuda.max_memory_allocated() / 2**20
-        else:
-            self._stop.set()
-            self._thread.join()
-
-    def _sample(self) -> None:
-        process = psutil.Process()
-        while True:
-            self.peak_mb = max(self.peak_mb, process.memory_info().rss / 2**20)
-            if self._stop.wait(MEMORY_SAMPLE_S):
-                self.peak_mb = max(self.peak_mb, process.memory_info().rss / 2**20)
-                return
 
 
 def _timed_ms(predict: Predict, batch: list[str], device: str) -> float:
@@ -336,7 +297,7 @@ def _run_identity(run: dict, run_path: Path) -> dict:
 
 def _latency_document(models: dict, config: StudyConfig, device: str) -> dict:
     return {"schema_version": SCHEMA_VERSION, "environment": runtime.environment_info(),
-            "memory_method": f"CPU: process RSS (psutil) sampled every {MEMORY_SAMPLE_S * 1000:g} ms; "
+            "memory_method": f"CPU: process RSS (psutil) sampled every {runtime.MEMORY_SAMPLE_S * 1000:g} ms; "
                              "GPU: torch.cuda.max_memory_allocated",
             "models": models, "costs": cost_table(models, config.deployment, device)}
 

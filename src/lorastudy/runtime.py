@@ -9,6 +9,7 @@ import os
 import platform
 import random
 import subprocess
+import threading
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
@@ -16,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import psutil
 
+MEMORY_SAMPLE_S = 0.005
 LIBRARIES = ("torch", "transformers", "peft", "accelerate", "scikit-learn", "numpy", "gguf", "datasets")
 
 
@@ -77,6 +79,42 @@ def peak_memory_mb() -> float:
 
 def current_memory_mb() -> float:
     return psutil.Process().memory_info().rss / 2**20
+
+
+class PeakMemory:
+    """Peak memory while the block runs: sampled process RSS on CPU, the allocator's peak on a GPU."""
+
+    def __init__(self, device: str):
+        self.device = device
+        self.peak_mb = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self) -> "PeakMemory":
+        if self.device.startswith("cuda"):
+            import torch
+
+            torch.cuda.reset_peak_memory_stats()
+        else:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.device.startswith("cuda"):
+            import torch
+
+            self.peak_mb = torch.cuda.max_memory_allocated() / 2**20
+        else:
+            self._stop.set()
+            self._thread.join()
+
+    def _sample(self) -> None:
+        process = psutil.Process()
+        while True:
+            self.peak_mb = max(self.peak_mb, process.memory_info().rss / 2**20)
+            if self._stop.wait(MEMORY_SAMPLE_S):
+                self.peak_mb = max(self.peak_mb, process.memory_info().rss / 2**20)
+                return
 
 
 @lru_cache(maxsize=1)

@@ -28,7 +28,6 @@ from lorastudy import artifacts, models, runtime, weighting
 from lorastudy.config import ArmSpec, StudyConfig
 from lorastudy.data import PreparedData
 from lorastudy.errors import StudyError
-from lorastudy.latency import PeakMemory
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +70,7 @@ def train_run(spec: ArmSpec, data: PreparedData, run_dir: Path, study: StudyConf
     runtime.seed_everything(spec.seed)
     dev = runtime.device()
     start = time.perf_counter()
-    with PeakMemory(dev) as memory:
+    with runtime.PeakMemory(dev) as memory:
         if spec.method == "tfidf":
             outcome = _train_tfidf(spec, data, run_path)
         else:
