@@ -147,7 +147,8 @@ def lorastudy_side(family: str, quick: bool, threads: int, work: Path) -> dict:
         val_texts = data.texts("val")
         cfg = LatencyConfig(single_requests=FIXED_BATCH, warmup=3, batch_sizes=[FIXED_BATCH],
                             batched_examples=len(val_texts), threads=threads)
-        measured = measure_model(model, tokenizer, val_texts, cfg, max_length=config.data.max_length, device="cpu")
+        measured = measure_model(model, tokenizer, val_texts, cfg, max_length=config.data.max_length, device="cpu",
+                                 precision=run["precision"])
     batched = measured["batched"][0]
     lengths = tokenizer(val_texts, truncation=True, max_length=config.data.max_length)["input_ids"]
     tokens_per_example = sum(map(len, lengths)) / len(lengths)

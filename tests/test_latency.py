@@ -340,3 +340,19 @@ def test_inference_arms_times_each_architecture_once():
     assert inference_arms(["tfidf_logreg", "encoder_lora", "encoder_lora_cw", "decoder_lora_cw", "decoder_lora"]) == [
         "tfidf_logreg", "encoder_lora", "decoder_lora"]
     assert inference_arms(["encoder_lora_cw"]) == ["encoder_lora_cw"]
+
+
+def test_peak_memory_sees_an_allocation_and_nests():
+    import numpy as np
+
+    from lorastudy.runtime import PeakMemory
+
+    with PeakMemory("cpu") as outer:
+        with PeakMemory("cpu") as inner:
+            block = np.ones(64 * 2**20 // 8)  # 64 MiB, touched
+            del block
+        after = PeakMemory("cpu")
+        with after:
+            pass
+    assert inner.peak_mb >= after.peak_mb + 50
+    assert outer.peak_mb >= inner.peak_mb

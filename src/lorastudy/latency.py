@@ -18,9 +18,8 @@ Measurement (`measure_model`)
   ms/example = total time / examples; examples/s = 1000 / ms per example.
   `padding_share` (padded positions / all positions) shows how little padding was timed.
 * Time to score `latency.score_examples` examples = that many / the best examples/s.
-* Peak memory on CPU: the process's resident set size (psutil), sampled every
-  5 ms by a background thread during the measurement: a lower bound (a spike
-  shorter than 5 ms can be missed) that includes the Python runtime and libraries,
+* Peak memory (`runtime.PeakMemory`): on CPU the process's resident-set high-water
+  mark during the measurement, which includes the Python runtime and libraries,
   which is why `memory_before_load_mb` is recorded beside it. On a GPU:
   `torch.cuda.max_memory_allocated`.
 
@@ -80,7 +79,6 @@ SCHEMA_VERSION = 1
 HOURS_PER_MONTH = 730
 RUNS_PER_MONTH = {"batch": 30, "audit": 1}
 PIPED_WIDTH = 120
-PRECISION_NAMES = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
 BUILTIN_TEXTS = (
     "I was charged a late fee even though my payment posted on time.",
     "The bank closed my checking account without notice and kept the remaining balance for three weeks.",
@@ -100,8 +98,12 @@ Predict = Callable[[list[str]], Any]
 
 
 def measure_model(model, tokenizer, texts: list[str], cfg: LatencyConfig, *, max_length: int, device: str,
-                  desc: str = "latency") -> dict:
-    """Single-request latency, batched throughput and peak memory of a classifier on real texts."""
+                  desc: str = "latency", precision: str = "fp32") -> dict:
+    """Single-request latency, batched throughput and peak memory of a classifier on real texts.
+
+    `precision` is the run's training precision: bf16/fp16 = autocast with the Linear weights stored in that
+    dtype, ~2x fp32 throughput on a bf16 CPU at the same validation macro F1 (demo: within 0.003).
+    """
     import torch
 
     threads = runtime.set_threads(cfg.threads)
@@ -114,10 +116,9 @@ def measure_model(model, tokenizer, texts: list[str], cfg: LatencyConfig, *, max
     def token_counts(batch: list[str]) -> list[int]:
         return [len(ids) for ids in tokenizer(batch, truncation=True, max_length=max_length)["input_ids"]]
 
-    with torch.inference_mode():
+    with runtime.linear_weights_as(model, precision), torch.inference_mode(), runtime.autocast(precision, device):
         result = benchmark(predict, texts, cfg, device=device, token_counts=token_counts, desc=desc)
-    dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
-    return {**result, "precision": PRECISION_NAMES.get(dtype, dtype), "device": device, "threads": threads}
+    return {**result, "precision": precision, "device": device, "threads": threads}
 
 
 def benchmark(predict: Predict, texts: Sequence[str], cfg: LatencyConfig, *, device: str = "cpu",
@@ -266,7 +267,7 @@ def bench_run(run_path: Path, config: StudyConfig, texts: list[str], device: str
         model, tokenizer = load_trained(Path(run_path), merged=merged, allow_pickle=config.allow_pickle)
         load_time = time.perf_counter() - start
         measured = measure_model(model, tokenizer, texts, config.latency, max_length=config.data.max_length,
-                                 device=device, desc=f"{run['arm']} ({name})")
+                                 device=device, desc=f"{run['arm']} ({name})", precision=run.get("precision", "fp32"))
         variants[name] = {**measured, "load_time_s": load_time, "memory_before_load_mb": before}
         if merged:
             sizes["merged"] = _saved_weights_mb(model) if is_lora else _weights_mb(model_dir)
@@ -297,8 +298,7 @@ def _run_identity(run: dict, run_path: Path) -> dict:
 
 def _latency_document(models: dict, config: StudyConfig, device: str) -> dict:
     return {"schema_version": SCHEMA_VERSION, "environment": runtime.environment_info(),
-            "memory_method": f"CPU: process RSS (psutil) sampled every {runtime.MEMORY_SAMPLE_S * 1000:g} ms; "
-                             "GPU: torch.cuda.max_memory_allocated",
+            "memory_method": runtime.MEMORY_METHOD,
             "models": models, "costs": cost_table(models, config.deployment, device)}
 
 

@@ -5,11 +5,13 @@ Recorded in every run so that the experiment log can say exactly where a number 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import random
 import subprocess
 import threading
+from collections.abc import Iterator
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
@@ -18,6 +20,9 @@ import numpy as np
 import psutil
 
 MEMORY_SAMPLE_S = 0.005
+MEMORY_METHOD = ("CPU: the process's resident-set high-water mark (Linux VmHWM, reset when the block starts; "
+                 "RSS sampled every 5 ms where that is unavailable), including Python and the libraries; "
+                 "GPU: torch.cuda.max_memory_allocated")
 LIBRARIES = ("torch", "transformers", "peft", "accelerate", "scikit-learn", "numpy", "gguf", "datasets")
 
 
@@ -57,6 +62,50 @@ def set_threads(threads: int | None) -> int:
     return torch.get_num_threads()
 
 
+def torch_dtype(precision: str):
+    """The torch dtype of a precision name (fp32, bf16, fp16)."""
+    import torch
+
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)
+
+
+def autocast(precision: str, dev: str) -> contextlib.AbstractContextManager:
+    """Mixed precision for bf16/fp16 (matmuls in the low dtype, norms and softmax in float32); fp32: nothing."""
+    import torch
+
+    if precision not in ("bf16", "fp16"):
+        return contextlib.nullcontext()
+    return torch.autocast(dev.split(":")[0], dtype=torch_dtype(precision))
+
+
+@contextlib.contextmanager
+def linear_weights_as(model, precision: str) -> Iterator[None]:
+    """Store the Linear weights in the autocast dtype while an inference block runs.
+
+    Autocast re-casts every float32 weight on every call; a weight already in the autocast dtype gives
+    bit-identical results without that cost (~9% lower single-request latency here). The float32 originals
+    are put back afterwards. (For training it did not pay: a decoder step was no faster.)
+    """
+    import torch
+
+    dtype = torch_dtype(precision)
+    swapped = []
+    if dtype != torch.float32:
+        for module in model.modules():
+            if not isinstance(module, torch.nn.Linear) or module.weight.dtype != torch.float32:
+                continue
+            for name in ("weight", "bias"):
+                original = getattr(module, name)
+                if original is not None:
+                    swapped.append((module, name, original))
+                    setattr(module, name, torch.nn.Parameter(original.detach().to(dtype), requires_grad=False))
+    try:
+        yield
+    finally:
+        for module, name, original in swapped:
+            setattr(module, name, original)
+
+
 def seed_everything(seed: int) -> None:
     import torch
 
@@ -82,31 +131,47 @@ def current_memory_mb() -> float:
 
 
 class PeakMemory:
-    """Peak memory while the block runs: sampled process RSS on CPU, the allocator's peak on a GPU."""
+    """Peak memory while the block runs: the kernel's resident-set high-water mark on Linux, the
+    allocator's peak on a GPU, sampled RSS elsewhere.
+
+    On Linux the high-water mark (VmHWM) is reset on entry and read on exit: exact, and free. A
+    sampling thread that wakes every few milliseconds would preempt one of the two OpenMP threads
+    on a 2-core machine and slow training itself. Blocks may nest: an inner block's reset would
+    hide memory from the outer one, so an inner block hands its peak to the blocks around it.
+    """
+
+    _active: list["PeakMemory"] = []
 
     def __init__(self, device: str):
         self.device = device
         self.peak_mb = 0.0
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread: threading.Thread | None = None
 
     def __enter__(self) -> "PeakMemory":
         if self.device.startswith("cuda"):
             import torch
 
             torch.cuda.reset_peak_memory_stats()
-        else:
+        elif not _reset_high_water_mark():
+            self._thread = threading.Thread(target=self._sample, daemon=True)
             self._thread.start()
+        PeakMemory._active.append(self)
         return self
 
     def __exit__(self, *exc) -> None:
+        PeakMemory._active.remove(self)
         if self.device.startswith("cuda"):
             import torch
 
             self.peak_mb = torch.cuda.max_memory_allocated() / 2**20
+        elif self._thread is None:
+            self.peak_mb = max(self.peak_mb, _high_water_mark_mb())
         else:
             self._stop.set()
             self._thread.join()
+        for outer in PeakMemory._active:
+            outer.peak_mb = max(outer.peak_mb, self.peak_mb)
 
     def _sample(self) -> None:
         process = psutil.Process()
@@ -115,6 +180,24 @@ class PeakMemory:
             if self._stop.wait(MEMORY_SAMPLE_S):
                 self.peak_mb = max(self.peak_mb, process.memory_info().rss / 2**20)
                 return
+
+
+def _reset_high_water_mark() -> bool:
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return _high_water_mark_mb() > 0
+
+
+def _high_water_mark_mb() -> float:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0.0
 
 
 @lru_cache(maxsize=1)
