@@ -167,3 +167,14 @@ def test_different_training_budgets_are_stated_as_a_limitation():
     for run in runs:
         run.update(epochs=2, steps=250)
     assert "training budgets differ" not in build_note(results, latency, runs, config).markdown
+
+
+def test_recommendation_quotes_the_chosen_models_advantage_with_a_positive_interval():
+    results, latency, runs, config = _load()
+    results = copy.deepcopy(results)
+    for c in results["comparisons"]:
+        if (c["a"], c["b"], c["metric"]) == ("encoder_lora", "decoder_lora", "macro_f1"):
+            c.update(diff=-0.12, ci=[-0.144, -0.096], within_noise=False)
+    section = _section(build_note(results, latency, runs, config).markdown, 4)
+    nightly = next(line for line in section.splitlines() if line.startswith("- **nightly batch**"))
+    assert "recommend **encoder LoRA**" in nightly and "higher by 0.120 [0.096, 0.144]" in nightly

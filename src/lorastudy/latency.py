@@ -268,7 +268,8 @@ def bench_run(run_path: Path, config: StudyConfig, texts: list[str], device: str
         load_time = time.perf_counter() - start
         measured = measure_model(model, tokenizer, texts, config.latency, max_length=config.data.max_length,
                                  device=device, desc=f"{run['arm']} ({name})", precision=run.get("precision", "fp32"))
-        variants[name] = {**measured, "load_time_s": load_time, "memory_before_load_mb": before}
+        variants[name] = {**measured, "load_time_s": load_time, "memory_before_load_mb": before,
+                          "memory_added_mb": measured["peak_memory_mb"] - before}
         if merged:
             sizes["merged"] = _saved_weights_mb(model) if is_lora else _weights_mb(model_dir)
         del model, tokenizer
@@ -285,7 +286,8 @@ def _bench_tfidf(run_path: Path, run: dict, config: StudyConfig, texts: list[str
     pipeline = load_tfidf(run_path / "model")
     load_time = time.perf_counter() - start
     measured = benchmark(pipeline.predict, texts, config.latency, desc=f"{run['arm']}")
-    variant = {**measured, "load_time_s": load_time, "memory_before_load_mb": before, "precision": None,
+    variant = {**measured, "load_time_s": load_time, "memory_before_load_mb": before,
+               "memory_added_mb": measured["peak_memory_mb"] - before, "precision": None,
                "device": "cpu", "threads": None}
     return {**_run_identity(run, run_path), "variants": {"merged": variant},
             "size_on_disk_mb": {"adapter": None, "merged": _weights_mb(run_path / "model", "*")}}

@@ -442,15 +442,16 @@ def _section_latency(s: Study) -> tuple[list[str], list[FigureSpec]]:
         best = min(v["batched"], key=lambda b: b["ms_per_example"])
         rows.append([name(arm), ms(v["single"]["p50_ms"]), ms(v["single"]["p95_ms"]),
                      f"{ms(best['ms_per_example'])} (batch {best['batch_size']})", f"{best['examples_per_s']:.1f}",
-                     seconds(v["time_for_64000_s"]), f"{v['peak_memory_mb']:.1f} MB",
+                     seconds(v["time_for_64000_s"]), f"{v.get('memory_added_mb', v['peak_memory_mb']):.1f} MB",
                      f"{mb(m['size_on_disk_mb'].get('adapter'))} / {mb(m['size_on_disk_mb'].get('merged'))} MB"])
         for key, value in (("models", name(arm)), ("p50", v["single"]["p50_ms"]), ("p95", v["single"]["p95_ms"]),
                            ("ms_per_example", best["ms_per_example"]), ("throughput", best["examples_per_s"])):
             fig[key].append(value)
     env = s.latency.get("environment", {})
     out += _table(["Model (LoRA merged)", "Single p50", "Single p95", "Batched per example", "Examples/s",
-                   "Time for 64,000", "Peak memory", "Adapter / merged size"], rows)
-    out += [f"*Measured on {esc(env.get('device', 'cpu'))}, {code(env.get('cpu', 'unknown CPU'))}.*", ""]
+                   "Time for 64,000", "Memory added", "Adapter / merged size"], rows)
+    out += [f"*Measured on {esc(env.get('device', 'cpu'))}, {code(env.get('cpu', 'unknown CPU'))}. Memory added: the "
+            "process's peak resident memory while serving minus its memory before the model was loaded.*", ""]
     costs = s.latency.get("costs", [])
     out += _table(["Context", "Model", "Measured vs target", "Instances", "Headroom", "Cost per million", "Monthly cost", "Meets target"],
                   [[esc(c["context"]), name(c["model"]), _against_target(c), count(c["instances"]),
@@ -495,13 +496,15 @@ def _recommendations(s: Study, costs: list[dict]) -> list[str]:
             change = f"the answer would change if the target were relaxed to {inline(other)}'s p95 of {ms(rows[other]['p95_ms'])}"
         elif kind == "audit":
             rec_e, rec_d = s.tier(ENC, s.rare)["recall"], s.tier(DEC, s.rare)["recall"]
+            gap = f"{sf1(arch['diff'])} {ci_f1(arch['ci'])}" if arch else "not available"
             choice = DEC if rec_d >= rec_e else ENC
             why = (f"both fit the window, {esc(s.rare)}-tier recall decides: {pct(rec_d)} decoder vs {pct(rec_e)} encoder "
-                   f"(no interval for this; the macro F1 interval is {ci_f1(arch['ci']) if arch else 'not available'}), at {cost_text}")
+                   f"(no interval for this; decoder minus encoder macro F1 is {gap}), at {cost_text}")
             change = "a recall difference inside run-to-run variation in a re-run would make the cheaper model the choice"
         elif arch and not arch["noise"]:
             choice = DEC if arch["diff"] > 0 else ENC
-            why = (f"both meet the target and its macro F1 is higher by {f1(abs(arch['diff']))} {ci_f1(arch['ci'])}, "
+            advantage = arch["ci"] if choice == DEC else [-arch["ci"][1], -arch["ci"][0]]
+            why = (f"both meet the target and its macro F1 is higher by {f1(abs(arch['diff']))} {ci_f1(advantage)}, "
                    f"at {cost_text}")
             change = (f"a quality gap inside run-to-run variation would make {inline(({ENC, DEC} - {choice}).pop())} "
                       "the choice")
