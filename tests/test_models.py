@@ -11,7 +11,7 @@ import pytest
 import torch
 from transformers import AutoConfig, AutoModel, AutoTokenizer
 
-from lorastudy import artifacts, models
+from lorastudy import artifacts, models, runtime
 from lorastudy.config import LoraConfig, arm_spec, load_config
 from lorastudy.errors import StudyError
 
@@ -168,6 +168,26 @@ def test_mean_pooling_head_loads_backbone_and_ignores_padding(cache):
     backbone = AutoModel.from_pretrained(models.resolve_source("tiny:bert", cache_dir=cache).path)
     assert torch.equal(model.backbone.embeddings.word_embeddings.weight, backbone.embeddings.word_embeddings.weight)
     assert_padding_invariant(model, tokenizer)
+
+
+@pytest.mark.parametrize("family,pooling", [("bert", "mean"), ("llama", "auto")])
+def test_eager_and_sdpa_attention_give_the_same_logits(family, pooling, cache):
+    """Training runs the eager kernel on CPU and serving the default one: they must compute the same model."""
+    resolved = models.resolve_source(f"tiny:{family}", cache_dir=cache)
+    logits = {}
+    for attention in ("eager", "sdpa"):
+        torch.manual_seed(0)  # the same new head in both
+        model, tokenizer, _ = models.load_classifier(resolved, 3, pooling=pooling, attention=attention)
+        assert {m.config._attn_implementation for m in model.modules() if hasattr(m, "config")} == {attention}
+        with torch.no_grad():
+            logits[attention] = model.eval()(**batch(tokenizer)).logits
+    assert torch.allclose(logits["eager"], logits["sdpa"], atol=1e-5)
+
+
+def test_attention_choice():
+    assert runtime.choose_attention("auto", "cpu") == "eager"
+    assert runtime.choose_attention("auto", "cuda") == "sdpa"
+    assert runtime.choose_attention("sdpa", "cpu") == "sdpa"
 
 
 def test_modernbert_mean_uses_native_option(cache):

@@ -82,6 +82,9 @@ class LoraConfig(Strict):
     include_mlp: bool = False
 
 
+Attention = Literal["auto", "eager", "sdpa"]
+
+
 class TrainConfig(Strict):
     """One training recipe. Model sections override single fields of the global one."""
 
@@ -98,6 +101,7 @@ class TrainConfig(Strict):
     group_by_length: bool = True
     pad_to_multiple_of: PositiveInt | None = 8
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    attention: Attention = Field("auto", description="attention kernel while training; auto: eager on CPU, sdpa on GPU")
     max_steps: int = Field(-1, description="cap on optimizer steps; -1 = epochs decide")
 
 
@@ -117,6 +121,7 @@ class TrainOverride(Strict):
     group_by_length: bool | None = None
     pad_to_multiple_of: PositiveInt | None = None
     precision: Literal["auto", "fp32", "bf16", "fp16"] | None = None
+    attention: Attention | None = None
     max_steps: int | None = None
 
 
@@ -196,6 +201,8 @@ class LatencyConfig(Strict):
     score_examples: PositiveInt = 64_000
     threads: PositiveInt | None = None
     compare_unmerged: bool = True
+    attention: Attention = Field("auto", description="attention kernel when serving; auto: time eager and sdpa "
+                                                     "on this model and keep the faster")
 
 
 class DeploymentConfig(Strict):

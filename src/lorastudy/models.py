@@ -351,8 +351,11 @@ def _uses_mean_head(config: PretrainedConfig, family: Family, pooling: str) -> b
 
 def load_classifier(resolved: ResolvedSource, num_labels: int, *, pooling: str = "auto",
                     trust_remote_code: bool = False, id2label: dict[int, str] | None = None,
+                    attention: str | None = None,
                     ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, list[str]]:
     """A float32 sequence classifier, its tokenizer, and the names of weights the checkpoint lacked.
+
+    `attention` picks the attention kernel (eager, sdpa); None keeps transformers' default.
 
     Decoders pad on the left and get a pad token (their eos when absent) on the tokenizer and the
     model config, or the last-token head would read padding.
@@ -372,7 +375,7 @@ def load_classifier(resolved: ResolvedSource, num_labels: int, *, pooling: str =
     # ignore_mismatched_sizes: a checkpoint with a head of another size (a fine-tuned classifier) gets a new one.
     model, info = model_class.from_pretrained(
         resolved.path, config=config, dtype=torch.float32, trust_remote_code=trust_remote_code,
-        output_loading_info=True, ignore_mismatched_sizes=True,
+        output_loading_info=True, ignore_mismatched_sizes=True, attn_implementation=attention,
         use_safetensors=None if resolved.allow_pickle else True)
     if family == "decoder":
         model.config.pad_token_id = tokenizer.pad_token_id

@@ -54,6 +54,18 @@ def choose_precision(requested: str, dev: str | None = None) -> str:
     return "bf16" if cpu_supports_bf16() else "fp32"
 
 
+def choose_attention(requested: str, dev: str | None = None) -> str:
+    """`auto`: eager on CPU, sdpa elsewhere.
+
+    Measured on the demo models (2-core CPU, bf16, batches of 32 x ~17 tokens): SDPA's CPU kernel spends
+    ~11 ms per layer in its backward pass on such short sequences, so a SmolLM2 LoRA step takes 1.85 s
+    with sdpa and 1.42 s with eager, and a MiniLM step 0.26 s vs 0.23 s.
+    """
+    if requested != "auto":
+        return requested
+    return "eager" if (dev or device()) == "cpu" else "sdpa"
+
+
 def set_threads(threads: int | None) -> int:
     import torch
 
