@@ -61,6 +61,7 @@ def check_measurement(result: dict, cfg: LatencyConfig) -> None:
     assert result[f"time_for_{cfg.score_examples}_s"] == pytest.approx(cfg.score_examples / best["examples_per_s"])
     assert result["peak_memory_mb"] > 10
     assert result["precision"] == "fp32" and result["device"] == "cpu" and result["threads"] == 1
+    assert result["attention"] in latency.ATTENTION_KERNELS
 
 
 def test_measure_model_reports_every_key_with_sane_orderings(tokenizer):
@@ -84,6 +85,28 @@ def test_merged_and_unmerged_lora_both_measure(tokenizer):
         assert torch.allclose(merged(**batch).logits, expected, atol=1e-5)
     check_measurement(latency.measure_model(merged, tokenizer, TEXTS, SMALL, max_length=16, device="cpu"), SMALL)
     assert latency._saved_weights_mb(merged) > 0
+
+
+@pytest.mark.parametrize("attention", ["auto", "eager", "sdpa"])
+def test_the_serving_attention_kernel_is_chosen_and_recorded(attention, tokenizer):
+    model = tiny_bert(tokenizer)
+    cfg = SMALL.model_copy(update={"attention": attention})
+    result = latency.measure_model(model, tokenizer, TEXTS, cfg, max_length=16, device="cpu")
+    assert result["attention"] == model.config._attn_implementation
+    assert result["attention"] == attention or (attention == "auto" and result["attention"] in latency.ATTENTION_KERNELS)
+
+
+def test_a_model_without_switchable_attention_is_measured_as_it_is(tokenizer):
+    class Wrapped(torch.nn.Module):  # e.g. a custom model that is not a transformers PreTrainedModel
+        def __init__(self):
+            super().__init__()
+            self.inner = tiny_bert(tokenizer)
+
+        def forward(self, **batch):
+            return self.inner(**batch)
+
+    result = latency.measure_model(Wrapped(), tokenizer, TEXTS, SMALL, max_length=16, device="cpu")
+    assert result["attention"] is None
 
 
 def test_benchmark_samples_with_replacement_when_texts_are_few():
