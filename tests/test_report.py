@@ -178,3 +178,12 @@ def test_recommendation_quotes_the_chosen_models_advantage_with_a_positive_inter
     section = _section(build_note(results, latency, runs, config).markdown, 4)
     nightly = next(line for line in section.splitlines() if line.startswith("- **nightly batch**"))
     assert "recommend **encoder LoRA**" in nightly and "higher by 0.120 [0.096, 0.144]" in nightly
+
+
+@pytest.mark.parametrize("zero_counts,expected", [((3, 3), "both leave 3 of"), ((2, 5), "the worst is decoder LoRA with 5 of")])
+def test_rare_zero_f1_wording_names_the_worst_only_when_there_is_one(zero_counts, expected):
+    results, latency, runs, config = _load()
+    for arm, zeros in zip(("encoder_lora", "decoder_lora"), zero_counts):
+        results["runs"][f"{arm}__seed42"]["test"]["per_tier"]["rare"]["zero_f1_count"] = zeros
+    section = _section(build_note(results, latency, runs, config).markdown, 3)
+    assert expected in section.replace("*", "")

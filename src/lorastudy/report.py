@@ -377,10 +377,14 @@ def _section_classes(s: Study) -> tuple[list[str], list[FigureSpec]]:
     if wiped:
         prose.append("**" + "; ".join(f"{name(a)} scores zero F1 on every {esc(t)} class" for a, t in wiped) + ".**")
     else:
-        worst = max((ENC, DEC), key=lambda a: s.tier(a, s.rare)["zero_f1_count"])
-        prose.append(f"No tier goes entirely to zero on either model; the worst is {inline(worst)} with "
-                     f"{count(s.tier(worst, s.rare)['zero_f1_count'])} of {count(s.tier(worst, s.rare)['n_classes'])} "
-                     f"{esc(s.rare)} classes at zero F1.")
+        zero = {a: s.tier(a, s.rare)["zero_f1_count"] for a in (ENC, DEC)}
+        of_rare = f"of {count(s.tier(ENC, s.rare)['n_classes'])} {esc(s.rare)} classes at zero F1"
+        if zero[ENC] == zero[DEC]:
+            prose.append(f"No tier goes entirely to zero on either model; both leave {count(zero[ENC])} {of_rare}.")
+        else:
+            worst, other = (ENC, DEC) if zero[ENC] > zero[DEC] else (DEC, ENC)
+            prose.append(f"No tier goes entirely to zero on either model; the worst is {inline(worst)} with "
+                         f"{count(zero[worst])} {of_rare} ({inline(other)}: {count(zero[other])}).")
     re_, rd = s.tier(ENC, s.rare), s.tier(DEC, s.rare)
     ce, cd = s.tier(ENC, s.tiers[-1]), s.tier(DEC, s.tiers[-1])
     prose.append(f"The {esc(s.rare)}-tier mean F1 is {f1(rd['mean_f1'])} for the decoder vs {f1(re_['mean_f1'])} for the encoder, "
