@@ -145,11 +145,12 @@ def lorastudy_side(family: str, quick: bool, threads: int, work: Path) -> dict:
     with PeakMemory("cpu") as infer_memory:
         model, tokenizer = load_trained(run_path, merged=True)
         val_texts = data.texts("val")
-        cfg = LatencyConfig(single_requests=FIXED_BATCH, warmup=3, batch_sizes=[FIXED_BATCH],
+        # The study's batch sizes, as `lorastudy run` measures them; its best batch size is the one a scorer uses.
+        cfg = LatencyConfig(single_requests=FIXED_BATCH, warmup=3, batch_sizes=config.latency.batch_sizes,
                             batched_examples=len(val_texts), threads=threads)
         measured = measure_model(model, tokenizer, val_texts, cfg, max_length=config.data.max_length, device="cpu",
                                  precision=run["precision"])
-    batched = measured["batched"][0]
+    batched = max(measured["batched"], key=lambda row: row["examples_per_s"])
     lengths = tokenizer(val_texts, truncation=True, max_length=config.data.max_length)["input_ids"]
     tokens_per_example = sum(map(len, lengths)) / len(lengths)
     flops = flops_per_token(model) * tokens_per_example * batched["examples_per_s"] / 1e9
@@ -161,6 +162,8 @@ def lorastudy_side(family: str, quick: bool, threads: int, work: Path) -> dict:
         "peak_memory_mb": max(train_memory.peak_mb, infer_memory.peak_mb),
         "val_macro_f1": run["best_val_macro_f1"], "precision": run["precision"],
         "inference_precision": measured.get("precision"), "n_train": len(data.texts("train")),
+        "inference_batch_size": batched["batch_size"], "inference_attention": measured.get("attention"),
+        "train_attention": run.get("attention"),
     }
 
 
