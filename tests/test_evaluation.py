@@ -21,6 +21,7 @@ from lorastudy.evaluation import (
     logit_adjustment_probe,
     paired_bootstrap_diff,
     resampled_scores,
+    compare_arms,
     score_run,
     weighting_effect,
 )
@@ -338,3 +339,27 @@ def test_runs_scored_on_different_test_examples_are_refused(tmp_path):
     artifacts.write_arrays(path, {"logits": arrays["logits"][1:], "labels": arrays["labels"][1:]})
     with pytest.raises(StudyError, match="do not match data/labels.json"):
         evaluate_study(run_dir, _config(["encoder_lora", "decoder_lora"], [42]))
+
+
+def test_rare_recall_is_bootstrapped_for_the_architecture_comparison():
+    rng = np.random.default_rng(3)
+    space = _space([90, 60, 40, 4, 3], ["common", "common", "common", "rare", "rare"])
+    y_true = rng.choice(5, 300, p=[0.3, 0.3, 0.2, 0.1, 0.1])
+    encoder = np.where(rng.random(300) < 0.8, y_true, 0)
+    decoder = np.where((y_true >= 3) | (rng.random(300) < 0.6), y_true, 1)  # every rare example right
+    runs = {"encoder_lora": {42: score_run("e", "encoder_lora", 42, y_true, encoder, space)},
+            "decoder_lora": {42: score_run("d", "decoder_lora", 42, y_true, decoder, space)}}
+
+    idx = rng.integers(0, 300, size=(20, 300))
+    resampled = resampled_scores(y_true, encoder, idx, 5, space.tier_mask("rare"))
+    for row in range(20):
+        rare = y_true[idx[row]] >= 3
+        assert resampled["rare_recall"][row] == pytest.approx(np.mean(encoder[idx[row]][rare] == y_true[idx[row]][rare]))
+
+    rows = {r["metric"]: r for r in compare_arms(runs, "encoder_lora", "decoder_lora", "architecture", 300, 0.95, 0, space)}
+    recall = rows["rare_recall"]
+    assert recall["diff"] == pytest.approx(1.0 - runs["encoder_lora"][42].tiers["rare"]["recall"])
+    assert 0 < recall["ci"][0] <= recall["diff"] <= recall["ci"][1] and not recall["within_noise"]
+    weighting = compare_arms({**runs, "encoder_lora_cw": runs["decoder_lora"]}, "encoder_lora", "encoder_lora_cw",
+                             "weighting", 50, 0.95, 0, space)
+    assert {r["metric"] for r in weighting} == {"accuracy", "macro_f1"}

@@ -187,3 +187,17 @@ def test_rare_zero_f1_wording_names_the_worst_only_when_there_is_one(zero_counts
         results["runs"][f"{arm}__seed42"]["test"]["per_tier"]["rare"]["zero_f1_count"] = zeros
     section = _section(build_note(results, latency, runs, config).markdown, 3)
     assert expected in section.replace("*", "")
+
+
+@pytest.mark.parametrize("ci,expected", [([-0.02, 0.05], "so cost decides"), ([0.01, 0.06], "recall decides")])
+def test_the_audit_recommendation_weighs_the_rare_recall_interval(ci, expected):
+    results, latency, runs, config = _load()
+    results = copy.deepcopy(results)
+    diff = (results["runs"]["decoder_lora__seed42"]["test"]["per_tier"]["rare"]["recall"]
+            - results["runs"]["encoder_lora__seed42"]["test"]["per_tier"]["rare"]["recall"])
+    results["comparisons"].append({"name": "encoder_lora vs decoder_lora", "a": "encoder_lora", "b": "decoder_lora",
+                                   "kind": "architecture", "metric": "rare_recall", "diff": diff, "ci": ci,
+                                   "within_noise": ci[0] <= 0 <= ci[1], "seed_diffs": [diff], "seeds": [42]})
+    section = _section(build_note(results, latency, runs, config).markdown, 4)
+    audit = next(line for line in section.splitlines() if line.startswith("- **compliance audit**"))
+    assert expected in audit and f"[{100 * ci[0]:+.1f} pp, {100 * ci[1]:+.1f} pp]" in audit

@@ -38,6 +38,8 @@ from lorastudy.errors import StudyError
 
 SCHEMA_VERSION = 1
 METRICS = ("accuracy", "macro_f1")
+# Compared between the architectures too: the compliance-audit context decides on it.
+RARE_RECALL = "rare_recall"
 WEIGHTED_ARM = {"encoder_full": "encoder_full_cw", "encoder_lora": "encoder_lora_cw", "decoder_lora": "decoder_lora_cw"}
 NEURAL_ARMS = ("encoder_full", "encoder_full_cw", "encoder_lora", "encoder_lora_cw", "decoder_lora", "decoder_lora_cw")
 RESAMPLE_CHUNK = 100
@@ -185,11 +187,14 @@ def _resample_chunks(n_examples: int, n_samples: int, seed: int):
         yield rng.integers(0, n_examples, size=(min(RESAMPLE_CHUNK, n_samples - start), n_examples))
 
 
-def resampled_scores(y_true: np.ndarray, y_pred: np.ndarray, idx: np.ndarray, num_classes: int) -> dict[str, np.ndarray]:
+def resampled_scores(y_true: np.ndarray, y_pred: np.ndarray, idx: np.ndarray, num_classes: int,
+                     rare_classes: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Accuracy and macro F1 of each resample (a row of `idx`) from per-resample confusion counts.
 
     Equal to scikit-learn on each resample (macro F1 over the classes present in
     that resample's labels), but one bincount per count instead of a call per resample.
+    With `rare_classes` (a boolean per class) also the pooled recall of the rare tier's examples
+    (NaN for a resample without one).
     """
     t, p = y_true[idx], y_pred[idx]
     offset = np.arange(idx.shape[0])[:, None] * num_classes
@@ -201,24 +206,33 @@ def resampled_scores(y_true: np.ndarray, y_pred: np.ndarray, idx: np.ndarray, nu
     denominator = support + predicted
     f1 = np.divide(2 * tp, denominator, out=np.zeros(tp.shape), where=denominator > 0)
     present = support > 0
-    return {"accuracy": correct.mean(axis=1), "macro_f1": (f1 * present).sum(axis=1) / present.sum(axis=1)}
+    scores = {"accuracy": correct.mean(axis=1), "macro_f1": (f1 * present).sum(axis=1) / present.sum(axis=1)}
+    if rare_classes is not None:
+        in_rare = np.asarray(rare_classes)[t]
+        n_rare = in_rare.sum(axis=1)
+        scores[RARE_RECALL] = np.divide((correct & in_rare).sum(axis=1), n_rare, out=np.full(len(t), np.nan),
+                                        where=n_rare > 0)
+    return scores
 
 
-def _bootstrap_scores(y_true: np.ndarray, preds: Sequence[np.ndarray], n: int, seed: int) -> list[dict[str, np.ndarray]]:
+def _bootstrap_scores(y_true: np.ndarray, preds: Sequence[np.ndarray], n: int, seed: int,
+                      rare_classes: np.ndarray | None = None) -> list[dict[str, np.ndarray]]:
     """Bootstrap distributions of every metric for several predictors on the same resamples."""
     y_true = np.asarray(y_true)
     preds = [np.asarray(p) for p in preds]
     num_classes = int(max(y_true.max(), *(p.max() for p in preds))) + 1
+    if rare_classes is not None:
+        num_classes = max(num_classes, len(rare_classes))
     chunks = [[] for _ in preds]
     for idx in _resample_chunks(len(y_true), n, seed):
         for chunk, pred in zip(chunks, preds):
-            chunk.append(resampled_scores(y_true, pred, idx, num_classes))
-    return [{m: np.concatenate([c[m] for c in chunk]) for m in METRICS} for chunk in chunks]
+            chunk.append(resampled_scores(y_true, pred, idx, num_classes, rare_classes))
+    return [{m: np.concatenate([c[m] for c in chunk]) for m in chunk[0]} for chunk in chunks]
 
 
 def _interval(values: np.ndarray, confidence: float) -> tuple[float, float]:
     tail = (1 - confidence) / 2 * 100
-    lo, hi = np.percentile(values, [tail, 100 - tail])
+    lo, hi = np.nanpercentile(values, [tail, 100 - tail])
     return float(lo), float(hi)
 
 
@@ -269,17 +283,27 @@ def comparison_plan(arms: Sequence[str]) -> list[tuple[str, str, str]]:
 
 
 def compare_arms(runs: dict[str, dict[int, RunEval]], a: str, b: str, kind: str, n: int, confidence: float,
-                 seed: int) -> list[dict]:
-    """Paired bootstrap of b - a on the first common seed, plus the point difference on every common seed."""
+                 seed: int, space: LabelSpace | None = None) -> list[dict]:
+    """Paired bootstrap of b - a on the first common seed, plus the point difference on every common seed.
+
+    With `space`, architecture comparisons also bootstrap the rare tier's pooled recall.
+    """
     seeds = _common_seeds(runs, a, b)
     if not seeds:
         return []
     first_a, first_b = runs[a][seeds[0]], runs[b][seeds[0]]
-    scores_a, scores_b = _bootstrap_scores(first_a.y_true, [first_a.y_pred, first_b.y_pred], n, seed)
+    rare = space.rare_tier if space is not None and kind == "architecture" else None
+    scores_a, scores_b = _bootstrap_scores(first_a.y_true, [first_a.y_pred, first_b.y_pred], n, seed,
+                                           space.tier_mask(rare) if rare else None)
     out = []
-    for metric in METRICS:
+    for metric in METRICS + ((RARE_RECALL,) if rare else ()):
+        def point(run: RunEval) -> float | None:
+            return run.tiers[rare]["recall"] if metric == RARE_RECALL else run.metrics[metric]
+
+        if metric == RARE_RECALL and point(first_a) is None:
+            continue  # no rare example in the test set: nothing to compare
         ci = _interval(scores_b[metric] - scores_a[metric], confidence)
-        seed_diffs = [runs[b][s].metrics[metric] - runs[a][s].metrics[metric] for s in seeds]
+        seed_diffs = [point(runs[b][s]) - point(runs[a][s]) for s in seeds]
         spread = _mean_std(seed_diffs)
         out.append({"name": f"{a} vs {b}", "a": a, "b": b, "kind": kind, "metric": metric,
                     "diff": seed_diffs[0], "ci": list(ci), "within_noise": bool(ci[0] <= 0 <= ci[1]),
@@ -485,7 +509,8 @@ def evaluate_study(run_dir: Path, config: StudyConfig) -> dict:
                                               space.tier_of, space.rare_tier)
 
     comparisons = [row for a, b, kind in comparison_plan(config.arms)
-                   for row in compare_arms(runs, a, b, kind, settings.bootstrap_samples, settings.confidence, boot_seed)]
+                   for row in compare_arms(runs, a, b, kind, settings.bootstrap_samples, settings.confidence, boot_seed,
+                                           space)]
     effects = {}
     for vanilla, weighted in WEIGHTED_ARM.items():
         if vanilla in runs and weighted in runs:

@@ -500,11 +500,21 @@ def _recommendations(s: Study, costs: list[dict]) -> list[str]:
             change = f"the answer would change if the target were relaxed to {inline(other)}'s p95 of {ms(rows[other]['p95_ms'])}"
         elif kind == "audit":
             rec_e, rec_d = s.tier(ENC, s.rare)["recall"], s.tier(DEC, s.rare)["recall"]
-            gap = f"{sf1(arch['diff'])} {ci_f1(arch['ci'])}" if arch else "not available"
-            choice = DEC if rec_d >= rec_e else ENC
-            why = (f"both fit the window, {esc(s.rare)}-tier recall decides: {pct(rec_d)} decoder vs {pct(rec_e)} encoder "
-                   f"(no interval for this; decoder minus encoder macro F1 is {gap}), at {cost_text}")
-            change = "a recall difference inside run-to-run variation in a re-run would make the cheaper model the choice"
+            recall = s.comparison(ENC, DEC, "rare_recall")
+            recalls = f"{pct(rec_d)} decoder vs {pct(rec_e)} encoder"
+            if recall and recall["noise"]:
+                choice = cheaper
+                why = (f"both fit the window and their {esc(s.rare)}-tier recall ({recalls}; decoder minus encoder "
+                       f"{pp(recall['diff'])} {ci_pp(recall['ci'])}) differs within run-to-run variation, so cost "
+                       f"decides: {cost_text}")
+                change = (f"a {esc(s.rare)}-tier recall gap beyond run-to-run variation in favour of the dearer model "
+                          "would change the answer")
+            else:
+                choice = DEC if rec_d >= rec_e else ENC
+                interval = (f"decoder minus encoder {pp(recall['diff'])} {ci_pp(recall['ci'])}" if recall else
+                            "no interval in this run's results")
+                why = f"both fit the window, {esc(s.rare)}-tier recall decides: {recalls} ({interval}), at {cost_text}"
+                change = "a recall difference inside run-to-run variation in a re-run would make the cheaper model the choice"
         elif arch and not arch["noise"]:
             choice = DEC if arch["diff"] > 0 else ENC
             advantage = arch["ci"] if choice == DEC else [-arch["ci"][1], -arch["ci"][0]]
