@@ -281,7 +281,9 @@ def test_evaluate_study_all_arms_two_seeds(tmp_path):
 
     names = {(c["a"], c["b"], c["metric"]) for c in results["comparisons"]}
     assert ("encoder_lora", "decoder_lora", "macro_f1") in names and ("encoder_full", "encoder_lora", "accuracy") in names
-    assert ("tfidf_logreg", "decoder_lora_cw", "macro_f1") in names and len(names) == 2 * 13
+    assert ("tfidf_logreg", "decoder_lora_cw", "macro_f1") in names and len(names) == 2 * 13 + 2  # + 2 rare_recall
+    assert {(a, b) for a, b, metric in names if metric == "rare_recall"} == {
+        ("encoder_lora", "decoder_lora"), ("encoder_lora_cw", "decoder_lora_cw")}
     assert all(set(c) == SCHEMA_KEYS["comparison"] and len(c["seed_diffs"]) == 2 for c in results["comparisons"])
     vs_tfidf = next(c for c in results["comparisons"] if c["name"] == "tfidf_logreg vs encoder_full"
                     and c["metric"] == "accuracy")
