@@ -95,6 +95,7 @@ def test_neural_arm_trains_and_writes_every_artifact(arm, share, data, tmp_path)
     assert share[0] <= record["parameters"]["trainable_share"] <= share[1]
     assert record["newly_initialized"] and record["steps"] == 3 * 6
     assert record["attention"] == "eager"  # auto on CPU
+    assert 0 < record["memory_at_start_mb"] <= record["peak_memory_mb"] + 16
     assert record["config_hash"] == json.loads((run / "spec.json").read_text())["config_hash"]
     assert (run / "model" / "base_model.json").is_file() and not (run / "trainer").exists()
     if arm.startswith(("encoder_lora", "decoder")):

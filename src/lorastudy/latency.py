@@ -65,7 +65,6 @@ the ratio price_a / price_b at which a and b cost the same in one context.
 
 from __future__ import annotations
 
-import gc
 import math
 import sys
 import tempfile
@@ -298,6 +297,7 @@ def bench_run(run_path: Path, config: StudyConfig, texts: list[str], device: str
     for name, merged in (("merged", True), ("unmerged", False)):
         if name == "unmerged" and not (is_lora and config.latency.compare_unmerged):
             continue
+        runtime.release_memory()  # what the previous model freed must not hide this one's memory
         before = runtime.current_memory_mb()
         start = time.perf_counter()
         model, tokenizer = load_trained(Path(run_path), merged=merged, allow_pickle=config.allow_pickle)
@@ -309,7 +309,6 @@ def bench_run(run_path: Path, config: StudyConfig, texts: list[str], device: str
         if merged:
             sizes["merged"] = _saved_weights_mb(model) if is_lora else _weights_mb(model_dir)
         del model, tokenizer
-        gc.collect()
     return {**_run_identity(run, run_path), "variants": variants, "size_on_disk_mb": sizes}
 
 
@@ -317,6 +316,7 @@ def _bench_tfidf(run_path: Path, run: dict, config: StudyConfig, texts: list[str
     """The TF-IDF baseline: sklearn's predict timed on the same texts (no padding, no torch)."""
     from lorastudy.training import load_tfidf
 
+    runtime.release_memory()
     before = runtime.current_memory_mb()
     start = time.perf_counter()
     pipeline = load_tfidf(run_path / "model")

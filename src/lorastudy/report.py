@@ -617,11 +617,19 @@ def _experiment_log(runs: list[dict]) -> list[str]:
         hardware = f"{r.get('device', '')}, {r.get('threads', '')} threads, {r.get('precision', '')}; {env.get('cpu', '')}"
         rows.append([name(r["arm"]), code(r["seed"]), code(r.get("config_hash", "")),
                      code(model.get("source", "none")), code(identity or "–"), count(r.get("epochs", 0)),
-                     count(r.get("steps", 0)), f"{r.get('wall_time_s', 0):.1f} s", f"{r.get('peak_memory_mb', 0):.1f} MB",
+                     count(r.get("steps", 0)), f"{r.get('wall_time_s', 0):.1f} s", _run_memory(r),
                      code(hardware), code(versions), code((env.get("git_commit") or "")[:12])])
     return ["## Experiment log", ""] + _table(
         ["Arm", "Seed", "Config hash", "Model source", "sha256 / revision", "Epochs", "Steps", "Wall time",
-         "Peak memory", "Hardware", "Libraries", "Git commit"], rows)
+         "Peak memory", "Hardware", "Libraries", "Git commit"], rows) + [
+        "*Peak memory: the process's peak resident memory during the run (GPU: peak allocated), Python and the "
+        "libraries included, after the memory earlier runs freed was returned to the OS; in brackets, the "
+        "process's memory when the run started.*", ""]
+
+
+def _run_memory(run: dict) -> str:
+    at_start = run.get("memory_at_start_mb")
+    return f"{run.get('peak_memory_mb', 0):.1f} MB" + ("" if at_start is None else f" ({at_start:.1f} MB)")
 
 
 # --- assembly ------------------------------------------------------------------

@@ -6,10 +6,13 @@ Recorded in every run so that the experiment log can say exactly where a number 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import gc
 import os
 import platform
 import random
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from functools import lru_cache
@@ -140,6 +143,19 @@ def peak_memory_mb() -> float:
 
 def current_memory_mb() -> float:
     return psutil.Process().memory_info().rss / 2**20
+
+
+def release_memory() -> None:
+    """Free unreachable objects and hand freed heap pages back to the OS, before a memory measurement.
+
+    glibc keeps freed pages resident, so without the trim a run's peak (the process's high-water mark)
+    also counts what the runs before it freed: 3.7 GB of RSS before an encoder arm that follows the
+    demo decoder, 0.9 GB after `malloc_trim`.
+    """
+    gc.collect()
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):  # another libc (musl): nothing to trim
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 class PeakMemory:

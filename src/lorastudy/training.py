@@ -7,7 +7,6 @@ the validation and test logits of its best checkpoint, so evaluation never runs 
 
 from __future__ import annotations
 
-import gc
 import logging
 import shutil
 import time
@@ -65,7 +64,8 @@ def train_run(spec: ArmSpec, data: PreparedData, run_dir: Path, study: StudyConf
         tqdm.write(f"{spec.run_name}: unfinished or stale run folder found, clearing it and training again.")
         shutil.rmtree(run_path)
     artifacts.write_json(run_path / "spec.json", {**spec.model_dump(mode="json"), "config_hash": spec.config_hash()})
-    gc.collect()  # free the previous run's model before this run's memory is measured
+    runtime.release_memory()  # the previous run's memory must not count in this run's peak
+    memory_at_start = runtime.current_memory_mb()
     threads = runtime.set_threads(study.threads)
     runtime.seed_everything(spec.seed)
     dev = runtime.device()
@@ -85,7 +85,7 @@ def train_run(spec: ArmSpec, data: PreparedData, run_dir: Path, study: StudyConf
         "method": spec.method, "class_weighting": spec.class_weighting,
         **outcome,
         "wall_time_s": time.perf_counter() - start,
-        "peak_memory_mb": memory.peak_mb,
+        "peak_memory_mb": memory.peak_mb, "memory_at_start_mb": memory_at_start,
         "peak_memory_method": runtime.MEMORY_METHOD,
         "device": dev, "threads": threads,
         "collapse": collapse,
