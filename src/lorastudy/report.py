@@ -622,8 +622,8 @@ def _experiment_log(runs: list[dict]) -> list[str]:
     return ["## Experiment log", ""] + _table(
         ["Arm", "Seed", "Config hash", "Model source", "sha256 / revision", "Epochs", "Steps", "Wall time",
          "Peak memory", "Hardware", "Libraries", "Git commit"], rows) + [
-        "*Peak memory: the process's peak resident memory during the run (GPU: peak allocated), Python and the "
-        "libraries included, after the memory earlier runs freed was returned to the OS; in brackets, the "
+        "*Peak memory: the process's peak resident memory during the run (GPU: peak allocated), including Python, "
+        "the libraries and what earlier runs in the same process freed but the allocator kept; in brackets, the "
         "process's memory when the run started.*", ""]
 
 

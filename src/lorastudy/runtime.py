@@ -146,11 +146,11 @@ def current_memory_mb() -> float:
 
 
 def release_memory() -> None:
-    """Free unreachable objects and hand freed heap pages back to the OS, before a memory measurement.
+    """Free unreachable objects and hand freed heap pages back to the OS, before measuring what a model adds.
 
-    glibc keeps freed pages resident, so without the trim a run's peak (the process's high-water mark)
-    also counts what the runs before it freed: 3.7 GB of RSS before an encoder arm that follows the
-    demo decoder, 0.9 GB after `malloc_trim`.
+    glibc keeps freed pages resident (3.7 GB of RSS after the demo decoder, 0.9 GB after `malloc_trim`), and
+    a model loaded into them would not raise the RSS. Training runs do not call it: pages handed back are
+    faulted in again by the next run.
     """
     gc.collect()
     if sys.platform.startswith("linux"):

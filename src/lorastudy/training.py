@@ -7,6 +7,7 @@ the validation and test logits of its best checkpoint, so evaluation never runs 
 
 from __future__ import annotations
 
+import gc
 import logging
 import shutil
 import time
@@ -64,7 +65,7 @@ def train_run(spec: ArmSpec, data: PreparedData, run_dir: Path, study: StudyConf
         tqdm.write(f"{spec.run_name}: unfinished or stale run folder found, clearing it and training again.")
         shutil.rmtree(run_path)
     artifacts.write_json(run_path / "spec.json", {**spec.model_dump(mode="json"), "config_hash": spec.config_hash()})
-    runtime.release_memory()  # the previous run's memory must not count in this run's peak
+    gc.collect()  # free the previous run's model before this run's memory is measured
     memory_at_start = runtime.current_memory_mb()
     threads = runtime.set_threads(study.threads)
     runtime.seed_everything(spec.seed)
