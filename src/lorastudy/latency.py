@@ -121,7 +121,7 @@ def measure_model(model, tokenizer, texts: list[str], cfg: LatencyConfig, *, max
         return [len(ids) for ids in tokenizer(batch, truncation=True, max_length=max_length)["input_ids"]]
 
     with runtime.linear_weights_as(model, precision), torch.inference_mode(), runtime.autocast(precision, device):
-        attention = choose_attention(model, predict, texts, token_counts, cfg, device)
+        attention = choose_serving_attention(model, predict, texts, token_counts, cfg, device)
         result = benchmark(predict, texts, cfg, device=device, token_counts=token_counts, desc=desc)
     return {**result, "precision": precision, "attention": attention, "device": device, "threads": threads}
 
@@ -129,8 +129,9 @@ def measure_model(model, tokenizer, texts: list[str], cfg: LatencyConfig, *, max
 ATTENTION_KERNELS = ("sdpa", "eager")
 
 
-def choose_attention(model, predict: Predict, texts: Sequence[str], token_counts: Callable[[list[str]], list[int]],
-                     cfg: LatencyConfig, device: str) -> str | None:
+def choose_serving_attention(model, predict: Predict, texts: Sequence[str],
+                             token_counts: Callable[[list[str]], list[int]], cfg: LatencyConfig,
+                             device: str) -> str | None:
     """Set the serving attention kernel (see the module docstring) and return its name.
 
     Measured, not assumed: on the demo CPU eager serves MiniLM batches ~20% faster than sdpa, while sdpa

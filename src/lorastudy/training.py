@@ -291,9 +291,10 @@ def _train_neural(spec: ArmSpec, data: PreparedData, run_path: Path, study: Stud
     train = spec.train
     source = models.resolve_source(spec.model.source, cache_dir=models.default_cache_dir(),
                                    revision=spec.model.revision, allow_pickle=study.allow_pickle)
+    attention = runtime.choose_attention(train.attention, dev)
     model, tokenizer, new_weights = models.load_classifier(
         source, len(data.labels), pooling=spec.model.pooling, trust_remote_code=study.trust_remote_code,
-        id2label=dict(enumerate(data.labels)), attention=runtime.choose_attention(train.attention, dev))
+        id2label=dict(enumerate(data.labels)), attention=attention)
     log_path = run_path / "train_log.jsonl"
     if new_weights:
         tqdm.write(f"{spec.run_name}: newly initialised (trained and saved): {', '.join(new_weights)}")
@@ -344,7 +345,7 @@ def _train_neural(spec: ArmSpec, data: PreparedData, run_path: Path, study: Stud
         "epochs": train.epochs, "steps": steps, "best_epoch": best.best_epoch or round(trainer.state.epoch, 2),
         "best_val_macro_f1": val_f1,
         "seconds_per_step": progress.step_seconds / max(steps, 1), "precision": precision,
-        "attention": runtime.choose_attention(train.attention, dev),
+        "attention": attention,
         "class_weights": class_weights(spec, data.train_counts).tolist() if spec.class_weighting else None,
     }
 
