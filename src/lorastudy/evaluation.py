@@ -297,19 +297,21 @@ def compare_arms(runs: dict[str, dict[int, RunEval]], a: str, b: str, kind: str,
                                            space.tier_mask(rare) if rare else None)
     out = []
     for metric in METRICS + ((RARE_RECALL,) if rare else ()):
-        def point(run: RunEval) -> float | None:
-            return run.tiers[rare]["recall"] if metric == RARE_RECALL else run.metrics[metric]
-
-        if metric == RARE_RECALL and point(first_a) is None:
+        if _run_score(first_a, metric, rare) is None:
             continue  # no rare example in the test set: nothing to compare
         ci = _interval(scores_b[metric] - scores_a[metric], confidence)
-        seed_diffs = [point(runs[b][s]) - point(runs[a][s]) for s in seeds]
+        seed_diffs = [_run_score(runs[b][s], metric, rare) - _run_score(runs[a][s], metric, rare) for s in seeds]
         spread = _mean_std(seed_diffs)
         out.append({"name": f"{a} vs {b}", "a": a, "b": b, "kind": kind, "metric": metric,
                     "diff": seed_diffs[0], "ci": list(ci), "within_noise": bool(ci[0] <= 0 <= ci[1]),
                     "seed_diffs": seed_diffs, "seeds": seeds,
                     "seed_diff_mean": spread["mean"], "seed_diff_std": spread["std"]})
     return out
+
+
+def _run_score(run: RunEval, metric: str, rare: str | None) -> float | None:
+    """A run's point value of a compared metric: rare_recall is the rare tier's pooled recall."""
+    return run.tiers[rare]["recall"] if metric == RARE_RECALL else run.metrics[metric]
 
 
 def weighting_effect(vanilla: Sequence[RunEval], weighted: Sequence[RunEval], space: LabelSpace) -> dict:
