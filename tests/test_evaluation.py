@@ -19,12 +19,15 @@ from lorastudy.evaluation import (
     classification_metrics,
     evaluate_study,
     logit_adjustment_probe,
+    Uncertainty,
     paired_bootstrap_diff,
     resampled_scores,
-    compare_arms,
     score_run,
+    seed_interval,
+    weighting_did,
     weighting_effect,
 )
+from lorastudy.config import EvaluationConfig
 
 
 def test_metrics_hand_computed_with_absent_classes():
@@ -63,7 +66,8 @@ def test_vectorised_resample_scores_equal_sklearn():
     for row, (acc, f1) in enumerate(zip(fast["accuracy"], fast["macro_f1"])):
         t, p = y_true[idx[row]], y_pred[idx[row]]
         assert acc == pytest.approx(accuracy_score(t, p))
-        assert f1 == pytest.approx(f1_score(t, p, labels=np.unique(t), average="macro", zero_division=0))
+        # the point estimate's class set (classes of the whole test set), not the resample's
+        assert f1 == pytest.approx(f1_score(t, p, labels=np.unique(y_true), average="macro", zero_division=0))
 
 
 def test_bootstrap_perfect_predictions_and_width_shrinks_with_more_examples():
@@ -88,10 +92,10 @@ def test_paired_bootstrap_flags_noise():
     weak = np.where(rng.random(400) < 0.5, y_true, (y_true + 1) % 4)
     strong = np.where(rng.random(400) < 0.95, y_true, (y_true + 1) % 4)
     same = paired_bootstrap_diff(y_true, weak, weak, "macro_f1", 300, 0.95, seed=0)
-    assert same["diff"] == 0 and same["ci"] == [0.0, 0.0] and same["within_noise"]
+    assert same["diff"] == 0 and same["ci"] == [0.0, 0.0] and not same["distinguishable"]
     better = paired_bootstrap_diff(y_true, weak, strong, "accuracy", 300, 0.95, seed=0)
     assert better["diff"] == pytest.approx(accuracy_score(y_true, strong) - accuracy_score(y_true, weak))
-    assert better["ci"][0] > 0 and not better["within_noise"]
+    assert better["ci"][0] > 0 and better["distinguishable"]
     worse = paired_bootstrap_diff(y_true, strong, weak, "accuracy", 300, 0.95, seed=0)
     assert worse["ci"][1] < 0 and worse["diff"] == pytest.approx(-better["diff"])
 
@@ -103,12 +107,17 @@ def _space(train_counts, tier_of, test_counts=None):
                       val_counts=counts, test_counts=counts, tier_names=["rare", "common"], tier_of=tier_of)
 
 
+def _uncertainty(runs, space, n=200):
+    return Uncertainty(runs, space, EvaluationConfig(bootstrap_samples=n), seed=0)
+
+
 def test_weighting_effect_lists_lifted_and_fallen_classes():
     space = _space([100, 80, 5, 3], ["common", "common", "rare", "rare"])
     y_true = np.array([0, 0, 1, 1, 2, 2, 3, 3])
     vanilla = score_run("v", "encoder_lora", 42, y_true, np.array([0, 0, 1, 1, 0, 0, 3, 3]), space)
     weighted = score_run("w", "encoder_lora_cw", 42, y_true, np.array([0, 0, 1, 1, 2, 2, 0, 0]), space)
-    effect = weighting_effect([vanilla], [weighted], space)
+    runs = {"encoder_lora": {42: vanilla}, "encoder_lora_cw": {42: weighted}}
+    effect = weighting_effect(_uncertainty(runs, space), "encoder_lora", "encoder_lora_cw")
     assert [c["label"] for c in effect["lifted_off_zero"]] == ["c2"]
     assert effect["lifted_off_zero"][0]["train_count"] == 5 and effect["lifted_off_zero"][0]["f1_after"] == 1.0
     assert [c["label"] for c in effect["fell_to_zero"]] == ["c3"]
@@ -118,17 +127,66 @@ def test_weighting_effect_lists_lifted_and_fallen_classes():
     assert effect["per_tier"]["common"]["delta_mean_f1"] == pytest.approx(
         weighted.tiers["common"]["mean_f1"] - vanilla.tiers["common"]["mean_f1"])
     assert effect["relative_macro_f1"] == pytest.approx(effect["delta"]["macro_f1"] / vanilla.metrics["macro_f1"])
+    assert effect["intervals"]["macro_f1"]["source"] == "test_resampling"
 
 
-def test_weighting_effect_uses_seed_means():
+def test_tier_contributions_add_up_to_the_macro_f1_change():
+    rng = np.random.default_rng(5)
+    space = _space([300, 200, 100, 9, 5, 3], ["common"] * 3 + ["rare"] * 3, test_counts=[50, 40, 30, 6, 4, 3])
+    y_true = np.repeat(np.arange(6), [50, 40, 30, 6, 4, 3])
+    vanilla = np.where(rng.random(len(y_true)) < 0.6, y_true, 0)
+    weighted = np.where(rng.random(len(y_true)) < 0.7, y_true, 4)
+    runs = {"decoder_lora": {1: score_run("v", "decoder_lora", 1, y_true, vanilla, space)},
+            "decoder_lora_cw": {1: score_run("w", "decoder_lora_cw", 1, y_true, weighted, space)}}
+    effect = weighting_effect(_uncertainty(runs, space), "decoder_lora", "decoder_lora_cw")
+    parts = [effect["per_tier"][t]["macro_f1_contribution"] for t in ("rare", "common")]
+    assert sum(parts) == pytest.approx(effect["delta"]["macro_f1"])
+    assert effect["per_tier"]["rare"]["class_share"] == pytest.approx(0.5)
+
+
+def test_several_seeds_use_seed_level_intervals_for_point_interval_and_verdict():
     space = _space([10, 10], ["rare", "common"])
     y_true = np.array([0, 1, 0, 1])
-    vanilla = [score_run("v", "decoder_lora", s, y_true, p, space)
-               for s, p in ((1, np.array([0, 0, 0, 0])), (2, np.array([0, 1, 0, 0])))]
-    weighted = [score_run("w", "decoder_lora_cw", s, y_true, y_true, space) for s in (1, 2)]
-    effect = weighting_effect(vanilla, weighted, space)
-    assert effect["seeds"] == [1, 2]
-    assert effect["delta"]["accuracy"] == pytest.approx(1 - (0.5 + 0.75) / 2)
+    vanilla = {s: score_run("v", "decoder_lora", s, y_true, p, space)
+               for s, p in ((1, np.array([0, 0, 0, 0])), (2, np.array([0, 1, 0, 0])), (3, np.array([1, 1, 0, 0])))}
+    weighted = {s: score_run("w", "decoder_lora_cw", s, y_true, y_true, space) for s in (1, 2, 3)}
+    runs = {"decoder_lora": vanilla, "decoder_lora_cw": weighted}
+    effect = weighting_effect(_uncertainty(runs, space), "decoder_lora", "decoder_lora_cw")
+    assert effect["seeds"] == [1, 2, 3]
+    diffs = [1 - 0.5, 1 - 0.75, 1 - 0.5]
+    assert effect["delta"]["accuracy"] == pytest.approx(np.mean(diffs))
+    accuracy = effect["intervals"]["accuracy"]
+    assert accuracy["source"] == "seeds" and accuracy["diff"] == pytest.approx(np.mean(diffs))
+    assert accuracy["ci"] == pytest.approx(list(seed_interval(diffs, 0.95)))
+    half = 4.302653 * np.std(diffs, ddof=1) / np.sqrt(3)  # t(0.975, 2 df), by hand
+    assert accuracy["ci"] == pytest.approx([np.mean(diffs) - half, np.mean(diffs) + half], rel=1e-5)
+
+
+def test_bootstrap_scores_every_resample_on_the_point_estimates_class_set():
+    y_true = np.array([0, 0, 0, 1, 1, 2])
+    y_pred = np.array([0, 0, 0, 1, 1, 0])
+    idx = np.array([[0, 1, 2, 3, 4, 0]])  # class 2 absent from this resample: it still counts, with F1 0
+    scored = np.array([True, True, True])
+    score = resampled_scores(y_true, y_pred, idx, 3, scored=scored)["macro_f1"][0]
+    assert score == pytest.approx(f1_score(y_true[idx[0]], y_pred[idx[0]], labels=[0, 1, 2], average="macro",
+                                           zero_division=0))
+
+
+def test_weighting_difference_in_differences_is_paired():
+    rng = np.random.default_rng(9)
+    space = _space([100, 90, 80, 5], ["common", "common", "common", "rare"], test_counts=[100, 100, 100, 30])
+    y_true = np.repeat(np.arange(4), [100, 100, 100, 30])
+
+    def predictor(p_right):
+        return np.where(rng.random(len(y_true)) < p_right, y_true, 0)
+
+    runs = {arm: {1: score_run(arm, arm, 1, y_true, predictor(p), space)} for arm, p in
+            (("encoder_lora", 0.6), ("encoder_lora_cw", 0.9), ("decoder_lora", 0.6), ("decoder_lora_cw", 0.61))}
+    rows = {r["metric"]: r for r in weighting_did(_uncertainty(runs, space, n=300))}
+    acc = {arm: runs[arm][1].metrics["accuracy"] for arm in runs}
+    expected = (acc["decoder_lora_cw"] - acc["decoder_lora"]) - (acc["encoder_lora_cw"] - acc["encoder_lora"])
+    assert rows["accuracy"]["diff"] == pytest.approx(expected)
+    assert rows["accuracy"]["ci"][1] < 0 and rows["accuracy"]["distinguishable"]
 
 
 def test_logit_adjustment_recovers_a_suppressed_rare_class():
@@ -210,28 +268,28 @@ def _config(arms, seeds, **extra):
 
 
 SCHEMA_KEYS = {
-    "": {"schema_version", "study", "data", "runs", "arms", "comparisons", "weighting_effect", "weighting_transfer",
-         "mechanism", "logit_adjustment", "class_differences", "external_reference"},
+    "": {"schema_version", "study", "data", "uncertainty", "runs", "arms", "comparisons", "weighting_effect",
+         "weighting_did", "mechanism", "logit_adjustment", "class_differences", "external_reference"},
     "study": {"name", "output_dir", "config_hash", "created"},
     "data": {"num_classes", "labels", "train_counts", "val_counts", "test_counts", "tier_names", "tier_of",
              "tier_rule", "tier_thresholds", "tier_sizes", "not_evaluable", "majority_class"},
-    "run": {"arm", "seed", "family", "method", "class_weighting", "val", "test", "parameters", "collapse"},
+    "run": {"arm", "seed", "family", "method", "class_weighting", "val", "test", "training", "parameters", "collapse"},
     "run.val": {"accuracy", "macro_f1", "weighted_f1", "zero_f1_count"},
     "run.test": {"accuracy", "macro_f1", "weighted_f1", "zero_f1_count", "zero_f1_classes", "not_evaluable",
-                 "n_predicted_classes", "ci", "per_tier", "spearman_f1_vs_train_count", "confused_pairs",
-                 "per_class_csv"},
+                 "n_predicted_classes", "ci", "per_tier", "tier_flow", "spearman_f1_vs_train_count",
+                 "confused_pairs", "per_class_csv"},
     "tier": {"mean_f1", "zero_f1_count", "n_classes", "n_evaluable", "recall", "predicted_share", "true_share"},
-    "arm": {"seeds", "n_seeds", "test", "per_tier"},
-    "comparison": {"name", "a", "b", "kind", "metric", "diff", "ci", "within_noise", "seed_diffs", "seeds",
-                   "seed_diff_mean", "seed_diff_std"},
+    "arm": {"seeds", "n_seeds", "test", "ci", "per_tier"},
+    "comparison": {"name", "a", "b", "kind", "metric", "diff", "ci", "distinguishable", "source", "seeds",
+                   "seed_values"},
     "effect": {"vanilla", "weighted", "seeds", "before", "after", "delta", "relative_macro_f1", "relative_accuracy",
-               "ci", "within_noise", "lifted_off_zero", "fell_to_zero", "per_tier"},
+               "intervals", "lifted_off_zero", "fell_to_zero", "per_tier"},
     "effect.tier": {"delta_mean_f1", "delta_zero_f1", "delta_recall", "mean_f1_before", "mean_f1_after",
                     "zero_f1_before", "zero_f1_after", "recall_before", "recall_after", "predicted_share_before",
-                    "predicted_share_after", "true_share"},
+                    "predicted_share_after", "true_share", "class_share", "macro_f1_contribution"},
     "mechanism": {"rare_tier", "seeds", "rare_recall", "rare_predicted_share", "rare_true_share", "spearman_rho",
                   "weighted", "spearman_rho_weighted", "per_tier"},
-    "probe": {"tau", "val_curve", "val_macro_f1_before", "val_macro_f1_after", "test_macro_f1_before",
+    "probe": {"tau", "tau_chosen_on", "test_gain_ci", "ci_source", "val_curve", "val_macro_f1_before", "val_macro_f1_after", "test_macro_f1_before",
               "test_macro_f1_after", "test_accuracy_before", "test_accuracy_after", "test_zero_f1_count_before",
               "test_zero_f1_count_after", "rare_mean_f1_before", "rare_mean_f1_after", "rare_recall_before",
               "rare_recall_after"},
@@ -257,7 +315,8 @@ def test_evaluate_study_all_arms_two_seeds(tmp_path):
     assert on_disk == results
     _assert_plain_json(results)
 
-    assert set(results) == SCHEMA_KEYS[""] and results["schema_version"] == 1
+    assert set(results) == SCHEMA_KEYS[""] and results["schema_version"] == 2
+    assert results["uncertainty"]["source"] == "seeds" and results["uncertainty"]["n_seeds"] == 2
     assert set(results["study"]) == SCHEMA_KEYS["study"] and set(results["data"]) == SCHEMA_KEYS["data"]
     assert results["data"]["not_evaluable"] == ["label.7"]
     assert results["data"]["majority_class"] == {"label": "label.0", "test_accuracy": pytest.approx(60 / 167, abs=1e-6),
@@ -281,13 +340,12 @@ def test_evaluate_study_all_arms_two_seeds(tmp_path):
 
     names = {(c["a"], c["b"], c["metric"]) for c in results["comparisons"]}
     assert ("encoder_lora", "decoder_lora", "macro_f1") in names and ("encoder_full", "encoder_lora", "accuracy") in names
-    assert ("tfidf_logreg", "decoder_lora_cw", "macro_f1") in names and len(names) == 2 * 13 + 2  # + 2 rare_recall
-    assert {(a, b) for a, b, metric in names if metric == "rare_recall"} == {
-        ("encoder_lora", "decoder_lora"), ("encoder_lora_cw", "decoder_lora_cw")}
-    assert all(set(c) == SCHEMA_KEYS["comparison"] and len(c["seed_diffs"]) == 2 for c in results["comparisons"])
+    assert ("tfidf_logreg", "decoder_lora_cw", "macro_f1") in names and len(names) == 21 * 3  # every pair, 3 metrics
+    assert all(set(c) == SCHEMA_KEYS["comparison"] and len(c["seed_values"]) == 2 and c["source"] == "seeds"
+               for c in results["comparisons"])
     vs_tfidf = next(c for c in results["comparisons"] if c["name"] == "tfidf_logreg vs encoder_full"
                     and c["metric"] == "accuracy")
-    assert vs_tfidf["diff"] > 0 and not vs_tfidf["within_noise"]
+    assert vs_tfidf["diff"] > 0
 
     assert set(results["weighting_effect"]) == {"encoder_full", "encoder_lora", "decoder_lora"}
     for effect in results["weighting_effect"].values():
@@ -295,7 +353,7 @@ def test_evaluate_study_all_arms_two_seeds(tmp_path):
         assert all(set(t) == SCHEMA_KEYS["effect.tier"] for t in effect["per_tier"].values())
         rare = effect["per_tier"]["rare"]
         assert rare["predicted_share_after"] > rare["predicted_share_before"]
-    assert {row["encoder"] for row in results["weighting_transfer"]} == {"encoder_full", "encoder_lora"}
+    assert {row["encoder"] for row in results["weighting_did"]} == {"encoder_full", "encoder_lora"}
 
     assert set(results["mechanism"]) == {"tfidf_logreg", "encoder_full", "encoder_lora", "decoder_lora"}
     assert all(set(m) == SCHEMA_KEYS["mechanism"] for m in results["mechanism"].values())
@@ -317,7 +375,8 @@ def test_evaluate_study_some_arms_one_seed(tmp_path):
     results = evaluate_study(_write_run_dir(tmp_path, arms, [7]), _config(arms, [7]))
     assert results["arms"]["decoder_lora"]["test"]["macro_f1"]["std"] is None
     assert {c["name"] for c in results["comparisons"]} == {"encoder_lora vs decoder_lora"}
-    assert results["weighting_effect"] == {} and results["weighting_transfer"] == []
+    assert results["weighting_effect"] == {} and results["weighting_did"] == []
+    assert results["uncertainty"]["source"] == "test_resampling"
     assert results["external_reference"] is None
     assert results["class_differences"]["seed"] == 7
 
@@ -343,7 +402,7 @@ def test_runs_scored_on_different_test_examples_are_refused(tmp_path):
         evaluate_study(run_dir, _config(["encoder_lora", "decoder_lora"], [42]))
 
 
-def test_rare_recall_is_bootstrapped_for_the_architecture_comparison():
+def test_rare_recall_is_bootstrapped_for_every_pair():
     rng = np.random.default_rng(3)
     space = _space([90, 60, 40, 4, 3], ["common", "common", "common", "rare", "rare"])
     y_true = rng.choice(5, 300, p=[0.3, 0.3, 0.2, 0.1, 0.1])
@@ -358,10 +417,6 @@ def test_rare_recall_is_bootstrapped_for_the_architecture_comparison():
         rare = y_true[idx[row]] >= 3
         assert resampled["rare_recall"][row] == pytest.approx(np.mean(encoder[idx[row]][rare] == y_true[idx[row]][rare]))
 
-    rows = {r["metric"]: r for r in compare_arms(runs, "encoder_lora", "decoder_lora", "architecture", 300, 0.95, 0, space)}
-    recall = rows["rare_recall"]
+    recall = _uncertainty(runs, space, n=300).contrast({"decoder_lora": 1.0, "encoder_lora": -1.0}, "rare_recall")
     assert recall["diff"] == pytest.approx(1.0 - runs["encoder_lora"][42].tiers["rare"]["recall"])
-    assert 0 < recall["ci"][0] <= recall["diff"] <= recall["ci"][1] and not recall["within_noise"]
-    weighting = compare_arms({**runs, "encoder_lora_cw": runs["decoder_lora"]}, "encoder_lora", "encoder_lora_cw",
-                             "weighting", 50, 0.95, 0, space)
-    assert {r["metric"] for r in weighting} == {"accuracy", "macro_f1"}
+    assert 0 < recall["ci"][0] <= recall["diff"] <= recall["ci"][1] and recall["distinguishable"]

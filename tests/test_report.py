@@ -1,8 +1,12 @@
-"""The generated note: traceable numbers, honest wording, length, escaping, self-contained HTML."""
+"""The generated note reasons from its numbers: contrasting outcomes give different verdicts and words.
+
+Each scenario (tests/scenarios.py) is a run directory evaluated by the real evaluation code; the
+note is the real report. The assertions read the note as a demanding reader would: verdicts
+follow the intervals, no claim is printed whatever the results, nothing contradicts a table.
+"""
 
 from __future__ import annotations
 
-import copy
 import json
 import re
 import shutil
@@ -10,194 +14,231 @@ from pathlib import Path
 
 import pytest
 
-from lorastudy.check import check_note
+from lorastudy import artifacts
+from lorastudy.check import count_prose_words
 from lorastudy.config import load_config
-from lorastudy.report import build_note, within_noise, write_note
+from lorastudy.findings import Findings
+from lorastudy.report import build_note, write_note
+from scenarios import SCENARIOS, Arm, Scenario, arms_like, build
 
-FIXTURE = Path(__file__).parent / "fixtures" / "run"
 EVIL = "<script>alert(1)</script>"
+# Words that make a sentence a claim; a claim printed for every outcome is boilerplate.
+CLAIM = re.compile(r"favour|separat|clear|distinguishable|helped|wins|consistent|explain|recommend|bottleneck|"
+                   r"under-predicted|rises|follow|hide|tied|costs least|lowest|refuted|lies in", re.I)
 
 
-def _load() -> tuple[dict, dict, list[dict], object]:
-    results = json.loads((FIXTURE / "evaluation" / "results.json").read_text())
-    latency = json.loads((FIXTURE / "latency" / "latency.json").read_text())
-    runs = [json.loads(p.read_text()) for p in sorted((FIXTURE / "runs").glob("*/run.json"))]
-    return results, latency, runs, load_config(FIXTURE / "config.resolved.yaml")
+@pytest.fixture(scope="module")
+def notes(tmp_path_factory) -> dict[str, tuple[Path, str]]:
+    root = tmp_path_factory.mktemp("scenarios")
+    out = {}
+    for key, scenario in SCENARIOS.items():
+        run_dir = build(root, scenario)
+        write_note(run_dir)
+        out[key] = (run_dir, (run_dir / "note" / "note.md").read_text())
+    return out
 
 
 def _section(markdown: str, number: int) -> str:
     return re.search(rf"## {number}\..*?(?=\n## )", markdown, re.S).group(0)
 
 
-def _set_comparison(results: dict, a: str, b: str, metric: str, ci: list[float], seed_diffs: list[float] | None = None):
-    for c in results["comparisons"]:
-        if (c["a"], c["b"], c["metric"]) == (a, b, metric):
-            c["ci"] = ci
-            if seed_diffs is not None:
-                c["seed_diffs"] = seed_diffs
+def _prose(markdown: str) -> list[str]:
+    """Prose lines before the experiment log: no headings, tables, figures or captions."""
+    body = markdown.split("## Experiment log")[0]
+    return [line for line in body.splitlines()
+            if line.strip() and not line.startswith(("#", "|", "!", "*Figure", "*Test", "*Weighted", "*Δ", "*Where",
+                                                     "*The classes", "*Measured", "*Rule", "*Candidates", "*Job"))]
 
 
-@pytest.fixture(scope="module")
-def written(tmp_path_factory) -> Path:
-    run_dir = tmp_path_factory.mktemp("run") / "run"
-    shutil.copytree(FIXTURE, run_dir)
-    write_note(run_dir)
-    return run_dir
+def _findings(run_dir: Path) -> Findings:
+    return Findings.model_validate(artifacts.read_json(run_dir / "evaluation" / "findings.json"))
 
 
-@pytest.mark.parametrize("name", ["note.md", "note.html"])
-def test_every_number_traceable_and_every_section_complete(written, name):
-    outcome = check_note(written / "note" / name, written)
-    assert outcome.unmatched_numbers == []
-    assert outcome.numbers_checked > 200
-    assert [s.missing for s in outcome.sections] == [[]] * 5
-    assert outcome.complete
+def test_the_architecture_verdict_follows_the_interval(notes):
+    expected = {"decoder_wins": "Both metrics favour decoder LoRA.", "encoder_wins": "Both metrics favour encoder LoRA.",
+                "tie": "Neither metric separates the two architectures."}
+    for key, sentence in expected.items():
+        run_dir, note = notes[key]
+        assert sentence in note
+        verdict = _findings(run_dir).get("diff.encoder_lora.decoder_lora.macro_f1").verdict
+        assert verdict == {"decoder_wins": "b_higher", "encoder_wins": "a_higher", "tie": "not_distinguishable"}[key]
+    assert all(sentence not in notes[other][1] for key, sentence in expected.items() for other in expected
+               if other != key)
 
 
-def test_a_number_not_in_the_run_is_flagged(written, tmp_path):
-    note = tmp_path / "note.md"
-    note.write_text((written / "note" / "note.md").read_text().replace("| 60.4% |", "| 63.9% |", 1))
-    assert check_note(note, written).unmatched_numbers == ["63.9%"]
+def test_every_interval_agrees_with_the_verdict_printed_beside_it(notes):
+    pattern = re.compile(r"\[([−+-]?[\d.]+)(?: ?(?:pp|%))?, ([−+-]?[\d.]+)(?: ?(?:pp|%))?\] \((clear|not distinguishable|"
+                         r"within run-to-run|beyond run-to-run)")
+    checked = 0
+    for _, note in notes.values():
+        for lo, hi, verdict in pattern.findall(note):
+            lo, hi = float(lo), float(hi)
+            contains_zero = lo <= 0 <= hi
+            assert contains_zero == (verdict in ("not distinguishable", "within run-to-run")), (lo, hi, verdict)
+            checked += 1
+    assert checked > 50
 
 
-def test_prose_within_the_word_limit():
-    results, latency, runs, config = _load()
-    note = build_note(results, latency, runs, config)
-    assert 500 < note.prose_words <= config.report.max_prose_words
+def test_no_claim_is_printed_whatever_the_results(notes):
+    masked = {key: {re.sub(r"[−+-]?\$?\d[\d,.]*", "N", line) for line in _prose(note)} for key, (_, note) in notes.items()}
+    everywhere = set.intersection(*masked.values())
+    claims = sorted(line for line in everywhere if CLAIM.search(line))
+    assert claims == []
 
 
-def test_significant_differences_name_a_direction():
-    note = build_note(*_load()).markdown
-    assert "on macro F1 the decoder is ahead" in _section(note, 1)
-    assert "On the decoder, weighting moved macro F1 by +0.008 [-0.007, 0.023] (1.8% relative)" in note
-    assert re.search(r"On the decoder, weighting[^.]*\.[^:]*: within run-to-run variation", note)
-    assert "recommend **decoder LoRA**, because both meet the target and its macro F1 is higher" in note
+def test_weighting_that_hurts_the_decoder_is_reported_as_such(notes):
+    run_dir, note = notes["weighting_hurts_decoder"]
+    effect = _findings(run_dir).get("weighting.decoder_lora")
+    assert effect.q("macro_f1_delta") < 0
+    did = _findings(run_dir).get("weighting.did.macro_f1")
+    assert did.verdict == "a_higher"  # the decoder's change is below the encoder's
+    assert "weighting helped the decoder less than the encoder (clear on this test set)" in note
+    assert "weighting helped the decoder more" not in note
 
 
-def test_wording_switches_when_the_interval_contains_zero():
-    results, latency, runs, config = _load()
-    _set_comparison(results, "encoder_lora", "decoder_lora", "macro_f1", [-0.002, 0.13])
-    results["weighting_effect"]["decoder_lora"]["ci"]["macro_f1"] = [0.002, 0.014]
-    note = build_note(results, latency, runs, config).markdown
-    assert "on macro F1 the decoder is within run-to-run variation" in _section(note, 1)
-    assert "the decoder is ahead" not in note
-    assert re.search(r"On the decoder, weighting[^:]*: a real gain", note)
-    assert "the quality difference is within run-to-run variation, so cost decides" in _section(note, 4)
-    assert "recommend **encoder LoRA**" in note
+def test_mechanism_is_chosen_by_the_numbers(notes):
+    verdicts = {key: _findings(run_dir).get("weighting.mechanism") for key, (run_dir, _) in notes.items()}
+    chosen = {v.verdict for v in verdicts.values() if v is not None}
+    assert len(chosen) >= 2  # different outcomes select different explanations
+    for key, finding in verdicts.items():
+        if finding is None:
+            continue
+        facts = finding.facts
+        if finding.verdict == "equal_tail_common_differs":
+            assert abs(facts["rare_gap"]) < facts["equal_within"] <= abs(facts["common_gap"])
+        elif finding.verdict in ("more_under_prediction_more_gain", "less_under_prediction_more_gain"):
+            ratio = facts["under_ratio"]
+            more_under = min(ratio, key=ratio.get)
+            same = more_under == facts["gained_more_in_tail"]
+            assert same == (finding.verdict == "more_under_prediction_more_gain"), key
 
 
-def test_several_seeds_use_the_seed_spread():
-    assert within_noise(0.02, [0.01, 0.03], [0.05, -0.03, 0.04])
-    assert not within_noise(0.02, [0.01, 0.03], [0.021, 0.019, 0.02])
-    results, latency, runs, config = _load()
-    _set_comparison(results, "encoder_lora", "decoder_lora", "macro_f1", [0.05, 0.08], [0.12, -0.05, 0.12])
-    assert "within run-to-run variation" in _section(build_note(results, latency, runs, config).markdown, 1)
+def test_balanced_data_has_no_rare_tier_and_says_so(notes):
+    run_dir, note = notes["no_rare_tier"]
+    assert "the training counts have no long tail" in note
+    assert "Across all classes" in note and "In the rare tier" not in note
+    assert _findings(run_dir).get("weighting.mechanism") is None
+    audit = _findings(run_dir).get("decision.rare-supersense audit")
+    assert audit.facts["metric"] == "accuracy" and audit.facts["metric_substituted"]
+    assert "rare-tier recall equals accuracy when every class is in one tier" in note
 
 
-def test_collapsed_arm_is_flagged_loudly():
-    results, latency, runs, config = _load()
+def test_several_seeds_report_seed_level_spread_and_never_test_resampling(notes):
+    run_dir, note = notes["three_seeds"]
+    assert "3 training seeds per arm" in note
+    assert "within run-to-run variation" in note and "on this test set" not in note
+    assert re.search(r"\d\.\d{3} ± \d\.\d{3} \[", _section(note, 1))  # mean ± std [seed interval]
+    results = artifacts.read_json(run_dir / "evaluation" / "results.json")
+    assert all(row["source"] == "seeds" for row in results["comparisons"])
+    _, one_seed = notes["tie"]
+    assert "within run-to-run variation" not in one_seed and "not distinguishable on this test set" in one_seed
+
+
+def test_decisions_follow_the_rule_and_a_cost_tie_never_decides(notes):
+    for run_dir, note in notes.values():
+        for decision in _findings(run_dir).of_kind("decision"):
+            rows = {row["arm"]: row for row in decision.facts["rows"]}
+            choice = decision.facts["decision"]["choice"]
+            if choice is None:
+                continue
+            assert rows[choice]["meets"]
+            if decision.verdict == "cost":
+                others = [rows[a]["monthly_cost"] for a in decision.facts["decision"]["tied"] if a != choice]
+                assert all(rows[choice]["monthly_cost"] < cost * 0.99 for cost in others)
+            assert f"Recommend **{choice.replace('_', ' ')}" in note or "Recommend **" in note
+    _, note = notes["decoder_wins"]
+    assert "cost decides: $73.00 vs $73.00" not in note
+
+
+def test_the_bottleneck_is_chosen_among_candidates_and_the_prediction_can_fail(notes):
+    seen = set()
+    for run_dir, note in notes.values():
+        found = _findings(run_dir)
+        bottleneck, prediction = found.get("bottleneck"), found.get("prediction")
+        seen.add(bottleneck.verdict)
+        names = {c["name"] for c in bottleneck.facts["candidates"]}
+        assert names == {"decision_rule", "data_volume", "training_budget", "representation"}
+        # the predicted threshold is the best any arm reached, so no existing arm already meets it
+        assert prediction.facts["threshold"] == max(q.value for q in prediction.quantities)
+        assert "the best any arm reached" in _section(note, 5)
+    assert len(seen) >= 2
+    _, note = notes["decoder_undertrained"]
+    assert "125 vs 250 steps" in note
+
+
+def test_every_figure_is_cited_and_prose_stays_within_the_limit(notes):
+    for run_dir, note in notes.values():
+        body = "\n".join(_prose(note))
+        for number in re.findall(r"\*Figure (\d):", note):
+            assert f"Figure {number}" in body
+        assert count_prose_words(note) <= 1200
+
+
+def test_the_intervals_sentence_counts_what_the_note_prints(notes):
+    _, note = notes["tie"]
+    count = int(re.search(r"The note reports (\d+) intervals", note).group(1))
+    assert count == len(re.findall(r"\[[−+-]?\$?\d[\d,.]*(?: ?(?:%|pp|ms))?, [−+-]?\$?\d[\d,.]*(?: ?(?:%|pp|ms))?\]",
+                                   re.sub(r"`[^`]*`", "", note)))
+
+
+def test_labels_are_escaped_in_markdown_and_html(tmp_path):
+    scenario = Scenario("evil", arms_like(Arm(0.7, 0.2), Arm(0.7, 0.3)), label_prefix=EVIL)
+    run_dir = build(tmp_path, scenario)
+    page = write_note(run_dir).read_text()
+    assert "<script" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert EVIL not in (run_dir / "note" / "note.md").read_text()
+
+
+def test_html_is_self_contained_with_embedded_figures(notes):
+    run_dir, _ = notes["decoder_wins"]
+    page = (run_dir / "note" / "note.html").read_text()
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page)
+    assert len(re.findall(r'<img [^>]*src="data:image/png;base64,', page)) == 4
+    figures = sorted(p.name for p in (run_dir / "note" / "figures").glob("*.png"))
+    assert figures == ["f1_encoder_vs_decoder.png", "f1_vs_train_count.png", "latency.png", "weighting_by_tier.png"]
+
+
+def test_missing_latency_says_how_to_produce_it(notes):
+    run_dir, _ = notes["tie"]
+    results = artifacts.read_json(run_dir / "evaluation" / "results.json")
+    runs = [artifacts.read_json(p) for p in sorted((run_dir / "runs").glob("*/run.json"))]
+    note = build_note(results, None, runs, load_config(run_dir / "config.resolved.yaml")).markdown
+    assert "`lorastudy bench RUN_DIR`" in _section(note, 4)
+    assert not re.search(r"\d+\.\d ms", _section(note, 4))
+
+
+def test_collapsed_arm_is_flagged_loudly(notes):
+    run_dir, _ = notes["tie"]
+    results = artifacts.read_json(run_dir / "evaluation" / "results.json")
     results["runs"]["decoder_lora_cw__seed42"]["collapse"].update(collapsed=True, reason="one class predicted",
                                                                    n_predicted_classes=1)
-    note = build_note(results, latency, runs, config).markdown
+    runs = [artifacts.read_json(p) for p in sorted((run_dir / "runs").glob("*/run.json"))]
+    note = build_note(results, artifacts.read_json(run_dir / "latency" / "latency.json"), runs,
+                      load_config(run_dir / "config.resolved.yaml")).markdown
     assert "**Warning: decoder\\_lora\\_cw\\_\\_seed42 collapsed (one class predicted)" in note
     assert "Decoder LoRA + weighting **(collapsed)**" in note
 
 
-def test_missing_latency_says_how_to_produce_it(tmp_path):
-    results, _, runs, config = _load()
-    note = build_note(results, None, runs, config)
-    assert "`lorastudy bench RUN_DIR`" in _section(note.markdown, 4)
-    assert not re.search(r"\d+\.\d ms", _section(note.markdown, 4))
-    path = tmp_path / "note.md"
-    path.write_text(note.markdown)
-    section4 = check_note(path).sections[3]
-    assert "latency numbers for both models" in section4.missing
+def test_findings_json_names_the_artifact_path_of_every_quantity(notes):
+    run_dir, _ = notes["decoder_wins"]
+    results = artifacts.read_json(run_dir / "evaluation" / "results.json")
+    for finding in _findings(run_dir).findings:
+        for quantity in finding.quantities:
+            if not quantity.path.startswith("evaluation/results.json#/"):
+                continue
+            node = results
+            for key in quantity.path.split("#/")[1].split("/"):
+                node = node[int(key)] if isinstance(node, list) else node[key]
+            assert node == pytest.approx(quantity.value), quantity
 
 
-def test_labels_are_escaped_in_markdown_and_html(tmp_path):
-    run_dir = tmp_path / "run"
-    shutil.copytree(FIXTURE, run_dir)
-    results = json.loads((run_dir / "evaluation" / "results.json").read_text())
-    old = results["class_differences"]["classes"][0]["label"]
-    text = json.dumps(results).replace(f'"{old}"', json.dumps(EVIL)).replace('"noun.artifact"', json.dumps(EVIL))
-    (run_dir / "evaluation" / "results.json").write_text(text)
-    html_path = write_note(run_dir)
-    page = html_path.read_text()
-    assert "<script" not in page
-    assert page.count("&lt;script&gt;alert(1)&lt;/script&gt;") >= 3  # majority row, class table, lifted/dropped lists
-    assert EVIL not in (run_dir / "note" / "note.md").read_text()
-
-
-def test_html_is_self_contained_with_embedded_figures(written):
-    page = (written / "note" / "note.html").read_text()
-    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page)
-    assert len(re.findall(r'<img [^>]*src="data:image/png;base64,', page)) == 4
-    assert "@media print" in page
-    figures = sorted(p.name for p in (written / "note" / "figures").glob("*.png"))
-    assert figures == ["f1_encoder_vs_decoder.png", "f1_vs_train_count.png", "latency.png", "weighting_by_tier.png"]
-    assert all((written / "note" / "figures" / f).read_bytes()[:4] == b"\x89PNG" for f in figures)
-
-
-def test_build_note_is_pure():
-    results, latency, runs, config = _load()
-    before = copy.deepcopy(results)
-    assert build_note(results, latency, runs, config).markdown == build_note(results, latency, runs, config).markdown
-    assert results == before
-
-
-def test_a_model_that_misses_the_sla_is_not_recommended_for_real_time():
-    results, latency, runs, config = _load()
-    latency = copy.deepcopy(latency)
-    for row in latency["costs"]:
-        if row["model"] == "decoder_lora" and row["kind"] == "realtime":
-            row.update(meets_sla=False, p95_ms=row["sla_ms"] * 1.5, instances=None, headroom=None,
-                       monthly_cost=None, cost_per_million=None)
-    section = _section(build_note(results, latency, runs, config).markdown, 4)
-    realtime = next(line for line in section.splitlines() if line.startswith("- **real-time triage**"))
-    assert "recommend **encoder LoRA**" in realtime and "only it meets the target" in realtime
-
-
-def test_different_training_budgets_are_stated_as_a_limitation():
-    results, latency, runs, config = _load()
-    runs = copy.deepcopy(runs)
-    for run in runs:
-        if run["arm"] == "decoder_lora":
-            run.update(epochs=0.6, steps=75)
-    assert "decoder LoRA 0.6 (75 steps)" in build_note(results, latency, runs, config).markdown
-    for run in runs:
-        run.update(epochs=2, steps=250)
-    assert "training budgets differ" not in build_note(results, latency, runs, config).markdown
-
-
-def test_recommendation_quotes_the_chosen_models_advantage_with_a_positive_interval():
-    results, latency, runs, config = _load()
-    results = copy.deepcopy(results)
-    for c in results["comparisons"]:
-        if (c["a"], c["b"], c["metric"]) == ("encoder_lora", "decoder_lora", "macro_f1"):
-            c.update(diff=-0.12, ci=[-0.144, -0.096], within_noise=False)
-    section = _section(build_note(results, latency, runs, config).markdown, 4)
-    nightly = next(line for line in section.splitlines() if line.startswith("- **nightly batch**"))
-    assert "recommend **encoder LoRA**" in nightly and "higher by 0.120 [0.096, 0.144]" in nightly
-
-
-@pytest.mark.parametrize("zero_counts,expected", [((3, 3), "both leave 3 of"), ((2, 5), "the worst is decoder LoRA with 5 of")])
-def test_rare_zero_f1_wording_names_the_worst_only_when_there_is_one(zero_counts, expected):
-    results, latency, runs, config = _load()
-    for arm, zeros in zip(("encoder_lora", "decoder_lora"), zero_counts):
-        results["runs"][f"{arm}__seed42"]["test"]["per_tier"]["rare"]["zero_f1_count"] = zeros
-    section = _section(build_note(results, latency, runs, config).markdown, 3)
-    assert expected in section.replace("*", "")
-
-
-@pytest.mark.parametrize("ci,expected", [([-0.02, 0.05], "so cost decides"), ([0.01, 0.06], "recall decides")])
-def test_the_audit_recommendation_weighs_the_rare_recall_interval(ci, expected):
-    results, latency, runs, config = _load()
-    results = copy.deepcopy(results)
-    diff = (results["runs"]["decoder_lora__seed42"]["test"]["per_tier"]["rare"]["recall"]
-            - results["runs"]["encoder_lora__seed42"]["test"]["per_tier"]["rare"]["recall"])
-    results["comparisons"].append({"name": "encoder_lora vs decoder_lora", "a": "encoder_lora", "b": "decoder_lora",
-                                   "kind": "architecture", "metric": "rare_recall", "diff": diff, "ci": ci,
-                                   "within_noise": ci[0] <= 0 <= ci[1], "seed_diffs": [diff], "seeds": [42]})
-    section = _section(build_note(results, latency, runs, config).markdown, 4)
-    audit = next(line for line in section.splitlines() if line.startswith("- **compliance audit**"))
-    assert expected in audit and f"[{100 * ci[0]:+.1f} pp, {100 * ci[1]:+.1f} pp]" in audit
+def test_an_old_results_file_is_refused_with_the_command_that_rebuilds_it(notes, tmp_path):
+    run_dir, _ = notes["tie"]
+    copy = tmp_path / "old"
+    shutil.copytree(run_dir, copy)
+    results = json.loads((copy / "evaluation" / "results.json").read_text())
+    results["schema_version"] = 1
+    (copy / "evaluation" / "results.json").write_text(json.dumps(results))
+    from lorastudy.errors import StudyError
+    with pytest.raises(StudyError, match="older lorastudy"):
+        write_note(copy)

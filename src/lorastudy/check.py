@@ -377,12 +377,13 @@ def _evidence(labels: list[str] | None) -> dict[int, list[tuple[str, Callable[[_
 
 
 def count_prose_words(text: str) -> int:
-    """Words of prose: not tables, code, headings, figures or captions, nor the experiment log / appendix."""
+    """Words of prose: not tables, code, headings, figures or captions (a whole line in italics), nor the
+    experiment log / appendix."""
     words, skipping = 0, False
     for kind, line in _split_lines(text):
         if kind == "heading":
             skipping = _classify_heading(line.lstrip("#").strip()) == "log"
-        elif kind == "prose" and not skipping:
+        elif kind == "prose" and not skipping and not re.fullmatch(r"\*[^*].*[^*]\*", line.strip()):  # captions
             cleaned = re.sub(r"<[^>]+>|\[([^\]]*)\]\([^)]*\)", r"\1", line)
             words += len(re.findall(r"[A-Za-z0-9$±−+\[(][^\s]*", cleaned))
     return words

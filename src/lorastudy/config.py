@@ -161,13 +161,18 @@ class EvaluationConfig(Strict):
 
 
 class ContextConfig(Strict):
+    """A named operational context: what it needs (its primary metric) and what it constrains."""
+
     name: str
     kind: Literal["realtime", "batch", "audit"]
-    p95_sla_ms: PositiveFloat | None = None
-    peak_rps: PositiveFloat | None = None
-    examples: PositiveInt | None = None
+    primary_metric: Literal["accuracy", "macro_f1", "rare_recall"] = Field(
+        "macro_f1", description="the quality the context decides on; rare_recall = the rare tier's pooled recall")
+    p95_sla_ms: PositiveFloat | None = Field(None, description="realtime: p95 latency target at peak_rps")
+    peak_rps: PositiveFloat | None = Field(None, description="realtime: arrival rate the SLA must hold at")
+    examples: PositiveInt | None = Field(None, description="batch/audit: texts per job")
     window_minutes: PositiveFloat | None = None
     monthly_predictions: PositiveInt | None = None
+    tie_breakers: list[Literal["cost", "p95", "memory"]] = Field(default_factory=lambda: ["cost", "p95", "memory"])
     description: str = ""
 
     @model_validator(mode="after")
@@ -180,16 +185,17 @@ class ContextConfig(Strict):
 
 
 def _default_contexts() -> list[ContextConfig]:
+    """Generic contexts for any dataset; the shipped profiles describe their own task's contexts."""
     return [
-        ContextConfig(name="real-time triage", kind="realtime", p95_sla_ms=100, peak_rps=20,
-                      monthly_predictions=2_000_000,
-                      description="one complaint at a time as it arrives; p95 latency SLA 100 ms at 20 requests/s peak"),
-        ContextConfig(name="nightly batch", kind="batch", examples=64_000, window_minutes=60,
-                      monthly_predictions=64_000 * 30,
-                      description="64,000 complaints scored within a 60-minute window each night"),
-        ContextConfig(name="compliance audit", kind="audit", examples=1_000_000, window_minutes=24 * 60,
-                      monthly_predictions=1_000_000,
-                      description="the whole archive re-scored; rare-tier recall is what matters"),
+        ContextConfig(name="real-time tagging", kind="realtime", primary_metric="accuracy", p95_sla_ms=100,
+                      peak_rps=20, monthly_predictions=2_000_000,
+                      description="each text labelled as it arrives; the label a user sees must be right"),
+        ContextConfig(name="nightly batch", kind="batch", primary_metric="macro_f1", examples=64_000,
+                      window_minutes=60, monthly_predictions=64_000 * 30,
+                      description="the day's texts labelled overnight for reporting across all classes"),
+        ContextConfig(name="rare-class audit", kind="audit", primary_metric="rare_recall", examples=1_000_000,
+                      window_minutes=24 * 60, monthly_predictions=1_000_000,
+                      description="the archive re-scored to find the rare classes' items"),
     ]
 
 
@@ -214,9 +220,17 @@ class DeploymentConfig(Strict):
 
 
 class ReportConfig(Strict):
+    """How the note is written; every qualifier its prose uses is a rule with a threshold here."""
+
     title: str = "LoRA on an encoder and a decoder for long-tail classification"
+    task: str = Field("", description="one line on what the texts and labels are, for the note's opening")
     max_prose_words: PositiveInt = 1200
     external_reference: str | None = Field(None, description="course: show the course's published numbers as external rows")
+    equal_within: float = Field(0.005, ge=0, description="two macro F1 contributions closer than this are 'about equal'")
+    fragile_tier_classes: int = Field(2, ge=0, description="a tier mean resting on at most this many non-zero "
+                                                          "classes is flagged as resting on those classes")
+    focus_arm: Literal["decoder_lora", "encoder_lora"] = Field(
+        "decoder_lora", description="the arm whose bottleneck Section 5 diagnoses (falls back to the other)")
 
 
 class StudyConfig(Strict):

@@ -9,9 +9,14 @@ Two definitions matter for every number in the note:
   Macro F1 averages F1 over evaluable classes only, and the zero-F1 count counts
   evaluable classes with F1 = 0; classes without examples are listed apart as
   "not evaluable" (scikit-learn with all labels would silently count them as 0).
-- Bootstrap intervals resample test examples with replacement and apply the same
-  definition to every resample; paired intervals reuse the same resamples for
-  both models, so the interval is of the difference itself.
+- Where an interval comes from (`source`): with one training seed, a percentile
+  bootstrap over test examples ("test_resampling": it says nothing about training
+  variance); with several seeds, a t-interval over the seed-level values or paired
+  seed differences ("seeds": run-to-run variation). Point estimate, interval and
+  verdict of one quantity always come from the same source.
+- A bootstrap resample is scored on the same class set as the point estimate (the
+  classes evaluable on the whole test set), and every arm is scored on the same
+  resamples, so paired intervals are of the difference itself.
 """
 
 from __future__ import annotations
@@ -28,20 +33,20 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
-from scipy.stats import spearmanr
+from scipy.stats import spearmanr, t as student_t
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 from tqdm.auto import tqdm
 
 from lorastudy import artifacts, weighting
-from lorastudy.config import EvaluationConfig, StudyConfig, stable_hash
+from lorastudy.config import ARMS as ARM_ORDER, EvaluationConfig, StudyConfig, stable_hash
 from lorastudy.errors import StudyError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 METRICS = ("accuracy", "macro_f1")
-# Compared between the architectures too: the compliance-audit context decides on it.
+# The rare tier's pooled recall: compared between every pair of arms, since a context may decide on it.
 RARE_RECALL = "rare_recall"
+COMPARED = METRICS + (RARE_RECALL,)
 WEIGHTED_ARM = {"encoder_full": "encoder_full_cw", "encoder_lora": "encoder_lora_cw", "decoder_lora": "decoder_lora_cw"}
-NEURAL_ARMS = ("encoder_full", "encoder_full_cw", "encoder_lora", "encoder_lora_cw", "decoder_lora", "decoder_lora_cw")
 RESAMPLE_CHUNK = 100
 
 # The course's published validation numbers (COURSE_FACTS.md, "Reference numbers");
@@ -168,6 +173,18 @@ def confused_pairs(y_true: np.ndarray, y_pred: np.ndarray, labels: list[str], to
             for r, c in zip(rows, cols) if matrix[r, c] > 0]
 
 
+def tier_flow(y_true: np.ndarray, y_pred: np.ndarray, space: LabelSpace, tier: str, top: int = 5) -> dict:
+    """Where a tier's test examples go: right, or into which tier and which classes (the top absorbers)."""
+    in_tier = space.tier_mask(tier)[y_true]
+    wrong = in_tier & (y_pred != y_true)
+    absorbed = np.bincount(y_pred[wrong], minlength=space.num_classes)
+    order = [int(i) for i in np.argsort(-absorbed, kind="stable")[:top] if absorbed[i] > 0]
+    return {"tier": tier, "n_examples": int(in_tier.sum()), "correct": int((in_tier & ~wrong).sum()),
+            "to_tier": {name: int(absorbed[space.tier_mask(name)].sum()) for name in space.tier_names},
+            "top_absorbers": [{"label": space.labels[i], "tier": space.tier_of[i], "count": int(absorbed[i]),
+                               "train_count": int(space.train_counts[i])} for i in order]}
+
+
 def spearman_f1_vs_train_count(metrics: dict, train_counts: np.ndarray) -> dict:
     """Rank correlation of per-class F1 with train count over evaluable classes; null when undefined."""
     evaluable = metrics["support"] > 0
@@ -188,11 +205,12 @@ def _resample_chunks(n_examples: int, n_samples: int, seed: int):
 
 
 def resampled_scores(y_true: np.ndarray, y_pred: np.ndarray, idx: np.ndarray, num_classes: int,
-                     rare_classes: np.ndarray | None = None) -> dict[str, np.ndarray]:
+                     rare_classes: np.ndarray | None = None, scored: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Accuracy and macro F1 of each resample (a row of `idx`) from per-resample confusion counts.
 
-    Equal to scikit-learn on each resample (macro F1 over the classes present in
-    that resample's labels), but one bincount per count instead of a call per resample.
+    Macro F1 averages over `scored` (a boolean per class; default: the classes with examples in
+    `y_true`), the point estimate's class set, whatever a resample happens to contain: a scored
+    class without examples in a resample has F1 0 there, as scikit-learn with `labels=` gives.
     With `rare_classes` (a boolean per class) also the pooled recall of the rare tier's examples
     (NaN for a resample without one).
     """
@@ -205,8 +223,10 @@ def resampled_scores(y_true: np.ndarray, y_pred: np.ndarray, idx: np.ndarray, nu
     predicted = np.bincount((offset + p).ravel(), minlength=size).reshape(-1, num_classes)
     denominator = support + predicted
     f1 = np.divide(2 * tp, denominator, out=np.zeros(tp.shape), where=denominator > 0)
-    present = support > 0
-    scores = {"accuracy": correct.mean(axis=1), "macro_f1": (f1 * present).sum(axis=1) / present.sum(axis=1)}
+    if scored is None:
+        scored = np.bincount(y_true, minlength=num_classes) > 0
+    scored = np.asarray(scored, dtype=bool)
+    scores = {"accuracy": correct.mean(axis=1), "macro_f1": f1[:, scored].mean(axis=1)}
     if rare_classes is not None:
         in_rare = np.asarray(rare_classes)[t]
         n_rare = in_rare.sum(axis=1)
@@ -223,10 +243,11 @@ def _bootstrap_scores(y_true: np.ndarray, preds: Sequence[np.ndarray], n: int, s
     num_classes = int(max(y_true.max(), *(p.max() for p in preds))) + 1
     if rare_classes is not None:
         num_classes = max(num_classes, len(rare_classes))
+    scored = np.bincount(y_true, minlength=num_classes) > 0
     chunks = [[] for _ in preds]
     for idx in _resample_chunks(len(y_true), n, seed):
         for chunk, pred in zip(chunks, preds):
-            chunk.append(resampled_scores(y_true, pred, idx, num_classes, rare_classes))
+            chunk.append(resampled_scores(y_true, pred, idx, num_classes, rare_classes, scored))
     return [{m: np.concatenate([c[m] for c in chunk]) for m in chunk[0]} for chunk in chunks]
 
 
@@ -234,6 +255,13 @@ def _interval(values: np.ndarray, confidence: float) -> tuple[float, float]:
     tail = (1 - confidence) / 2 * 100
     lo, hi = np.nanpercentile(values, [tail, 100 - tail])
     return float(lo), float(hi)
+
+
+def seed_interval(values: Sequence[float], confidence: float) -> tuple[float, float]:
+    """Student-t interval of the mean of seed-level values: what run-to-run variation allows."""
+    values = np.asarray(values, dtype=float)
+    half = student_t.ppf((1 + confidence) / 2, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values))
+    return float(values.mean() - half), float(values.mean() + half)
 
 
 def _point(y_true: np.ndarray, y_pred: np.ndarray, metric: str) -> float:
@@ -255,10 +283,10 @@ def paired_bootstrap_diff(y_true: Sequence[int], pred_a: Sequence[int], pred_b: 
     scores_a, scores_b = _bootstrap_scores(y_true, [pred_a, pred_b], n, seed)
     ci = _interval(scores_b[metric] - scores_a[metric], confidence)
     diff = _point(y_true, np.asarray(pred_b), metric) - _point(y_true, np.asarray(pred_a), metric)
-    return {"metric": metric, "diff": diff, "ci": list(ci), "within_noise": bool(ci[0] <= 0 <= ci[1])}
+    return {"metric": metric, "diff": diff, "ci": list(ci), "distinguishable": not ci[0] <= 0 <= ci[1]}
 
 
-# --- comparisons across runs ----------------------------------------------
+# --- uncertainty across arms and seeds ----------------------------------------
 
 
 def _mean_std(values: Sequence[float | None]) -> dict:
@@ -269,63 +297,121 @@ def _mean_std(values: Sequence[float | None]) -> dict:
     return {"mean": float(np.mean(values)), "std": float(np.std(values, ddof=1)) if len(values) > 1 else None}
 
 
-def _common_seeds(runs: dict[str, dict[int, RunEval]], a: str, b: str) -> list[int]:
-    return [seed for seed in runs.get(a, {}) if seed in runs.get(b, {})]
+def _common_seeds(runs: dict[str, dict[int, RunEval]], *arms: str) -> list[int]:
+    first, *rest = arms
+    return [seed for seed in runs.get(first, {}) if all(seed in runs.get(arm, {}) for arm in rest)]
 
 
-def comparison_plan(arms: Sequence[str]) -> list[tuple[str, str, str]]:
-    """(a, b, kind) for every comparison the note makes, limited to the arms present; diff is b - a."""
-    plan = [("encoder_lora", "decoder_lora", "architecture"), ("encoder_lora_cw", "decoder_lora_cw", "architecture")]
-    plan += [(vanilla, weighted, "weighting") for vanilla, weighted in WEIGHTED_ARM.items()]
-    plan += [("encoder_full", "encoder_lora", "lora_vs_full"), ("encoder_full_cw", "encoder_lora_cw", "lora_vs_full")]
-    plan += [("tfidf_logreg", arm, "vs_baseline") for arm in NEURAL_ARMS]
-    return [(a, b, kind) for a, b, kind in plan if a in arms and b in arms]
-
-
-def compare_arms(runs: dict[str, dict[int, RunEval]], a: str, b: str, kind: str, n: int, confidence: float,
-                 seed: int, space: LabelSpace | None = None) -> list[dict]:
-    """Paired bootstrap of b - a on the first common seed, plus the point difference on every common seed.
-
-    With `space`, architecture comparisons also bootstrap the rare tier's pooled recall.
-    """
-    seeds = _common_seeds(runs, a, b)
-    if not seeds:
-        return []
-    first_a, first_b = runs[a][seeds[0]], runs[b][seeds[0]]
-    rare = space.rare_tier if space is not None and kind == "architecture" else None
-    scores_a, scores_b = _bootstrap_scores(first_a.y_true, [first_a.y_pred, first_b.y_pred], n, seed,
-                                           space.tier_mask(rare) if rare else None)
-    out = []
-    for metric in METRICS + ((RARE_RECALL,) if rare else ()):
-        if _run_score(first_a, metric, rare) is None:
-            continue  # no rare example in the test set: nothing to compare
-        ci = _interval(scores_b[metric] - scores_a[metric], confidence)
-        seed_diffs = [_run_score(runs[b][s], metric, rare) - _run_score(runs[a][s], metric, rare) for s in seeds]
-        spread = _mean_std(seed_diffs)
-        out.append({"name": f"{a} vs {b}", "a": a, "b": b, "kind": kind, "metric": metric,
-                    "diff": seed_diffs[0], "ci": list(ci), "within_noise": bool(ci[0] <= 0 <= ci[1]),
-                    "seed_diffs": seed_diffs, "seeds": seeds,
-                    "seed_diff_mean": spread["mean"], "seed_diff_std": spread["std"]})
-    return out
-
-
-def _run_score(run: RunEval, metric: str, rare: str | None) -> float | None:
+def _run_score(run: RunEval, metric: str, rare: str) -> float | None:
     """A run's point value of a compared metric: rare_recall is the rare tier's pooled recall."""
     return run.tiers[rare]["recall"] if metric == RARE_RECALL else run.metrics[metric]
 
 
-def weighting_effect(vanilla: Sequence[RunEval], weighted: Sequence[RunEval], space: LabelSpace) -> dict:
-    """Weighted minus vanilla: seed-mean deltas, and the classes lifted off / fallen to zero on the first common seed."""
-    by_seed = {run.seed: run for run in weighted}
-    pairs = [(run, by_seed[run.seed]) for run in vanilla if run.seed in by_seed]
-    if not pairs:
-        raise StudyError(f"{vanilla[0].arm} and {weighted[0].arm} share no seed.",
-                         "train both arms with the same seeds.")
+class Uncertainty:
+    """Every interval of the study from one rule (module docstring): bootstrap with one seed, seeds otherwise.
 
+    The first seed of every arm is bootstrapped once, on the same resamples, so any contrast between
+    arms (a difference, a difference of differences) is paired.
+    """
+
+    def __init__(self, runs: dict[str, dict[int, RunEval]], space: LabelSpace, settings: EvaluationConfig,
+                 seed: int):
+        self.runs, self.space, self.confidence = runs, space, settings.confidence
+        self.rare = space.rare_tier
+        arms = list(runs)
+        first = [runs[arm][next(iter(runs[arm]))] for arm in arms]
+        scores = _bootstrap_scores(first[0].y_true, [run.y_pred for run in first], settings.bootstrap_samples, seed,
+                                   space.tier_mask(self.rare))
+        self.boot = dict(zip(arms, scores))
+
+    def contrast(self, weights: dict[str, float], metric: str) -> dict | None:
+        """The linear contrast sum(w * metric of arm), e.g. {b: 1, a: -1} for b - a; null when undefined."""
+        arms = list(weights)
+        seeds = _common_seeds(self.runs, *arms)
+        if not seeds:
+            return None
+        per_seed = []
+        for seed in seeds:
+            values = [_run_score(self.runs[arm][seed], metric, self.rare) for arm in arms]
+            if any(v is None for v in values):
+                return None
+            per_seed.append(sum(weights[arm] * v for arm, v in zip(arms, values)))
+        if len(seeds) > 1:
+            ci, source, estimate = seed_interval(per_seed, self.confidence), "seeds", float(np.mean(per_seed))
+        else:
+            firsts = [next(iter(self.runs[arm])) for arm in arms]
+            if firsts != [seeds[0]] * len(arms):
+                return None  # the bootstrapped runs are each arm's first seed; they must be the same seed
+            resampled = sum(weights[arm] * self.boot[arm][metric] for arm in arms)
+            ci, source, estimate = _interval(resampled, self.confidence), "test_resampling", per_seed[0]
+        return {"diff": estimate, "ci": list(ci), "distinguishable": not ci[0] <= 0 <= ci[1], "source": source,
+                "seeds": seeds, "seed_values": per_seed}
+
+    def level(self, arm: str, metric: str) -> dict | None:
+        """One arm's metric with its interval (seed mean and t-interval, or the bootstrap of its one run)."""
+        result = self.contrast({arm: 1.0}, metric)
+        if result is None:
+            return None
+        return {"mean": result["diff"], "ci": result["ci"], "source": result["source"]}
+
+
+def comparison_kind(a: str, b: str) -> str:
+    """What a pair of arms compares; the note looks comparisons up by arms and metric, kind only labels them."""
+    if WEIGHTED_ARM.get(a) == b:
+        return "weighting"
+    if {a, b} <= {"encoder_lora", "decoder_lora"} or {a, b} <= {"encoder_lora_cw", "decoder_lora_cw"}:
+        return "architecture"
+    if a.startswith("encoder_full") and b.startswith("encoder_lora") and a.endswith("_cw") == b.endswith("_cw"):
+        return "lora_vs_full"
+    return "vs_baseline" if a == "tfidf_logreg" else "pair"
+
+
+def compare_all(uncertainty: Uncertainty, arms: Sequence[str]) -> list[dict]:
+    """Every pair of arms (b - a, in the study's arm order) on every compared metric."""
+    rows = []
+    ordered = [arm for arm in ARM_ORDER if arm in arms]
+    for i, a in enumerate(ordered):
+        for b in ordered[i + 1:]:
+            for metric in COMPARED:
+                result = uncertainty.contrast({b: 1.0, a: -1.0}, metric)
+                if result is not None:
+                    rows.append({"name": f"{a} vs {b}", "a": a, "b": b, "kind": comparison_kind(a, b),
+                                 "metric": metric, **result})
+    return rows
+
+
+def weighting_did(uncertainty: Uncertainty) -> list[dict]:
+    """Did weighting change the decoder differently from each encoder arm? (dec_cw - dec) - (enc_cw - enc)."""
+    rows = []
+    for encoder in ("encoder_lora", "encoder_full"):
+        arms = (encoder, WEIGHTED_ARM[encoder], "decoder_lora", "decoder_lora_cw")
+        if not all(arm in uncertainty.runs for arm in arms):
+            continue
+        weights = {"decoder_lora_cw": 1.0, "decoder_lora": -1.0, WEIGHTED_ARM[encoder]: -1.0, encoder: 1.0}
+        for metric in COMPARED:
+            result = uncertainty.contrast(weights, metric)
+            if result is not None:
+                rows.append({"encoder": encoder, "decoder": "decoder_lora", "metric": metric, **result})
+    return rows
+
+
+def weighting_effect(uncertainty: Uncertainty, vanilla_arm: str, weighted_arm: str) -> dict:
+    """Weighted minus vanilla: deltas with intervals, Δ macro F1 split by tier, classes lifted off / fallen to zero.
+
+    Δ macro F1 = Σ over tiers of (tier's share of evaluable classes) × (Δ tier mean F1), exactly,
+    because macro F1 is the mean over evaluable classes; the split says where the change came from.
+    """
+    runs, space = uncertainty.runs, uncertainty.space
+    seeds = _common_seeds(runs, vanilla_arm, weighted_arm)
+    if not seeds:
+        raise StudyError(f"{vanilla_arm} and {weighted_arm} share no seed.", "train both arms with the same seeds.")
+    vanilla_runs, weighted_runs = [runs[vanilla_arm][s] for s in seeds], [runs[weighted_arm][s] for s in seeds]
     keys = ("accuracy", "macro_f1", "zero_f1_count")
-    level = [{m: float(np.mean([pair[side].metrics[m] for pair in pairs])) for m in keys} for side in (0, 1)]
+    level = [{m: float(np.mean([run.metrics[m] for run in group])) for m in keys}
+             for group in (vanilla_runs, weighted_runs)]
     delta = {m: level[1][m] - level[0][m] for m in keys}
-    before, after = pairs[0]
+    intervals = {m: uncertainty.contrast({weighted_arm: 1.0, vanilla_arm: -1.0}, m) for m in COMPARED}
+    before, after = vanilla_runs[0], weighted_runs[0]
     f1_before, f1_after = before.metrics["f1"], after.metrics["f1"]
     evaluable = before.metrics["support"] > 0
 
@@ -334,13 +420,18 @@ def weighting_effect(vanilla: Sequence[RunEval], weighted: Sequence[RunEval], sp
                  "f1_before": float(f1_before[i]), "f1_after": float(f1_after[i])}
                 for i in sorted(ids, key=lambda i: (space.train_counts[i], i))]
 
-    vanilla_runs, weighted_runs = [pair[0] for pair in pairs], [pair[1] for pair in pairs]
-    per_tier = {tier: _tier_change(vanilla_runs, weighted_runs, tier) for tier in space.tier_names}
+    per_tier = {}
+    for tier in space.tier_names:
+        change = _tier_change(vanilla_runs, weighted_runs, tier)
+        class_share = float((space.tier_mask(tier) & evaluable).sum() / evaluable.sum())
+        contribution = None if change["delta_mean_f1"] is None else class_share * change["delta_mean_f1"]
+        per_tier[tier] = {**change, "class_share": class_share, "macro_f1_contribution": contribution}
     return {
-        "vanilla": before.arm, "weighted": after.arm, "seeds": [pair[0].seed for pair in pairs],
+        "vanilla": vanilla_arm, "weighted": weighted_arm, "seeds": seeds,
         "before": level[0], "after": level[1], "delta": delta,
         "relative_macro_f1": _relative(delta["macro_f1"], level[0]["macro_f1"]),
         "relative_accuracy": _relative(delta["accuracy"], level[0]["accuracy"]),
+        "intervals": {m: row for m, row in intervals.items() if row is not None},
         "lifted_off_zero": moved(np.flatnonzero(evaluable & (f1_before == 0) & (f1_after > 0))),
         "fell_to_zero": moved(np.flatnonzero(evaluable & (f1_before > 0) & (f1_after == 0))),
         "per_tier": per_tier,
@@ -365,29 +456,6 @@ def _tier_change(before: Sequence[RunEval], after: Sequence[RunEval], tier: str)
 
 def _relative(delta: float, base: float) -> float | None:
     return delta / base if base else None
-
-
-def weighting_transfer(effects: dict[str, dict]) -> list[dict]:
-    """The decoder's weighting effect beside each encoder arm's: absolute and relative."""
-    decoder = effects.get("decoder_lora")
-    if decoder is None:
-        return []
-    rows = []
-    for encoder_arm in ("encoder_full", "encoder_lora"):
-        encoder = effects.get(encoder_arm)
-        if encoder is None:
-            continue
-        rows.append({
-            "encoder": encoder_arm, "decoder": "decoder_lora",
-            "delta_accuracy": {"encoder": encoder["delta"]["accuracy"], "decoder": decoder["delta"]["accuracy"]},
-            "delta_macro_f1": {"encoder": encoder["delta"]["macro_f1"], "decoder": decoder["delta"]["macro_f1"]},
-            "relative_macro_f1": {"encoder": encoder["relative_macro_f1"], "decoder": decoder["relative_macro_f1"]},
-            "delta_zero_f1_count": {"encoder": encoder["delta"]["zero_f1_count"],
-                                    "decoder": decoder["delta"]["zero_f1_count"]},
-            "lifted_off_zero": {"encoder": len(encoder["lifted_off_zero"]), "decoder": len(decoder["lifted_off_zero"])},
-            "decoder_over_encoder_delta_macro_f1": _relative(decoder["delta"]["macro_f1"], encoder["delta"]["macro_f1"]),
-        })
-    return rows
 
 
 def mechanism(runs: dict[str, dict[int, RunEval]], space: LabelSpace) -> dict:
@@ -441,10 +509,12 @@ def class_differences(runs: dict[str, dict[int, RunEval]], space: LabelSpace, a:
 
 def logit_adjustment_probe(val_logits: np.ndarray, val_labels: np.ndarray, test_logits: np.ndarray,
                            test_labels: np.ndarray, log_prior: np.ndarray, taus: Sequence[float],
-                           tier_of: Sequence[str], rare_tier: str) -> dict:
+                           tier_of: Sequence[str], rare_tier: str, *, bootstrap_samples: int = 1000,
+                           confidence: float = 0.95, bootstrap_seed: int = 0) -> dict:
     """Post-hoc logit adjustment: argmax(logits - tau * log_prior), tau picked on validation macro F1.
 
     Ties go to the smallest tau, so an adjustment that does not help leaves the model unchanged.
+    The test gain's interval is a paired bootstrap over test examples (one run: test resampling only).
     """
     num_classes = val_logits.shape[1]
     rare = np.asarray(tier_of) == rare_tier
@@ -469,8 +539,14 @@ def logit_adjustment_probe(val_logits: np.ndarray, val_labels: np.ndarray, test_
 
     val_before, val_after = summary(val_logits, val_labels, 0.0), summary(val_logits, val_labels, best["tau"])
     test_before, test_after = summary(test_logits, test_labels, 0.0), summary(test_logits, test_labels, best["tau"])
+    before_scores, after_scores = _bootstrap_scores(test_labels, [predict(test_logits, 0.0),
+                                                                  predict(test_logits, best["tau"])],
+                                                    bootstrap_samples, bootstrap_seed, rare)
+    gain_ci = {m: list(_interval(after_scores[m] - before_scores[m], confidence)) for m in COMPARED
+               if not np.all(np.isnan(after_scores[m]))}
     return {
-        "tau": best["tau"], "val_curve": curve,
+        "tau": best["tau"], "tau_chosen_on": "validation macro F1", "val_curve": curve,
+        "test_gain_ci": gain_ci, "ci_source": "test_resampling",
         "val_macro_f1_before": val_before["macro_f1"], "val_macro_f1_after": val_after["macro_f1"],
         **{f"test_{key}_before": test_before[key] for key in ("macro_f1", "accuracy", "zero_f1_count")},
         **{f"test_{key}_after": test_after[key] for key in ("macro_f1", "accuracy", "zero_f1_count")},
@@ -505,34 +581,31 @@ def evaluate_study(run_dir: Path, config: StudyConfig) -> dict:
         run = score_run(name, arm, seed, test["labels"], test["logits"].argmax(axis=1), space)
         runs.setdefault(arm, {})[seed] = run
         csv_path = _write_per_class_csv(run_dir, run, space)
-        run_entries[name] = _run_entry(run, val, meta, space, settings, boot_seed, csv_path.relative_to(run_dir))
+        run_entries[name] = _run_entry(run, val, meta, space, settings, boot_seed, csv_path.relative_to(run_dir),
+                                       folder)
         probes[name] = logit_adjustment_probe(val["logits"], val["labels"], test["logits"], test["labels"],
                                               weighting.log_prior(space.train_counts), settings.logit_adjust_taus,
-                                              space.tier_of, space.rare_tier)
+                                              space.tier_of, space.rare_tier,
+                                              bootstrap_samples=settings.bootstrap_samples,
+                                              confidence=settings.confidence, bootstrap_seed=boot_seed)
 
-    comparisons = [row for a, b, kind in comparison_plan(config.arms)
-                   for row in compare_arms(runs, a, b, kind, settings.bootstrap_samples, settings.confidence, boot_seed,
-                                           space)]
-    effects = {}
-    for vanilla, weighted in WEIGHTED_ARM.items():
-        if vanilla in runs and weighted in runs:
-            effect = weighting_effect(list(runs[vanilla].values()), list(runs[weighted].values()), space)
-            noise = {row["metric"]: row for row in comparisons if row["a"] == vanilla and row["b"] == weighted}
-            effect["ci"] = {m: noise[m]["ci"] for m in METRICS}
-            effect["within_noise"] = {m: noise[m]["within_noise"] for m in METRICS}
-            effects[vanilla] = effect
-
+    uncertainty = Uncertainty(runs, space, settings, boot_seed)
+    effects = {vanilla: weighting_effect(uncertainty, vanilla, weighted)
+               for vanilla, weighted in WEIGHTED_ARM.items() if vanilla in runs and weighted in runs}
+    n_seeds = max(len(by_seed) for by_seed in runs.values())
     results = {
         "schema_version": SCHEMA_VERSION,
         "study": {"name": config.name, "output_dir": str(run_dir),
                   "config_hash": stable_hash(config.model_dump(mode="json")),
                   "created": datetime.now(timezone.utc).isoformat(timespec="seconds")},
         "data": _data_section(space),
+        "uncertainty": {"source": "seeds" if n_seeds > 1 else "test_resampling", "n_seeds": n_seeds,
+                        "confidence": settings.confidence, "bootstrap_samples": settings.bootstrap_samples},
         "runs": run_entries,
-        "arms": {arm: _aggregate(arm, by_seed, space) for arm, by_seed in runs.items()},
-        "comparisons": comparisons,
+        "arms": {arm: _aggregate(arm, by_seed, space, uncertainty) for arm, by_seed in runs.items()},
+        "comparisons": compare_all(uncertainty, list(runs)),
         "weighting_effect": effects,
-        "weighting_transfer": weighting_transfer(effects),
+        "weighting_did": weighting_did(uncertainty),
         "mechanism": mechanism(runs, space),
         "logit_adjustment": probes,
         "class_differences": class_differences(runs, space),
@@ -565,9 +638,10 @@ def _load_run(folder: Path, name: str, space: LabelSpace) -> tuple[dict, dict, d
 
 
 def _run_entry(run: RunEval, val: dict, meta: dict, space: LabelSpace, settings: EvaluationConfig, boot_seed: int,
-               csv_path: Path) -> dict:
+               csv_path: Path, folder: Path) -> dict:
     val_metrics = classification_metrics(val["labels"], val["logits"].argmax(axis=1), space.num_classes)
-    scores = _bootstrap_scores(run.y_true, [run.y_pred], settings.bootstrap_samples, boot_seed)[0]
+    scores = _bootstrap_scores(run.y_true, [run.y_pred], settings.bootstrap_samples, boot_seed,
+                               space.tier_mask(space.rare_tier))[0]
     metrics = run.metrics
     return {
         "arm": run.arm, "seed": run.seed, "family": meta.get("family"), "method": meta.get("method"),
@@ -578,23 +652,37 @@ def _run_entry(run: RunEval, val: dict, meta: dict, space: LabelSpace, settings:
             "zero_f1_classes": [space.labels[i] for i in metrics["zero_f1_classes"]],
             "not_evaluable": [space.labels[i] for i in metrics["not_evaluable"]],
             "n_predicted_classes": metrics["n_predicted_classes"],
-            "ci": {m: list(_interval(scores[m], settings.confidence)) for m in METRICS},
+            "ci": {m: list(_interval(scores[m], settings.confidence)) for m in COMPARED
+                   if not np.all(np.isnan(scores[m]))},
             "per_tier": run.tiers,
+            "tier_flow": {tier: tier_flow(run.y_true, run.y_pred, space, tier) for tier in space.tier_names},
             "spearman_f1_vs_train_count": spearman_f1_vs_train_count(metrics, space.train_counts),
             "confused_pairs": confused_pairs(run.y_true, run.y_pred, space.labels, settings.top_confused_pairs),
             "per_class_csv": str(csv_path),
         },
+        "training": _training_record(meta, folder),
         "parameters": meta.get("parameters"),
         "collapse": meta.get("collapse"),
     }
 
 
-def _aggregate(arm: str, by_seed: dict[int, RunEval], space: LabelSpace) -> dict:
+def _training_record(meta: dict, folder: Path) -> dict:
+    """Budget and validation curve: is the run still improving when its budget ends?"""
+    log_path = folder / "train_log.jsonl"
+    log = artifacts.read_jsonl(log_path) if log_path.exists() else []
+    curve = [{"epoch": row["epoch"], "step": row.get("step"), "val_macro_f1": row["val_macro_f1"]}
+             for row in log if row.get("val_macro_f1") is not None]
+    return {"epochs": meta.get("epochs"), "steps": meta.get("steps"), "best_epoch": meta.get("best_epoch"),
+            "val_curve": curve}
+
+
+def _aggregate(arm: str, by_seed: dict[int, RunEval], space: LabelSpace, uncertainty: Uncertainty) -> dict:
     group = list(by_seed.values())
     return {
         "seeds": list(by_seed), "n_seeds": len(group),
         "test": {key: _mean_std([run.metrics[key] for run in group])
                  for key in ("accuracy", "macro_f1", "weighted_f1", "zero_f1_count")},
+        "ci": {metric: level for metric in COMPARED if (level := uncertainty.level(arm, metric)) is not None},
         "per_tier": {tier: {key: _mean_std([run.tiers[tier][key] for run in group])
                             for key in ("mean_f1", "zero_f1_count", "recall", "predicted_share")}
                      for tier in space.tier_names},

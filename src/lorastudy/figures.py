@@ -8,6 +8,7 @@ also differs by shape or position so the figures survive greyscale printing.
 from __future__ import annotations
 
 import io
+from collections import Counter
 from dataclasses import dataclass, field
 
 import matplotlib
@@ -41,23 +42,29 @@ def render(spec: FigureSpec) -> bytes:
 
 
 def _f1_scatter(data: dict) -> plt.Figure:
-    fig, ax = plt.subplots(figsize=(5.2, 4.6))
+    """Classes at the same point (often many at (0, 0)) are drawn once, sized and labelled by their count."""
+    fig, ax = plt.subplots(figsize=(4.6, 4.0))
     for i, tier in enumerate(data["tier_names"]):
-        points = [(x, y) for x, y, t in zip(data["x"], data["y"], data["tiers"]) if t == tier]
-        if points:
-            xs, ys = zip(*points)
-            ax.scatter(xs, ys, s=36, color=OKABE_ITO[i % 8], marker=MARKERS[i % 6], edgecolor="black",
-                       linewidth=0.4, alpha=0.85, label=f"{tier} ({len(points)} classes)")
+        points = Counter((round(x, 3), round(y, 3)) for x, y, t in zip(data["x"], data["y"], data["tiers"]) if t == tier)
+        if not points:
+            continue
+        xs, ys = zip(*points)
+        sizes = [30 * n for n in points.values()]
+        ax.scatter(xs, ys, s=sizes, color=OKABE_ITO[i % 8], marker=MARKERS[i % 6], edgecolor="black",
+                   linewidth=0.4, alpha=0.75, label=f"{tier} ({sum(points.values())} classes)")
+        for (x, y), n in points.items():
+            if n > 1:
+                ax.annotate(f"{n}", (x, y), textcoords="offset points", xytext=(6, 6 + 8 * i), fontsize=8)
     ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="equal F1")
-    ax.set(xlim=(-0.03, 1.0), ylim=(-0.03, 1.0), xlabel=f"{data['x_label']} per-class F1",
-           ylabel=f"{data['y_label']} per-class F1", title=f"Above the line: {data['y_label']} scores higher")
+    ax.set(xlim=(-0.05, 1.0), ylim=(-0.05, 1.0), xlabel=f"{data['x_label']} per-class F1",
+           ylabel=f"{data['y_label']} per-class F1", title=f"Above the line: {data['y_label']} higher")
     ax.legend(loc="upper left", frameon=False)
     ax.grid(alpha=0.3)
     return fig
 
 
 def _f1_vs_count(data: dict) -> plt.Figure:
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    fig, ax = plt.subplots(figsize=(5.4, 3.2))
     for i, (name, f1s) in enumerate(data["series"].items()):
         ax.scatter(data["counts"], f1s, s=30, color=OKABE_ITO[(i + 1) % 8], marker=MARKERS[i % 6],
                    edgecolor="black", linewidth=0.4, alpha=0.8, label=name)
@@ -79,28 +86,35 @@ def _grouped_bars(ax: plt.Axes, groups: list[str], series: dict[str, list[float]
 
 
 def _weighting_tiers(data: dict) -> plt.Figure:
-    fig, ax = plt.subplots(figsize=(6.0, 3.8))
+    fig, ax = plt.subplots(figsize=(5.4, 3.0))
     _grouped_bars(ax, data["tiers"], data["series"])
     ax.axhline(0, color="black", linewidth=0.8)
-    ax.set(xlabel="frequency tier", ylabel="change in mean per-class F1\n(weighted minus unweighted)",
-           title="What class weighting changed, per tier")
+    ax.set(xlabel="frequency tier", ylabel="Δ macro F1 from the tier",
+           title="Where weighting changed macro F1")
     ax.legend(frameon=False)
     ax.grid(axis="y", alpha=0.3)
     return fig
 
 
 def _latency(data: dict) -> plt.Figure:
-    fig, (left, right) = plt.subplots(1, 2, figsize=(8.0, 3.6))
-    _grouped_bars(left, data["models"], {"single p50": data["p50"], "single p95": data["p95"],
-                                         "batched, per example": data["ms_per_example"]})
-    left.set(ylabel="milliseconds", title="Latency (lower is better)")
-    left.legend(frameon=False)
-    right.bar(range(len(data["models"])), data["throughput"], color=OKABE_ITO[2], edgecolor="black", linewidth=0.5)
-    right.set_xticks(range(len(data["models"])), data["models"])
-    right.set(ylabel="examples per second", title="Batched throughput (higher is better)")
+    """Horizontal bars (names never overlap) on log axes (a fast baseline cannot flatten the LoRA models)."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(7.2, 0.5 + 0.45 * len(data["models"])), sharey=True)
+    rows = range(len(data["models"]))
+    height = 0.38
+    left.barh([r - height / 2 for r in rows], data["p50"], height=height, color=OKABE_ITO[0], edgecolor="black",
+              linewidth=0.5, label="p50")
+    left.barh([r + height / 2 for r in rows], data["p95"], height=height, color=OKABE_ITO[1], edgecolor="black",
+              linewidth=0.5, hatch="//", label="p95")
+    left.set(xscale="log", xlabel="single-request latency, ms (log)")
+    left.legend(frameon=False, fontsize=8)
+    right.barh(list(rows), data["throughput"], height=0.6, color=OKABE_ITO[2], edgecolor="black", linewidth=0.5)
+    right.set(xscale="log", xlabel="batched examples/s (log)")
+    for value, row in zip(data["throughput"], rows):
+        right.annotate(f"{value:,.0f}", (value, row), textcoords="offset points", xytext=(3, -3), fontsize=8)
+    left.set_yticks(list(rows), data["models"])
+    left.invert_yaxis()
     for ax in (left, right):
-        ax.grid(axis="y", alpha=0.3)
-        ax.tick_params(axis="x", labelrotation=15)
+        ax.grid(axis="x", alpha=0.3, which="both")
     fig.tight_layout()
     return fig
 

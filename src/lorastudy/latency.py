@@ -1,4 +1,4 @@
-"""Latency, throughput, memory and size of the trained models, and what they cost to deploy.
+"""Latency, throughput, memory and size of the trained models, measured as they are served.
 
 Measurement (`measure_model`)
 -----------------------------
@@ -28,39 +28,7 @@ Measurement (`measure_model`)
   which is why `memory_before_load_mb` is recorded beside it. On a GPU:
   `torch.cuda.max_memory_allocated`.
 
-Cost (`cost_table`): per model as deployed and per operational context
--------------------------------------------------------------------------
-P is the price of one instance-hour on the device (`deployment.price_per_hour`).
-
-Real-time (p95 SLA in ms, peak requests/s R). Queueing assumption: an instance
-serves one request at a time (no micro-batching) with service time S = mean
-single latency, so it saturates at capacity = 1000 / S requests/s; requests are
-spread evenly over instances.
-    meets_sla  = p95 <= SLA                      (more instances cannot lower one request's latency)
-    instances  = ceil(R / capacity) if meets_sla else null
-    rho        = R / (instances * capacity);  headroom = 1 - rho
-    mean_queue_wait_ms = rho * S / (2 * (1 - rho))   M/D/1 (Poisson arrivals, constant service):
-                 the mean wait before service at peak, NOT included in p95; near rho = 1
-                 queueing, not the model, breaks the SLA.
-    monthly_cost = instances * P * 730 h           (always on)
-    cost_per_million = monthly_cost / monthly_predictions * 1e6,
-                 or P / (3600 * capacity) * 1e6 (a fully used instance) without monthly_predictions
-
-Batch and audit (N examples within W minutes; X = best batched examples/s of one instance):
-    time_s     = N / X
-    instances  = ceil(time_s / (60 W))              (the job splits evenly; model load time excluded)
-    meets_sla  = true                                (scaling out always fits the window)
-    headroom   = 1 - time_s / (instances * 60 W)
-    cost_per_run = P * time_s / 3600                 (billing proportional to instance-seconds, no
-                 minimum: the same whatever the number of instances)
-    cost_per_million = P / (3600 * X) * 1e6
-    runs_per_month = monthly_predictions / N, else 30 (batch: nightly) or 1 (audit)
-    monthly_cost = cost_per_run * runs_per_month
-The audit's deciding number (rare-tier recall) is quality, read from results.json by the report.
-
-Break-even: `sla_break_even_ms` is the p95 itself (a model meets any SLA at or
-above it); `price_ratio_break_even(a, b)` = instance-hours per month of b / of a,
-the ratio price_a / price_b at which a and b cost the same in one context.
+What the measurements cost in each operational context is `deployment.py`'s business.
 """
 
 from __future__ import annotations
@@ -76,12 +44,10 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from lorastudy import artifacts, runtime
-from lorastudy.config import ContextConfig, DeploymentConfig, LatencyConfig, StudyConfig, load_config, stable_hash
+from lorastudy.config import LatencyConfig, StudyConfig, load_config, stable_hash
 from lorastudy.errors import StudyError
 
-SCHEMA_VERSION = 1
-HOURS_PER_MONTH = 730
-RUNS_PER_MONTH = {"batch": 30, "audit": 1}
+SCHEMA_VERSION = 2
 PIPED_WIDTH = 120
 BUILTIN_TEXTS = (
     "I was charged a late fee even though my payment posted on time.",
@@ -195,6 +161,7 @@ def benchmark(predict: Predict, texts: Sequence[str], cfg: LatencyConfig, *, dev
     return {
         "single": {"p50_ms": float(p50), "p95_ms": float(p95), "p99_ms": float(p99),
                    "mean_ms": float(np.mean(single_ms)), "n_requests": len(single_ms),
+                   "samples_ms": [round(ms, 3) for ms in single_ms],  # the service-time distribution
                    "mean_tokens": float(np.mean([lengths[i] for i in single])) if token_counts else None},
         "batched": batched,
         "best_batch_size": best["batch_size"],
@@ -338,7 +305,7 @@ def _run_identity(run: dict, run_path: Path) -> dict:
 def _latency_document(models: dict, config: StudyConfig, device: str) -> dict:
     return {"schema_version": SCHEMA_VERSION, "environment": runtime.environment_info(),
             "memory_method": runtime.MEMORY_METHOD,
-            "models": models, "costs": cost_table(models, config.deployment, device)}
+            "models": models}
 
 
 def load_test_texts(run_dir: Path) -> list[str]:
@@ -365,101 +332,6 @@ def _saved_weights_mb(model) -> float:
         return _weights_mb(Path(tmp))
 
 
-# --- cost ---------------------------------------------------------------------
-
-
-def cost_table(models: dict, deployment: DeploymentConfig, device: str) -> list[dict]:
-    """One row per model (its deployed variant) and operational context; formulas in the module docstring."""
-    rows = []
-    for name, entry in models.items():
-        deployed = entry["variants"]["merged"]
-        model_device = deployed.get("device", device)
-        price = price_per_hour(deployment, model_device)
-        for context in deployment.contexts:
-            rows.append({"model": name, **context_cost(deployed, context, price), "device": model_device})
-    return rows
-
-
-def context_cost(measured: dict, context: ContextConfig, price: float) -> dict:
-    """The cost row of one measured variant in one context."""
-    head = {"context": context.name, "kind": context.kind, "price_per_hour": price}
-    if context.kind == "realtime":
-        single = measured["single"]
-        return {**head, **realtime_cost(single["p95_ms"], single["mean_ms"], sla_ms=context.p95_sla_ms,
-                                        peak_rps=context.peak_rps, price_per_hour=price,
-                                        monthly_predictions=context.monthly_predictions)}
-    throughput = max(row["examples_per_s"] for row in measured["batched"])
-    runs = (context.monthly_predictions / context.examples if context.monthly_predictions
-            else RUNS_PER_MONTH[context.kind])
-    return {**head, **batch_cost(throughput, examples=context.examples, window_minutes=context.window_minutes,
-                                 price_per_hour=price, runs_per_month=runs)}
-
-
-def realtime_cost(p95_ms: float, mean_ms: float, *, sla_ms: float, peak_rps: float, price_per_hour: float,
-                  monthly_predictions: float | None = None) -> dict:
-    """Single requests under a p95 SLA: one request at a time per instance, sized for the peak."""
-    capacity = 1000.0 / mean_ms
-    meets = p95_ms <= sla_ms
-    instances = math.ceil(peak_rps / capacity) if meets else None
-    rho = peak_rps / (instances * capacity) if instances else None
-    monthly = instances * price_per_hour * HOURS_PER_MONTH if instances else None
-    if monthly_predictions:
-        per_million = monthly / monthly_predictions * 1e6 if monthly is not None else None
-    else:
-        per_million = price_per_hour / (3600.0 * capacity) * 1e6
-    return {
-        "meets_sla": meets, "p95_ms": p95_ms, "sla_ms": sla_ms, "peak_rps": peak_rps,
-        "capacity_rps_per_instance": capacity, "instances": instances,
-        "headroom": 1.0 - rho if rho is not None else None,
-        "mean_queue_wait_ms": rho * mean_ms / (2.0 * (1.0 - rho)) if rho is not None and rho < 1 else None,
-        "instance_hours_per_month": instances * HOURS_PER_MONTH if instances else None,
-        "cost_per_million": per_million, "monthly_cost": monthly,
-        "notes": ("one request at a time per instance (capacity = 1000 / mean ms), always on; "
-                  "queue wait (M/D/1) not included in p95" if meets
-                  else f"p95 {p95_ms:.1f} ms exceeds the {sla_ms:g} ms SLA; more instances do not help"),
-    }
-
-
-def batch_cost(examples_per_s: float, *, examples: int, window_minutes: float, price_per_hour: float,
-               runs_per_month: float) -> dict:
-    """A job of `examples` within a window, split evenly over instances; billed per instance-second."""
-    time_s = examples / examples_per_s
-    window_s = window_minutes * 60.0
-    instances = math.ceil(time_s / window_s)
-    per_run = price_per_hour * time_s / 3600.0
-    return {
-        "meets_sla": True, "examples": examples, "examples_per_s": examples_per_s,
-        "time_s": time_s, "window_s": window_s, "instances": instances,
-        "headroom": 1.0 - time_s / (instances * window_s),
-        "instance_hours_per_month": time_s / 3600.0 * runs_per_month,
-        "cost_per_run": per_run, "runs_per_month": runs_per_month,
-        "cost_per_million": price_per_hour / (3600.0 * examples_per_s) * 1e6,
-        "monthly_cost": per_run * runs_per_month,
-        "notes": "best batched throughput; time-proportional billing; model load time excluded",
-    }
-
-
-def sla_break_even_ms(measured: dict) -> float:
-    """The tightest p95 SLA a variant meets: it starts meeting the SLA at its own p95."""
-    return measured["single"]["p95_ms"]
-
-
-def price_ratio_break_even(row_a: dict, row_b: dict) -> float | None:
-    """price_a / price_b at which two cost rows of one context cost the same per month (None if one is not deployable)."""
-    hours_a, hours_b = row_a.get("instance_hours_per_month"), row_b.get("instance_hours_per_month")
-    if not hours_a or not hours_b:
-        return None
-    return hours_b / hours_a
-
-
-def price_per_hour(deployment: DeploymentConfig, device: str) -> float:
-    kind = device.split(":")[0]
-    if kind not in deployment.price_per_hour:
-        raise StudyError(f"No instance price for device '{kind}'.",
-                         f"--set deployment.price_per_hour.{kind}=<USD per hour>.")
-    return deployment.price_per_hour[kind]
-
-
 # --- `lorastudy bench` --------------------------------------------------------
 
 
@@ -477,9 +349,8 @@ def bench_command(target: Path, config: str | None, overrides: list[str], *, tex
         study = load_config(config, overrides)
         texts = _read_texts(texts_file) if texts_file else list(BUILTIN_TEXTS)
         name, entry = _bench_single(str(target), study, texts)
-        device = entry["variants"]["merged"]["device"]
-        document = {"models": {name: entry}, "costs": cost_table({name: entry}, study.deployment, device)}
-    render(document, study.latency.score_examples)
+        document = {"models": {name: entry}}
+    render(document, study)
 
 
 def _bench_single(target: str, study: StudyConfig, texts: list[str]) -> tuple[str, dict]:
@@ -525,17 +396,17 @@ def _read_texts(path: Path) -> list[str]:
 # --- printing -------------------------------------------------------------------
 
 
-def render(document: dict, score_examples: int) -> None:
-    """A latency table over all models and variants, then one cost table per context."""
+def render(document: dict, study: StudyConfig) -> None:
+    """A latency table over all models and variants, then one cost table per context (deployment.py)."""
     from rich.console import Console
 
+    from lorastudy import deployment
+
     console = Console(width=None if sys.stdout.isatty() else PIPED_WIDTH)  # logs and pipes are not 80 wide
-    console.print(_latency_table(document["models"], score_examples))
-    by_context: dict[str, list[dict]] = {}
-    for row in document["costs"]:
-        by_context.setdefault(row["context"], []).append(row)
-    for rows in by_context.values():
-        console.print(_cost_table(rows))
+    console.print(_latency_table(document["models"], study.latency.score_examples))
+    served = deployment.served_models(document, list(document["models"]))
+    for context in study.deployment.contexts:
+        console.print(_cost_table(deployment.context_rows(served, context, study.deployment)))
 
 
 def _latency_table(models: dict, score_examples: int):
@@ -571,7 +442,7 @@ def _cost_table(rows: list[dict]):
     price = f"{first['device']} at ${first['price_per_hour']:g}/h"
     if first["kind"] == "realtime":
         title = f"{first['context']}: p95 <= {first['sla_ms']:g} ms at {first['peak_rps']:g} req/s ({price})"
-        headers = ("p95\nms", "meets\nSLA", "req/s per\ninstance", "inst.", "head-\nroom", "queue\nwait ms")
+        headers = ("p95 alone\nms", "p95 at\nrate ms", "meets\nSLA", "inst.", "head-\nroom")
     else:
         title = f"{first['context']}: {first['examples']:,} examples in {first['window_s'] / 60:g} min ({price})"
         headers = ("time\nmin", "inst.", "head-\nroom", "$ per\nrun")
@@ -581,13 +452,12 @@ def _cost_table(rows: list[dict]):
         table.add_column(header, justify="right")
     for row in rows:
         if row["kind"] == "realtime":
-            cells = (_fmt(row["p95_ms"]), "yes" if row["meets_sla"] else "NO",
-                     _fmt(row["capacity_rps_per_instance"]), _fmt(row["instances"], "d"),
-                     _fmt(row["headroom"], ".0%"), _fmt(row["mean_queue_wait_ms"]))
+            cells = (_fmt(row["p95_ms"]), _fmt(row["p95_at_rate_ms"]), "yes" if row["meets"] else "NO",
+                     _fmt(row["instances"], "d"), _fmt(row["headroom"], ".0%"))
         else:
             cells = (_fmt(row["time_s"] / 60), _fmt(row["instances"], "d"), _fmt(row["headroom"], ".0%"),
                      _fmt(row["cost_per_run"], ".4f"))
-        table.add_row(row["model"], *cells, _fmt(row["cost_per_million"], ",.2f"), _fmt(row["monthly_cost"], ",.2f"))
+        table.add_row(row["arm"], *cells, _fmt(row["cost_per_million"], ",.2f"), _fmt(row["monthly_cost"], ",.2f"))
     return table
 
 

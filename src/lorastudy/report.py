@@ -1,11 +1,10 @@
-"""The technical note: five rubric sections, limitations and the experiment log, from the run's artifacts.
+"""The technical note: lays out the tables and figures and words the findings (findings.py) through templates.
 
-The prose is produced by explicit rules over `results.json`, `latency.json` and
-the run records, never by a language model. Three rules keep it honest:
+What the numbers say is decided in `findings.py`; this module only builds the
+tables, picks the figures, and hands both with the findings to
+`templates/note.md.j2`, where every sentence is selected by a finding's verdict.
+Two rules keep it traceable and safe:
 
-* a difference is "within run-to-run variation" when its interval contains 0
-  (or, with several seeds, when |mean difference| < the std of the seed
-  differences), and then no winner is named;
 * every number is printed by one of the formatters below (percent with 1
   decimal, F1 with 3, ms with 1, ...) straight from an artifact value, so
   `lorastudy check --results` can trace it back;
@@ -22,14 +21,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import markdown
-import numpy as np
-from jinja2 import Environment, PackageLoader
+from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from lorastudy import artifacts
 from lorastudy.check import count_prose_words
 from lorastudy.config import ARMS, StudyConfig, load_config
 from lorastudy.errors import StudyError
 from lorastudy.figures import FigureSpec, render
+from lorastudy.findings import DEC, ENC, Findings, derive
 
 ARM_NAMES = {
     "tfidf_logreg": "TF-IDF + logistic regression", "encoder_full": "Encoder full fine-tune",
@@ -37,16 +36,18 @@ ARM_NAMES = {
     "encoder_lora_cw": "Encoder LoRA + weighting", "decoder_lora": "Decoder LoRA",
     "decoder_lora_cw": "Decoder LoRA + weighting",
 }
-ENC, DEC = "encoder_lora", "decoder_lora"
+METRIC_NAMES = {"accuracy": "accuracy", "macro_f1": "macro F1", "rare_recall": "rare-tier recall"}
+CLASS_ROWS = 8
 
 
 @dataclass
 class Note:
-    """A built note: Markdown that links `figures/<name>.png`, and the figures to draw."""
+    """A built note: Markdown that links `figures/<name>.png`, the figures to draw, and the findings it words."""
 
     title: str
     markdown: str
     figures: list[FigureSpec] = field(default_factory=list)
+    findings: Findings | None = None
 
     @property
     def prose_words(self) -> int:
@@ -58,7 +59,7 @@ class Note:
 
 def esc(text: object) -> str:
     """Escape a data-derived string for Markdown that becomes HTML: entities first, then Markdown syntax."""
-    return re.sub(r"([\\`*_\[\]|#{}])", r"\\\1", html.escape(str(text), quote=True))
+    return re.sub(r"([\\`*_\[\]|#{}])", r"\\\1", html.escape(str(text), quote=False))
 
 
 def code(text: object) -> str:
@@ -66,24 +67,31 @@ def code(text: object) -> str:
     return f"`{str(text).replace('`', '')}`"
 
 
+def _shown(x: float, decimals: int) -> int:
+    """Decimals that keep a non-zero value from printing as zero: an interval end of -0.0004 is not 0."""
+    while x != 0 and round(abs(x), decimals) == 0 and decimals < 6:
+        decimals += 1
+    return decimals
+
+
 def pct(x: float | None) -> str:
-    return "–" if x is None else f"{100 * x:.1f}%"
+    return "–" if x is None else f"{100 * x:.{_shown(100 * x, 1)}f}%"
 
 
 def f1(x: float | None) -> str:
-    return "–" if x is None else f"{x:.3f}"
+    return "–" if x is None else f"{x:.{_shown(x, 3)}f}"
 
 
-def sf1(x: float) -> str:
-    return f"{x:+.3f}"
+def sf1(x: float | None) -> str:
+    return "–" if x is None else f"{x:+.{_shown(x, 3)}f}"
 
 
-def pp(x: float) -> str:
-    return f"{100 * x:+.1f} pp"
+def pp(x: float | None) -> str:
+    return "–" if x is None else f"{100 * x:+.{_shown(100 * x, 1)}f} pp"
 
 
 def ci_f1(ci: list[float] | None) -> str:
-    return "" if not ci else f"[{ci[0]:.3f}, {ci[1]:.3f}]"
+    return "" if not ci else f"[{f1(ci[0])}, {f1(ci[1])}]"
 
 
 def ci_pp(ci: list[float] | None) -> str:
@@ -94,8 +102,8 @@ def ci_pct(ci: list[float] | None) -> str:
     return "" if not ci else f"[{pct(ci[0])}, {pct(ci[1])}]"
 
 
-def ms(x: float) -> str:
-    return f"{x:.1f} ms"
+def ms(x: float | None) -> str:
+    return "–" if x is None else f"{x:.1f} ms"
 
 
 def money(x: float | None) -> str:
@@ -108,565 +116,388 @@ def count(n: float | None) -> str:
     return f"{n:,.0f}" if float(n).is_integer() else f"{n:.1f}"
 
 
-def mb(x: float | None) -> str:
-    return "–" if x is None else f"{x:.1f}"
-
-
 def params(n: int) -> str:
     if n >= 1e6:
         return f"{n / 1e6:.1f}M"
     return f"{n / 1e3:.1f}k" if n >= 1e3 else str(n)
 
 
-def mean_std(stat: dict, fmt) -> str:
-    """One seed: the value; several: mean ± std."""
-    return fmt(stat["mean"]) if stat.get("std") is None else f"{fmt(stat['mean'])} ± {fmt(stat['std'])}"
-
-
-def seconds(s: float) -> str:
+def seconds(s: float | None) -> str:
+    if s is None:
+        return "–"
     return f"{s:.1f} s" if s < 120 else f"{s / 60:.1f} min"
 
 
-def name(arm: str) -> str:
-    return ARM_NAMES.get(arm, esc(arm))
+def ratio(x: float) -> str:
+    return f"{x:.1f}x"
 
 
-def inline(arm: str) -> str:
+def name(arm: str | None) -> str:
+    return "no arm" if arm is None else ARM_NAMES.get(arm, esc(arm))
+
+
+def inline(arm: str | None) -> str:
     """The arm's name inside a sentence ("encoder LoRA")."""
     text = name(arm)
     return text if text.startswith("TF") else text[0].lower() + text[1:]
 
 
-# --- reading results -------------------------------------------------------
+def metric_value(value: float | None, metric: str) -> str:
+    return pct(value) if metric in ("accuracy", "rare_recall") else f1(value)
 
 
-def within_noise(diff: float, ci: list[float] | None, seed_diffs: list[float] | None = None) -> bool:
-    """The study's rule for "no winner": the interval contains 0, or seeds disagree more than the mean differs."""
-    if ci and ci[0] <= 0 <= ci[1]:
-        return True
-    if seed_diffs and len(seed_diffs) > 1:
-        return abs(float(np.mean(seed_diffs))) < float(np.std(seed_diffs, ddof=1))
-    return False
+def metric_diff(value: float | None, metric: str) -> str:
+    return pp(value) if metric in ("accuracy", "rare_recall") else sf1(value)
+
+
+def metric_ci(ci: list[float] | None, metric: str) -> str:
+    return ci_pp(ci) if metric in ("accuracy", "rare_recall") else ci_f1(ci)
+
+
+FILTERS = {"esc": esc, "code": code, "pct": pct, "f1": f1, "sf1": sf1, "pp": pp, "ci_f1": ci_f1, "ci_pp": ci_pp,
+           "ci_pct": ci_pct, "ms": ms, "money": money, "count": count, "params": params, "seconds": seconds,
+           "ratio": ratio, "name": name, "inline": inline, "metric_value": metric_value, "metric_diff": metric_diff,
+           "metric_ci": metric_ci, "metric_name": lambda m: METRIC_NAMES.get(m, esc(m)),
+           "upfirst": lambda text: text[:1].upper() + text[1:]}
+
+
+def _environment() -> Environment:
+    env = Environment(loader=PackageLoader("lorastudy", "templates"), autoescape=False, trim_blocks=True,
+                      lstrip_blocks=True, keep_trailing_newline=True, undefined=StrictUndefined)
+    env.filters.update(FILTERS)
+    return env
+
+
+# --- tables ------------------------------------------------------------------------
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
 
 
 @dataclass
-class Study:
-    """Lookups over the artifacts that the section writers share."""
+class Layout:
+    """The note's tables and figures, from the same artifacts the findings read."""
 
     results: dict
     latency: dict | None
     runs: list[dict]
-    config: StudyConfig | None
+    config: StudyConfig
+    findings: Findings
 
-    def has(self, arm: str) -> bool:
-        return arm in self.results.get("arms", {})
-
-    def first_run(self, arm: str) -> dict:
-        seed = self.results["arms"][arm]["seeds"][0]
-        return self.results["runs"][f"{arm}__seed{seed}"]
-
-    def run_record(self, arm: str) -> dict | None:
-        """The first seed's run.json (training budget, timings) for the experiment log and limitations."""
-        seed = self.results["arms"][arm]["seeds"][0]
-        return next((r for r in self.runs if r.get("arm") == arm and r.get("seed") == seed), None)
-
-    def test(self, arm: str) -> dict:
-        return self.first_run(arm)["test"]
-
-    def stat(self, arm: str, metric: str) -> dict:
-        return self.results["arms"][arm]["test"][metric]
-
-    def tier(self, arm: str, tier: str) -> dict:
-        return self.test(arm)["per_tier"][tier]
-
-    def comparison(self, a: str, b: str, metric: str) -> dict | None:
-        """b minus a, with its interval and noise verdict, whichever way round evaluation stored it."""
-        for c in self.results.get("comparisons", []):
-            if c["metric"] == metric and {c["a"], c["b"]} == {a, b}:
-                sign = 1 if c["b"] == b else -1
-                ci = sorted(sign * x for x in c["ci"]) if c.get("ci") else None
-                seed_diffs = [sign * x for x in c.get("seed_diffs") or []]
-                return {"diff": sign * c["diff"], "ci": ci, "noise": within_noise(sign * c["diff"], ci, seed_diffs)}
-        return None
+    @property
+    def arms(self) -> list[str]:
+        return [arm for arm in ARMS if arm in self.results["arms"]]
 
     @property
     def tiers(self) -> list[str]:
         return self.results["data"]["tier_names"]
 
     @property
-    def rare(self) -> str:
-        return self.tiers[0]
+    def has_tail(self) -> bool:
+        sizes = self.results["data"]["tier_sizes"]
+        return sum(1 for tier in self.tiers if sizes.get(tier, 0) > 0) >= 2
 
-    @property
-    def n_seeds(self) -> int:
-        return max(a.get("n_seeds", 1) for a in self.results["arms"].values())
+    def first_run(self, arm: str) -> dict:
+        return self.results["runs"][f"{arm}__seed{self.results['arms'][arm]['seeds'][0]}"]
 
+    def level(self, arm: str, metric: str, fmt) -> str:
+        """Point estimate [interval] of one arm, from one source (results.arms[arm].ci)."""
+        entry = self.results["arms"][arm].get("ci", {}).get(metric)
+        if entry is None:
+            return "–"
+        stat = self.results["arms"][arm]["test"].get(metric)
+        spread = f" ± {fmt(stat['std'])}" if stat and stat.get("std") is not None else ""
+        return f"{fmt(entry['mean'])}{spread} {'[' + fmt(entry['ci'][0]) + ', ' + fmt(entry['ci'][1]) + ']'}"
 
-def _verdict(comp: dict, ahead: str, behind: str) -> str:
-    if comp["noise"]:
-        return "within run-to-run variation"
-    return ahead if comp["diff"] > 0 else behind
+    def systems(self) -> str:
+        data = self.results["data"]
+        rows = [[f"Majority class ({esc(data['majority_class']['label'])})", pct(data["majority_class"]["test_accuracy"]),
+                 "–", "–", "–", "–"]]
+        for arm in self.arms:
+            p = self.first_run(arm)["parameters"] or {}
+            zero = self.results["arms"][arm]["test"]["zero_f1_count"]
+            collapsed = " **(collapsed)**" if (self.first_run(arm).get("collapse") or {}).get("collapsed") else ""
+            rows.append([name(arm) + collapsed, self.level(arm, "accuracy", pct), self.level(arm, "macro_f1", f1),
+                         count(zero["mean"]) + (f" ± {count(zero['std'])}" if zero.get("std") is not None else ""),
+                         params(p["trainable"]) if p.get("trainable") else "–", pct(p.get("trainable_share"))])
+        external = self.results.get("external_reference") or {}
+        for row in external.get("rows", []):
+            zero = row.get("zero_f1_count")
+            rows.append([f"*External: {esc(row['model'])} (course, {esc(row.get('split', 'validation'))})*",
+                         pct(row.get("accuracy")), f1(row.get("macro_f1")), count(zero), "", ""])
+        return table(["Arm", "Accuracy [95% CI]", "Macro F1 [95% CI]", f"Zero-F1 (of {data['num_classes']})",
+                      "Trainable params", "Trainable share"], rows)
 
+    def weighting(self) -> str | None:
+        effects = [f for f in self.findings.of_kind("effect")]
+        if not effects:
+            return None
+        rows = []
+        for f in effects:
+            verdicts = f.facts["verdicts"]
+            rows.append([name(f.subjects[0]), f"{pct(f.q('acc_before'))} → {pct(f.q('acc_after'))}",
+                         f"{pp(f.q('accuracy_delta'))} {ci_pp(_ci(f, 'accuracy_delta'))}",
+                         f"{f1(f.q('f1_before'))} → {f1(f.q('f1_after'))}",
+                         f"{sf1(f.q('macro_f1_delta'))} {ci_f1(_ci(f, 'macro_f1_delta'))}",
+                         f"{count(f.q('zero_before'))} → {count(f.q('zero_after'))}",
+                         f"{pp(f.q('rare_recall_delta'))} {ci_pp(_ci(f, 'rare_recall_delta'))}"
+                         if "rare_recall" in verdicts else "–"])
+        rare = esc(self.tiers[0])
+        return table(["Unweighted arm", "Accuracy", "Δ accuracy [95% CI]", "Macro F1", "Δ macro F1 [95% CI]",
+                      "Zero-F1", f"Δ {rare}-tier recall [95% CI]"], rows)
 
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return lines + [""]
+    def decomposition(self) -> str | None:
+        effects = {f.subjects[0]: f for f in self.findings.of_kind("effect") if f.subjects[0] in (ENC, DEC)}
+        if len(effects) < 2 or len(self.tiers) < 2:
+            return None
+        rows = []
+        for tier in self.tiers:
+            row = [esc(tier), pct(effects[ENC].q(f"{tier}.class_share"))]
+            for arm in (ENC, DEC):
+                row += [sf1(effects[arm].q(f"{tier}.delta_mean_f1")), sf1(effects[arm].q(f"{tier}.contribution")),
+                        pp(effects[arm].facts["accuracy_split"][tier])]
+            rows.append(row)
+        rows.append(["all (= Δ macro F1, Δ accuracy)", "100.0%", "", sf1(effects[ENC].q("macro_f1_delta")),
+                     pp(effects[ENC].q("accuracy_delta")), "", sf1(effects[DEC].q("macro_f1_delta")),
+                     pp(effects[DEC].q("accuracy_delta"))])
+        return table(["Tier", "Share of classes", "Encoder: Δ tier mean F1", "Encoder: Δ macro F1 from tier",
+                      "Encoder: Δ accuracy from tier", "Decoder: Δ tier mean F1", "Decoder: Δ macro F1 from tier",
+                      "Decoder: Δ accuracy from tier"], rows)
 
+    def tiers_table(self) -> str:
+        header = ["Arm"]
+        for tier in self.tiers:
+            header += [f"{esc(tier)} mean F1 (non-zero classes)", f"{esc(tier)} zero-F1", f"{esc(tier)} recall"]
+        rows = []
+        for arm in self.arms:
+            per_tier = self.first_run(arm)["test"]["per_tier"]
+            row = [name(arm)]
+            for index, tier in enumerate(self.tiers):
+                t = per_tier[tier]
+                nonzero = t["n_evaluable"] - t["zero_f1_count"]
+                recall = pct(t["recall"])
+                if index == 0 and self.results["arms"][arm].get("ci", {}).get("rare_recall"):
+                    recall = self.level(arm, "rare_recall", pct)
+                row += [f"{f1(t['mean_f1'])} ({count(nonzero)} of {count(t['n_evaluable'])})",
+                        f"{count(t['zero_f1_count'])} of {count(t['n_evaluable'])}", recall]
+            rows.append(row)
+        return table(header, rows)
 
-def _figure(spec: FigureSpec, number: int) -> list[str]:
-    return [f"![{spec.caption}](figures/{spec.name}.png)", "", f"*Figure {number}: {spec.caption}*", ""]
+    def classes_table(self) -> str | None:
+        classes = (self.results.get("class_differences") or {}).get("classes", [])
+        if not classes:
+            return None
+        rare = [c for c in classes if c["tier"] == self.tiers[0]][:CLASS_ROWS]
+        others = [c for c in classes if c["tier"] != self.tiers[0]][:max(CLASS_ROWS - len(rare), 4)]
+        return table(["Class", "Tier", "Train count", "Test support", "Encoder LoRA F1", "Decoder LoRA F1",
+                      "Decoder − encoder"],
+                     [[esc(c["label"]), esc(c["tier"]), count(c["train_count"]), count(c["test_support"]), f1(c["f1_a"]),
+                       f1(c["f1_b"]), sf1(c["diff"])] for c in rare + others])
 
+    def confusions(self) -> str | None:
+        finding = self.findings.get("tier.confusions")
+        if finding is None:
+            return None
+        rows = []
+        for arm in (ENC, DEC):
+            flow = finding.facts["flows"].get(arm)
+            if not flow:
+                continue
+            tops = ", ".join(f"{esc(t['label'])} ({count(t['count'])})" for t in flow["top_absorbers"][:3]) or "–"
+            rows.append([name(arm), count(flow["n_examples"]), count(flow["correct"])]
+                        + [count(flow["to_tier"][tier]) for tier in self.tiers] + [tops])
+        return table(["Model", f"{esc(self.tiers[0])}-tier test examples", "Correct"]
+                     + [f"Wrong, into {esc(tier)} classes" for tier in self.tiers] + ["Top absorbers (examples)"], rows)
 
-# --- sections ----------------------------------------------------------------
+    def latency_table(self) -> str | None:
+        models = (self.latency or {}).get("models", {})
+        if not models:
+            return None
+        rows = []
+        for arm, entry in models.items():
+            v = entry["variants"]["merged"]
+            best = max(v["batched"], key=lambda b: b["examples_per_s"])
+            rows.append([name(arm), ms(v["single"]["p50_ms"]), ms(v["single"]["p95_ms"]),
+                         f"{ms(best['ms_per_example'])} (batch {best['batch_size']})", f"{best['examples_per_s']:.1f}",
+                         f"{v.get('memory_added_mb', v['peak_memory_mb']):.1f} MB"])
+        return table(["Model as served", "Single p50", "Single p95", "Batched, per example", "Examples/s",
+                      "Memory added"], rows)
 
+    def contexts_table(self, decisions) -> str:
+        out = []
+        for decision in decisions:
+            context, metric = decision.facts["context"], decision.facts["metric"]
+            realtime = context["kind"] == "realtime"
+            for row in decision.facts["rows"]:
+                chosen = "**chosen**" if row["arm"] == decision.facts["decision"]["choice"] else ""
+                target = f"p95 {ms(row['p95_at_rate_ms'])}" if realtime else f"job {seconds(row['time_s'])}"
+                out.append([esc(context["name"]), name(row["arm"]),
+                            f"{METRIC_NAMES[metric]} {metric_value(row['quality'], metric)}",
+                            "yes" if row["meets"] else "**no**", target, count(row["instances"]), pct(row["headroom"]),
+                            money(row["monthly_cost"]), chosen])
+        return table(["Context", "Arm", "Deciding metric", "Meets target", "Against the target", "Instances",
+                      "Headroom", "Monthly cost", ""], out)
 
-def _section_systems(s: Study) -> list[str]:
-    data = s.results["data"]
-    out = ["## 1. Systems-level comparison: encoder vs decoder", ""]
-    for key, run in s.results["runs"].items():
-        if (run.get("collapse") or {}).get("collapsed"):
-            out += [f"**Warning: {esc(key)} collapsed ({esc(run['collapse'].get('reason') or 'few classes predicted')}): "
-                    f"it predicts {count(run['collapse']['n_predicted_classes'])} classes; its row is not a trained model's quality.**", ""]
-    header = ["Arm", "Accuracy", "95% CI", "Macro F1", "95% CI", f"Zero-F1 (of {data['num_classes']})",
-              "Trainable params", "Trainable share"]
-    rows = [["Majority class (" + esc(data["majority_class"]["label"]) + ")", pct(data["majority_class"]["test_accuracy"]),
-             "", "", "", "", "", ""]]
-    for arm in [a for a in ARMS if s.has(a)]:
-        t, p = s.test(arm), s.first_run(arm)["parameters"]
-        collapsed = " **(collapsed)**" if (s.first_run(arm).get("collapse") or {}).get("collapsed") else ""
-        rows.append([name(arm) + collapsed, mean_std(s.stat(arm, "accuracy"), pct), ci_pct(t["ci"]["accuracy"]),
-                     mean_std(s.stat(arm, "macro_f1"), f1), ci_f1(t["ci"]["macro_f1"]),
-                     mean_std(s.stat(arm, "zero_f1_count"), count), params(p["trainable"]), pct(p["trainable_share"])])
-    rows += _external_rows(s.results.get("external_reference"))
-    out += _table(header, rows)
-    seeds = ", ".join(str(x) for x in s.results["arms"][next(iter(s.results["arms"]))]["seeds"])
-    out += [f"*Test set; intervals are bootstrap 95% CIs over test examples (seed `{seeds}`).*", ""]
-    prose = []
-    if s.has(ENC) and s.has(DEC):
-        pe, pd = s.first_run(ENC)["parameters"], s.first_run(DEC)["parameters"]
-        arch = s.comparison(ENC, DEC, "macro_f1")
-        prose.append(f"LoRA trains {pct(pe['trainable_share'])} of the encoder's {params(pe['total'])} parameters and "
-                     f"{pct(pd['trainable_share'])} of the decoder's {params(pd['total'])}.")
-        if arch:
-            acc = s.comparison(ENC, DEC, "accuracy")
-            prose.append(f"Decoder minus encoder LoRA: macro F1 {sf1(arch['diff'])} {ci_f1(arch['ci'])}"
-                         + (f", accuracy {pp(acc['diff'])} {ci_pp(acc['ci'])}" if acc else "")
-                         + f"; on macro F1 the decoder is {_verdict(arch, 'ahead', 'behind')}.")
-    if s.has(ENC) and s.has("encoder_full"):
-        full = s.comparison("encoder_full", ENC, "macro_f1")
-        acc = s.comparison("encoder_full", ENC, "accuracy")
-        if full:
-            share = pct(s.first_run(ENC)["parameters"]["trainable_share"])
-            prose.append(f"Against the encoder full fine-tune (the Weeks 1-2 recipe), training {share} of the parameters "
-                         f"changed macro F1 by {sf1(full['diff'])} {ci_f1(full['ci'])}"
-                         + (f" and accuracy by {pp(acc['diff'])} {ci_pp(acc['ci'])}" if acc else "")
-                         + f": {_verdict(full, 'a real gain', 'a real loss')}.")
-    if s.has(ENC) and s.has("tfidf_logreg"):
-        tf = s.comparison("tfidf_logreg", ENC, "macro_f1")
-        if tf:
-            prose.append(f"Over TF-IDF, encoder LoRA's macro F1 differs by {sf1(tf['diff'])} {ci_f1(tf['ci'])} "
-                         f"({_verdict(tf, 'better', 'worse')}).")
-    out += [" ".join(prose), ""] if prose else []
-    if s.has(ENC) and s.has(DEC):
-        rare, common = s.rare, s.tiers[-1]
-        re_, rd = s.tier(ENC, rare), s.tier(DEC, rare)
-        out += [f"The aggregates hide the tail. Accuracy is dominated by the {esc(common)} tier "
-                f"({pct(s.tier(ENC, common)['true_share'])} of test examples), and macro F1 averages every class equally, "
-                f"so neither shows that encoder LoRA has zero F1 on {count(re_['zero_f1_count'])} of the "
-                f"{count(re_['n_classes'])} {esc(rare)} classes and the decoder on {count(rd['zero_f1_count'])} (Section 3).", ""]
-    return out
+    def candidates_table(self) -> str | None:
+        finding = self.findings.get("bottleneck")
+        if finding is None:
+            return None
+        rows = [[CANDIDATE_NAMES[c["name"]], _evidence(c), "yes" if c["supported"] else "no",
+                 "not measurable here" if c["size"] is None and c["supported"] else sf1(c["size"])]
+                for c in finding.facts["candidates"]]
+        return table(["Candidate bottleneck", "Evidence in this run", "Supported", "Macro F1 it accounts for"], rows)
 
+    def experiment_log(self) -> str:
+        order = {arm: i for i, arm in enumerate(ARMS)}
+        rows = []
+        for r in sorted(self.runs, key=lambda r: (order.get(r.get("arm"), 99), r.get("seed", 0))):
+            model = r.get("model") or {}
+            env = r.get("environment") or {}
+            libs = env.get("libraries") or env
+            versions = ", ".join(f"{k} {libs[k]}" for k in ("torch", "transformers", "peft") if libs.get(k))
+            identity = model.get("revision") or (model.get("sha256") or "")[:16]
+            hardware = f"{r.get('device', '')}, {r.get('threads', '')} threads, {r.get('precision', '')}; {env.get('cpu', '')}"
+            at_start = r.get("memory_at_start_mb")
+            memory = f"{r.get('peak_memory_mb', 0):.1f} MB" + ("" if at_start is None else f" ({at_start:.1f} MB)")
+            rows.append([name(r["arm"]), code(r["seed"]), code(r.get("config_hash", "")), code(model.get("source", "none")),
+                         code(identity or "–"), count(r.get("epochs", 0)), count(r.get("steps", 0)),
+                         f"{r.get('wall_time_s', 0):.1f} s", memory, code(hardware), code(versions),
+                         code((env.get("git_commit") or "")[:12])])
+        return table(["Arm", "Seed", "Config hash", "Model source", "sha256 / revision", "Epochs", "Steps", "Wall time",
+                      "Peak memory (at start)", "Hardware", "Libraries", "Git commit"], rows)
 
-def _external_rows(external: object) -> list[list[str]]:
-    """The course's published numbers, labelled external: they come from another setup and split."""
-    rows = external.get("rows", []) if isinstance(external, dict) else (external or [])
-    out = []
-    for row in rows:
-        zero = row.get("zero_f1_count", row.get("zero_f1_classes"))
-        out.append([f"*External: {esc(row.get('name') or row.get('model', 'course'))} ({esc(row.get('split', 'course'))})*",
-                    pct(row.get("accuracy")), "", f1(row.get("macro_f1")), "", "–" if zero is None else count(zero), "", ""])
-    return out
+    # --- figures ---
 
-
-def _section_weighting(s: Study) -> tuple[list[str], list[FigureSpec]]:
-    out = ["## 2. Class weighting on the decoder", ""]
-    effects = s.results.get("weighting_effect", {})
-    order = [a for a in (DEC, ENC, "encoder_full") if a in effects]
-    if not order:
-        return out + ["No weighted arm was trained, so there is no weighting effect to report; add the `_cw` arms "
-                      "to `arms` and re-run.", ""], []
-    rows = []
-    for arm in order:
-        e = effects[arm]
-        before, after = s.test(e["vanilla"]), s.test(e["weighted"])
-        tier = e["per_tier"][s.rare]
-        rows.append([name(arm), f"{pct(before['accuracy'])} → {pct(after['accuracy'])}",
-                     f"{f1(before['macro_f1'])} → {f1(after['macro_f1'])}",
-                     f"{sf1(e['delta']['macro_f1'])} {ci_f1(e['ci'].get('macro_f1'))}", pct(e["relative_macro_f1"]),
-                     f"{count(before['zero_f1_count'])} → {count(after['zero_f1_count'])}",
-                     f"{pct(tier['predicted_share_before'])} → {pct(tier['predicted_share_after'])} ({pct(tier['true_share'])})",
-                     pp(tier["delta_recall"])])
-    out += _table(["Architecture", "Accuracy", "Macro F1", "Δ macro F1 [95% CI]", "Relative Δ", "Zero-F1",
-                   f"{esc(s.rare).capitalize()}-tier predicted share (true)", f"{esc(s.rare).capitalize()} recall Δ"], rows)
-    prose = []
-    for arm in order:
-        e = effects[arm]
-        comp = {"diff": e["delta"]["macro_f1"], "ci": e["ci"].get("macro_f1"),
-                "noise": within_noise(e["delta"]["macro_f1"], e["ci"].get("macro_f1"))}
-        lead = "On the decoder" if arm == DEC else f"On {inline(arm)}"
-        prose.append(f"{lead}, weighting moved macro F1 by {sf1(comp['diff'])} {ci_f1(comp['ci'])} "
-                     f"({pct(e['relative_macro_f1'])} relative), accuracy by {pp(e['delta']['accuracy'])} and the zero-F1 count "
-                     + (f"by {e['delta']['zero_f1_count']:+g}" if e["delta"]["zero_f1_count"] else "not at all")
-                     + f": {_verdict(comp, 'a real gain', 'a real loss')}.")
-    if DEC in effects and ENC in effects:
-        dec, enc = abs(effects[DEC]["delta"]["macro_f1"]), abs(effects[ENC]["delta"]["macro_f1"])
-        prose.append(f"The decoder's macro F1 change is {'smaller' if dec < enc else 'larger'} in magnitude than encoder LoRA's "
-                     f"({sf1(effects[DEC]['delta']['macro_f1'])} vs {sf1(effects[ENC]['delta']['macro_f1'])}).")
-    out += [" ".join(prose), ""]
-    out += _mechanism(s, effects)
-    spec = FigureSpec("weighting_by_tier", "weighting_tiers",
-                      "Change in mean per-class F1 per tier when class weighting is added (weighted minus unweighted).",
-                      {"tiers": s.tiers, "series": {name(a): [effects[a]["per_tier"][t]["delta_mean_f1"] for t in s.tiers]
-                                                    for a in order}})
-    return out + _figure(spec, 1), [spec]
-
-
-def _mechanism(s: Study, effects: dict) -> list[str]:
-    """What each model already did on the rare tier before weighting, and what weighting changed."""
-    mech = s.results.get("mechanism", {})
-    if DEC not in mech or ENC not in mech:
-        return []
-    d, e = mech[DEC], mech[ENC]
-    gap_d = d["rare_predicted_share"] / d["rare_true_share"] if d["rare_true_share"] else 0.0
-    gap_e = e["rare_predicted_share"] / e["rare_true_share"] if e["rare_true_share"] else 0.0
-    rare = esc(s.rare)
-    text = (f"Mechanism. Before weighting, the decoder assigned {pct(d['rare_predicted_share'])} of test predictions to the "
-            f"{rare} tier against a true share of {pct(d['rare_true_share'])} ({rare} recall {pct(d['rare_recall'])}); encoder "
-            f"LoRA assigned {pct(e['rare_predicted_share'])} ({rare} recall {pct(e['rare_recall'])}). ")
-    if gap_d > gap_e:
-        text += ("The decoder already predicted the tail closer to its true frequency, so re-weighting the loss had less "
-                 "under-prediction to correct")
-    else:
-        text += ("The decoder under-predicted the tail at least as much as the encoder, so its weaker response is not "
-                 "explained by calibration alone; the weights moved its predictions less")
-    if DEC in effects:
-        tier = effects[DEC]["per_tier"][s.rare]
-        text += (f": weighting moved the decoder's {rare} share to {pct(tier['predicted_share_after'])} and its {rare} recall "
-                 f"by {pp(tier['delta_recall'])}.")
-    return [text, ""]
-
-
-def _section_classes(s: Study) -> tuple[list[str], list[FigureSpec]]:
-    out = ["## 3. Per-class analysis: rare vs common", ""]
-    data = s.results["data"]
-    rule = data.get("tier_rule", "")
-    out += [f"Tiers by training count: {code(rule)}; " + ", ".join(
-        f"{count(data['tier_sizes'][t])} {esc(t)} classes" for t in s.tiers) + ".", ""]
-    arms = [a for a in ARMS if s.has(a)]
-    header = ["Arm"] + [h for t in s.tiers for h in (f"{esc(t)} mean F1", f"{esc(t)} zero-F1 (of {data['tier_sizes'][t]})")] \
-        + ["Spearman rho (F1 vs train count)"]
-    rows = [[name(a)] + [v for t in s.tiers for v in (f1(s.tier(a, t)["mean_f1"]), count(s.tier(a, t)["zero_f1_count"]))]
-            + [f1(s.test(a)["spearman_f1_vs_train_count"]["rho"])] for a in arms]
-    out += _table(header, rows)
-    figures: list[FigureSpec] = []
-    if not (s.has(ENC) and s.has(DEC)):
-        return out, figures
-    prose = []
-    wiped = [(a, t) for a in (ENC, DEC) for t in s.tiers if s.tier(a, t)["zero_f1_count"] == s.tier(a, t)["n_classes"]]
-    if wiped:
-        prose.append("**" + "; ".join(f"{name(a)} scores zero F1 on every {esc(t)} class" for a, t in wiped) + ".**")
-    else:
-        zero = {a: s.tier(a, s.rare)["zero_f1_count"] for a in (ENC, DEC)}
-        of_rare = f"of {count(s.tier(ENC, s.rare)['n_classes'])} {esc(s.rare)} classes at zero F1"
-        if zero[ENC] == zero[DEC]:
-            prose.append(f"No tier goes entirely to zero on either model; both leave {count(zero[ENC])} {of_rare}.")
-        else:
-            worst, other = (ENC, DEC) if zero[ENC] > zero[DEC] else (DEC, ENC)
-            prose.append(f"No tier goes entirely to zero on either model; the worst is {inline(worst)} with "
-                         f"{count(zero[worst])} {of_rare} ({inline(other)}: {count(zero[other])}).")
-    re_, rd = s.tier(ENC, s.rare), s.tier(DEC, s.rare)
-    ce, cd = s.tier(ENC, s.tiers[-1]), s.tier(DEC, s.tiers[-1])
-    prose.append(f"The {esc(s.rare)}-tier mean F1 is {f1(rd['mean_f1'])} for the decoder vs {f1(re_['mean_f1'])} for the encoder, "
-                 f"the {esc(s.tiers[-1])}-tier {f1(cd['mean_f1'])} vs {f1(ce['mean_f1'])}: the architectures differ "
-                 + ("more in the tail than in the head." if abs(rd["mean_f1"] - re_["mean_f1"]) > abs(cd["mean_f1"] - ce["mean_f1"])
-                    else "at least as much in the head as in the tail."))
-    rho_e, rho_d = s.test(ENC)["spearman_f1_vs_train_count"]["rho"], s.test(DEC)["spearman_f1_vs_train_count"]["rho"]
-    prose.append(f"Per-class F1 tracks training count (Spearman rho {f1(rho_e)} encoder, {f1(rho_d)} decoder; Figure 3).")
-    classes = s.results.get("class_differences", {}).get("classes", [])
-    top = classes[:6]
-    if top:
-        rare_top = sum(c["tier"] == s.rare for c in top)
-        prose.append("The classes where the models differ most (table below) are "
-                     + ("mostly" if rare_top * 2 > len(top) else "mostly not") + f" in the {esc(s.rare)} tier.")
-    out += [" ".join(prose), ""]
-    if top:
-        out += _table(["Class", "Tier", "Train count", "Encoder LoRA F1", "Decoder LoRA F1", "Decoder − encoder"],
-                      [[esc(c["label"]), esc(c["tier"]), count(c["train_count"]), f1(c["f1_a"]), f1(c["f1_b"]), sf1(c["diff"])]
-                       for c in top])
-    out += _lifted_and_dropped(s)
-    scatter = FigureSpec("f1_encoder_vs_decoder", "f1_scatter",
-                         "Per-class test F1, encoder LoRA (x) vs decoder LoRA (y), coloured by tier; the dashed line is equal F1.",
-                         {"x": [c["f1_a"] for c in classes], "y": [c["f1_b"] for c in classes],
-                          "tiers": [c["tier"] for c in classes], "tier_names": s.tiers,
-                          "x_label": "Encoder LoRA", "y_label": "Decoder LoRA"})
-    by_count = FigureSpec("f1_vs_train_count", "f1_vs_count",
-                          "Per-class test F1 against training examples (log scale) for both models.",
-                          {"counts": [c["train_count"] for c in classes],
-                           "series": {"Encoder LoRA": [c["f1_a"] for c in classes],
-                                      "Decoder LoRA": [c["f1_b"] for c in classes]}})
-    figures = [scatter, by_count]
-    return out + _figure(scatter, 2) + _figure(by_count, 3), figures
+    def figures(self) -> dict[str, FigureSpec]:
+        out = {}
+        effects = {f.subjects[0]: f for f in self.findings.of_kind("effect")}
+        if effects and self.has_tail:
+            out["weighting"] = FigureSpec(
+                "weighting_by_tier", "weighting_tiers",
+                "Where class weighting changed macro F1: each tier's contribution (share of classes × change in the "
+                "tier's mean F1); the bars of an arm add up to its Δ macro F1.",
+                {"tiers": self.tiers, "series": {name(arm): [f.q(f"{t}.contribution") or 0.0 for t in self.tiers]
+                                                 for arm, f in effects.items()}})
+        classes = (self.results.get("class_differences") or {}).get("classes", [])
+        if classes:
+            out["scatter"] = FigureSpec(
+                "f1_encoder_vs_decoder", "f1_scatter",
+                "Per-class test F1, encoder LoRA (x) vs decoder LoRA (y), by tier; a larger marker is several classes "
+                "at the same point (count printed); the dashed line is equal F1.",
+                {"x": [c["f1_a"] for c in classes], "y": [c["f1_b"] for c in classes],
+                 "tiers": [c["tier"] for c in classes], "tier_names": self.tiers,
+                 "x_label": "Encoder LoRA", "y_label": "Decoder LoRA"})
+            out["by_count"] = FigureSpec(
+                "f1_vs_train_count", "f1_vs_count", "Per-class test F1 against training examples (log scale).",
+                {"counts": [c["train_count"] for c in classes],
+                 "series": {"Encoder LoRA": [c["f1_a"] for c in classes], "Decoder LoRA": [c["f1_b"] for c in classes]}})
+        models = (self.latency or {}).get("models", {})
+        if models:
+            merged = {arm: entry["variants"]["merged"] for arm, entry in models.items()}
+            out["latency"] = FigureSpec(
+                "latency", "latency", "Served models (LoRA merged): single-request p50 and p95, and batched throughput; "
+                                      "both axes are logarithmic.",
+                {"models": [name(arm) for arm in merged], "p50": [v["single"]["p50_ms"] for v in merged.values()],
+                 "p95": [v["single"]["p95_ms"] for v in merged.values()],
+                 "throughput": [max(b["examples_per_s"] for b in v["batched"]) for v in merged.values()]})
+        return out
 
 
-def _lifted_and_dropped(s: Study) -> list[str]:
-    lines = []
-    for arm in (DEC, ENC):
-        e = s.results.get("weighting_effect", {}).get(arm)
-        if not e:
-            continue
-        parts = []
-        for key, verb in (("lifted_off_zero", "lifted off zero"), ("fell_to_zero", "dropped to zero")):
-            items = e.get(key, [])
-            listed = ", ".join(f"{esc(c['label'])} ({count(c['train_count'])} train)" for c in items[:6])
-            parts.append(f"{verb}: {listed if items else 'none'}" + (" and others" if len(items) > 6 else ""))
-        lines.append(f"Weighting on {inline(arm)} " + "; ".join(parts) + ".")
-    return [" ".join(lines), ""] if lines else []
+CANDIDATE_PROSE = {"decision_rule": "the decision rule on the tail", "data_volume": "too few rare-tier examples",
+                   "training_budget": "the training budget", "representation": "adapter capacity"}
+CANDIDATE_NAMES = {"decision_rule": "Decision rule on the tail (logit-adjustment probe)",
+                   "data_volume": "Data volume of the rare tier (F1 against train count)",
+                   "training_budget": "Training budget (steps, validation curve)",
+                   "representation": "Representation / adapter capacity (full fine-tune vs LoRA)"}
 
 
-def _section_latency(s: Study) -> tuple[list[str], list[FigureSpec]]:
-    out = ["## 4. Latency and deployment", ""]
-    if not s.latency or not s.latency.get("models"):
-        return out + ["**Latency has not been measured for this run** (`latency/latency.json` is missing), so no deployment "
-                      "recommendation can be made. Run `lorastudy bench RUN_DIR`, then `lorastudy report RUN_DIR`.", ""], []
-    models = s.latency["models"]
-    rows, fig = [], {"models": [], "p50": [], "p95": [], "ms_per_example": [], "throughput": []}
-    for arm, m in models.items():
-        v = m["variants"]["merged"]
-        best = min(v["batched"], key=lambda b: b["ms_per_example"])
-        rows.append([name(arm), ms(v["single"]["p50_ms"]), ms(v["single"]["p95_ms"]),
-                     f"{ms(best['ms_per_example'])} (batch {best['batch_size']})", f"{best['examples_per_s']:.1f}",
-                     seconds(v["time_for_64000_s"]), f"{v.get('memory_added_mb', v['peak_memory_mb']):.1f} MB",
-                     f"{mb(m['size_on_disk_mb'].get('adapter'))} / {mb(m['size_on_disk_mb'].get('merged'))} MB"])
-        for key, value in (("models", name(arm)), ("p50", v["single"]["p50_ms"]), ("p95", v["single"]["p95_ms"]),
-                           ("ms_per_example", best["ms_per_example"]), ("throughput", best["examples_per_s"])):
-            fig[key].append(value)
-    env = s.latency.get("environment", {})
-    out += _table(["Model (LoRA merged)", "Single p50", "Single p95", "Batched per example", "Examples/s",
-                   "Time for 64,000", "Memory added", "Adapter / merged size"], rows)
-    out += [f"*Measured on {esc(env.get('device', 'cpu'))}, {code(env.get('cpu', 'unknown CPU'))}. Memory added: the "
-            "process's peak resident memory while serving minus its memory before the model was loaded.*", ""]
-    costs = s.latency.get("costs", [])
-    out += _table(["Context", "Model", "Measured vs target", "Instances", "Headroom", "Cost per million", "Monthly cost", "Meets target"],
-                  [[esc(c["context"]), name(c["model"]), _against_target(c), count(c["instances"]),
-                    pct(c["headroom"]), money(c["cost_per_million"]), money(c["monthly_cost"]),
-                    "yes" if c["meets_sla"] else "**no**"] for c in costs])
-    out += [f"*Costs at {money(costs[0]['price_per_hour'])} per instance-hour ({esc(costs[0]['device'])}).*", ""] if costs else []
-    out += _recommendations(s, costs)
-    spec = FigureSpec("latency", "latency", "Single-request latency and batched throughput of the merged models.", fig)
-    return out + _figure(spec, 4), [spec]
+def _evidence(candidate: dict) -> str:
+    """One table cell per candidate: the numbers its verdict rests on."""
+    facts = candidate["facts"]
+    if candidate["name"] == "decision_rule":
+        return f"probe (tau {facts['tau']:g}, chosen on validation): test macro F1 {sf1(facts['gain'])} {ci_f1(facts['ci'])}"
+    if candidate["name"] == "data_volume":
+        if facts["slope_per_doubling"] is None:
+            return "train counts do not vary"
+        return (f"F1 {sf1(facts['slope_per_doubling'])} per doubling of train count (p = {facts['slope_p']:.3f}); "
+                f"rare tier {pct(facts['rare_class_share'])} of classes")
+    if candidate["name"] == "training_budget":
+        return (f"{count(facts['steps'])} vs {count(facts['other_steps'])} steps; best epoch {count(facts['best_epoch'])} "
+                f"of {count(facts['epochs'])}")
+    if "untestable" in facts:
+        return esc(facts["untestable"])
+    return f"full fine-tune minus LoRA macro F1 {sf1(facts['diff'])} {ci_f1(facts['ci'])}"
 
 
-def _against_target(row: dict) -> str:
-    """Real-time rows compare p95 latency with the SLA; batch and audit rows compare job time with the window."""
-    if row["kind"] == "realtime":
-        return f"p95 {ms(row['p95_ms'])} / SLA {ms(row['sla_ms'])}"
-    return f"{seconds(row['time_s'])} / window {seconds(row['window_s'])}"
+def _ci(finding, name_: str) -> list[float] | None:
+    lo, hi = finding.q(name_ + "_lo"), finding.q(name_ + "_hi")
+    return None if lo is None or hi is None else [lo, hi]
 
 
-def _recommendations(s: Study, costs: list[dict]) -> list[str]:
-    """One recommendation per named context: the target first, then quality, then cost."""
-    contexts = {c.name: c for c in (s.config.deployment.contexts if s.config else [])}
-    arch = s.comparison(ENC, DEC, "macro_f1") if s.has(ENC) and s.has(DEC) else None
-    lines = []
-    for context in dict.fromkeys(c["context"] for c in costs):
-        rows = {c["model"]: c for c in costs if c["context"] == context and c["model"] in (ENC, DEC)}
-        if len(rows) < 2:
-            continue
-        described = contexts.get(context)
-        head = f"**{esc(context)}**" + (f" ({esc(described.description)})" if described and described.description else "")
-        meeting = [m for m, c in rows.items() if c["meets_sla"]]
-        enc, dec = rows[ENC], rows[DEC]
-        cost_text = f"{money(enc['monthly_cost'])} vs {money(dec['monthly_cost'])} per month (encoder vs decoder)"
-        kind = enc["kind"]
-        if not meeting:
-            lines.append(f"{head}: recommend neither as measured; both miss the target (p95 {ms(enc['p95_ms'])} and "
-                         f"{ms(dec['p95_ms'])}). More instances or a GPU would change this.")
-            continue
-        cheaper = min(meeting, key=lambda m: rows[m]["monthly_cost"])
-        if len(meeting) == 1:
-            choice, other = meeting[0], ({ENC, DEC} - {meeting[0]}).pop()
-            why = f"only it meets the target (p95 {ms(rows[choice]['p95_ms'])} vs {ms(rows[other]['p95_ms'])})"
-            change = f"the answer would change if the target were relaxed to {inline(other)}'s p95 of {ms(rows[other]['p95_ms'])}"
-        elif kind == "audit":
-            rec_e, rec_d = s.tier(ENC, s.rare)["recall"], s.tier(DEC, s.rare)["recall"]
-            recall = s.comparison(ENC, DEC, "rare_recall")
-            recalls = f"{pct(rec_d)} decoder vs {pct(rec_e)} encoder"
-            if recall and recall["noise"]:
-                choice = cheaper
-                why = (f"both fit the window and their {esc(s.rare)}-tier recall ({recalls}; decoder minus encoder "
-                       f"{pp(recall['diff'])} {ci_pp(recall['ci'])}) differs within run-to-run variation, so cost "
-                       f"decides: {cost_text}")
-                change = (f"a {esc(s.rare)}-tier recall gap beyond run-to-run variation in favour of the dearer model "
-                          "would change the answer")
-            else:
-                choice = DEC if rec_d >= rec_e else ENC
-                interval = (f"decoder minus encoder {pp(recall['diff'])} {ci_pp(recall['ci'])}" if recall else
-                            "no interval in this run's results")
-                why = f"both fit the window, {esc(s.rare)}-tier recall decides: {recalls} ({interval}), at {cost_text}"
-                change = "a recall difference inside run-to-run variation in a re-run would make the cheaper model the choice"
-        elif arch and not arch["noise"]:
-            choice = DEC if arch["diff"] > 0 else ENC
-            advantage = arch["ci"] if choice == DEC else [-arch["ci"][1], -arch["ci"][0]]
-            why = (f"both meet the target and its macro F1 is higher by {f1(abs(arch['diff']))} {ci_f1(advantage)}, "
-                   f"at {cost_text}")
-            change = (f"a quality gap inside run-to-run variation would make {inline(({ENC, DEC} - {choice}).pop())} "
-                      "the choice")
-        else:
-            choice = cheaper
-            why = f"both meet the target and the quality difference is within run-to-run variation, so cost decides: {cost_text}"
-            change = "a quality gap beyond run-to-run variation in favour of the dearer model would change the answer"
-        if kind == "realtime" and len(meeting) == 2:
-            slow = max(rows, key=lambda m: rows[m]["p95_ms"])
-            change += f"; the break-even SLA is {inline(slow)}'s p95 of {ms(rows[slow]['p95_ms'])}"
-        elif kind != "realtime":
-            change += (f"; {inline(choice)} leaves {pct(rows[choice]['headroom'])} of the window free, so only a much larger "
-                       "volume or shorter window would rule it out")
-        lines.append(f"{head}: recommend **{inline(choice)}**, because {why}. What would change it: {change}.")
-    if not lines:
-        return ["No context has cost rows for both encoder and decoder LoRA; re-run `lorastudy bench` for both.", ""]
-    return [item for line in lines for item in ("- " + line,)] + [""]
-
-
-def _section_next(s: Study) -> list[str]:
-    out = ["## 5. What to do next", ""]
-    if not (s.has(ENC) and s.has(DEC)):
-        return out + ["Both encoder and decoder LoRA are needed to reason about the bottleneck; train both arms first.", ""]
-    rare = esc(s.rare)
-    rd, rc = s.tier(DEC, s.rare), s.tier(DEC, s.tiers[-1])
-    rho = s.test(DEC)["spearman_f1_vs_train_count"]["rho"]
-    probe = s.results.get("logit_adjustment", {}).get(f"{DEC}__seed{s.results['arms'][DEC]['seeds'][0]}")
-    effect = s.results.get("weighting_effect", {}).get(DEC)
-    evidence = (f"the decoder's {rare}-tier mean F1 is {f1(rd['mean_f1'])} against {f1(rc['mean_f1'])} for the "
-                f"{esc(s.tiers[-1])} tier, with {count(rd['zero_f1_count'])} {rare} classes at zero F1, and per-class F1 "
-                f"follows training count (Spearman rho {f1(rho)})")
-    weighting = (f"; class weighting moved its macro F1 by only {sf1(effect['delta']['macro_f1'])} {ci_f1(effect['ci'].get('macro_f1'))}"
-                 if effect else "")
-    if probe and probe["rare_mean_f1_after"] > probe["rare_mean_f1_before"] + 0.01:
-        out += [f"**Bottleneck: the decision rule on the tail, not the representation.** Evidence: {evidence}{weighting}. "
-                f"The post-hoc logit-adjustment probe (tau {probe['tau']}) raised {rare} recall from "
-                f"{pct(probe['rare_recall_before'])} to {pct(probe['rare_recall_after'])} and test macro F1 from "
-                f"{f1(probe['test_macro_f1_before'])} to {f1(probe['test_macro_f1_after'])} without retraining, so the features "
-                "separate rare classes better than the learned prior lets them show.", "",
-                "**Experiment: train decoder LoRA with a logit-adjusted loss** (`weighting.loss=logit_adjusted`). "
-                "Hypothesis: the skewed class prior, not capacity, suppresses the tail, and a prior margin in the loss corrects it "
-                "during training where loss weights did not. "
-                f"Prediction: test macro F1 above the probe's {f1(probe['test_macro_f1_after'])} and fewer than "
-                f"{count(rd['zero_f1_count'])} {rare} classes at zero F1; no gain would point to data volume instead.", ""]
-    else:
-        probe_text = (f"; the logit-adjustment probe left {rare} mean F1 at {f1(probe['rare_mean_f1_after'])} "
-                      f"(from {f1(probe['rare_mean_f1_before'])})" if probe else "")
-        out += [f"**Bottleneck: too few examples in the tail.** Evidence: {evidence}{weighting}{probe_text}. Re-balancing "
-                "the decision does not recover classes the model never learned.", "",
-                "**Experiment: add training examples to the rare tier** (collect or augment up to the tier threshold) and "
-                "retrain decoder LoRA. Hypothesis: rare-class F1 is limited by data volume, as the F1–count correlation suggests. "
-                f"Prediction: {rare}-tier mean F1 rises above {f1(rd['mean_f1'])} while the "
-                f"{esc(s.tiers[-1])} tier stays within run-to-run variation.", ""]
-    out += ["Why this rather than the alternatives: a larger decoder would again confound size with everything else and "
-            "costs more at inference (Section 4), and stronger class weights target the same tail with a tool that "
-            "moved the decoder little. This experiment is one extra run per architecture and directly tests the "
-            "diagnosed bottleneck.", ""]
-    return out
-
-
-def _limitations(s: Study) -> list[str]:
-    parts = ["## Limitations", ""]
-    text = "This is an applied comparison: the two models differ in size"
-    if s.has(ENC) and s.has(DEC):
-        text += (f" ({params(s.first_run(ENC)['parameters']['total'])} vs "
-                 f"{params(s.first_run(DEC)['parameters']['total'])} parameters)")
-    text += ", pretraining data and architecture at once, so no difference can be attributed to architecture alone."
-    source = s.config.models.decoder.source if s.config else ""
-    quant = re.search(r"(Q\d_[0-9A-Z_]+|IQ\d\w*)", source)
-    if source.lower().endswith(".gguf"):
-        text += (f" The decoder's weights were quantised (GGUF {code(quant.group(1)) if quant else 'quantised'}), "
-                 "then dequantised for training, which may cost it some quality.")
-    if s.has(ENC) and s.has(DEC):
-        enc, dec = s.run_record(ENC), s.run_record(DEC)
-        if enc and dec and enc.get("epochs") != dec.get("epochs"):
-            text += (f" The training budgets differ: encoder LoRA trained {enc['epochs']:g} epochs ({count(enc['steps'])} steps), "
-                     f"decoder LoRA {dec['epochs']:g} ({count(dec['steps'])} steps), so the gap between them is measured "
-                     "at these budgets, not at convergence.")
-    if s.n_seeds == 1:
-        text += " Each arm ran with one seed: the intervals cover test-set sampling, not training variance."
-    device = (s.latency or {}).get("environment", {}).get("device")
-    if device == "cpu":
-        text += " Latency was measured on a shared CPU, not a GPU; absolute times and costs will differ on other hardware."
-    return parts + [text, ""]
-
-
-def _experiment_log(runs: list[dict]) -> list[str]:
-    order = {arm: i for i, arm in enumerate(ARMS)}
-    rows = []
-    for r in sorted(runs, key=lambda r: (order.get(r.get("arm"), 99), r.get("seed", 0))):
-        model = r.get("model") or {}
-        env = r.get("environment") or {}
-        libs = env.get("libraries") or env
-        versions = ", ".join(f"{k} {libs[k]}" for k in ("torch", "transformers", "peft") if libs.get(k))
-        identity = model.get("revision") or (model.get("sha256") or "")[:16]
-        hardware = f"{r.get('device', '')}, {r.get('threads', '')} threads, {r.get('precision', '')}; {env.get('cpu', '')}"
-        rows.append([name(r["arm"]), code(r["seed"]), code(r.get("config_hash", "")),
-                     code(model.get("source", "none")), code(identity or "–"), count(r.get("epochs", 0)),
-                     count(r.get("steps", 0)), f"{r.get('wall_time_s', 0):.1f} s", _run_memory(r),
-                     code(hardware), code(versions), code((env.get("git_commit") or "")[:12])])
-    return ["## Experiment log", ""] + _table(
-        ["Arm", "Seed", "Config hash", "Model source", "sha256 / revision", "Epochs", "Steps", "Wall time",
-         "Peak memory", "Hardware", "Libraries", "Git commit"], rows) + [
-        "*Peak memory: the process's peak resident memory during the run (GPU: peak allocated), including Python, "
-        "the libraries and what earlier runs in the same process freed but the allocator kept; in brackets, the "
-        "process's memory when the run started.*", ""]
-
-
-def _run_memory(run: dict) -> str:
-    at_start = run.get("memory_at_start_mb")
-    return f"{run.get('peak_memory_mb', 0):.1f} MB" + ("" if at_start is None else f" ({at_start:.1f} MB)")
+def _data_summary(run_dir: Path | None) -> dict:
+    path = run_dir / "data" / "summary.json" if run_dir else None
+    return artifacts.read_json(path) if path and path.exists() else {}
 
 
 # --- assembly ------------------------------------------------------------------
 
 
-def build_note(results: dict, latency: dict | None, runs: list[dict], config: StudyConfig | None) -> Note:
+def build_note(results: dict, latency: dict | None, runs: list[dict], config: StudyConfig,
+               summary: dict | None = None) -> Note:
     """The note as Markdown plus the figures it links; pure, so tests need no files."""
-    s = Study(results, latency, runs, config)
-    title = config.report.title if config else "LoRA on an encoder and a decoder for long-tail classification"
-    data = results["data"]
-    intro = (f"Study {code(results['study']['name'])}: {count(data['num_classes'])} classes"
-             + (f", encoder {code(config.models.encoder.source)}, decoder {code(config.models.decoder.source)}" if config else "")
-             + ". Every number below is read from this run's `evaluation/results.json`, `latency/latency.json` or "
-               "`runs/*/run.json`.")
-    lines = [f"# {esc(title)}", "", intro, ""]
-    lines += _section_systems(s)
-    weighting, f_weighting = _section_weighting(s)
-    classes, f_classes = _section_classes(s)
-    latency_lines, f_latency = _section_latency(s)
-    lines += weighting + classes + latency_lines + _section_next(s) + _limitations(s) + _experiment_log(runs)
-    return Note(title=title, markdown="\n".join(lines), figures=f_weighting + f_classes + f_latency)
+    found = derive(results, latency, config)
+    layout = Layout(results, latency, runs, config, found)
+    figures = layout.figures()
+    numbered = {key: None for key in ("weighting", "scatter", "by_count", "latency")}
+    numbered.update({key: index for index, key in enumerate(figures, start=1)})
+    by_id = {f.id: f for f in found.findings}
+    text = _environment().get_template("note.md.j2").render(
+        title=esc(config.report.title), config=config, results=results, latency=latency, runs=runs, f=by_id,
+        findings=found, layout=layout, figures=figures, fig=numbered, summary=summary or {}, ENC=ENC, DEC=DEC,
+        records={(r.get("arm"), r.get("seed")): r for r in runs}, candidate_prose=CANDIDATE_PROSE,
+        ci=_ci, flip_text=_flip_text)
+    text = re.sub(r"\n{3,}", "\n\n", text)
+    intervals = len(INTERVAL.findall(re.sub(r"`[^`]*`", "", text)))
+    text = text.replace("@@INTERVALS@@", count(intervals)).replace("@@CHANCE@@", f"{intervals * 0.05:.0f}")
+    return Note(title=config.report.title, markdown=text, figures=list(figures.values()), findings=found)
+
+
+INTERVAL = re.compile(r"\[[−+-]?\$?\d[\d,.]*(?: ?(?:%|pp|ms))?, [−+-]?\$?\d[\d,.]*(?: ?(?:%|pp|ms))?\]")
+
+
+def _flip_text(flip: dict) -> str:
+    """The quantity that flips a decision, at its threshold, against the context's own value."""
+    quantity, new, base = flip["quantity"], flip["threshold"], flip["base"]
+    if quantity == "peak_rps":
+        return f"an arrival rate of {new:,.1f} requests/s instead of {base:,.1f}"
+    if quantity == "p95_sla_ms":
+        return f"a p95 target of {ms(new)} instead of {ms(base)}"
+    if quantity == "examples":
+        return f"{count(round(new))} texts per job instead of {count(base)}"
+    return f"a window of {seconds(new * 60)} instead of {seconds(base * 60)}"
 
 
 def write_note(run_dir: Path) -> Path:
-    """Write note/note.md, a self-contained note/note.html and note/figures/*.png; return the HTML path."""
+    """Write evaluation/findings.json, note/note.md, a self-contained note/note.html and note/figures/*.png."""
     run_dir = Path(run_dir)
     results_path = run_dir / "evaluation" / "results.json"
     if not results_path.exists():
         raise StudyError(f"{results_path} does not exist, so there is nothing to report.",
                          "run `lorastudy run --stage evaluate` (or the whole study) first.")
     results = artifacts.read_json(results_path)
+    if results.get("schema_version") != 2:
+        raise StudyError(f"{results_path} was written by an older lorastudy (schema {results.get('schema_version')}).",
+                         "re-run the evaluation: `lorastudy run --stage evaluate --stage report`.")
     latency_path = run_dir / "latency" / "latency.json"
     latency = artifacts.read_json(latency_path) if latency_path.exists() else None
     runs = [artifacts.read_json(p) for p in sorted((run_dir / "runs").glob("*/run.json"))]
     config_path = run_dir / "config.resolved.yaml"
-    config = load_config(config_path) if config_path.exists() else None
-    note = build_note(results, latency, runs, config)
+    if not config_path.exists():
+        raise StudyError(f"{config_path} does not exist.", "report on a folder that `lorastudy run` wrote.")
+    note = build_note(results, latency, runs, load_config(config_path), _data_summary(run_dir))
+    artifacts.write_json(run_dir / "evaluation" / "findings.json", note.findings.model_dump(mode="json"))
 
     out = run_dir / "note"
     embedded = note.markdown
