@@ -181,10 +181,10 @@ def read_inputs(path: Path, text_column: str) -> pd.DataFrame:
 def check_output(path: Path) -> Path:
     """Refuse an output that cannot be written before any model runs, so no work is lost at the end."""
     path = Path(path)
-    if path.suffix.lower() not in TABLE_SUFFIXES:
-        raise StudyError(f"Output {path} has no known table format.", "end --output in .csv, .jsonl or .parquet.")
     if path.is_dir():
         raise StudyError(f"Output {path} is a folder.", "give a file name, e.g. predictions.csv.")
+    if path.suffix.lower() not in TABLE_SUFFIXES:
+        raise StudyError(f"Output {path} has no known table format.", "end --output in .csv, .jsonl or .parquet.")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
