@@ -254,7 +254,7 @@ def test_tfidf_export_is_the_saved_model_with_a_card(markup_smoke_run, tmp_path)
     assert "load_tfidf" in (out / "README.md").read_text()
 
 
-@pytest.mark.parametrize("case", ["not empty", "format", "tfidf onnx", "not evaluated"])
+@pytest.mark.parametrize("case", ["not empty", "format", "tfidf onnx", "not evaluated", "inside a file"])
 def test_export_bad_input_is_one_line(markup_smoke_run, tmp_path, case):
     occupied = tmp_path / "occupied"
     occupied.mkdir()
@@ -266,6 +266,40 @@ def test_export_bad_input_is_one_line(markup_smoke_run, tmp_path, case):
         "format": ([str(markup_smoke_run), str(tmp_path / "m"), "--arm", "encoder_lora", "--format", "gguf"], "gguf"),
         "tfidf onnx": ([str(markup_smoke_run), str(tmp_path / "m"), "--arm", "tfidf_logreg", "--format", "onnx"], "tf-idf"),
         "not evaluated": ([str(unevaluated), str(tmp_path / "m"), "--arm", "encoder_lora"], "has not been evaluated"),
+        "inside a file": ([str(markup_smoke_run), str(occupied / "keep.txt" / "m"), "--arm", "encoder_lora"],
+                          "cannot create the folder"),
     }[case]
     assert_clean_error(runner.invoke(app, ["export", *args]), fragment)
     assert (occupied / "keep.txt").read_text() == "mine" and not (tmp_path / "m").exists()
+
+
+def test_predict_serves_the_attention_kernel_the_latency_stage_chose(markup_smoke_run, tmp_path):
+    """Each arm gets its own entry's kernel, a weighted arm its unweighted twin's; no latency.json: the default."""
+    from lorastudy.predict import locate_run, served_attention
+
+    run = tmp_path / "run"
+    shutil.copytree(markup_smoke_run, run, ignore=shutil.ignore_patterns("note", "latency"))
+    assert served_attention(locate_run(run, "decoder_lora")) is None
+    artifacts.write_json(run / "latency" / "latency.json", {"models": {
+        "encoder_lora": {"variants": {"merged": {"attention": "sdpa"}}},
+        "decoder_lora": {"variants": {"merged": {"attention": "eager"}}}}})
+    assert served_attention(locate_run(run, "encoder_lora")) == "sdpa"
+    assert served_attention(locate_run(run, "encoder_lora_cw")) == "sdpa"
+    assert served_attention(locate_run(run, "decoder_lora_cw")) == "eager"
+    assert served_attention(locate_run(run, "encoder_full")) is None
+
+    from lorastudy.predict import load_predictor
+
+    predictor = load_predictor(run, "encoder_lora_cw")
+    assert predictor.model.config._attn_implementation == "sdpa"
+    assert predictor.precision == json.loads((run / "runs" / "encoder_lora_cw__seed42" / "run.json").read_text())["precision"]
+
+
+def test_onnx_export_that_disagrees_with_torch_is_refused(markup_smoke_run, tmp_path, monkeypatch):
+    from lorastudy import export
+    from lorastudy.errors import StudyError
+
+    monkeypatch.setattr(export, "ONNX_TOLERANCE", -1.0)  # any difference, even 0, now counts as a disagreement
+    with pytest.raises(StudyError, match="ONNX graph's logits differ"):
+        export.export_model(markup_smoke_run, "encoder_lora", tmp_path / "onnx", fmt="onnx")
+    assert list(tmp_path.iterdir()) == []  # neither the folder nor a half-written temporary one
