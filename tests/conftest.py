@@ -40,3 +40,19 @@ def few_threads():
 
     torch.set_num_threads(1)
     yield
+
+
+# --- a trained smoke study on data whose label is markup (shared by the predict, export and browser tests) ---
+
+
+@pytest.fixture(scope="session")
+def markup_smoke_run(tmp_path_factory):
+    """The smoke study (every arm, note included) trained once per session on the markup-label dataset."""
+    from markup_data import smoke_cli, write_markup_label_dataset
+
+    root = tmp_path_factory.mktemp("markup-smoke")
+    data = write_markup_label_dataset(root / "complaints.csv")
+    run_dir = root / "run"
+    done = smoke_cli(["run", "--config", "smoke", "--set", f"data.source={data}", "--output-dir", str(run_dir)])
+    assert done.returncode == 0, done.stderr[-3000:]
+    return run_dir

@@ -12,7 +12,7 @@ from lorastudy.errors import StudyError
 
 __version__ = "0.1.0"
 __all__ = ["StudyConfig", "StudyError", "load_config", "run_study", "describe_data", "write_note",
-           "check_note", "evaluate_study", "bench_study"]
+           "check_note", "evaluate_study", "bench_study", "load_predictor", "export_model"]
 
 
 def __getattr__(name: str):
@@ -24,6 +24,8 @@ def __getattr__(name: str):
         "check_note": "lorastudy.check",
         "evaluate_study": "lorastudy.evaluation",
         "bench_study": "lorastudy.latency",
+        "load_predictor": "lorastudy.predict",
+        "export_model": "lorastudy.export",
     }
     if name in lazy:
         import importlib

@@ -173,5 +173,54 @@ def bench(
     _guard(go)
 
 
+ArmOption = Annotated[str, typer.Option("--arm", help="The trained arm, e.g. encoder_lora.")]
+SeedOption = Annotated[Optional[int], typer.Option("--seed", help="The seed of the run (default: the study's first).")]
+
+
+@app.command()
+def predict(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory with the arm trained.")],
+    arm: ArmOption,
+    input_: Annotated[Path, typer.Option("--input", help="Texts to label: .csv/.jsonl/.parquet with the study's "
+                                                         "text column, or any other file with one text per line.")],
+    output: Annotated[Path, typer.Option("--output", help="Where to write the predictions: .csv, .jsonl or .parquet.")],
+    seed: SeedOption = None,
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size", min=1, help="Texts per batch (default: the "
+                                                      "run's eval_batch_size).")] = None,
+    debug: DebugOption = False,
+) -> None:
+    """Label new texts with a trained arm as the study served it: predicted label, its probability, the top 3."""
+    _state["debug"] = _state["debug"] or debug
+
+    def go():
+        from lorastudy.predict import predict_file
+
+        result = predict_file(run_dir, arm, input_, output, seed=seed, batch_size=batch_size)
+        typer.echo(f"{len(result)} texts labelled by {arm}: {output}")
+
+    _guard(go)
+
+
+@app.command()
+def export(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory with the arm trained and evaluated.")],
+    out: Annotated[Path, typer.Argument(help="The model folder to create (must not exist, or be empty).")],
+    arm: ArmOption,
+    seed: SeedOption = None,
+    format_: Annotated[str, typer.Option("--format", help="safetensors (transformers) or onnx (onnxruntime).")]
+    = "safetensors",
+    debug: DebugOption = False,
+) -> None:
+    """Write a self-contained model folder (LoRA merged, label names, tokenizer, model card) to deploy an arm."""
+    _state["debug"] = _state["debug"] or debug
+
+    def go():
+        from lorastudy.export import export_model
+
+        typer.echo(str(export_model(run_dir, arm, out, seed=seed, fmt=format_)))
+
+    _guard(go)
+
+
 if __name__ == "__main__":
     sys.exit(app())

@@ -143,7 +143,7 @@ def parse_wordnet(folder: Path) -> pd.DataFrame:
     texts, labels = [], []
     for name in WORDNET_FILES:
         path = folder / name
-        for number, line in enumerate(_decode(path).splitlines(), start=1):
+        for number, line in enumerate(read_utf8(path).splitlines(), start=1):
             if not line.strip() or line.startswith("  "):
                 continue
             head, sep, gloss = line.partition("|")
@@ -184,7 +184,7 @@ def mask_lemmas(gloss: str, lemmas: list[str]) -> str:
     return gloss
 
 
-def _decode(path: Path) -> str:
+def read_utf8(path: Path) -> str:
     """The file as UTF-8 text; undecodable bytes are an error that names the file and line."""
     try:
         raw = path.read_bytes()
@@ -201,6 +201,11 @@ def _decode(path: Path) -> str:
 
 
 def _load_file(path: Path, data: DataConfig) -> pd.DataFrame:
+    return _select_columns(read_table(path), data, str(path))
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """A .csv (cells as written, as strings), .jsonl or .parquet file as a DataFrame."""
     suffix = path.suffix.lower()
     if suffix not in (".csv", ".jsonl", ".parquet"):
         raise StudyError(f"data.source '{path}' is not a known source.",
@@ -212,13 +217,13 @@ def _load_file(path: Path, data: DataConfig) -> pd.DataFrame:
         if suffix == ".parquet":
             frame = pd.read_parquet(path)
         elif suffix == ".csv":
-            frame = pd.read_csv(io.StringIO(_decode(path)), dtype=str)  # texts and labels exactly as written
+            frame = pd.read_csv(io.StringIO(read_utf8(path)), dtype=str)  # texts and labels exactly as written
         else:
-            frame = pd.read_json(io.StringIO(_decode(path)), lines=True, dtype=False)
+            frame = pd.read_json(io.StringIO(read_utf8(path)), lines=True, dtype=False)
     except (ValueError, OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise StudyError(f"Cannot parse {path} as {suffix[1:].upper()} ({str(exc).splitlines()[0]}).",
                          "check the file format.") from None
-    return _select_columns(frame, data, str(path))
+    return frame
 
 
 def _select_columns(frame: pd.DataFrame, data: DataConfig, where: str) -> pd.DataFrame:
@@ -309,7 +314,7 @@ def _read_json_ref(ref: str, kind: type) -> Any:
                              "course:train_indices.json or course:val_indices.json.")
         text = target.read_text(encoding="utf-8")
     else:
-        text = _decode(Path(ref).expanduser())
+        text = read_utf8(Path(ref).expanduser())
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:

@@ -74,8 +74,6 @@ def measure_model(model, tokenizer, texts: list[str], cfg: LatencyConfig, *, max
     `precision` is the run's training precision: bf16/fp16 = autocast with the Linear weights stored in that
     dtype, ~2x fp32 throughput on a bf16 CPU at the same validation macro F1 (demo: within 0.003).
     """
-    import torch
-
     threads = runtime.set_threads(cfg.threads)
     model.eval().to(device)
 
@@ -86,7 +84,7 @@ def measure_model(model, tokenizer, texts: list[str], cfg: LatencyConfig, *, max
     def token_counts(batch: list[str]) -> list[int]:
         return [len(ids) for ids in tokenizer(batch, truncation=True, max_length=max_length)["input_ids"]]
 
-    with runtime.linear_weights_as(model, precision), torch.inference_mode(), runtime.autocast(precision, device):
+    with runtime.serving(model, precision, device):
         attention = choose_serving_attention(model, predict, texts, token_counts, cfg, device)
         result = benchmark(predict, texts, cfg, device=device, token_counts=token_counts, desc=desc)
     return {**result, "precision": precision, "attention": attention, "device": device, "threads": threads}

@@ -121,6 +121,18 @@ def linear_weights_as(model, precision: str) -> Iterator[None]:
             setattr(module, name, original)
 
 
+@contextlib.contextmanager
+def serving(model, precision: str, dev: str) -> Iterator[None]:
+    """How a trained model answers requests: no autograd, Linear weights and autocast in the run's precision.
+
+    One definition for the saved logits, the latency stage and `lorastudy predict`, so all three see one model.
+    """
+    import torch
+
+    with linear_weights_as(model, precision), torch.inference_mode(), autocast(precision, dev):
+        yield
+
+
 def seed_everything(seed: int) -> None:
     import torch
 
