@@ -186,21 +186,25 @@ def test_export_model_card_reports_the_run(markup_smoke_run, tmp_path):
     assert "AutoModelForSequenceClassification.from_pretrained" in card and "tiny:llama" in card
     assert "lora_alpha" not in card and "alpha 32" in card  # the recipe from spec.json
     assert "300 train" in card  # the data from summary.json
-    assert "no `evaluation/findings.json`" in card and "note.md" in card
     assert "&lt;script&gt;" in card and HOSTILE_LABEL not in card
+    bare = tmp_path / "bare"
+    shutil.copytree(markup_smoke_run, bare)
+    (bare / "evaluation" / "findings.json").unlink()
+    card = (export_model(bare, "decoder_lora", tmp_path / "m2") / "README.md").read_text()
+    assert "no `evaluation/findings.json`" in card and "note.md" in card
 
 
 def test_export_model_card_shows_the_findings(markup_smoke_run, tmp_path):
-    run = tmp_path / "run"
-    shutil.copytree(markup_smoke_run, run, ignore=shutil.ignore_patterns("note"))
-    decisions = [{"context": "real-time triage", "choice": "encoder_lora", "reason": "meets the SLA | cheapest"},
-                 {"context": "compliance audit", "choice": None, "reason": "no arm finds the rare classes"}]
-    artifacts.write_json(run / "evaluation" / "findings.json", {"decisions": decisions})
     from lorastudy.export import export_model
+    from lorastudy.findings import Findings
 
-    card = (export_model(run, "encoder_lora", tmp_path / "m") / "README.md").read_text()
-    assert "| real-time triage | encoder_lora (this model) | meets the SLA \\| cheapest |" in card
-    assert "| compliance audit | none | no arm finds the rare classes |" in card
+    findings = Findings.model_validate(artifacts.read_json(markup_smoke_run / "evaluation" / "findings.json"))
+    decisions = findings.of_kind("decision")
+    assert decisions  # the report stage wrote them
+    card = (export_model(markup_smoke_run, "encoder_lora", tmp_path / "m") / "README.md").read_text()
+    for decision in decisions:
+        choice = decision.facts["decision"]["choice"] or "none"
+        assert f"| {decision.facts['context']['name']} | {choice}" in card
 
 
 @pytest.mark.parametrize("arm", ["encoder_lora", "decoder_lora"])

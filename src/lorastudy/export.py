@@ -285,15 +285,27 @@ def _data(summary: dict) -> list[str]:
     return [f"- {line}" for line in lines]
 
 
+DECIDED_BY = {"quality": "clearly best on {metric} among the arms meeting the target",
+              "cost": "tied on {metric}; the cheapest", "p95": "tied on {metric} and cost; the lowest p95",
+              "memory": "tied on {metric}, cost and latency; the least memory",
+              "point_estimate": "tied on {metric}, cost and latency; the higher point estimate",
+              "no_arm_meets": "no arm meets the target"}
+
+
 def _recommendations(run: TrainedRun) -> list[str]:
     path = run.run_dir / "evaluation" / "findings.json"
     note = run.run_dir / "note" / "note.md"
     if not path.is_file():
         return [f"This run directory has no `evaluation/findings.json`; the note (`{note}`) gives the study's "
                 "recommendation per deployment context."]
-    decisions = artifacts.read_json(path).get("decisions") or []
-    rows = [f"| {_cell(d.get('context'))} | {_cell(d.get('choice') or 'none')}"
-            f"{' (this model)' if d.get('choice') == run.arm else ''} | {_cell(d.get('reason'))} |" for d in decisions]
+    from lorastudy.findings import Findings
+
+    decisions = Findings.model_validate(artifacts.read_json(path)).of_kind("decision")
+    rows = []
+    for finding in decisions:
+        choice, metric = finding.facts["decision"]["choice"], finding.facts["metric"]
+        rows.append(f"| {_cell(finding.facts['context']['name'])} | {_cell(choice or 'none')}"
+                    f"{' (this model)' if choice == run.arm else ''} | {_cell(DECIDED_BY[finding.verdict].format(metric=metric))} |")
     return ["| Context | Choice | Reason |", "|---|---|---|", *rows, "", f"The reasoning is in the note (`{note}`)."]
 
 
