@@ -399,7 +399,7 @@ def _sections(text: str) -> dict[object, _Block]:
                 blocks[current].prose.append("")  # keep paragraph breaks
     close_table()
     if not any(k in blocks for k in SECTION_NAMES):
-        blocks.update(_sections_by_paragraph(text))
+        blocks = _sections_by_paragraph(blocks["other"])
     return blocks
 
 
@@ -412,15 +412,15 @@ def _classify_heading(title: str) -> object:
     return int(number.group(1)) if number else None
 
 
-def _sections_by_paragraph(text: str) -> dict[object, _Block]:
-    """Fallback for notes without headings: each paragraph joins the section its keywords point to."""
-    blocks: dict[object, _Block] = {}
-    for paragraph in re.split(r"\n\s*\n", text):
+def _sections_by_paragraph(everything: _Block) -> dict[object, _Block]:
+    """Fallback for notes without usable headings: each prose paragraph joins the section its keywords point to."""
+    blocks: dict[object, _Block] = {"other": _Block(heading=None, tables=everything.tables)}
+    for paragraph in everything.paragraphs():
         section = _classify_heading(paragraph[:400])
-        if section in SECTION_NAMES:
-            blocks.setdefault(section, _Block(heading=f"(paragraph) {paragraph[:40].strip()}…"))
-            blocks[section].prose.extend(line.strip() for line in paragraph.splitlines() if line.strip())
-            blocks[section].prose.append("")
+        if section not in SECTION_NAMES:
+            section = "other"
+        blocks.setdefault(section, _Block(heading=f"(paragraph) {paragraph[:40].strip()}…"))
+        blocks[section].prose.extend(paragraph.splitlines() + [""])
     return blocks
 
 
@@ -819,7 +819,7 @@ def _evidence(names: _Names) -> dict[int, list[tuple[str, Callable[[_Block, list
             ("mean F1 per tier for both models", _both({"f1", "macro_f1"}, "tier")),
             ("zero-F1 per tier for both models", _both({"zero_f1"}, "tier")),
             ("specific classes named", _named_classes)],
-        4: [("latency numbers (ms) for both models", lambda b, rs: all(
+        4: [("latency numbers for both models", lambda b, rs: all(
                 [r for r in _about(rs, {"latency"}, family) if r.unit == "ms" or r.kind == "latency"]
                 for family in ("encoder", "decoder"))),
             ("throughput, cost or SLA translation", lambda b, rs: bool(_about(rs, {"throughput", "cost", "instances"})

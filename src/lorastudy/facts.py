@@ -75,18 +75,36 @@ class Vocabulary:
     tiers: list[str] = field(default_factory=list)
     contexts: list[str] = field(default_factory=list)
     model_names: dict[str, list[str]] = field(default_factory=dict)  # family -> distinctive tokens of its source
+    _compiled: dict[str, re.Pattern] = field(default_factory=dict, repr=False)
+    _seen: dict[str, dict[str, set[str]]] = field(default_factory=dict, repr=False)
 
     def entities_in(self, text: str) -> dict[str, set[str]]:
         """Canonical entity names written verbatim in an artifact string (an arm, a run name, a label ...)."""
-        found: dict[str, set[str]] = {}
-        for arm in self.arms:
-            if re.search(rf"(?<![a-z_]){arm}(?![a-z_]|_cw)", text):
-                found.setdefault("arm", set()).add(arm)
-        for kind, names in (("label", self.labels), ("tier", self.tiers), ("context", self.contexts)):
-            for name in names:
-                if text == name or (len(name) > 3 and re.search(rf"(?<![\w.]){re.escape(name)}(?![\w])", text)):
-                    found.setdefault(kind, set()).add(name)
-        return found
+        if text not in self._seen:
+            found: dict[str, set[str]] = {}
+            for kind, pattern in self._patterns().items():
+                names = {m.group(0) for m in pattern.finditer(text)}
+                if names:
+                    found[kind] = names
+            for kind, names in (("label", self.labels), ("tier", self.tiers), ("context", self.contexts)):
+                if text in names and not _distinctive(text):  # "0", "a": only a whole string names them
+                    found.setdefault(kind, set()).add(text)
+            self._seen[text] = found
+        return self._seen[text]
+
+    def _patterns(self) -> dict[str, re.Pattern]:
+        if not self._compiled:
+            self._compiled["arm"] = re.compile(rf"(?<![a-z_])(?:{'|'.join(sorted(self.arms, key=len, reverse=True))})(?![a-z_])")
+            for kind, names in (("label", self.labels), ("tier", self.tiers), ("context", self.contexts)):
+                names = sorted((n for n in names if _distinctive(n)), key=len, reverse=True)
+                if names:
+                    self._compiled[kind] = re.compile(r"(?<![\w.])(?:" + "|".join(map(re.escape, names)) + r")(?![\w])")
+        return self._compiled
+
+
+def _distinctive(name: str) -> bool:
+    """Long enough to be found inside a longer string without false hits."""
+    return len(name) > 3 and not name.isdigit()
 
 
 def kind_of_key(key: str) -> str | None:
@@ -158,7 +176,11 @@ def _flatten(node: object, source: str, keys: list[str], context: list[str], voc
             here, inner = keys + [str(key)], context + _own(node, key)
             if key in parallel:
                 for i, item in enumerate(value):
-                    _flatten(item, source, here, inner + [parallel[key][i]], vocab, out)
+                    if _is_number(item):
+                        _add(out, float(item), _kind(here, node), inner + [parallel[key][i]], vocab,
+                             f"{source}: {'.'.join(here)}[{i}]")
+                    else:
+                        _flatten(item, source, here, inner + [parallel[key][i]], vocab, out)
             elif _is_number(value) or (isinstance(value, list) and value and all(_is_number(v) for v in value)):
                 kind = _kind(here, node)
                 for i, item in enumerate(value if isinstance(value, list) else [value]):
