@@ -17,7 +17,8 @@ from typer.testing import CliRunner
 
 from lorastudy import artifacts
 from lorastudy.check import (
-    Reading, _cells, _is_separator, agrees, check_note, count_prose_words, note_text, read_note_numbers, value_matches,
+    Reading, _cells, _is_separator, agrees, check_note, count_prose_words, note_text, read_note_numbers, trace_numbers,
+    value_matches,
 )
 from lorastudy.cli import app
 from lorastudy.facts import Fact, kind_of_key, run_facts, vocabulary
@@ -165,6 +166,29 @@ def test_all_falsifications_at_once_are_each_named(generated, tmp_path):
     outcome = check_note(note, generated)
     assert {m.reading.printed for m in outcome.mismatches} == set(wrong)  # the changed F1 cell is also the one moved
     assert not outcome.complete
+
+
+def test_random_wrong_values_in_arm_rows_are_caught(generated):
+    """The issue's measurement: any number "traced" ~40% of random values; in context almost none may pass."""
+    import random
+
+    text = (generated / "note" / "note.md").read_text(encoding="utf-8")
+    vocab, facts = vocabulary(generated), run_facts(generated)
+    rng, passed, trials = random.Random(11), 0, 0
+    for row in ("encoder lora", "decoder lora", "encoder full fine-tune", "tf-idf + logistic regression"):
+        for column, low, high, fmt in (("accuracy", 40.0, 70.0, "{:.1f}%"), ("macro f1", 0.2, 0.6, "{:.3f}")):
+            true = float(_cell(text, column, row).rstrip("%"))
+            for _ in range(10):
+                value = rng.uniform(low, high)
+                if abs(value - true) < (0.15 if fmt.endswith("%") else 0.0015):
+                    continue
+                tampered, (printed,) = _set_cell(text, column, row, fmt.format(value))
+                lines, (header, *rows) = _table(tampered, column)
+                table = [lines[header], lines[header + 1]] + [lines[j] for j in rows if printed in lines[j]]
+                readings = [r for r in read_note_numbers("\n".join(table), vocab) if r.printed == printed]
+                trials += 1
+                passed += not any(m.reading in readings for m in trace_numbers(readings, facts))
+    assert trials >= 70 and passed / trials < 0.08, (passed, trials)
 
 
 def test_a_mismatch_says_where_what_and_the_nearest_value(generated, tmp_path):

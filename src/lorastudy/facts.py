@@ -27,7 +27,6 @@ from lorastudy.errors import StudyError
 
 ARMS = ("tfidf_logreg", "encoder_full", "encoder_full_cw", "encoder_lora", "encoder_lora_cw", "decoder_lora",
         "decoder_lora_cw")
-ENTITY_TYPES = ("arm", "label", "tier", "context")
 # Metric kinds, most specific first: the first pattern that matches a key (or a note's wording) decides.
 KIND_OF_KEY = [
     ("zero_f1", r"zero_f1|delta_zero"),
@@ -48,13 +47,14 @@ KIND_OF_KEY = [
     ("steps", r"steps?$"),
     ("epochs", r"epoch"),
     ("batch_size", r"batch_size"),
-    ("seed", r"seed"),
+    ("seed", r"^seeds?$"),
     ("memory", r"_mb$|memory|size_on_disk|^adapter$|^merged$"),
     ("time", r"_s$|time|seconds|window|hours"),
     ("count", r"count|support|^n_|num_|examples|classes|sizes|^rare$|^common$|predictions|per_month|max_length|"
               r"train_size|val_size|test_size"),
 ]
-GENERIC_KEYS = {"value", "diff", "delta", "mean", "std", "ci", "lo", "hi", "low", "high", "estimate", "point", "median"}
+GENERIC_KEYS = {"value", "values", "diff", "diffs", "delta", "mean", "std", "ci", "lo", "hi", "low", "high", "estimate", "point",
+                "median", "seed_diffs", "seed_values"}
 NAME_FIELDS = ("metric", "name", "quantity", "kind")
 
 
@@ -174,18 +174,12 @@ def _flatten(node: object, source: str, keys: list[str], context: list[str], voc
         parallel = _parallel_lists(node)
         for key, value in node.items():
             here, inner = keys + [str(key)], context + _own(node, key)
-            if key in parallel:
-                for i, item in enumerate(value):
-                    if _is_number(item):
-                        _add(out, float(item), _kind(here, node), inner + [parallel[key][i]], vocab,
-                             f"{source}: {'.'.join(here)}[{i}]")
-                    else:
-                        _flatten(item, source, here, inner + [parallel[key][i]], vocab, out)
-            elif _is_number(value) or (isinstance(value, list) and value and all(_is_number(v) for v in value)):
+            if _is_number(value) or (isinstance(value, list) and value and all(_is_number(v) for v in value)):
                 kind = _kind(here, node)
                 for i, item in enumerate(value if isinstance(value, list) else [value]):
                     suffix = f"[{i}]" if isinstance(value, list) else ""
-                    _add(out, float(item), kind, inner, vocab, f"{source}: {'.'.join(here)}{suffix}")
+                    about = [parallel[key][i]] if key in parallel else []
+                    _add(out, float(item), kind, inner + about, vocab, f"{source}: {'.'.join(here)}{suffix}")
             elif isinstance(value, (dict, list)):
                 _flatten(value, source, here, inner, vocab, out)
     elif isinstance(node, list):
@@ -232,13 +226,10 @@ def _kind(keys: list[str], node: dict) -> str | None:
 def _add(out: list[Fact], value: float, kind: str | None, context: list[str], vocab: Vocabulary, source: str) -> None:
     entities: dict[str, set[str]] = {}
     for text in context:
-        for name in re.split(r"__seed\d+", text) if "__seed" in text else [text]:
-            for kind_name, found in vocab.entities_in(name).items():
-                entities.setdefault(kind_name, set()).update(found)
-            if " " in name:
-                for part in name.split(" "):
-                    for kind_name, found in vocab.entities_in(part).items():
-                        entities.setdefault(kind_name, set()).update(found)
+        text = re.sub(r"__seed\d+", "", text)  # a run name is its arm
+        for piece in [text] + (text.split() if " " in text else []):
+            for entity_type, found in vocab.entities_in(piece).items():
+                entities.setdefault(entity_type, set()).update(found)
     out.append(Fact(value, kind, {k: frozenset(v) for k, v in entities.items()}, source))
 
 
