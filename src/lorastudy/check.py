@@ -22,11 +22,17 @@ How it reads a note, so that its verdicts can be argued with:
     its column header, its kind from its own text or else its column header
     (a header that names none inherits the kind of the column to its left).
   - A prose number takes, per entity type, the entities named in its clause
-    (split at , ; : ( ) and "vs"), else in its sentence; its kind from a metric
-    word right after it ("0.374 macro F1", "2.7% of the weights"), else the
-    nearest one before it in its clause, else after it in its clause, else
-    before it in the sentence. A unit decides the kind when it implies one
-    (ms, $, MB, min, examples/s).
+    (split at , ; : ( ) and "vs", "and", "while" ...), else in its sentence (an
+    arm named only there stands for its family; a sentence about weighting
+    also admits the weighted arm). Its kind comes from its unit when that
+    implies one (ms, $, MB, min, examples/s), else a metric word right after
+    it ("0.374 macro F1", "2.7% of the weights"), else the nearest one before
+    it in its clause, else after it in its clause. A clause naming an entity
+    but no metric ("0.902 decoder") takes the metric of a same-shaped number in
+    the last earlier clause naming the same kind of entity ("Spearman rho 0.943
+    encoder"); otherwise the sentence's topic counts (an earlier clause with a
+    metric word but no number or arm: "On macro F1, the decoder ..."). When no
+    kind can be read, any kind is accepted; when no entity, any entity.
 * With a run directory, every read number must agree with some artifact fact
   (see `lorastudy.facts`) on kind (when one was read), on every entity type
   read that the fact carries, and on sign (a number printed with + or − must
@@ -305,7 +311,8 @@ def _refuse_non_note(path: Path, raw: bytes) -> None:
     if len(lines) >= 2 and not any(line.lstrip().startswith(("#", "<", "|")) for line in lines):
         for delimiter in (",", "\t", ";"):
             counts = [line.count(delimiter) for line in lines]
-            if counts[0] >= 1 and sum(c == counts[0] for c in counts) >= 0.8 * len(counts):
+            header_like = all(len(field.split()) <= 4 for field in lines[0].split(delimiter))
+            if counts[0] >= 1 and header_like and sum(c == counts[0] for c in counts) >= 0.8 * len(counts):
                 raise StudyError(f"{path} looks like a table of data ({delimiter!r}-separated rows), not a note.", fix)
 
 
@@ -449,7 +456,7 @@ class _Names:
         if labels:
             names.labels = re.compile(r"(?<![\w.])(?:" + "|".join(re.escape(x) for x in labels) + r")(?![\w])")
         tiers = vocab.tiers or ["rare", "common"]
-        names.tiers = [(t, rf"\b{re.escape(t)}\b") for t in tiers]
+        names.tiers = [(t, rf"\b{re.escape(t.lower())}\b") for t in tiers]
         if len(tiers) >= 2:
             names.tiers += [(tiers[0], r"\btail\b|\brare\b"), (tiers[-1], r"\bhead\b|\bfrequent\b|\bcommon\b")]
         words: dict[str, list[str]] = {}
