@@ -246,15 +246,18 @@ def test_missing_sections_are_named(tmp_path):
 
 
 def test_a_note_without_numbers_misses_every_numeric_item(tmp_path):
-    number = r"[-−+]?\$?\d[\d,]*(?:\.\d+)?\s?(?:%|pp|ms|min|examples/s|k|M)?"
+    number = r"(?<![\w.])[-−+]?\$?\d[\d,]*(?:\.\d+)?\s?(?:%|pp|ms|min|examples/s|k|M)?"
     note = tmp_path / "note.html"
     note.write_text(re.sub(number, "some", (NOTES / "good_prose.html").read_text()))
-    sections = {s.number: s for s in check_note(note, RUN).sections}
-    assert {"accuracy for both models", "macro F1 for both models", "zero-F1 count for both models"} <= set(sections[1].missing)
-    assert "effect size for the encoder" in sections[2].missing
-    assert {"mean F1 per tier for both models", "zero-F1 per tier for both models"} <= set(sections[3].missing)
-    assert {"latency numbers for both models", "a condition that would change it (with a number)"} <= set(sections[4].missing)
-    assert {"a numeric prediction (a threshold)", "a bottleneck with two numbers of evidence"} <= set(sections[5].missing)
+    assert {s.number: s.missing for s in check_note(note, RUN).sections} == {
+        1: ["accuracy for both models", "macro F1 for both models", "zero-F1 count for both models",
+            "trainable parameter share for both", "comparison with the full fine-tune"],
+        2: ["decoder accuracy with weighting", "decoder macro F1 with weighting", "decoder zero-F1 count with weighting",
+            "effect size for the encoder", "a mechanism grounded in numbers"],
+        3: ["tier breakdown", "mean F1 per tier for both models", "zero-F1 per tier for both models"],
+        4: ["latency numbers for both models", "throughput, cost or SLA translation",
+            "a condition that would change it (with a number)"],
+        5: ["a numeric prediction (a threshold)", "a bottleneck with two numbers of evidence"]}
 
 
 def test_vague_next_steps_are_named(tmp_path):
@@ -419,9 +422,14 @@ def test_prose_with_one_comma_per_line_is_still_a_note(tmp_path):
     assert result.exit_code == 1 and "Rubric check" in result.output  # read as a (very incomplete) note
 
 
-def test_missing_note_and_missing_run_directory_are_exit_2(tmp_path):
+def test_missing_note_missing_or_broken_run_directory_are_exit_2(tmp_path):
     assert check_cli(tmp_path / "nope.md").exit_code == 2
     assert check_cli(NOTES / "good_tables.md", tmp_path / "no_run").exit_code == 2
+    run_dir = tmp_path / "run"
+    shutil.copytree(RUN, run_dir)
+    (run_dir / "evaluation" / "results.json").write_text('{"runs": {')
+    result = check_cli(NOTES / "good_tables.md", run_dir)
+    assert result.exit_code == 2 and "results.json is not valid JSON" in result.output and "Traceback" not in result.output
 
 
 def test_prose_count_skips_tables_figures_code_and_log():
