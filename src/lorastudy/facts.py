@@ -129,7 +129,7 @@ def vocabulary(run_dir: Path) -> Vocabulary:
     vocab.contexts = [str(c["name"]) for c in contexts if isinstance(c, dict) and c.get("name")]
     models = (config.get("models") or {}) if isinstance(config, dict) else {}
     for family, spec in models.items():
-        source = str((spec or {}).get("source") or "")
+        source = str((spec or {}).get("source") or "").rstrip("/").rsplit("/", 1)[-1]  # the model's own name, not its folder
         tokens = {t.lower() for t in re.split(r"[^A-Za-z0-9]+", source) if re.search(r"[a-z]{3}", t.lower())}
         tokens -= {"pypi", "gguf", "instruct", "tiny", "base", "small", "large", "model", "models", "all", "llm", "hf",
                    "chat", "uncased", "cased", "local", "file", "bert"}
