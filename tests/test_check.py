@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from lorastudy import artifacts
 from lorastudy.check import (
-    Reading, _cells, _is_separator, agrees, check_note, count_prose_words, note_text, read_note_numbers, trace_numbers,
+    Reading, _cells, _HtmlToText, _is_separator, agrees, check_note, count_prose_words, note_text, read_note_numbers, trace_numbers,
     value_matches,
 )
 from lorastudy.cli import app
@@ -436,3 +436,14 @@ def test_prose_count_skips_tables_figures_code_and_log():
     text = "\n".join(["## 1. Results", "One two three.", "| a | b |", "|---|---|", "| 1 | 2 |", "![fig](x.png)",
                       "*Figure 1: a caption here*", "```", "code words here", "```", "## Experiment log", "many log words"])
     assert count_prose_words(text) == 3
+
+
+def test_tables_without_outer_pipes_and_html_row_headers_are_read():
+    markdown = "\n".join(["Model | Accuracy | Macro F1", "--- | --- | ---", "Decoder LoRA | 60.4% | 0.438"])
+    html = ('<table><tr><th>Model</th><th>Accuracy</th><th>Macro F1</th></tr>'
+            '<tr><th scope="row">Decoder LoRA</th><td>60.4%</td><td>0.438</td></tr></table>')
+    parser = _HtmlToText()
+    parser.feed(html)
+    for text in (markdown, parser.text()):
+        readings = {r.printed: (r.kind, r.entities.get("arm")) for r in read_note_numbers(text, vocabulary(RUN))}
+        assert readings == {"60.4%": ("accuracy", {"decoder_lora"}), "0.438": ("macro_f1", {"decoder_lora"})}

@@ -220,10 +220,10 @@ class _HtmlToText(HTMLParser):
             self.heading_level = int(tag[1])
         elif tag == "tr":
             self._flush()
-            self.row, self.header_row = [], False
+            self.row, self.header_row = [], True
         elif tag in ("td", "th"):
             self.cell = []
-            self.header_row = self.header_row or tag == "th"
+            self.header_row = self.header_row and tag == "th"  # a row of <th> only; <th scope="row"> starts a data row
         elif tag == "code":
             self._text("`")
         elif tag == "img":
@@ -341,10 +341,15 @@ def _sentences(text: str) -> list[str]:
 
 
 def _split_lines(text: str) -> list[tuple[str, str]]:
-    """Classify every line: heading, table, code, figure, or prose."""
+    """Classify every line: heading, table (with or without outer pipes), code, figure, or prose."""
     kinds, in_code = [], False
-    for line in text.splitlines():
+    lines = text.splitlines()
+    for index, line in enumerate(lines):
         stripped = line.strip()
+        next_line = lines[index + 1] if index + 1 < len(lines) else ""
+        if "|" in stripped and not stripped.startswith("|") and not in_code and \
+                (_is_separator(next_line) and "-" in next_line or (kinds and kinds[-1][0] == "table")):
+            stripped = line = "| " + stripped + " |"
         if stripped.startswith("```") or stripped.startswith("~~~"):
             in_code = not in_code
             kinds.append(("code", line))
