@@ -447,3 +447,12 @@ def test_tables_without_outer_pipes_and_html_row_headers_are_read():
     for text in (markdown, parser.text()):
         readings = {r.printed: (r.kind, r.entities.get("arm")) for r in read_note_numbers(text, vocabulary(RUN))}
         assert readings == {"60.4%": ("accuracy", {"decoder_lora"}), "0.438": ("macro_f1", {"decoder_lora"})}
+
+
+def test_a_per_class_value_moved_to_the_other_arms_column_is_caught():
+    facts = run_facts(RUN)
+    header = ["| Class | Tier | Encoder LoRA F1 | Decoder LoRA F1 |", "|---|---|---|---|"]
+    right = read_note_numbers("\n".join(header + ["| noun.state | rare | 0.000 | 0.277 |"]), vocabulary(RUN))
+    swapped = read_note_numbers("\n".join(header + ["| noun.state | rare | 0.277 | 0.000 |"]), vocabulary(RUN))
+    assert trace_numbers(right, facts) == []
+    assert sorted(m.reading.printed for m in trace_numbers(swapped, facts)) == ["0.000", "0.277"]

@@ -38,7 +38,10 @@ How it reads a note, so that its verdicts can be argued with:
   read that the fact carries, and on sign (a number printed with + or − must
   equal a signed value; an unsigned one matches by absolute value), within the
   printed rounding and unit (61.3% matches 0.6127, 2.1 min 126 s, 22.7M
-  22,730,541). A number the note states as a threshold of a prediction or a
+  22,730,541). A comparison's value (a fact about two arms, e.g. a
+  difference) supports only a number that names both arms or is printed as a
+  change or gap (signed, in pp, under "Δ", "by", "minus" ...), so one arm's F1
+  cannot pass as another's. A number the note states as a threshold of a prediction or a
   condition ("above 0.45", "if the SLA dropped below 60 ms") is not checked.
   Each failing number is listed with its sentence or row, what it was read as,
   and the nearest artifact value for that entity and kind.
@@ -131,6 +134,8 @@ TFIDF = r"tf-?idf|logistic regression|\blogreg\b|bag[- ]of[- ]words"
 FULL = r"\bfull(?:y)?\b|full[- ]?f(?:ine[- ]?)?t"
 WEIGHTED = r"weight|\bcw\b"
 UNWEIGHTED = r"unweighted|without (?:class )?weight|no (?:class )?weight|before weight|vanilla|plain"
+DIFFERENCE = r"Δ|delta|change|diff|gain|lift|drop|loss|minus|−|relative|moved|\bby\b|ahead|behind|higher|lower|" \
+             r"more|less|fewer|improv|gap|\bvs\.?\b|versus|over\b|than"
 GENERIC_CONTEXTS = r"real[- ]?time|triage|nightly|batch job|audit|compliance|stream\w*|interactive|online|offline|overnight"
 
 
@@ -162,6 +167,7 @@ class Reading:
     section: object
     threshold: bool = False
     accepts: frozenset[str] | None = None  # fact kinds it may match; None: any
+    difference: bool = False  # printed as a change or a gap (signed, pp, "Δ", "by", "minus" ...)
 
     def described(self) -> str:
         names = "; ".join(f"{k} {'/'.join(sorted(v))}" for k, v in self.entities.items() if v) or "no entity"
@@ -614,7 +620,7 @@ def _family(arms: set[str]) -> set[str]:
 
 
 def _reading(match: re.Match, text: str, kind: str | None, entities: dict[str, set[str]], where: str,
-             section: object) -> Reading:
+             section: object, context: str) -> Reading:
     sign = match.group("sign")
     unit = _unit(match, text)
     value = float(match.group("int").replace(",", "") + (match.group("dec") or ""))
@@ -626,8 +632,9 @@ def _reading(match: re.Match, text: str, kind: str | None, entities: dict[str, s
         (section == 5 or bool(re.search(PREDICTIVE, where, re.I)))
     if match.group("dollar"):
         kind = "cost"
+    difference = signed or unit == "pp" or bool(re.search(DIFFERENCE, context, re.I))
     return Reading(match.group(0).strip(), value, len(match.group("dec") or ".") - 1, unit, signed,
-                   kind, entities, where, section, threshold, _accepted([kind] if kind else []))
+                   kind, entities, where, section, threshold, _accepted([kind] if kind else []), difference)
 
 
 def read_note_numbers(text: str, vocab: Vocabulary | None = None) -> list[Reading]:
@@ -665,7 +672,7 @@ def _read_sentence(sentence: str, names: _Names, section: object) -> list[Readin
             kind = _parallel_kind(sentence, clauses, clause, names, (_unit(match, sentence), bool(match.group("dec"))))
         if kind is None:
             kind = _topic_kind(sentence, clauses, match.start(), names)
-        found.append(_reading(match, sentence, kind, entities, sentence, section))
+        found.append(_reading(match, sentence, kind, entities, sentence, section, sentence[clause[0]:clause[1]]))
     return found
 
 
@@ -723,7 +730,8 @@ def _read_table(header: list[str], rows: list[list[str]], names: _Names, section
                 own = [k for k in _kind_matches(cell) if k[1] <= match.start()]
                 kind = UNIT_KIND.get(_unit(match, cell) or "") or (own[-1][2] if own else None) or \
                     (column_kinds[index] if index < len(column_kinds) else None)
-                found.append(_reading(match, cell, kind, entities, where, section))
+                context = (header[index] if index < len(header) else "") + " " + cell
+                found.append(_reading(match, cell, kind, entities, where, section, context))
     return found
 
 
@@ -748,6 +756,10 @@ def agrees(reading: Reading, fact: Fact) -> bool:
     """Kind and entities agree (value aside): the kind when one was read; each entity type the fact carries."""
     if reading.accepts is not None and fact.kind not in reading.accepts:
         return False
+    arms = fact.entities.get("arm", frozenset())
+    if len(arms) >= 2 and not reading.difference and len(arms & reading.entities.get("arm", set())) < 2 \
+            and reading.entities.get("arm"):
+        return False  # a comparison's value is not one arm's metric
     return all(not fact.entities.get(kind) or fact.entities[kind] & names
                for kind, names in reading.entities.items() if names)
 

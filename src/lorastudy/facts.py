@@ -29,6 +29,7 @@ ARMS = ("tfidf_logreg", "encoder_full", "encoder_full_cw", "encoder_lora", "enco
         "decoder_lora_cw")
 # Metric kinds, most specific first: the first pattern that matches a key (or a note's wording) decides.
 KIND_OF_KEY = [
+    ("p_value", r"^p$|p_?value"),
     ("zero_f1", r"zero_f1|delta_zero"),
     ("macro_f1", r"macro"),
     ("f1", r"f1"),
@@ -176,6 +177,7 @@ def _flatten(node: object, source: str, keys: list[str], context: list[str], voc
             here, inner = keys + [str(key)], context + _own(node, key)
             if _is_number(value) or (isinstance(value, list) and value and all(_is_number(v) for v in value)):
                 kind = _kind(here, node)
+                inner = _one_side(str(key), node, inner, vocab) or inner
                 for i, item in enumerate(value if isinstance(value, list) else [value]):
                     suffix = f"[{i}]" if isinstance(value, list) else ""
                     about = [parallel[key][i]] if key in parallel else []
@@ -186,6 +188,25 @@ def _flatten(node: object, source: str, keys: list[str], context: list[str], voc
         for i, item in enumerate(node):
             if isinstance(item, (dict, list)):
                 _flatten(item, source, keys + [str(i)], context, vocab, out)
+
+
+def _one_side(key: str, node: dict, context: list[str], vocab: Vocabulary) -> list[str] | None:
+    """`f1_a`/`f1_b` of a pair ("encoder_lora vs decoder_lora", or fields `a`, `b`) are about one arm of it, not both."""
+    side = re.search(r"_([ab])$", key)
+    if not side:
+        return None
+    if isinstance(node.get("a"), str) and isinstance(node.get("b"), str):
+        pair = [node["a"], node["b"]]
+    else:
+        pairs = [found for text in context if len(found := _ordered_arms(text, vocab)) == 2]
+        if not pairs:
+            return None
+        pair = pairs[-1]
+    return [t for t in context if not _ordered_arms(t, vocab)] + [pair["ab".index(side.group(1))]]
+
+
+def _ordered_arms(text: str, vocab: Vocabulary) -> list[str]:
+    return [m.group(0) for m in vocab._patterns()["arm"].finditer(re.sub(r"__seed\d+", "", text))]
 
 
 def _is_number(value: object) -> bool:
