@@ -115,10 +115,11 @@ NOTE_KINDS = [
 KIND_ORDER = [kind for kind, _ in NOTE_KINDS]
 UNIT_KIND = {"ms": "latency", "$": "cost", "MB": "memory", "GB": "memory", "min": "time", "h": "time", "s": "time",
              "examples/s": "throughput", "M": "magnitude", "k": "magnitude", "B": "magnitude"}
-COMPATIBLE = {"f1": {"f1", "macro_f1"}, "headroom": {"headroom", "share"}, "share": {"share", "headroom", "parameters"},
+COMPATIBLE = {"f1": {"f1", "macro_f1"}, "share": {"share", "parameters"},
               "magnitude": {"parameters", "count", "throughput", "time"},
               "parameters": {"parameters", "share"}, "time": {"time", "latency"},
               "count": {"count", "zero_f1", "instances", "steps", "batch_size", "epochs", "seed"}}
+COUNTS = {"count", "zero_f1", "instances", "steps", "epochs", "seed", "batch_size"}
 UNITS = {"%": (100.0, 1.0), "pp": (100.0, 1.0), "M": (1e-6,), "k": (1e-3,), "B": (1e-9,), "min": (1 / 60, 1.0),
          "h": (1 / 3600, 1.0), "GB": (1 / 1024, 1.0), "ms": (1.0, 1000.0)}
 NUMBER = re.compile(
@@ -632,6 +633,8 @@ def _reading(match: re.Match, text: str, kind: str | None, entities: dict[str, s
         (section == 5 or bool(re.search(PREDICTIVE, where, re.I)))
     if match.group("dollar"):
         kind = "cost"
+    if kind in COUNTS and match.group("dec") and not unit:
+        kind = None  # "0.277" is no count: the metric word belonged to another number
     difference = signed or unit == "pp" or bool(re.search(DIFFERENCE, context, re.I))
     return Reading(match.group(0).strip(), value, len(match.group("dec") or ".") - 1, unit, signed,
                    kind, entities, where, section, threshold, _accepted([kind] if kind else []), difference)
@@ -663,6 +666,8 @@ def _read_sentence(sentence: str, names: _Names, section: object) -> list[Readin
         clause = next((c for c in clauses if c[0] <= match.start() < c[1]), (0, len(sentence)))
         in_clause = names.find(sentence[clause[0]:clause[1]], strict_weighting=False)
         entities = {**sentence_entities, **in_clause}
+        if "label" in entities and "label" not in in_clause:
+            entities["label"] = _nearest_label(sentence, match.start(), names) or entities["label"]
         if "arm" in entities and "arm" not in in_clause:
             entities["arm"] = _family(entities["arm"])
         if "arm" in entities and re.search(WEIGHTED, sentence, re.I) and not re.search(UNWEIGHTED, sentence, re.I):
@@ -672,6 +677,8 @@ def _read_sentence(sentence: str, names: _Names, section: object) -> list[Readin
             kind = _parallel_kind(sentence, clauses, clause, names, (_unit(match, sentence), bool(match.group("dec"))))
         if kind is None:
             kind = _topic_kind(sentence, clauses, match.start(), names)
+        if kind is None:
+            kind = _only_kind_before(sentence, match.start())
         found.append(_reading(match, sentence, kind, entities, sentence, section, sentence[clause[0]:clause[1]]))
     return found
 
@@ -701,6 +708,22 @@ def _topic_kind(sentence: str, clauses: list[tuple[int, int]], start: int, names
         if kinds and not _numbers(text) and "arm" not in names.find(text, strict_weighting=False):
             return kinds[-1][2]
     return None
+
+
+def _only_kind_before(sentence: str, start: int) -> str | None:
+    """The metric named before the number when the sentence so far names only one ("... macro F1 change ... (+0.008")."""
+    kinds = {k for _, end, k in _kind_matches(sentence) if end <= start}
+    return kinds.pop() if len(kinds) == 1 else None
+
+
+def _nearest_label(sentence: str, start: int, names: _Names) -> set[str]:
+    """The class named last before a number ("noun.act (12 train)"), else the first after it."""
+    if names.labels is None:
+        return set()
+    mentions = list(names.labels.finditer(sentence))
+    before = [m for m in mentions if m.end() <= start]
+    chosen = before[-1:] or [m for m in mentions if m.start() >= start][:1]
+    return {m.group(0) for m in chosen}
 
 
 def _read_table(header: list[str], rows: list[list[str]], names: _Names, section: object) -> list[Reading]:
