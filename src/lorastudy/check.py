@@ -24,15 +24,17 @@ How it reads a note, so that its verdicts can be argued with:
   - A prose number takes, per entity type, the entities named in its clause
     (split at , ; : ( ) and "vs", "and", "while" ...), else in its sentence (an
     arm named only there stands for its family; a sentence about weighting
-    also admits the weighted arm). Its kind comes from its unit when that
+    also admits the weighted arm; a class is the one named last before the
+    number, "noun.act (12 train)"). Its kind comes from its unit when that
     implies one (ms, $, MB, min, examples/s), else a metric word right after
     it ("0.374 macro F1", "2.7% of the weights"), else the nearest one before
     it in its clause, else after it in its clause. A clause naming an entity
     but no metric ("0.902 decoder") takes the metric of a same-shaped number in
     the last earlier clause naming the same kind of entity ("Spearman rho 0.943
     encoder"); otherwise the sentence's topic counts (an earlier clause with a
-    metric word but no number or arm: "On macro F1, the decoder ..."). When no
-    kind can be read, any kind is accepted; when no entity, any entity.
+    metric word but no number or arm: "On macro F1, the decoder ..."), or the
+    only metric the sentence names before it. A decimal is never read as a
+    count. When no kind can be read, any kind is accepted; when no entity, any.
 * With a run directory, every read number must agree with some artifact fact
   (see `lorastudy.facts`) on kind (when one was read), on every entity type
   read that the fact carries, and on sign (a number printed with + or − must
