@@ -17,8 +17,8 @@ from typer.testing import CliRunner
 
 from lorastudy import artifacts
 from lorastudy.check import (
-    Reading, _cells, _HtmlToText, _is_separator, agrees, check_note, count_prose_words, note_text, read_note_numbers, trace_numbers,
-    value_matches,
+    Reading, _cells, _HtmlToText, _is_separator, agrees, check_note, count_prose_words, note_text, read_note_numbers,
+    trace_numbers, value_matches,
 )
 from lorastudy.cli import app
 from lorastudy.facts import Fact, kind_of_key, run_facts, vocabulary
@@ -52,29 +52,39 @@ def unmatched_lines(output: str) -> list[str]:
 
 
 def _table(text: str, column: str) -> tuple[list[str], list[int]]:
-    """The lines of the first table whose header has `column`, and the indexes of its data rows."""
+    """The lines of the first table with a header starting with `column`, and the indexes of its header and data rows."""
     lines = text.splitlines()
     for i, line in enumerate(lines):
         if line.startswith("|") and i + 1 < len(lines) and _is_separator(lines[i + 1]) and \
-                any(re.fullmatch(column, c, re.I) for c in _cells(line)):
+                any(re.match(column + r"\b", c, re.I) for c in _cells(line)):
             rows = [j for j in range(i + 2, len(lines)) if lines[j].startswith("|")]
             rows = rows[:next((k for k, j in enumerate(rows) if j != rows[0] + k), len(rows))]
             return lines, [i] + rows
     raise AssertionError(f"no table with a {column!r} column in the generated note")
 
 
+def _locate(text: str, column: str, row: str) -> tuple[list[str], int, int]:
+    """(lines, line index, column index) of the cell in `column` of the first row named `row` (not its weighted arm)."""
+    lines, (header, *rows) = _table(text, column)
+    col = next(i for i, c in enumerate(_cells(lines[header])) if re.match(column + r"\b", c, re.I))
+    line = next(j for j in rows if _cells(lines[j])[0].lower().startswith(row) and "weight" not in lines[j].lower())
+    return lines, line, col
+
+
+def _cell(text: str, column: str, row: str) -> str:
+    lines, line, col = _locate(text, column, row)
+    return _cells(lines[line])[col]
+
+
 def _set_cell(text: str, column: str, row: str, new: str | None = None, swap_with: str | None = None) -> tuple[str, list[str]]:
     """Change one cell (row by its first cell, column by header) or swap it with another row's; return the printed values."""
-    lines, (header, *rows) = _table(text, column)
-    col = next(i for i, c in enumerate(_cells(lines[header])) if re.fullmatch(column, c, re.I))
-    by_name = {_cells(lines[j])[0].lower(): j for j in rows}
-    first = by_name[row.lower()]
+    lines, first, col = _locate(text, column, row)
     cells = _cells(lines[first])
     if swap_with is None:
-        old, cells[col] = cells[col], new
+        cells[col] = new
         lines[first] = "| " + " | ".join(cells) + " |"
         return "\n".join(lines), [new]
-    second = by_name[swap_with.lower()]
+    second = _locate(text, column, swap_with)[1]
     other = _cells(lines[second])
     cells[col], other[col] = other[col], cells[col]
     assert cells[col] != other[col]
@@ -127,12 +137,6 @@ FALSIFICATIONS = {
 }
 
 
-def _cell(text: str, column: str, row: str) -> str:
-    lines, (header, *rows) = _table(text, column)
-    col = next(i for i, c in enumerate(_cells(lines[header])) if re.fullmatch(column, c, re.I))
-    return next(_cells(lines[j])[col] for j in rows if _cells(lines[j])[0].lower() == row)
-
-
 @pytest.mark.parametrize("name", ["note.md", "note.html"])
 def test_generated_note_passes_on_numbers(generated, name):
     result = check_cli(generated / "note" / name, generated)
@@ -183,8 +187,8 @@ def test_random_wrong_values_in_arm_rows_are_caught(generated):
                 if abs(value - true) < (0.15 if fmt.endswith("%") else 0.0015):
                     continue
                 tampered, (printed,) = _set_cell(text, column, row, fmt.format(value))
-                lines, (header, *rows) = _table(tampered, column)
-                table = [lines[header], lines[header + 1]] + [lines[j] for j in rows if printed in lines[j]]
+                lines, line, _ = _locate(tampered, column, row)
+                table = [lines[_table(tampered, column)[1][0]], "|---|", lines[line]]
                 readings = [r for r in read_note_numbers("\n".join(table), vocab) if r.printed == printed]
                 trials += 1
                 passed += not any(m.reading in readings for m in trace_numbers(readings, facts))
