@@ -31,12 +31,17 @@ GOOD_NOTES = [NOTES / "good_tables.md", NOTES / "good_prose.html", NOTES / "huma
 runner = CliRunner()
 
 
+GENERATED: list[Path] = []  # the generated run, for the tampering helpers' vocabulary
+
+
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory) -> Path:
-    """A copy of the fixture run with a note written by the current generator."""
-    run_dir = tmp_path_factory.mktemp("generated") / "run"
-    shutil.copytree(RUN, run_dir)
+    """A study evaluated by the real evaluation code (tests/scenarios.py) with a note by the current generator."""
+    from scenarios import SCENARIOS, build
+
+    run_dir = build(tmp_path_factory.mktemp("generated"), SCENARIOS["decoder_wins"])
     write_note(run_dir)
+    GENERATED[:] = [run_dir]
     return run_dir
 
 
@@ -94,7 +99,7 @@ def _set_cell(text: str, column: str, row: str, new: str | None = None, swap_wit
 
 def flip_sign(text: str) -> tuple[str, list[str]]:
     """The first signed decimal of the prose that compares the two architectures, printed with the other sign."""
-    for reading in read_note_numbers(text, vocabulary(RUN)):
+    for reading in read_note_numbers(text, vocabulary(GENERATED[0])):
         arms = reading.entities.get("arm", set())
         if reading.signed and "|" not in reading.where[:2] and reading.kind in ("macro_f1", "accuracy") and \
                 any(a.startswith("encoder") for a in arms) and any(a.startswith("decoder") for a in arms):
@@ -105,7 +110,7 @@ def flip_sign(text: str) -> tuple[str, list[str]]:
 
 def swap_prose_f1(text: str) -> tuple[str, list[str]]:
     """Two F1 values of one sentence, each read as a different architecture's, swapped."""
-    readings = [r for r in read_note_numbers(text, vocabulary(RUN)) if not r.where.startswith("|")
+    readings = [r for r in read_note_numbers(text, vocabulary(GENERATED[0])) if not r.where.startswith("|")
                 and r.kind in ("f1", "macro_f1") and not r.signed and len({a.split("_")[0] for a in r.entities.get("arm", ())}) == 1]
     for a in readings:
         for b in readings:
@@ -118,7 +123,7 @@ def swap_prose_f1(text: str) -> tuple[str, list[str]]:
 
 def change_rho(text: str) -> tuple[str, list[str]]:
     """The issue's example: a Spearman rho in prose replaced by its digits reversed (0.902 -> 0.209)."""
-    for reading in read_note_numbers(text, vocabulary(RUN)):
+    for reading in read_note_numbers(text, vocabulary(GENERATED[0])):
         if reading.kind == "rho" and not reading.where.startswith("|"):
             wrong = "0." + reading.printed[2:][::-1]
             return text.replace(reading.where, reading.where.replace(reading.printed, wrong, 1), 1), [wrong]
@@ -200,7 +205,8 @@ def test_a_mismatch_says_where_what_and_the_nearest_value(generated, tmp_path):
                         swap_with="decoder lora")
     note = tmp_path / "note.md"
     note.write_text(text, encoding="utf-8")
-    mismatch = next(m for m in check_note(note, generated).mismatches if m.reading.printed == "0.438")
+    encoder = _cell((generated / "note" / "note.md").read_text(encoding="utf-8"), r"macro f1", "decoder lora")
+    mismatch = next(m for m in check_note(note, generated).mismatches if m.reading.printed == encoder)
     assert mismatch.reading.entities["arm"] == {"encoder_lora"} and mismatch.reading.kind == "macro_f1"
     assert mismatch.reading.where.startswith("| Encoder LoRA |")
     assert "encoder_lora" in mismatch.nearest.entities["arm"] and mismatch.nearest.kind == "macro_f1"

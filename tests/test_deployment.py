@@ -113,7 +113,7 @@ def test_an_arm_that_misses_the_sla_is_never_chosen_and_the_flip_is_computed():
     assert decision["choice"] == "enc"
     flip = deployment.what_would_change(models, tight, PRICES, quality, tied, "enc")
     assert flip["quantity"] == "p95_sla_ms" and flip["direction"] == "up" and flip["new_choice"] == "dec"
-    assert 80 < flip["threshold"] < 100  # just above the decoder's p95 at this rate
+    assert 80 < flip["value"] < 100  # just above the decoder's p95 at this rate
     nothing = deployment.decide(deployment.context_rows(models, realtime(p95_sla_ms=5), PRICES),
                                 realtime(p95_sla_ms=5), quality, tied)
     assert nothing["choice"] is None and nothing["decided_by"] == "no_arm_meets"

@@ -541,7 +541,8 @@ def _read_kind(sentence: str, clause: tuple[int, int], start: int, end: int, uni
         return UNIT_KIND[unit]
     if re.search(r"(?<![\w.])\d+\s+(?:out\s+)?of\s+(?:the\s+|all\s+)?$", sentence[:start]):
         return "count"  # the M of "N of M classes": a total
-    kinds = [k for k in _kind_matches(sentence) if clause[0] <= k[0] and k[1] <= clause[1]]
+    kinds = [k for k in _kind_matches(sentence) if clause[0] <= k[0] and k[1] <= clause[1]
+             and not (unit in ("%", "pp") and k[2] in COUNTS)]  # a percentage is never a count
     after = [k for k in kinds if k[0] >= end]
     if after and re.fullmatch(r"\s*(?:[\w'’-]+\s+){0,2}", sentence[end:after[0][0]]) and \
             not re.search(r"\b(?:and|or|vs|to|from|but|while)\b", sentence[end:after[0][0]]):
@@ -752,7 +753,8 @@ def _read_table(header: list[str], rows: list[list[str]], names: _Names, section
                 entities = {**row_entities, **(column_entities[index] if index < len(header) else {})}
                 if re.search(r"→|->|\bto\b", cell[:match.start()]) and "arm" in entities:
                     entities["arm"] = entities["arm"] | {f"{a}_cw" for a in entities["arm"] if f"{a}_cw" in ARMS}
-                own = [k for k in _kind_matches(cell) if k[1] <= match.start()]
+                percent = _unit(match, cell) in ("%", "pp")
+                own = [k for k in _kind_matches(cell) if k[1] <= match.start() and not (percent and k[2] in COUNTS)]
                 kind = UNIT_KIND.get(_unit(match, cell) or "") or (own[-1][2] if own else None) or \
                     (column_kinds[index] if index < len(column_kinds) else None)
                 context = (header[index] if index < len(header) else "") + " " + cell

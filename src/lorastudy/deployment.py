@@ -159,7 +159,7 @@ def context_rows(models: dict[str, Served], context: ContextConfig, deployment: 
     for arm, served in models.items():
         price = price_per_hour(deployment, served.device)
         cost = realtime_row if context.kind == "realtime" else batch_row
-        rows.append({"arm": arm, "measured_as": served.measured_as, "context": context.name, "kind": context.kind,
+        rows.append({"arm": arm, "context": context.name, "kind": context.kind,
                      "device": served.device, "price_per_hour": price, "p95_ms": served.p95_ms,
                      "memory_mb": served.memory_mb, **cost(served, context, price)})
     return rows
@@ -200,7 +200,9 @@ def _breaker_value(row: dict, breaker: str) -> float:
 
 def what_would_change(models: dict[str, Served], context: ContextConfig, deployment: DeploymentConfig,
                       quality: Quality, indistinguishable: Tied, choice: str | None) -> dict | None:
-    """The nearest change of one of the context's quantities that changes the choice, or null if none within range."""
+    """The nearest change of one of the context's quantities that changes the choice, or null if none within range.
+
+    `value` is the threshold (named `value` so that its kind is read from `quantity`)."""
     nearest = None
     for quantity in QUANTITIES[context.kind]:
         base = getattr(context, quantity)
@@ -215,7 +217,7 @@ def what_would_change(models: dict[str, Served], context: ContextConfig, deploym
                     new = _choice_at(models, context, deployment, quality, indistinguishable, quantity, value)
                     distance = abs(math.log(value / base))
                     if nearest is None or distance < nearest["distance"]:
-                        nearest = {"quantity": quantity, "base": base, "threshold": value, "new_choice": new,
+                        nearest = {"quantity": quantity, "base": base, "value": value, "new_choice": new,
                                    "direction": "up" if direction > 0 else "down", "distance": distance}
                     break
                 previous = value

@@ -156,6 +156,7 @@ def tier_metrics(y_true: np.ndarray, y_pred: np.ndarray, metrics: dict, space: L
             "zero_f1_count": int(np.sum(f1[scored] == 0)),
             "n_classes": int(mask.sum()),
             "n_evaluable": int(scored.sum()),
+            "n_nonzero": int(np.sum(f1[scored] > 0)),
             "recall": float(np.mean(y_pred[in_tier_true] == y_true[in_tier_true])) if in_tier_true.any() else None,
             "predicted_share": float(in_tier_pred.mean()),
             "true_share": float(in_tier_true.mean()),
@@ -692,7 +693,7 @@ def _aggregate(arm: str, by_seed: dict[int, RunEval], space: LabelSpace, uncerta
 def _data_section(space: LabelSpace) -> dict:
     majority = int(np.argmax(space.train_counts))
     return {
-        "num_classes": space.num_classes, "labels": space.labels,
+        "num_classes": space.num_classes, "labels": space.labels, "n_test_examples": int(space.test_counts.sum()),
         "train_counts": space.train_counts.tolist(), "val_counts": space.val_counts.tolist(),
         "test_counts": space.test_counts.tolist(),
         "tier_names": space.tier_names, "tier_of": space.tier_of, "tier_rule": space.tier_rule,

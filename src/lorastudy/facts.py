@@ -44,11 +44,12 @@ KIND_OF_KEY = [
     ("cost", r"cost|price"),
     ("latency", r"_ms$|ms_per|^p\d\d|latency|sla"),
     ("instances", r"instances$"),
+    ("seed", r"^seeds?$|^n_seeds$"),
     ("parameters", r"^parameters$|^total$|^trainable$"),
     ("steps", r"steps?$"),
     ("epochs", r"epoch"),
     ("batch_size", r"batch_size"),
-    ("seed", r"^seeds?$"),
+
     ("memory", r"_mb$|memory|size_on_disk|^adapter$|^merged$"),
     ("time", r"_s$|time|seconds|window|hours"),
     ("count", r"count|support|^n_|num_|examples|classes|sizes|^rare$|^common$|predictions|per_month|max_length|"

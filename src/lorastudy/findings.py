@@ -201,6 +201,10 @@ def weighting_findings(src: Source, config: StudyConfig) -> list[Finding]:
                           facts={"verdicts": verdicts, "lifted": [c["label"] for c in effect["lifted_off_zero"]],
                                  "fell": [c["label"] for c in effect["fell_to_zero"]]})
         finding.facts["accuracy_split"] = _accuracy_split(finding, src.tiers)
+        for tier, value in finding.facts["accuracy_split"].items():
+            sources = " × ".join(q.path for q in finding.quantities if q.name in (f"{tier}.true_share",
+                                                                                    f"{tier}.delta_recall"))
+            finding.quantities.append(Quantity(name=f"{tier}.accuracy_change_from_tier", value=value, path=sources))
         out.append(finding)
     for index, row in enumerate(src.results.get("weighting_did", [])):
         if row["encoder"] != ENC:
@@ -266,6 +270,8 @@ def weighting_mechanism(src: Source, found: list[Finding], equal_within: float) 
                    test=f"tier split of Δ macro F1 (equal within {equal_within}) and rare predicted/true share "
                         "before weighting", verdict=verdict, subjects=[ENC, DEC], quantities=quantities,
                    facts={"rare_gap": rare_gap, "common_gap": common_gap, "gained_more_in_tail": gained_more,
+                          "rare_contribution": {arm: contributions[arm][0] for arm in (ENC, DEC)},
+                          "other_arm": {ENC: DEC, DEC: ENC},
                           "tail_moved_up": max(c[0] for c in contributions.values()) > 0,
                           "under_ratio": under, "equal_within": equal_within,
                           "larger_gap_tier": rare if abs(rare_gap) >= abs(common_gap) else common})
@@ -440,7 +446,7 @@ def _decision_contrast(src: Source, decision: dict, rows: list[dict], metric: st
 def bottleneck_findings(src: Source, config: StudyConfig) -> list[Finding]:
     """Evaluate the candidate bottlenecks of the focus arm with this run's evidence; favour the largest supported one.
 
-    Each candidate's `size` is the macro F1 it accounts for, measured where the run measures it:
+    Each candidate's `macro_f1_size` is the macro F1 it accounts for, measured where the run measures it:
     - decision rule: the logit-adjustment probe's test gain (tau chosen on validation), supported when its
       interval excludes 0;
     - data volume: the rare tier's share of classes × the slope of per-class F1 on log2(train count)
@@ -463,7 +469,7 @@ def bottleneck_findings(src: Source, config: StudyConfig) -> list[Finding]:
         ci = probe.get("test_gain_ci", {}).get("macro_f1")
         supported = bool(ci and ci[0] > 0)
         base = ("logit_adjustment", run)
-        candidates.append({"name": "decision_rule", "supported": supported, "size": gain if supported else None,
+        candidates.append({"name": "decision_rule", "supported": supported, "macro_f1_size": gain if supported else None,
                            "quantities": [src.value("probe.tau", *base, "tau"),
                                           src.value("probe.val_before", *base, "val_macro_f1_before"),
                                           src.value("probe.val_after", *base, "val_macro_f1_after"),
@@ -482,9 +488,9 @@ def bottleneck_findings(src: Source, config: StudyConfig) -> list[Finding]:
         rare_share = src.results["data"]["tier_sizes"][src.rare] / src.results["data"]["num_classes"]
         supported = bool(fit is not None and fit.slope > 0 and fit.pvalue < 0.05)
         candidates.append({"name": "data_volume", "supported": supported,
-                           "size": rare_share * fit.slope if supported else None,
+                           "macro_f1_size": rare_share * fit.slope if supported else None,
                            "quantities": [src.value("rho", "runs", run, "test", "spearman_f1_vs_train_count", "rho")],
-                           "facts": {"slope_per_doubling": None if fit is None else float(fit.slope),
+                           "facts": {"f1_slope_per_doubling": None if fit is None else float(fit.slope),
                                      "slope_p": None if fit is None else float(fit.pvalue), "rare_class_share": rare_share}})
     other = ENC if focus == DEC else DEC
     if src.has(other):
@@ -495,7 +501,7 @@ def bottleneck_findings(src: Source, config: StudyConfig) -> list[Finding]:
         still_best_at_end = mine.get("best_epoch") is not None and mine.get("best_epoch") == mine.get("epochs")
         supported = fewer and still_best_at_end and (last_gain is None or last_gain > 0)
         candidates.append({"name": "training_budget", "supported": supported,
-                           "size": last_gain if supported and last_gain is not None else None,
+                           "macro_f1_size": last_gain if supported and last_gain is not None else None,
                            "quantities": [src.value("steps", "runs", run, "training", "steps"),
                                           src.value("other_steps", "runs", src.first_run(other), "training", "steps"),
                                           src.value("epochs", "runs", run, "training", "epochs"),
@@ -509,14 +515,14 @@ def bottleneck_findings(src: Source, config: StudyConfig) -> list[Finding]:
         row, quantities, _ = full
         supported = row["distinguishable"] and row["diff"] > 0
         candidates.append({"name": "representation", "supported": supported,
-                           "size": row["diff"] if supported else None, "quantities": quantities,
+                           "macro_f1_size": row["diff"] if supported else None, "quantities": quantities,
                            "facts": {"diff": row["diff"], "ci": row["ci"]}})
     else:
-        candidates.append({"name": "representation", "supported": False, "size": None, "quantities": [],
+        candidates.append({"name": "representation", "supported": False, "macro_f1_size": None, "quantities": [],
                            "facts": {"untestable": f"no full fine-tune of the {focus.split('_')[0]} in this study"}})
     if not candidates:
         return []
-    ranked = sorted(candidates, key=lambda c: (not c["supported"], c["size"] is None, -(c["size"] or 0)))
+    ranked = sorted(candidates, key=lambda c: (not c["supported"], c["macro_f1_size"] is None, -(c["macro_f1_size"] or 0)))
     favoured = ranked[0] if ranked[0]["supported"] else None
     runner_up = next((c for c in ranked[1:] if c["supported"]), None) if favoured else None
     bottleneck = Finding(
@@ -524,9 +530,14 @@ def bottleneck_findings(src: Source, config: StudyConfig) -> list[Finding]:
         test="supported candidates ranked by the macro F1 each accounts for (measured sizes before unknown ones)",
         verdict=favoured["name"] if favoured else "none_supported", subjects=[focus],
         quantities=[q for c in candidates for q in c["quantities"]],
-        facts={"focus": focus, "candidates": [{k: v for k, v in c.items() if k != "quantities"} for c in candidates],
+        facts={"focus": focus, "budget_steps": 2 * mine_steps if (mine_steps := _steps(src, focus)) else None,
+               "candidates": [{k: v for k, v in c.items() if k != "quantities"} for c in candidates],
                "runner_up": runner_up["name"] if runner_up else None})
     return [bottleneck, prediction_finding(src, focus, favoured)]
+
+
+def _steps(src: Source, arm: str) -> int | None:
+    return src.results["runs"][src.first_run(arm)].get("training", {}).get("steps")
 
 
 PREDICTED_METRIC = {"decision_rule": ("rare_recall", "rare-tier recall"), "data_volume": ("rare_mean_f1", "rare-tier mean F1"),

@@ -202,32 +202,32 @@ class Layout:
     def first_run(self, arm: str) -> dict:
         return self.results["runs"][f"{arm}__seed{self.results['arms'][arm]['seeds'][0]}"]
 
-    def level(self, arm: str, metric: str, fmt) -> str:
-        """Point estimate [interval] of one arm, from one source (results.arms[arm].ci)."""
+    def level(self, arm: str, metric: str, fmt) -> tuple[str, str]:
+        """(point estimate, interval) of one arm from one source (results.arms[arm].ci): seed mean ± std with seeds."""
         entry = self.results["arms"][arm].get("ci", {}).get(metric)
         if entry is None:
-            return "–"
+            return "–", ""
         stat = self.results["arms"][arm]["test"].get(metric)
         spread = f" ± {fmt(stat['std'])}" if stat and stat.get("std") is not None else ""
-        return f"{fmt(entry['mean'])}{spread} {'[' + fmt(entry['ci'][0]) + ', ' + fmt(entry['ci'][1]) + ']'}"
+        return f"{fmt(entry['mean'])}{spread}", f"[{fmt(entry['ci'][0])}, {fmt(entry['ci'][1])}]"
 
     def systems(self) -> str:
         data = self.results["data"]
         rows = [[f"Majority class ({esc(data['majority_class']['label'])})", pct(data["majority_class"]["test_accuracy"]),
-                 "–", "–", "–", "–"]]
+                 "", "–", "", "–", "–", "–"]]
         for arm in self.arms:
             p = self.first_run(arm)["parameters"] or {}
             zero = self.results["arms"][arm]["test"]["zero_f1_count"]
             collapsed = " **(collapsed)**" if (self.first_run(arm).get("collapse") or {}).get("collapsed") else ""
-            rows.append([name(arm) + collapsed, self.level(arm, "accuracy", pct), self.level(arm, "macro_f1", f1),
+            rows.append([name(arm) + collapsed, *self.level(arm, "accuracy", pct), *self.level(arm, "macro_f1", f1),
                          count(zero["mean"]) + (f" ± {count(zero['std'])}" if zero.get("std") is not None else ""),
                          params(p["trainable"]) if p.get("trainable") else "–", pct(p.get("trainable_share"))])
         external = self.results.get("external_reference") or {}
         for row in external.get("rows", []):
             zero = row.get("zero_f1_count")
             rows.append([f"*External: {esc(row['model'])} (course, {esc(row.get('split', 'validation'))})*",
-                         pct(row.get("accuracy")), f1(row.get("macro_f1")), count(zero), "", ""])
-        return table(["Arm", "Accuracy [95% CI]", "Macro F1 [95% CI]", f"Zero-F1 (of {data['num_classes']})",
+                         pct(row.get("accuracy")), "", f1(row.get("macro_f1")), "", count(zero), "", ""])
+        return table(["Arm", "Accuracy", "95% CI", "Macro F1", "95% CI", f"Zero-F1 (of {data['num_classes']})",
                       "Trainable params", "Trainable share"], rows)
 
     def weighting(self) -> str | None:
@@ -257,31 +257,31 @@ class Layout:
             row = [esc(tier), pct(effects[ENC].q(f"{tier}.class_share"))]
             for arm in (ENC, DEC):
                 row += [sf1(effects[arm].q(f"{tier}.delta_mean_f1")), sf1(effects[arm].q(f"{tier}.contribution")),
-                        pp(effects[arm].facts["accuracy_split"][tier])]
+                        pp(effects[arm].q(f"{tier}.accuracy_change_from_tier"))]
             rows.append(row)
         rows.append(["all (= Δ macro F1, Δ accuracy)", "100.0%", "", sf1(effects[ENC].q("macro_f1_delta")),
                      pp(effects[ENC].q("accuracy_delta")), "", sf1(effects[DEC].q("macro_f1_delta")),
                      pp(effects[DEC].q("accuracy_delta"))])
-        return table(["Tier", "Share of classes", "Encoder: Δ tier mean F1", "Encoder: Δ macro F1 from tier",
+        return table(["Tier", "Class share", "Encoder: Δ tier mean F1", "Encoder: Δ macro F1 from tier",
                       "Encoder: Δ accuracy from tier", "Decoder: Δ tier mean F1", "Decoder: Δ macro F1 from tier",
                       "Decoder: Δ accuracy from tier"], rows)
 
     def tiers_table(self) -> str:
         header = ["Arm"]
         for tier in self.tiers:
-            header += [f"{esc(tier)} mean F1 (non-zero classes)", f"{esc(tier)} zero-F1", f"{esc(tier)} recall"]
+            n = self.results["data"]["tier_sizes"][tier]
+            header += [f"{esc(tier)} mean F1", f"{esc(tier)} classes above zero (of {n})", f"{esc(tier)} zero-F1 (of {n})",
+                       f"{esc(tier)} recall"]
         rows = []
         for arm in self.arms:
             per_tier = self.first_run(arm)["test"]["per_tier"]
             row = [name(arm)]
             for index, tier in enumerate(self.tiers):
                 t = per_tier[tier]
-                nonzero = t["n_evaluable"] - t["zero_f1_count"]
                 recall = pct(t["recall"])
                 if index == 0 and self.results["arms"][arm].get("ci", {}).get("rare_recall"):
-                    recall = self.level(arm, "rare_recall", pct)
-                row += [f"{f1(t['mean_f1'])} ({count(nonzero)} of {count(t['n_evaluable'])})",
-                        f"{count(t['zero_f1_count'])} of {count(t['n_evaluable'])}", recall]
+                    recall = " ".join(self.level(arm, "rare_recall", pct))
+                row += [f1(t["mean_f1"]), count(t.get("n_nonzero")), count(t["zero_f1_count"]), recall]
             rows.append(row)
         return table(header, rows)
 
@@ -345,7 +345,7 @@ class Layout:
         if finding is None:
             return None
         rows = [[CANDIDATE_NAMES[c["name"]], _evidence(c), "yes" if c["supported"] else "no",
-                 "not measurable here" if c["size"] is None and c["supported"] else sf1(c["size"])]
+                 "not measurable here" if c["macro_f1_size"] is None and c["supported"] else sf1(c["macro_f1_size"])]
                 for c in finding.facts["candidates"]]
         return table(["Candidate bottleneck", "Evidence in this run", "Supported", "Macro F1 it accounts for"], rows)
 
@@ -419,10 +419,10 @@ def _evidence(candidate: dict) -> str:
     if candidate["name"] == "decision_rule":
         return f"probe (tau {facts['tau']:g}, chosen on validation): test macro F1 {sf1(facts['gain'])} {ci_f1(facts['ci'])}"
     if candidate["name"] == "data_volume":
-        if facts["slope_per_doubling"] is None:
+        if facts["f1_slope_per_doubling"] is None:
             return "train counts do not vary"
-        return (f"F1 {sf1(facts['slope_per_doubling'])} per doubling of train count (p = {facts['slope_p']:.3f}); "
-                f"rare tier {pct(facts['rare_class_share'])} of classes")
+        return (f"F1 {sf1(facts['f1_slope_per_doubling'])} per doubling of train count (p = {facts['slope_p']:.3f}); "
+                f"rare-tier share of classes {pct(facts['rare_class_share'])}")
     if candidate["name"] == "training_budget":
         return (f"{count(facts['steps'])} vs {count(facts['other_steps'])} steps; best epoch {count(facts['best_epoch'])} "
                 f"of {count(facts['epochs'])}")
@@ -458,6 +458,8 @@ def build_note(results: dict, latency: dict | None, runs: list[dict], config: St
         findings=found, layout=layout, figures=figures, fig=numbered, summary=summary or {}, ENC=ENC, DEC=DEC,
         records={(r.get("arm"), r.get("seed")): r for r in runs}, candidate_prose=CANDIDATE_PROSE,
         ci=_ci, flip_text=_flip_text)
+    text = re.sub(r"(?m)^([^|\n].*)\n(?=\|)", r"\1\n\n", text)  # a table starts a block of its own
+    text = re.sub(r"(?m)^(\|.*)\n(?=[^|\n])", r"\1\n\n", text)
     text = re.sub(r"\n{3,}", "\n\n", text)
     intervals = len(INTERVAL.findall(re.sub(r"`[^`]*`", "", text)))
     text = text.replace("@@INTERVALS@@", count(intervals)).replace("@@CHANCE@@", f"{intervals * 0.05:.0f}")
@@ -469,7 +471,7 @@ INTERVAL = re.compile(r"\[[−+-]?\$?\d[\d,.]*(?: ?(?:%|pp|ms))?, [−+-]?\$?\d[
 
 def _flip_text(flip: dict) -> str:
     """The quantity that flips a decision, at its threshold, against the context's own value."""
-    quantity, new, base = flip["quantity"], flip["threshold"], flip["base"]
+    quantity, new, base = flip["quantity"], flip["value"], flip["base"]
     if quantity == "peak_rps":
         return f"an arrival rate of {new:,.1f} requests/s instead of {base:,.1f}"
     if quantity == "p95_sla_ms":
