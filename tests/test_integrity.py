@@ -183,12 +183,16 @@ def test_verify_a_folder_that_is_not_a_run_directory(tmp_path):
 
 
 def test_seal_survives_the_json_round_trip_and_shows_any_edit(tmp_path):
-    record = integrity.seal({"n": np.int64(3), "x": np.float32(0.1), "path": tmp_path, "by_id": {2: "a", 10: "b"},
-                             "nan": float("nan")})
-    path = artifacts.write_json(tmp_path / "record.json", record)
-    assert integrity._read_sealed(path, "record.json")[1].ok
+    run_path = tmp_path / "runs" / "encoder_lora__seed42"
+    artifacts.write_json(run_path / "spec.json", {"arm": "encoder_lora"})
+    record = {"n": np.int64(3), "x": np.float32(0.1), "path": tmp_path, "by_id": {2: "a", 10: "b"}, "nan": float("nan")}
+    path = artifacts.write_json(run_path / "run.json", integrity.sealed_run_record(run_path, record))
+    assert integrity.check_run(run_path)[0].ok and [s.path for s in integrity.check_run(run_path)][1:] == [
+        "runs/encoder_lora__seed42/spec.json"]
     path.write_text(path.read_text().replace('"a"', '"c"'))
-    assert integrity._read_sealed(path, "record.json")[1].state == "damaged"
+    assert integrity.read_run_record(run_path) == (None, integrity.ArtifactState(
+        "runs/encoder_lora__seed42/run.json", "damaged", "its content no longer matches its record_sha256",
+        path.stat().st_size))
 
 
 def test_study_files_without_a_manifest_are_unrecorded_not_trusted(tmp_path):
