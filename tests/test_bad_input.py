@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -266,3 +267,68 @@ def test_safe_name_cannot_escape_folder():
     for hostile in ("../../etc/passwd", "/abs/path", "..", "a/b\\c", "<script>"):
         name = artifacts.safe_name(hostile)
         assert "/" not in name and "\\" not in name and name not in ("", ".", "..")
+
+
+# --- model files that do not parse ---------------------------------------------
+
+
+def tiny_model_folder(tmp_path: Path, family: str = "bert") -> Path:
+    """A private copy of a tiny model folder (config.json, model.safetensors, tokenizer files) to break."""
+    from lorastudy import models
+
+    source = models.resolve_source(f"tiny:{family}", cache_dir=models.default_cache_dir())
+    return Path(shutil.copytree(source.path, tmp_path / f"tiny-{family}"))
+
+
+def train_with(tmp_path: Path, family: str, source: Path) -> list[str]:
+    return ["run", "--config", "smoke", "-o", str(tmp_path / "r"), "--stage", "train",
+            "--set", f"models.{family}.source={source}", "--set", f"arms=[{family}_lora]"]
+
+
+def test_model_folder_with_corrupted_safetensors(tmp_path):
+    folder = tiny_model_folder(tmp_path)
+    weights = folder / "model.safetensors"
+    weights.write_bytes(b"\xff" * 8 + weights.read_bytes()[8:])  # the header length, overwritten
+    assert_clean_error(invoke(train_with(tmp_path, "encoder", folder)), str(weights))
+
+
+def test_gguf_path_that_is_not_a_gguf_file(tmp_path):
+    fake = tmp_path / "decoder.gguf"
+    fake.write_bytes(b"GGUF" + (4098083612).to_bytes(4, "little") + bytes(64))  # a version no reader knows
+    assert_clean_error(invoke(train_with(tmp_path, "decoder", fake)), str(fake), "GGUF")
+
+
+@pytest.mark.parametrize("name, content, named", [
+    ("config.json", b"\x00\x01 not json", "config.json"),
+    ("tokenizer.json", b'{"version": "1.0", "added_tokens": [], "model": {"type": "Nope"}}', "tokenizer"),
+    ("tokenizer.json", b"\xfe\xff" * 50, "tokenizer"),
+])
+def test_model_file_that_does_not_parse_is_named(tmp_path, name, content, named):
+    from lorastudy import models
+
+    folder = tiny_model_folder(tmp_path)
+    (folder / name).write_bytes(content)
+    resolved = models.resolve_source(str(folder), cache_dir=tmp_path / "cache")
+    with pytest.raises(StudyError, match=named) as caught:
+        models.load_classifier(resolved, num_labels=3)
+    assert str(folder) in str(caught.value) and "\n" not in caught.value.one_line()
+
+
+def test_parse_guard_keeps_bugs_as_tracebacks(tmp_path):
+    with pytest.raises(StudyError, match="broken.bin"):
+        with artifacts.reading(tmp_path / "broken.bin", "replace it."):
+            raise ValueError("bad header")
+    with pytest.raises(ZeroDivisionError):
+        with artifacts.reading(tmp_path / "broken.bin", "replace it."):
+            1 / 0
+
+
+def test_artifact_with_undecodable_bytes(tmp_path):
+    path = tmp_path / "labels.json"
+    path.write_bytes(b"\xfe\xff\x00garbage")
+    with pytest.raises(StudyError, match="labels.json"):
+        artifacts.read_json(path)
+    arrays = tmp_path / "predictions.safetensors"
+    arrays.write_bytes(b"xx")
+    with pytest.raises(StudyError, match="predictions.safetensors"):
+        artifacts.read_arrays(arrays)

@@ -17,8 +17,13 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
+from safetensors import SafetensorError
 
 from lorastudy.errors import StudyError
+
+# What a damaged or foreign file raises while a library parses it. The tokenizers library's Rust parser
+# raises a bare `Exception`, which `reading` matches by exact type only, so real bugs keep their traceback.
+PARSE_ERRORS = (OSError, ValueError, KeyError, EOFError, SafetensorError)
 
 
 @contextmanager
@@ -84,14 +89,37 @@ def write_json(path: Path, obj: Any) -> Path:
     return write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
 
 
-def read_json(path: Path) -> Any:
+@contextmanager
+def reading(source: Path | str, fix: str) -> Iterator[None]:
+    """Parse `source` (a file, or words naming a group of files) inside this block: a parse error becomes one
+    `StudyError` line naming it and `fix`. Only parse errors: anything else is a bug and keeps its traceback."""
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise StudyError(f"Missing artifact {path}.", "run the stage that produces it first.") from exc
-    except json.JSONDecodeError as exc:
-        raise StudyError(f"Artifact {path} is not valid JSON ({exc.msg}).",
-                         "delete it and re-run the stage that writes it.") from exc
+        yield
+    except StudyError:
+        raise
+    except Exception as exc:
+        if not isinstance(exc, PARSE_ERRORS) and type(exc) is not Exception:
+            raise
+        detail = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise StudyError(f"Could not read {source} ({type(exc).__name__}: {detail}).", fix) from exc
+
+
+def read_json(path: Path) -> Any:
+    path = Path(path)
+    if not path.is_file():
+        raise StudyError(f"Missing artifact {path}.", "run the stage that produces it first.")
+    with reading(path, "delete it and re-run the stage that writes it."):
+        return json.loads(path.read_text(encoding="utf-8"))
+
+
+def as_json(obj: Any) -> Any:
+    """`obj` as it reads back from a JSON artifact (numpy values, paths and integer keys made plain)."""
+    return json.loads(json.dumps(obj, default=_json_default))
+
+
+def canonical_json(obj: Any) -> str:
+    """One text per JSON value (sorted keys, no spaces): what a content hash is taken over."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=_json_default)
 
 
 def append_jsonl(path: Path, record: dict) -> None:
@@ -125,9 +153,10 @@ def write_arrays(path: Path, arrays: dict[str, np.ndarray]) -> Path:
 def read_arrays(path: Path) -> dict[str, np.ndarray]:
     from safetensors.numpy import load_file
 
-    if not Path(path).exists():
+    if not Path(path).is_file():
         raise StudyError(f"Missing artifact {path}.", "run the stage that produces it first.")
-    return load_file(str(path))
+    with reading(path, "delete it and re-run the stage that writes it."):
+        return load_file(str(path))
 
 
 def _json_default(obj: Any) -> Any:

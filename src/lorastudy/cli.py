@@ -125,9 +125,38 @@ def report(
     _state["debug"] = _state["debug"] or debug
 
     def go():
-        from lorastudy.report import write_note
+        from lorastudy.pipeline import write_report
 
-        typer.echo(str(write_note(run_dir)))
+        typer.echo(str(write_report(run_dir)))
+
+    _guard(go)
+
+
+@app.command()
+def verify(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory (a study's output_dir).")],
+    debug: DebugOption = False,
+) -> None:
+    """List every artifact of a run directory as ok, damaged, missing or unrecorded (exit 1 unless all are ok).
+
+    Sizes and sha256 are compared with those recorded when each file was written (runs/*/run.json,
+    manifest.json). Running the study again redoes exactly the parts that are not ok.
+    """
+    _state["debug"] = _state["debug"] or debug
+
+    def go():
+        from lorastudy.integrity import verify_run_dir
+
+        outcome = verify_run_dir(run_dir)
+        for state in outcome.states:
+            typer.echo(f"{state.state:<10} {state.path}" + (f"  ({state.detail})" if state.detail else ""))
+        problems = outcome.problems
+        typer.echo(f"{len(outcome.states)} artifacts, {len(problems)} not ok; checked "
+                   f"{outcome.bytes_checked / 2**20:.1f} MB in {outcome.seconds:.2f} s.")
+        if problems:
+            typer.secho(f"Run the study again to redo them: lorastudy run --config {run_dir / 'config.resolved.yaml'} "
+                        f"--output-dir {run_dir}", err=True)
+            raise typer.Exit(1)
 
     _guard(go)
 

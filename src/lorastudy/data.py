@@ -32,7 +32,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from lorastudy import artifacts
+from lorastudy import artifacts, integrity
 from lorastudy.config import DataConfig, SplitConfig, StudyConfig, TierConfig, stable_hash
 from lorastudy.errors import StudyError
 
@@ -57,6 +57,7 @@ _WORD = re.compile(r"\w+")
 _ADJ_MARKER = re.compile(r"\([a-z]+\)$")  # adjective position markers: (a), (p), (ip)
 _INFLECTIONS = ("", "s", "es", "d", "ed", "ing")
 TABLE_ROWS = 10  # head and tail of the class-frequency table that `lorastudy data` prints
+DATA_FILES = ("dataset.parquet", "summary.json", "labels.json")  # labels.json last: it marks data/ complete
 
 
 @dataclass
@@ -537,12 +538,13 @@ def prepare_data(config: StudyConfig, run_dir: Path) -> PreparedData:
         "labels", "train_counts", "val_counts", "test_counts", "tier_names", "tier_of", "tier_rule",
         "tier_thresholds", "missing", "fingerprint", "warnings", "cleaning")}
     artifacts.write_json(folder / "labels.json", labels_json | {"settings_hash": settings})  # written last
+    integrity.record_study_files(run_dir, [folder / name for name in DATA_FILES])
     return data
 
 
 def _is_current(folder: Path, settings: str) -> bool:
-    files = ("dataset.parquet", "summary.json", "labels.json")
-    if not all((folder / name).is_file() for name in files):
+    """data/ is complete, every file matches its record in the manifest, and it was made with these settings."""
+    if not all(integrity.reusable(folder.parent, folder / name, "preparing the data again") for name in DATA_FILES):
         return False
     return artifacts.read_json(folder / "labels.json").get("settings_hash") == settings
 

@@ -43,7 +43,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
-from lorastudy import artifacts, runtime
+from lorastudy import artifacts, integrity, runtime
 from lorastudy.config import LatencyConfig, StudyConfig, load_config, stable_hash
 from lorastudy.errors import StudyError
 
@@ -213,7 +213,8 @@ def bench_study(run_dir: Path, config: StudyConfig) -> dict:
     """
     run_dir = Path(run_dir)
     out = run_dir / "latency" / "latency.json"
-    previous = artifacts.read_json(out).get("models", {}) if out.exists() else {}
+    previous = artifacts.read_json(out).get("models", {}) if integrity.reusable(
+        run_dir, out, "measuring every model again") else {}
     texts = load_test_texts(run_dir)
     device = runtime.device()
     threads = runtime.set_threads(config.latency.threads or config.threads)
@@ -233,11 +234,13 @@ def bench_study(run_dir: Path, config: StudyConfig) -> dict:
             continue
         models[arm] = {**bench_run(run_path, config, texts, device), "bench_hash": bench_hash}
         artifacts.write_json(out, _latency_document(models, config, device))
+        integrity.record_study_files(run_dir, [out])
     if not models:
         raise StudyError(f"No trained runs to benchmark in {run_dir / 'runs'}.",
                          "train first: lorastudy run --stage train.")
     document = _latency_document(models, config, device)
     artifacts.write_json(out, document)
+    integrity.record_study_files(run_dir, [out])
     return document
 
 

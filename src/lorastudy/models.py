@@ -35,6 +35,7 @@ from transformers.modeling_outputs import SequenceClassifierOutput
 from lorastudy import artifacts
 from lorastudy.config import ArmSpec, LoraConfig
 from lorastudy.errors import StudyError
+from lorastudy.integrity import sha256_file
 
 if TYPE_CHECKING:
     from peft import PeftModel
@@ -65,6 +66,13 @@ HEAD_NAMES = ("pre_classifier", "classifier", "score", "head")
 TINY_FAMILIES = {"bert": "encoder", "modernbert": "encoder", "llama": "decoder", "qwen2": "decoder"}
 TINY_SIZE = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 64,
              "max_position_embeddings": 128}
+
+# What to do about a model file that does not parse (used with `artifacts.reading`, which names the file).
+DAMAGED_MODEL_FIX = ("the file is damaged, incomplete or not in the expected format: re-download or re-convert "
+                     "the model, or point the source at another one (a trained run's damaged model is retrained "
+                     "when you run the study again).")
+DAMAGED_GGUF_FIX = ("check that it is a complete GGUF v2/v3 file (re-download it), or point the source at a model "
+                    "folder with config.json and safetensors weights.")
 
 
 @dataclass
@@ -143,11 +151,6 @@ def _files(folder: Path, patterns: tuple[str, ...]) -> list[Path]:
     return sorted(p for pattern in patterns for p in folder.glob(pattern) if p.is_file())
 
 
-def sha256_file(path: Path) -> str:
-    with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
-
-
 def _combined_sha256(files: list[Path]) -> str:
     """One file: its sha256. Shards: the sha256 of their `name:sha256` lines, so any changed shard shows."""
     if len(files) == 1:
@@ -213,8 +216,9 @@ def _gguf_source(source: str, file: Path, cache_dir: Path) -> ResolvedSource:
     digest = sha256_file(file)
     target = cache_dir / f"gguf-{digest[:16]}"
     if not (target / "config.json").is_file():
-        model = AutoModelForCausalLM.from_pretrained(file.parent, gguf_file=file.name, dtype=torch.float32)
-        tokenizer = AutoTokenizer.from_pretrained(file.parent, gguf_file=file.name)
+        with artifacts.reading(file, DAMAGED_GGUF_FIX):
+            model = AutoModelForCausalLM.from_pretrained(file.parent, gguf_file=file.name, dtype=torch.float32)
+            tokenizer = AutoTokenizer.from_pretrained(file.parent, gguf_file=file.name)
         # The weights are now plain float tensors; without these markers the model saves and trains like any other.
         model.hf_quantizer = None
         if hasattr(model.config, "quantization_config"):
@@ -361,10 +365,11 @@ def load_classifier(resolved: ResolvedSource, num_labels: int, *, pooling: str =
     model config, or the last-token head would read padding.
     """
     id2label = id2label or {i: f"LABEL_{i}" for i in range(num_labels)}
-    config = AutoConfig.from_pretrained(resolved.path, trust_remote_code=trust_remote_code, num_labels=num_labels,
-                                        id2label=dict(id2label), label2id={name: i for i, name in id2label.items()})
+    with artifacts.reading(resolved.path / "config.json", DAMAGED_MODEL_FIX):
+        config = AutoConfig.from_pretrained(resolved.path, trust_remote_code=trust_remote_code, num_labels=num_labels,
+                                            id2label=dict(id2label), label2id={name: i for i, name in id2label.items()})
     family = model_family(config)
-    tokenizer = AutoTokenizer.from_pretrained(resolved.path, trust_remote_code=trust_remote_code)
+    tokenizer = load_tokenizer(resolved.path, trust_remote_code=trust_remote_code)
     if family == "decoder":
         tokenizer.padding_side = "left"
         if tokenizer.pad_token is None:
@@ -373,15 +378,28 @@ def load_classifier(resolved: ResolvedSource, num_labels: int, *, pooling: str =
     if pooling in ("cls", "mean") and hasattr(config, "classifier_pooling"):
         config.classifier_pooling = pooling
     # ignore_mismatched_sizes: a checkpoint with a head of another size (a fine-tuned classifier) gets a new one.
-    model, info = model_class.from_pretrained(
-        resolved.path, config=config, dtype=torch.float32, trust_remote_code=trust_remote_code,
-        output_loading_info=True, ignore_mismatched_sizes=True, attn_implementation=attention,
-        use_safetensors=None if resolved.allow_pickle else True)
+    with artifacts.reading(_weights_name(resolved.path), DAMAGED_MODEL_FIX):
+        model, info = model_class.from_pretrained(
+            resolved.path, config=config, dtype=torch.float32, trust_remote_code=trust_remote_code,
+            output_loading_info=True, ignore_mismatched_sizes=True, attn_implementation=attention,
+            use_safetensors=None if resolved.allow_pickle else True)
     if family == "decoder":
         model.config.pad_token_id = tokenizer.pad_token_id
     new_weights = sorted(set(info["missing_keys"]) | {key for key, *_shapes in info["mismatched_keys"]})
     setattr(model, LOAD_RECORD_ATTR, LoadRecord(resolved, pooling, new_weights))
     return model, tokenizer, new_weights
+
+
+def load_tokenizer(folder: Path, trust_remote_code: bool = False) -> PreTrainedTokenizerBase:
+    """The tokenizer saved in `folder`; its files (tokenizer.json, tokenizer_config.json, vocab) are parsed together."""
+    with artifacts.reading(f"the tokenizer files in {folder}", DAMAGED_MODEL_FIX):
+        return AutoTokenizer.from_pretrained(folder, trust_remote_code=trust_remote_code)
+
+
+def _weights_name(folder: Path) -> Path:
+    """The weights file an error should name: the only one, or the folder when the weights are sharded."""
+    weights = _files(Path(folder), SAFE_WEIGHTS) or _files(Path(folder), PICKLE_WEIGHTS)
+    return weights[0] if len(weights) == 1 else Path(folder)
 
 
 def lora_target_modules(model: nn.Module, include_mlp: bool = False) -> list[str]:
@@ -469,9 +487,11 @@ def save_model(model: nn.Module, tokenizer: PreTrainedTokenizerBase, out_dir: Pa
 
 def read_spec(run_path: Path) -> ArmSpec:
     """The ArmSpec in run_path/spec.json (its own fields, or under "spec"; a "config_hash" key is ignored)."""
-    raw = artifacts.read_json(Path(run_path) / "spec.json")
-    raw = raw.get("spec", raw)
-    return ArmSpec.model_validate({k: v for k, v in raw.items() if k != "config_hash"})
+    path = Path(run_path) / "spec.json"
+    raw = artifacts.read_json(path)
+    with artifacts.reading(path, "re-run this arm (run the study again; `lorastudy verify` lists damaged files)."):
+        raw = raw.get("spec", raw)
+        return ArmSpec.model_validate({k: v for k, v in raw.items() if k != "config_hash"})
 
 
 def load_trained(run_path: Path, *, merged: bool = True, cache_dir: Path | None = None,
@@ -502,6 +522,8 @@ def load_trained(run_path: Path, *, merged: bool = True, cache_dir: Path | None 
                          f"but '{spec.model.source}' now resolves to {source.sha256}.",
                          "restore the original base model, or re-run this arm.")
     model, _, _ = load_classifier(source, base["num_labels"], pooling=spec.model.pooling, id2label=id2label)
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    peft_model = PeftModel.from_pretrained(model, model_dir)
+    tokenizer = load_tokenizer(model_dir)
+    with artifacts.reading(f"the LoRA adapter (adapter_config.json, adapter_model.safetensors) in {model_dir}",
+                           DAMAGED_MODEL_FIX):
+        peft_model = PeftModel.from_pretrained(model, model_dir)
     return (peft_model.merge_and_unload() if merged else peft_model).eval(), tokenizer

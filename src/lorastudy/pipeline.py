@@ -7,13 +7,14 @@ interrupted picks up where it stopped, and any stage can be re-run alone.
 from __future__ import annotations
 
 import os
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Sequence
 
 from tqdm.auto import tqdm
 
-from lorastudy import artifacts
+from lorastudy import artifacts, integrity
 from lorastudy.config import StudyConfig, arm_spec, dump_config, load_config
 from lorastudy.errors import StudyError
 
@@ -33,6 +34,7 @@ def run_study(config: StudyConfig | str | Path | dict | None = None, *, output_d
     with study_lock(run_dir):
         _check_config_matches(run_dir, config)
         artifacts.write_text(run_dir / "config.resolved.yaml", dump_config(config))
+        integrity.record_study_files(run_dir, [run_dir / "config.resolved.yaml"])
         from lorastudy import runtime
 
         runtime.set_threads(config.threads)
@@ -48,20 +50,30 @@ def run_study(config: StudyConfig | str | Path | dict | None = None, *, output_d
             for index, spec in enumerate(specs, start=1):
                 tqdm.write(f"[run {index}/{len(specs)}] {spec.run_name}")
                 train_run(spec, data, run_dir, config)
+        if "evaluate" in stages or "bench" in stages:
+            run_names = [f"{arm}__seed{seed}" for seed in config.seeds for arm in config.arms]
+            integrity.require_intact(run_dir, integrity.stage_inputs(run_dir, run_names))
         if "evaluate" in stages:
             from lorastudy.evaluation import evaluate_study
 
             evaluate_study(run_dir, config)
+            integrity.record_study_files(run_dir, integrity.existing(run_dir, integrity.EVALUATION_FILES))
         if "bench" in stages:
             from lorastudy.latency import bench_study
 
             bench_study(run_dir, config)
         if "report" in stages:
-            from lorastudy.report import write_note
-
-            note = write_note(run_dir)
+            note = write_report(run_dir)
             tqdm.write(f"Note written: {note}")
     return run_dir
+
+
+def write_report(run_dir: Path) -> Path:
+    """The note, built only from intact artifacts: a damaged input is one error naming it and its rebuild."""
+    from lorastudy.report import write_note
+
+    integrity.require_intact(run_dir, integrity.report_inputs(run_dir))
+    return write_note(run_dir)
 
 
 def _ensure_writable(run_dir: Path) -> None:
@@ -78,6 +90,10 @@ def _check_config_matches(run_dir: Path, config: StudyConfig) -> None:
     """A run directory holds one study; a different data setup there would mix results."""
     previous = run_dir / "config.resolved.yaml"
     if not previous.exists():
+        return
+    state = integrity.check_study_files(run_dir, [previous])[0]
+    if state.state == "damaged":  # nothing to compare with; it is written again from this config
+        tqdm.write(f"{state.describe()}: writing it again from this config.", file=sys.stderr)
         return
     old = load_config(previous)
     if old.data != config.data or old.split != config.split or old.tiers != config.tiers:

@@ -1,7 +1,8 @@
 """Train one arm x seed into its own run folder: the HF Trainer for the neural arms, sklearn for TF-IDF.
 
 A run folder (`runs/<arm>__seed<seed>/`) is finished when its `run.json`, written last, carries
-the hash of the ArmSpec it was trained with; anything else is cleared and redone. Every run saves
+the hash of the ArmSpec it was trained with and every artifact it records still has its recorded size
+and sha256 (`integrity`); anything else is cleared and redone. Every run saves
 the validation and test logits of its best checkpoint, so evaluation never runs a model again.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 import gc
 import logging
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -24,10 +26,9 @@ from tqdm.auto import tqdm
 from transformers import DataCollatorWithPadding, Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_callback import PrinterCallback
 
-from lorastudy import artifacts, models, runtime, weighting
+from lorastudy import artifacts, integrity, models, runtime, weighting
 from lorastudy.config import ArmSpec, StudyConfig
 from lorastudy.data import PreparedData
-from lorastudy.errors import StudyError
 
 log = logging.getLogger(__name__)
 
@@ -45,24 +46,30 @@ def run_path_for(run_dir: Path, spec: ArmSpec) -> Path:
 
 
 def is_finished(run_path: Path, spec: ArmSpec) -> bool:
-    """run.json exists (it is written last) and was produced by exactly this spec."""
-    record = Path(run_path) / "run.json"
-    if not record.is_file():
-        return False
-    try:
-        return artifacts.read_json(record).get("config_hash") == spec.config_hash()
-    except StudyError:  # an unreadable run.json means an unfinished run, which is redone
-        return False
+    """run.json exists (it is written last), was produced by exactly this spec, and its artifacts verify."""
+    return unfinished_reason(run_path, spec) is None
+
+
+def unfinished_reason(run_path: Path, spec: ArmSpec) -> str | None:
+    """Why `run_path` does not hold a finished run of `spec`, naming the file at fault; None when it does."""
+    record, state = integrity.read_run_record(run_path)
+    if record is None:
+        return state.describe()
+    if record.get("config_hash") != spec.config_hash():
+        return f"{state.path} was written for another configuration"
+    damaged = next((s for s in integrity.check_run_artifacts(run_path, record) if not s.ok), None)
+    return damaged.describe() if damaged else None
 
 
 def train_run(spec: ArmSpec, data: PreparedData, run_dir: Path, study: StudyConfig) -> Path:
     """Train (or skip, if already finished) one run and return its folder."""
     run_path = run_path_for(run_dir, spec)
-    if is_finished(run_path, spec):
+    reason = unfinished_reason(run_path, spec)
+    if reason is None:
         tqdm.write(f"{spec.run_name}: finished earlier (config {spec.config_hash()}), skipped.")
         return run_path
     if run_path.exists():
-        tqdm.write(f"{spec.run_name}: unfinished or stale run folder found, clearing it and training again.")
+        tqdm.write(f"{spec.run_name}: {reason}; clearing the run folder and training again.", file=sys.stderr)
         shutil.rmtree(run_path)
     artifacts.write_json(run_path / "spec.json", {**spec.model_dump(mode="json"), "config_hash": spec.config_hash()})
     gc.collect()  # free the previous run's model before this run's memory is measured
@@ -92,7 +99,7 @@ def train_run(spec: ArmSpec, data: PreparedData, run_dir: Path, study: StudyConf
         "collapse": collapse,
         "environment": runtime.environment_info(),
     }
-    artifacts.write_json(run_path / "run.json", record)
+    artifacts.write_json(run_path / "run.json", integrity.sealed_run_record(run_path, record))
     tqdm.write(f"{spec.run_name}: val macro F1 {outcome['best_val_macro_f1']:.3f}, "
                f"{record['wall_time_s']:.0f} s.")
     return run_path
