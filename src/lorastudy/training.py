@@ -55,8 +55,13 @@ def is_finished(run_path: Path, spec: ArmSpec) -> bool:
         return False
 
 
-def train_run(spec: ArmSpec, data: PreparedData, run_dir: Path, study: StudyConfig) -> Path:
-    """Train (or skip, if already finished) one run and return its folder."""
+def train_run(spec: ArmSpec, data: PreparedData, run_dir: Path, study: StudyConfig,
+              memory_scope: runtime.MemoryScope = "study") -> Path:
+    """Train (or skip, if already finished) one run and return its folder.
+
+    `memory_scope` says which process the peak memory is of: "run" when the caller started a fresh
+    process for this run alone (execution backends process and ray), "study" in the study's own process.
+    """
     run_path = run_path_for(run_dir, spec)
     if is_finished(run_path, spec):
         tqdm.write(f"{spec.run_name}: finished earlier (config {spec.config_hash()}), skipped.")
@@ -87,7 +92,7 @@ def train_run(spec: ArmSpec, data: PreparedData, run_dir: Path, study: StudyConf
         **outcome,
         "wall_time_s": time.perf_counter() - start,
         "peak_memory_mb": memory.peak_mb, "memory_at_start_mb": memory_at_start,
-        "peak_memory_method": runtime.MEMORY_METHOD,
+        "peak_memory_method": runtime.MEMORY_METHOD, "peak_memory_scope": memory_scope,
         "device": dev, "threads": threads,
         "collapse": collapse,
         "environment": runtime.environment_info(),
