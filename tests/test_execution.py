@@ -1,32 +1,32 @@
 """Execution backends: the smoke study trained in child processes and as Ray tasks gives the local results.
 
 One local Ray cluster of 2 CPUs serves the whole module (Ray starts in ~5-10 s); the studies are cut to
-three arms, one per resource family, and stop after evaluation (latency and the note do not depend on
+two arms (TF-IDF and decoder LoRA), and stop after evaluation (latency and the note do not depend on
 where a run trained).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-
 import ray
+from typer.testing import CliRunner
 
 from lorastudy import execution
+from lorastudy.cli import app
 from lorastudy.config import ExecutionConfig, arm_spec, load_config
 from lorastudy.errors import StudyError
 from lorastudy.pipeline import run_study
 from lorastudy.training import is_finished, run_path_for
 
-ARMS = "arms=[tfidf_logreg,encoder_lora,decoder_lora]"
-RUNS = ("tfidf_logreg__seed42", "encoder_lora__seed42", "decoder_lora__seed42")
+ARMS = "arms=[tfidf_logreg,decoder_lora]"
+RUNS = ("tfidf_logreg__seed42", "decoder_lora__seed42")
 UP_TO_EVALUATION = ("data", "train", "evaluate")
+runner = CliRunner()
 
 
 def smoke(*overrides: str):
@@ -54,7 +54,7 @@ def ray_cluster():
 @pytest.fixture(scope="module")
 def local_results(tmp_path_factory) -> dict:
     run_dir = run_study(smoke(), output_dir=tmp_path_factory.mktemp("local") / "smoke", stages=UP_TO_EVALUATION)
-    assert run_record(run_dir, "encoder_lora__seed42")["peak_memory_scope"] == "study"
+    assert run_record(run_dir, "decoder_lora__seed42")["peak_memory_scope"] == "study"
     return comparable_results(run_dir)
 
 
@@ -70,7 +70,7 @@ def test_ray_task_killed_once_is_retried_and_returned_files_give_the_local_resul
         tmp_path, monkeypatch, ray_cluster, local_results):
     """Workers that cannot see the run directory (forced here) send their run folders back to the driver."""
     flag = tmp_path / "crashed-once"
-    monkeypatch.setenv("LORASTUDY_CRASH_RUN", f"encoder_lora__seed42:{flag}")
+    monkeypatch.setenv("LORASTUDY_CRASH_RUN", f"decoder_lora__seed42:{flag}")
     config = smoke("execution.backend=ray", "execution.return_artifacts=true", "execution.max_retries=1")
     run_dir = run_study(config, output_dir=tmp_path / "smoke", stages=UP_TO_EVALUATION)
     assert flag.exists(), "the injected fault never fired"
@@ -78,22 +78,21 @@ def test_ray_task_killed_once_is_retried_and_returned_files_give_the_local_resul
 
 
 def test_process_backend_keeps_finished_runs_when_one_fails_then_resumes_to_the_local_results(
-        tmp_path, local_results):
+        tmp_path, monkeypatch, local_results):
     run_dir = tmp_path / "smoke"
-    args = ["run", "--config", "smoke", "--set", ARMS, "--set", "execution.backend=process",
-            "--output-dir", str(run_dir), "--stage", "data", "--stage", "train", "--stage", "evaluate"]
-    failed = subprocess.run([sys.executable, "-m", "lorastudy.cli", *args], capture_output=True, text=True,
-                            env={**os.environ, "LORASTUDY_CRASH_RUN": "decoder_lora__seed42"}, timeout=600)
-    assert failed.returncode == 2, failed.stderr[-3000:]
-    error = [line for line in failed.stderr.splitlines() if line.startswith("error:")]
-    assert len(error) == 1 and "decoder_lora__seed42" in error[0] and "2 attempt(s)" in error[0], failed.stderr[-3000:]
-    assert "Traceback" not in failed.stderr
-    kept = {run: (run_dir / "runs" / run / "run.json").stat().st_mtime_ns for run in RUNS[:2]}
+    monkeypatch.setenv("LORASTUDY_CRASH_RUN", "decoder_lora__seed42")  # every attempt of this run is killed
+    failed = runner.invoke(app, ["run", "--config", "smoke", "--set", ARMS, "--set", "execution.backend=process",
+                                 "--output-dir", str(run_dir), "--stage", "data", "--stage", "train"])
+    assert failed.exit_code == 2, failed.output[-3000:]
+    error = [line for line in failed.output.splitlines() if line.startswith("error:")]
+    assert len(error) == 1 and "decoder_lora__seed42" in error[0] and "2 attempt(s)" in error[0], failed.output[-3000:]
+    assert "Traceback" not in failed.output
+    kept = (run_dir / "runs" / "tfidf_logreg__seed42" / "run.json").stat().st_mtime_ns
     assert not (run_dir / "runs" / "decoder_lora__seed42" / "run.json").exists()
-    assert not (run_dir / "evaluation").exists()
 
+    monkeypatch.delenv("LORASTUDY_CRASH_RUN")
     run_study(smoke("execution.backend=process"), output_dir=run_dir, stages=UP_TO_EVALUATION)
-    assert {run: (run_dir / "runs" / run / "run.json").stat().st_mtime_ns for run in RUNS[:2]} == kept
+    assert (run_dir / "runs" / "tfidf_logreg__seed42" / "run.json").stat().st_mtime_ns == kept
     assert comparable_results(run_dir) == local_results
     assert run_record(run_dir, "decoder_lora__seed42")["peak_memory_scope"] == "run"
 
@@ -126,18 +125,27 @@ def test_a_run_no_node_can_host_is_refused(ray_cluster):
     execution._check_cluster_fits(ray, specs, smoke().execution)
 
 
-def test_ray_backend_without_ray_is_one_line_before_any_work(tmp_path):
-    blocker = tmp_path / "no_ray" / "ray"
-    blocker.mkdir(parents=True)
-    (blocker / "__init__.py").write_text("raise ImportError('Ray is blocked for this test')\n")
+def test_a_cluster_that_is_not_there_is_one_line():
+    class NoCluster:
+        def is_initialized(self) -> bool:
+            return False
+
+        def init(self, **kwargs):
+            raise ConnectionError("Could not find any running Ray instance.\nPlease specify the one to connect to.")
+
+    with pytest.raises(StudyError, match=r"^Could not join the Ray cluster at 'auto': Could not find any running "
+                                         r"Ray instance\. Fix: start it") as raised:
+        execution.join_or_start(NoCluster(), "auto")
+    assert "\n" not in raised.value.one_line()
+
+
+def test_ray_backend_without_ray_is_one_line_before_any_work(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now raises ImportError
     run_dir = tmp_path / "smoke"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(blocker.parent), os.environ.get("PYTHONPATH", "")])}
-    done = subprocess.run([sys.executable, "-m", "lorastudy.cli", "run", "--config", "smoke",
-                           "--set", "execution.backend=ray", "--output-dir", str(run_dir)],
-                          capture_output=True, text=True, env=env, timeout=300)
-    assert done.returncode == 2
-    assert done.stderr.strip().count("\n") == 0, done.stderr
-    assert "lorastudy[ray]" in done.stderr and "Traceback" not in done.stderr
+    done = runner.invoke(app, ["run", "--config", "smoke", "--set", "execution.backend=ray", "--output-dir", str(run_dir)])
+    assert done.exit_code == 2
+    assert done.output.strip().count("\n") == 0, done.output
+    assert done.output.startswith("error:") and "lorastudy[ray]" in done.output and "Traceback" not in done.output
     assert not (run_dir / "data").exists()
 
 

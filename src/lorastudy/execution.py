@@ -202,11 +202,7 @@ def _train_on_ray(pending: list[ArmSpec], data: PreparedData, run_dir: Path, con
     """Every run a Ray task in a fresh worker process (max_calls=1), at most max_concurrent in flight."""
     ray = _import_ray()
     execution = config.execution
-    started = not ray.is_initialized()
-    if started:
-        # address None: $RAY_ADDRESS if set, else a new local cluster. Workers' logs stay in Ray's log
-        # folder; the driver prints one status line per run instead.
-        ray.init(address=execution.address or None, include_dashboard=False, log_to_driver=False)
+    started = join_or_start(ray, execution.address)
     running: dict[Any, ArmSpec] = {}
     try:
         _check_cluster_fits(ray, pending, execution)
@@ -246,6 +242,22 @@ def _train_on_ray(pending: list[ArmSpec], data: PreparedData, run_dir: Path, con
             ray.cancel(ref, force=True)
         if started:
             ray.shutdown()
+
+
+def join_or_start(ray: Any, address: str) -> bool:
+    """Connect this driver to Ray unless it already is; True when it connected (and so must disconnect)."""
+    if ray.is_initialized():
+        return False
+    try:
+        # address None: $RAY_ADDRESS if set, else a new local cluster. Workers' logs stay in Ray's log
+        # folder; the driver prints one status line per run instead.
+        ray.init(address=address or None, include_dashboard=False, log_to_driver=False)
+    except ConnectionError as exc:
+        where = address or os.environ.get("RAY_ADDRESS", "")
+        raise StudyError(f"Could not join the Ray cluster at '{where}': {str(exc).splitlines()[0]}",
+                         "start it (`ray start --head`) or fix execution.address / RAY_ADDRESS; leave both "
+                         "empty to start a local cluster.") from None
+    return True
 
 
 def _check_cluster_fits(ray: Any, pending: list[ArmSpec], execution: ExecutionConfig) -> None:
