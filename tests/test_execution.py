@@ -58,16 +58,19 @@ def local_results(tmp_path_factory) -> dict:
     return comparable_results(run_dir)
 
 
-def test_ray_backend_gives_the_local_results(tmp_path, ray_cluster, local_results):
-    run_dir = run_study(smoke("execution.backend=ray"), output_dir=tmp_path / "smoke", stages=UP_TO_EVALUATION)
+def test_ray_backend_gives_the_local_results(tmp_path, monkeypatch, capsys, ray_cluster, local_results):
+    monkeypatch.chdir(tmp_path)  # a relative run directory: the workers start in another folder
+    run_dir = run_study(smoke("execution.backend=ray"), output_dir="smoke", stages=UP_TO_EVALUATION)
     assert comparable_results(run_dir) == local_results
     for run in RUNS:
         assert run_record(run_dir, run)["peak_memory_scope"] == "run"
     assert not (run_dir / execution.TOKEN_FILE).exists()
+    printed = capsys.readouterr().out
+    assert printed.count("peak memory") == len(RUNS) and "returned to the driver" not in printed, printed
 
 
 def test_ray_task_killed_once_is_retried_and_returned_files_give_the_local_results(
-        tmp_path, monkeypatch, ray_cluster, local_results):
+        tmp_path, monkeypatch, capsys, ray_cluster, local_results):
     """Workers that cannot see the run directory (forced here) send their run folders back to the driver."""
     flag = tmp_path / "crashed-once"
     monkeypatch.setenv("LORASTUDY_CRASH_RUN", f"decoder_lora__seed42:{flag}")
@@ -75,6 +78,7 @@ def test_ray_task_killed_once_is_retried_and_returned_files_give_the_local_resul
     run_dir = run_study(config, output_dir=tmp_path / "smoke", stages=UP_TO_EVALUATION)
     assert flag.exists(), "the injected fault never fired"
     assert comparable_results(run_dir) == local_results
+    assert capsys.readouterr().out.count("returned to the driver") == len(RUNS)
 
 
 def test_process_backend_keeps_finished_runs_when_one_fails_then_resumes_to_the_local_results(

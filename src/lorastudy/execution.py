@@ -72,6 +72,7 @@ def train_runs(specs: list[ArmSpec], data: PreparedData, run_dir: Path, config: 
     if not pending:
         return
     train = _train_in_processes if backend == "process" else _train_on_ray
+    run_dir = Path(run_dir).resolve()  # workers may start in another folder
     with driver_token(run_dir) as token:
         failures = train(pending, data, run_dir, config, None if config.execution.return_artifacts else token)
     if failures:
@@ -148,8 +149,9 @@ def _finish(outcome: RunOutcome, run_dir: Path, done: int, total: int) -> None:
                 artifacts.write_bytes(tmp / name, outcome.files[name])
     record = outcome.record
     collapsed = " COLLAPSED" if record["collapse"]["collapsed"] else ""
+    returned = "" if outcome.files is None else f" (its {len(outcome.files)} files returned to the driver)"
     tqdm.write(f"[{done}/{total}] {outcome.run_name}: val macro F1 {record['best_val_macro_f1']:.3f}, "
-               f"{record['wall_time_s']:.0f} s, peak memory {record['peak_memory_mb']:.0f} MB{collapsed}.")
+               f"{record['wall_time_s']:.0f} s, peak memory {record['peak_memory_mb']:.0f} MB{collapsed}{returned}.")
 
 
 def _one_line(exc: BaseException) -> str:
