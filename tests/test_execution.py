@@ -121,12 +121,27 @@ def test_worker_writes_in_place_only_when_it_reads_the_drivers_token(tmp_path):
         assert (run_path / "model" / "logreg.safetensors").read_bytes() == elsewhere.files["model/logreg.safetensors"]
 
 
-def test_a_run_no_node_can_host_is_refused(ray_cluster):
+def test_runs_get_a_gpu_by_default_only_where_the_cluster_has_gpus():
+    config = smoke()
+    tfidf, decoder = (arm_spec(config, arm, 42, "fingerprint") for arm in config.arms)
+    gpu_node, cpu_node = [{"CPU": 8.0, "GPU": 2.0}], [{"CPU": 2.0}]
+    assert execution._resources(decoder, config.execution, gpu_node).num_gpus == 1
+    assert execution._resources(tfidf, config.execution, gpu_node).num_gpus == 0
+    assert execution._resources(decoder, config.execution, cpu_node).num_gpus == 0
+    halves = smoke("execution.resources.decoder.num_gpus=0.5").execution
+    assert execution._resources(decoder, halves, gpu_node).num_gpus == 0.5
+
+
+def test_a_run_no_node_can_host_is_refused():
     config = smoke("execution.resources.decoder.num_gpus=1")
     specs = [arm_spec(config, arm, 42, "fingerprint") for arm in config.arms]
-    with pytest.raises(StudyError, match=r"decoder_lora__seed42 .*execution\.resources\.decoder"):
-        execution._check_cluster_fits(ray, specs, config.execution)
-    execution._check_cluster_fits(ray, specs, smoke().execution)
+    nodes = [{"CPU": 2.0, "memory": 1e9}, {"CPU": 1.0}]
+    with pytest.raises(StudyError, match=r"decoder_lora__seed42 asks for \(largest node: 2 CPU, 0 GPU\)"
+                                         r".*execution\.resources\.decoder\.num_cpus/num_gpus"):
+        execution._check_cluster_fits(nodes, specs, config.execution)
+    with pytest.raises(StudyError, match=r"the 4 CPU and 0 GPU that tfidf_logreg__seed42"):
+        execution._check_cluster_fits(nodes, specs, smoke("execution.resources.tfidf.num_cpus=4").execution)
+    execution._check_cluster_fits(nodes, specs, smoke().execution)
 
 
 def test_a_cluster_that_is_not_there_is_one_line():

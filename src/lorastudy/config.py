@@ -223,13 +223,14 @@ class RunResources(Strict):
     """What one run asks the Ray scheduler for; a run waits until a node has it free."""
 
     num_cpus: PositiveFloat = Field(1, description="CPU cores per run; also the run's torch threads when `threads` is unset")
-    num_gpus: float = Field(0, ge=0, description="GPUs per run (a fraction shares one GPU between runs)")
+    num_gpus: float | None = Field(None, ge=0, description="GPUs per run (a fraction shares one GPU between runs); "
+                                                           "None = one when the cluster has GPUs, else none")
 
 
 class FamilyResources(Strict):
     encoder: RunResources = Field(default_factory=RunResources)
     decoder: RunResources = Field(default_factory=RunResources)
-    tfidf: RunResources = Field(default_factory=RunResources)
+    tfidf: RunResources = Field(default_factory=lambda: RunResources(num_gpus=0), description="sklearn: CPU only")
 
 
 class ExecutionConfig(Strict):

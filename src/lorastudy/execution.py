@@ -195,8 +195,16 @@ def _import_ray() -> Any:
     return ray
 
 
-def _resources(spec: ArmSpec, execution: ExecutionConfig) -> RunResources:
-    return getattr(execution.resources, "tfidf" if spec.method == "tfidf" else spec.family)
+def _family(spec: ArmSpec) -> str:
+    return "tfidf" if spec.method == "tfidf" else spec.family
+
+
+def _resources(spec: ArmSpec, execution: ExecutionConfig, nodes: list[dict]) -> RunResources:
+    """The run's resources; an unset GPU count is one GPU per run when the cluster has GPUs."""
+    wanted = getattr(execution.resources, _family(spec))
+    if wanted.num_gpus is not None:
+        return wanted
+    return wanted.model_copy(update={"num_gpus": float(any(node.get("GPU", 0) > 0 for node in nodes))})
 
 
 def _train_on_ray(pending: list[ArmSpec], data: PreparedData, run_dir: Path, config: StudyConfig,
@@ -207,7 +215,8 @@ def _train_on_ray(pending: list[ArmSpec], data: PreparedData, run_dir: Path, con
     started = join_or_start(ray, execution.address)
     running: dict[Any, ArmSpec] = {}
     try:
-        _check_cluster_fits(ray, pending, execution)
+        nodes = [node["Resources"] for node in ray.nodes() if node["Alive"]]
+        _check_cluster_fits(nodes, pending, execution)
         task = ray.remote(max_calls=1)(train_in_worker)
         env = {key: value for key, value in os.environ.items() if key.startswith(FORWARDED_ENV_PREFIXES)}
         env["TQDM_DISABLE"] = "1"  # per-step bars of parallel runs would interleave in the logs
@@ -218,7 +227,7 @@ def _train_on_ray(pending: list[ArmSpec], data: PreparedData, run_dir: Path, con
             while queue or running:
                 while queue and len(running) < limit:
                     spec = queue.pop(0)
-                    resources = _resources(spec, execution)
+                    resources = _resources(spec, execution, nodes)
                     run_config = config if config.threads else config.model_copy(
                         update={"threads": max(1, round(resources.num_cpus))})
                     ref = task.options(num_cpus=resources.num_cpus, num_gpus=resources.num_gpus,
@@ -262,15 +271,13 @@ def join_or_start(ray: Any, address: str) -> bool:
     return True
 
 
-def _check_cluster_fits(ray: Any, pending: list[ArmSpec], execution: ExecutionConfig) -> None:
+def _check_cluster_fits(nodes: list[dict], pending: list[ArmSpec], execution: ExecutionConfig) -> None:
     """A run no node can host would wait forever: refuse it with the numbers instead."""
-    nodes = [node["Resources"] for node in ray.nodes() if node["Alive"]]
     for spec in pending:
-        need = _resources(spec, execution)
+        need = _resources(spec, execution, nodes)
         if not any(node.get("CPU", 0) >= need.num_cpus and node.get("GPU", 0) >= need.num_gpus for node in nodes):
             largest = max(nodes, key=lambda node: (node.get("GPU", 0), node.get("CPU", 0)), default={})
-            family = "tfidf" if spec.method == "tfidf" else spec.family
             raise StudyError(
-                f"No node of the Ray cluster has {need.num_cpus:g} CPU and {need.num_gpus:g} GPU free for "
-                f"{spec.run_name} (largest node: {largest.get('CPU', 0):g} CPU, {largest.get('GPU', 0):g} GPU).",
-                f"lower execution.resources.{family}.num_cpus/num_gpus, or join a cluster that has them.")
+                f"No node of the Ray cluster has the {need.num_cpus:g} CPU and {need.num_gpus:g} GPU that "
+                f"{spec.run_name} asks for (largest node: {largest.get('CPU', 0):g} CPU, {largest.get('GPU', 0):g} GPU).",
+                f"lower execution.resources.{_family(spec)}.num_cpus/num_gpus, or join a cluster that has them.")
