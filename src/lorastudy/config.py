@@ -233,6 +233,36 @@ class ReportConfig(Strict):
         "decoder_lora", description="the arm whose bottleneck Section 5 diagnoses (falls back to the other)")
 
 
+class RunResources(Strict):
+    """What one run asks the Ray scheduler for; a run waits until a node has it free."""
+
+    num_cpus: PositiveFloat = Field(1, description="CPU cores per run; also the run's torch threads when `threads` is unset")
+    num_gpus: float | None = Field(None, ge=0, description="GPUs per run (a fraction shares one GPU between runs); "
+                                                           "None = one when the cluster has GPUs, else none")
+
+
+class FamilyResources(Strict):
+    encoder: RunResources = Field(default_factory=RunResources)
+    decoder: RunResources = Field(default_factory=RunResources)
+    tfidf: RunResources = Field(default_factory=lambda: RunResources(num_gpus=0), description="sklearn: CPU only")
+
+
+class ExecutionConfig(Strict):
+    """Where the runs train. Not part of a run's hash: a study can resume under another backend."""
+
+    backend: Literal["local", "process", "ray"] = Field(
+        "local", description="local: one after another in this process; process: each run in its own child "
+                             "process; ray: each run a Ray task on a local or remote cluster")
+    address: str = Field("", description="ray: empty = $RAY_ADDRESS, else start a local cluster; "
+                                         "'auto' or 'ray://host:10001' = join that cluster")
+    resources: FamilyResources = Field(default_factory=FamilyResources, description="ray: per run, by family")
+    max_concurrent: PositiveInt | None = Field(None, description="ray: runs in flight at once; None = as many "
+                                                                 "as the cluster's resources allow")
+    max_retries: int = Field(1, ge=0, description="process, ray: further attempts of a failed run")
+    return_artifacts: bool = Field(False, description="ray: workers send each run folder back to the driver "
+                                                      "even when they see the run directory (detected otherwise)")
+
+
 class StudyConfig(Strict):
     name: str = "study"
     description: str = ""
@@ -250,6 +280,7 @@ class StudyConfig(Strict):
     latency: LatencyConfig = Field(default_factory=LatencyConfig)
     deployment: DeploymentConfig = Field(default_factory=DeploymentConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
+    execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
     threads: PositiveInt | None = Field(None, description="torch threads; None = all cores")
     trust_remote_code: bool = False
     allow_pickle: bool = False

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import torch
+from filelock import FileLock
 from torch import nn
 from transformers import (
     AutoConfig,
@@ -94,6 +95,12 @@ class LoadRecord:
     source: ResolvedSource
     pooling: str
     newly_initialized: list[str] = field(default_factory=list)
+
+
+def cache_lock(entry: Path) -> FileLock:
+    """Held while a cache entry is checked and built: runs training in parallel must not build it twice."""
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(entry) + ".lock")
 
 
 def default_cache_dir() -> Path:
@@ -215,17 +222,18 @@ def _gguf_source(source: str, file: Path, cache_dir: Path) -> ResolvedSource:
     """Dequantise a GGUF once into cache_dir/gguf-<sha[:16]>/ (safetensors + tokenizer); reuse it afterwards."""
     digest = sha256_file(file)
     target = cache_dir / f"gguf-{digest[:16]}"
-    if not (target / "config.json").is_file():
-        with artifacts.reading(file, DAMAGED_GGUF_FIX):
-            model = AutoModelForCausalLM.from_pretrained(file.parent, gguf_file=file.name, dtype=torch.float32)
-            tokenizer = AutoTokenizer.from_pretrained(file.parent, gguf_file=file.name)
-        # The weights are now plain float tensors; without these markers the model saves and trains like any other.
-        model.hf_quantizer = None
-        if hasattr(model.config, "quantization_config"):
-            del model.config.quantization_config
-        with artifacts.atomic_dir(target) as tmp:
-            model.save_pretrained(tmp)
-            tokenizer.save_pretrained(tmp)
+    with cache_lock(target):
+        if not (target / "config.json").is_file():
+            with artifacts.reading(file, DAMAGED_GGUF_FIX):
+                model = AutoModelForCausalLM.from_pretrained(file.parent, gguf_file=file.name, dtype=torch.float32)
+                tokenizer = AutoTokenizer.from_pretrained(file.parent, gguf_file=file.name)
+            # The weights are now plain float tensors; without these markers the model saves and trains like any other.
+            model.hf_quantizer = None
+            if hasattr(model.config, "quantization_config"):
+                del model.config.quantization_config
+            with artifacts.atomic_dir(target) as tmp:
+                model.save_pretrained(tmp)
+                tokenizer.save_pretrained(tmp)
     return ResolvedSource(source, target, "gguf", digest, None)
 
 
@@ -234,21 +242,22 @@ def _tiny_source(source: str, family: str, cache_dir: Path) -> ResolvedSource:
     if family not in TINY_FAMILIES:
         raise StudyError(f"Unknown tiny model family '{family}'.", f"use tiny:<{'|'.join(TINY_FAMILIES)}>.")
     target = cache_dir / f"tiny-{family}"
-    if not (target / "config.json").is_file():
-        encoder = TINY_FAMILIES[family] == "encoder"
-        tokenizer = _tiny_tokenizer(encoder)
-        ids = {"pad_token_id": tokenizer.pad_token_id, "cls_token_id": tokenizer.cls_token_id,
-               "sep_token_id": tokenizer.sep_token_id, "bos_token_id": tokenizer.cls_token_id,
-               "eos_token_id": tokenizer.sep_token_id} if encoder else {
-               "bos_token_id": tokenizer.eos_token_id, "eos_token_id": tokenizer.eos_token_id,
-               "pad_token_id": None, "num_key_value_heads": 2, "tie_word_embeddings": True}
-        config = AutoConfig.for_model(family, vocab_size=len(tokenizer), **TINY_SIZE, **ids)
-        with torch.random.fork_rng():
-            torch.manual_seed(0)
-            model = AutoModel.from_config(config, dtype=torch.float32)
-        with artifacts.atomic_dir(target) as tmp:
-            model.save_pretrained(tmp)
-            tokenizer.save_pretrained(tmp)
+    with cache_lock(target):
+        if not (target / "config.json").is_file():
+            encoder = TINY_FAMILIES[family] == "encoder"
+            tokenizer = _tiny_tokenizer(encoder)
+            ids = {"pad_token_id": tokenizer.pad_token_id, "cls_token_id": tokenizer.cls_token_id,
+                   "sep_token_id": tokenizer.sep_token_id, "bos_token_id": tokenizer.cls_token_id,
+                   "eos_token_id": tokenizer.sep_token_id} if encoder else {
+                   "bos_token_id": tokenizer.eos_token_id, "eos_token_id": tokenizer.eos_token_id,
+                   "pad_token_id": None, "num_key_value_heads": 2, "tie_word_embeddings": True}
+            config = AutoConfig.for_model(family, vocab_size=len(tokenizer), **TINY_SIZE, **ids)
+            with torch.random.fork_rng():
+                torch.manual_seed(0)
+                model = AutoModel.from_config(config, dtype=torch.float32)
+            with artifacts.atomic_dir(target) as tmp:
+                model.save_pretrained(tmp)
+                tokenizer.save_pretrained(tmp)
     return _checked(source, target, "tiny", None, allow_pickle=False)
 
 

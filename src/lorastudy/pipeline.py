@@ -38,18 +38,20 @@ def run_study(config: StudyConfig | str | Path | dict | None = None, *, output_d
         from lorastudy import runtime
 
         runtime.set_threads(config.threads)
+        if "train" in stages:
+            from lorastudy.execution import check_backend
+
+            check_backend(config.execution)
 
         if "data" in stages or "train" in stages:
             from lorastudy.data import prepare_data
 
             data = prepare_data(config, run_dir)
         if "train" in stages:
-            from lorastudy.training import train_run
+            from lorastudy.execution import train_runs
 
             specs = [arm_spec(config, arm, seed, data.fingerprint) for seed in config.seeds for arm in config.arms]
-            for index, spec in enumerate(specs, start=1):
-                tqdm.write(f"[run {index}/{len(specs)}] {spec.run_name}")
-                train_run(spec, data, run_dir, config)
+            train_runs(specs, data, run_dir, config)
         if "evaluate" in stages or "bench" in stages:
             run_names = [f"{arm}__seed{seed}" for seed in config.seeds for arm in config.arms]
             integrity.require_intact(run_dir, integrity.stage_inputs(run_dir, run_names))

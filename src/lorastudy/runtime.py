@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import psutil
@@ -26,6 +27,10 @@ MEMORY_SAMPLE_S = 0.005
 MEMORY_METHOD = ("CPU: the process's resident-set high-water mark (Linux VmHWM, reset when the block starts; "
                  "RSS sampled every 5 ms where that is unavailable), including Python and the libraries; "
                  "GPU: torch.cuda.max_memory_allocated")
+# run.json's "peak_memory_scope", whose process the peak is of: "run" = a fresh process that trained only
+# this run (execution backends process and ray); "study" = the study's own process, which keeps what the
+# runs before it left (backend local).
+MemoryScope = Literal["run", "study"]
 LIBRARIES = ("torch", "transformers", "peft", "accelerate", "scikit-learn", "numpy", "gguf", "datasets")
 
 

@@ -61,8 +61,13 @@ def unfinished_reason(run_path: Path, spec: ArmSpec) -> str | None:
     return damaged.describe() if damaged else None
 
 
-def train_run(spec: ArmSpec, data: PreparedData, run_dir: Path, study: StudyConfig) -> Path:
-    """Train (or skip, if already finished) one run and return its folder."""
+def train_run(spec: ArmSpec, data: PreparedData, run_dir: Path, study: StudyConfig,
+              memory_scope: runtime.MemoryScope = "study") -> Path:
+    """Train (or skip, if already finished) one run and return its folder.
+
+    `memory_scope` says which process the peak memory is of: "run" when the caller started a fresh
+    process for this run alone (execution backends process and ray), "study" in the study's own process.
+    """
     run_path = run_path_for(run_dir, spec)
     reason = unfinished_reason(run_path, spec)
     if reason is None:
@@ -94,7 +99,7 @@ def train_run(spec: ArmSpec, data: PreparedData, run_dir: Path, study: StudyConf
         **outcome,
         "wall_time_s": time.perf_counter() - start,
         "peak_memory_mb": memory.peak_mb, "memory_at_start_mb": memory_at_start,
-        "peak_memory_method": runtime.MEMORY_METHOD,
+        "peak_memory_method": runtime.MEMORY_METHOD, "peak_memory_scope": memory_scope,
         "device": dev, "threads": threads,
         "collapse": collapse,
         "environment": runtime.environment_info(),
