@@ -44,3 +44,35 @@ def test_arm_spec_merges_model_overrides_and_hash_changes():
 def test_missing_config_file_is_clear(tmp_path):
     with pytest.raises(StudyError, match="does not exist"):
         load_config(str(tmp_path / "nope.yaml"))
+
+
+# --- config gaps (issue 12, point 7) ----------------------------------------
+
+
+@pytest.mark.parametrize("overrides, words", [
+    (["train.warmup_steps=10", "train.warmup_ratio=0.1"], "warmup_steps"),
+    (["train.warmup_ratio=0.1", "models.encoder.lora_train.warmup_steps=10"], "models.encoder.lora_train"),
+    (["train.lr_scheduler=cosine_annealing"], "lr_scheduler"),
+    (["tiers.scheme=quantiles", "tiers.quantiles=[0.75, 0.25]"], "must increase"),
+    (["tiers.scheme=quantiles", "tiers.quantiles=[0.5, 0.5]"], "must increase"),
+    (["tiers.scheme=quantiles", "tiers.quantiles=[0, 0.5]"], "between 0 and 1"),
+    (["tiers.scheme=quantiles", "tiers.quantiles=[0.5, 1.5]"], "between 0 and 1"),
+])
+def test_config_gaps_are_errors(overrides, words):
+    with pytest.raises(StudyError, match=words):
+        load_config("smoke", overrides)
+
+
+def test_one_warmup_setting_per_recipe_is_fine():
+    cfg = load_config("smoke", ["train.warmup_ratio=0.1", "models.encoder.lora_train.warmup_ratio=0.2"])
+    assert arm_spec(cfg, "encoder_lora", 42, "fp").train.warmup_ratio == 0.2
+
+
+def test_every_allowed_scheduler_is_one_transformers_knows():
+    from typing import get_args
+
+    from transformers import SchedulerType
+
+    from lorastudy.config import Scheduler
+
+    assert set(get_args(Scheduler)) <= {s.value for s in SchedulerType}

@@ -29,6 +29,9 @@ Arm = Literal[
     "decoder_lora_cw",
 ]
 ARMS: tuple[str, ...] = get_args(Arm)
+# transformers' SchedulerType values that need no lr_scheduler_kwargs (the recipe has no field for them).
+Scheduler = Literal["linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup",
+                    "inverse_sqrt"]
 
 
 class Strict(BaseModel):
@@ -71,6 +74,10 @@ class TierConfig(Strict):
     def _names_match(self) -> "TierConfig":
         if self.scheme == "quantiles" and len(self.names) != len(self.quantiles) + 1:
             raise ValueError("tiers.names needs one more entry than tiers.quantiles")
+        if not all(0 < q < 1 for q in self.quantiles):
+            raise ValueError(f"tiers.quantiles {self.quantiles} must lie strictly between 0 and 1")
+        if any(a >= b for a, b in zip(self.quantiles, self.quantiles[1:])):
+            raise ValueError(f"tiers.quantiles {self.quantiles} must increase, e.g. [0.25, 0.75]")
         return self
 
 
@@ -96,13 +103,20 @@ class TrainConfig(Strict):
     weight_decay: float = Field(0.01, ge=0)
     warmup_steps: int = Field(0, ge=0)
     warmup_ratio: float = Field(0.0, ge=0, lt=1)
-    lr_scheduler: str = "linear"
+    lr_scheduler: Scheduler = "linear"
     max_grad_norm: PositiveFloat = 1.0
     group_by_length: bool = True
     pad_to_multiple_of: PositiveInt | None = 8
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     attention: Attention = Field("auto", description="attention kernel while training; auto: eager on CPU, sdpa on GPU")
     max_steps: int = Field(-1, description="cap on optimizer steps; -1 = epochs decide")
+
+    @model_validator(mode="after")
+    def _one_warmup(self) -> "TrainConfig":
+        if self.warmup_steps and self.warmup_ratio:
+            raise ValueError(f"warmup_steps ({self.warmup_steps}) and warmup_ratio ({self.warmup_ratio}) are both "
+                             "set; set only one of them")
+        return self
 
 
 class TrainOverride(Strict):
@@ -116,7 +130,7 @@ class TrainOverride(Strict):
     weight_decay: float | None = Field(None, ge=0)
     warmup_steps: int | None = Field(None, ge=0)
     warmup_ratio: float | None = Field(None, ge=0, lt=1)
-    lr_scheduler: str | None = None
+    lr_scheduler: Scheduler | None = None
     max_grad_norm: PositiveFloat | None = None
     group_by_length: bool | None = None
     pad_to_multiple_of: PositiveInt | None = None
@@ -249,6 +263,14 @@ class StudyConfig(Strict):
             raise ValueError("seeds must name at least one seed")
         if len(set(self.arms)) != len(self.arms):
             raise ValueError("arms lists an arm twice")
+        for family in ("encoder", "decoder"):
+            model = getattr(self.models, family)
+            for section in ("lora_train", "full_train"):
+                try:
+                    merged_recipe(self.train, getattr(model, section))
+                except ValidationError as exc:
+                    reason = "; ".join(err["msg"].removeprefix("Value error, ") for err in exc.errors())
+                    raise ValueError(f"train + models.{family}.{section}: {reason}") from None
         return self
 
 
@@ -287,12 +309,16 @@ def arm_spec(config: StudyConfig, arm: Arm, seed: int, data_fingerprint: str) ->
     family = "encoder" if arm.startswith("encoder") else "decoder"
     method = "full" if "_full" in arm else "lora"
     model = getattr(config.models, family)
-    override = model.full_train if method == "full" else model.lora_train
-    train = config.train.model_copy(update=override.model_dump(exclude_none=True))
+    train = merged_recipe(config.train, model.full_train if method == "full" else model.lora_train)
     weighting = config.weighting if weighted else WeightingConfig(scheme="none")
     return ArmSpec(arm=arm, seed=seed, family=family, method=method, class_weighting=weighted,
-                   model=model, train=TrainConfig.model_validate(train.model_dump()),
+                   model=model, train=train,
                    weighting=weighting, tfidf=None, data_fingerprint=data_fingerprint)
+
+
+def merged_recipe(train: TrainConfig, override: TrainOverride) -> TrainConfig:
+    """The global recipe with a model's overrides applied, validated as a whole (e.g. one warmup setting)."""
+    return TrainConfig.model_validate(train.model_dump() | override.model_dump(exclude_none=True))
 
 
 def stable_hash(obj: Any) -> str:

@@ -442,8 +442,6 @@ def assign_tiers(train_counts: list[int], tiers: TierConfig) -> tuple[list[str],
     missing from train (count 0) is always in the rarest tier.
     """
     counts = np.asarray(train_counts)
-    if tiers.scheme == "quantiles" and list(tiers.quantiles) != sorted(set(tiers.quantiles)):
-        raise StudyError(f"tiers.quantiles {tiers.quantiles} must increase.", "list them from low to high, e.g. [0.25, 0.75].")
     if tiers.scheme == "bottom_quartile":
         names = ["rare", "common"]
         thresholds = [float(sorted(train_counts)[len(train_counts) // 4])]
