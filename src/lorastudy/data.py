@@ -250,6 +250,7 @@ def _load_hub(data: DataConfig) -> pd.DataFrame:
     import datasets
 
     dataset_id = data.source.removeprefix("hf:")
+    _check_hub_dataset_reachable(data.source)
     parts = [(data.hf_train_split, None)] + ([(data.hf_test_split, "test")] if data.hf_test_split else [])
     frames = []
     for split_name, role in parts:
@@ -269,6 +270,26 @@ def _load_hub(data: DataConfig) -> pd.DataFrame:
         frames.append(frame)
     frame = pd.concat(frames, ignore_index=True)
     return frame[frame["split"].notna()].reset_index(drop=True)
+
+
+def _check_hub_dataset_reachable(source: str) -> None:
+    """A hub dataset neither cached nor downloadable fails at once, in one line (as a hub model does),
+    instead of after `datasets`' five printed retries."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    from lorastudy.runtime import hub_unavailable
+
+    try:
+        snapshot_download(source.removeprefix("hf:"), repo_type="dataset", local_files_only=True)
+        return
+    except LocalEntryNotFoundError:
+        pass
+    if unavailable := hub_unavailable():
+        raise StudyError(f"{source} is not in the local Hugging Face cache and the Hugging Face Hub is offline: "
+                         f"{unavailable}.",
+                         "go online (and unset HF_HUB_OFFLINE) once to cache it, or use a local "
+                         f".csv/.jsonl/.parquet file or {WORDNET_SOURCE}.")
 
 
 def _merge_and_filter_labels(frame: pd.DataFrame, data: DataConfig) -> pd.DataFrame:

@@ -32,7 +32,7 @@ from transformers import (
 )
 from transformers.modeling_outputs import SequenceClassifierOutput
 
-from lorastudy import artifacts
+from lorastudy import artifacts, runtime
 from lorastudy.config import ArmSpec, LoraConfig
 from lorastudy.errors import StudyError
 
@@ -159,7 +159,7 @@ def _combined_sha256(files: list[Path]) -> str:
 def _hf_snapshot(repo_id: str, revision: str | None, allow_pickle: bool) -> tuple[Path, str]:
     """The local snapshot of a hub repo; offline and not cached fails at once instead of timing out."""
     import httpx2
-    from huggingface_hub import constants, snapshot_download
+    from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
     patterns = ["*.json", "*.txt", "*.model", "*.safetensors", "*.tiktoken"]
@@ -167,9 +167,9 @@ def _hf_snapshot(repo_id: str, revision: str | None, allow_pickle: bool) -> tupl
     try:
         path = snapshot_download(repo_id, revision=revision, allow_patterns=patterns, local_files_only=True)
     except LocalEntryNotFoundError:
-        if constants.is_offline_mode() or os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}:
-            raise StudyError(f"hf:{repo_id} is not in the local Hugging Face cache and the hub is offline "
-                             "(HF_HUB_OFFLINE=1).",
+        if unavailable := runtime.hub_unavailable():
+            raise StudyError(f"hf:{repo_id} is not in the local Hugging Face cache and the hub is offline: "
+                             f"{unavailable}.",
                              "run once with network access so it is cached, or set the model source "
                              "to a local folder.") from None
         try:
