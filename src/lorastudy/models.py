@@ -503,5 +503,38 @@ def load_trained(run_path: Path, *, merged: bool = True, cache_dir: Path | None 
                          "restore the original base model, or re-run this arm.")
     model, _, _ = load_classifier(source, base["num_labels"], pooling=spec.model.pooling, id2label=id2label)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    peft_model = PeftModel.from_pretrained(model, model_dir)
+    try:
+        peft_model = PeftModel.from_pretrained(model, model_dir)
+    except KeyError as exc:  # PEFT indexes a saved head (modules_to_save) directly
+        raise _adapter_mismatch(model_dir, [str(exc.args[0])], []) from None
+    _check_adapter_complete(peft_model, model_dir)
     return (peft_model.merge_and_unload() if merged else peft_model).eval(), tokenizer
+
+
+def _check_adapter_complete(peft_model: PeftModel, model_dir: Path) -> None:
+    """The saved adapter must hold exactly the tensors this model's adapter has (LoRA matrices and head).
+
+    PEFT only warns about missing LoRA keys and ignores a missing `modules_to_save` head, so a reload
+    could silently keep a freshly initialised head or no adapter (peft #577, #876; transformers #26160).
+    The saved file is compared with what `save_pretrained` would write for this model.
+    """
+    from peft import get_peft_model_state_dict
+    from safetensors import safe_open
+
+    weights = model_dir / "adapter_model.safetensors"
+    if not weights.is_file():
+        raise StudyError(f"The saved adapter in {model_dir} has no adapter_model.safetensors.",
+                         "re-run this arm (delete its run folder).")
+    with safe_open(str(weights), framework="pt") as handle:
+        saved = set(handle.keys())
+    expected = set(get_peft_model_state_dict(peft_model))
+    missing, unexpected = sorted(expected - saved), sorted(saved - expected)
+    if missing or unexpected:
+        raise _adapter_mismatch(model_dir, missing, unexpected)
+
+
+def _adapter_mismatch(model_dir: Path, missing: list[str], unexpected: list[str]) -> StudyError:
+    found = "; ".join(f"{kind} keys: {', '.join(keys[:3])}" + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
+                      for kind, keys in (("missing", missing), ("unexpected", unexpected)) if keys)
+    return StudyError(f"The saved adapter in {model_dir} does not match its model ({found}).",
+                      "re-run this arm (delete its run folder).")
