@@ -76,3 +76,77 @@ def test_every_allowed_scheduler_is_one_transformers_knows():
     from lorastudy.config import Scheduler
 
     assert set(get_args(Scheduler)) <= {s.value for s in SchedulerType}
+
+
+# --- study files that inherit (issue 12, point 8) ----------------------------
+
+
+def write(path, text: str):
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_a_study_file_states_only_what_differs(tmp_path):
+    study = write(tmp_path / "mine.yaml", "extends: smoke\nname: mine\ndata:\n  source: tickets.csv\n"
+                                          "train:\n  epochs: 1\n")
+    cfg = load_config(str(study))
+    smoke = load_config("smoke")
+    assert cfg.name == "mine" and cfg.data.source == "tickets.csv" and cfg.train.epochs == 1
+    assert cfg.data.max_length == smoke.data.max_length  # merged key by key, not replaced
+    assert cfg.train.batch_size == smoke.train.batch_size and cfg.models == smoke.models
+
+
+def test_extends_a_file_relative_to_the_extending_file_in_a_chain(tmp_path):
+    (tmp_path / "shared").mkdir()
+    write(tmp_path / "shared" / "base.yaml", "extends: smoke\nseeds: [1, 2]\n")
+    write(tmp_path / "shared" / "team.yaml", "extends: base.yaml\ntrain:\n  epochs: 1\n")
+    study = write(tmp_path / "mine.yaml", "extends: shared/team.yaml\nseeds: [7]\n")
+    cfg = load_config(str(study), ["train.batch_size=4"])
+    assert cfg.seeds == [7] and cfg.train.epochs == 1 and cfg.train.batch_size == 4 and cfg.name == "smoke"
+
+
+def test_extends_cycle_is_an_error(tmp_path):
+    write(tmp_path / "a.yaml", "extends: b.yaml\n")
+    write(tmp_path / "b.yaml", "extends: a.yaml\n")
+    with pytest.raises(StudyError, match="cycle: a.yaml -> b.yaml -> a.yaml"):
+        load_config(str(tmp_path / "a.yaml"))
+
+
+@pytest.mark.parametrize("value, words", [("nothing_here", "neither a profile"), ("[demo]", "not a profile name")])
+def test_extends_something_unknown_is_an_error(tmp_path, value, words):
+    with pytest.raises(StudyError, match=words):
+        load_config(str(write(tmp_path / "a.yaml", f"extends: {value}\n")))
+
+
+@pytest.mark.parametrize("base", ["demo", "smoke", "course"])
+def test_init_writes_a_commented_file_that_loads(tmp_path, monkeypatch, base):
+    from typer.testing import CliRunner
+
+    from lorastudy.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    done = CliRunner().invoke(app, ["init", "my_study.yaml", "--from", base])
+    assert done.exit_code == 0, done.output
+    text = (tmp_path / "my_study.yaml").read_text()
+    assert text.startswith("#") and f"extends: {base}" in text
+    assert text.index("data:") < text.index("split:")
+    cfg = load_config("my_study.yaml")
+    assert cfg.name == "my_study" and cfg.output_dir == "runs/my_study" and cfg.data.source == "my_data.csv"
+    assert cfg.split.test_size is None and cfg.models == load_config(base).models
+    again = CliRunner().invoke(app, ["init", "my_study.yaml"])
+    assert again.exit_code == 2 and "already exists" in again.output
+    assert (tmp_path / "my_study.yaml").read_text() == text
+
+
+def test_init_from_a_study_file_extends_it_by_a_relative_path(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from lorastudy.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "studies").mkdir()
+    write(tmp_path / "base.yaml", "extends: smoke\nseeds: [5]\n")
+    done = CliRunner().invoke(app, ["init", "studies/mine.yaml", "--from", "base.yaml"])
+    assert done.exit_code == 0, done.output
+    assert "extends: ../base.yaml" in (tmp_path / "studies" / "mine.yaml").read_text()
+    assert load_config("studies/mine.yaml").seeds == [5]
