@@ -441,9 +441,10 @@ def _stratified_draw(labels: np.ndarray, candidates: np.ndarray, n: int, floor: 
     classes, inverse, available = np.unique(labels[rows], return_inverse=True, return_counts=True)
     minimum = np.clip(np.minimum(floor, available - keep), 0, None)
     if minimum.sum() > n:
-        raise StudyError(f"The {name} split ({n} rows) is too small to stratify {len(classes)} classes with "
-                         f"{floor} examples each (split.min_eval_per_class).",
-                         f"raise split.{name}_size / split.{name}_fraction, or lower split.min_eval_per_class.")
+        raise StudyError(f"The {name} split ({n} of {len(rows)} rows) is too small to stratify {len(classes)} classes "
+                         f"with {floor} examples each (split.min_eval_per_class).",
+                         f"raise split.{name}_size / split.{name}_fraction, lower split.min_eval_per_class "
+                         f"(0 lets classes go without {name} examples), or add rows.")
     exact = available * n / available.sum()
     quota = np.floor(exact).astype(int)
     by_remainder = np.lexsort((rng.random(len(classes)), quota - exact))  # largest remainder first, ties at random
