@@ -1,5 +1,12 @@
-import pytest
+import csv
+import json
+import re
+from pathlib import Path
 
+import pytest
+from typer.testing import CliRunner
+
+from lorastudy.cli import app
 from lorastudy.config import ARMS, PROFILES, arm_spec, load_config
 from lorastudy.errors import StudyError
 
@@ -120,10 +127,6 @@ def test_extends_something_unknown_is_an_error(tmp_path, value, words):
 
 @pytest.mark.parametrize("base", ["demo", "smoke", "course"])
 def test_init_writes_a_commented_file_that_loads(tmp_path, monkeypatch, base):
-    from typer.testing import CliRunner
-
-    from lorastudy.cli import app
-
     monkeypatch.chdir(tmp_path)
     done = CliRunner().invoke(app, ["init", "my_study.yaml", "--from", base])
     assert done.exit_code == 0, done.output
@@ -139,10 +142,6 @@ def test_init_writes_a_commented_file_that_loads(tmp_path, monkeypatch, base):
 
 
 def test_init_from_a_study_file_extends_it_by_a_relative_path(tmp_path, monkeypatch):
-    from typer.testing import CliRunner
-
-    from lorastudy.cli import app
-
     monkeypatch.chdir(tmp_path)
     (tmp_path / "studies").mkdir()
     write(tmp_path / "base.yaml", "extends: smoke\nseeds: [5]\n")
@@ -150,3 +149,27 @@ def test_init_from_a_study_file_extends_it_by_a_relative_path(tmp_path, monkeypa
     assert done.exit_code == 0, done.output
     assert "extends: ../base.yaml" in (tmp_path / "studies" / "mine.yaml").read_text()
     assert load_config("studies/mine.yaml").seeds == [5]
+
+
+def test_the_readme_own_data_example_works_on_a_fresh_csv(tmp_path, monkeypatch):
+    """The YAML in README's "Your own data" section, on a CSV of its own, through `lorastudy data`."""
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Your own data", 1)[1].split("\n## ", 1)[0]
+    study = re.search(r"```yaml\n(.*?)```", section, re.S).group(1)
+    assert len(study.strip().splitlines()) == 5
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "tickets.yaml").write_text(study, encoding="utf-8")
+    with open(tmp_path / "tickets.csv", "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["id", "body", "queue"])
+        queues = {"billing": 60, "login": 30, "shipping": 12, "refund": 5}
+        for queue, n in queues.items():
+            for i in range(n):
+                writer.writerow([f"{queue}-{i}", f"ticket {i} about {queue} from a customer", queue])
+    cfg = load_config("tickets.yaml")
+    assert cfg.output_dir == "runs/tickets" and cfg.models == load_config("demo").models
+    done = CliRunner().invoke(app, ["data", "--config", "tickets.yaml", "--json",
+                                    "--set", "models.encoder.source=tiny:bert", "--set", "models.decoder.source=tiny:llama"])
+    assert done.exit_code == 0, done.output
+    summary = json.loads(done.output)
+    assert summary["num_classes"] == 4 and sum(summary["rows"].values()) == 107
