@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -152,6 +155,17 @@ def test_huge_text_is_handled(tmp_path):
 def test_hub_dataset_while_offline_fails_fast(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert_clean_error(invoke(data_cmd("hf:nobody/no-such-dataset")), "hf:nobody/no-such-dataset")
+
+
+def test_hub_dataset_without_network_says_so_in_one_line(tmp_path):
+    """No offline flag, hub unreachable (a closed local port stands in for no network): one line, no retries."""
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_OFFLINE")}
+    env |= {"HF_ENDPOINT": "http://127.0.0.1:9", "HF_HOME": str(tmp_path / "hf")}
+    done = subprocess.run([sys.executable, "-m", "lorastudy.cli", *data_cmd("hf:nobody/nothing")],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().count("\n") == 0, done.stderr
+    assert "hf:nobody/nothing" in done.stderr and "cannot be reached" in done.stderr
 
 
 # --- config -----------------------------------------------------------------

@@ -402,3 +402,36 @@ def test_real_smollm2_gguf_is_dequantised_once(tmp_path):
     start = time.perf_counter()
     again = models.resolve_source(source, cache_dir=tmp_path)
     assert again.path == resolved.path and time.perf_counter() - start < 10
+
+
+def saved_lora_run(tmp_path: Path, cache: Path) -> Path:
+    run, spec = make_run(tmp_path, "decoder_lora", "tiny:bert", "tiny:llama", {"encoder": "cls", "decoder": "last"})
+    model, tokenizer, _ = models.load_classifier(models.resolve_source("tiny:llama", cache_dir=cache), NUM_LABELS)
+    models.save_model(models.apply_lora(model, spec.model.lora, "decoder"), tokenizer, run / "model")
+    return run
+
+
+def rewrite_adapter(run: Path, change) -> None:
+    from safetensors.torch import load_file, save_file
+
+    path = run / "model" / "adapter_model.safetensors"
+    tensors = load_file(str(path))
+    change(tensors)
+    save_file(tensors, str(path))
+
+
+@pytest.mark.parametrize("which", ["lora_A", "score"])
+def test_adapter_missing_a_key_is_refused(which, tmp_path, cache):
+    """A deleted LoRA matrix or head weight must not reload silently as a fresh initialisation."""
+    run = saved_lora_run(tmp_path, cache)
+    rewrite_adapter(run, lambda tensors: tensors.pop(next(k for k in sorted(tensors) if which in k)))
+    with pytest.raises(StudyError, match=f"missing keys: .*{which}") as err:
+        models.load_trained(run, cache_dir=cache)
+    assert str(run / "model") in str(err.value)
+
+
+def test_adapter_with_an_unexpected_key_is_refused(tmp_path, cache):
+    run = saved_lora_run(tmp_path, cache)
+    rewrite_adapter(run, lambda tensors: tensors.update({"base_model.model.extra.lora_A.weight": torch.zeros(2, 2)}))
+    with pytest.raises(StudyError, match="unexpected keys: base_model.model.extra"):
+        models.load_trained(run, cache_dir=cache)

@@ -52,7 +52,8 @@ def test_smoke_study_leaves_every_artifact(reference_run):
     assert (run_dir / "evaluation" / "results.json").is_file()
     assert (run_dir / "latency" / "latency.json").is_file()
     assert (run_dir / "note" / "note.html").is_file()
-    assert not (run_dir / ".lock").exists()
+    with study_lock(run_dir):  # released when the run ended
+        pass
 
 
 def test_second_run_skips_finished_work(reference_run):
@@ -84,38 +85,71 @@ def test_killed_study_resumes_to_identical_results(tmp_path, reference_run, kill
     assert (run_dir / "note" / "note.html").is_file()
 
 
-def test_lock_refuses_a_second_live_run(tmp_path):
-    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
-    try:
-        (tmp_path / ".lock").write_text(str(sleeper.pid))
-        with pytest.raises(StudyError, match="Another lorastudy run"):
-            with study_lock(tmp_path):
-                pass
-    finally:
-        sleeper.kill()
-        sleeper.wait()
+HOLD_LOCK = """
+import sys, time
+from pathlib import Path
+from lorastudy.pipeline import study_lock
+from lorastudy.errors import StudyError
+start_at, hold_s = float(sys.argv[2]), float(sys.argv[3])
+time.sleep(max(0.0, start_at - time.time()))
+try:
+    with study_lock(Path(sys.argv[1])):
+        print("owner", flush=True)
+        time.sleep(hold_s)
+except StudyError:
+    print("refused", flush=True)
+"""
 
 
-def test_stale_lock_from_dead_process_is_cleared(tmp_path):
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
-    time.sleep(0.1)
-    (tmp_path / ".lock").write_text(str(dead.pid))
+def lock_process(run_dir: Path, hold_s: float = 60, start_at: float = 0) -> subprocess.Popen:
+    """A separate process that tries to take the run directory's lock (at `start_at`) and holds it `hold_s`."""
+    return subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(run_dir), str(start_at), str(hold_s)],
+                            stdout=subprocess.PIPE, text=True)
+
+
+@pytest.fixture
+def holder(tmp_path):
+    process = lock_process(tmp_path)
+    assert process.stdout.readline().strip() == "owner"
+    yield process
+    process.kill()
+    process.wait()
+
+
+def test_lock_refuses_a_second_live_run(tmp_path, holder):
+    with pytest.raises(StudyError, match="Another lorastudy run"):
+        with study_lock(tmp_path):
+            pass
+
+
+def test_a_holder_is_protected_before_and_after_it_writes_anything(tmp_path, holder):
+    """The old pid-file lock had a window (created, pid not yet written) in which a second run read an
+    empty file, called it stale, deleted it and took the directory too."""
+    (tmp_path / ".lock").write_text("")
+    with pytest.raises(StudyError, match="Another lorastudy run"):
+        with study_lock(tmp_path):
+            pass
+
+
+def test_lock_of_a_killed_process_does_not_block(tmp_path, holder):
+    holder.kill()
+    holder.wait()
     with study_lock(tmp_path):
-        assert (tmp_path / ".lock").read_text() == str(os.getpid())
-    assert not (tmp_path / ".lock").exists()
+        pass
 
 
-def test_concurrent_cli_run_is_refused(tmp_path):
-    run_dir = tmp_path / "busy"
-    run_dir.mkdir()
-    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    try:
-        (run_dir / ".lock").write_text(str(sleeper.pid))
-        refused = lorastudy([*SMOKE, "--output-dir", str(run_dir), "--stage", "data"])
-        assert refused.returncode == 2
-        assert "Another lorastudy run" in refused.stderr
-        assert "Traceback" not in refused.stderr
-    finally:
-        sleeper.kill()
-        sleeper.wait()
+def test_two_racing_runs_never_both_own_the_directory(tmp_path):
+    for round_ in range(3):
+        run_dir = tmp_path / f"round{round_}"
+        run_dir.mkdir()
+        start_at = time.time() + 1.5  # both processes are up and importing by then
+        racers = [lock_process(run_dir, hold_s=1.0, start_at=start_at) for _ in range(2)]
+        outcomes = sorted(racer.communicate(timeout=60)[0].strip() for racer in racers)
+        assert outcomes == ["owner", "refused"], f"round {round_}: {outcomes}"
+
+
+def test_concurrent_cli_run_is_refused(tmp_path, holder):
+    refused = lorastudy([*SMOKE, "--output-dir", str(tmp_path), "--stage", "data"])
+    assert refused.returncode == 2
+    assert "Another lorastudy run" in refused.stderr
+    assert "Traceback" not in refused.stderr

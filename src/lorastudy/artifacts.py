@@ -138,12 +138,18 @@ def append_jsonl(path: Path, record: dict) -> None:
 
 
 def read_jsonl(path: Path) -> list[dict]:
+    """The records of a JSON-lines log. A torn last line (a kill mid-append) is skipped; a malformed line
+    before it means the file was damaged or edited, and is an error rather than silently lost records."""
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
     records = []
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
+    for number, line in enumerate(lines, start=1):
         try:
             records.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
+        except json.JSONDecodeError as exc:
+            if number == len(lines):
+                break
+            raise StudyError(f"{path} line {number} is not valid JSON ({exc.msg}).",
+                             "delete the file's run folder and re-run that arm.") from None
     return records
 
 

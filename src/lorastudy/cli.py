@@ -117,6 +117,28 @@ def data(
 
 
 @app.command()
+def init(
+    path: Annotated[Path, typer.Argument(help="The study file to write, e.g. my_study.yaml (never overwritten).")],
+    from_: Annotated[str, typer.Option("--from", help="The profile (demo, smoke, course) or YAML study file to extend.")] = "demo",
+    debug: DebugOption = False,
+) -> None:
+    """Write a commented starting study file that extends a profile: your data keys first, the rest inherited."""
+    _state["debug"] = _state["debug"] or debug
+
+    def go():
+        from lorastudy import artifacts
+        from lorastudy.config import PROFILES, starter_file
+
+        if path.exists():
+            raise StudyError(f"{path} already exists.", "choose another file name, or delete it first.")
+        base_ref = from_ if from_ in PROFILES else os.path.relpath(Path(from_).resolve(), path.resolve().parent)
+        artifacts.write_text(path, starter_file(path, from_, base_ref))
+        typer.echo(f"Wrote {path}: set data.source (and the column names), then `lorastudy data --config {path}`.")
+
+    _guard(go)
+
+
+@app.command()
 def report(
     run_dir: Annotated[Path, typer.Argument(help="A run directory that has evaluation/results.json.")],
     debug: DebugOption = False,

@@ -29,6 +29,9 @@ Arm = Literal[
     "decoder_lora_cw",
 ]
 ARMS: tuple[str, ...] = get_args(Arm)
+# transformers' SchedulerType values that need no lr_scheduler_kwargs (the recipe has no field for them).
+Scheduler = Literal["linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup",
+                    "inverse_sqrt"]
 
 
 class Strict(BaseModel):
@@ -50,6 +53,8 @@ class DataConfig(Strict):
     train_indices: str | None = None
     val_indices: str | None = None
     max_length: PositiveInt = 128
+    deduplicate: bool = Field(False, description="drop rows whose text also occurs in an earlier split "
+                                                 "(test, then val, keep train's copy: no train/test leakage)")
 
 
 class SplitConfig(Strict):
@@ -71,6 +76,10 @@ class TierConfig(Strict):
     def _names_match(self) -> "TierConfig":
         if self.scheme == "quantiles" and len(self.names) != len(self.quantiles) + 1:
             raise ValueError("tiers.names needs one more entry than tiers.quantiles")
+        if not all(0 < q < 1 for q in self.quantiles):
+            raise ValueError(f"tiers.quantiles {self.quantiles} must lie strictly between 0 and 1")
+        if any(a >= b for a, b in zip(self.quantiles, self.quantiles[1:])):
+            raise ValueError(f"tiers.quantiles {self.quantiles} must increase, e.g. [0.25, 0.75]")
         return self
 
 
@@ -96,13 +105,20 @@ class TrainConfig(Strict):
     weight_decay: float = Field(0.01, ge=0)
     warmup_steps: int = Field(0, ge=0)
     warmup_ratio: float = Field(0.0, ge=0, lt=1)
-    lr_scheduler: str = "linear"
+    lr_scheduler: Scheduler = "linear"
     max_grad_norm: PositiveFloat = 1.0
     group_by_length: bool = True
     pad_to_multiple_of: PositiveInt | None = 8
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     attention: Attention = Field("auto", description="attention kernel while training; auto: eager on CPU, sdpa on GPU")
     max_steps: int = Field(-1, description="cap on optimizer steps; -1 = epochs decide")
+
+    @model_validator(mode="after")
+    def _one_warmup(self) -> "TrainConfig":
+        if self.warmup_steps and self.warmup_ratio:
+            raise ValueError(f"warmup_steps ({self.warmup_steps}) and warmup_ratio ({self.warmup_ratio}) are both "
+                             "set; set only one of them")
+        return self
 
 
 class TrainOverride(Strict):
@@ -116,7 +132,7 @@ class TrainOverride(Strict):
     weight_decay: float | None = Field(None, ge=0)
     warmup_steps: int | None = Field(None, ge=0)
     warmup_ratio: float | None = Field(None, ge=0, lt=1)
-    lr_scheduler: str | None = None
+    lr_scheduler: Scheduler | None = None
     max_grad_norm: PositiveFloat | None = None
     group_by_length: bool | None = None
     pad_to_multiple_of: PositiveInt | None = None
@@ -294,6 +310,14 @@ class StudyConfig(Strict):
             raise ValueError("seeds must name at least one seed")
         if len(set(self.arms)) != len(self.arms):
             raise ValueError("arms lists an arm twice")
+        for family in ("encoder", "decoder"):
+            model = getattr(self.models, family)
+            for section in ("lora_train", "full_train"):
+                try:
+                    merged_recipe(self.train, getattr(model, section))
+                except ValidationError as exc:
+                    reason = "; ".join(err["msg"].removeprefix("Value error, ") for err in exc.errors())
+                    raise ValueError(f"train + models.{family}.{section}: {reason}") from None
         return self
 
 
@@ -332,12 +356,16 @@ def arm_spec(config: StudyConfig, arm: Arm, seed: int, data_fingerprint: str) ->
     family = "encoder" if arm.startswith("encoder") else "decoder"
     method = "full" if "_full" in arm else "lora"
     model = getattr(config.models, family)
-    override = model.full_train if method == "full" else model.lora_train
-    train = config.train.model_copy(update=override.model_dump(exclude_none=True))
+    train = merged_recipe(config.train, model.full_train if method == "full" else model.lora_train)
     weighting = config.weighting if weighted else WeightingConfig(scheme="none")
     return ArmSpec(arm=arm, seed=seed, family=family, method=method, class_weighting=weighted,
-                   model=model, train=TrainConfig.model_validate(train.model_dump()),
+                   model=model, train=train,
                    weighting=weighting, tfidf=None, data_fingerprint=data_fingerprint)
+
+
+def merged_recipe(train: TrainConfig, override: TrainOverride) -> TrainConfig:
+    """The global recipe with a model's overrides applied, validated as a whole (e.g. one warmup setting)."""
+    return TrainConfig.model_validate(train.model_dump() | override.model_dump(exclude_none=True))
 
 
 def stable_hash(obj: Any) -> str:
@@ -357,24 +385,101 @@ def load_config(config: str | Path | dict | None = None, overrides: list[str] | 
                 profile: str = "demo") -> StudyConfig:
     """Build a validated config from a profile name, a YAML path or a dict, then apply `key=value` overrides."""
     if isinstance(config, dict):
-        raw = dict(config)
+        raw = _resolve_extends(dict(config), Path.cwd(), ())
     elif config is None or (isinstance(config, str) and config in PROFILES):
         raw = yaml.safe_load(profile_text(config or profile))
     else:
-        path = Path(config)
-        if not path.is_file():
-            raise StudyError(f"Config file {path} does not exist.",
-                             f"pass a YAML file, or a profile name ({', '.join(PROFILES)}).")
-        try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except (yaml.YAMLError, UnicodeDecodeError) as exc:
-            raise StudyError(f"Config file {path} is not valid YAML ({str(exc).splitlines()[0]}).",
-                             "fix the YAML syntax.") from exc
-        if not isinstance(raw, dict):
-            raise StudyError(f"Config file {path} must be a YAML mapping of settings.", "see the shipped profiles in `lorastudy data --help`.")
+        raw = read_study_file(Path(config))
     for item in overrides or []:
         _apply_override(raw, item)
     return validate_config(raw)
+
+
+def read_study_file(path: Path, chain: tuple[Path, ...] = ()) -> dict:
+    """A YAML study file as a settings mapping, its `extends:` chain merged in (the base first)."""
+    if not path.is_file():
+        raise StudyError(f"Config file {path} does not exist.",
+                         f"pass a YAML file, or a profile name ({', '.join(PROFILES)}).")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise StudyError(f"Config file {path} is not valid YAML ({str(exc).splitlines()[0]}).",
+                         "fix the YAML syntax.") from exc
+    if not isinstance(raw, dict):
+        raise StudyError(f"Config file {path} must be a YAML mapping of settings.", "see the shipped profiles in `lorastudy data --help`.")
+    return _resolve_extends(raw, path.parent, (*chain, path.resolve()))
+
+
+def _resolve_extends(raw: dict, folder: Path, chain: tuple[Path, ...]) -> dict:
+    """`extends: <profile or YAML path>` (a path is relative to the extending file): the base's settings with
+    this file's merged over them, so a study file states only what differs."""
+    base = raw.pop("extends", None)
+    if base is None:
+        return raw
+    if not isinstance(base, str) or not base.strip():
+        raise StudyError(f"extends: {base!r} is not a profile name or a file path.",
+                         f"write e.g. `extends: demo` (profiles: {', '.join(PROFILES)}) or `extends: base.yaml`.")
+    if base in PROFILES:
+        return deep_merge(yaml.safe_load(profile_text(base)), raw)
+    path = (folder / Path(base).expanduser()).resolve()
+    if path in chain:
+        cycle = " -> ".join(p.name for p in (*chain[chain.index(path):], path))
+        raise StudyError(f"The study files extend each other in a cycle: {cycle}.",
+                         "let one of them extend a profile (e.g. `extends: demo`) instead.")
+    if not path.is_file():
+        raise StudyError(f"extends: '{base}' is neither a profile ({', '.join(PROFILES)}) nor a file ({path} does not exist).",
+                         "name a profile, or a YAML path relative to the file that extends it.")
+    return deep_merge(read_study_file(path, chain), raw)
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    """`override` over `base`: mappings merge key by key; anything else, lists included, replaces."""
+    merged = dict(base)
+    for key, value in override.items():
+        both_mappings = isinstance(value, dict) and isinstance(merged.get(key), dict)
+        merged[key] = deep_merge(merged[key], value) if both_mappings else value
+    return merged
+
+
+def starter_file(path: Path, base: str, base_ref: str) -> str:
+    """The commented study file `lorastudy init` writes at `path`: extends `base` (written as `base_ref`), data keys first."""
+    base_config = load_config(base)
+    return STARTER.format(name=path.stem, file=path.name, base=base_ref, max_length=base_config.data.max_length,
+                          arms=", ".join(base_config.arms))
+
+
+STARTER = """\
+# {name}: a lorastudy study. It extends `{base}`: every setting not written here comes
+# from there (sections merge key by key; a list replaces the base's list). State only what differs.
+# Check the data before training:  lorastudy data --config {file}
+# Run the study:                   lorastudy run --config {file}
+extends: {base}
+name: {name}
+output_dir: runs/{name}
+
+# Your data: a .csv, .jsonl or .parquet file (or hf:<dataset id>) with a text and a label column.
+data:
+  source: my_data.csv        # relative paths start at the folder you run lorastudy from
+  text_column: text
+  label_column: label
+  # split_column: split      # a column of train/val/test values, if the file is already split
+  # max_length: {max_length}           # tokens per text; `lorastudy data` reports the share of longer texts
+  # deduplicate: true        # drop texts that occur in more than one split (train/test leakage)
+
+# The split when the file has none: stratified fractions of all rows (the base's row caps are lifted).
+split:
+  train_size: null
+  val_size: null
+  test_size: null
+  val_fraction: 0.1
+  test_fraction: 0.2
+
+# Everything else comes from `{base}`. Change single values, for example:
+# seeds: [42, 43, 44]
+# arms: [{arms}]
+# train:
+#   epochs: 1
+"""
 
 
 def validate_config(raw: dict) -> StudyConfig:

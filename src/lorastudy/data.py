@@ -77,6 +77,7 @@ class PreparedData:
     fingerprint: str
     warnings: list[str]
     cleaning: dict[str, int] = field(default_factory=dict)  # rows read, dropped, unused by the splits
+    duplicates: dict = field(default_factory=dict)  # repeated texts within and across splits (see duplicate_record)
 
     def texts(self, split: str) -> list[str]:
         return self.frame.loc[self.frame["split"] == _check_split(split), "text"].tolist()
@@ -256,6 +257,7 @@ def _load_hub(data: DataConfig) -> pd.DataFrame:
     import datasets
 
     dataset_id = data.source.removeprefix("hf:")
+    _check_hub_dataset_reachable(data.source)
     parts = [(data.hf_train_split, None)] + ([(data.hf_test_split, "test")] if data.hf_test_split else [])
     frames = []
     for split_name, role in parts:
@@ -275,6 +277,26 @@ def _load_hub(data: DataConfig) -> pd.DataFrame:
         frames.append(frame)
     frame = pd.concat(frames, ignore_index=True)
     return frame[frame["split"].notna()].reset_index(drop=True)
+
+
+def _check_hub_dataset_reachable(source: str) -> None:
+    """A hub dataset neither cached nor downloadable fails at once, in one line (as a hub model does),
+    instead of after `datasets`' five printed retries."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    from lorastudy.runtime import hub_unavailable
+
+    try:
+        snapshot_download(source.removeprefix("hf:"), repo_type="dataset", local_files_only=True)
+        return
+    except LocalEntryNotFoundError:
+        pass
+    if unavailable := hub_unavailable():
+        raise StudyError(f"{source} is not in the local Hugging Face cache and the Hugging Face Hub is offline: "
+                         f"{unavailable}.",
+                         "go online (and unset HF_HUB_OFFLINE) once to cache it, or use a local "
+                         f".csv/.jsonl/.parquet file or {WORDNET_SOURCE}.")
 
 
 def _merge_and_filter_labels(frame: pd.DataFrame, data: DataConfig) -> pd.DataFrame:
@@ -413,7 +435,8 @@ def _stratified_draw(labels: np.ndarray, candidates: np.ndarray, n: int, floor: 
                      rng: np.random.Generator, name: str) -> np.ndarray:
     """Indices of `n` candidate rows in natural class proportions, at least `floor` per class.
 
-    The floor never takes a class's last `keep` candidate rows (those stay for training).
+    Neither the floor nor the proportional share takes a class's last `keep` candidate rows (those stay
+    for training), unless `n` cannot be met otherwise.
     Hand-rolled rather than sklearn's StratifiedShuffleSplit, which refuses classes with a
     single row and samples smaller than the class count: both are normal in a long tail.
     """
@@ -424,9 +447,10 @@ def _stratified_draw(labels: np.ndarray, candidates: np.ndarray, n: int, floor: 
     classes, inverse, available = np.unique(labels[rows], return_inverse=True, return_counts=True)
     minimum = np.clip(np.minimum(floor, available - keep), 0, None)
     if minimum.sum() > n:
-        raise StudyError(f"The {name} split ({n} rows) is too small to stratify {len(classes)} classes with "
-                         f"{floor} examples each (split.min_eval_per_class).",
-                         f"raise split.{name}_size / split.{name}_fraction, or lower split.min_eval_per_class.")
+        raise StudyError(f"The {name} split ({n} of {len(rows)} rows) is too small to stratify {len(classes)} classes "
+                         f"with {floor} examples each (split.min_eval_per_class).",
+                         f"raise split.{name}_size / split.{name}_fraction, lower split.min_eval_per_class "
+                         f"(0 lets classes go without {name} examples), or add rows.")
     exact = available * n / available.sum()
     quota = np.floor(exact).astype(int)
     by_remainder = np.lexsort((rng.random(len(classes)), quota - exact))  # largest remainder first, ties at random
@@ -434,6 +458,11 @@ def _stratified_draw(labels: np.ndarray, candidates: np.ndarray, n: int, floor: 
     quota = np.maximum(quota, minimum)
     while quota.sum() > n:  # give back what the floor added, from the classes with most to spare
         quota[np.argmax(quota - minimum)] -= 1
+    capacity = np.maximum(available - keep, minimum)  # a class's last `keep` rows stay for training
+    while n <= capacity.sum() and (quota > capacity).any():  # e.g. a singleton class's one row drawn for test
+        quota[np.argmax(quota - capacity)] -= 1
+        room = np.flatnonzero(quota < capacity)
+        quota[room[np.argmax((exact - quota)[room])]] += 1
     picked = [rng.choice(rows[inverse == c], size=q, replace=False) for c, q in enumerate(quota) if q]
     return np.sort(np.concatenate(picked))
 
@@ -448,8 +477,6 @@ def assign_tiers(train_counts: list[int], tiers: TierConfig) -> tuple[list[str],
     missing from train (count 0) is always in the rarest tier.
     """
     counts = np.asarray(train_counts)
-    if tiers.scheme == "quantiles" and list(tiers.quantiles) != sorted(set(tiers.quantiles)):
-        raise StudyError(f"tiers.quantiles {tiers.quantiles} must increase.", "list them from low to high, e.g. [0.25, 0.75].")
     if tiers.scheme == "bottom_quartile":
         names = ["rare", "common"]
         thresholds = [float(sorted(train_counts)[len(train_counts) // 4])]
@@ -479,6 +506,11 @@ def build_data(config: StudyConfig) -> PreparedData:
     frame = frame.sort_values("split", key=lambda s: s.map(SPLITS.index), kind="stable").reset_index(drop=True)
     frame["label_id"] = frame["label"].map({label: i for i, label in enumerate(labels)}).astype(np.int64)
     frame = frame[["text", "label", "label_id", "split"]].astype({"text": str, "label": str, "split": str})
+    duplicates = duplicate_record(frame)
+    if config.data.deduplicate:
+        frame, dropped = drop_cross_split_duplicates(frame)
+        duplicates |= {"deduplicated": True, "dropped_rows": dropped}
+        cleaning["dropped_cross_split_duplicates"] = sum(dropped.values())
 
     counts = {s: np.bincount(frame.loc[frame["split"] == s, "label_id"], minlength=len(labels)).tolist()
               for s in SPLITS}
@@ -487,11 +519,43 @@ def build_data(config: StudyConfig) -> PreparedData:
     return PreparedData(frame=frame, labels=labels, train_counts=counts["train"], val_counts=counts["val"],
                         test_counts=counts["test"], tier_names=tier_names, tier_of=tier_of, tier_rule=rule,
                         tier_thresholds=thresholds, missing=missing, fingerprint=fingerprint(frame, labels),
-                        warnings=warnings + _split_warnings(frame, labels, counts, missing), cleaning=cleaning)
+                        warnings=warnings + _split_warnings(frame, labels, counts, missing, duplicates),
+                        cleaning=cleaning, duplicates=duplicates)
+
+
+def duplicate_record(frame: pd.DataFrame) -> dict:
+    """How texts repeat: rows repeated inside a split, and texts shared between splits, where a test text
+    that also occurs in training is leakage that flatters every arm's test score."""
+    texts = {s: set(frame.loc[frame["split"] == s, "text"]) for s in SPLITS}
+    test_texts = frame.loc[frame["split"] == "test", "text"]
+    return {
+        "duplicate_rows_within_splits": int(frame.duplicated(["split", "text"]).sum()),
+        "texts_in_several_splits": int((frame.groupby("text")["split"].nunique() > 1).sum()),
+        "texts_shared": {f"{a}_{b}": len(texts[a] & texts[b]) for a, b in (("train", "val"), ("train", "test"),
+                                                                            ("val", "test"))},
+        "test_rows_seen_in_train": int(test_texts.isin(texts["train"]).sum()),
+        "texts_with_conflicting_labels": int((frame.groupby("text")["label"].nunique() > 1).sum()),
+        "deduplicated": False,
+        "dropped_rows": {"val": 0, "test": 0},
+    }
+
+
+def drop_cross_split_duplicates(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
+    """`data.deduplicate`: drop val rows whose text is in train, and test rows whose text is in train or val.
+    Training keeps its copy; repeats inside one split stay (they are not leakage)."""
+    earlier: set[str] = set(frame.loc[frame["split"] == "train", "text"])
+    drop = pd.Series(False, index=frame.index)
+    dropped = {}
+    for name in ("val", "test"):
+        rows = frame["split"] == name
+        drop |= rows & frame["text"].isin(earlier)
+        dropped[name] = int((drop & rows).sum())
+        earlier |= set(frame.loc[rows, "text"])
+    return frame[~drop].reset_index(drop=True), dropped
 
 
 def _split_warnings(frame: pd.DataFrame, labels: list[str], counts: dict[str, list[int]],
-                    missing: dict[str, list[str]]) -> list[str]:
+                    missing: dict[str, list[str]], duplicates: dict) -> list[str]:
     warnings = []
     unseen = [label for i, label in enumerate(labels) if counts["train"][i] == 0 and counts["val"][i] + counts["test"][i]]
     if unseen:
@@ -499,10 +563,16 @@ def _split_warnings(frame: pd.DataFrame, labels: list[str], counts: dict[str, li
     for name in ("val", "test"):
         if missing[name]:
             warnings.append(f"{len(missing[name])} classes have no {name} examples: {_short_list(missing[name])}.")
-    splits_per_text = frame.groupby("text")["split"].nunique()
-    shared = int((splits_per_text > 1).sum())
-    if shared:
-        warnings.append(f"{shared} texts occur in more than one split (e.g. in train and test).")
+    shared, seen = duplicates["texts_in_several_splits"], duplicates["test_rows_seen_in_train"]
+    if duplicates["deduplicated"]:
+        dropped = duplicates["dropped_rows"]
+        warnings.append(f"{shared} texts occurred in more than one split; data.deduplicate dropped {dropped['val']} "
+                        f"val and {dropped['test']} test rows whose text is also in an earlier split.")
+    elif shared:
+        warnings.append(f"{shared} texts occur in more than one split (e.g. in train and test); {seen} test rows "
+                        "repeat a training text, which flatters test scores (set data.deduplicate: true to drop them).")
+    if duplicates["texts_with_conflicting_labels"]:
+        warnings.append(f"{duplicates['texts_with_conflicting_labels']} texts occur with more than one label.")
     return warnings
 
 
@@ -519,9 +589,10 @@ def fingerprint(frame: pd.DataFrame, labels: list[str]) -> str:
 
 
 def _settings_hash(config: StudyConfig) -> str:
-    """What `data/` depends on: data, split and tier settings, and the tokenizer the summary uses."""
+    """What `data/` depends on: data, split and tier settings, and the tokenizers the summary uses."""
     return stable_hash({"data": config.data.model_dump(mode="json"), "split": config.split.model_dump(mode="json"),
-                        "tiers": config.tiers.model_dump(mode="json"), "tokenizer": config.models.encoder.source})
+                        "tiers": config.tiers.model_dump(mode="json"), "tokenizer": config.models.encoder.source,
+                        "decoder_tokenizer": config.models.decoder.source})
 
 
 def prepare_data(config: StudyConfig, run_dir: Path) -> PreparedData:
@@ -533,11 +604,13 @@ def prepare_data(config: StudyConfig, run_dir: Path) -> PreparedData:
     data = build_data(config)
     with artifacts.atomic_path(folder / "dataset.parquet") as tmp:
         data.frame.to_parquet(tmp, index=False)
-    artifacts.write_json(folder / "summary.json", summarize(data, config))
+    summary = summarize(data, config)
+    artifacts.write_json(folder / "summary.json", summary)
     labels_json = {key: getattr(data, key) for key in (
         "labels", "train_counts", "val_counts", "test_counts", "tier_names", "tier_of", "tier_rule",
-        "tier_thresholds", "missing", "fingerprint", "warnings", "cleaning")}
-    artifacts.write_json(folder / "labels.json", labels_json | {"settings_hash": settings})  # written last
+        "tier_thresholds", "missing", "fingerprint", "warnings", "cleaning", "duplicates")}
+    labels_json |= {"truncation": summary["truncation"], "settings_hash": settings}
+    artifacts.write_json(folder / "labels.json", labels_json)  # written last
     integrity.record_study_files(run_dir, [folder / name for name in DATA_FILES])
     return data
 
@@ -561,7 +634,8 @@ def load_prepared(run_dir: Path) -> PreparedData:
                          f"delete {folder} and run `lorastudy run --stage data` again.")
     return PreparedData(frame=frame, **{k: meta[k] for k in (
         "labels", "train_counts", "val_counts", "test_counts", "tier_names", "tier_of", "tier_rule",
-        "tier_thresholds", "missing", "fingerprint", "warnings")}, cleaning=meta.get("cleaning", {}))
+        "tier_thresholds", "missing", "fingerprint", "warnings")}, cleaning=meta.get("cleaning", {}),
+        duplicates=meta.get("duplicates", {}))
 
 
 # --- description ----------------------------------------------------------
@@ -589,6 +663,9 @@ def summarize(data: PreparedData, config: StudyConfig) -> dict:
     texts = frame["text"].tolist()
     words = np.array([len(t.split()) for t in texts])
     tokens, counted_with = token_lengths(texts, config.models.encoder.source)
+    max_length = config.data.max_length
+    truncation = {"max_length": max_length, "encoder": _truncation(tokens, counted_with, max_length),
+                  "decoder": _truncation(*token_lengths(texts, config.models.decoder.source), max_length)}
     return {
         "source": config.data.source,
         "fingerprint": data.fingerprint,
@@ -602,8 +679,16 @@ def summarize(data: PreparedData, config: StudyConfig) -> dict:
         "text_length": {"words": _stats(words), "tokens": _stats(tokens) | {"counted_with": counted_with},
                         "max_length": config.data.max_length,
                         "truncation_rate": float((tokens > config.data.max_length).mean())},
+        "truncation": truncation,
+        "duplicates": data.duplicates,
         "warnings": data.warnings,
     }
+
+
+def _truncation(tokens: np.ndarray, counted_with: str, max_length: int) -> dict:
+    """How many texts a model sees cut at data.max_length tokens (its words are lost to it)."""
+    over = tokens > max_length
+    return {"share": round(float(over.mean()), 4), "texts": int(over.sum()), "counted_with": counted_with}
 
 
 def _stats(lengths: np.ndarray) -> dict[str, float]:
@@ -693,8 +778,10 @@ def render_summary(summary: dict) -> None:
         length_table.add_row(name, f"{stats['mean']:.1f}", f"{stats['median']:g}", f"{stats['p95']:g}",
                              str(stats["max"]))
     console.print(length_table)
-    console.print(f"tokens counted with {escape(lengths['tokens']['counted_with'])}; "
-                  f"{lengths['truncation_rate']:.1%} of texts are longer than max_length {lengths['max_length']}")
+    for model in ("encoder", "decoder"):
+        cut = summary["truncation"][model]
+        console.print(f"{model}: {cut['share']:.1%} of texts ({cut['texts']:,}) are longer than max_length "
+                      f"{lengths['max_length']} tokens, counted with {escape(cut['counted_with'])}")
 
     for split, labels in summary["missing"].items():
         if labels:

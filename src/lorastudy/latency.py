@@ -164,7 +164,7 @@ def benchmark(predict: Predict, texts: Sequence[str], cfg: LatencyConfig, *, dev
         "batched": batched,
         "best_batch_size": best["batch_size"],
         "score_examples": cfg.score_examples,
-        f"time_for_{cfg.score_examples}_s": cfg.score_examples / best["examples_per_s"],
+        "time_for_score_examples_s": cfg.score_examples / best["examples_per_s"],
         "peak_memory_mb": memory.peak_mb,
     }
 
@@ -429,7 +429,7 @@ def _latency_table(models: dict, score_examples: int):
             size = entry["size_on_disk_mb"]["merged" if variant == "merged" else "adapter"]
             table.add_row(name, variant, _fmt(single["p50_ms"]), _fmt(single["p95_ms"]), _fmt(single["p99_ms"]),
                           f"{best['examples_per_s']:,.0f} @{best['batch_size']}",
-                          _fmt(measured[f"time_for_{measured['score_examples']}_s"], ",.0f"),
+                          _fmt(measured["time_for_score_examples_s"], ",.0f"),
                           _fmt(measured["peak_memory_mb"], ",.0f"), _fmt(measured.get("load_time_s"), ".1f"),
                           _fmt(size, ",.1f"))
     return table

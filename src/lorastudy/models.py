@@ -33,7 +33,7 @@ from transformers import (
 )
 from transformers.modeling_outputs import SequenceClassifierOutput
 
-from lorastudy import artifacts
+from lorastudy import artifacts, runtime
 from lorastudy.config import ArmSpec, LoraConfig
 from lorastudy.errors import StudyError
 from lorastudy.integrity import sha256_file
@@ -169,7 +169,7 @@ def _combined_sha256(files: list[Path]) -> str:
 def _hf_snapshot(repo_id: str, revision: str | None, allow_pickle: bool) -> tuple[Path, str]:
     """The local snapshot of a hub repo; offline and not cached fails at once instead of timing out."""
     import httpx2
-    from huggingface_hub import constants, snapshot_download
+    from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
     patterns = ["*.json", "*.txt", "*.model", "*.safetensors", "*.tiktoken"]
@@ -177,9 +177,9 @@ def _hf_snapshot(repo_id: str, revision: str | None, allow_pickle: bool) -> tupl
     try:
         path = snapshot_download(repo_id, revision=revision, allow_patterns=patterns, local_files_only=True)
     except LocalEntryNotFoundError:
-        if constants.is_offline_mode() or os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}:
-            raise StudyError(f"hf:{repo_id} is not in the local Hugging Face cache and the hub is offline "
-                             "(HF_HUB_OFFLINE=1).",
+        if unavailable := runtime.hub_unavailable():
+            raise StudyError(f"hf:{repo_id} is not in the local Hugging Face cache and the hub is offline: "
+                             f"{unavailable}.",
                              "run once with network access so it is cached, or set the model source "
                              "to a local folder.") from None
         try:
@@ -534,5 +534,38 @@ def load_trained(run_path: Path, *, merged: bool = True, cache_dir: Path | None 
     tokenizer = load_tokenizer(model_dir)
     with artifacts.reading(f"the LoRA adapter (adapter_config.json, adapter_model.safetensors) in {model_dir}",
                            DAMAGED_MODEL_FIX):
-        peft_model = PeftModel.from_pretrained(model, model_dir)
+        try:
+            peft_model = PeftModel.from_pretrained(model, model_dir)
+        except KeyError as exc:  # PEFT indexes a saved head (modules_to_save) directly
+            raise _adapter_mismatch(model_dir, [str(exc.args[0])], []) from None
+    _check_adapter_complete(peft_model, model_dir)
     return (peft_model.merge_and_unload() if merged else peft_model).eval(), tokenizer
+
+
+def _check_adapter_complete(peft_model: PeftModel, model_dir: Path) -> None:
+    """The saved adapter must hold exactly the tensors this model's adapter has (LoRA matrices and head).
+
+    PEFT only warns about missing LoRA keys and ignores a missing `modules_to_save` head, so a reload
+    could silently keep a freshly initialised head or no adapter (peft #577, #876; transformers #26160).
+    The saved file is compared with what `save_pretrained` would write for this model.
+    """
+    from peft import get_peft_model_state_dict
+    from safetensors import safe_open
+
+    weights = model_dir / "adapter_model.safetensors"
+    if not weights.is_file():
+        raise StudyError(f"The saved adapter in {model_dir} has no adapter_model.safetensors.",
+                         "re-run this arm (delete its run folder).")
+    with safe_open(str(weights), framework="pt") as handle:
+        saved = set(handle.keys())
+    expected = set(get_peft_model_state_dict(peft_model))
+    missing, unexpected = sorted(expected - saved), sorted(saved - expected)
+    if missing or unexpected:
+        raise _adapter_mismatch(model_dir, missing, unexpected)
+
+
+def _adapter_mismatch(model_dir: Path, missing: list[str], unexpected: list[str]) -> StudyError:
+    found = "; ".join(f"{kind} keys: {', '.join(keys[:3])}" + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
+                      for kind, keys in (("missing", missing), ("unexpected", unexpected)) if keys)
+    return StudyError(f"The saved adapter in {model_dir} does not match its model ({found}).",
+                      "re-run this arm (delete its run folder).")

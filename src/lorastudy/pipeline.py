@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Sequence
 
+from filelock import FileLock, Timeout
 from tqdm.auto import tqdm
 
 from lorastudy import artifacts, integrity
@@ -105,39 +106,19 @@ def _check_config_matches(run_dir: Path, config: StudyConfig) -> None:
 
 @contextmanager
 def study_lock(run_dir: Path) -> Iterator[None]:
-    """One `run` per run directory; a lock left by a dead process is cleared."""
-    lock = run_dir / ".lock"
+    """One `run` per run directory, held as an OS file lock on `.lock`.
+
+    The kernel grants the lock atomically and drops it when the holder's process dies, so two runs
+    can never both own the directory and a crashed run never blocks the next one. The file itself
+    stays (deleting a lock file while a contender has it open would let both hold a lock).
+    """
+    lock = FileLock(run_dir / ".lock", timeout=0)
     try:
-        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-    except FileExistsError:
-        pid = _lock_owner(lock)
-        if pid is not None and _alive(pid):
-            raise StudyError(f"Another lorastudy run (pid {pid}) is using {run_dir}.",
-                             "wait for it to finish, or use another --output-dir.") from None
-        lock.unlink(missing_ok=True)
-        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(str(os.getpid()))
+        lock.acquire()
+    except Timeout:
+        raise StudyError(f"Another lorastudy run is using {run_dir}.",
+                         "wait for it to finish, or use another --output-dir.") from None
     try:
         yield
     finally:
-        lock.unlink(missing_ok=True)
-
-
-def _lock_owner(lock: Path) -> int | None:
-    try:
-        return int(lock.read_text().strip())
-    except (OSError, ValueError):
-        return None
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        lock.release()

@@ -11,6 +11,7 @@ import gc
 import os
 import platform
 import random
+import socket
 import subprocess
 import sys
 import threading
@@ -19,6 +20,7 @@ from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 import numpy as np
 import psutil
@@ -246,6 +248,25 @@ def _high_water_mark_mb() -> float:
 
 
 @lru_cache(maxsize=1)
+def hub_unavailable() -> str | None:
+    """Why the Hugging Face Hub cannot be used right now (offline mode, or its host unreachable), else None.
+
+    Asked before any download that is not in the local cache: the hub clients otherwise retry
+    for half a minute, printing each retry, before they fail.
+    """
+    from huggingface_hub import constants
+
+    if constants.is_offline_mode() or os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}:
+        return "offline mode is on (HF_HUB_OFFLINE=1)"
+    endpoint = urlsplit(constants.ENDPOINT)
+    port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
+    try:
+        with socket.create_connection((endpoint.hostname, port), timeout=5):
+            return None
+    except OSError as exc:
+        return f"{endpoint.hostname}:{port} cannot be reached ({exc.strerror or type(exc).__name__})"
+
+
 def git_commit() -> str | None:
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
