@@ -116,7 +116,7 @@ def test_mechanism_is_chosen_by_the_numbers(notes):
 def test_balanced_data_has_no_rare_tier_and_says_so(notes):
     run_dir, note = notes["no_rare_tier"]
     assert "the training counts have no long tail" in note
-    assert "Across all classes" in note and "In the rare tier" not in note
+    assert "Across all classes, class by class" in note and "In the rare tier" not in note
     assert _findings(run_dir).get("weighting.mechanism") is None
     audit = _findings(run_dir).get("decision.rare-supersense audit")
     assert audit.facts["metric"] == "accuracy" and audit.facts["metric_substituted"]
@@ -176,9 +176,12 @@ def test_every_figure_is_cited_and_prose_stays_within_the_limit(notes):
 
 def test_the_intervals_sentence_counts_what_the_note_prints(notes):
     _, note = notes["tie"]
-    count = int(re.search(r"The note reports (\d+) intervals", note).group(1))
-    assert count == len(re.findall(r"\[[−+-]?\$?\d[\d,.]*(?: ?(?:%|pp|ms))?, [−+-]?\$?\d[\d,.]*(?: ?(?:%|pp|ms))?\]",
-                                   re.sub(r"`[^`]*`", "", note)))
+    reported, excluding = map(int, re.search(r"The note reports (\d+) intervals of differences at 95% confidence, "
+                                            r"(\d+) of which exclude 0", note).groups())
+    pairs = re.findall(r"[+-]\d[\d.]*(?: ?pp)? \[([+-]?[\d.]+)(?: ?pp)?, ([+-]?[\d.]+)(?: ?pp)?\]",
+                       re.sub(r"`[^`]*`", "", note))
+    assert reported == len(pairs) > 10
+    assert excluding == sum(1 for lo, hi in pairs if float(lo) > 0 or float(hi) < 0)
 
 
 def test_labels_are_escaped_in_markdown_and_html(tmp_path):
@@ -224,7 +227,7 @@ def test_findings_json_names_the_artifact_path_of_every_quantity(notes):
     results = artifacts.read_json(run_dir / "evaluation" / "results.json")
     for finding in _findings(run_dir).findings:
         for quantity in finding.quantities:
-            if not quantity.path.startswith("evaluation/results.json#/") or " × " in quantity.path:
+            if not quantity.path.startswith("evaluation/results.json#/") or re.search(" [×−] ", quantity.path):
                 continue  # latency values, and values derived from two paths
             node = results
             for key in quantity.path.split("#/")[1].split("/"):
@@ -242,3 +245,12 @@ def test_an_old_results_file_is_refused_with_the_command_that_rebuilds_it(notes,
     from lorastudy.errors import StudyError
     with pytest.raises(StudyError, match="older lorastudy"):
         write_note(copy)
+
+
+def test_check_traces_every_number_of_every_generated_note(notes):
+    from lorastudy.check import check_note
+
+    for key, (run_dir, _) in notes.items():
+        outcome = check_note(run_dir / "note" / "note.md", run_dir)
+        assert outcome.unmatched_numbers == [], (key, outcome.unmatched_numbers)
+        assert outcome.complete, (key, [s.missing for s in outcome.sections])

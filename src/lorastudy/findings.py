@@ -19,11 +19,10 @@ from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, Field
-from scipy.stats import binomtest, linregress
+from scipy.stats import binomtest, linregress, spearmanr
 
 from lorastudy import deployment
 from lorastudy.config import ARMS, StudyConfig
-from lorastudy.errors import StudyError
 
 ENC, DEC = "encoder_lora", "decoder_lora"
 WEIGHTED = {"encoder_full": "encoder_full_cw", "encoder_lora": "encoder_lora_cw", "decoder_lora": "decoder_lora_cw"}
@@ -142,6 +141,32 @@ def systems_findings(src: Source) -> list[Finding]:
     return out
 
 
+def architecture_split_finding(src: Source) -> Finding | None:
+    """Decoder minus encoder LoRA, split exactly by tier: macro F1 by class share, accuracy by example share."""
+    if not (src.has(ENC) and src.has(DEC)) or not _has_tail(src):
+        return None
+    enc_run = src.first_run(ENC)
+    tiers = src.results["runs"][enc_run]["test"]["per_tier"]
+    evaluable = sum(tiers[t]["n_evaluable"] for t in src.tiers)
+    quantities, macro = [], {}
+    for tier in src.tiers:
+        paths = {arm: f"{RESULTS}#/arms/{arm}/per_tier/{tier}" for arm in (ENC, DEC)}
+        means = [src.results["arms"][arm]["per_tier"][tier]["mean_f1"]["mean"] for arm in (ENC, DEC)]
+        recalls = [src.results["arms"][arm]["per_tier"][tier]["recall"]["mean"] for arm in (ENC, DEC)]
+        share = tiers[tier]["n_evaluable"] / evaluable if evaluable else 0.0
+        macro[tier] = None if None in means else share * (means[1] - means[0])
+        accuracy = None if None in recalls else tiers[tier]["true_share"] * (recalls[1] - recalls[0])
+        sources = " − ".join(paths[arm] for arm in (DEC, ENC))
+        quantities += [Quantity(name=f"{tier}.macro_f1_gap_from_tier", value=macro[tier], path=sources + " (mean_f1)"),
+                       Quantity(name=f"{tier}.accuracy_gap_from_tier", value=accuracy, path=sources + " (recall)")]
+    defined = {t: v for t, v in macro.items() if v is not None}
+    if not defined:
+        return None
+    return Finding(id="architecture.tier_split", kind="decomposition", section=1,
+                   test="Δ macro F1 = Σ tiers class share × Δ tier mean F1; the tier with the larger |part| holds the gap",
+                   verdict=max(defined, key=lambda t: abs(defined[t])), subjects=[ENC, DEC], quantities=quantities)
+
+
 def hidden_tail_finding(src: Source) -> Finding | None:
     """What the aggregates hide: zero-F1 classes concentrated in the rare tier."""
     if not (src.has(ENC) and src.has(DEC)) or len(src.tiers) < 2:
@@ -194,23 +219,32 @@ def weighting_findings(src: Source, config: StudyConfig) -> list[Finding]:
                            src.value(f"{tier}.true_share", *base, "per_tier", tier, "true_share"),
                            src.value(f"{tier}.delta_recall", *base, "per_tier", tier, "delta_recall"),
                            src.value(f"{tier}.share_before", *base, "per_tier", tier, "predicted_share_before"),
-                           src.value(f"{tier}.share_after", *base, "per_tier", tier, "predicted_share_after")]
+                           src.value(f"{tier}.share_after", *base, "per_tier", tier, "predicted_share_after"),
+                           src.value(f"{tier}.recall_before", *base, "per_tier", tier, "recall_before"),
+                           src.value(f"{tier}.recall_after", *base, "per_tier", tier, "recall_after")]
         finding = Finding(id=f"weighting.{arm}", kind="effect", section=2, test=_test_name(src.source),
                           verdict=verdicts.get("macro_f1", "undefined"), subjects=[arm, WEIGHTED[arm]],
                           quantities=quantities,
                           facts={"verdicts": verdicts, "lifted": [c["label"] for c in effect["lifted_off_zero"]],
                                  "fell": [c["label"] for c in effect["fell_to_zero"]]})
         finding.facts["accuracy_split"] = _accuracy_split(finding, src.tiers)
+        for tier in src.tiers:  # pooled precision of the tier's predictions = recall x true share / predicted share
+            for when in ("before", "after"):
+                parts = [finding.q(f"{tier}.recall_{when}"), finding.q(f"{tier}.true_share"),
+                         finding.q(f"{tier}.share_{when}")]
+                value = parts[0] * parts[1] / parts[2] if None not in parts and parts[2] else None
+                finding.quantities.append(Quantity(name=f"{tier}.precision_{when}", value=value, path=" × ".join(
+                    q.path for q in finding.quantities if q.name in (f"{tier}.recall_{when}", f"{tier}.true_share",
+                                                                     f"{tier}.share_{when}"))))
         for tier, value in finding.facts["accuracy_split"].items():
             sources = " × ".join(q.path for q in finding.quantities if q.name in (f"{tier}.true_share",
                                                                                     f"{tier}.delta_recall"))
             finding.quantities.append(Quantity(name=f"{tier}.accuracy_change_from_tier", value=value, path=sources))
         out.append(finding)
     for index, row in enumerate(src.results.get("weighting_did", [])):
-        if row["encoder"] != ENC:
-            continue
         path = f"{RESULTS}#/weighting_did/{index}"
-        out.append(Finding(id=f"weighting.did.{row['metric']}", kind="difference", section=2,
+        prefix = "weighting.did" if row["encoder"] == ENC else "weighting.did_full"
+        out.append(Finding(id=f"{prefix}.{row['metric']}", kind="difference", section=2,
                            test=_test_name(src.source), verdict=difference_verdict(row), subjects=[ENC, DEC],
                            quantities=[Quantity(name="did", value=row["diff"], path=path + "/diff"),
                                        Quantity(name="did_lo", value=row["ci"][0], path=path + "/ci/0"),
@@ -233,6 +267,8 @@ def weighting_mechanism(src: Source, found: list[Finding], equal_within: float) 
     - "equal_tail_common_differs": the rare-tier contributions differ by less than `equal_within`
       while the common-tier contributions differ by more: the gap is what weighting cost (or gave)
       the common tier, not what it did for the tail;
+    - "overshoot": the model that gained less in the tail was pushed further past the tier's true share
+      and lost more of its rare-tier precision (correct rare predictions / rare predictions);
     - "more_under_prediction_more_gain": the model that under-predicted the rare tier more
       (lower predicted/true share before weighting) gained more rare-tier F1 contribution;
     - "less_under_prediction_more_gain": the opposite: the gain is not explained by how much
@@ -255,12 +291,21 @@ def weighting_mechanism(src: Source, found: list[Finding], equal_within: float) 
         under[arm] = before / true if true else None
         quantities += [q for q in f.quantities if q.name in (f"{rare}.contribution", f"{common}.contribution",
                                                              f"{rare}.share_before", f"{rare}.true_share",
-                                                             f"{rare}.share_after", "rare_recall_delta")]
+                                                             f"{rare}.share_after", "rare_recall_delta",
+                                                             f"{rare}.precision_before", f"{rare}.precision_after")]
     rare_gap = contributions[DEC][0] - contributions[ENC][0]
     common_gap = contributions[DEC][1] - contributions[ENC][1]
     gained_more = DEC if rare_gap > 0 else ENC
+    loser = ENC if gained_more == DEC else DEC
+    overshoot = {arm: f.q(f"{rare}.share_after") / f.q(f"{rare}.true_share") if f.q(f"{rare}.true_share") else None
+                 for arm, f in ((ENC, enc), (DEC, dec))}
+    precision_drop = {arm: None if None in (f.q(f"{rare}.precision_before"), f.q(f"{rare}.precision_after")) else
+                      f.q(f"{rare}.precision_before") - f.q(f"{rare}.precision_after") for arm, f in ((ENC, enc), (DEC, dec))}
     if abs(rare_gap) < equal_within <= abs(common_gap):
         verdict = "equal_tail_common_differs"
+    elif None not in (*overshoot.values(), *precision_drop.values()) and overshoot[loser] > 1 and \
+            overshoot[loser] > overshoot[gained_more] and precision_drop[loser] > precision_drop[gained_more]:
+        verdict = "overshoot"
     elif under[ENC] is not None and under[DEC] is not None and under[ENC] != under[DEC]:
         more_under = DEC if under[DEC] < under[ENC] else ENC
         verdict = "more_under_prediction_more_gain" if more_under == gained_more else "less_under_prediction_more_gain"
@@ -271,6 +316,7 @@ def weighting_mechanism(src: Source, found: list[Finding], equal_within: float) 
                         "before weighting", verdict=verdict, subjects=[ENC, DEC], quantities=quantities,
                    facts={"rare_gap": rare_gap, "common_gap": common_gap, "gained_more_in_tail": gained_more,
                           "rare_contribution": {arm: contributions[arm][0] for arm in (ENC, DEC)},
+                          "overshoot": overshoot, "loser": loser,
                           "other_arm": {ENC: DEC, DEC: ENC},
                           "tail_moved_up": max(c[0] for c in contributions.values()) > 0,
                           "under_ratio": under, "equal_within": equal_within,
@@ -299,13 +345,16 @@ def tier_findings(src: Source, config: StudyConfig) -> list[Finding]:
                            src.value(f"{arm}.recall", "runs", run, "test", "per_tier", tier, "recall")]
         better = sum(r["diff"] > 0 for r in rows)
         worse = sum(r["diff"] < 0 for r in rows)
-        p = binomtest(better, better + worse).pvalue if better + worse else None
+        untied = better + worse
+        p = binomtest(better, untied).pvalue if untied else None
+        powerless = untied == 0 or 2 * 0.5 ** untied >= 0.05  # even a clean sweep could not reach p < 0.05
         n_classes = data["tier_sizes"][tier]
         wiped = [arm for arm in (ENC, DEC) if rows and not nonzero[arm]]
         fragile = [arm for arm in (ENC, DEC) if 0 < len(nonzero[arm]) <= config.report.fragile_tier_classes
                    and len(rows) > len(nonzero[arm])]
-        verdict = ("decoder_more_classes" if p is not None and p < 0.05 and better > worse else
-                   "encoder_more_classes" if p is not None and p < 0.05 and worse > better else "no_class_level_winner")
+        verdict = ("too_few_classes" if powerless else
+                   "decoder_more_classes" if p < 0.05 and better > worse else
+                   "encoder_more_classes" if p < 0.05 and worse > better else "no_class_level_winner")
         out.append(Finding(id=f"tier.{tier}", kind="tiers", section=3,
                            test="two-sided sign test over the tier's classes of decoder minus encoder F1 (p < 0.05)",
                            verdict=verdict, subjects=[ENC, DEC, tier], quantities=quantities,
@@ -327,11 +376,20 @@ def tier_findings(src: Source, config: StudyConfig) -> list[Finding]:
     follows = all(r.value is not None and r.value > 0 and p.value is not None and p.value < 0.05
                   for r, p in zip(rho, p_values))
     undefined = any(r.value is None for r in rho)
+    biggest = max(src.tiers, key=lambda t: src.results["data"]["tier_sizes"][t])
+    within = {}
+    for arm, key in ((ENC, "f1_a"), (DEC, "f1_b")):
+        rows = [c for c in (src.results.get("class_differences") or {}).get("classes", []) if c["tier"] == biggest]
+        counts = [c["train_count"] for c in rows]
+        within[arm] = (float(spearmanr(counts, [c[key] for c in rows]).statistic)
+                       if len(rows) >= 3 and len(set(counts)) > 1 else None)
     out.append(Finding(id="tier.count_correlation", kind="tiers", section=3,
                        test="Spearman rho of per-class F1 with train count > 0 at p < 0.05 for both models",
                        verdict="counts_constant" if undefined else
                        "f1_follows_count" if follows else "no_clear_count_dependence",
-                       subjects=[ENC, DEC], quantities=rho + p_values))
+                       subjects=[ENC, DEC], quantities=rho + p_values,
+                       facts={"within_tier": biggest, "within_rho": within,
+                              "across_only": bool(_has_tail(src) and all(v is not None and v <= 0 for v in within.values()))}))
     return out
 
 
@@ -343,12 +401,22 @@ def confusion_finding(src: Source) -> Finding:
         base = ("runs", src.first_run(arm), "test", "tier_flow", src.rare)
         quantities += [src.value(f"{arm}.n", *base, "n_examples"), src.value(f"{arm}.correct", *base, "correct")]
         quantities += [src.value(f"{arm}.to.{tier}", *base, "to_tier", tier) for tier in src.tiers]
-    tops = {arm: (flow or {}).get("top_absorbers", [])[:1] for arm, flow in flows.items()}
-    shared = bool(tops[ENC] and tops[DEC] and tops[ENC][0]["label"] == tops[DEC][0]["label"])
+    def unique_top(flow: dict | None) -> str | None:
+        tops = (flow or {}).get("top_absorbers", [])
+        if not tops or (len(tops) > 1 and tops[1]["count"] == tops[0]["count"]):
+            return None
+        return tops[0]["label"]
+
+    counts = src.results["data"]["train_counts"]
+    largest = [src.results["data"]["labels"][i] for i in sorted(range(len(counts)), key=lambda i: -counts[i])[:3]]
+    into_largest = {arm: sum(t["count"] for t in (flow or {}).get("top_absorbers", []) if t["label"] in largest)
+                    for arm, flow in flows.items()}
+    shared = unique_top(flows[ENC]) is not None and unique_top(flows[ENC]) == unique_top(flows[DEC])
     return Finding(id="tier.confusions", kind="confusion", section=3,
                    test="the top absorber of wrongly predicted rare-tier examples is the same class for both models",
                    verdict="same_top_absorber" if shared else "different_top_absorbers", subjects=[ENC, DEC],
-                   quantities=quantities, facts={"flows": flows})
+                   quantities=quantities, facts={"flows": flows, "largest_classes": largest,
+                                                 "wrong_into_largest": into_largest})
 
 
 # --- Section 4 ----------------------------------------------------------------------------
@@ -518,13 +586,14 @@ def bottleneck_findings(src: Source, config: StudyConfig) -> list[Finding]:
                            "macro_f1_size": row["diff"] if supported else None, "quantities": quantities,
                            "facts": {"diff": row["diff"], "ci": row["ci"]}})
     else:
-        candidates.append({"name": "representation", "supported": False, "macro_f1_size": None, "quantities": [],
+        candidates.append({"name": "representation", "supported": None, "macro_f1_size": None, "quantities": [],
                            "facts": {"untestable": f"no full fine-tune of the {focus.split('_')[0]} in this study"}})
     if not candidates:
         return []
-    ranked = sorted(candidates, key=lambda c: (not c["supported"], c["macro_f1_size"] is None, -(c["macro_f1_size"] or 0)))
-    favoured = ranked[0] if ranked[0]["supported"] else None
-    runner_up = next((c for c in ranked[1:] if c["supported"]), None) if favoured else None
+    ranked = sorted(candidates, key=lambda c: (c["supported"] is not True, c["macro_f1_size"] is None,
+                                               -(c["macro_f1_size"] or 0)))
+    favoured = ranked[0] if ranked[0]["supported"] is True else None
+    runner_up = next((c for c in ranked[1:] if c["supported"] is True), None) if favoured else None
     bottleneck = Finding(
         id="bottleneck", kind="bottleneck", section=5,
         test="supported candidates ranked by the macro F1 each accounts for (measured sizes before unknown ones)",
@@ -562,8 +631,9 @@ def prediction_finding(src: Source, focus: str, favoured: dict | None) -> Findin
         key = {"rare_recall": "rare_recall_after", "rare_mean_f1": "rare_mean_f1_after"}.get(metric, "test_macro_f1_after")
         levels.append(src.value(f"{focus}.probe", "logit_adjustment", src.first_run(focus), key))
     levels = [q for q in levels if q.value is not None]
-    if not levels:
-        raise StudyError("No arm has a value for the predicted metric.", "check evaluation/results.json.")
+    if not levels:  # the rare tier has no test examples: predict on macro F1, defined for every arm
+        metric = "macro_f1"
+        levels = [src.value(f"{arm}.level", "arms", arm, "test", "macro_f1", "mean") for arm in src.results["arms"]]
     best = max(levels, key=lambda q: q.value)
     return Finding(id="prediction", kind="prediction", section=5,
                    test="the predicted value must exceed the best any arm (or the post-hoc probe) of this study reached",
@@ -586,8 +656,7 @@ def derive(results: dict, latency: dict | None, config: StudyConfig) -> Findings
     """Every finding the note may word, from the run's results and latency."""
     src = Source(results, latency, config)
     found = [uncertainty_finding(src), *systems_findings(src)]
-    hidden = hidden_tail_finding(src)
-    found += [hidden] if hidden else []
+    found += [f for f in (architecture_split_finding(src), hidden_tail_finding(src)) if f]
     found += weighting_findings(src, config) + tier_findings(src, config)
     ratio = latency_finding(src)
     found += ([ratio] if ratio else []) + decision_findings(src, config) + bottleneck_findings(src, config)
