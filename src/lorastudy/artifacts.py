@@ -79,6 +79,15 @@ def atomic_dir(path: Path) -> Iterator[Path]:
         raise
 
 
+def make_folder(folder: Path, fix: str) -> Path:
+    """Create a folder (and its parents) up front, so an impossible output fails before any work is done."""
+    try:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StudyError(f"Cannot create the folder {folder}: {exc.strerror or exc}.", fix) from None
+    return Path(folder)
+
+
 def write_text(path: Path, text: str) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")

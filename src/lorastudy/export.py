@@ -37,11 +37,7 @@ def export_model(run_dir: Path, arm: str, out: Path, *, seed: int | None = None,
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise StudyError(f"{out} already exists and is not an empty folder.", "choose a new folder, or delete it.")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise StudyError(f"Cannot create the folder {out.parent}: {exc.strerror or exc}.",
-                         "choose a writable place for the model folder.") from None
+    artifacts.make_folder(out.parent, "choose a writable place for the model folder.")
     if run.method == "tfidf" and fmt == "onnx":
         raise StudyError("The TF-IDF arm has no ONNX export.", "export it with --format safetensors.")
     with artifacts.atomic_dir(out) as tmp:

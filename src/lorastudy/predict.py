@@ -185,11 +185,7 @@ def check_output(path: Path) -> Path:
         raise StudyError(f"Output {path} is a folder.", "give a file name, e.g. predictions.csv.")
     if path.suffix.lower() not in TABLE_SUFFIXES:
         raise StudyError(f"Output {path} has no known table format.", "end --output in .csv, .jsonl or .parquet.")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise StudyError(f"Cannot create the folder {path.parent} for {path.name}: {exc.strerror or exc}.",
-                         "choose a writable --output path.") from None
+    artifacts.make_folder(path.parent, "choose a writable --output path.")
     if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
         raise StudyError(f"Output {path} is not writable.", "choose a writable --output path.")
     return path
