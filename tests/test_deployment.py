@@ -60,14 +60,18 @@ def test_batch_row_rounds_instances_up_and_bills_time():
     assert deployment.batch_row(served("m", 10.0), audit, 0.1)["runs_per_month"] == 1
 
 
-def test_weighted_arms_serve_as_their_twin_and_prices_follow_the_device():
+def test_arms_of_one_family_serve_as_one_measurement_and_prices_follow_the_device():
     latency = {"models": {"encoder_lora": {"variants": {"merged": {
         "single": {"p95_ms": 12.0, "mean_ms": 10.0, "samples_ms": [9.0, 10.0, 11.0]},
         "batched": [{"examples_per_s": 300.0}, {"examples_per_s": 500.0}], "memory_added_mb": 80.0,
         "device": "mps"}}}}}
-    models = deployment.served_models(latency, ["encoder_lora", "encoder_lora_cw", "decoder_lora"])
-    assert set(models) == {"encoder_lora", "encoder_lora_cw"}  # the decoder was never measured
+    latency["models"]["encoder_full"] = {"variants": {"merged": {
+        "single": {"p95_ms": 13.0, "mean_ms": 11.0}, "batched": [{"examples_per_s": 480.0}], "device": "mps"}}}
+    models = deployment.served_models(latency, ["encoder_full", "encoder_lora", "encoder_lora_cw", "decoder_lora"])
+    assert set(models) == {"encoder_full", "encoder_lora", "encoder_lora_cw"}  # the decoder was never measured
     assert models["encoder_lora_cw"].measured_as == "encoder_lora" and models["encoder_lora"].examples_per_s == 500
+    # a merged LoRA and a full fine-tune of one model are one computation: one measurement serves both
+    assert models["encoder_full"].measured_as == "encoder_lora" and models["encoder_full"].p95_ms == 12.0
     with pytest.raises(StudyError, match="price_per_hour.mps"):
         deployment.context_rows(models, realtime(), PRICES)
 

@@ -290,7 +290,7 @@ SCHEMA_KEYS = {
                     "predicted_share_after", "true_share", "class_share", "macro_f1_contribution"},
     "mechanism": {"rare_tier", "seeds", "rare_recall", "rare_predicted_share", "rare_true_share", "spearman_rho",
                   "weighted", "spearman_rho_weighted", "per_tier"},
-    "probe": {"tau", "tau_chosen_on", "test_gain_ci", "ci_source", "val_curve", "val_macro_f1_before", "val_macro_f1_after", "test_macro_f1_before",
+    "probe": {"tau", "tau_chosen_on", "test_gain_ci", "test_macro_f1_gain", "ci_source", "val_curve", "val_macro_f1_before", "val_macro_f1_after", "test_macro_f1_before",
               "test_macro_f1_after", "test_accuracy_before", "test_accuracy_after", "test_zero_f1_count_before",
               "test_zero_f1_count_after", "rare_mean_f1_before", "rare_mean_f1_after", "rare_recall_before",
               "rare_recall_after"},

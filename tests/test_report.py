@@ -176,8 +176,8 @@ def test_every_figure_is_cited_and_prose_stays_within_the_limit(notes):
 
 def test_the_intervals_sentence_counts_what_the_note_prints(notes):
     _, note = notes["tie"]
-    reported, excluding = map(int, re.search(r"The note reports (\d+) intervals of differences at 95% confidence, "
-                                            r"(\d+) of which exclude 0", note).groups())
+    reported, excluding = map(int, re.search(r"Of the note's (\d+) intervals of differences \(95% confidence\), "
+                                            r"(\d+) exclude 0", note).groups())
     pairs = re.findall(r"[+-]\d[\d.]*(?: ?pp)? \[([+-]?[\d.]+)(?: ?pp)?, ([+-]?[\d.]+)(?: ?pp)?\]",
                        re.sub(r"`[^`]*`", "", note))
     assert reported == len(pairs) > 10

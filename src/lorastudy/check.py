@@ -41,7 +41,8 @@ How it reads a note, so that its verdicts can be argued with:
   equal a signed value; an unsigned one matches by absolute value), within the
   printed rounding and unit (61.3% matches 0.6127, 2.1 min 126 s, 22.7M
   22,730,541). A comparison's value (a fact about two arms, e.g. a
-  difference) supports only a number that names both arms or is printed as a
+  difference; with both arms named it reads either way round, b - a or a - b)
+  supports only a number that names both arms or is printed as a
   change or gap (signed, in pp, under "Δ", "by", "minus" ...), so one arm's F1
   cannot pass as another's. A number the note states as a threshold of a prediction or a
   condition ("above 0.45", "if the SLA dropped below 60 ms") is not checked.

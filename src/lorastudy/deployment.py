@@ -74,12 +74,18 @@ class Served:
 
 
 def served_models(latency: dict, arms: list[str]) -> dict[str, Served]:
-    """Each trained arm with the measurements of the model it deploys as (a weighted arm: its twin's)."""
+    """Each trained arm with the measurements of the computation it deploys as.
+
+    A weighted arm serves exactly like its unweighted twin, and a merged LoRA like a full fine-tune of the
+    same model, so every arm of a family takes one measurement (the LoRA arm's when there is one): timing
+    noise between two copies of the same computation must never decide a context.
+    """
     models = latency.get("models", {})
     out = {}
     for arm in arms:
-        twin = arm.removesuffix("_cw")
-        key = next((k for k in (arm, twin, twin + "_cw") if k in models), None)
+        family = arm.split("_")[0]
+        key = next((k for k in (f"{family}_lora", f"{family}_lora_cw", arm, arm.removesuffix("_cw"),
+                                f"{family}_full", f"{family}_full_cw") if k in models), None)
         if key is None:
             continue
         merged = models[key]["variants"]["merged"]

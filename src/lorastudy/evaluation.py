@@ -180,7 +180,11 @@ def tier_flow(y_true: np.ndarray, y_pred: np.ndarray, space: LabelSpace, tier: s
     wrong = in_tier & (y_pred != y_true)
     absorbed = np.bincount(y_pred[wrong], minlength=space.num_classes)
     order = [int(i) for i in np.argsort(-absorbed, kind="stable")[:top] if absorbed[i] > 0]
+    largest = np.argsort(-space.train_counts, kind="stable")[:3]
     return {"tier": tier, "n_examples": int(in_tier.sum()), "correct": int((in_tier & ~wrong).sum()),
+            "wrong": int(wrong.sum()),
+            "into_largest_classes": {"labels": [space.labels[i] for i in largest],
+                                     "wrong_count": int(absorbed[largest].sum())},
             "to_tier": {name: int(absorbed[space.tier_mask(name)].sum()) for name in space.tier_names},
             "top_absorbers": [{"label": space.labels[i], "tier": space.tier_of[i], "count": int(absorbed[i]),
                                "train_count": int(space.train_counts[i])} for i in order]}
@@ -547,6 +551,7 @@ def logit_adjustment_probe(val_logits: np.ndarray, val_labels: np.ndarray, test_
                if not np.all(np.isnan(after_scores[m]))}
     return {
         "tau": best["tau"], "tau_chosen_on": "validation macro F1", "val_curve": curve,
+        "test_macro_f1_gain": test_after["macro_f1"] - test_before["macro_f1"],
         "test_gain_ci": gain_ci, "ci_source": "test_resampling",
         "val_macro_f1_before": val_before["macro_f1"], "val_macro_f1_after": val_after["macro_f1"],
         **{f"test_{key}_before": test_before[key] for key in ("macro_f1", "accuracy", "zero_f1_count")},

@@ -100,7 +100,8 @@ class Source:
                 quantities = [Quantity(name="diff", value=sign * row["diff"], path=path + "/diff"),
                               Quantity(name="diff_lo", value=lo, path=path + "/ci/0"),
                               Quantity(name="diff_hi", value=hi, path=path + "/ci/1")]
-                return {"diff": sign * row["diff"], "ci": [lo, hi], "distinguishable": row["distinguishable"]}, \
+                return {"metric": metric, "diff": sign * row["diff"], "ci": [lo, hi],
+                        "distinguishable": row["distinguishable"]}, \
                     quantities, sign
         return None
 
@@ -407,16 +408,15 @@ def confusion_finding(src: Source) -> Finding:
             return None
         return tops[0]["label"]
 
-    counts = src.results["data"]["train_counts"]
-    largest = [src.results["data"]["labels"][i] for i in sorted(range(len(counts)), key=lambda i: -counts[i])[:3]]
-    into_largest = {arm: sum(t["count"] for t in (flow or {}).get("top_absorbers", []) if t["label"] in largest)
-                    for arm, flow in flows.items()}
+    for arm in (ENC, DEC):
+        base = ("runs", src.first_run(arm), "test", "tier_flow", src.rare)
+        quantities += [src.value(f"{arm}.wrong", *base, "wrong"),
+                       src.value(f"{arm}.wrong_into_largest", *base, "into_largest_classes", "wrong_count")]
     shared = unique_top(flows[ENC]) is not None and unique_top(flows[ENC]) == unique_top(flows[DEC])
     return Finding(id="tier.confusions", kind="confusion", section=3,
                    test="the top absorber of wrongly predicted rare-tier examples is the same class for both models",
                    verdict="same_top_absorber" if shared else "different_top_absorbers", subjects=[ENC, DEC],
-                   quantities=quantities, facts={"flows": flows, "largest_classes": largest,
-                                                 "wrong_into_largest": into_largest})
+                   quantities=quantities, facts={"flows": flows})
 
 
 # --- Section 4 ----------------------------------------------------------------------------
@@ -533,7 +533,7 @@ def bottleneck_findings(src: Source, config: StudyConfig) -> list[Finding]:
     candidates = []
     probe = src.results.get("logit_adjustment", {}).get(run)
     if probe:
-        gain = probe["test_macro_f1_after"] - probe["test_macro_f1_before"]
+        gain = probe["test_macro_f1_gain"]
         ci = probe.get("test_gain_ci", {}).get("macro_f1")
         supported = bool(ci and ci[0] > 0)
         base = ("logit_adjustment", run)

@@ -107,7 +107,11 @@ def ms(x: float | None) -> str:
 
 
 def money(x: float | None) -> str:
-    return "–" if x is None else f"${x:,.2f}"
+    return "–" if x is None else f"${x:,.{_shown(x, 2)}f}"
+
+
+def p_value(p: float | None) -> str:
+    return "p undefined" if p is None else ("p < 0.001" if p < 0.001 else f"p = {p:.3f}")
 
 
 def count(n: float | None) -> str:
@@ -156,7 +160,7 @@ def metric_ci(ci: list[float] | None, metric: str) -> str:
 
 FILTERS = {"esc": esc, "code": code, "pct": pct, "f1": f1, "sf1": sf1, "pp": pp, "ci_f1": ci_f1, "ci_pp": ci_pp,
            "ci_pct": ci_pct, "ms": ms, "money": money, "count": count, "params": params, "seconds": seconds,
-           "ratio": ratio, "name": name, "inline": inline, "metric_value": metric_value, "metric_diff": metric_diff,
+           "ratio": ratio, "p_value": p_value, "name": name, "inline": inline, "metric_value": metric_value, "metric_diff": metric_diff,
            "metric_ci": metric_ci, "metric_name": lambda m: METRIC_NAMES.get(m, esc(m)),
            "upfirst": lambda text: text[:1].upper() + text[1:]}
 
@@ -421,7 +425,7 @@ def _evidence(candidate: dict) -> str:
     if candidate["name"] == "data_volume":
         if facts["f1_slope_per_doubling"] is None:
             return "train counts do not vary"
-        return (f"F1 {sf1(facts['f1_slope_per_doubling'])} per doubling of train count (p = {facts['slope_p']:.3f}); "
+        return (f"F1 {sf1(facts['f1_slope_per_doubling'])} per doubling of train count ({p_value(facts['slope_p'])}); "
                 f"rare-tier share of classes {pct(facts['rare_class_share'])}")
     if candidate["name"] == "training_budget":
         return (f"{count(facts['steps'])} vs {count(facts['other_steps'])} steps; best epoch {count(facts['best_epoch'])} "
