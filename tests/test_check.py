@@ -125,6 +125,34 @@ def change_rho(text: str) -> tuple[str, list[str]]:
     raise AssertionError("no Spearman rho in the generated note's prose")
 
 
+def flip_weighting_did(text: str) -> tuple[str, list[str]]:
+    """The difference between the two models' weighting effects (a difference of differences), with the other sign."""
+    both = {"encoder_lora", "encoder_lora_cw", "decoder_lora", "decoder_lora_cw"}
+    for reading in read_note_numbers(text, vocabulary(GENERATED[0])):
+        if reading.signed and not reading.where.startswith("|") and reading.kind == "macro_f1" and \
+                both <= reading.entities.get("arm", set()):
+            flipped = ("-" if reading.value > 0 else "+") + reading.printed.lstrip("+-−")
+            return text.replace(reading.where, reading.where.replace(reading.printed, flipped, 1), 1), [flipped]
+    raise AssertionError("no difference between weighting effects in the generated note's prose")
+
+
+def flip_table_effect(text: str) -> tuple[str, list[str]]:
+    """The decoder's weighting effect on macro F1, with the other sign, in the table of weighting effects."""
+    effect = _cell(text, r"Δ macro F1", "decoder lora").split(" [")[0]
+    flipped = ("-" if effect.startswith("+") else "+") + effect.lstrip("+-−")
+    cell = _cell(text, r"Δ macro F1", "decoder lora")
+    return _set_cell(text, r"Δ macro F1", "decoder lora", cell.replace(effect, flipped, 1))[0], [flipped]
+
+
+def change_ratio(text: str) -> tuple[str, list[str]]:
+    """A ratio in prose ("7.0x"), 2 higher."""
+    for reading in read_note_numbers(text, vocabulary(GENERATED[0])):
+        if reading.unit == "x" and not reading.where.startswith("|"):
+            wrong = f"{reading.value + 2:.{reading.decimals}f}x"
+            return text.replace(reading.where, reading.where.replace(reading.printed, wrong, 1), 1), [wrong]
+    raise AssertionError("no ratio in the generated note's prose")
+
+
 FALSIFICATIONS = {
     "sign flip": flip_sign,
     "percentage +7 points": lambda t: _set_cell(t, r"accuracy", "decoder lora",
@@ -134,6 +162,9 @@ FALSIFICATIONS = {
     "value moved to another arm's row": lambda t: _set_cell(t, r"macro f1", "encoder lora", swap_with="decoder lora"),
     "F1 of two arms swapped in prose": swap_prose_f1,
     "rho changed": change_rho,
+    "difference of weighting effects, sign flipped": flip_weighting_did,
+    "weighting effect in its table, sign flipped": flip_table_effect,
+    "ratio changed": change_ratio,
 }
 
 

@@ -92,8 +92,8 @@ def test_weighting_that_hurts_the_decoder_is_reported_as_such(notes):
     assert effect.q("macro_f1_delta") < 0
     did = _findings(run_dir).get("weighting.did.macro_f1")
     assert did.verdict == "a_higher"  # the decoder's change is below the encoder's
-    assert "weighting helped the decoder less than the encoder (clear on this test set)" in note
-    assert "weighting helped the decoder more" not in note
+    assert "So weighting transferred to the decoder worse on macro F1" in note
+    assert "transferred to the decoder better" not in note
 
 
 def test_mechanism_is_chosen_by_the_numbers(notes):

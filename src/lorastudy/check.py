@@ -41,10 +41,15 @@ How it reads a note, so that its verdicts can be argued with:
   equal a signed value; an unsigned one matches by absolute value), within the
   printed rounding and unit (61.3% matches 0.6127, 2.1 min 126 s, 22.7M
   22,730,541). A comparison's value (a fact about two arms, e.g. a
-  difference; with both arms named it reads either way round, b - a or a - b)
-  supports only a number that names both arms or is printed as a
-  change or gap (signed, in pp, under "Δ", "by", "minus" ...), so one arm's F1
-  cannot pass as another's. A number the note states as a threshold of a prediction or a
+  difference) supports only a number that names both of its arms, or a change
+  or gap (signed, in pp, under "Δ", "by", "minus" ...) that names one arm and
+  no other model, so one arm's F1 cannot pass as another's; a gap that names
+  two models (or sits in a sentence comparing them) needs a fact about both,
+  and a validation score never stands for a test score. The sign of a
+  difference is matched as printed: a flipped sign is caught unless the
+  artifacts hold that pair's difference both ways round (the findings layer
+  stores a reversed comparison only where the note prints one).
+  A number the note states as a threshold of a prediction or a
   condition ("above 0.45", "if the SLA dropped below 60 ms") is not checked.
   Each failing number is listed with its sentence or row, what it was read as,
   and the nearest artifact value for that entity and kind.
@@ -117,7 +122,7 @@ NOTE_KINDS = [
 ]
 KIND_ORDER = [kind for kind, _ in NOTE_KINDS]
 UNIT_KIND = {"ms": "latency", "$": "cost", "MB": "memory", "GB": "memory", "min": "time", "h": "time", "s": "time",
-             "examples/s": "throughput", "M": "magnitude", "k": "magnitude", "B": "magnitude"}
+             "examples/s": "throughput", "x": "ratio", "M": "magnitude", "k": "magnitude", "B": "magnitude"}
 COMPATIBLE = {"f1": {"f1", "macro_f1"}, "share": {"share", "parameters"},
               "magnitude": {"parameters", "count", "throughput", "time"},
               "parameters": {"parameters", "share"}, "time": {"time", "latency"},
@@ -127,7 +132,7 @@ UNITS = {"%": (100.0, 1.0), "pp": (100.0, 1.0), "M": (1e-6,), "k": (1e-3,), "B":
          "h": (1 / 3600, 1.0), "GB": (1 / 1024, 1.0), "ms": (1.0, 1000.0)}
 NUMBER = re.compile(
     r"(?<![\w.])(?P<sign>[-−+±]?)(?P<dollar>\$?)(?P<int>\d{1,3}(?:,\d{3})+|\d+)(?P<dec>\.\d+)?(?![.,]?\d)"
-    r"(?:\s?(?P<unit>%|pp\b|ms\b|s\b|min\b|h\b|MB\b|GB\b|M\b|k\b|B\b|examples/s))?(?![A-Za-z])")
+    r"(?:\s?(?P<unit>%|pp\b|ms\b|s\b|min\b|h\b|MB\b|GB\b|M\b|k\b|B\b|examples/s|x\b))?(?![A-Za-z])")
 METRIC_WORDS = r"zero|f1|class|classes|examples?|param|count|train|steps?|instances?|requests?|support|epochs?|tier|predicted"
 COMPARATOR = r"(?:above|below|at least|at most|fewer than|more than|less than|under|over|beyond|exceeds?|exceeding|" \
              r"higher than|lower than|>|<|≥|≤)"
@@ -497,6 +502,8 @@ class _Names:
         tiers = {tier for tier, pattern in self.tiers if re.search(pattern, lowered)}
         if tiers:
             found["tier"] = tiers
+        if re.search(r"\bval(?:idation|\.)?\b", lowered):
+            found["split"] = {"validation"}
         contexts = {context for context, pattern in self.contexts if re.search(pattern, lowered)}
         if contexts:
             found["context"] = contexts
@@ -672,9 +679,15 @@ def _read_sentence(sentence: str, names: _Names, section: object) -> list[Readin
         entities = {**sentence_entities, **in_clause}
         if "label" in entities and "label" not in in_clause:
             entities["label"] = _nearest_label(sentence, match.start(), names) or entities["label"]
+        clause_text = sentence[clause[0]:clause[1]]
+        families = {a.split("_")[0] for a in sentence_entities.get("arm", ())}
         if "arm" in entities and "arm" not in in_clause:
-            entities["arm"] = _family(entities["arm"])
-        if "arm" in entities and re.search(WEIGHTED, sentence, re.I) and not re.search(UNWEIGHTED, sentence, re.I):
+            comparison = len(families) > 1  # its number is about every arm named
+            entities["arm"] = set(entities["arm"]) if comparison else _family(entities["arm"])
+        elif "arm" in in_clause and len(families) > len({a.split("_")[0] for a in in_clause["arm"]}) and \
+                (_unit(match, sentence) == "pp" or re.search(DIFFERENCE, clause_text, re.I)):
+            entities["arm"] = in_clause["arm"] | sentence_entities["arm"]  # a gap to the other model the sentence names
+        if "arm" in entities and re.search(WEIGHTED, sentence, re.I) and not re.search(UNWEIGHTED, clause_text, re.I):
             entities["arm"] = entities["arm"] | {f"{a}_cw" for a in entities["arm"] if f"{a}_cw" in ARMS}
         kind = _read_kind(sentence, clause, match.start(), match.end(), _unit(match, sentence))
         if kind is None and in_clause:
@@ -740,6 +753,7 @@ def _read_table(header: list[str], rows: list[list[str]], names: _Names, section
         specific = min((k for _, _, k in kinds), key=KIND_ORDER.index, default=None)
         column_kinds.append(specific or (column_kinds[-1] if column_kinds else None))
     column_entities = [names.find(cell, strict_weighting=True) for cell in header]
+    weighting_table = any(re.search(WEIGHTED, cell, re.I) for cell in header)  # its rows are arms before and after
     for row in rows:
         row_entities: dict[str, set[str]] = {}
         for cell in row:
@@ -752,7 +766,7 @@ def _read_table(header: list[str], rows: list[list[str]], names: _Names, section
                 if not _metric_like(match, cell, in_table=True):
                     continue
                 entities = {**row_entities, **(column_entities[index] if index < len(header) else {})}
-                if re.search(r"→|->|\bto\b", cell[:match.start()]) and "arm" in entities:
+                if "arm" in entities and (re.search(r"→|->|\bto\b", cell[:match.start()]) or weighting_table):
                     entities["arm"] = entities["arm"] | {f"{a}_cw" for a in entities["arm"] if f"{a}_cw" in ARMS}
                 percent = _unit(match, cell) in ("%", "pp")
                 own = [k for k in _kind_matches(cell) if k[1] <= match.start() and not (percent and k[2] in COUNTS)]
@@ -784,10 +798,14 @@ def agrees(reading: Reading, fact: Fact) -> bool:
     """Kind and entities agree (value aside): the kind when one was read; each entity type the fact carries."""
     if reading.accepts is not None and fact.kind not in reading.accepts:
         return False
+    if "validation" in fact.entities.get("split", ()) and "validation" not in reading.entities.get("split", ()):
+        return False  # a validation score does not stand for the test score a note reports by default
     arms = fact.entities.get("arm", frozenset())
-    if len(arms) >= 2 and not reading.difference and len(arms & reading.entities.get("arm", set())) < 2 \
-            and reading.entities.get("arm"):
-        return False  # a comparison's value is not one arm's metric
+    named = reading.entities.get("arm", set())
+    if len(arms) >= 2 and named and len(arms & named) < 2 and (not reading.difference or len(named) >= 2):
+        return False  # a comparison's value is not one arm's metric, nor a gap between two other arms
+    if reading.difference and fact.kind != "rho" and len(arms) == 1 and len({a.split("_")[0] for a in named}) > 1:
+        return False  # a gap between two models is not one arm's value
     return all(not fact.entities.get(kind) or fact.entities[kind] & names
                for kind, names in reading.entities.items() if names)
 

@@ -30,6 +30,7 @@ ARMS = ("tfidf_logreg", "encoder_full", "encoder_full_cw", "encoder_lora", "enco
 # Metric kinds, most specific first: the first pattern that matches a key (or a note's wording) decides.
 KIND_OF_KEY = [
     ("p_value", r"^p$|p_?value"),
+    ("ratio", r"(?:^|_)ratio$"),
     ("zero_f1", r"zero_f1|delta_zero"),
     ("macro_f1", r"macro"),
     ("f1", r"f1"),
@@ -152,7 +153,10 @@ def run_facts(run_dir: Path, vocab: Vocabulary | None = None) -> list[Fact]:
     for path in json_paths:
         if path.exists():
             relative = path.relative_to(run_dir).as_posix()
-            _flatten(_read_json(path), relative, [], [relative], vocab, facts)
+            data = _read_json(path)
+            if relative.endswith("findings.json") and isinstance(data, dict):
+                data = _pointed_quantities(data, relative, facts)
+            _flatten(data, relative, [], [relative], vocab, facts)
     config = run_dir / "config.resolved.yaml"
     if config.exists():
         _flatten(_read_yaml(config), "config.resolved.yaml", [], [], vocab, facts)
@@ -168,6 +172,32 @@ def run_facts(run_dir: Path, vocab: Vocabulary | None = None) -> list[Fact]:
     if not facts:
         raise StudyError(f"No artifacts with numbers found in {run_dir}.", "run `lorastudy run` (or its evaluate stage) first.")
     return facts
+
+
+def _pointed_quantities(findings: dict, source: str, facts: list[Fact]) -> dict:
+    """A finding's quantity points at the artifact value it comes from (`results.json#/comparisons/3/diff`): it is
+    that fact, with the pointed fact's kind and entities (a comparison read the other way round keeps both arms).
+    Returns the findings without the quantities it resolved."""
+    by_source = {f.source: f for f in facts}
+    kept = []
+    for finding in findings.get("findings") or []:
+        if not isinstance(finding, dict):
+            continue
+        unresolved = []
+        for quantity in finding.get("quantities") or []:
+            path, _, pointer = str(quantity.get("path", "")).partition("#/")
+            parts = pointer.split("/")
+            candidates = [f"{path}: {'.'.join(parts)}"]
+            if parts[-1].isdigit():
+                candidates.append(f"{path}: {'.'.join(parts[:-1])}[{parts[-1]}]")
+            target = next((by_source[c] for c in candidates if c in by_source), None)
+            if target is None or not _is_number(quantity.get("value")):
+                unresolved.append(quantity)
+            elif float(quantity["value"]) != target.value:
+                facts.append(Fact(float(quantity["value"]), target.kind, target.entities,
+                                  f"{source}: {finding.get('id')}.{quantity.get('name')}"))
+        kept.append({**finding, "quantities": unresolved})
+    return {**findings, "findings": kept}
 
 
 def _flatten(node: object, source: str, keys: list[str], context: list[str], vocab: Vocabulary, out: list[Fact]) -> None:
@@ -252,6 +282,8 @@ def _add(out: list[Fact], value: float, kind: str | None, context: list[str], vo
         for piece in [text] + (text.split() if " " in text else []):
             for entity_type, found in vocab.entities_in(piece).items():
                 entities.setdefault(entity_type, set()).update(found)
+    if re.search(r"(?:^|[._ ])val(?:_|idation|$)", source.split(": ", 1)[-1]):
+        entities["split"] = {"validation"}
     out.append(Fact(value, kind, {k: frozenset(v) for k, v in entities.items()}, source))
 
 

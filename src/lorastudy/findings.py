@@ -505,6 +505,8 @@ def _decision_contrast(src: Source, decision: dict, rows: list[dict], metric: st
         return None
     other = max(feasible, key=lambda row: row["quality"])
     found = src.comparison(other["arm"], choice, metric)
+    if found and found[2] == -1:  # keep the direction evaluation stored: a pair's difference exists once, with one sign
+        found = src.comparison(choice, other["arm"], metric)
     return {"arm": other["arm"], "diff": found[0] if found else None}
 
 

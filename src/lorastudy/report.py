@@ -266,9 +266,9 @@ class Layout:
         rows.append(["all (= Δ macro F1, Δ accuracy)", "100.0%", "", sf1(effects[ENC].q("macro_f1_delta")),
                      pp(effects[ENC].q("accuracy_delta")), "", sf1(effects[DEC].q("macro_f1_delta")),
                      pp(effects[DEC].q("accuracy_delta"))])
-        return table(["Tier", "Class share", "Encoder: Δ tier mean F1", "Encoder: Δ macro F1 from tier",
-                      "Encoder: Δ accuracy from tier", "Decoder: Δ tier mean F1", "Decoder: Δ macro F1 from tier",
-                      "Decoder: Δ accuracy from tier"], rows)
+        per_arm = [f"{name(arm)}: {column}" for arm in (ENC, DEC)
+                   for column in ("Δ tier mean F1", "Δ macro F1 from tier", "Δ accuracy from tier")]
+        return table(["Tier (weighted − unweighted)", "Class share", *per_arm], rows)
 
     def tiers_table(self) -> str:
         header = ["Arm"]
