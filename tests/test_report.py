@@ -254,3 +254,16 @@ def test_check_traces_every_number_of_every_generated_note(notes):
         outcome = check_note(run_dir / "note" / "note.md", run_dir)
         assert outcome.unmatched_numbers == [], (key, outcome.unmatched_numbers)
         assert outcome.complete, (key, [s.missing for s in outcome.sections])
+
+
+def test_one_network_timed_twice_is_priced_once_and_its_gap_stated(notes):
+    """A merged LoRA and the full fine-tune of the same model run one network: the contexts price both from one
+    timing, and the note states the gap between the two timings only where it is large enough to matter."""
+    stated = {key for key, (_, note) in notes.items() if "are one network" in note}
+    assert stated == {"tie"}  # the only scenario whose full fine-tune was timed 1.3x slower
+    run_dir, note = notes["tie"]
+    shared = _findings(run_dir).get("latency.shared.encoder_full")
+    assert shared.facts["p50_ratio"] == pytest.approx(1.3)
+    decision = next(f for f in _findings(run_dir).findings if f.kind == "decision")
+    rows = {row["arm"]: row for row in decision.facts["rows"]}
+    assert rows["encoder_full"]["p95_ms"] == rows["encoder_lora"]["p95_ms"]

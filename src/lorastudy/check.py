@@ -115,6 +115,7 @@ NOTE_KINDS = [
     ("epochs", r"\bepochs?\b"),
     ("batch_size", r"\bbatch(?:es)?\b(?= (?:of )?\d)|batch size"),
     ("memory", r"memory|\bram\b|\bdisk\b|\bsize\b"),
+    ("ratio", r"\bfactor of\b|\b\d+-fold\b"),
     ("time", r"wall[- ]?time|\bminutes?\b|\bhours?\b|\bseconds\b|\bwindow\b|\btakes?\b|\btook\b|\btime\b"),
     ("count", r"support|train(?:ing)? (?:count|examples|rows|items)|\btrain\b|\bexamples\b|\brows\b|\bitems\b|\bcounts?\b|"
               r"\bclasses\b|complaints|requests"),

@@ -8,6 +8,7 @@ also differs by shape or position so the figures survive greyscale printing.
 from __future__ import annotations
 
 import io
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -15,6 +16,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
 
 OKABE_ITO = ["#E69F00", "#0072B2", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
 MARKERS = ["o", "s", "^", "D", "v", "P"]
@@ -115,6 +117,11 @@ def _latency(data: dict) -> plt.Figure:
     left.invert_yaxis()
     for ax in (left, right):
         ax.grid(axis="x", alpha=0.3, which="both")
+        low, high = ax.get_xlim()
+        wide = math.log10(high / low) > 1.5  # 2, 5, 10, 20 ... on a narrow axis; powers of ten on a wide one
+        ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0,) if wide else (1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
     fig.tight_layout()
     return fig
 

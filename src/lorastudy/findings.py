@@ -442,6 +442,27 @@ def latency_finding(src: Source) -> Finding | None:
                    quantities=quantities, facts={"p50_ratio": ratio_p50, "throughput_ratio": ratio_throughput})
 
 
+def shared_measurement_findings(src: Source) -> list[Finding]:
+    """Arms priced from another arm's measurement of the same network (a merged LoRA is a full fine-tune's shape):
+    where the study also timed them separately, the gap between the two timings is the machine's timing noise."""
+    models = (src.latency or {}).get("models", {})
+    out = []
+    for arm, served in deployment.served_models(src.latency or {}, [a for a in ARMS if src.has(a)]).items():
+        if served.measured_as == arm or arm not in models or served.measured_as.removesuffix("_cw") == arm:
+            continue
+        quantities = [Quantity(name=f"{a}.p50", value=models[a]["variants"]["merged"]["single"]["p50_ms"],
+                               path=f"{LATENCY}#/models/{a}/variants/merged/single/p50_ms")
+                      for a in (arm, served.measured_as)]
+        own, shared = (q.value for q in quantities)
+        if max(own, shared) / min(own, shared) <= 1 + deployment.TIE_TOLERANCE["p95"]:
+            continue  # the two timings agree: pricing from either reads the same
+        out.append(Finding(id=f"latency.shared.{arm}", kind="latency", section=4,
+                           test="one network timed twice: the relative gap of the two p50s",
+                           verdict="same_network", subjects=[arm, served.measured_as], quantities=quantities,
+                           facts={"p50_ratio": max(own, shared) / min(own, shared)}))
+    return out
+
+
 def decision_findings(src: Source, config: StudyConfig) -> list[Finding]:
     if not src.latency or not src.latency.get("models"):
         return []
@@ -472,7 +493,7 @@ def decision_findings(src: Source, config: StudyConfig) -> list[Finding]:
                            quantities=_decision_quantities(src, decision, metric),
                            facts={"context": context.model_dump(mode="json"), "metric": metric,
                                   "metric_substituted": metric != context.primary_metric, "decision": decision,
-                                  "rows": rows, "flip": flip,
+                                  "rows": rows, "flip": flip, "flip_search_factor": deployment.FLIP_RANGE,
                                   "contrast": _decision_contrast(src, decision, rows, metric)}))
     return out
 
@@ -569,7 +590,8 @@ def bottleneck_findings(src: Source, config: StudyConfig) -> list[Finding]:
         last_gain = curve[-1]["val_macro_f1"] - curve[-2]["val_macro_f1"] if len(curve) >= 2 else None
         fewer = bool(mine.get("steps") and theirs.get("steps") and mine["steps"] < theirs["steps"])
         still_best_at_end = mine.get("best_epoch") is not None and mine.get("best_epoch") == mine.get("epochs")
-        supported = fewer and still_best_at_end and (last_gain is None or last_gain > 0)
+        # with one validation point the best epoch is the last by construction: the curve cannot say
+        supported = fewer and still_best_at_end and last_gain > 0 if len(curve) >= 2 else None
         candidates.append({"name": "training_budget", "supported": supported,
                            "macro_f1_size": last_gain if supported and last_gain is not None else None,
                            "quantities": [src.value("steps", "runs", run, "training", "steps"),
@@ -579,7 +601,8 @@ def bottleneck_findings(src: Source, config: StudyConfig) -> list[Finding]:
                            "facts": {"fewer_steps": fewer, "best_at_end": still_best_at_end, "last_gain": last_gain,
                                      "val_points": len(curve), "other": other, "steps": mine.get("steps"),
                                      "other_steps": theirs.get("steps"), "best_epoch": mine.get("best_epoch"),
-                                     "epochs": mine.get("epochs")}})
+                                     "epochs": mine.get("epochs"),
+                                     **({} if len(curve) >= 2 else {"untestable": "one validation point"})}})
     full = src.comparison(focus, focus.replace("_lora", "_full"), "macro_f1")
     if full:
         row, quantities, _ = full
@@ -637,11 +660,12 @@ def prediction_finding(src: Source, focus: str, favoured: dict | None) -> Findin
         metric = "macro_f1"
         levels = [src.value(f"{arm}.level", "arms", arm, "test", "macro_f1", "mean") for arm in src.results["arms"]]
     best = max(levels, key=lambda q: q.value)
+    now = next((q for q in levels if q.name == f"{focus}.level"), None)
     return Finding(id="prediction", kind="prediction", section=5,
                    test="the predicted value must exceed the best any arm (or the post-hoc probe) of this study reached",
                    verdict=name or "none", subjects=[focus, best.name.split(".")[0]], quantities=[best],
                    facts={"metric": metric, "threshold": best.value, "best_arm": best.name.split(".")[0],
-                          "best_is_probe": best.name.endswith(".probe")})
+                          "best_is_probe": best.name.endswith(".probe"), "now": now.value if now else None})
 
 
 # --- the whole set ---------------------------------------------------------------------------
@@ -661,6 +685,7 @@ def derive(results: dict, latency: dict | None, config: StudyConfig) -> Findings
     found += [f for f in (architecture_split_finding(src), hidden_tail_finding(src)) if f]
     found += weighting_findings(src, config) + tier_findings(src, config)
     ratio = latency_finding(src)
-    found += ([ratio] if ratio else []) + decision_findings(src, config) + bottleneck_findings(src, config)
+    found += ([ratio] if ratio else []) + shared_measurement_findings(src) + decision_findings(src, config)
+    found += bottleneck_findings(src, config)
     return Findings(uncertainty=found[0].facts, findings=found)
 

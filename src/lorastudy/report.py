@@ -150,6 +150,17 @@ def metric_value(value: float | None, metric: str) -> str:
     return pct(value) if metric in ("accuracy", "rare_recall") else f1(value)
 
 
+def metric_pair(values: list[float], metric: str) -> str:
+    """Two values of a metric, with as many decimals as it takes for them not to print alike."""
+    a, b = values
+    percent = metric in ("accuracy", "rare_recall")
+    for decimals in range(1 if percent else 3, 7):
+        shown = [f"{100 * v:.{decimals}f}%" if percent else f"{v:.{decimals}f}" for v in (a, b)]
+        if shown[0] != shown[1]:
+            break
+    return f"{shown[0]} against {shown[1]}"
+
+
 def metric_diff(value: float | None, metric: str) -> str:
     return pp(value) if metric in ("accuracy", "rare_recall") else sf1(value)
 
@@ -161,6 +172,7 @@ def metric_ci(ci: list[float] | None, metric: str) -> str:
 FILTERS = {"esc": esc, "code": code, "pct": pct, "f1": f1, "sf1": sf1, "pp": pp, "ci_f1": ci_f1, "ci_pp": ci_pp,
            "ci_pct": ci_pct, "ms": ms, "money": money, "count": count, "params": params, "seconds": seconds,
            "ratio": ratio, "p_value": p_value, "name": name, "inline": inline, "metric_value": metric_value, "metric_diff": metric_diff,
+           "metric_pair": metric_pair,
            "metric_ci": metric_ci, "metric_name": lambda m: METRIC_NAMES.get(m, esc(m)),
            "upfirst": lambda text: text[:1].upper() + text[1:]}
 
@@ -348,7 +360,7 @@ class Layout:
         finding = self.findings.get("bottleneck")
         if finding is None:
             return None
-        rows = [[CANDIDATE_NAMES[c["name"]], _evidence(c), "yes" if c["supported"] else "no",
+        rows = [[CANDIDATE_NAMES[c["name"]], _evidence(c), {True: "yes", False: "no"}.get(c["supported"], "not testable here"),
                  "not measurable here" if c["macro_f1_size"] is None and c["supported"] else sf1(c["macro_f1_size"])]
                 for c in finding.facts["candidates"]]
         return table(["Candidate bottleneck", "Evidence in this run", "Supported", "Macro F1 it accounts for"], rows)
@@ -428,8 +440,9 @@ def _evidence(candidate: dict) -> str:
         return (f"F1 {sf1(facts['f1_slope_per_doubling'])} per doubling of train count ({p_value(facts['slope_p'])}); "
                 f"rare-tier share of classes {pct(facts['rare_class_share'])}")
     if candidate["name"] == "training_budget":
-        return (f"{count(facts['steps'])} vs {count(facts['other_steps'])} steps; best epoch {count(facts['best_epoch'])} "
-                f"of {count(facts['epochs'])}")
+        curve = f"best epoch {count(facts['best_epoch'])} of {count(facts['epochs'])}" if "untestable" not in facts \
+            else esc(facts["untestable"])
+        return f"{count(facts['steps'])} vs {count(facts['other_steps'])} steps; {curve}"
     if "untestable" in facts:
         return esc(facts["untestable"])
     return f"full fine-tune minus LoRA macro F1 {sf1(facts['diff'])} {ci_f1(facts['ci'])}"
