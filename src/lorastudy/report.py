@@ -25,7 +25,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from lorastudy import artifacts
 from lorastudy.check import count_prose_words
-from lorastudy.config import ARMS, StudyConfig, load_config
+from lorastudy.config import ARMS, StudyConfig, arm_spec, load_config
 from lorastudy.errors import StudyError
 from lorastudy.figures import FigureSpec, render
 from lorastudy.findings import DEC, ENC, Findings, derive
@@ -377,12 +377,26 @@ class Layout:
             hardware = f"{r.get('device', '')}, {r.get('threads', '')} threads, {r.get('precision', '')}; {env.get('cpu', '')}"
             at_start = r.get("memory_at_start_mb")
             memory = f"{r.get('peak_memory_mb', 0):.1f} MB" + ("" if at_start is None else f" ({at_start:.1f} MB)")
-            rows.append([name(r["arm"]), code(r["seed"]), code(r.get("config_hash", "")), code(model.get("source", "none")),
+            rows.append([name(r["arm"]), self.recipe(r), code(r["seed"]), code(r.get("config_hash", "")),
+                         code(model.get("source", "none")),
                          code(identity or "–"), count(r.get("epochs", 0)), count(r.get("steps", 0)),
                          f"{r.get('wall_time_s', 0):.1f} s", memory, code(hardware), code(versions),
                          code((env.get("git_commit") or "")[:12])])
-        return table(["Arm", "Seed", "Config hash", "Model source", "sha256 / revision", "Epochs", "Steps", "Wall time",
+        return table(["Arm", "Recipe", "Seed", "Config hash", "Model source", "sha256 / revision", "Epochs", "Steps", "Wall time",
                       "Peak memory (at start)", "Hardware", "Libraries", "Git commit"], rows)
+
+    def recipe(self, run: dict) -> str:
+        """What a reader needs to reproduce the run: adapter, pooling, rates, batch (resolved as the run trained)."""
+        spec = arm_spec(self.config, run["arm"], run.get("seed", 0), "")
+        if spec.train is None:
+            return "TF-IDF features, logistic regression"
+        parts = [f"LoRA r {spec.model.lora.r}, alpha {spec.model.lora.alpha} on "
+                 + ", ".join(code(m) for m in run.get("lora_target_modules") or []) if spec.method == "lora"
+                 else "all weights"]
+        parts += [f"{esc(spec.model.pooling)} pooling", f"lr {spec.train.learning_rate:g}"
+                  + (f" (head {spec.train.head_learning_rate:g})" if spec.train.head_learning_rate else ""),
+                  f"batch {spec.train.batch_size}"]
+        return "; ".join(parts)
 
     # --- figures ---
 
