@@ -13,6 +13,7 @@ import os
 import re
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,24 +64,32 @@ CASES = {
 
 
 @pytest.fixture(scope="module")
-def studies(tmp_path_factory):
-    """One run per case, shared by the tests below (each runs the study at most once)."""
-    done: dict[str, tuple[subprocess.CompletedProcess, Path]] = {}
+def studies(tmp_path_factory, request):
+    """One run per case, shared by the tests below: the cases the selected tests need start at once, two at a
+    time (the smoke profile trains on one thread, so two studies fill two cores)."""
 
-    def run(name: str) -> tuple[subprocess.CompletedProcess, Path]:
-        if name not in done:
-            case = CASES[name]
-            folder = tmp_path_factory.mktemp(name)
-            source = write_shape(case.shape, folder)
-            sets = [arg for item in (f"data.source={source}", *LIGHT, *case.overrides) for arg in ("--set", item)]
-            env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-            process = subprocess.run([sys.executable, "-m", "lorastudy.cli", "run", "-c", "smoke", *sets,
-                                      "--output-dir", str(folder / "run")],
-                                     capture_output=True, text=True, env=env, timeout=600)
-            done[name] = (process, folder / "run")
-        return done[name]
+    def study(name: str) -> tuple[subprocess.CompletedProcess, Path]:
+        case = CASES[name]
+        folder = tmp_path_factory.mktemp(name)
+        source = write_shape(case.shape, folder)
+        sets = [arg for item in (f"data.source={source}", *LIGHT, *case.overrides) for arg in ("--set", item)]
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+        process = subprocess.run([sys.executable, "-m", "lorastudy.cli", "run", "-c", "smoke", *sets,
+                                  "--output-dir", str(folder / "run")],
+                                 capture_output=True, text=True, env=env, timeout=600)
+        return process, folder / "run"
 
-    return run
+    needed = {item.callspec.params.get("name", "duplicates") if hasattr(item, "callspec") else "duplicates"
+              for item in request.session.items if item.module is request.module}
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        running = {name: pool.submit(study, name) for name in CASES if name in needed}
+
+        def run(name: str) -> tuple[subprocess.CompletedProcess, Path]:
+            if name not in running:
+                running[name] = pool.submit(study, name)
+            return running[name].result()
+
+        yield run
 
 
 @pytest.mark.parametrize("name", CASES)
