@@ -492,16 +492,17 @@ def build_note(results: dict, latency: dict | None, runs: list[dict], config: St
     text = re.sub(r"(?m)^([^|\n].*)\n(?=\|)", r"\1\n\n", text)  # a table starts a block of its own
     text = re.sub(r"(?m)^(\|.*)\n(?=[^|\n])", r"\1\n\n", text)
     text = re.sub(r"\n{3,}", "\n\n", text)
-    differences = [(float(lo.replace("−", "-")), float(hi.replace("−", "-")))
-                   for lo, hi in DIFFERENCE_INTERVAL.findall(re.sub(r"`[^`]*`", "", text))]
-    excluding = sum(1 for lo, hi in differences if lo > 0 or hi < 0)
+    differences = {(value, float(lo.replace("−", "-")), float(hi.replace("−", "-")))  # one interval, once
+                   for value, lo, hi in DIFFERENCE_INTERVAL.findall(re.sub(r"`[^`]*`", "", text))}
+    excluding = sum(1 for _, lo, hi in differences if lo > 0 or hi < 0)
     text = (text.replace("@@INTERVALS@@", count(len(differences))).replace("@@EXCLUDING@@", count(excluding))
             .replace("@@CHANCE@@", f"{len(differences) * 0.05:.0f}"))
     return Note(title=config.report.title, markdown=text, figures=list(figures.values()), findings=found)
 
 
-# A difference's interval: printed right after a signed value ("+0.037 [0.014, 0.059]", "-2.8 pp [-4.0 pp, -1.6 pp]").
-DIFFERENCE_INTERVAL = re.compile(r"[+−-]\d[\d.]*(?: ?pp)? \[([−+-]?[\d.]+)(?: ?pp)?, ([−+-]?[\d.]+)(?: ?pp)?\]")
+# A difference's interval: printed right after a signed value or a margin ("+0.037 [0.014, 0.059]",
+# "-2.8 pp [-4.0 pp, -1.6 pp]", "by 0.044 [0.019, 0.067]").
+DIFFERENCE_INTERVAL = re.compile(r"((?:[+−-]|\bby )\d[\d.]*)(?: ?pp)? \[([−+-]?[\d.]+)(?: ?pp)?, ([−+-]?[\d.]+)(?: ?pp)?\]")
 
 
 def _flip_text(flip: dict) -> str:
