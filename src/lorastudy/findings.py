@@ -661,11 +661,17 @@ def prediction_finding(src: Source, focus: str, favoured: dict | None) -> Findin
         levels = [src.value(f"{arm}.level", "arms", arm, "test", "macro_f1", "mean") for arm in src.results["arms"]]
     best = max(levels, key=lambda q: q.value)
     now = next((q for q in levels if q.name == f"{focus}.level"), None)
+    # doubling the rare tier's data predicts the focus arm's rare mean F1 to rise by the cross-class slope; the
+    # prediction is the larger of that and the best level already reached, so it can fail
+    slope = (favoured or {}).get("facts", {}).get("f1_slope_per_doubling") if name == "data_volume" else None
+    expected = now.value + slope if now and slope and metric == "rare_mean_f1" else None
+    threshold = max(best.value, expected) if expected is not None else best.value
     return Finding(id="prediction", kind="prediction", section=5,
                    test="the predicted value must exceed the best any arm (or the post-hoc probe) of this study reached",
                    verdict=name or "none", subjects=[focus, best.name.split(".")[0]], quantities=[best],
-                   facts={"metric": metric, "threshold": best.value, "best_arm": best.name.split(".")[0],
-                          "best_is_probe": best.name.endswith(".probe"), "now": now.value if now else None})
+                   facts={"metric": metric, "threshold": threshold, "best_arm": best.name.split(".")[0],
+                          "best_is_probe": best.name.endswith(".probe"), "now": now.value if now else None,
+                          "slope": slope, "from_slope": expected is not None and expected > best.value})
 
 
 # --- the whole set ---------------------------------------------------------------------------

@@ -133,7 +133,7 @@ def seconds(s: float | None) -> str:
 
 
 def ratio(x: float) -> str:
-    return f"{x:.1f}x"
+    return f"{x:.2f}x" if x < 2 else f"{x:.1f}x"  # 1.24x, not 1.2x: a small ratio's second digit is the news
 
 
 def name(arm: str | None) -> str:
@@ -303,6 +303,9 @@ class Layout:
 
     def classes_table(self) -> str | None:
         classes = (self.results.get("class_differences") or {}).get("classes", [])
+        if not classes:
+            return None
+        classes = [c for c in classes if f1(c["f1_a"]) != f1(c["f1_b"])]  # a class both models score alike is no difference
         if not classes:
             return None
         rare = [c for c in classes if c["tier"] == self.tiers[0]][:CLASS_ROWS]
