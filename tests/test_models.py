@@ -186,10 +186,10 @@ def test_eager_and_sdpa_attention_give_the_same_logits(family, pooling, cache):
 
 @pytest.mark.parametrize("family,pooling", [("llama", "auto"), ("bert", "mean")])
 def test_training_weights_compute_the_autocast_step_bit_for_bit(family, pooling, cache):
-    """The fast training path (frozen Linear weights pre-cast to bf16, no PEFT input casts) must give the loss,
-    logits and LoRA/head gradients that autocast over float32 weights gives, and hand the float32 weights back."""
+    """The fast training path (frozen Linear weights pre-cast to bf16) must give the loss, logits and LoRA/head
+    gradients that autocast over float32 weights gives, LoRA dropout included, and hand the float32 weights back."""
     model, tokenizer, _ = tiny(family, cache, pooling=pooling)
-    model = models.apply_lora(model, LoraConfig(r=4, alpha=8, dropout=0.0, include_mlp=True), FAMILIES[family])
+    model = models.apply_lora(model, LoraConfig(r=4, alpha=8, dropout=0.1, include_mlp=True), FAMILIES[family])
     with torch.no_grad():  # LoRA B starts at zero: make the adapter path count in the forward pass
         for name, param in model.named_parameters():
             if "lora_B" in name:
@@ -199,7 +199,7 @@ def test_training_weights_compute_the_autocast_step_bit_for_bit(family, pooling,
 
     def step():
         model.zero_grad()
-        torch.manual_seed(1)  # the same dropout masks (BERT) in both steps
+        torch.manual_seed(1)  # the same dropout masks in both steps
         with runtime.autocast("bf16", "cpu"):
             out = model(**encoded)
             loss = torch.nn.functional.cross_entropy(out.logits.float(), labels)

@@ -144,19 +144,14 @@ def serving(model, precision: str, dev: str) -> Iterator[None]:
 
 @contextlib.contextmanager
 def training_weights(model, precision: str) -> Iterator[None]:
-    """How a model trains under bf16/fp16 autocast: frozen Linear weights stored in the autocast dtype, and
-    PEFT's LoRA layers fed their input as it comes.
+    """How a model trains under bf16/fp16 autocast: its frozen Linear weights stored in the autocast dtype.
 
-    Bit-identical to autocast over float32 weights, without its casts: autocast rounds every frozen weight
-    to the same bf16 tensor on every forward pass (the frozen weights of a decoder LoRA step, re-cast each
-    step), and PEFT casts a bf16 input up to float32 only for autocast to round it back down before the
-    LoRA matmul. Trainable weights (LoRA, heads, full fine-tunes) stay float32 for the optimizer; the
-    float32 frozen weights come back afterwards, so merging and serving see the model as it was trained.
+    Bit-identical to autocast over float32 weights, which rounds every frozen weight to the same bf16 tensor
+    on every forward pass (all ~106M frozen weights of a decoder LoRA step, re-cast each step). Trainable
+    weights (LoRA, heads, full fine-tunes) stay float32 for the optimizer; the float32 frozen weights come
+    back afterwards, so merging and serving see the model as it was trained.
     """
-    from peft.helpers import disable_input_dtype_casting
-
-    mixed = precision in ("bf16", "fp16")
-    with linear_weights_as(model, precision, frozen_only=True), disable_input_dtype_casting(model, active=mixed):
+    with linear_weights_as(model, precision, frozen_only=True):
         yield
 
 
