@@ -119,6 +119,7 @@ def timed_trainer_class(base, clock: StepClock, profile: dict | None):
                 profile["profiler"].__enter__()
             if profile is not None and "profiler" in profile and "done" not in profile:
                 clock.exclude_current()
+                clock.steps[-1]["profiled"] = True
 
         def on_step_end(self, args, state, control, **kwargs):
             if profile is not None and state.global_step == PROFILE_AT_STEP + PROFILE_STEPS and "profiler" in profile:
@@ -225,11 +226,18 @@ def train_once(family: str, quick: bool, threads: int, fast: bool, profile: bool
               "examples_per_s": summary["examples"] / summary["seconds"],
               "gflops": flops_per_token * summary["tokens"] / summary["seconds"] / 1e9}
     if recorded and "profiler" in recorded:
-        result["top_operators"] = top_operators(recorded["profiler"], recorded.get("done", PROFILE_STEPS))
+        steps = recorded.get("done", PROFILE_STEPS)
+        result["top_operators"] = top_operators(recorded["profiler"], steps)
+        padded = sum(s["padded_tokens"] for s in clock.steps if s.get("profiled"))
+        matmul_ms = sum(op["ms_per_step"] for op in top_operators(recorded["profiler"], steps, limit=None)
+                        if op["operator"] in ("aten::mm", "aten::bmm", "aten::addmm"))
+        all_ms = sum(op["ms_per_step"] for op in top_operators(recorded["profiler"], steps, limit=None))
+        result["profiled_matmuls"] = {"ms_per_step": matmul_ms, "other_operators_ms_per_step": all_ms - matmul_ms,
+                                      "gflops_on_padded_tokens": flops_per_token * padded / steps / matmul_ms / 1e6}
     return result
 
 
-def top_operators(profiler, steps: int, limit: int = 12) -> list[dict]:
+def top_operators(profiler, steps: int, limit: int | None = 12) -> list[dict]:
     """The aten operators with the most self CPU time per step, and their share of all operator time."""
     events = [e for e in profiler.key_averages() if e.key.startswith("aten::")]
     total = sum(e.self_cpu_time_total for e in events)
@@ -310,6 +318,12 @@ def report(record: dict) -> str:
                   "| phase | ms/step | share |", "|---|---|---|"]
         lines += [f"| {k} | {seconds[k] * 1e3:.1f} | {shares[k]:.0%} |" for k in PHASES]
         profiled = next((r["top_operators"] for r in runs if r.get("top_operators")), None)
+        matmuls = next((r["profiled_matmuls"] for r in runs if r.get("profiled_matmuls")), None)
+        if matmuls:
+            lines += ["", f"{family}, profiled steps: matmuls (mm, bmm) {matmuls['ms_per_step']:.0f} ms/step at "
+                          f"{matmuls['gflops_on_padded_tokens']:.0f} GFLOP/s (model FLOPs on padded tokens, "
+                          f"{matmuls['gflops_on_padded_tokens'] / peak['median']:.0%} of the peak); all other operators "
+                          f"{matmuls['other_operators_ms_per_step']:.0f} ms/step (profiler overhead included)"]
         if profiled:
             lines += ["", f"{family}: top aten operators of {PROFILE_STEPS} profiled steps (self CPU time):",
                       "| operator | ms/step | calls/step | share |", "|---|---|---|---|"]
