@@ -198,7 +198,8 @@ def train_once(family: str, quick: bool, threads: int, fast: bool, profile: bool
     spec = arm_spec(config, f"{family}_lora", config.seeds[0], data.fingerprint)
     clock, recorded = StepClock(), ({} if profile else None)
     counted: dict[str, int] = {}
-    original_trainer, original_fast_path, original_apply = training.StudyTrainer, runtime.training_weights, models.apply_lora
+    original_trainer, original_apply = training.StudyTrainer, models.apply_lora
+    original_fast_path = runtime.training_weights
 
     def counting_apply(model, lora, fam):
         wrapped = original_apply(model, lora, fam)
@@ -322,8 +323,8 @@ def report(record: dict) -> str:
         if matmuls:
             lines += ["", f"{family}, profiled steps: matmuls (mm, bmm) {matmuls['ms_per_step']:.0f} ms/step at "
                           f"{matmuls['gflops_on_padded_tokens']:.0f} GFLOP/s (model FLOPs on padded tokens, "
-                          f"{matmuls['gflops_on_padded_tokens'] / peak['median']:.0%} of the peak); all other operators "
-                          f"{matmuls['other_operators_ms_per_step']:.0f} ms/step (profiler overhead included)"]
+                          f"{matmuls['gflops_on_padded_tokens'] / peak['median']:.0%} of the peak); all other "
+                          f"operators {matmuls['other_operators_ms_per_step']:.0f} ms/step (profiler overhead included)"]
         if profiled:
             lines += ["", f"{family}: top aten operators of {PROFILE_STEPS} profiled steps (self CPU time):",
                       "| operator | ms/step | calls/step | share |", "|---|---|---|---|"]
