@@ -49,6 +49,7 @@ test: setup
 
 bench: setup
 	$(BIN)/python benchmarks/bench_speed.py --quick
+	$(BIN)/python benchmarks/bench_roofline.py --quick
 
 clean-venv:
 	rm -rf $(VENV)

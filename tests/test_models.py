@@ -184,6 +184,43 @@ def test_eager_and_sdpa_attention_give_the_same_logits(family, pooling, cache):
     assert torch.allclose(logits["eager"], logits["sdpa"], atol=1e-5)
 
 
+@pytest.mark.parametrize("family,pooling", [("llama", "auto"), ("bert", "mean")])
+def test_training_weights_compute_the_autocast_step_bit_for_bit(family, pooling, cache):
+    """The fast training path (frozen Linear weights pre-cast to bf16) must give the loss, logits and LoRA/head
+    gradients that autocast over float32 weights gives, LoRA dropout included, and hand the float32 weights back."""
+    model, tokenizer, _ = tiny(family, cache, pooling=pooling)
+    model = models.apply_lora(model, LoraConfig(r=4, alpha=8, dropout=0.1, include_mlp=True), FAMILIES[family])
+    with torch.no_grad():  # LoRA B starts at zero: make the adapter path count in the forward pass
+        for name, param in model.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0, 0.5)
+    encoded, labels = batch(tokenizer), torch.arange(len(TEXTS)) % NUM_LABELS
+    model.train()
+
+    def step():
+        model.zero_grad()
+        torch.manual_seed(1)  # the same dropout masks in both steps
+        with runtime.autocast("bf16", "cpu"):
+            out = model(**encoded)
+            loss = torch.nn.functional.cross_entropy(out.logits.float(), labels)
+        loss.backward()
+        return loss.detach(), out.logits.detach(), {n: p.grad.clone() for n, p in model.named_parameters()
+                                                    if p.requires_grad}
+
+    frozen = {n: p for n, p in model.named_parameters() if "base_layer.weight" in n}
+    reference = step()
+    with runtime.training_weights(model, "bf16"):
+        inside = dict(model.named_parameters())
+        assert {inside[n].dtype for n in frozen} == {torch.bfloat16}
+        assert {p.dtype for p in inside.values() if p.requires_grad} == {torch.float32}
+        fast = step()
+    assert torch.equal(reference[0], fast[0]) and torch.equal(reference[1], fast[1])
+    assert reference[2].keys() == fast[2].keys()
+    for name, grad in reference[2].items():
+        assert torch.equal(grad, fast[2][name]), name
+    assert all(dict(model.named_parameters())[n] is p for n, p in frozen.items())
+
+
 def test_attention_choice():
     assert runtime.choose_attention("auto", "cpu") == "eager"
     assert runtime.choose_attention("auto", "cuda") == "sdpa"

@@ -328,7 +328,8 @@ def _train_neural(spec: ArmSpec, data: PreparedData, run_path: Path, study: Stud
         compute_loss_func=lambda outputs, labels, num_items_in_batch=None: loss(outputs.logits, labels),
         head_learning_rate=train.head_learning_rate)
     trainer.remove_callback(PrinterCallback)  # RunProgress shows and logs the same numbers
-    trainer.train()
+    with runtime.training_weights(model, precision):
+        trainer.train()
     _remove_if_empty(Path(trainer.args.output_dir))  # only experiment trackers write there
     model = trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False)
     if best.state is not None:  # no per-epoch evaluation (one epoch or less): the final weights are the checkpoint
