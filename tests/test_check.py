@@ -97,15 +97,22 @@ def _set_cell(text: str, column: str, row: str, new: str | None = None, swap_wit
     return "\n".join(lines), [cells[col], other[col]]
 
 
-def flip_sign(text: str) -> tuple[str, list[str]]:
-    """The first signed decimal of the prose that compares the two architectures, printed with the other sign."""
+def _flip_first(text: str, wanted, what: str) -> tuple[str, list[str]]:
+    """The first signed number of the prose that `wanted(reading)` accepts, printed with the other sign."""
     for reading in read_note_numbers(text, vocabulary(GENERATED[0])):
-        arms = reading.entities.get("arm", set())
-        if reading.signed and "|" not in reading.where[:2] and reading.kind in ("macro_f1", "accuracy") and \
-                any(a.startswith("encoder") for a in arms) and any(a.startswith("decoder") for a in arms):
+        if reading.signed and not reading.where.startswith("|") and wanted(reading):
             flipped = ("-" if reading.value > 0 else "+") + reading.printed.lstrip("+-−")
             return text.replace(reading.where, reading.where.replace(reading.printed, flipped, 1), 1), [flipped]
-    raise AssertionError("no signed architecture difference in the generated note's prose")
+    raise AssertionError(f"no {what} in the generated note's prose")
+
+
+def flip_sign(text: str) -> tuple[str, list[str]]:
+    """The first signed decimal of the prose that compares the two architectures, printed with the other sign."""
+    def architectures(reading: Reading) -> bool:
+        arms = reading.entities.get("arm", set())
+        return reading.kind in ("macro_f1", "accuracy") and any(a.startswith("encoder") for a in arms) and \
+            any(a.startswith("decoder") for a in arms)
+    return _flip_first(text, architectures, "signed architecture difference")
 
 
 def swap_prose_f1(text: str) -> tuple[str, list[str]]:
@@ -128,12 +135,8 @@ def change_rho(text: str) -> tuple[str, list[str]]:
 def flip_weighting_did(text: str) -> tuple[str, list[str]]:
     """The difference between the two models' weighting effects (a difference of differences), with the other sign."""
     both = {"encoder_lora", "encoder_lora_cw", "decoder_lora", "decoder_lora_cw"}
-    for reading in read_note_numbers(text, vocabulary(GENERATED[0])):
-        if reading.signed and not reading.where.startswith("|") and reading.kind == "macro_f1" and \
-                both <= reading.entities.get("arm", set()):
-            flipped = ("-" if reading.value > 0 else "+") + reading.printed.lstrip("+-−")
-            return text.replace(reading.where, reading.where.replace(reading.printed, flipped, 1), 1), [flipped]
-    raise AssertionError("no difference between weighting effects in the generated note's prose")
+    return _flip_first(text, lambda r: r.kind == "macro_f1" and both <= r.entities.get("arm", set()),
+                       "difference between weighting effects")
 
 
 def flip_table_effect(text: str) -> tuple[str, list[str]]:

@@ -627,9 +627,20 @@ def _accepted(kinds: list[str]) -> frozenset[str] | None:
     return frozenset(k for kind in kinds for k in COMPATIBLE.get(kind, {kind})) if kinds else None
 
 
+def _families(arms) -> set[str]:
+    """The model families (encoder, decoder, tfidf) some arms belong to."""
+    return {a.split("_")[0] for a in arms}
+
+
 def _family(arms: set[str]) -> set[str]:
     """An arm named only somewhere in the sentence may stand for its family (the sentence compares its members)."""
-    return {a for a in ARMS for named in arms if a.split("_")[0] == named.split("_")[0]}
+    named = _families(arms)
+    return {a for a in ARMS if a.split("_")[0] in named}
+
+
+def _with_weighted(arms: set[str]) -> set[str]:
+    """The arms and their class-weighted twins: a number about weighting is about both."""
+    return arms | {f"{a}_cw" for a in arms if f"{a}_cw" in ARMS}
 
 
 def _reading(match: re.Match, text: str, kind: str | None, entities: dict[str, set[str]], where: str,
@@ -672,24 +683,25 @@ def _read_sentence(sentence: str, names: _Names, section: object) -> list[Readin
     found = []
     clauses = _clauses(sentence)
     sentence_entities = names.find(sentence, strict_weighting=False)
+    families = _families(sentence_entities.get("arm", ()))
+    about_weighting = re.search(WEIGHTED, sentence, re.I)
     for match in _numbers(sentence):
         if not _metric_like(match, sentence, in_table=False):
             continue
         clause = next((c for c in clauses if c[0] <= match.start() < c[1]), (0, len(sentence)))
-        in_clause = names.find(sentence[clause[0]:clause[1]], strict_weighting=False)
+        clause_text = sentence[clause[0]:clause[1]]
+        in_clause = names.find(clause_text, strict_weighting=False)
         entities = {**sentence_entities, **in_clause}
         if "label" in entities and "label" not in in_clause:
             entities["label"] = _nearest_label(sentence, match.start(), names) or entities["label"]
-        clause_text = sentence[clause[0]:clause[1]]
-        families = {a.split("_")[0] for a in sentence_entities.get("arm", ())}
         if "arm" in entities and "arm" not in in_clause:
             comparison = len(families) > 1  # its number is about every arm named
             entities["arm"] = set(entities["arm"]) if comparison else _family(entities["arm"])
-        elif "arm" in in_clause and len(families) > len({a.split("_")[0] for a in in_clause["arm"]}) and \
+        elif "arm" in in_clause and len(families) > len(_families(in_clause["arm"])) and \
                 (_unit(match, sentence) == "pp" or re.search(DIFFERENCE, clause_text, re.I)):
             entities["arm"] = in_clause["arm"] | sentence_entities["arm"]  # a gap to the other model the sentence names
-        if "arm" in entities and re.search(WEIGHTED, sentence, re.I) and not re.search(UNWEIGHTED, clause_text, re.I):
-            entities["arm"] = entities["arm"] | {f"{a}_cw" for a in entities["arm"] if f"{a}_cw" in ARMS}
+        if "arm" in entities and about_weighting and not re.search(UNWEIGHTED, clause_text, re.I):
+            entities["arm"] = _with_weighted(entities["arm"])
         kind = _read_kind(sentence, clause, match.start(), match.end(), _unit(match, sentence))
         if kind is None and in_clause:
             kind = _parallel_kind(sentence, clauses, clause, names, (_unit(match, sentence), bool(match.group("dec"))))
@@ -697,7 +709,7 @@ def _read_sentence(sentence: str, names: _Names, section: object) -> list[Readin
             kind = _topic_kind(sentence, clauses, match.start(), names)
         if kind is None:
             kind = _only_kind_before(sentence, match.start())
-        found.append(_reading(match, sentence, kind, entities, sentence, section, sentence[clause[0]:clause[1]]))
+        found.append(_reading(match, sentence, kind, entities, sentence, section, clause_text))
     return found
 
 
@@ -768,7 +780,7 @@ def _read_table(header: list[str], rows: list[list[str]], names: _Names, section
                     continue
                 entities = {**row_entities, **(column_entities[index] if index < len(header) else {})}
                 if "arm" in entities and (re.search(r"→|->|\bto\b", cell[:match.start()]) or weighting_table):
-                    entities["arm"] = entities["arm"] | {f"{a}_cw" for a in entities["arm"] if f"{a}_cw" in ARMS}
+                    entities["arm"] = _with_weighted(entities["arm"])
                 percent = _unit(match, cell) in ("%", "pp")
                 own = [k for k in _kind_matches(cell) if k[1] <= match.start() and not (percent and k[2] in COUNTS)]
                 kind = UNIT_KIND.get(_unit(match, cell) or "") or (own[-1][2] if own else None) or \
@@ -805,7 +817,7 @@ def agrees(reading: Reading, fact: Fact) -> bool:
     named = reading.entities.get("arm", set())
     if len(arms) >= 2 and named and len(arms & named) < 2 and (not reading.difference or len(named) >= 2):
         return False  # a comparison's value is not one arm's metric, nor a gap between two other arms
-    if reading.difference and fact.kind != "rho" and len(arms) == 1 and len({a.split("_")[0] for a in named}) > 1:
+    if reading.difference and fact.kind != "rho" and len(arms) == 1 and len(_families(named)) > 1:
         return False  # a gap between two models is not one arm's value
     return all(not fact.entities.get(kind) or fact.entities[kind] & names
                for kind, names in reading.entities.items() if names)

@@ -486,6 +486,7 @@ def decision_findings(src: Source, config: StudyConfig) -> list[Finding]:
                                             decision["choice"])
         for row in rows:
             row["quality"] = quality(row["arm"])
+        behind = [arm for arm in decision.get("remaining") or [] if arm != decision["choice"]]
         out.append(Finding(id=f"decision.{context.name}", kind="decision", section=4,
                            test="deployment.decide: constraint, then the primary metric's interval, then "
                                 + ", ".join(context.tie_breakers),
@@ -494,7 +495,9 @@ def decision_findings(src: Source, config: StudyConfig) -> list[Finding]:
                            facts={"context": context.model_dump(mode="json"), "metric": metric,
                                   "metric_substituted": metric != context.primary_metric, "decision": decision,
                                   "rows": rows, "flip": flip, "flip_search_factor": deployment.FLIP_RANGE,
-                                  "contrast": _decision_contrast(src, decision, rows, metric)}))
+                                  "contrast": _decision_contrast(src, decision, rows, metric),
+                                  # what a point-estimate tie is decided against: the first arm still tied with it
+                                  "next_in_line": {"arm": behind[0], "quality": quality(behind[0])} if behind else None}))
     return out
 
 
