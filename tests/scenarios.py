@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from lorastudy import artifacts
-from lorastudy.config import ARMS, dump_config, load_config
+from lorastudy.config import ARMS, LORA_ARMS, dump_config, load_config
 from lorastudy.evaluation import evaluate_study
 
 COMMON = 12
@@ -36,6 +36,7 @@ class Scenario:
     name: str
     arms: dict[str, Arm]
     seeds: list[int] = field(default_factory=lambda: [42])
+    reference_seeds: list[int] | None = None  # the reference arms' seeds (config.reference_seeds)
     balanced: bool = False
     steps: dict[str, int] = field(default_factory=lambda: {"encoder": 250, "decoder": 250})
     label_prefix: str = "sense."
@@ -78,7 +79,7 @@ def build(root: Path, scenario: Scenario) -> Path:
     arms = [arm for arm in ARMS if arm in scenario.arms]
     for arm in arms:
         family = "none" if arm == "tfidf_logreg" else arm.split("_")[0]
-        for seed in scenario.seeds:
+        for seed in scenario.seeds if arm in LORA_ARMS or scenario.reference_seeds is None else scenario.reference_seeds:
             folder = run_dir / "runs" / f"{arm}__seed{seed}"
             for split, counts in (("val", val), ("test", test)):
                 y = np.repeat(np.arange(n), counts)
@@ -103,7 +104,8 @@ def build(root: Path, scenario: Scenario) -> Path:
                 "precision": "bf16", "model": {"source": f"synthetic:{family}"},
                 "peak_memory_method": "the run's own process (synthetic)",
                 "collapse": {"n_predicted_classes": n, "collapsed": False, "reason": None}})
-    config = load_config("demo", [f"arms={arms}", f"seeds={scenario.seeds}", "evaluation.bootstrap_samples=300",
+    config = load_config("demo", [f"arms={arms}", f"seeds={scenario.seeds}", f"reference_seeds={scenario.reference_seeds or 'null'}",
+                                  "evaluation.bootstrap_samples=300",
                                   f"output_dir={run_dir}", *scenario.overrides])
     artifacts.write_text(run_dir / "config.resolved.yaml", dump_config(config))
     artifacts.write_json(run_dir / "latency" / "latency.json", _latency(arms, scenario.timing_scale))
@@ -151,6 +153,8 @@ SCENARIOS = {
         Arm(0.72, 0.20), Arm(0.74, 0.30), decoder_cw=Arm(0.55, 0.25, rare_pull=0.6))),
     "no_rare_tier": Scenario("no_rare_tier", arms_like(Arm(0.7, 0.7), Arm(0.75, 0.75)), balanced=True),
     "three_seeds": Scenario("three_seeds", arms_like(Arm(0.72, 0.25), Arm(0.70, 0.30)), seeds=[42, 43, 44]),
+    "lora_seeds": Scenario("lora_seeds", arms_like(Arm(0.72, 0.25), Arm(0.66, 0.30)), seeds=[42, 43, 44],
+                           reference_seeds=[42]),
     "decoder_undertrained": Scenario("decoder_undertrained", arms_like(Arm(0.80, 0.30), Arm(0.65, 0.15)),
                                      steps={"encoder": 250, "decoder": 125}),
 }

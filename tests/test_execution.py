@@ -86,6 +86,7 @@ def test_process_backend_keeps_finished_runs_when_one_fails_then_resumes_to_the_
     run_dir = tmp_path / "smoke"
     monkeypatch.setenv("LORASTUDY_CRASH_RUN", "decoder_lora__seed42")  # every attempt of this run is killed
     failed = runner.invoke(app, ["run", "--config", "smoke", "--set", ARMS, "--set", "execution.backend=process",
+                                 "--set", "execution.max_concurrent=2",  # the two runs at once: one crash, one kept
                                  "--output-dir", str(run_dir), "--stage", "data", "--stage", "train"])
     assert failed.exit_code == 2, failed.output[-3000:]
     error = [line for line in failed.output.splitlines() if line.startswith("error:")]

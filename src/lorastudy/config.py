@@ -29,6 +29,8 @@ Arm = Literal[
     "decoder_lora_cw",
 ]
 ARMS: tuple[str, ...] = get_args(Arm)
+# The arms the study is about; the others are references (a classical baseline, the full fine-tunes).
+LORA_ARMS = ("encoder_lora", "encoder_lora_cw", "decoder_lora", "decoder_lora_cw")
 # transformers' SchedulerType values that need no lr_scheduler_kwargs (the recipe has no field for them).
 Scheduler = Literal["linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup",
                     "inverse_sqrt"]
@@ -272,8 +274,8 @@ class ExecutionConfig(Strict):
     address: str = Field("", description="ray: empty = $RAY_ADDRESS, else start a local cluster; "
                                          "'auto' or 'ray://host:10001' = join that cluster")
     resources: FamilyResources = Field(default_factory=FamilyResources, description="ray: per run, by family")
-    max_concurrent: PositiveInt | None = Field(None, description="ray: runs in flight at once; None = as many "
-                                                                 "as the cluster's resources allow")
+    max_concurrent: PositiveInt | None = Field(None, description="runs in flight at once; ray: None = as many as "
+                                                                 "the cluster's resources allow; process: None = 1")
     max_retries: int = Field(1, ge=0, description="process, ray: further attempts of a failed run")
     return_artifacts: bool = Field(False, description="ray: workers send each run folder back to the driver "
                                                       "even when they see the run directory (detected otherwise)")
@@ -289,6 +291,9 @@ class StudyConfig(Strict):
     models: ModelsConfig
     arms: list[Arm] = Field(default_factory=lambda: list(ARMS))
     seeds: list[int] = Field(default_factory=lambda: [42])
+    reference_seeds: list[int] | None = Field(
+        None, description="seeds of the reference arms (TF-IDF, full fine-tunes); None = the same as seeds. "
+                          "Run-to-run variation is measured where it is asked about: on the LoRA arms")
     train: TrainConfig = Field(default_factory=TrainConfig)
     weighting: WeightingConfig = Field(default_factory=WeightingConfig)
     tfidf: TfidfConfig = Field(default_factory=TfidfConfig)
@@ -308,6 +313,14 @@ class StudyConfig(Strict):
             raise ValueError("arms must name at least one arm")
         if not self.seeds:
             raise ValueError("seeds must name at least one seed")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ValueError("seeds lists a seed twice")
+        if self.reference_seeds is not None:
+            if not self.reference_seeds or self.reference_seeds[0] != self.seeds[0]:
+                raise ValueError("reference_seeds must start with the first of seeds "
+                                 f"({self.seeds[0]}): comparisons with one seed pair the runs of that seed")
+            if not set(self.reference_seeds) <= set(self.seeds) or len(set(self.reference_seeds)) != len(self.reference_seeds):
+                raise ValueError("reference_seeds must list distinct seeds, each also in seeds")
         if len(set(self.arms)) != len(self.arms):
             raise ValueError("arms lists an arm twice")
         for family in ("encoder", "decoder"):
@@ -319,6 +332,14 @@ class StudyConfig(Strict):
                     reason = "; ".join(err["msg"].removeprefix("Value error, ") for err in exc.errors())
                     raise ValueError(f"train + models.{family}.{section}: {reason}") from None
         return self
+
+    def seeds_of(self, arm: str) -> list[int]:
+        """The seeds one arm trains with: every seed for the LoRA arms, reference_seeds (if set) for the others."""
+        return self.seeds if arm in LORA_ARMS or self.reference_seeds is None else self.reference_seeds
+
+    def arm_seeds(self) -> list[tuple[str, int]]:
+        """Every (arm, seed) of the study, seed by seed, so that a study stopped early has whole seeds."""
+        return [(arm, seed) for seed in self.seeds for arm in self.arms if seed in self.seeds_of(arm)]
 
 
 # --- arms -----------------------------------------------------------------

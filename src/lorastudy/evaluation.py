@@ -574,7 +574,7 @@ def evaluate_study(run_dir: Path, config: StudyConfig) -> dict:
     run_entries: dict[str, dict] = {}
     probes: dict[str, dict] = {}
     reference = None  # the first run's test labels: paired comparisons need the same examples in the same order
-    names = [(arm, seed) for arm in config.arms for seed in config.seeds]
+    names = sorted(config.arm_seeds(), key=lambda pair: config.arms.index(pair[0]))
     for arm, seed in tqdm(names, desc="evaluate", unit="run"):
         name = f"{arm}__seed{seed}"
         folder = run_dir / "runs" / name
@@ -598,14 +598,16 @@ def evaluate_study(run_dir: Path, config: StudyConfig) -> dict:
     uncertainty = Uncertainty(runs, space, settings, boot_seed)
     effects = {vanilla: weighting_effect(uncertainty, vanilla, weighted)
                for vanilla, weighted in WEIGHTED_ARM.items() if vanilla in runs and weighted in runs}
-    n_seeds = max(len(by_seed) for by_seed in runs.values())
+    seeds_per_arm = {arm: len(by_seed) for arm, by_seed in runs.items()}
+    n_seeds = max(seeds_per_arm.values())
+    source = ("test_resampling" if n_seeds == 1 else "seeds" if min(seeds_per_arm.values()) > 1 else "mixed")
     results = {
         "schema_version": SCHEMA_VERSION,
         "study": {"name": config.name, "output_dir": str(run_dir),
                   "config_hash": stable_hash(config.model_dump(mode="json")),
                   "created": datetime.now(timezone.utc).isoformat(timespec="seconds")},
         "data": _data_section(space),
-        "uncertainty": {"source": "seeds" if n_seeds > 1 else "test_resampling", "n_seeds": n_seeds,
+        "uncertainty": {"source": source, "n_seeds": n_seeds, "seeds_per_arm": seeds_per_arm,
                         "confidence": settings.confidence, "bootstrap_samples": settings.bootstrap_samples},
         "runs": run_entries,
         "arms": {arm: _aggregate(arm, by_seed, space, uncertainty) for arm, by_seed in runs.items()},

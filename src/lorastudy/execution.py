@@ -13,8 +13,9 @@ import multiprocessing
 import os
 import signal
 import tempfile
+import threading
 import uuid
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -167,12 +168,26 @@ def _one_line(exc: BaseException) -> str:
 
 def _train_in_processes(pending: list[ArmSpec], data: PreparedData, run_dir: Path, config: StudyConfig,
                         token: str | None) -> dict[str, str]:
-    """Each run in its own spawned child process, one at a time; a crash fails only that attempt."""
+    """Each run in its own spawned child process, max_concurrent at a time (default 1); a crash fails only that
+    attempt of that run.
+
+    With several at once and `threads` unset, each run gets an equal share of the cores, as Ray gives a run its
+    num_cpus: on 2 cores, two 1-thread runs train more examples per second than one 2-thread run (measured in
+    benchmarks/RESULTS.md), because the many small operators of a step do not use a second thread well.
+    """
+    concurrent = config.execution.max_concurrent or 1
+    if concurrent > 1 and not config.threads:
+        config = config.model_copy(update={"threads": max(1, (os.cpu_count() or 1) // concurrent)})
     context = multiprocessing.get_context("spawn")
     failures: dict[str, str] = {}
-    for index, spec in enumerate(pending, start=1):
+    finished = iter(range(1, len(pending) + 1))
+    stop = threading.Event()  # set when the driver is interrupted: no run starts or retries after that
+
+    def train(index: int, spec: ArmSpec) -> None:
         tqdm.write(f"[run {index}/{len(pending)}] {spec.run_name} (own process)")
         for attempt in range(1, config.execution.max_retries + 2):
+            if stop.is_set():
+                return
             try:
                 with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
                     outcome = pool.submit(train_in_worker, spec, data, str(run_dir), config, token).result()
@@ -181,8 +196,18 @@ def _train_in_processes(pending: list[ArmSpec], data: PreparedData, run_dir: Pat
                 tqdm.write(f"{spec.run_name}: attempt {attempt} failed: {failures[spec.run_name]}")
             else:
                 failures.pop(spec.run_name, None)
-                _finish(outcome, run_dir, index, len(pending))
-                break
+                _finish(outcome, run_dir, next(finished), len(pending))
+                return
+
+    threads = ThreadPoolExecutor(max_workers=concurrent)  # each thread only waits on its run's process
+    try:
+        for future in [threads.submit(train, index, spec) for index, spec in enumerate(pending, start=1)]:
+            future.result()
+    except BaseException:
+        stop.set()
+        threads.shutdown(wait=False, cancel_futures=True)
+        raise
+    threads.shutdown()
     return failures
 
 

@@ -90,6 +90,10 @@ class Source:
     def first_run(self, arm: str) -> str:
         return f"{arm}__seed{self.results['arms'][arm]['seeds'][0]}"
 
+    def source_of(self, interval: dict | None) -> str:
+        """Where one interval came from: seeds where both sides share several, else the one seed's bootstrap."""
+        return (interval or {}).get("source", self.source)
+
     def comparison(self, a: str, b: str, metric: str) -> tuple[dict, list[Quantity], int] | None:
         """b - a with its interval, whichever way round evaluation stored it; sign = +1 when stored as b - a."""
         for index, row in enumerate(self.results.get("comparisons", [])):
@@ -101,7 +105,7 @@ class Source:
                               Quantity(name="diff_lo", value=lo, path=path + "/ci/0"),
                               Quantity(name="diff_hi", value=hi, path=path + "/ci/1")]
                 return {"metric": metric, "diff": sign * row["diff"], "ci": [lo, hi],
-                        "distinguishable": row["distinguishable"]}, \
+                        "distinguishable": row["distinguishable"], "source": self.source_of(row)}, \
                     quantities, sign
         return None
 
@@ -129,9 +133,9 @@ def systems_findings(src: Source) -> list[Finding]:
         found = src.comparison(a, b, metric) if src.has(a) and src.has(b) else None
         if found:
             row, quantities, _ = found
-            out.append(Finding(id=f"diff.{a}.{b}.{metric}", kind="difference", section=1, test=_test_name(src.source),
-                               verdict=difference_verdict(row), subjects=[a, b], quantities=quantities,
-                               facts={"metric": metric}))
+            out.append(Finding(id=f"diff.{a}.{b}.{metric}", kind="difference", section=1,
+                               test=_test_name(row["source"]), verdict=difference_verdict(row), subjects=[a, b],
+                               quantities=quantities, facts={"metric": metric, "source": row["source"]}))
     macro, accuracy = (next((f for f in out if f.id == f"diff.{ENC}.{DEC}.{m}"), None) for m in ("macro_f1", "accuracy"))
     if macro and accuracy:
         agree = macro.verdict == accuracy.verdict
@@ -205,6 +209,7 @@ def weighting_findings(src: Source, config: StudyConfig) -> list[Finding]:
                       src.value("zero_after", *base, "after", "zero_f1_count"),
                       src.value("relative_f1", *base, "relative_macro_f1")]
         verdicts = {}
+        source = src.source_of(effect.get("intervals", {}).get("macro_f1"))
         for metric in ("macro_f1", "accuracy", "rare_recall"):
             interval = effect.get("intervals", {}).get(metric)
             if interval is None:
@@ -223,10 +228,10 @@ def weighting_findings(src: Source, config: StudyConfig) -> list[Finding]:
                            src.value(f"{tier}.share_after", *base, "per_tier", tier, "predicted_share_after"),
                            src.value(f"{tier}.recall_before", *base, "per_tier", tier, "recall_before"),
                            src.value(f"{tier}.recall_after", *base, "per_tier", tier, "recall_after")]
-        finding = Finding(id=f"weighting.{arm}", kind="effect", section=2, test=_test_name(src.source),
+        finding = Finding(id=f"weighting.{arm}", kind="effect", section=2, test=_test_name(source),
                           verdict=verdicts.get("macro_f1", "undefined"), subjects=[arm, WEIGHTED[arm]],
                           quantities=quantities,
-                          facts={"verdicts": verdicts, "lifted": [c["label"] for c in effect["lifted_off_zero"]],
+                          facts={"verdicts": verdicts, "source": source, "lifted": [c["label"] for c in effect["lifted_off_zero"]],
                                  "fell": [c["label"] for c in effect["fell_to_zero"]]})
         finding.facts["accuracy_split"] = _accuracy_split(finding, src.tiers)
         for tier in src.tiers:  # pooled precision of the tier's predictions = recall x true share / predicted share
@@ -246,11 +251,11 @@ def weighting_findings(src: Source, config: StudyConfig) -> list[Finding]:
         path = f"{RESULTS}#/weighting_did/{index}"
         prefix = "weighting.did" if row["encoder"] == ENC else "weighting.did_full"
         out.append(Finding(id=f"{prefix}.{row['metric']}", kind="difference", section=2,
-                           test=_test_name(src.source), verdict=difference_verdict(row), subjects=[ENC, DEC],
+                           test=_test_name(src.source_of(row)), verdict=difference_verdict(row), subjects=[ENC, DEC],
                            quantities=[Quantity(name="did", value=row["diff"], path=path + "/diff"),
                                        Quantity(name="did_lo", value=row["ci"][0], path=path + "/ci/0"),
                                        Quantity(name="did_hi", value=row["ci"][1], path=path + "/ci/1")],
-                           facts={"metric": row["metric"]}))
+                           facts={"metric": row["metric"], "source": src.source_of(row)}))
     mechanism = weighting_mechanism(src, out, config.report.equal_within)
     return out + ([mechanism] if mechanism else [])
 
@@ -366,9 +371,9 @@ def tier_findings(src: Source, config: StudyConfig) -> list[Finding]:
     recall = src.comparison(ENC, DEC, "rare_recall")
     if recall:
         row, quantities, _ = recall
-        out.append(Finding(id="tier.rare_recall", kind="difference", section=3, test=_test_name(src.source),
+        out.append(Finding(id="tier.rare_recall", kind="difference", section=3, test=_test_name(row["source"]),
                            verdict=difference_verdict(row), subjects=[ENC, DEC], quantities=quantities,
-                           facts={"metric": "rare_recall"}))
+                           facts={"metric": "rare_recall", "source": row["source"]}))
     out.append(confusion_finding(src))
     rho = [src.value(f"{arm}.rho", "runs", src.first_run(arm), "test", "spearman_f1_vs_train_count", "rho")
            for arm in (ENC, DEC)]

@@ -51,10 +51,10 @@ def run_study(config: StudyConfig | str | Path | dict | None = None, *, output_d
         if "train" in stages:
             from lorastudy.execution import train_runs
 
-            specs = [arm_spec(config, arm, seed, data.fingerprint) for seed in config.seeds for arm in config.arms]
+            specs = [arm_spec(config, arm, seed, data.fingerprint) for arm, seed in config.arm_seeds()]
             train_runs(specs, data, run_dir, config)
         if "evaluate" in stages or "bench" in stages:
-            run_names = [f"{arm}__seed{seed}" for seed in config.seeds for arm in config.arms]
+            run_names = [f"{arm}__seed{seed}" for arm, seed in config.arm_seeds()]
             integrity.require_intact(run_dir, integrity.stage_inputs(run_dir, run_names))
         if "evaluate" in stages:
             from lorastudy.evaluation import evaluate_study

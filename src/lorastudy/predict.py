@@ -58,10 +58,11 @@ def locate_run(run_dir: Path, arm: str, seed: int | None = None) -> TrainedRun:
     if arm not in config.arms:
         raise StudyError(f"Arm '{arm}' is not in the study in {run_dir}; its arms: {', '.join(config.arms)}.",
                          "choose one of them with --arm.")
-    seed = config.seeds[0] if seed is None else seed
-    if seed not in config.seeds:
-        raise StudyError(f"Seed {seed} is not in the study in {run_dir}; its seeds: "
-                         f"{', '.join(map(str, config.seeds))}.", "choose one of them with --seed.")
+    seeds = config.seeds_of(arm)
+    seed = seeds[0] if seed is None else seed
+    if seed not in seeds:
+        raise StudyError(f"Seed {seed} is not in the study in {run_dir} for {arm}; its seeds: "
+                         f"{', '.join(map(str, seeds))}.", "choose one of them with --seed.")
     path = run_dir / "runs" / f"{arm}__seed{seed}"
     if not (path / "spec.json").is_file() or not is_finished(path, read_spec(path)):
         raise StudyError(f"Run {path.name} in {run_dir} has not finished training.",
