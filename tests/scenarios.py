@@ -36,7 +36,7 @@ class Scenario:
     name: str
     arms: dict[str, Arm]
     seeds: list[int] = field(default_factory=lambda: [42])
-    reference_seeds: list[int] | None = None  # the reference arms' seeds (config.reference_seeds)
+    reference_seeds: int | None = None  # how many seeds the reference arms train (config.reference_seeds)
     balanced: bool = False
     steps: dict[str, int] = field(default_factory=lambda: {"encoder": 250, "decoder": 250})
     label_prefix: str = "sense."
@@ -79,7 +79,7 @@ def build(root: Path, scenario: Scenario) -> Path:
     arms = [arm for arm in ARMS if arm in scenario.arms]
     for arm in arms:
         family = "none" if arm == "tfidf_logreg" else arm.split("_")[0]
-        for seed in scenario.seeds if arm in LORA_ARMS or scenario.reference_seeds is None else scenario.reference_seeds:
+        for seed in scenario.seeds if arm in LORA_ARMS else scenario.seeds[:scenario.reference_seeds]:
             folder = run_dir / "runs" / f"{arm}__seed{seed}"
             for split, counts in (("val", val), ("test", test)):
                 y = np.repeat(np.arange(n), counts)
@@ -154,7 +154,7 @@ SCENARIOS = {
     "no_rare_tier": Scenario("no_rare_tier", arms_like(Arm(0.7, 0.7), Arm(0.75, 0.75)), balanced=True),
     "three_seeds": Scenario("three_seeds", arms_like(Arm(0.72, 0.25), Arm(0.70, 0.30)), seeds=[42, 43, 44]),
     "lora_seeds": Scenario("lora_seeds", arms_like(Arm(0.72, 0.25), Arm(0.66, 0.30)), seeds=[42, 43, 44],
-                           reference_seeds=[42]),
+                           reference_seeds=1),
     "decoder_undertrained": Scenario("decoder_undertrained", arms_like(Arm(0.80, 0.30), Arm(0.65, 0.15)),
                                      steps={"encoder": 250, "decoder": 125}),
 }

@@ -173,3 +173,14 @@ def test_the_readme_own_data_example_works_on_a_fresh_csv(tmp_path, monkeypatch)
     assert done.exit_code == 0, done.output
     summary = json.loads(done.output)
     assert summary["num_classes"] == 4 and sum(summary["rows"].values()) == 107
+
+
+def test_reference_arms_train_the_first_seeds():
+    cfg = load_config("smoke", ["seeds=[42, 43]", "reference_seeds=1", "arms=[tfidf_logreg, encoder_lora]"])
+    assert cfg.arm_seeds() == [("tfidf_logreg", 42), ("encoder_lora", 42), ("encoder_lora", 43)]
+    assert load_config("smoke", ["seeds=[42, 43]", "arms=[tfidf_logreg]"]).seeds_of("tfidf_logreg") == [42, 43]
+    assert load_config("demo", ["seeds=[1, 2]"]).seeds_of("encoder_full") == [1]  # follows the seeds it is given
+    with pytest.raises(StudyError, match="seeds lists a seed twice"):
+        load_config("smoke", ["seeds=[42, 42]"])
+    with pytest.raises(StudyError, match="reference_seeds"):
+        load_config("smoke", ["reference_seeds=0"])

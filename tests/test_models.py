@@ -472,3 +472,16 @@ def test_adapter_with_an_unexpected_key_is_refused(tmp_path, cache):
     rewrite_adapter(run, lambda tensors: tensors.update({"base_model.model.extra.lora_A.weight": torch.zeros(2, 2)}))
     with pytest.raises(StudyError, match="unexpected keys: base_model.model.extra"):
         models.load_trained(run, cache_dir=cache)
+
+
+def test_threads_bound_torch_and_the_blas_pools_that_tfidf_uses():
+    """A 1-thread run next to another must stay on one core, in torch and in numpy/scikit-learn alike."""
+    from threadpoolctl import threadpool_info
+
+    before = runtime.set_threads(None)
+    try:
+        assert runtime.set_threads(1) == 1
+        assert all(pool["num_threads"] == 1 for pool in threadpool_info())
+    finally:
+        runtime.set_threads(before)
+    assert torch.get_num_threads() == before

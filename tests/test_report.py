@@ -134,6 +134,32 @@ def test_several_seeds_report_seed_level_spread_and_never_test_resampling(notes)
     assert "within run-to-run variation" not in one_seed and "not distinguishable on this test set" in one_seed
 
 
+def test_lora_seeds_word_each_interval_by_its_own_source(notes):
+    """Three seeds of the LoRA arms, one of the references: LoRA vs LoRA over seeds, LoRA vs a reference by bootstrap."""
+    run_dir, note = notes["lora_seeds"]
+    results = artifacts.read_json(run_dir / "evaluation" / "results.json")
+    assert results["uncertainty"]["source"] == "mixed"
+    assert results["uncertainty"]["seeds_per_arm"] == {"tfidf_logreg": 1, "encoder_full": 1, "encoder_full_cw": 1,
+                                                       "encoder_lora": 3, "encoder_lora_cw": 3, "decoder_lora": 3,
+                                                       "decoder_lora_cw": 3}
+    sources = {(row["a"], row["b"]): row["source"] for row in results["comparisons"]}
+    assert sources[("encoder_lora", "decoder_lora")] == "seeds"
+    assert sources[("encoder_full", "encoder_lora")] == "test_resampling"
+    findings = _findings(run_dir)
+    assert findings.get("diff.encoder_lora.decoder_lora.macro_f1").facts["source"] == "seeds"
+    assert findings.get("diff.encoder_full.encoder_lora.macro_f1").facts["source"] == "test_resampling"
+    first = _section(note, 1)
+    assert "3 training seeds for Encoder LoRA" in note and "1 training seed for TF-IDF" in note
+    assert re.search(r"Decoder minus encoder LoRA: .*run-to-run variation", first)
+    assert re.search(r"Against the encoder's full fine-tune, .*on this test set", first)
+    spread = findings.get("architecture.seed_spread")
+    gap, stds = abs(spread.q("diff")), [spread.q("encoder_lora.std"), spread.q("decoder_lora.std")]
+    assert spread.verdict == ("gap_below_both" if gap < min(stds) else "gap_above_both" if gap > max(stds)
+                              else "gap_between")
+    assert "Run-to-run spread (standard deviation of test macro F1 over 3 seeds)" in first
+    assert "Run-to-run spread" not in notes["tie"][1]  # one seed: no spread to report
+
+
 def test_decisions_follow_the_rule_and_a_cost_tie_never_decides(notes):
     for run_dir, note in notes.values():
         for decision in _findings(run_dir).of_kind("decision"):

@@ -143,7 +143,23 @@ def systems_findings(src: Source) -> list[Finding]:
                            test="the accuracy and macro F1 verdicts of decoder minus encoder LoRA are the same",
                            verdict="agree" if agree else f"accuracy_{accuracy.verdict}_macro_{macro.verdict}",
                            subjects=[ENC, DEC], quantities=[*macro.quantities[:1], *accuracy.quantities[:1]]))
-    return out
+    spread = seed_spread_finding(src, macro)
+    return out + ([spread] if spread else [])
+
+
+def seed_spread_finding(src: Source, gap: Finding | None) -> Finding | None:
+    """The architecture gap against each LoRA arm's run-to-run spread (needs several seeds of both)."""
+    if gap is None:
+        return None
+    stds = [src.value(f"{arm}.std", "arms", arm, "test", "macro_f1", "std") for arm in (ENC, DEC)]
+    if any(s.value is None for s in stds):
+        return None
+    size, low, high = abs(gap.q("diff")), min(s.value for s in stds), max(s.value for s in stds)
+    verdict = "gap_below_both" if size < low else "gap_above_both" if size > high else "gap_between"
+    return Finding(id="architecture.seed_spread", kind="difference", section=1,
+                   test="|decoder - encoder LoRA macro F1| against each arm's standard deviation over seeds",
+                   verdict=verdict, subjects=[ENC, DEC], quantities=[*stds, gap.quantities[0]],
+                   facts={"n_seeds": min(len(src.results["arms"][arm]["seeds"]) for arm in (ENC, DEC))})
 
 
 def architecture_split_finding(src: Source) -> Finding | None:
