@@ -350,6 +350,7 @@ def test_near_misses_and_sign_flips_do_not_match(printed, known):
     ("Spearman rho 0.943 encoder, 0.902 decoder.", "0.902", "rho", {"decoder_lora"}),
     ("The weighted decoder (SmolLM2 + weighting) reached 0.446 macro F1.", "0.446", "macro_f1", {"decoder_lora", "decoder_lora_cw"}),
     ("The encoder full fine-tune trained 2.7% of the parameters.", "2.7%", "share", {"encoder_full"}),
+    ("Decoder LoRA left a zero-F1 count of 13.7 (seed mean).", "13.7", "zero_f1", {"decoder_lora"}),
 ])
 def test_prose_numbers_take_entities_and_kind_from_their_clause(sentence, printed, kind, arms):
     reading = next(r for r in read_note_numbers(sentence, vocabulary(RUN)) if r.printed == printed)

@@ -656,8 +656,8 @@ def _reading(match: re.Match, text: str, kind: str | None, entities: dict[str, s
         (section == 5 or bool(re.search(PREDICTIVE, where, re.I)))
     if match.group("dollar"):
         kind = "cost"
-    if kind in COUNTS and match.group("dec") and not unit:
-        kind = None  # "0.277" is no count: the metric word belonged to another number
+    if kind in COUNTS and len(match.group("dec") or "") > 2 and not unit:
+        kind = None  # "0.277" is no count: the metric word belonged to another number ("13.7" is a seed mean)
     difference = signed or unit == "pp" or bool(re.search(DIFFERENCE, context, re.I))
     return Reading(match.group(0).strip(), value, len(match.group("dec") or ".") - 1, unit, signed,
                    kind, entities, where, section, threshold, _accepted([kind] if kind else []), difference)
