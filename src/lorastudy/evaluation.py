@@ -574,7 +574,7 @@ def evaluate_study(run_dir: Path, config: StudyConfig) -> dict:
     run_entries: dict[str, dict] = {}
     probes: dict[str, dict] = {}
     reference = None  # the first run's test labels: paired comparisons need the same examples in the same order
-    names = sorted(config.arm_seeds(), key=lambda pair: config.arms.index(pair[0]))
+    names = [(arm, seed) for arm in config.arms for seed in config.seeds_of(arm)]
     for arm, seed in tqdm(names, desc="evaluate", unit="run"):
         name = f"{arm}__seed{seed}"
         folder = run_dir / "runs" / name
