@@ -144,6 +144,32 @@ def test_tier_contributions_add_up_to_the_macro_f1_change():
     assert effect["per_tier"]["rare"]["class_share"] == pytest.approx(0.5)
 
 
+def test_a_one_seed_reference_is_compared_with_the_seed_mean_of_a_several_seed_arm():
+    """Three LoRA seeds vs a one-seed reference: the LoRA mean, bootstrapped, never seed 42 picked out."""
+    rng = np.random.default_rng(3)
+    space = _space([50, 40, 5, 3], ["common", "common", "rare", "rare"], test_counts=[40, 30, 8, 6])
+    y_true = np.repeat(np.arange(4), [40, 30, 8, 6])
+
+    def trained(arm, seed, hit_rate):
+        return score_run(arm, arm, seed, y_true, np.where(rng.random(len(y_true)) < hit_rate, y_true, 0), space)
+
+    lora = {seed: trained("encoder_lora", seed, rate) for seed, rate in ((42, 0.5), (43, 0.8), (44, 0.9))}
+    full = {42: trained("encoder_full", 42, 0.7)}
+    lora_minus_full = {"encoder_lora": 1.0, "encoder_full": -1.0}
+    row = _uncertainty({"encoder_full": full, "encoder_lora": lora}, space, n=400).contrast(lora_minus_full, "accuracy")
+    seed_mean = np.mean([run.metrics["accuracy"] for run in lora.values()])
+    assert row["source"] == "test_resampling" and row["seeds"] == [42]
+    assert row["diff"] == pytest.approx(seed_mean - full[42].metrics["accuracy"])
+    assert abs(row["diff"] - (lora[42].metrics["accuracy"] - full[42].metrics["accuracy"])) > 0.1
+    assert row["ci"][0] < row["diff"] < row["ci"][1]
+    copies = {seed: score_run("l", "encoder_lora", seed, y_true, lora[42].y_pred, space) for seed in (42, 43, 44)}
+    three = _uncertainty({"encoder_full": full, "encoder_lora": copies}, space, n=400).contrast(lora_minus_full,
+                                                                                               "macro_f1")
+    one = _uncertainty({"encoder_full": full, "encoder_lora": {42: lora[42]}}, space, n=400).contrast(
+        lora_minus_full, "macro_f1")
+    assert three["diff"] == pytest.approx(one["diff"]) and three["ci"] == pytest.approx(one["ci"])
+
+
 def test_several_seeds_use_seed_level_intervals_for_point_interval_and_verdict():
     space = _space([10, 10], ["rare", "common"])
     y_true = np.array([0, 1, 0, 1])

@@ -9,11 +9,12 @@ Two definitions matter for every number in the note:
   Macro F1 averages F1 over evaluable classes only, and the zero-F1 count counts
   evaluable classes with F1 = 0; classes without examples are listed apart as
   "not evaluable" (scikit-learn with all labels would silently count them as 0).
-- Where an interval comes from (`source`): with one training seed, a percentile
-  bootstrap over test examples ("test_resampling": it says nothing about training
-  variance); with several seeds, a t-interval over the seed-level values or paired
-  seed differences ("seeds": run-to-run variation). Point estimate, interval and
-  verdict of one quantity always come from the same source.
+- Where an interval comes from (`source`): where the compared arms share several
+  training seeds, a t-interval over the seed-level values or paired seed differences
+  ("seeds": run-to-run variation); otherwise a percentile bootstrap over test examples
+  of each arm's seed mean ("test_resampling": it says nothing about training
+  variance), e.g. three LoRA seeds against a one-seed reference. Point estimate,
+  interval and verdict of one quantity always come from the same source.
 - A bootstrap resample is scored on the same class set as the point estimate (the
   classes evaluable on the whole test set), and every arm is scored on the same
   resamples, so paired intervals are of the difference itself.
@@ -313,42 +314,44 @@ def _run_score(run: RunEval, metric: str, rare: str) -> float | None:
 
 
 class Uncertainty:
-    """Every interval of the study from one rule (module docstring): bootstrap with one seed, seeds otherwise.
+    """Every interval of the study from one rule (module docstring): over seeds where the arms share several,
+    a bootstrap over test examples otherwise.
 
-    The first seed of every arm is bootstrapped once, on the same resamples, so any contrast between
-    arms (a difference, a difference of differences) is paired.
+    Every run is bootstrapped once, on the same resamples, so any contrast between arms (a difference, a
+    difference of differences) is paired. In a bootstrapped contrast an arm with several seeds enters as its
+    seed mean, point estimate and resamples alike: a one-seed reference is compared with the LoRA arm's mean,
+    never with one of its seeds picked out.
     """
 
     def __init__(self, runs: dict[str, dict[int, RunEval]], space: LabelSpace, settings: EvaluationConfig,
                  seed: int):
         self.runs, self.space, self.confidence = runs, space, settings.confidence
         self.rare = space.rare_tier
-        arms = list(runs)
-        first = [runs[arm][next(iter(runs[arm]))] for arm in arms]
-        scores = _bootstrap_scores(first[0].y_true, [run.y_pred for run in first], settings.bootstrap_samples, seed,
-                                   space.tier_mask(self.rare))
-        self.boot = dict(zip(arms, scores))
+        every = [(arm, run_seed, run) for arm, by_seed in runs.items() for run_seed, run in by_seed.items()]
+        scores = _bootstrap_scores(every[0][2].y_true, [run.y_pred for *_, run in every], settings.bootstrap_samples,
+                                   seed, space.tier_mask(self.rare))
+        self.boot: dict[str, dict[int, dict[str, np.ndarray]]] = {}
+        for (arm, run_seed, _), resampled in zip(every, scores):
+            self.boot.setdefault(arm, {})[run_seed] = resampled
 
     def contrast(self, weights: dict[str, float], metric: str) -> dict | None:
         """The linear contrast sum(w * metric of arm), e.g. {b: 1, a: -1} for b - a; null when undefined."""
         arms = list(weights)
-        seeds = _common_seeds(self.runs, *arms)
-        if not seeds:
+        if not all(self.runs.get(arm) for arm in arms):
             return None
-        per_seed = []
-        for seed in seeds:
-            values = [_run_score(self.runs[arm][seed], metric, self.rare) for arm in arms]
-            if any(v is None for v in values):
-                return None
-            per_seed.append(sum(weights[arm] * v for arm, v in zip(arms, values)))
+        values = {arm: [_run_score(run, metric, self.rare) for run in self.runs[arm].values()] for arm in arms}
+        if any(v is None for arm_values in values.values() for v in arm_values):
+            return None
+        seeds = _common_seeds(self.runs, *arms)
+        per_seed = [sum(weights[arm] * _run_score(self.runs[arm][s], metric, self.rare) for arm in arms)
+                    for s in seeds]
         if len(seeds) > 1:
             ci, source, estimate = seed_interval(per_seed, self.confidence), "seeds", float(np.mean(per_seed))
         else:
-            firsts = [next(iter(self.runs[arm])) for arm in arms]
-            if firsts != [seeds[0]] * len(arms):
-                return None  # the bootstrapped runs are each arm's first seed; they must be the same seed
-            resampled = sum(weights[arm] * self.boot[arm][metric] for arm in arms)
-            ci, source, estimate = _interval(resampled, self.confidence), "test_resampling", per_seed[0]
+            estimate = float(sum(weights[arm] * np.mean(values[arm]) for arm in arms))
+            resampled = sum(weights[arm] * np.mean([self.boot[arm][s][metric] for s in self.runs[arm]], axis=0)
+                            for arm in arms)
+            ci, source = _interval(resampled, self.confidence), "test_resampling"
         return {"diff": estimate, "ci": list(ci), "distinguishable": not ci[0] <= 0 <= ci[1], "source": source,
                 "seeds": seeds, "seed_values": per_seed}
 
