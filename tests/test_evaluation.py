@@ -145,7 +145,8 @@ def test_tier_contributions_add_up_to_the_macro_f1_change():
 
 
 def test_a_one_seed_reference_is_compared_with_the_seed_mean_of_a_several_seed_arm():
-    """Three LoRA seeds vs a one-seed reference: the LoRA mean, bootstrapped, never seed 42 picked out."""
+    """Three LoRA seeds vs a one-seed reference: the LoRA mean, never seed 42 picked out, with an interval that
+    holds both the test-example bootstrap and the LoRA seeds' spread."""
     rng = np.random.default_rng(3)
     space = _space([50, 40, 5, 3], ["common", "common", "rare", "rare"], test_counts=[40, 30, 8, 6])
     y_true = np.repeat(np.arange(4), [40, 30, 8, 6])
@@ -158,16 +159,18 @@ def test_a_one_seed_reference_is_compared_with_the_seed_mean_of_a_several_seed_a
     lora_minus_full = {"encoder_lora": 1.0, "encoder_full": -1.0}
     row = _uncertainty({"encoder_full": full, "encoder_lora": lora}, space, n=400).contrast(lora_minus_full, "accuracy")
     seed_mean = np.mean([run.metrics["accuracy"] for run in lora.values()])
-    assert row["source"] == "test_resampling" and row["seeds"] == [42]
+    assert row["source"] == "test_and_seeds" and row["seeds"] == [42]
     assert row["diff"] == pytest.approx(seed_mean - full[42].metrics["accuracy"])
     assert abs(row["diff"] - (lora[42].metrics["accuracy"] - full[42].metrics["accuracy"])) > 0.1
-    assert row["ci"][0] < row["diff"] < row["ci"][1]
+    spread = seed_interval([run.metrics["accuracy"] - full[42].metrics["accuracy"] for run in lora.values()], 0.95)
+    assert row["ci"][0] <= spread[0] and row["ci"][1] >= spread[1] and not row["distinguishable"]
     copies = {seed: score_run("l", "encoder_lora", seed, y_true, lora[42].y_pred, space) for seed in (42, 43, 44)}
     three = _uncertainty({"encoder_full": full, "encoder_lora": copies}, space, n=400).contrast(lora_minus_full,
                                                                                                "macro_f1")
     one = _uncertainty({"encoder_full": full, "encoder_lora": {42: lora[42]}}, space, n=400).contrast(
         lora_minus_full, "macro_f1")
     assert three["diff"] == pytest.approx(one["diff"]) and three["ci"] == pytest.approx(one["ci"])
+    assert one["source"] == "test_resampling"
 
 
 def test_several_seeds_use_seed_level_intervals_for_point_interval_and_verdict():
@@ -447,3 +450,15 @@ def test_rare_recall_is_bootstrapped_for_every_pair():
     recall = _uncertainty(runs, space, n=300).contrast({"decoder_lora": 1.0, "encoder_lora": -1.0}, "rare_recall")
     assert recall["diff"] == pytest.approx(1.0 - runs["encoder_lora"][42].tiers["rare"]["recall"])
     assert 0 < recall["ci"][0] <= recall["diff"] <= recall["ci"][1] and recall["distinguishable"]
+
+
+def test_a_level_interval_over_few_seeds_is_cut_at_zero_and_one():
+    """Accuracy 0.5, 0.5, 1.0 over three seeds: the t-interval reaches past both ends; a proportion cannot."""
+    space = _space([10, 10], ["rare", "common"])
+    y_true = np.array([0, 1, 0, 1])
+    predictions = ((1, np.array([1, 1, 1, 1])), (2, np.array([0, 0, 0, 0])), (3, y_true))
+    runs = {"decoder_lora": {s: score_run("d", "decoder_lora", s, y_true, p, space) for s, p in predictions}}
+    raw = seed_interval([0.5, 0.5, 1.0], 0.95)
+    assert raw[0] < 0 and raw[1] > 1
+    level = _uncertainty(runs, space).level("decoder_lora", "accuracy")
+    assert level["mean"] == pytest.approx(2 / 3) and level["ci"] == [0.0, 1.0]

@@ -135,7 +135,8 @@ def test_several_seeds_report_seed_level_spread_and_never_test_resampling(notes)
 
 
 def test_lora_seeds_word_each_interval_by_its_own_source(notes):
-    """Three seeds of the LoRA arms, one of the references: LoRA vs LoRA over seeds, LoRA vs a reference by bootstrap."""
+    """Three seeds of the LoRA arms, one of the references: LoRA vs LoRA over seeds, LoRA vs a reference by
+    bootstrap and seeds together, reference vs reference by bootstrap."""
     run_dir, note = notes["lora_seeds"]
     results = artifacts.read_json(run_dir / "evaluation" / "results.json")
     assert results["uncertainty"]["source"] == "mixed"
@@ -144,14 +145,15 @@ def test_lora_seeds_word_each_interval_by_its_own_source(notes):
                                                        "decoder_lora_cw": 3}
     sources = {(row["a"], row["b"]): row["source"] for row in results["comparisons"]}
     assert sources[("encoder_lora", "decoder_lora")] == "seeds"
-    assert sources[("encoder_full", "encoder_lora")] == "test_resampling"
+    assert sources[("encoder_full", "encoder_lora")] == "test_and_seeds"
+    assert sources[("tfidf_logreg", "encoder_full")] == "test_resampling"
     findings = _findings(run_dir)
     assert findings.get("diff.encoder_lora.decoder_lora.macro_f1").facts["source"] == "seeds"
-    assert findings.get("diff.encoder_full.encoder_lora.macro_f1").facts["source"] == "test_resampling"
+    assert findings.get("diff.encoder_full.encoder_lora.macro_f1").facts["source"] == "test_and_seeds"
     first = _section(note, 1)
     assert "3 training seeds for Encoder LoRA" in note and "1 training seed for TF-IDF" in note
     assert re.search(r"Decoder minus encoder LoRA: .*run-to-run variation", first)
-    assert re.search(r"Against the encoder's full fine-tune, .*on this test set", first)
+    assert re.search(r"Against the encoder's full fine-tune, .*on this test set (or|and) over seeds", first)
     spread = findings.get("architecture.seed_spread")
     gap, stds = abs(spread.q("diff")), [spread.q("encoder_lora.std"), spread.q("decoder_lora.std")]
     assert spread.verdict == ("gap_below_both" if gap < min(stds) else "gap_above_both" if gap > max(stds)

@@ -13,8 +13,11 @@ Two definitions matter for every number in the note:
   training seeds, a t-interval over the seed-level values or paired seed differences
   ("seeds": run-to-run variation); otherwise a percentile bootstrap over test examples
   of each arm's seed mean ("test_resampling": it says nothing about training
-  variance), e.g. three LoRA seeds against a one-seed reference. Point estimate,
-  interval and verdict of one quantity always come from the same source.
+  variance). Three LoRA seeds against a one-seed reference ("test_and_seeds"): the
+  LoRA mean minus the reference, with an interval that covers both that bootstrap
+  and the t-interval over the LoRA seeds (blind only to the reference's own training
+  variance). Point estimate, interval and verdict of one quantity always come from
+  the same source.
 - A bootstrap resample is scored on the same class set as the point estimate (the
   classes evaluable on the whole test set), and every arm is scored on the same
   resamples, so paired intervals are of the difference itself.
@@ -352,15 +355,33 @@ class Uncertainty:
             resampled = sum(weights[arm] * np.mean([self.boot[arm][s][metric] for s in self.runs[arm]], axis=0)
                             for arm in arms)
             ci, source = _interval(resampled, self.confidence), "test_resampling"
+            spread = self._seed_spread(weights, metric, values)
+            if spread is not None:  # several seeds on one side: the interval must also hold their variation
+                ci, source = (min(ci[0], spread[0]), max(ci[1], spread[1])), "test_and_seeds"
         return {"diff": estimate, "ci": list(ci), "distinguishable": not ci[0] <= 0 <= ci[1], "source": source,
                 "seeds": seeds, "seed_values": per_seed}
 
+    def _seed_spread(self, weights: dict[str, float], metric: str, values: dict[str, list[float]]):
+        """t-interval of the contrast over the seeds the several-seed arms share, one-seed arms held at their run."""
+        several = [arm for arm in weights if len(self.runs[arm]) > 1]
+        shared = _common_seeds(self.runs, *several) if several else []
+        if len(shared) < 2:
+            return None
+        fixed = sum(weights[arm] * values[arm][0] for arm in weights if arm not in several)
+        per_seed = [fixed + sum(weights[arm] * _run_score(self.runs[arm][s], metric, self.rare) for arm in several)
+                    for s in shared]
+        return seed_interval(per_seed, self.confidence)
+
     def level(self, arm: str, metric: str) -> dict | None:
-        """One arm's metric with its interval (seed mean and t-interval, or the bootstrap of its one run)."""
+        """One arm's metric with its interval (seed mean and t-interval, or the bootstrap of its one run).
+
+        Every compared metric is a proportion: a t-interval over few seeds can reach past 0 or 1, and is cut there.
+        """
         result = self.contrast({arm: 1.0}, metric)
         if result is None:
             return None
-        return {"mean": result["diff"], "ci": result["ci"], "source": result["source"]}
+        lo, hi = result["ci"]
+        return {"mean": result["diff"], "ci": [max(lo, 0.0), min(hi, 1.0)], "source": result["source"]}
 
 
 def comparison_kind(a: str, b: str) -> str:

@@ -91,7 +91,7 @@ class Source:
         return f"{arm}__seed{self.results['arms'][arm]['seeds'][0]}"
 
     def source_of(self, interval: dict | None) -> str:
-        """Where one interval came from: seeds where both sides share several, else the one seed's bootstrap."""
+        """Where one interval came from: seeds, test resampling, or both (evaluation.Uncertainty)."""
         return (interval or {}).get("source", self.source)
 
     def comparison(self, a: str, b: str, metric: str) -> tuple[dict, list[Quantity], int] | None:
@@ -117,9 +117,11 @@ def difference_verdict(row: dict) -> str:
 
 
 def _test_name(source: str) -> str:
-    return ("95% interval of the paired difference excludes 0 (bootstrap over test examples, one training seed)"
-            if source == "test_resampling" else
-            "95% t-interval over training seeds of the paired difference excludes 0")
+    return {"test_resampling": "95% interval of the paired difference excludes 0 (bootstrap over test examples, "
+                               "one training seed)",
+            "test_and_seeds": "95% interval covering both a bootstrap over test examples of the seed means and a "
+                              "t-interval over the several-seed arm's seeds excludes 0"
+            }.get(source, "95% t-interval over training seeds of the paired difference excludes 0")
 
 
 # --- Section 1 ------------------------------------------------------------------------
