@@ -339,37 +339,34 @@ class Uncertainty:
 
     def contrast(self, weights: dict[str, float], metric: str) -> dict | None:
         """The linear contrast sum(w * metric of arm), e.g. {b: 1, a: -1} for b - a; null when undefined."""
-        arms = list(weights)
-        if not all(self.runs.get(arm) for arm in arms):
+        if not all(self.runs.get(arm) for arm in weights):
             return None
-        values = {arm: [_run_score(run, metric, self.rare) for run in self.runs[arm].values()] for arm in arms}
-        if any(v is None for arm_values in values.values() for v in arm_values):
+        values = {arm: {s: _run_score(run, metric, self.rare) for s, run in self.runs[arm].items()} for arm in weights}
+        if any(v is None for by_seed in values.values() for v in by_seed.values()):
             return None
-        seeds = _common_seeds(self.runs, *arms)
-        per_seed = [sum(weights[arm] * _run_score(self.runs[arm][s], metric, self.rare) for arm in arms)
-                    for s in seeds]
+        seeds = _common_seeds(self.runs, *weights)
+        per_seed = [sum(w * values[arm][s] for arm, w in weights.items()) for s in seeds]
         if len(seeds) > 1:
             ci, source, estimate = seed_interval(per_seed, self.confidence), "seeds", float(np.mean(per_seed))
         else:
-            estimate = float(sum(weights[arm] * np.mean(values[arm]) for arm in arms))
-            resampled = sum(weights[arm] * np.mean([self.boot[arm][s][metric] for s in self.runs[arm]], axis=0)
-                            for arm in arms)
+            estimate = float(sum(w * np.mean(list(values[arm].values())) for arm, w in weights.items()))
+            resampled = sum(w * np.mean([self.boot[arm][s][metric] for s in values[arm]], axis=0)
+                            for arm, w in weights.items())
             ci, source = _interval(resampled, self.confidence), "test_resampling"
-            spread = self._seed_spread(weights, metric, values)
+            spread = self._seed_spread(weights, values)
             if spread is not None:  # several seeds on one side: the interval must also hold their variation
                 ci, source = (min(ci[0], spread[0]), max(ci[1], spread[1])), "test_and_seeds"
         return {"diff": estimate, "ci": list(ci), "distinguishable": not ci[0] <= 0 <= ci[1], "source": source,
                 "seeds": seeds, "seed_values": per_seed}
 
-    def _seed_spread(self, weights: dict[str, float], metric: str, values: dict[str, list[float]]):
+    def _seed_spread(self, weights: dict[str, float], values: dict[str, dict[int, float]]):
         """t-interval of the contrast over the seeds the several-seed arms share, one-seed arms held at their run."""
-        several = [arm for arm in weights if len(self.runs[arm]) > 1]
+        several = [arm for arm in weights if len(values[arm]) > 1]
         shared = _common_seeds(self.runs, *several) if several else []
         if len(shared) < 2:
             return None
-        fixed = sum(weights[arm] * values[arm][0] for arm in weights if arm not in several)
-        per_seed = [fixed + sum(weights[arm] * _run_score(self.runs[arm][s], metric, self.rare) for arm in several)
-                    for s in shared]
+        fixed = sum(w * next(iter(values[arm].values())) for arm, w in weights.items() if arm not in several)
+        per_seed = [fixed + sum(weights[arm] * values[arm][s] for arm in several) for s in shared]
         return seed_interval(per_seed, self.confidence)
 
     def level(self, arm: str, metric: str) -> dict | None:
