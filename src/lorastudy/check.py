@@ -23,9 +23,11 @@ How it reads a note, so that its verdicts can be argued with:
     (a header that names none inherits the kind of the column to its left).
   - A prose number takes, per entity type, the entities named in its clause
     (split at , ; : ( ) and "vs", "and", "while" ...), else in its sentence (an
-    arm named only there stands for its family; a sentence about weighting
-    also admits the weighted arm; a class is the one named last before the
-    number, "noun.act (12 train)"). Its kind comes from its unit when that
+    arm named only there stands for its family, except that a gap in a
+    sentence setting LoRA against a full fine-tune is about exactly those two
+    arms; a bare "LoRA" or "full fine-tune" belongs to the one model family
+    the sentence names; a sentence about weighting also admits the weighted
+    arm; a class is the one named last before the number, "noun.act (12 train)"). Its kind comes from its unit when that
     implies one (ms, $, MB, min, examples/s), else a metric word right after
     it ("0.374 macro F1", "2.7% of the weights"), else the nearest one before
     it in its clause, else after it in its clause. A clause naming an entity
@@ -178,6 +180,7 @@ class Reading:
     threshold: bool = False
     accepts: frozenset[str] | None = None  # fact kinds it may match; None: any
     difference: bool = False  # printed as a change or a gap (signed, pp, "Δ", "by", "minus" ...)
+    between: bool = False  # a gap between the models its sentence names: no one arm's value supports it
 
     def described(self) -> str:
         names = "; ".join(f"{k} {'/'.join(sorted(v))}" for k, v in self.entities.items() if v) or "no entity"
@@ -520,16 +523,30 @@ class _Names:
                           + [(m.start(), m.end(), "decoder") for m in re.finditer(self.decoder, text, re.I)])
         if not mentions and re.search(r"full[- ]?(?:fine[- ]?tun\w*|ft\b|finetun\w*)|fully fine[- ]?tuned", text, re.I):
             mentions = [(m.start(), m.end(), "encoder") for m in re.finditer(r"full", text, re.I)][:1]
+        windows = []
         for i, (start, end, family) in enumerate(mentions):
             left = mentions[i - 1][1] if i else 0
             right = mentions[i + 1][0] if i + 1 < len(mentions) else len(text)
-            window = text[max(left, start - 25):min(right, end + 45)].lower()
+            windows.append((max(left, start - 25), min(right, end + 45)))
+            window = text[slice(*windows[-1])].lower()
             methods = ["lora"] if family == "decoder" or ("lora" in window and not re.search(FULL, window)) else \
                 ["full"] if re.search(FULL, window) and "lora" not in window else ["lora", "full"]
-            weighted = re.search(WEIGHTED, window) and not re.search(UNWEIGHTED, window)
-            variants = [""] if not weighted else ["_cw"] if strict_weighting else ["", "_cw"]
-            arms.update(f"{family}_{m}{v}" for m in methods for v in variants)
+            arms.update(f"{family}_{m}{v}" for m in methods for v in _variants(window, strict_weighting))
+        families = {family for *_, family in mentions}
+        if len(families) == 1:  # "the encoder's full fine-tune ... with LoRA": a bare method word is that family's
+            family = families.pop()
+            for method, pattern in (("lora", r"\blora\b"), ("full", FULL)):
+                for m in re.finditer(pattern, text, re.I):
+                    if f"{family}_{method}" in ARMS and not any(lo <= m.start() < hi for lo, hi in windows):
+                        window = text[max(0, m.start() - 25):m.end() + 45].lower()
+                        arms.update(f"{family}_{method}{v}" for v in _variants(window, strict_weighting))
         return arms
+
+
+def _variants(window: str, strict_weighting: bool) -> list[str]:
+    """Arm suffixes a mention's surroundings allow: weighted ("_cw"), unweighted, or both when unsure."""
+    weighted = re.search(WEIGHTED, window) and not re.search(UNWEIGHTED, window)
+    return [""] if not weighted else ["_cw"] if strict_weighting else ["", "_cw"]
 
 
 def _kind_matches(text: str) -> list[tuple[int, int, str]]:
@@ -638,13 +655,18 @@ def _family(arms: set[str]) -> set[str]:
     return {a for a in ARMS if a.split("_")[0] in named}
 
 
+def _models(arms) -> set[str]:
+    """The models some arms train, weighted or not (encoder_lora and encoder_lora_cw are one model)."""
+    return {a.removesuffix("_cw") for a in arms}
+
+
 def _with_weighted(arms: set[str]) -> set[str]:
     """The arms and their class-weighted twins: a number about weighting is about both."""
     return arms | {f"{a}_cw" for a in arms if f"{a}_cw" in ARMS}
 
 
 def _reading(match: re.Match, text: str, kind: str | None, entities: dict[str, set[str]], where: str,
-             section: object, context: str) -> Reading:
+             section: object, context: str, between: bool = False) -> Reading:
     sign = match.group("sign")
     unit = _unit(match, text)
     value = float(match.group("int").replace(",", "") + (match.group("dec") or ""))
@@ -658,9 +680,14 @@ def _reading(match: re.Match, text: str, kind: str | None, entities: dict[str, s
         kind = "cost"
     if kind in COUNTS and len(match.group("dec") or "") > 2 and not unit:
         kind = None  # "0.277" is no count: the metric word belonged to another number ("13.7" is a seed mean)
-    difference = signed or unit == "pp" or bool(re.search(DIFFERENCE, context, re.I))
+    difference = _is_gap(match, text, context)
     return Reading(match.group(0).strip(), value, len(match.group("dec") or ".") - 1, unit, signed,
-                   kind, entities, where, section, threshold, _accepted([kind] if kind else []), difference)
+                   kind, entities, where, section, threshold, _accepted([kind] if kind else []), difference, between)
+
+
+def _is_gap(match: re.Match, text: str, clause: str) -> bool:
+    """A signed number, a number in pp, or one in a clause that words a change ("by", "minus", "Δ" ...)."""
+    return match.group("sign") in ("+", "-", "−") or _unit(match, text) == "pp" or bool(re.search(DIFFERENCE, clause, re.I))
 
 
 def read_note_numbers(text: str, vocab: Vocabulary | None = None) -> list[Reading]:
@@ -685,6 +712,7 @@ def _read_sentence(sentence: str, names: _Names, section: object) -> list[Readin
     sentence_entities = names.find(sentence, strict_weighting=False)
     families = _families(sentence_entities.get("arm", ()))
     about_weighting = re.search(WEIGHTED, sentence, re.I)
+    lora_vs_full = bool(re.search(r"\blora\b", sentence, re.I) and re.search(FULL, sentence, re.I))
     for match in _numbers(sentence):
         if not _metric_like(match, sentence, in_table=False):
             continue
@@ -694,9 +722,13 @@ def _read_sentence(sentence: str, names: _Names, section: object) -> list[Readin
         entities = {**sentence_entities, **in_clause}
         if "label" in entities and "label" not in in_clause:
             entities["label"] = _nearest_label(sentence, match.start(), names) or entities["label"]
+        between = False
         if "arm" in entities and "arm" not in in_clause:
-            comparison = len(families) > 1  # its number is about every arm named
-            entities["arm"] = set(entities["arm"]) if comparison else _family(entities["arm"])
+            # about every arm named: two families, or a gap in a sentence setting LoRA against a full fine-tune
+            just_before = sentence[max(clause[0], match.start() - 30):match.start()]
+            between = len(families) > 1 or (lora_vs_full and len(_models(entities["arm"])) > 1
+                                             and _is_gap(match, sentence, just_before))
+            entities["arm"] = set(entities["arm"]) if between else _family(entities["arm"])
         elif "arm" in in_clause and len(families) > len(_families(in_clause["arm"])) and \
                 (_unit(match, sentence) == "pp" or re.search(DIFFERENCE, clause_text, re.I)):
             entities["arm"] = in_clause["arm"] | sentence_entities["arm"]  # a gap to the other model the sentence names
@@ -709,7 +741,7 @@ def _read_sentence(sentence: str, names: _Names, section: object) -> list[Readin
             kind = _topic_kind(sentence, clauses, match.start(), names)
         if kind is None:
             kind = _only_kind_before(sentence, match.start())
-        found.append(_reading(match, sentence, kind, entities, sentence, section, clause_text))
+        found.append(_reading(match, sentence, kind, entities, sentence, section, clause_text, between))
     return found
 
 
@@ -817,7 +849,7 @@ def agrees(reading: Reading, fact: Fact) -> bool:
     named = reading.entities.get("arm", set())
     if len(arms) >= 2 and named and len(arms & named) < 2 and (not reading.difference or len(named) >= 2):
         return False  # a comparison's value is not one arm's metric, nor a gap between two other arms
-    if reading.difference and fact.kind != "rho" and len(arms) == 1 and len(_families(named)) > 1:
+    if reading.difference and fact.kind != "rho" and len(arms) == 1 and (reading.between or len(_families(named)) > 1):
         return False  # a gap between two models is not one arm's value
     return all(not fact.entities.get(kind) or fact.entities[kind] & names
                for kind, names in reading.entities.items() if names)
