@@ -23,7 +23,7 @@ from lorastudy.evaluation import (
     paired_bootstrap_diff,
     resampled_scores,
     score_run,
-    seed_interval,
+    seed_half_width,
     weighting_did,
     weighting_effect,
 )
@@ -145,8 +145,8 @@ def test_tier_contributions_add_up_to_the_macro_f1_change():
 
 
 def test_a_one_seed_reference_is_compared_with_the_seed_mean_of_a_several_seed_arm():
-    """Three LoRA seeds vs a one-seed reference: the LoRA mean, never seed 42 picked out, with an interval that
-    holds both the test-example bootstrap and the LoRA seeds' spread."""
+    """Three LoRA seeds vs a one-seed reference: the LoRA mean, never seed 42 picked out, with an interval whose
+    half-widths add the test-example bootstrap's and the LoRA seeds' t half-width in quadrature."""
     rng = np.random.default_rng(3)
     space = _space([50, 40, 5, 3], ["common", "common", "rare", "rare"], test_counts=[40, 30, 8, 6])
     y_true = np.repeat(np.arange(4), [40, 30, 8, 6])
@@ -157,13 +157,20 @@ def test_a_one_seed_reference_is_compared_with_the_seed_mean_of_a_several_seed_a
     lora = {seed: trained("encoder_lora", seed, rate) for seed, rate in ((42, 0.5), (43, 0.8), (44, 0.9))}
     full = {42: trained("encoder_full", 42, 0.7)}
     lora_minus_full = {"encoder_lora": 1.0, "encoder_full": -1.0}
-    row = _uncertainty({"encoder_full": full, "encoder_lora": lora}, space, n=400).contrast(lora_minus_full, "accuracy")
+    uncertainty = _uncertainty({"encoder_full": full, "encoder_lora": lora}, space, n=400)
+    row = uncertainty.contrast(lora_minus_full, "accuracy")
     seed_mean = np.mean([run.metrics["accuracy"] for run in lora.values()])
-    assert row["source"] == "test_and_seeds" and row["seeds"] == [42]
+    assert row["source"] == "test_and_seeds" and row["seeds"] == [42, 43, 44]
     assert row["diff"] == pytest.approx(seed_mean - full[42].metrics["accuracy"])
     assert abs(row["diff"] - (lora[42].metrics["accuracy"] - full[42].metrics["accuracy"])) > 0.1
-    spread = seed_interval([run.metrics["accuracy"] - full[42].metrics["accuracy"] for run in lora.values()], 0.95)
-    assert row["ci"][0] <= spread[0] and row["ci"][1] >= spread[1] and not row["distinguishable"]
+    half = seed_half_width([run.metrics["accuracy"] - full[42].metrics["accuracy"] for run in lora.values()], 0.95)
+    resampled = (np.mean([uncertainty.boot["encoder_lora"][s]["accuracy"] for s in lora], axis=0)
+                 - uncertainty.boot["encoder_full"][42]["accuracy"])
+    boot_lo, boot_hi = np.percentile(resampled, [2.5, 97.5])
+    assert row["ci"] == pytest.approx([row["diff"] - np.hypot(row["diff"] - boot_lo, half),
+                                       row["diff"] + np.hypot(boot_hi - row["diff"], half)])
+    assert row["ci"][0] < min(boot_lo, row["diff"] - half) and row["ci"][1] > max(boot_hi, row["diff"] + half)
+    assert not row["distinguishable"]
     copies = {seed: score_run("l", "encoder_lora", seed, y_true, lora[42].y_pred, space) for seed in (42, 43, 44)}
     three = _uncertainty({"encoder_full": full, "encoder_lora": copies}, space, n=400).contrast(lora_minus_full,
                                                                                                "macro_f1")
@@ -173,7 +180,8 @@ def test_a_one_seed_reference_is_compared_with_the_seed_mean_of_a_several_seed_a
     assert one["source"] == "test_resampling"
 
 
-def test_several_seeds_use_seed_level_intervals_for_point_interval_and_verdict():
+def test_several_seeds_widen_the_test_bootstrap_by_the_seed_t_interval_for_point_interval_and_verdict():
+    """Two sources of error, both counted: an arm pair with three shared seeds on 4 test examples."""
     space = _space([10, 10], ["rare", "common"])
     y_true = np.array([0, 1, 0, 1])
     vanilla = {s: score_run("v", "decoder_lora", s, y_true, p, space)
@@ -185,10 +193,10 @@ def test_several_seeds_use_seed_level_intervals_for_point_interval_and_verdict()
     diffs = [1 - 0.5, 1 - 0.75, 1 - 0.5]
     assert effect["delta"]["accuracy"] == pytest.approx(np.mean(diffs))
     accuracy = effect["intervals"]["accuracy"]
-    assert accuracy["source"] == "seeds" and accuracy["diff"] == pytest.approx(np.mean(diffs))
-    assert accuracy["ci"] == pytest.approx(list(seed_interval(diffs, 0.95)))
+    assert accuracy["source"] == "test_and_seeds" and accuracy["diff"] == pytest.approx(np.mean(diffs))
     half = 4.302653 * np.std(diffs, ddof=1) / np.sqrt(3)  # t(0.975, 2 df), by hand
-    assert accuracy["ci"] == pytest.approx([np.mean(diffs) - half, np.mean(diffs) + half], rel=1e-5)
+    assert seed_half_width(diffs, 0.95) == pytest.approx(half, rel=1e-5)
+    assert accuracy["ci"][0] < np.mean(diffs) - half and accuracy["ci"][1] > np.mean(diffs) + half
 
 
 def test_bootstrap_scores_every_resample_on_the_point_estimates_class_set():
@@ -345,7 +353,7 @@ def test_evaluate_study_all_arms_two_seeds(tmp_path):
     assert on_disk == results
     _assert_plain_json(results)
 
-    assert set(results) == SCHEMA_KEYS[""] and results["schema_version"] == 2
+    assert set(results) == SCHEMA_KEYS[""] and results["schema_version"] == 3
     assert results["uncertainty"]["source"] == "seeds" and results["uncertainty"]["n_seeds"] == 2
     assert set(results["study"]) == SCHEMA_KEYS["study"] and set(results["data"]) == SCHEMA_KEYS["data"]
     assert results["data"]["not_evaluable"] == ["label.7"]
@@ -371,7 +379,7 @@ def test_evaluate_study_all_arms_two_seeds(tmp_path):
     names = {(c["a"], c["b"], c["metric"]) for c in results["comparisons"]}
     assert ("encoder_lora", "decoder_lora", "macro_f1") in names and ("encoder_full", "encoder_lora", "accuracy") in names
     assert ("tfidf_logreg", "decoder_lora_cw", "macro_f1") in names and len(names) == 21 * 3  # every pair, 3 metrics
-    assert all(set(c) == SCHEMA_KEYS["comparison"] and len(c["seed_values"]) == 2 and c["source"] == "seeds"
+    assert all(set(c) == SCHEMA_KEYS["comparison"] and len(c["seed_values"]) == 2 and c["source"] == "test_and_seeds"
                for c in results["comparisons"])
     vs_tfidf = next(c for c in results["comparisons"] if c["name"] == "tfidf_logreg vs encoder_full"
                     and c["metric"] == "accuracy")
@@ -458,7 +466,7 @@ def test_a_level_interval_over_few_seeds_is_cut_at_zero_and_one():
     y_true = np.array([0, 1, 0, 1])
     predictions = ((1, np.array([1, 1, 1, 1])), (2, np.array([0, 0, 0, 0])), (3, y_true))
     runs = {"decoder_lora": {s: score_run("d", "decoder_lora", s, y_true, p, space) for s, p in predictions}}
-    raw = seed_interval([0.5, 0.5, 1.0], 0.95)
-    assert raw[0] < 0 and raw[1] > 1
+    half = seed_half_width([0.5, 0.5, 1.0], 0.95)
+    assert 2 / 3 - half < 0 and 2 / 3 + half > 1
     level = _uncertainty(runs, space).level("decoder_lora", "accuracy")
     assert level["mean"] == pytest.approx(2 / 3) and level["ci"] == [0.0, 1.0]

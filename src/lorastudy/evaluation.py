@@ -9,15 +9,15 @@ Two definitions matter for every number in the note:
   Macro F1 averages F1 over evaluable classes only, and the zero-F1 count counts
   evaluable classes with F1 = 0; classes without examples are listed apart as
   "not evaluable" (scikit-learn with all labels would silently count them as 0).
-- Where an interval comes from (`source`): where the compared arms share several
-  training seeds, a t-interval over the seed-level values or paired seed differences
-  ("seeds": run-to-run variation); otherwise a percentile bootstrap over test examples
-  of each arm's seed mean ("test_resampling": it says nothing about training
-  variance). Three LoRA seeds against a one-seed reference ("test_and_seeds"): the
-  LoRA mean minus the reference, with an interval that covers both that bootstrap
-  and the t-interval over the LoRA seeds (blind only to the reference's own training
-  variance). Point estimate, interval and verdict of one quantity always come from
-  the same source.
+- Where an interval comes from (`source`): a percentile bootstrap over test examples of
+  each arm's seed mean ("test_resampling", all arms with one training seed: it says
+  nothing about training variance). Where an arm has several seeds, that interval is
+  widened by a Student-t interval over the seeds ("test_and_seeds"): each side's
+  bootstrap half-width and the t half-width added in quadrature, so the test-set and
+  run-to-run sources both count and neither hides the other. The t-interval is over
+  the seeds the several-seed arms share (paired), a one-seed arm held at its run, whose
+  own training variance no interval sees. Point estimate (seed means), interval and
+  verdict of one quantity always come from the same rule.
 - A bootstrap resample is scored on the same class set as the point estimate (the
   classes evaluable on the whole test set), and every arm is scored on the same
   resamples, so paired intervals are of the difference itself.
@@ -45,7 +45,7 @@ from lorastudy import artifacts, weighting
 from lorastudy.config import ARMS as ARM_ORDER, EvaluationConfig, StudyConfig, stable_hash
 from lorastudy.errors import StudyError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 METRICS = ("accuracy", "macro_f1")
 # The rare tier's pooled recall: compared between every pair of arms, since a context may decide on it.
 RARE_RECALL = "rare_recall"
@@ -266,11 +266,10 @@ def _interval(values: np.ndarray, confidence: float) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
-def seed_interval(values: Sequence[float], confidence: float) -> tuple[float, float]:
-    """Student-t interval of the mean of seed-level values: what run-to-run variation allows."""
+def seed_half_width(values: Sequence[float], confidence: float) -> float:
+    """Student-t half-width of the mean of seed-level values: what run-to-run variation allows."""
     values = np.asarray(values, dtype=float)
-    half = student_t.ppf((1 + confidence) / 2, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values))
-    return float(values.mean() - half), float(values.mean() + half)
+    return float(student_t.ppf((1 + confidence) / 2, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values)))
 
 
 def _point(y_true: np.ndarray, y_pred: np.ndarray, metric: str) -> float:
@@ -317,13 +316,13 @@ def _run_score(run: RunEval, metric: str, rare: str) -> float | None:
 
 
 class Uncertainty:
-    """Every interval of the study from one rule (module docstring): over seeds where the arms share several,
-    a bootstrap over test examples otherwise.
+    """Every interval of the study from one rule (module docstring): a bootstrap over test examples of the
+    seed means, widened by the t-interval over seeds where an arm has several.
 
     Every run is bootstrapped once, on the same resamples, so any contrast between arms (a difference, a
-    difference of differences) is paired. In a bootstrapped contrast an arm with several seeds enters as its
-    seed mean, point estimate and resamples alike: a one-seed reference is compared with the LoRA arm's mean,
-    never with one of its seeds picked out.
+    difference of differences) is paired. An arm with several seeds enters as its seed mean, point estimate
+    and resamples alike: a one-seed reference is compared with the LoRA arm's mean, never with one of its
+    seeds picked out.
     """
 
     def __init__(self, runs: dict[str, dict[int, RunEval]], space: LabelSpace, settings: EvaluationConfig,
@@ -344,30 +343,25 @@ class Uncertainty:
         values = {arm: {s: _run_score(run, metric, self.rare) for s, run in self.runs[arm].items()} for arm in weights}
         if any(v is None for by_seed in values.values() for v in by_seed.values()):
             return None
-        seeds = _common_seeds(self.runs, *weights)
-        per_seed = [sum(w * values[arm][s] for arm, w in weights.items()) for s in seeds]
-        if len(seeds) > 1:
-            ci, source, estimate = seed_interval(per_seed, self.confidence), "seeds", float(np.mean(per_seed))
-        else:
-            estimate = float(sum(w * np.mean(list(values[arm].values())) for arm, w in weights.items()))
-            resampled = sum(w * np.mean([self.boot[arm][s][metric] for s in values[arm]], axis=0)
-                            for arm, w in weights.items())
-            ci, source = _interval(resampled, self.confidence), "test_resampling"
-            spread = self._seed_spread(weights, values)
-            if spread is not None:  # several seeds on one side: the interval must also hold their variation
-                ci, source = (min(ci[0], spread[0]), max(ci[1], spread[1])), "test_and_seeds"
-        return {"diff": estimate, "ci": list(ci), "distinguishable": not ci[0] <= 0 <= ci[1], "source": source,
+        estimate = float(sum(w * np.mean(list(values[arm].values())) for arm, w in weights.items()))
+        resampled = sum(w * np.mean([self.boot[arm][s][metric] for s in values[arm]], axis=0)
+                        for arm, w in weights.items())
+        lo, hi = _interval(resampled, self.confidence)
+        seeds, per_seed = self._seed_values(weights, values)
+        if len(seeds) > 1:  # several seeds: the run-to-run half-width joins each side's test-set half-width
+            half = seed_half_width(per_seed, self.confidence)
+            lo = estimate - math.hypot(max(estimate - lo, 0.0), half)
+            hi = estimate + math.hypot(max(hi - estimate, 0.0), half)
+        source = "test_and_seeds" if len(seeds) > 1 else "test_resampling"
+        return {"diff": estimate, "ci": [lo, hi], "distinguishable": not lo <= 0 <= hi, "source": source,
                 "seeds": seeds, "seed_values": per_seed}
 
-    def _seed_spread(self, weights: dict[str, float], values: dict[str, dict[int, float]]):
-        """t-interval of the contrast over the seeds the several-seed arms share, one-seed arms held at their run."""
-        several = [arm for arm in weights if len(values[arm]) > 1]
-        shared = _common_seeds(self.runs, *several) if several else []
-        if len(shared) < 2:
-            return None
+    def _seed_values(self, weights: dict[str, float], values: dict[str, dict[int, float]]):
+        """The contrast on each seed the several-seed arms share, one-seed arms held at their run."""
+        several = [arm for arm in weights if len(values[arm]) > 1] or list(weights)
+        seeds = _common_seeds(self.runs, *several)
         fixed = sum(w * next(iter(values[arm].values())) for arm, w in weights.items() if arm not in several)
-        per_seed = [fixed + sum(weights[arm] * values[arm][s] for arm in several) for s in shared]
-        return seed_interval(per_seed, self.confidence)
+        return seeds, [fixed + sum(weights[arm] * values[arm][s] for arm in several) for s in seeds]
 
     def level(self, arm: str, metric: str) -> dict | None:
         """One arm's metric with its interval (seed mean and t-interval, or the bootstrap of its one run).

@@ -7,9 +7,10 @@ finding's verdict selected it, and other numbers select other sentences.
 
 Verdict vocabulary (the note's words map onto these one to one):
 - a difference: "a_higher" / "b_higher" when its interval excludes 0, else
-  "not_distinguishable"; the interval's source is the study's (`results.uncertainty`):
+  "not_distinguishable"; the interval's source (`evaluation.Uncertainty`) picks the words:
   test-set resampling with one seed ("clear" / "not distinguishable on this test set"),
-  seeds otherwise ("... beyond / within run-to-run variation");
+  that widened by the seed t-interval otherwise ("clear" / "not distinguishable", the
+  note's header saying what such an interval holds);
 - a mechanism, a bottleneck, a decision: the rule is in the function that makes it.
 """
 
@@ -76,7 +77,8 @@ class Source:
         self.results, self.latency, self.config = results, latency, config
         self.rare = results["data"]["tier_names"][0]
         self.tiers = results["data"]["tier_names"]
-        self.source = results.get("uncertainty", {}).get("source", "test_resampling")
+        several_seeds = results.get("uncertainty", {}).get("n_seeds", 1) > 1
+        self.source = "test_and_seeds" if several_seeds else "test_resampling"
 
     def has(self, arm: str) -> bool:
         return arm in self.results["arms"]
@@ -91,7 +93,7 @@ class Source:
         return f"{arm}__seed{self.results['arms'][arm]['seeds'][0]}"
 
     def source_of(self, interval: dict | None) -> str:
-        """Where one interval came from: seeds, test resampling, or both (evaluation.Uncertainty)."""
+        """Where one interval came from: test resampling, or that and seeds (evaluation.Uncertainty)."""
         return (interval or {}).get("source", self.source)
 
     def comparison(self, a: str, b: str, metric: str) -> tuple[dict, list[Quantity], int] | None:
@@ -119,9 +121,8 @@ def difference_verdict(row: dict) -> str:
 def _test_name(source: str) -> str:
     return {"test_resampling": "95% interval of the paired difference excludes 0 (bootstrap over test examples, "
                                "one training seed)",
-            "test_and_seeds": "95% interval covering both a bootstrap over test examples of the seed means and a "
-                              "t-interval over the several-seed arm's seeds excludes 0"
-            }.get(source, "95% t-interval over training seeds of the paired difference excludes 0")
+            "test_and_seeds": "95% interval excludes 0 (bootstrap over test examples of the seed means, its "
+                              "half-widths widened in quadrature by the t-interval over the shared seeds)"}[source]
 
 
 # --- Section 1 ------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from lorastudy import artifacts
 from lorastudy.check import count_prose_words
 from lorastudy.config import ARMS, StudyConfig, arm_spec, load_config
 from lorastudy.errors import StudyError
+from lorastudy.evaluation import SCHEMA_VERSION as RESULTS_SCHEMA
 from lorastudy.figures import FigureSpec, render
 from lorastudy.findings import DEC, ENC, Findings, derive
 
@@ -528,7 +529,7 @@ def write_note(run_dir: Path) -> Path:
         raise StudyError(f"{results_path} does not exist, so there is nothing to report.",
                          "run `lorastudy run --stage evaluate` (or the whole study) first.")
     results = artifacts.read_json(results_path)
-    if results.get("schema_version") != 2:
+    if results.get("schema_version") != RESULTS_SCHEMA:
         raise StudyError(f"{results_path} was written by an older lorastudy (schema {results.get('schema_version')}).",
                          "re-run the evaluation: `lorastudy run --stage evaluate --stage report`.")
     latency_path = run_dir / "latency" / "latency.json"
