@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import html
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -104,7 +105,10 @@ def ci_pct(ci: list[float] | None) -> str:
 
 
 def ms(x: float | None) -> str:
-    return "–" if x is None else f"{x:.1f} ms"
+    """Three significant digits (3.84 ms, 29.2 ms): a ratio the note states can be recomputed from them."""
+    if x is None:
+        return "–"
+    return f"{x:.{max(1, 2 - math.floor(math.log10(abs(x))))}f} ms" if x else "0.0 ms"
 
 
 def money(x: float | None) -> str:
