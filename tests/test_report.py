@@ -305,3 +305,18 @@ def test_one_network_timed_twice_is_priced_once_and_its_gap_stated(notes):
     decision = next(f for f in _findings(run_dir).findings if f.kind == "decision")
     rows = {row["arm"]: row for row in decision.facts["rows"]}
     assert rows["encoder_full"]["p95_ms"] == rows["encoder_lora"]["p95_ms"]
+
+
+def test_the_tier_table_shows_seed_means_like_sections_1_and_2(notes):
+    """Section 1's tier split of the gap averages all runs; the tier table must too, or the two cannot agree."""
+    from lorastudy.report import f1
+
+    run_dir, note = notes["lora_seeds"]
+    results = artifacts.read_json(run_dir / "evaluation" / "results.json")
+    rare = results["data"]["tier_names"][0]
+    row = next(line for line in _section(note, 3).splitlines() if line.startswith("| Encoder LoRA |"))
+    seed_mean = results["arms"]["encoder_lora"]["per_tier"][rare]["mean_f1"]["mean"]
+    first_run = results["runs"][f"encoder_lora__seed{results['arms']['encoder_lora']['seeds'][0]}"]
+    assert f1(seed_mean) != f1(first_run["test"]["per_tier"][rare]["mean_f1"])  # else this test could not fail
+    assert row.split(" | ")[1] == f1(seed_mean)
+    assert "Test set, seed means;" in note

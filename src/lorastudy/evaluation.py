@@ -707,7 +707,7 @@ def _aggregate(arm: str, by_seed: dict[int, RunEval], space: LabelSpace, uncerta
                  for key in ("accuracy", "macro_f1", "weighted_f1", "zero_f1_count")},
         "ci": {metric: level for metric in COMPARED if (level := uncertainty.level(arm, metric)) is not None},
         "per_tier": {tier: {key: _mean_std([run.tiers[tier][key] for run in group])
-                            for key in ("mean_f1", "zero_f1_count", "recall", "predicted_share")}
+                            for key in ("mean_f1", "n_nonzero", "zero_f1_count", "recall", "predicted_share")}
                      for tier in space.tier_names},
     }
 

@@ -295,14 +295,14 @@ class Layout:
                        f"{esc(tier)} recall"]
         rows = []
         for arm in self.arms:
-            per_tier = self.first_run(arm)["test"]["per_tier"]
+            per_tier = self.results["arms"][arm]["per_tier"]  # seed means, as in Sections 1 and 2
             row = [name(arm)]
             for index, tier in enumerate(self.tiers):
-                t = per_tier[tier]
+                t = {key: stat["mean"] for key, stat in per_tier[tier].items()}
                 recall = pct(t["recall"])
                 if index == 0 and self.results["arms"][arm].get("ci", {}).get("rare_recall"):
                     recall = " ".join(self.level(arm, "rare_recall", pct))
-                row += [f1(t["mean_f1"]), count(t.get("n_nonzero")), count(t["zero_f1_count"]), recall]
+                row += [f1(t["mean_f1"]), count(t["n_nonzero"]), count(t["zero_f1_count"]), recall]
             rows.append(row)
         return table(header, rows)
 
@@ -419,16 +419,17 @@ class Layout:
                 {"tiers": self.tiers, "series": {name(arm): [f.q(f"{t}.contribution") or 0.0 for t in self.tiers]
                                                  for arm, f in effects.items()}})
         classes = (self.results.get("class_differences") or {}).get("classes", [])
+        one_run = " (first seed)" if max(arm["n_seeds"] for arm in self.results["arms"].values()) > 1 else ""
         if classes:
             out["scatter"] = FigureSpec(
                 "f1_encoder_vs_decoder", "f1_scatter",
-                "Per-class test F1, encoder LoRA (x) vs decoder LoRA (y), by tier; a larger marker is several classes "
+                f"Per-class test F1{one_run}, encoder LoRA (x) vs decoder LoRA (y), by tier; a larger marker is several classes "
                 "at the same point (count printed); the dashed line is equal F1.",
                 {"x": [c["f1_a"] for c in classes], "y": [c["f1_b"] for c in classes],
                  "tiers": [c["tier"] for c in classes], "tier_names": self.tiers,
                  "x_label": "Encoder LoRA", "y_label": "Decoder LoRA"})
             out["by_count"] = FigureSpec(
-                "f1_vs_train_count", "f1_vs_count", "Per-class test F1 against training examples (log scale).",
+                "f1_vs_train_count", "f1_vs_count", f"Per-class test F1{one_run} against training examples (log scale).",
                 {"counts": [c["train_count"] for c in classes],
                  "series": {"Encoder LoRA": [c["f1_a"] for c in classes], "Decoder LoRA": [c["f1_b"] for c in classes]}})
         models = (self.latency or {}).get("models", {})
