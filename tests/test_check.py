@@ -449,6 +449,18 @@ def test_findings_json_is_read_generically(tmp_path):
     assert [m.reading.printed for m in check_note(note, RUN).mismatches] == ["+6.0 pp"]
 
 
+def test_a_number_under_an_arms_key_is_that_arms_even_beside_fields_naming_others(tmp_path):
+    """{"loser": "decoder_lora", "added_precision": {"encoder_lora": 0.307}}: 0.307 is encoder LoRA's alone."""
+    run_dir = tmp_path / "run"
+    shutil.copytree(RUN, run_dir)
+    artifacts.write_json(run_dir / "evaluation" / "findings.json", {"findings": [
+        {"id": "weighting.mechanism", "facts": {"gained_more_in_tail": "encoder_lora", "loser": "decoder_lora",
+                                                "added_precision": {"encoder_lora": 0.307, "decoder_lora": 0.169}}}]})
+    facts = {f.value: f for f in run_facts(run_dir) if f.source.startswith("evaluation/findings.json")}
+    assert (facts[0.307].kind, facts[0.307].entities["arm"]) == ("precision", {"encoder_lora"})
+    assert facts[0.169].entities["arm"] == {"decoder_lora"}
+
+
 # --- files that are not notes ------------------------------------------------
 
 

@@ -106,6 +106,10 @@ def test_mechanism_is_chosen_by_the_numbers(notes):
         facts = finding.facts
         if finding.verdict == "equal_tail_common_differs":
             assert abs(facts["rare_gap"]) < facts["equal_within"] <= abs(facts["common_gap"])
+        elif finding.verdict == "better_aimed":
+            gainer, other = facts["gained_more_in_tail"], facts["loser"]
+            precision, moved = facts["added_precision"], facts["moved_share"]
+            assert precision[gainer] / precision[other] > max(1.0, moved[gainer] / moved[other]), key
         elif finding.verdict in ("more_under_prediction_more_gain", "less_under_prediction_more_gain"):
             ratio = facts["under_ratio"]
             more_under = min(ratio, key=ratio.get)

@@ -205,7 +205,8 @@ def _flatten(node: object, source: str, keys: list[str], context: list[str], voc
     if isinstance(node, dict):
         parallel = _parallel_lists(node)
         for key, value in node.items():
-            here, inner = keys + [str(key)], context + _own(node, key)
+            outer = [t for t in context if not _ordered_arms(t, vocab)] if key in ARMS else context
+            here, inner = keys + [str(key)], outer + _own(node, key)  # under an arm's key, the number is that arm's
             if _is_number(value) or (isinstance(value, list) and value and all(_is_number(v) for v in value)):
                 kind = _kind(here, node)
                 inner = _one_side(str(key), node, inner, vocab) or inner

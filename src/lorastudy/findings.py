@@ -294,6 +294,10 @@ def weighting_mechanism(src: Source, found: list[Finding], equal_within: float) 
       the common tier, not what it did for the tail;
     - "overshoot": the model that gained less in the tail was pushed further past the tier's true share
       and lost more of its rare-tier precision (correct rare predictions / rare predictions);
+    - "better_aimed": weighting moved both models' predictions into the rare tier, and the model whose
+      rare-tier recall rose more owes it more to how often its added rare-tier predictions were newly right
+      (precision of the added ones: Δ correct rare-tier examples / Δ rare-tier predictions) than to how many
+      it added;
     - "more_under_prediction_more_gain": the model that under-predicted the rare tier more
       (lower predicted/true share before weighting) gained more rare-tier F1 contribution;
     - "less_under_prediction_more_gain": the opposite: the gain is not explained by how much
@@ -326,11 +330,21 @@ def weighting_mechanism(src: Source, found: list[Finding], equal_within: float) 
                  for arm, f in ((ENC, enc), (DEC, dec))}
     precision_drop = {arm: None if None in (f.q(f"{rare}.precision_before"), f.q(f"{rare}.precision_after")) else
                       f.q(f"{rare}.precision_before") - f.q(f"{rare}.precision_after") for arm, f in ((ENC, enc), (DEC, dec))}
+    moved = {arm: f.q(f"{rare}.share_after") - f.q(f"{rare}.share_before") for arm, f in ((ENC, enc), (DEC, dec))}
+    newly_right = {arm: f.q("rare_recall_delta") * f.q(f"{rare}.true_share") if f.q("rare_recall_delta") is not None
+                   else None for arm, f in ((ENC, enc), (DEC, dec))}
+    added_precision = {arm: newly_right[arm] / moved[arm] if newly_right[arm] is not None and moved[arm] > 0 else None
+                for arm in (ENC, DEC)}
+    aimed = None not in added_precision.values() and min(newly_right.values()) > 0 and \
+        newly_right[gained_more] > newly_right[loser] and \
+        added_precision[gained_more] / added_precision[loser] > max(1.0, moved[gained_more] / moved[loser])
     if abs(rare_gap) < equal_within <= abs(common_gap):
         verdict = "equal_tail_common_differs"
     elif None not in (*overshoot.values(), *precision_drop.values()) and overshoot[loser] > 1 and \
             overshoot[loser] > overshoot[gained_more] and precision_drop[loser] > precision_drop[gained_more]:
         verdict = "overshoot"
+    elif aimed:
+        verdict = "better_aimed"
     elif under[ENC] is not None and under[DEC] is not None and under[ENC] != under[DEC]:
         more_under = DEC if under[DEC] < under[ENC] else ENC
         verdict = "more_under_prediction_more_gain" if more_under == gained_more else "less_under_prediction_more_gain"
@@ -345,6 +359,9 @@ def weighting_mechanism(src: Source, found: list[Finding], equal_within: float) 
                           "other_arm": {ENC: DEC, DEC: ENC},
                           "tail_moved_up": max(c[0] for c in contributions.values()) > 0,
                           "under_ratio": under, "equal_within": equal_within,
+                          "moved_share": moved, "newly_right_share": newly_right, "added_precision": added_precision,
+                          "similar_volume": max(moved.values()) <= 1.25 * min(moved.values()) if min(moved.values()) > 0
+                          else False,
                           "larger_gap_tier": rare if abs(rare_gap) >= abs(common_gap) else common})
 
 
