@@ -364,7 +364,7 @@ class Uncertainty:
         return seeds, [fixed + sum(weights[arm] * values[arm][s] for arm in several) for s in seeds]
 
     def level(self, arm: str, metric: str) -> dict | None:
-        """One arm's metric with its interval (seed mean and t-interval, or the bootstrap of its one run).
+        """One arm's metric with its interval (the contrast rule above with the arm alone).
 
         Every compared metric is a proportion: a t-interval over few seeds can reach past 0 or 1, and is cut there.
         """
