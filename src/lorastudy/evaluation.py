@@ -348,11 +348,12 @@ class Uncertainty:
                         for arm, w in weights.items())
         lo, hi = _interval(resampled, self.confidence)
         seeds, per_seed = self._seed_values(weights, values)
+        source = "test_resampling"
         if len(seeds) > 1:  # several seeds: the run-to-run half-width joins each side's test-set half-width
             half = seed_half_width(per_seed, self.confidence)
             lo = estimate - math.hypot(max(estimate - lo, 0.0), half)
             hi = estimate + math.hypot(max(hi - estimate, 0.0), half)
-        source = "test_and_seeds" if len(seeds) > 1 else "test_resampling"
+            source = "test_and_seeds"
         return {"diff": estimate, "ci": [lo, hi], "distinguishable": not lo <= 0 <= hi, "source": source,
                 "seeds": seeds, "seed_values": per_seed}
 

@@ -308,14 +308,13 @@ def weighting_mechanism(src: Source, found: list[Finding], equal_within: float) 
     if DEC not in effects or ENC not in effects or not _has_tail(src):
         return None
     rare, common = src.tiers[0], src.tiers[-1]
-    dec, enc = effects[DEC], effects[ENC]
-    contributions = {arm: (f.q(f"{rare}.contribution"), f.q(f"{common}.contribution")) for arm, f in effects.items()
-                     if arm in (ENC, DEC)}
+    lora = {ENC: effects[ENC], DEC: effects[DEC]}
+    contributions = {arm: (f.q(f"{rare}.contribution"), f.q(f"{common}.contribution")) for arm, f in lora.items()}
     if any(v is None for pair in contributions.values() for v in pair):
         return None
     under = {}
     quantities = []
-    for arm, f in ((ENC, enc), (DEC, dec)):
+    for arm, f in lora.items():
         before, true = f.q(f"{rare}.share_before"), f.q(f"{rare}.true_share")
         under[arm] = before / true if true else None
         quantities += [q for q in f.quantities if q.name in (f"{rare}.contribution", f"{common}.contribution",
@@ -327,14 +326,14 @@ def weighting_mechanism(src: Source, found: list[Finding], equal_within: float) 
     gained_more = DEC if rare_gap > 0 else ENC
     loser = ENC if gained_more == DEC else DEC
     overshoot = {arm: f.q(f"{rare}.share_after") / f.q(f"{rare}.true_share") if f.q(f"{rare}.true_share") else None
-                 for arm, f in ((ENC, enc), (DEC, dec))}
+                 for arm, f in lora.items()}
     precision_drop = {arm: None if None in (f.q(f"{rare}.precision_before"), f.q(f"{rare}.precision_after")) else
-                      f.q(f"{rare}.precision_before") - f.q(f"{rare}.precision_after") for arm, f in ((ENC, enc), (DEC, dec))}
-    moved = {arm: f.q(f"{rare}.share_after") - f.q(f"{rare}.share_before") for arm, f in ((ENC, enc), (DEC, dec))}
+                      f.q(f"{rare}.precision_before") - f.q(f"{rare}.precision_after") for arm, f in lora.items()}
+    moved = {arm: f.q(f"{rare}.share_after") - f.q(f"{rare}.share_before") for arm, f in lora.items()}
     newly_right = {arm: f.q("rare_recall_delta") * f.q(f"{rare}.true_share") if f.q("rare_recall_delta") is not None
-                   else None for arm, f in ((ENC, enc), (DEC, dec))}
+                   else None for arm, f in lora.items()}
     added_precision = {arm: newly_right[arm] / moved[arm] if newly_right[arm] is not None and moved[arm] > 0 else None
-                for arm in (ENC, DEC)}
+                       for arm in lora}
     aimed = None not in added_precision.values() and min(newly_right.values()) > 0 and \
         newly_right[gained_more] > newly_right[loser] and \
         added_precision[gained_more] / added_precision[loser] > max(1.0, moved[gained_more] / moved[loser])

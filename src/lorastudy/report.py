@@ -419,7 +419,7 @@ class Layout:
                 {"tiers": self.tiers, "series": {name(arm): [f.q(f"{t}.contribution") or 0.0 for t in self.tiers]
                                                  for arm, f in effects.items()}})
         classes = (self.results.get("class_differences") or {}).get("classes", [])
-        one_run = " (first seed)" if max(arm["n_seeds"] for arm in self.results["arms"].values()) > 1 else ""
+        one_run = " (first seed)" if self.results["uncertainty"]["n_seeds"] > 1 else ""
         if classes:
             out["scatter"] = FigureSpec(
                 "f1_encoder_vs_decoder", "f1_scatter",
