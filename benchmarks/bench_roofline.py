@@ -268,9 +268,97 @@ def inference(run_path: str, family: str, quick: bool, threads: int, work: Path)
     tokens_per_example = sum(map(len, lengths)) / len(lengths)
     n = matmul_parameters(model)
     return {"batch_size": best["batch_size"], "examples_per_s": best["examples_per_s"],
-            "padding_share": best["padding_share"], "attention": measured["attention"], "precision": precision,
+            "padding_share": best["padding_share"], "attention": (measured["attention"] or {}).get("batched"),
+            "precision": precision,
             "n_matmul_parameters": n, "tokens_per_example": tokens_per_example,
             "gflops": 2 * n * tokens_per_example * best["examples_per_s"] / 1e9}
+
+
+# --- serving storage, side by side ------------------------------------------------------
+
+
+@contextlib.contextmanager
+def linear_weights_serving(model, precision: str, dev: str):
+    """`runtime.serving` before the whole model was stored in bf16: Linear weights only, float32 residual stream."""
+    import torch
+
+    from lorastudy import runtime
+
+    linear = lambda module, parameter: isinstance(module, torch.nn.Linear)  # noqa: E731
+    with runtime.parameters_as(model, precision, linear), torch.inference_mode(), runtime.autocast(precision, dev):
+        yield
+
+
+def compare_serving(run_dir: Path, family: str, repeats: int, threads: int) -> dict:
+    """Batched inference of a finished study's first-seed LoRA arm, served with Linear weights only in bf16
+    ("before") and with the whole model in bf16 ("after"), alternating, each next to its own peak measurement;
+    plus both sides' validation macro F1 and how many validation argmaxes they share."""
+    import pandas as pd
+    from sklearn.metrics import f1_score
+
+    from lorastudy import artifacts, runtime
+    from lorastudy.config import LatencyConfig, load_config
+    from lorastudy.latency import measure_model
+    from lorastudy.models import load_trained
+
+    config = load_config(run_dir / "config.resolved.yaml")
+    run_path = run_dir / "runs" / f"{family}_lora__seed{config.seeds[0]}"
+    frame = pd.read_parquet(run_dir / "data" / "dataset.parquet")
+    val = frame[frame["split"] == "val"]
+    texts, labels = val["text"].astype(str).tolist(), val["label_id"].to_numpy()
+    model, tokenizer = load_trained(run_path, merged=True)
+    precision = artifacts.read_json(run_path / "run.json")["precision"]
+    lengths = tokenizer(texts, truncation=True, max_length=config.data.max_length)["input_ids"]
+    tokens_per_example = sum(map(len, lengths)) / len(lengths)
+    n = matmul_parameters(model)
+    cfg = LatencyConfig(single_requests=4, warmup=2, batch_sizes=config.latency.batch_sizes,
+                        batched_examples=len(texts), threads=threads)
+    serving = {"before": linear_weights_serving, "after": runtime.serving}
+    original = runtime.serving
+    sides: dict[str, dict] = {side: {"shares": [], "kernels": []} for side in serving}
+    try:
+        for side, serve in serving.items():
+            runtime.serving = serve
+            predictions = []
+            with serve(model, precision, "cpu"):
+                for start in range(0, len(texts), 32):
+                    encoded = tokenizer(texts[start:start + 32], truncation=True, padding=True,
+                                        max_length=config.data.max_length, return_tensors="pt")
+                    predictions += model(**encoded).logits.argmax(-1).tolist()
+            sides[side]["predictions"] = predictions
+            sides[side]["val_macro_f1"] = f1_score(labels, predictions, average="macro")
+        for repeat in range(repeats):
+            for side in (serving if repeat % 2 == 0 else list(serving)[::-1]):
+                runtime.serving = serving[side]
+                peak = matmul_peak_gflops(threads, "bfloat16")
+                measured = measure_model(model, tokenizer, texts, cfg, max_length=config.data.max_length,
+                                         device="cpu", precision=precision, desc=f"{family} {side}")
+                best = max(measured["batched"], key=lambda row: row["examples_per_s"])
+                share = 2 * n * tokens_per_example * best["examples_per_s"] / 1e9 / peak
+                sides[side]["shares"].append(share)
+                sides[side]["kernels"].append(f"batch {best['batch_size']}, {measured['attention']['batched']}")
+                print(f"[{family}] serving {side} #{repeat + 1}: {best['examples_per_s']:.0f} examples/s, "
+                      f"{share:.0%} of a {peak:.0f} GFLOP/s peak ({sides[side]['kernels'][-1]})", flush=True)
+    finally:
+        runtime.serving = original
+    agree = sum(a == b for a, b in zip(sides["before"]["predictions"], sides["after"]["predictions"])) / len(texts)
+    return {side: {k: v for k, v in values.items() if k != "predictions"} for side, values in sides.items()} | {
+        "argmax_agreement": agree, "precision": precision, "n_matmul_parameters": n}
+
+
+def serving_report(record: dict) -> str:
+    lines = ["| model | serving | share of same-run bf16 peak (median; each repeat) | val macro F1 |",
+             "|---|---|---|---|"]
+    for family, result in record["serving"].items():
+        for side, label in (("before", "Linear weights in bf16"), ("after", "whole model in bf16")):
+            shares = result[side]["shares"]
+            lines.append(f"| {family} | {label} | {statistics.median(shares):.0%} "
+                         f"({', '.join(f'{s:.0%}' for s in shares)}; {result[side]['kernels'][0]}) | "
+                         f"{result[side]['val_macro_f1']:.4f} |")
+        ratios = [a / b for a, b in zip(result["after"]["shares"], result["before"]["shares"])]
+        lines.append(f"| {family} | after / before | {statistics.median(ratios):.2f}x "
+                     f"({', '.join(f'{r:.2f}' for r in ratios)}) | argmax agreement {result['argmax_agreement']:.1%} |")
+    return "\n".join(lines)
 
 
 # --- the report --------------------------------------------------------------------
@@ -342,6 +430,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--no-profile", action="store_true", help="skip the torch.profiler operator table")
     parser.add_argument("--json", type=Path, help="write the raw record here")
+    parser.add_argument("--serving", type=Path, metavar="RUN_DIR",
+                        help="no training: compare serving storage on a finished study's first-seed LoRA arms")
     args = parser.parse_args()
 
     import torch
@@ -355,6 +445,13 @@ def main() -> None:
     record = {"command": "python benchmarks/bench_roofline.py " + " ".join(sys.argv[1:]), "threads": args.threads,
               "machine": machine(), "families": {}}
     started = time.perf_counter()
+    if args.serving:
+        record["serving"] = {family: compare_serving(args.serving, family, args.repeats, args.threads)
+                             for family in families}
+        print(serving_report(record))
+        if args.json:
+            args.json.write_text(json.dumps(record, indent=2, default=str) + "\n")
+        return
     with tempfile.TemporaryDirectory(prefix="roofline-") as tmp:
         work = Path(tmp)
         for family in families:

@@ -63,7 +63,8 @@ def check_measurement(result: dict, cfg: LatencyConfig) -> None:
     assert result["time_for_score_examples_s"] == pytest.approx(cfg.score_examples / best["examples_per_s"])
     assert result["peak_memory_mb"] > 10
     assert result["precision"] == "fp32" and result["device"] == "cpu" and result["threads"] == 1
-    assert result["attention"] in latency.ATTENTION_KERNELS
+    assert result["attention"].keys() == set(latency.SERVING_PATHS)
+    assert set(result["attention"].values()) <= set(latency.ATTENTION_KERNELS)
 
 
 def test_measure_model_reports_every_key_with_sane_orderings(tokenizer):
@@ -94,8 +95,24 @@ def test_the_serving_attention_kernel_is_chosen_and_recorded(attention, tokenize
     model = tiny_bert(tokenizer)
     cfg = SMALL.model_copy(update={"attention": attention})
     result = latency.measure_model(model, tokenizer, TEXTS, cfg, max_length=16, device="cpu")
-    assert result["attention"] == model.config._attn_implementation
-    assert result["attention"] == attention or (attention == "auto" and result["attention"] in latency.ATTENTION_KERNELS)
+    assert result["attention"]["batched"] == model.config._attn_implementation  # batches were timed last
+    if attention != "auto":
+        assert result["attention"] == {"single": attention, "batched": attention}
+
+
+def test_each_serving_path_runs_on_its_own_kernel(tokenizer, monkeypatch):
+    """Single requests and batches are timed on the kernel chosen for their path, whatever was timed before."""
+    model = tiny_bert(tokenizer)
+    monkeypatch.setattr(latency, "choose_serving_attention", lambda *args: {"single": "sdpa", "batched": "eager"})
+    calls = []
+    model.register_forward_pre_hook(
+        lambda module, args, kwargs: calls.append((len(kwargs["input_ids"]), module.config._attn_implementation)),
+        with_kwargs=True)
+    model.set_attn_implementation("eager")
+    result = latency.measure_model(model, tokenizer, TEXTS, SMALL, max_length=16, device="cpu")
+    assert result["attention"] == {"single": "sdpa", "batched": "eager"}
+    assert {kernel for size, kernel in calls if size == 1} == {"sdpa"}
+    assert {kernel for size, kernel in calls if size > 1} == {"eager"}
 
 
 def test_a_model_without_switchable_attention_is_measured_as_it_is(tokenizer):
@@ -166,21 +183,25 @@ def test_bench_study_writes_latency_json_and_resumes(tmp_path, monkeypatch):
     document = latency.bench_study(tmp_path, config)
     assert calls == ["encoder_lora__seed42", "decoder_lora__seed42"]  # encoder_full is not trained: skipped
     on_disk = artifacts.read_json(tmp_path / "latency" / "latency.json")
-    assert on_disk["schema_version"] == 2 and set(on_disk["models"]) == {"encoder_lora", "decoder_lora"}
+    assert on_disk["schema_version"] == latency.SCHEMA_VERSION and set(on_disk["models"]) == {"encoder_lora", "decoder_lora"}
     assert "costs" not in on_disk  # what a model costs is deployment.py's, computed when the note is written
     assert on_disk["environment"]["torch_threads"] >= 1
 
     latency.bench_study(tmp_path, config)
     assert len(calls) == 2  # same runs, same settings: kept
 
+    monkeypatch.setattr(latency, "SCHEMA_VERSION", latency.SCHEMA_VERSION + 1)
+    latency.bench_study(tmp_path, config)
+    assert len(calls) == 4  # what a newer lorastudy measures differently is measured again
+
     latency.bench_study(tmp_path, load_config("smoke", ["arms=[encoder_lora, decoder_lora]",
                                                         "latency.single_requests=7"]))
-    assert len(calls) == 4  # other benchmark settings: measured again
+    assert len(calls) == 6  # other benchmark settings: measured again
 
     latency.bench_study(tmp_path, load_config("smoke", ["arms=[encoder_lora, decoder_lora]",
                                                         "latency.single_requests=7",
                                                         "deployment.price_per_hour.cpu=0.4"]))
-    assert len(calls) == 4  # a price is not a measurement: nothing is measured again
+    assert len(calls) == 6  # a price is not a measurement: nothing is measured again
 
 
 def test_bench_study_without_trained_runs_says_what_to_do(tmp_path):

@@ -221,6 +221,36 @@ def test_training_weights_compute_the_autocast_step_bit_for_bit(family, pooling,
     assert all(dict(model.named_parameters())[n] is p for n, p in frozen.items())
 
 
+@pytest.mark.parametrize("family,pooling", [("llama", "auto"), ("bert", "mean")])
+def test_serving_stores_the_whole_model_in_bf16_and_hands_the_float32_weights_back(family, pooling, cache):
+    """bf16 serving runs embeddings, norms and residual stream in bf16 too; fp16 serving casts only the Linear
+    weights (a residual stream in fp16 can overflow). Either way it computes the float32 model to low-precision
+    resolution, and training or merging afterwards sees the float32 weights."""
+    model, tokenizer, _ = tiny(family, cache, pooling=pooling)
+    model.eval()
+    originals = dict(model.named_parameters())
+    encoded = batch(tokenizer)
+    with torch.no_grad():
+        reference = model(**encoded).logits
+    with runtime.serving(model, "bf16", "cpu"):
+        assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
+        served = model(**encoded).logits.float()
+    with runtime.serving(model, "fp16", "cpu"):
+        low = {name.rsplit(".", 1)[0] for name, p in model.named_parameters() if p.dtype == torch.float16}
+        assert low == {name for name, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
+    assert all(dict(model.named_parameters())[n] is p for n, p in originals.items())
+    assert not torch.equal(served, reference)
+    assert torch.allclose(served, reference, atol=0.05 * reference.abs().max())
+
+
+def test_tied_weights_get_one_low_precision_copy():
+    tied = torch.nn.Sequential(torch.nn.Embedding(5, 4), torch.nn.Linear(4, 5, bias=False))
+    tied[1].weight = tied[0].weight
+    with runtime.parameters_as(tied, "bf16", lambda module, parameter: True):
+        assert tied[1].weight is tied[0].weight and tied[0].weight.dtype == torch.bfloat16
+    assert tied[1].weight is tied[0].weight and tied[0].weight.dtype == torch.float32
+
+
 def test_attention_choice():
     assert runtime.choose_attention("auto", "cpu") == "eager"
     assert runtime.choose_attention("auto", "cuda") == "sdpa"

@@ -286,7 +286,7 @@ def test_predict_serves_the_attention_kernel_the_latency_stage_chose(markup_smok
     assert served_attention(locate_run(run, "decoder_lora")) is None
     artifacts.write_json(run / "latency" / "latency.json", {"models": {
         "encoder_lora": {"variants": {"merged": {"attention": "sdpa"}}},
-        "decoder_lora": {"variants": {"merged": {"attention": "eager"}}}}})
+        "decoder_lora": {"variants": {"merged": {"attention": {"single": "sdpa", "batched": "eager"}}}}}})
     assert served_attention(locate_run(run, "encoder_lora")) == "sdpa"
     assert served_attention(locate_run(run, "encoder_lora_cw")) == "sdpa"
     assert served_attention(locate_run(run, "decoder_lora_cw")) == "eager"

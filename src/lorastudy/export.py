@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lorastudy import artifacts
+from lorastudy import artifacts, runtime
 from lorastudy.errors import StudyError
 from lorastudy.predict import TrainedRun, locate_run
 
@@ -257,7 +257,7 @@ def _recipe(run: TrainedRun, spec: dict) -> list[str]:
                  f"{_f1(record.get('best_val_macro_f1'))}, {record.get('wall_time_s', 0):.0f} s on {record.get('device')} "
                  f"({record.get('threads')} thread(s)), precision {record.get('precision')}.")
     if run.method != "tfidf":
-        lines.append(f"The study served it in {record.get('precision')} (Linear weights and autocast in that dtype); "
+        lines.append(f"The study served it in {record.get('precision')} ({runtime.served_weights(record.get('precision'))}); "
                      "the exported weights are float32.")
     environment = record.get("environment") or {}
     libraries = environment.get("libraries") or {}

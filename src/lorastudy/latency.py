@@ -18,11 +18,12 @@ Measurement (`measure_model`)
   ms/example = total time / examples; examples/s = 1000 / ms per example.
   `padding_share` (padded positions / all positions) shows how little padding was timed.
 * Time to score `latency.score_examples` examples = that many / the best examples/s.
-* Attention kernel (`latency.attention`, auto by default): before the warm-up, one
-  single request and one batch of the largest batch size (neighbours at the median
-  length) are timed with each kernel (eager, sdpa; best of 3); the kernel with the
-  lower sum of time ratios to the faster one serves the whole measurement. Both compute
-  the same model (equal logits to 1e-5 in float32), so only speed depends on it.
+* Attention kernel (`latency.attention`, auto by default), chosen per serving path:
+  before the warm-up, one single request and one batch of the largest batch size
+  (neighbours at the median length) are timed with each kernel (eager, sdpa; best of 3);
+  the faster kernel on the single request serves single requests, the faster on the batch
+  serves batches. Both compute the same model (equal logits to 1e-5 in float32), so only
+  speed depends on it.
 * Peak memory (`runtime.PeakMemory`): on CPU the process's resident-set high-water
   mark during the measurement, which includes the Python runtime and libraries,
   which is why `memory_before_load_mb` is recorded beside it. On a GPU:
@@ -47,7 +48,7 @@ from lorastudy import artifacts, integrity, runtime
 from lorastudy.config import LatencyConfig, StudyConfig, load_config, stable_hash
 from lorastudy.errors import StudyError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3  # 3: attention is chosen per serving path
 PIPED_WIDTH = 120
 BUILTIN_TEXTS = (
     "I was charged a late fee even though my payment posted on time.",
@@ -71,13 +72,17 @@ def measure_model(model, tokenizer, texts: list[str], cfg: LatencyConfig, *, max
                   desc: str = "latency", precision: str = "fp32") -> dict:
     """Single-request latency, batched throughput and peak memory of a classifier on real texts.
 
-    `precision` is the run's training precision: bf16/fp16 = autocast with the Linear weights stored in that
-    dtype, ~2x fp32 throughput on a bf16 CPU at the same validation macro F1 (demo: within 0.003).
+    `precision` is the run's training precision, served as `runtime.serving` says (bf16: the whole model in
+    bf16 under autocast), ~2x fp32 throughput on a bf16 CPU at the same validation macro F1 (demo: within 0.005).
     """
     threads = runtime.set_threads(cfg.threads)
     model.eval().to(device)
 
+    kernels: dict[str, str] = {}  # the serving attention kernel of each path, once chosen
+
     def predict(batch: list[str]) -> list[int]:
+        if kernels:
+            use_attention(model, kernels["single" if len(batch) == 1 else "batched"])
         encoded = tokenizer(batch, truncation=True, max_length=max_length, padding=True, return_tensors="pt")
         return model(**encoded.to(device)).logits.argmax(-1).tolist()
 
@@ -85,40 +90,46 @@ def measure_model(model, tokenizer, texts: list[str], cfg: LatencyConfig, *, max
         return [len(ids) for ids in tokenizer(batch, truncation=True, max_length=max_length)["input_ids"]]
 
     with runtime.serving(model, precision, device):
-        attention = choose_serving_attention(model, predict, texts, token_counts, cfg, device)
+        kernels.update(choose_serving_attention(model, predict, texts, token_counts, cfg, device) or {})
         result = benchmark(predict, texts, cfg, device=device, token_counts=token_counts, desc=desc)
-    return {**result, "precision": precision, "attention": attention, "device": device, "threads": threads}
+    return {**result, "precision": precision, "attention": kernels or None, "device": device, "threads": threads}
 
 
 ATTENTION_KERNELS = ("sdpa", "eager")
+SERVING_PATHS = ("single", "batched")
 
 
 def choose_serving_attention(model, predict: Predict, texts: Sequence[str],
                              token_counts: Callable[[list[str]], list[int]], cfg: LatencyConfig,
-                             device: str) -> str | None:
-    """Set the serving attention kernel (see the module docstring) and return its name.
+                             device: str) -> dict[str, str] | None:
+    """The attention kernel of each serving path (see the module docstring); None for a model without a switch.
 
-    Measured, not assumed: on the demo CPU eager serves MiniLM batches ~20% faster than sdpa, while sdpa
-    answers single SmolLM2 requests ~25% faster than eager. None for a model without a switchable kernel.
+    Measured, not assumed, and per path because the paths disagree: on the demo CPU sdpa answers single
+    SmolLM2 requests ~25% faster than eager, while eager scores its batches ~10% faster. A server that both
+    answers requests and scores batches switches the kernel by batch size, as `measure_model` does.
     """
-    current = getattr(getattr(model, "config", None), "_attn_implementation", None)
-    if current is None or not hasattr(model, "set_attn_implementation"):
+    if getattr(getattr(model, "config", None), "_attn_implementation", None) is None \
+            or not hasattr(model, "set_attn_implementation"):
         return None
-    kernels = ATTENTION_KERNELS if cfg.attention == "auto" else (cfg.attention,)
-    if len(kernels) > 1:
-        order = np.argsort(token_counts(list(texts)), kind="stable")
-        size = min(max(cfg.batch_sizes), len(texts))
-        start = max(0, len(texts) // 2 - size // 2)
-        probes = [[texts[order[len(texts) // 2]]], [texts[i] for i in order[start:start + size]]]
-        times = np.empty((len(kernels), len(probes)))
-        for k, kernel in enumerate(kernels):
-            model.set_attn_implementation(kernel)
-            for p, probe in enumerate(probes):
-                predict(probe)
-                times[k, p] = min(_timed_ms(predict, probe, device) for _ in range(3))
-        kernels = (kernels[int(np.argmin((times / times.min(axis=0)).sum(axis=1)))],)
-    model.set_attn_implementation(kernels[0])
-    return kernels[0]
+    if cfg.attention != "auto":
+        return dict.fromkeys(SERVING_PATHS, cfg.attention)
+    order = np.argsort(token_counts(list(texts)), kind="stable")
+    size = min(max(cfg.batch_sizes), len(texts))
+    start = max(0, len(texts) // 2 - size // 2)
+    probes = {"single": [texts[order[len(texts) // 2]]], "batched": [texts[i] for i in order[start:start + size]]}
+    times = {}
+    for kernel in ATTENTION_KERNELS:
+        use_attention(model, kernel)
+        for path, probe in probes.items():
+            predict(probe)
+            times[path, kernel] = min(_timed_ms(predict, probe, device) for _ in range(3))
+    return {path: min(ATTENTION_KERNELS, key=lambda kernel: times[path, kernel]) for path in SERVING_PATHS}
+
+
+def use_attention(model, kernel: str) -> None:
+    """Switch the model's attention kernel (cheap: both kernels compute the same model from the same weights)."""
+    if model.config._attn_implementation != kernel:
+        model.set_attn_implementation(kernel)
 
 
 def benchmark(predict: Predict, texts: Sequence[str], cfg: LatencyConfig, *, device: str = "cpu",
@@ -219,7 +230,7 @@ def bench_study(run_dir: Path, config: StudyConfig) -> dict:
     device = runtime.device()
     threads = runtime.set_threads(config.latency.threads or config.threads)
     settings = {"latency": config.latency.model_dump(mode="json"), "max_length": config.data.max_length,
-                "device": device, "threads": threads}
+                "device": device, "threads": threads, "schema_version": SCHEMA_VERSION}
     models: dict[str, dict] = {}
     for arm in inference_arms(config.arms):
         run_path = run_dir / "runs" / f"{arm}__seed{config.seeds[0]}"

@@ -72,7 +72,7 @@ def locate_run(run_dir: Path, arm: str, seed: int | None = None) -> TrainedRun:
 
 
 def served_attention(run: TrainedRun) -> str | None:
-    """The attention kernel the latency stage served this architecture with; None = transformers' default.
+    """The attention kernel the latency stage served this architecture's batches with; None = transformers' default.
 
     The latency stage times one arm per architecture (`latency.inference_arms`): a weighted arm shares its
     unweighted twin's entry, and the other way round.
@@ -84,7 +84,8 @@ def served_attention(run: TrainedRun) -> str | None:
     twin = run.arm.removesuffix("_cw")
     for name in (run.arm, twin, f"{twin}_cw"):
         if name in measured:
-            return measured[name]["variants"]["merged"].get("attention")
+            attention = measured[name]["variants"]["merged"].get("attention")
+            return attention.get("batched") if isinstance(attention, dict) else attention  # schema 2: one kernel
     return None
 
 
