@@ -139,9 +139,9 @@ def serving(model, precision: str, dev: str) -> Iterator[None]:
 
     One definition for the saved logits, the latency stage and `lorastudy predict`, so all three see one model.
     bf16 stores the whole model in bf16, as bf16 checkpoints are served: the residual stream, embeddings and
-    norms then run in bf16 too, not only the matmuls (benchmarks/RESULTS.md: 7-16% more batched throughput on
-    the demo decoder at validation macro F1 within 0.001). fp16 stores only the Linear weights: a residual
-    stream in fp16's narrow range can overflow.
+    norms then run in bf16 too, not only the matmuls (benchmarks/RESULTS.md: 1.2x the batched throughput of
+    bf16 Linear weights alone on both demo models, validation macro F1 within 0.004). fp16 stores only the
+    Linear weights: a residual stream in fp16's narrow range can overflow.
     """
     import torch
 
