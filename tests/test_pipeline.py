@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -64,6 +65,9 @@ def test_second_run_skips_finished_work(reference_run):
     assert before == after
 
 
+AFTER_TRAINING = ("results.json", "latency.json", "note.md")
+
+
 @pytest.mark.parametrize("kill_before", [
     "run.json",                        # while saving the first trained run
     "predictions_test.safetensors",    # after training, before its logits land
@@ -73,6 +77,8 @@ def test_second_run_skips_finished_work(reference_run):
 ])
 def test_killed_study_resumes_to_identical_results(tmp_path, reference_run, kill_before):
     run_dir = tmp_path / "smoke"
+    if kill_before in AFTER_TRAINING:  # what is killed comes after training: start from the reference's trained runs
+        shutil.copytree(reference_run, run_dir, ignore=shutil.ignore_patterns("evaluation", "latency", "note"))
     killed = lorastudy([*SMOKE, "--output-dir", str(run_dir)], {"LORASTUDY_KILL_BEFORE": kill_before})
     assert killed.returncode == -9, f"expected SIGKILL, got {killed.returncode}: {killed.stderr[-2000:]}"
     finished_before = {p.parent.name: p.stat().st_mtime_ns for p in (run_dir / "runs").rglob("run.json")}
