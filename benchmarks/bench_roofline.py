@@ -277,62 +277,41 @@ def inference(run_path: str, family: str, quick: bool, threads: int, work: Path)
 # --- serving storage, side by side ------------------------------------------------------
 
 
-@contextlib.contextmanager
-def linear_weights_serving(model, precision: str, dev: str):
-    """`runtime.serving` before the whole model was stored in bf16: Linear weights only, float32 residual stream."""
-    import torch
-
-    from lorastudy import runtime
-
-    linear = lambda module, parameter: isinstance(module, torch.nn.Linear)  # noqa: E731
-    with runtime.parameters_as(model, precision, linear), torch.inference_mode(), runtime.autocast(precision, dev):
-        yield
-
-
 def compare_serving(run_dir: Path, family: str, repeats: int, threads: int) -> dict:
     """Batched inference of a finished study's first-seed LoRA arm, served with Linear weights only in bf16
     ("before") and with the whole model in bf16 ("after"), alternating, each next to its own peak measurement;
     plus both sides' validation macro F1 and how many validation argmaxes they share."""
-    import pandas as pd
     from sklearn.metrics import f1_score
 
-    from lorastudy import artifacts, runtime
-    from lorastudy.config import LatencyConfig, load_config
+    from lorastudy import runtime
+    from lorastudy.config import LatencyConfig
+    from lorastudy.data import load_prepared
     from lorastudy.latency import measure_model
-    from lorastudy.models import load_trained
+    from lorastudy.predict import Predictor, locate_run
 
-    config = load_config(run_dir / "config.resolved.yaml")
-    run_path = run_dir / "runs" / f"{family}_lora__seed{config.seeds[0]}"
-    frame = pd.read_parquet(run_dir / "data" / "dataset.parquet")
-    val = frame[frame["split"] == "val"]
-    texts, labels = val["text"].astype(str).tolist(), val["label_id"].to_numpy()
-    model, tokenizer = load_trained(run_path, merged=True)
-    precision = artifacts.read_json(run_path / "run.json")["precision"]
+    predictor = Predictor(locate_run(run_dir, f"{family}_lora"))
+    config, model, tokenizer = predictor.run.config, predictor.model, predictor.tokenizer
+    data = load_prepared(run_dir)
+    texts, labels = data.texts("val"), data.label_ids("val")
     lengths = tokenizer(texts, truncation=True, max_length=config.data.max_length)["input_ids"]
     tokens_per_example = sum(map(len, lengths)) / len(lengths)
     n = matmul_parameters(model)
     cfg = LatencyConfig(single_requests=4, warmup=2, batch_sizes=config.latency.batch_sizes,
                         batched_examples=len(texts), threads=threads)
-    serving = {"before": linear_weights_serving, "after": runtime.serving}
-    original = runtime.serving
-    sides: dict[str, dict] = {side: {"shares": [], "kernels": []} for side in serving}
+    storage = {"before": runtime.linear_parameter, "after": runtime.every_parameter}
+    original = runtime.SERVED_PARAMETERS[predictor.precision]
+    sides: dict[str, dict] = {side: {"shares": [], "kernels": []} for side in storage}
     try:
-        for side, serve in serving.items():
-            runtime.serving = serve
-            predictions = []
-            with serve(model, precision, "cpu"):
-                for start in range(0, len(texts), 32):
-                    encoded = tokenizer(texts[start:start + 32], truncation=True, padding=True,
-                                        max_length=config.data.max_length, return_tensors="pt")
-                    predictions += model(**encoded).logits.argmax(-1).tolist()
-            sides[side]["predictions"] = predictions
-            sides[side]["val_macro_f1"] = f1_score(labels, predictions, average="macro")
+        for side, select in storage.items():
+            runtime.SERVED_PARAMETERS[predictor.precision] = select
+            sides[side]["predictions"] = predictor.logits(texts).argmax(axis=1)
+            sides[side]["val_macro_f1"] = f1_score(labels, sides[side]["predictions"], average="macro")
         for repeat in range(repeats):
-            for side in (serving if repeat % 2 == 0 else list(serving)[::-1]):
-                runtime.serving = serving[side]
+            for side in (storage if repeat % 2 == 0 else list(storage)[::-1]):
+                runtime.SERVED_PARAMETERS[predictor.precision] = storage[side]
                 peak = matmul_peak_gflops(threads, "bfloat16")
                 measured = measure_model(model, tokenizer, texts, cfg, max_length=config.data.max_length,
-                                         device="cpu", precision=precision, desc=f"{family} {side}")
+                                         device="cpu", precision=predictor.precision, desc=f"{family} {side}")
                 best = max(measured["batched"], key=lambda row: row["examples_per_s"])
                 share = 2 * n * tokens_per_example * best["examples_per_s"] / 1e9 / peak
                 sides[side]["shares"].append(share)
@@ -340,10 +319,9 @@ def compare_serving(run_dir: Path, family: str, repeats: int, threads: int) -> d
                 print(f"[{family}] serving {side} #{repeat + 1}: {best['examples_per_s']:.0f} examples/s, "
                       f"{share:.0%} of a {peak:.0f} GFLOP/s peak ({sides[side]['kernels'][-1]})", flush=True)
     finally:
-        runtime.serving = original
-    agree = sum(a == b for a, b in zip(sides["before"]["predictions"], sides["after"]["predictions"])) / len(texts)
-    return {side: {k: v for k, v in values.items() if k != "predictions"} for side, values in sides.items()} | {
-        "argmax_agreement": agree, "precision": precision, "n_matmul_parameters": n}
+        runtime.SERVED_PARAMETERS[predictor.precision] = original
+    agree = float((sides["before"].pop("predictions") == sides["after"].pop("predictions")).mean())
+    return {**sides, "argmax_agreement": agree, "precision": predictor.precision, "n_matmul_parameters": n}
 
 
 def serving_report(record: dict) -> str:

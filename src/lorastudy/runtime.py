@@ -133,19 +133,32 @@ def parameters_as(model, precision: str, select: Callable[[Any, Any], bool]) -> 
             setattr(module, name, original)
 
 
+def linear_parameter(module, parameter) -> bool:
+    import torch
+
+    return isinstance(module, torch.nn.Linear)
+
+
+def every_parameter(module, parameter) -> bool:
+    return True
+
+
+# What `serving` stores in the run's precision. bf16 stores the whole model, as bf16 checkpoints are served: the
+# residual stream, embeddings and norms then run in bf16 too, not only the matmuls (benchmarks/RESULTS.md: 1.2x
+# the batched throughput of bf16 Linear weights alone on both demo models, validation macro F1 within 0.004).
+# fp16 stores only the Linear weights: a residual stream in fp16's narrow range can overflow.
+SERVED_PARAMETERS = {"bf16": every_parameter, "fp16": linear_parameter}
+
+
 @contextlib.contextmanager
 def serving(model, precision: str, dev: str) -> Iterator[None]:
-    """How a trained model answers requests: no autograd, weights in the run's precision (`served_weights`).
+    """How a trained model answers requests: no autograd, `SERVED_PARAMETERS` in the run's precision, autocast.
 
     One definition for the saved logits, the latency stage and `lorastudy predict`, so all three see one model.
-    bf16 stores the whole model in bf16, as bf16 checkpoints are served: the residual stream, embeddings and
-    norms then run in bf16 too, not only the matmuls (benchmarks/RESULTS.md: 1.2x the batched throughput of
-    bf16 Linear weights alone on both demo models, validation macro F1 within 0.004). fp16 stores only the
-    Linear weights: a residual stream in fp16's narrow range can overflow.
     """
     import torch
 
-    select = (lambda module, parameter: True) if precision == "bf16" else _linear
+    select = SERVED_PARAMETERS.get(precision, linear_parameter)
     with parameters_as(model, precision, select), torch.inference_mode(), autocast(precision, dev):
         yield
 
@@ -164,14 +177,8 @@ def training_weights(model, precision: str) -> contextlib.AbstractContextManager
     weights (LoRA, heads, full fine-tunes) stay float32 for the optimizer; the float32 frozen weights come
     back afterwards, so merging and serving see the model as it was trained.
     """
-    return parameters_as(model, precision, lambda module, parameter: _linear(module, parameter)
+    return parameters_as(model, precision, lambda module, parameter: linear_parameter(module, parameter)
                          and not parameter.requires_grad)
-
-
-def _linear(module, parameter) -> bool:
-    import torch
-
-    return isinstance(module, torch.nn.Linear)
 
 
 def seed_everything(seed: int) -> None:
