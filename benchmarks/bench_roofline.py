@@ -22,10 +22,16 @@ padding is not counted either, so padding shows as lost share.
 `--compare` trains each model twice per repeat, alternating: once as lorastudy trains (after), once with the
 training fast path off (`runtime.training_weights` as a no-op: the recipe before it existed), same process,
 same data and seed, so the two sides see the same machine load; medians over `--repeats`.
+`--compare-allocator` does the same for `runtime.keep_freed_memory` (glibc keeps freed memory for the next
+batch), which is process-wide: each side trains in a fresh process of this script, alternating.
+`--processes N` trains N runs at once, each in its own process with `--threads` threads, as the demo's process
+backend does, and states their summed rate as a share of the N x threads peak measured before and after.
 
     python benchmarks/bench_roofline.py --quick                 # 640 training examples, one epoch
     python benchmarks/bench_roofline.py --quick --compare --repeats 3
     python benchmarks/bench_roofline.py --family decoder        # the demo recipe (4,000 examples)
+    python benchmarks/bench_roofline.py --family decoder --threads 1 --compare-allocator --repeats 2
+    python benchmarks/bench_roofline.py --family decoder --threads 1 --processes 2   # the demo's setting
 
 Printed as shares and ratios, never asserted: the machine is shared and its peak moves with load.
 """
@@ -37,6 +43,7 @@ import contextlib
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -95,6 +102,7 @@ class StepClock:
         phases = {name: sum(s["phases"][name] for s in kept) for name in PHASES if name != "trainer"}
         phases["trainer"] = wall - sum(phases.values())
         return {"steps_measured": len(kept), "steps_total": len(self.steps), "seconds": wall,
+                "first_step_s": self.steps[0].get("wall") if self.steps else None,
                 "examples": sum(s["examples"] for s in kept), "tokens": sum(s["tokens"] for s in kept),
                 "padded_tokens": sum(s["padded_tokens"] for s in kept),
                 "phase_seconds": phases, "phase_shares": {k: v / wall for k, v in phases.items()} if wall else {}}
@@ -221,6 +229,7 @@ def train_once(family: str, quick: bool, threads: int, fast: bool, profile: bool
     summary = clock.summary()
     flops_per_token = 4 * counted["n"] + 2 * counted["trainable"]
     result = {"fast_path": fast, "run_path": str(run_path), "val_macro_f1": run["best_val_macro_f1"],
+              "run_wall_time_s": run["wall_time_s"], "peak_memory_mb": run["peak_memory_mb"],
               "precision": run["precision"], "attention": run.get("attention"), **summary,
               "n_matmul_parameters": counted["n"], "n_trainable": counted["trainable"],
               "flops_per_token": flops_per_token,
@@ -339,6 +348,88 @@ def serving_report(record: dict) -> str:
     return "\n".join(lines)
 
 
+def child_command(args: argparse.Namespace, family: str, out: Path, *extra: str) -> list[str]:
+    """This script, training `family` only (no profile, no inference) and writing its record to `out`."""
+    return [sys.executable, __file__, "--family", family, "--threads", str(args.threads), "--no-profile",
+            "--no-inference", "--json", str(out), *(["--quick"] if args.quick else []), *extra]
+
+
+def compare_allocator(args: argparse.Namespace, families: list[str]) -> dict:
+    """Training with glibc's default allocator and with `runtime.keep_freed_memory`, alternating; each run in a
+    fresh process of this script (the setting is process-wide), next to that process's own peak measurement."""
+    sides: dict[str, list[dict]] = {"glibc": [], "kept": []}
+    for family in families:
+        for repeat in range(args.repeats):
+            for side in (list(sides) if repeat % 2 == 0 else list(sides)[::-1]):
+                with tempfile.TemporaryDirectory(prefix="roofline-allocator-") as tmp:
+                    out = Path(tmp) / "record.json"
+                    subprocess.run(child_command(args, family, out, "--allocator", side), check=True,
+                                   stdout=subprocess.DEVNULL)
+                    child = json.loads(out.read_text())
+                peak = child["bf16_peak_gflops"]["median"]
+                run = child["families"][family]["training"]["after"][0]
+                sides[side].append({"family": family, "peak": peak, "share": run["gflops"] / peak, **run})
+                print(f"[{family}] {side} #{repeat + 1}: {run['examples_per_s']:.1f} examples/s, "
+                      f"{run['gflops'] / peak:.0%} of a {peak:.0f} GFLOP/s peak, first step {run['first_step_s']:.1f} s, "
+                      f"run {run['run_wall_time_s']:.0f} s, peak memory {run['peak_memory_mb']:.0f} MB", flush=True)
+    return sides
+
+
+def train_concurrently(args: argparse.Namespace, families: list[str]) -> dict:
+    """`--processes` runs of a family at once, each in its own process with `--threads` threads (as the demo's
+    process backend trains); their model FLOP rates summed, against the bf16 peak of processes x threads measured
+    before and after."""
+    total_threads = args.processes * args.threads
+    result = {}
+    for family in families:
+        peaks = [matmul_peak_gflops(total_threads, "bfloat16")]
+        with tempfile.TemporaryDirectory(prefix="roofline-concurrent-") as tmp:
+            outs = [Path(tmp) / f"process{i}.json" for i in range(args.processes)]
+            children = [subprocess.Popen(child_command(args, family, out), stdout=subprocess.DEVNULL) for out in outs]
+            if any([child.wait() for child in children]):
+                raise SystemExit(f"a {family} training process failed")
+            runs = [json.loads(out.read_text()) for out in outs]
+        peaks.append(matmul_peak_gflops(total_threads, "bfloat16"))
+        result[family] = {"peaks": peaks, "threads": total_threads, "processes": [
+            {**run["families"][family]["training"]["after"][0], "own_peak": run["bf16_peak_gflops"]["median"]}
+            for run in runs]}
+    return result
+
+
+def concurrent_report(result: dict) -> str:
+    lines = ["| model | process | examples/s | GFLOP/s | share of its own 1-process peak | val macro F1 |",
+             "|---|---|---|---|---|---|"]
+    for family, measured in result.items():
+        for i, run in enumerate(measured["processes"], 1):
+            lines.append(f"| {family} | #{i} | {run['examples_per_s']:.1f} | {run['gflops']:.1f} | "
+                         f"{run['gflops'] / run['own_peak']:.0%} of {run['own_peak']:.0f} | {run['val_macro_f1']:.4f} |")
+        total = sum(run["gflops"] for run in measured["processes"])
+        peak = statistics.median(measured["peaks"])
+        lines.append(f"| {family} | all at once | {sum(run['examples_per_s'] for run in measured['processes']):.1f} | "
+                     f"{total:.1f} | **{total / peak:.0%}** of the {measured['threads']}-thread peak {peak:.0f} "
+                     f"(measured {', '.join(f'{p:.0f}' for p in measured['peaks'])}: "
+                     f"{', '.join(f'{total / p:.0%}' for p in measured['peaks'])}) | |")
+    return "\n".join(lines)
+
+
+def allocator_report(sides: dict[str, list[dict]]) -> str:
+    lines = ["| model | allocator | share of own bf16 peak (median; each run) | examples/s | first step, s | "
+             "run wall time, s | peak memory, MB | val macro F1 |", "|---|---|---|---|---|---|---|---|"]
+    for family in dict.fromkeys(run["family"] for runs in sides.values() for run in runs):
+        runs = {side: [run for run in sides[side] if run["family"] == family] for side in sides}
+        for side, label in (("glibc", "glibc default"), ("kept", "keep_freed_memory")):
+            rows = runs[side]
+            shares = ", ".join(f"{row['share']:.0%}" for row in rows)
+            f1 = ", ".join(f"{row['val_macro_f1']:.4f}" for row in rows)
+            lines.append(f"| {family} | {label} | {median_of(rows, 'share'):.0%} ({shares}) | "
+                         f"{median_of(rows, 'examples_per_s'):.1f} | {median_of(rows, 'first_step_s'):.1f} | "
+                         f"{median_of(rows, 'run_wall_time_s'):.0f} | {median_of(rows, 'peak_memory_mb'):.0f} | {f1} |")
+        ratios = [k["examples_per_s"] / g["examples_per_s"] for k, g in zip(runs["kept"], runs["glibc"])]
+        lines.append(f"| {family} | kept / glibc (paired) | {statistics.median(ratios):.2f}x "
+                     f"({', '.join(f'{r:.2f}' for r in ratios)}) | | | | | |")
+    return "\n".join(lines)
+
+
 # --- the report --------------------------------------------------------------------
 
 
@@ -410,7 +501,21 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="write the raw record here")
     parser.add_argument("--serving", type=Path, metavar="RUN_DIR",
                         help="no training: compare serving storage on a finished study's first-seed LoRA arms")
+    parser.add_argument("--no-inference", action="store_true", help="time training only")
+    parser.add_argument("--allocator", choices=["kept", "glibc"], default="kept",
+                        help="kept: as lorastudy trains (runtime.keep_freed_memory); glibc: its default settings")
+    parser.add_argument("--compare-allocator", action="store_true",
+                        help="train with each allocator setting in its own process, alternating, --repeats times")
+    parser.add_argument("--processes", type=int, default=1,
+                        help="train this many runs at once, each in its own process with --threads threads")
     args = parser.parse_args()
+    families = ["encoder", "decoder"] if args.family == "both" else [args.family]
+    if args.compare_allocator:
+        print(allocator_report(compare_allocator(args, families)))
+        return
+    if args.processes > 1:
+        print(concurrent_report(train_concurrently(args, families)))
+        return
 
     import torch
 
@@ -418,7 +523,8 @@ def main() -> None:
 
     runtime.set_threads(args.threads)
     torch.set_num_threads(args.threads)
-    families = ["encoder", "decoder"] if args.family == "both" else [args.family]
+    if args.allocator == "glibc":
+        runtime.keep_freed_memory = lambda: False
     peaks: list[float] = []
     record = {"command": "python benchmarks/bench_roofline.py " + " ".join(sys.argv[1:]), "threads": args.threads,
               "machine": machine(), "families": {}}
@@ -447,7 +553,8 @@ def main() -> None:
             served = training_runs["after"][0]["run_path"] if "after" in training_runs else None
             record["families"][family] = {
                 "training": training_runs,
-                "inference": inference(served, family, args.quick, args.threads, work) if served else None}
+                "inference": inference(served, family, args.quick, args.threads, work)
+                if served and not args.no_inference else None}
         peaks.append(matmul_peak_gflops(args.threads, "bfloat16"))
     record["bf16_peak_gflops"] = {"median": statistics.median(peaks), "samples": peaks}
     record["wall_time_s"] = time.perf_counter() - started

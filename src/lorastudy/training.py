@@ -80,6 +80,7 @@ def train_run(spec: ArmSpec, data: PreparedData, run_dir: Path, study: StudyConf
     gc.collect()  # free the previous run's model before this run's memory is measured
     memory_at_start = runtime.current_memory_mb()
     threads = runtime.set_threads(study.threads)
+    runtime.keep_freed_memory()
     runtime.seed_everything(spec.seed)
     dev = runtime.device()
     start = time.perf_counter()
