@@ -348,10 +348,19 @@ def serving_report(record: dict) -> str:
     return "\n".join(lines)
 
 
-def child_command(args: argparse.Namespace, family: str, out: Path, *extra: str) -> list[str]:
-    """This script, training `family` only (no profile, no inference) and writing its record to `out`."""
-    return [sys.executable, __file__, "--family", family, "--threads", str(args.threads), "--no-profile",
-            "--no-inference", "--json", str(out), *(["--quick"] if args.quick else []), *extra]
+def trained_in_children(args: argparse.Namespace, family: str, count: int, *extra: str) -> list[dict]:
+    """`count` processes of this script at once, each training `family` only (no profile, no inference) with
+    `--threads` threads; each one's training run, with the peak that process measured (`own_peak`)."""
+    command = [sys.executable, __file__, "--family", family, "--threads", str(args.threads), "--no-profile",
+               "--no-inference", *(["--quick"] if args.quick else []), *extra]
+    with tempfile.TemporaryDirectory(prefix="roofline-children-") as tmp:
+        outs = [Path(tmp) / f"process{i}.json" for i in range(count)]
+        children = [subprocess.Popen([*command, "--json", str(out)], stdout=subprocess.DEVNULL) for out in outs]
+        if any([child.wait() for child in children]):
+            raise SystemExit(f"a {family} training process failed")
+        records = [json.loads(out.read_text()) for out in outs]
+    return [{**record["families"][family]["training"]["after"][0], "own_peak": record["bf16_peak_gflops"]["median"]}
+            for record in records]
 
 
 def compare_allocator(args: argparse.Namespace, families: list[str]) -> dict:
@@ -361,17 +370,12 @@ def compare_allocator(args: argparse.Namespace, families: list[str]) -> dict:
     for family in families:
         for repeat in range(args.repeats):
             for side in (list(sides) if repeat % 2 == 0 else list(sides)[::-1]):
-                with tempfile.TemporaryDirectory(prefix="roofline-allocator-") as tmp:
-                    out = Path(tmp) / "record.json"
-                    subprocess.run(child_command(args, family, out, "--allocator", side), check=True,
-                                   stdout=subprocess.DEVNULL)
-                    child = json.loads(out.read_text())
-                peak = child["bf16_peak_gflops"]["median"]
-                run = child["families"][family]["training"]["after"][0]
-                sides[side].append({"family": family, "peak": peak, "share": run["gflops"] / peak, **run})
+                run = trained_in_children(args, family, 1, "--allocator", side)[0]
+                sides[side].append({"family": family, "share": run["gflops"] / run["own_peak"], **run})
                 print(f"[{family}] {side} #{repeat + 1}: {run['examples_per_s']:.1f} examples/s, "
-                      f"{run['gflops'] / peak:.0%} of a {peak:.0f} GFLOP/s peak, first step {run['first_step_s']:.1f} s, "
-                      f"run {run['run_wall_time_s']:.0f} s, peak memory {run['peak_memory_mb']:.0f} MB", flush=True)
+                      f"{sides[side][-1]['share']:.0%} of a {run['own_peak']:.0f} GFLOP/s peak, first step "
+                      f"{run['first_step_s']:.1f} s, run {run['run_wall_time_s']:.0f} s, "
+                      f"peak memory {run['peak_memory_mb']:.0f} MB", flush=True)
     return sides
 
 
@@ -383,16 +387,9 @@ def train_concurrently(args: argparse.Namespace, families: list[str]) -> dict:
     result = {}
     for family in families:
         peaks = [matmul_peak_gflops(total_threads, "bfloat16")]
-        with tempfile.TemporaryDirectory(prefix="roofline-concurrent-") as tmp:
-            outs = [Path(tmp) / f"process{i}.json" for i in range(args.processes)]
-            children = [subprocess.Popen(child_command(args, family, out), stdout=subprocess.DEVNULL) for out in outs]
-            if any([child.wait() for child in children]):
-                raise SystemExit(f"a {family} training process failed")
-            runs = [json.loads(out.read_text()) for out in outs]
+        runs = trained_in_children(args, family, args.processes)
         peaks.append(matmul_peak_gflops(total_threads, "bfloat16"))
-        result[family] = {"peaks": peaks, "threads": total_threads, "processes": [
-            {**run["families"][family]["training"]["after"][0], "own_peak": run["bf16_peak_gflops"]["median"]}
-            for run in runs]}
+        result[family] = {"peaks": peaks, "threads": total_threads, "processes": runs}
     return result
 
 

@@ -168,8 +168,10 @@ def serving(model, precision: str, dev: str) -> Iterator[None]:
 
 def served_weights(precision: str) -> str:
     """`serving`'s storage, in words for model cards and logs."""
-    return {"bf16": "all weights in bf16, under autocast",
-            "fp16": "Linear weights in fp16, under autocast"}.get(precision, "float32")
+    select = SERVED_PARAMETERS.get(precision)
+    if select is None:
+        return "float32"
+    return f"{'all' if select is every_parameter else 'Linear'} weights in {precision}, under autocast"
 
 
 def training_weights(model, precision: str) -> contextlib.AbstractContextManager:
@@ -216,9 +218,9 @@ def release_memory() -> None:
     faulted in again by the next run.
     """
     gc.collect()
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):  # another libc (musl): nothing to trim
-            ctypes.CDLL("libc.so.6").malloc_trim(0)
+    trim = _glibc("malloc_trim")
+    if trim is not None:
+        trim(0)
 
 
 def keep_freed_memory() -> bool:
@@ -232,13 +234,20 @@ def keep_freed_memory() -> bool:
     1.06x faster, bit-identical, same peak memory (benchmarks/RESULTS.md). `release_memory` still trims on
     request. Returns whether the allocator took the settings (False off glibc).
     """
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        mallopt = ctypes.CDLL("libc.so.6").mallopt
-    except (OSError, AttributeError):  # another libc (musl)
+    mallopt = _glibc("mallopt")
+    if mallopt is None:
         return False
     return bool(mallopt(M_MMAP_THRESHOLD, LARGEST_HEAP_BLOCK)) and bool(mallopt(M_TRIM_THRESHOLD, -1))
+
+
+def _glibc(function: str) -> Callable | None:
+    """A glibc allocator function; None off Linux or under another libc (musl), where there is nothing to tune."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return getattr(ctypes.CDLL("libc.so.6"), function)
+    except (OSError, AttributeError):
+        return None
 
 
 class PeakMemory:
