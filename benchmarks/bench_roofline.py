@@ -197,9 +197,10 @@ def matmul_parameters(model) -> int:
 
 def train_once(family: str, quick: bool, threads: int, fast: bool, profile: bool, work: Path) -> dict:
     """One `train_run` of the family's LoRA arm, timed by phase; `fast=False` turns the training fast path off."""
-    from lorastudy import artifacts, models, runtime, training
-    from lorastudy.config import arm_spec
-    from lorastudy.data import prepare_data
+    from lorastudy.core import artifacts, runtime
+    from lorastudy.study import models, training
+    from lorastudy.study.config import arm_spec
+    from lorastudy.study.data import prepare_data
 
     config = study_config(quick, family, threads)
     data = prepare_data(config, work)
@@ -258,11 +259,11 @@ def top_operators(profiler, steps: int, limit: int | None = 12) -> list[dict]:
 
 def inference(run_path: str, family: str, quick: bool, threads: int, work: Path) -> dict:
     """Batched inference of the served model (LoRA merged) as the latency stage measures it, on validation texts."""
-    from lorastudy import artifacts
-    from lorastudy.config import LatencyConfig
-    from lorastudy.data import prepare_data
-    from lorastudy.latency import measure_model
-    from lorastudy.models import load_trained
+    from lorastudy.core import artifacts
+    from lorastudy.study.config import LatencyConfig
+    from lorastudy.study.data import prepare_data
+    from lorastudy.measure.latency import measure_model
+    from lorastudy.study.models import load_trained
 
     config = study_config(quick, family, threads)
     texts = prepare_data(config, work).texts("val")
@@ -292,11 +293,11 @@ def compare_serving(run_dir: Path, family: str, repeats: int, threads: int) -> d
     plus both sides' validation macro F1 and how many validation argmaxes they share."""
     from sklearn.metrics import f1_score
 
-    from lorastudy import runtime
-    from lorastudy.config import LatencyConfig
-    from lorastudy.data import load_prepared
-    from lorastudy.latency import measure_model
-    from lorastudy.predict import Predictor, locate_run
+    from lorastudy.core import runtime
+    from lorastudy.study.config import LatencyConfig
+    from lorastudy.study.data import load_prepared
+    from lorastudy.measure.latency import measure_model
+    from lorastudy.serve.predict import Predictor, locate_run
 
     predictor = Predictor(locate_run(run_dir, f"{family}_lora"))
     config, model, tokenizer = predictor.run.config, predictor.model, predictor.tokenizer
@@ -516,7 +517,7 @@ def main() -> None:
 
     import torch
 
-    from lorastudy import runtime
+    from lorastudy.core import runtime
 
     runtime.set_threads(args.threads)
     torch.set_num_threads(args.threads)

@@ -42,7 +42,7 @@ FIXED_BATCH = 64
 
 
 def study_config(quick: bool, family: str, threads: int):
-    from lorastudy.config import load_config
+    from lorastudy.study.config import load_config
 
     overrides = [f"threads={threads}", f"arms=[{family}_lora]"]
     if quick:
@@ -52,7 +52,7 @@ def study_config(quick: bool, family: str, threads: int):
 
 
 def prepared(config, work: Path):
-    from lorastudy.data import prepare_data
+    from lorastudy.study.data import prepare_data
 
     return prepare_data(config, work)
 
@@ -62,10 +62,11 @@ def naive_side(family: str, quick: bool, threads: int, work: Path) -> dict:
     import torch
     from transformers import DataCollatorWithPadding, Trainer, TrainerCallback, TrainingArguments
 
-    from lorastudy import models, runtime
-    from lorastudy.config import arm_spec
-    from lorastudy.runtime import PeakMemory
-    from lorastudy.training import macro_f1
+    from lorastudy.core import runtime
+    from lorastudy.study import models
+    from lorastudy.study.config import arm_spec
+    from lorastudy.core.runtime import PeakMemory
+    from lorastudy.study.training import macro_f1
 
     config = study_config(quick, family, threads)
     runtime.set_threads(threads)
@@ -128,12 +129,12 @@ def naive_side(family: str, quick: bool, threads: int, work: Path) -> dict:
 
 
 def lorastudy_side(family: str, quick: bool, threads: int, work: Path) -> dict:
-    from lorastudy import artifacts, runtime
-    from lorastudy.config import LatencyConfig, arm_spec
-    from lorastudy.latency import measure_model
-    from lorastudy.runtime import PeakMemory
-    from lorastudy.models import load_trained
-    from lorastudy.training import train_run
+    from lorastudy.core import artifacts, runtime
+    from lorastudy.study.config import LatencyConfig, arm_spec
+    from lorastudy.measure.latency import measure_model
+    from lorastudy.core.runtime import PeakMemory
+    from lorastudy.study.models import load_trained
+    from lorastudy.study.training import train_run
 
     config = study_config(quick, family, threads)
     runtime.set_threads(threads)
@@ -301,7 +302,7 @@ def main() -> None:
 
 
 def machine() -> dict:
-    from lorastudy.runtime import environment_info
+    from lorastudy.core.runtime import environment_info
 
     info = environment_info()
     return {"cpu": info["cpu"], "cores": info["cpu_count"], "bf16_cpu": info["bf16_cpu"], "python": platform.python_version(),

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from lorastudy import artifacts
-from lorastudy.config import ARMS, LORA_ARMS, dump_config, load_config
-from lorastudy.evaluation import evaluate_study
+from lorastudy.core import artifacts
+from lorastudy.study.config import ARMS, LORA_ARMS, dump_config, load_config
+from lorastudy.measure.evaluation import evaluate_study
 
 COMMON = 12
 RARE = 6

@@ -2,8 +2,8 @@
 
 import pytest
 
-from lorastudy import artifacts
-from lorastudy.errors import StudyError
+from lorastudy.core import artifacts
+from lorastudy.core.errors import StudyError
 
 
 def test_read_jsonl_skips_only_a_torn_last_line(tmp_path):

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from lorastudy import artifacts
+from lorastudy.core import artifacts
 from lorastudy.cli import app
-from lorastudy.errors import StudyError
+from lorastudy.core.errors import StudyError
 
 runner = CliRunner()
 
@@ -288,7 +288,7 @@ def test_safe_name_cannot_escape_folder():
 
 def tiny_model_folder(tmp_path: Path, family: str = "bert") -> Path:
     """A private copy of a tiny model folder (config.json, model.safetensors, tokenizer files) to break."""
-    from lorastudy import models
+    from lorastudy.study import models
 
     source = models.resolve_source(f"tiny:{family}", cache_dir=models.default_cache_dir())
     return Path(shutil.copytree(source.path, tmp_path / f"tiny-{family}"))
@@ -318,7 +318,7 @@ def test_gguf_path_that_is_not_a_gguf_file(tmp_path):
     ("tokenizer.json", b"\xfe\xff" * 50, "tokenizer"),
 ])
 def test_model_file_that_does_not_parse_is_named(tmp_path, name, content, named):
-    from lorastudy import models
+    from lorastudy.study import models
 
     folder = tiny_model_folder(tmp_path)
     (folder / name).write_bytes(content)

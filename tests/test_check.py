@@ -15,14 +15,14 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from lorastudy import artifacts
-from lorastudy.check import (
+from lorastudy.core import artifacts
+from lorastudy.check.checker import (
     Reading, _cells, _HtmlToText, _is_separator, agrees, check_note, count_prose_words, note_text, read_note_numbers,
     trace_numbers, value_matches,
 )
 from lorastudy.cli import app
-from lorastudy.facts import Fact, kind_of_key, run_facts, vocabulary
-from lorastudy.report import write_note
+from lorastudy.check.facts import Fact, kind_of_key, run_facts, vocabulary
+from lorastudy.note.report import write_note
 
 FIXTURES = Path(__file__).parent / "fixtures"
 RUN = FIXTURES / "run"

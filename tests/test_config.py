@@ -7,8 +7,8 @@ import pytest
 from typer.testing import CliRunner
 
 from lorastudy.cli import app
-from lorastudy.config import ARMS, PROFILES, arm_spec, load_config
-from lorastudy.errors import StudyError
+from lorastudy.study.config import ARMS, PROFILES, arm_spec, load_config
+from lorastudy.core.errors import StudyError
 
 
 @pytest.mark.parametrize("profile", PROFILES)
@@ -80,7 +80,7 @@ def test_every_allowed_scheduler_is_one_transformers_knows():
 
     from transformers import SchedulerType
 
-    from lorastudy.config import Scheduler
+    from lorastudy.study.config import Scheduler
 
     assert set(get_args(Scheduler)) <= {s.value for s in SchedulerType}
 

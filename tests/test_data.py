@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from lorastudy import data as data_module
+from lorastudy.study import data as data_module
 from lorastudy.cli import app
-from lorastudy.config import SplitConfig, TierConfig, load_config
-from lorastudy.data import (
+from lorastudy.study.config import SplitConfig, TierConfig, load_config
+from lorastudy.study.data import (
     LEXNAMES,
     assign_splits,
     assign_tiers,
@@ -27,7 +27,7 @@ from lorastudy.data import (
     prepare_data,
     render_summary,
 )
-from lorastudy.errors import StudyError
+from lorastudy.core.errors import StudyError
 from wordnet_fixture import write_wordnet
 
 LONG_TAIL = {"alpha": 500, "beta": 300, "gamma": 150, "delta": 40, "epsilon": 5, "zeta": 1}

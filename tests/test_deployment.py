@@ -7,10 +7,10 @@ import math
 import numpy as np
 import pytest
 
-from lorastudy import deployment
-from lorastudy.config import ContextConfig, DeploymentConfig
-from lorastudy.deployment import Served
-from lorastudy.errors import StudyError
+from lorastudy.measure import deployment
+from lorastudy.study.config import ContextConfig, DeploymentConfig
+from lorastudy.measure.deployment import Served
+from lorastudy.core.errors import StudyError
 
 PRICES = DeploymentConfig(price_per_hour={"cpu": 0.1})
 

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, f1_score
 
-from lorastudy import artifacts
-from lorastudy.config import ARMS, load_config
-from lorastudy.errors import StudyError
-from lorastudy.weighting import log_prior
-from lorastudy.evaluation import (
+from lorastudy.core import artifacts
+from lorastudy.study.config import ARMS, load_config
+from lorastudy.core.errors import StudyError
+from lorastudy.study.weighting import log_prior
+from lorastudy.measure.evaluation import (
     LabelSpace,
     bootstrap_ci,
     classification_metrics,
@@ -27,7 +27,7 @@ from lorastudy.evaluation import (
     weighting_did,
     weighting_effect,
 )
-from lorastudy.config import EvaluationConfig
+from lorastudy.study.config import EvaluationConfig
 
 
 def test_metrics_hand_computed_with_absent_classes():

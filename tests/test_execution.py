@@ -16,12 +16,12 @@ import pytest
 import ray
 from typer.testing import CliRunner
 
-from lorastudy import execution
+from lorastudy.study import execution
 from lorastudy.cli import app
-from lorastudy.config import ExecutionConfig, arm_spec, load_config
-from lorastudy.errors import StudyError
+from lorastudy.study.config import ExecutionConfig, arm_spec, load_config
+from lorastudy.core.errors import StudyError
 from lorastudy.pipeline import run_study
-from lorastudy.training import is_finished, run_path_for
+from lorastudy.study.training import is_finished, run_path_for
 
 ARMS = "arms=[tfidf_logreg,decoder_lora]"
 RUNS = ("tfidf_logreg__seed42", "decoder_lora__seed42")
@@ -103,7 +103,7 @@ def test_process_backend_keeps_finished_runs_when_one_fails_then_resumes_to_the_
 
 
 def test_worker_writes_in_place_only_when_it_reads_the_drivers_token(tmp_path):
-    from lorastudy.data import prepare_data
+    from lorastudy.study.data import prepare_data
 
     config = smoke()
     data = prepare_data(config, tmp_path)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from lorastudy import artifacts, integrity
+from lorastudy.core import artifacts, integrity
 from lorastudy.cli import app
 
 # One arm per kind of saved model (TF-IDF coefficients, full weights, LoRA adapter + head) keeps reruns short.

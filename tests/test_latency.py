@@ -18,9 +18,10 @@ from peft import get_peft_model
 from tokenizers import Tokenizer, models, pre_tokenizers, processors
 from transformers import BertConfig, BertForSequenceClassification, PreTrainedTokenizerFast
 
-from lorastudy import artifacts, latency
-from lorastudy.config import LatencyConfig, load_config
-from lorastudy.errors import StudyError
+from lorastudy.core import artifacts
+from lorastudy.measure import latency
+from lorastudy.study.config import LatencyConfig, load_config
+from lorastudy.core.errors import StudyError
 
 WORDS = "the a my bank card loan fee charge account credit report late payment dispute never paid".split()
 TEXTS = [" ".join(WORDS[: 1 + (i * 7) % len(WORDS)]) for i in range(48)]
@@ -227,8 +228,8 @@ def cache(tmp_path, monkeypatch):
 
 def trained_lora_run(run_dir, cache) -> None:
     """A run folder as training leaves it: spec.json, an encoder LoRA adapter + head, run.json."""
-    from lorastudy import models
-    from lorastudy.config import arm_spec
+    from lorastudy.study import models
+    from lorastudy.study.config import arm_spec
 
     spec = arm_spec(load_config("smoke"), "encoder_lora", 42, "fingerprint")
     run_path = run_dir / "runs" / spec.run_name
@@ -279,7 +280,7 @@ def test_tfidf_run_is_timed_with_sklearn(tmp_path):
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import Pipeline
 
-    from lorastudy.training import save_tfidf
+    from lorastudy.study.training import save_tfidf
 
     fake_run_dir(tmp_path, ["tfidf_logreg"])
     run_path = tmp_path / "runs" / "tfidf_logreg__seed42"
@@ -295,7 +296,7 @@ def test_tfidf_run_is_timed_with_sklearn(tmp_path):
 
 
 def test_inference_arms_times_each_architecture_once():
-    from lorastudy.latency import inference_arms
+    from lorastudy.measure.latency import inference_arms
 
     assert inference_arms(["tfidf_logreg", "encoder_lora", "encoder_lora_cw", "decoder_lora_cw", "decoder_lora"]) == [
         "tfidf_logreg", "encoder_lora", "decoder_lora"]
@@ -305,7 +306,7 @@ def test_inference_arms_times_each_architecture_once():
 def test_peak_memory_sees_an_allocation_and_nests():
     import numpy as np
 
-    from lorastudy.runtime import PeakMemory
+    from lorastudy.core.runtime import PeakMemory
 
     with PeakMemory("cpu") as outer:
         with PeakMemory("cpu") as inner:
@@ -323,7 +324,7 @@ def test_release_memory_returns_freed_heap_pages_to_the_os():
     """Otherwise a run's peak also counts what the runs before it freed (3.7 GB after the demo decoder)."""
     import numpy as np
 
-    from lorastudy import runtime
+    from lorastudy.core import runtime
 
     arrays = [np.ones(8000) for _ in range(4000)]  # 64 KB each: heap memory, not mmap; ~250 MB
     kept = arrays[::10]  # live blocks in between keep the heap from shrinking on its own
@@ -341,7 +342,7 @@ def test_keep_freed_memory_keeps_what_a_batch_frees_until_release_memory(keep):
     glibc hands them back. A fresh process each: the setting is process-wide."""
     script = f"""
 import numpy as np
-from lorastudy import runtime
+from lorastudy.core import runtime
 kept = {keep} and runtime.keep_freed_memory()
 blocks = [np.ones(20 * 2**20 // 8) for _ in range(10)]  # 200 MiB in 20 MiB blocks, touched
 before = runtime.current_memory_mb()

@@ -11,9 +11,10 @@ import pytest
 import torch
 from transformers import AutoConfig, AutoModel, AutoTokenizer
 
-from lorastudy import artifacts, models, runtime
-from lorastudy.config import LoraConfig, arm_spec, load_config
-from lorastudy.errors import StudyError
+from lorastudy.core import artifacts, runtime
+from lorastudy.study import models
+from lorastudy.study.config import LoraConfig, arm_spec, load_config
+from lorastudy.core.errors import StudyError
 
 FAMILIES = {"bert": "encoder", "modernbert": "encoder", "llama": "decoder", "qwen2": "decoder"}
 NUM_LABELS = 5

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from lorastudy.errors import StudyError
-from lorastudy.pipeline import study_lock
+from lorastudy.core.errors import StudyError
+from lorastudy.core.lock import study_lock
 
 SMOKE = ["run", "--config", "smoke"]
 
@@ -94,8 +94,8 @@ def test_killed_study_resumes_to_identical_results(tmp_path, reference_run, kill
 HOLD_LOCK = """
 import sys, time
 from pathlib import Path
-from lorastudy.pipeline import study_lock
-from lorastudy.errors import StudyError
+from lorastudy.core.lock import study_lock
+from lorastudy.core.errors import StudyError
 start_at, hold_s = float(sys.argv[2]), float(sys.argv[3])
 time.sleep(max(0.0, start_at - time.time()))
 try:

@@ -13,7 +13,7 @@ from scipy.special import softmax
 from typer.testing import CliRunner
 
 from markup_data import HOSTILE_LABEL, smoke_cli, write_markup_label_dataset
-from lorastudy import artifacts
+from lorastudy.core import artifacts
 from lorastudy.cli import app
 
 TOLERANCE = 1e-4
@@ -44,7 +44,7 @@ def assert_clean_error(result, *fragments: str) -> None:
 
 @pytest.mark.parametrize("arm", ["encoder_lora", "decoder_lora", "encoder_full", "tfidf_logreg"])
 def test_predict_reproduces_the_saved_test_logits(markup_smoke_run, arm):
-    from lorastudy.predict import load_predictor
+    from lorastudy.serve.predict import load_predictor
 
     texts, saved = saved_test(markup_smoke_run, arm)
     logits = load_predictor(markup_smoke_run, arm).logits(texts)
@@ -176,7 +176,7 @@ def test_export_loads_with_transformers_and_reproduces_the_saved_logits(markup_s
 
 
 def test_export_model_card_reports_the_run(markup_smoke_run, tmp_path):
-    from lorastudy.export import export_model
+    from lorastudy.serve.export import export_model
 
     results = json.loads((markup_smoke_run / "evaluation" / "results.json").read_text())
     test = results["runs"]["decoder_lora__seed42"]["test"]
@@ -195,8 +195,8 @@ def test_export_model_card_reports_the_run(markup_smoke_run, tmp_path):
 
 
 def test_export_model_card_shows_the_findings(markup_smoke_run, tmp_path):
-    from lorastudy.export import export_model
-    from lorastudy.findings import Findings
+    from lorastudy.serve.export import export_model
+    from lorastudy.note.findings import Findings
 
     findings = Findings.model_validate(artifacts.read_json(markup_smoke_run / "evaluation" / "findings.json"))
     decisions = findings.of_kind("decision")
@@ -233,8 +233,8 @@ def mean_pooling_run(tmp_path_factory) -> Path:
 def test_mean_pooling_export_loads_as_the_card_says_and_onnx_reproduces_it(mean_pooling_run, tmp_path):
     from transformers import AutoConfig
 
-    from lorastudy.export import export_model
-    from lorastudy.models import MeanPoolingClassifier
+    from lorastudy.serve.export import export_model
+    from lorastudy.study.models import MeanPoolingClassifier
 
     texts, saved = saved_test(mean_pooling_run, "encoder_lora")
     out = export_model(mean_pooling_run, "encoder_lora", tmp_path / "st")
@@ -249,8 +249,8 @@ def test_mean_pooling_export_loads_as_the_card_says_and_onnx_reproduces_it(mean_
 
 
 def test_tfidf_export_is_the_saved_model_with_a_card(markup_smoke_run, tmp_path):
-    from lorastudy.export import export_model
-    from lorastudy.training import load_tfidf, tfidf_logits
+    from lorastudy.serve.export import export_model
+    from lorastudy.study.training import load_tfidf, tfidf_logits
 
     out = export_model(markup_smoke_run, "tfidf_logreg", tmp_path / "tfidf")
     texts, saved = saved_test(markup_smoke_run, "tfidf_logreg")
@@ -279,7 +279,7 @@ def test_export_bad_input_is_one_line(markup_smoke_run, tmp_path, case):
 
 def test_predict_serves_the_attention_kernel_the_latency_stage_chose(markup_smoke_run, tmp_path):
     """Each arm gets its own entry's kernel, a weighted arm its unweighted twin's; no latency.json: the default."""
-    from lorastudy.predict import locate_run, served_attention
+    from lorastudy.serve.predict import locate_run, served_attention
 
     run = tmp_path / "run"
     shutil.copytree(markup_smoke_run, run, ignore=shutil.ignore_patterns("note", "latency"))
@@ -292,7 +292,7 @@ def test_predict_serves_the_attention_kernel_the_latency_stage_chose(markup_smok
     assert served_attention(locate_run(run, "decoder_lora_cw")) == "eager"
     assert served_attention(locate_run(run, "encoder_full")) is None
 
-    from lorastudy.predict import load_predictor
+    from lorastudy.serve.predict import load_predictor
 
     predictor = load_predictor(run, "encoder_lora_cw")
     assert predictor.model.config._attn_implementation == "sdpa"
@@ -300,8 +300,8 @@ def test_predict_serves_the_attention_kernel_the_latency_stage_chose(markup_smok
 
 
 def test_onnx_export_that_disagrees_with_torch_is_refused(markup_smoke_run, tmp_path, monkeypatch):
-    from lorastudy import export
-    from lorastudy.errors import StudyError
+    from lorastudy.serve import export
+    from lorastudy.core.errors import StudyError
 
     monkeypatch.setattr(export, "ONNX_TOLERANCE", -1.0)  # any difference, even 0, now counts as a disagreement
     with pytest.raises(StudyError, match="ONNX graph's logits differ"):

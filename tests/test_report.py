@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from lorastudy import artifacts
-from lorastudy.check import count_prose_words
-from lorastudy.config import load_config
-from lorastudy.findings import Findings
-from lorastudy.report import build_note, write_note
+from lorastudy.core import artifacts
+from lorastudy.check.checker import count_prose_words
+from lorastudy.study.config import load_config
+from lorastudy.note.findings import Findings
+from lorastudy.note.report import build_note, write_note
 from scenarios import SCENARIOS, Arm, Scenario, arms_like, build
 
 EVIL = "<script>alert(1)</script>"
@@ -284,13 +284,13 @@ def test_an_old_results_file_is_refused_with_the_command_that_rebuilds_it(notes,
     results = json.loads((copy / "evaluation" / "results.json").read_text())
     results["schema_version"] = 1
     (copy / "evaluation" / "results.json").write_text(json.dumps(results))
-    from lorastudy.errors import StudyError
+    from lorastudy.core.errors import StudyError
     with pytest.raises(StudyError, match="older lorastudy"):
         write_note(copy)
 
 
 def test_check_traces_every_number_of_every_generated_note(notes):
-    from lorastudy.check import check_note
+    from lorastudy.check.checker import check_note
 
     for key, (run_dir, _) in notes.items():
         outcome = check_note(run_dir / "note" / "note.md", run_dir)
@@ -313,7 +313,7 @@ def test_one_network_timed_twice_is_priced_once_and_its_gap_stated(notes):
 
 def test_the_tier_table_shows_seed_means_like_sections_1_and_2(notes):
     """Section 1's tier split of the gap averages all runs; the tier table must too, or the two cannot agree."""
-    from lorastudy.report import f1
+    from lorastudy.note.report import f1
 
     run_dir, note = notes["lora_seeds"]
     results = artifacts.read_json(run_dir / "evaluation" / "results.json")

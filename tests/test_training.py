@@ -14,9 +14,10 @@ import pytest
 import torch
 from sklearn.metrics import accuracy_score
 
-from lorastudy import artifacts, training
-from lorastudy.config import arm_spec, load_config
-from lorastudy.data import PreparedData
+from lorastudy.core import artifacts
+from lorastudy.study import training
+from lorastudy.study.config import arm_spec, load_config
+from lorastudy.study.data import PreparedData
 
 # Four classes with their own words and a long tail of training counts.
 CLASS_WORDS = [["cat", "purr", "whisker", "meow"], ["ship", "sail", "harbor", "anchor"],
@@ -163,7 +164,7 @@ def test_weighted_loss_matches_hand_computation(data):
 
 
 def test_head_gets_its_own_learning_rate(data, tmp_path):
-    from lorastudy import models
+    from lorastudy.study import models
 
     config = study("models.encoder.lora_train.head_learning_rate=0.5")
     spec = arm_spec(config, "encoder_lora", 42, data.fingerprint)
@@ -187,7 +188,8 @@ RELOAD = """
 import json, sys
 import numpy as np
 from transformers import DataCollatorWithPadding
-from lorastudy import artifacts, models, training
+from lorastudy.core import artifacts
+from lorastudy.study import models, training
 run, texts_file, max_length = sys.argv[1], sys.argv[2], int(sys.argv[3])
 model, tokenizer = models.load_trained(run)
 spec = models.read_spec(run)

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from lorastudy.errors import StudyError
-from lorastudy.weighting import class_weights, log_prior, make_loss
+from lorastudy.core.errors import StudyError
+from lorastudy.study.weighting import class_weights, log_prior, make_loss
 
 COUNTS = [100, 25, 4, 1]
 

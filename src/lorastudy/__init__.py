@@ -7,8 +7,8 @@ The Python API mirrors the CLI, for notebooks:
     run_dir = lorastudy.run_study(cfg)
 """
 
-from lorastudy.config import StudyConfig, load_config
-from lorastudy.errors import StudyError
+from lorastudy.study.config import StudyConfig, load_config
+from lorastudy.core.errors import StudyError
 
 __version__ = "0.1.0"
 __all__ = ["StudyConfig", "StudyError", "load_config", "run_study", "describe_data", "write_note",
@@ -19,13 +19,13 @@ def __getattr__(name: str):
     """Import heavy stages only when used, so `import lorastudy` stays fast."""
     lazy = {
         "run_study": "lorastudy.pipeline",
-        "describe_data": "lorastudy.data",
-        "write_note": "lorastudy.report",
-        "check_note": "lorastudy.check",
-        "evaluate_study": "lorastudy.evaluation",
-        "bench_study": "lorastudy.latency",
-        "load_predictor": "lorastudy.predict",
-        "export_model": "lorastudy.export",
+        "describe_data": "lorastudy.study.data",
+        "write_note": "lorastudy.note.report",
+        "check_note": "lorastudy.check.checker",
+        "evaluate_study": "lorastudy.measure.evaluation",
+        "bench_study": "lorastudy.measure.latency",
+        "load_predictor": "lorastudy.serve.predict",
+        "export_model": "lorastudy.serve.export",
     }
     if name in lazy:
         import importlib

@@ -14,7 +14,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from lorastudy.errors import StudyError
+from lorastudy.core.errors import StudyError
 
 app = typer.Typer(
     help="Run an honest study of LoRA on an encoder and a decoder for long-tail text classification, "
@@ -75,7 +75,7 @@ def run(
     _state["debug"] = _state["debug"] or debug
 
     def go():
-        from lorastudy.config import load_config
+        from lorastudy.study.config import load_config
         from lorastudy.pipeline import STAGES, run_study
 
         overrides = list(set_ or [])
@@ -104,8 +104,8 @@ def data(
     _state["debug"] = _state["debug"] or debug
 
     def go():
-        from lorastudy.config import load_config
-        from lorastudy.data import describe_data, render_summary
+        from lorastudy.study.config import load_config
+        from lorastudy.study.data import describe_data, render_summary
 
         summary = describe_data(load_config(config, list(set_ or [])))
         if as_json:
@@ -126,8 +126,8 @@ def init(
     _state["debug"] = _state["debug"] or debug
 
     def go():
-        from lorastudy import artifacts
-        from lorastudy.config import PROFILES, starter_file
+        from lorastudy.core import artifacts
+        from lorastudy.study.config import PROFILES, starter_file
 
         if path.exists():
             raise StudyError(f"{path} already exists.", "choose another file name, or delete it first.")
@@ -167,7 +167,7 @@ def verify(
     _state["debug"] = _state["debug"] or debug
 
     def go():
-        from lorastudy.integrity import verify_run_dir
+        from lorastudy.core.integrity import verify_run_dir
 
         outcome = verify_run_dir(run_dir)
         for state in outcome.states:
@@ -193,7 +193,7 @@ def check(
     _state["debug"] = _state["debug"] or debug
 
     def go():
-        from lorastudy.check import check_note, render_check
+        from lorastudy.check.checker import check_note, render_check
 
         outcome = check_note(note, results)
         render_check(outcome)
@@ -217,7 +217,7 @@ def bench(
     _state["debug"] = _state["debug"] or debug
 
     def go():
-        from lorastudy.latency import bench_command
+        from lorastudy.measure.latency import bench_command
 
         bench_command(target, config, list(set_ or []), texts_file=texts)
 
@@ -244,7 +244,7 @@ def predict(
     _state["debug"] = _state["debug"] or debug
 
     def go():
-        from lorastudy.predict import predict_file
+        from lorastudy.serve.predict import predict_file
 
         result = predict_file(run_dir, arm, input_, output, seed=seed, batch_size=batch_size)
         typer.echo(f"{len(result)} texts labelled by {arm}: {output}")
@@ -266,7 +266,7 @@ def export(
     _state["debug"] = _state["debug"] or debug
 
     def go():
-        from lorastudy.export import export_model
+        from lorastudy.serve.export import export_model
 
         typer.echo(str(export_model(run_dir, arm, out, seed=seed, fmt=format_)))
 

@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import os
 import sys
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Sequence
 
-from filelock import FileLock, Timeout
 from tqdm.auto import tqdm
 
-from lorastudy import artifacts, integrity
-from lorastudy.config import StudyConfig, arm_spec, dump_config, load_config
-from lorastudy.errors import StudyError
+from lorastudy.core import artifacts, integrity
+from lorastudy.core.lock import study_lock
+from lorastudy.study.config import StudyConfig, arm_spec, dump_config, load_config
+from lorastudy.core.errors import StudyError
 
 STAGES = ("data", "train", "evaluate", "bench", "report")
 
@@ -36,20 +35,20 @@ def run_study(config: StudyConfig | str | Path | dict | None = None, *, output_d
         _check_config_matches(run_dir, config)
         artifacts.write_text(run_dir / "config.resolved.yaml", dump_config(config))
         integrity.record_study_files(run_dir, [run_dir / "config.resolved.yaml"])
-        from lorastudy import runtime
+        from lorastudy.core import runtime
 
         runtime.set_threads(config.threads)
         if "train" in stages:
-            from lorastudy.execution import check_backend
+            from lorastudy.study.execution import check_backend
 
             check_backend(config.execution)
 
         if "data" in stages or "train" in stages:
-            from lorastudy.data import prepare_data
+            from lorastudy.study.data import prepare_data
 
             data = prepare_data(config, run_dir)
         if "train" in stages:
-            from lorastudy.execution import train_runs
+            from lorastudy.study.execution import train_runs
 
             specs = [arm_spec(config, arm, seed, data.fingerprint) for arm, seed in config.arm_seeds()]
             train_runs(specs, data, run_dir, config)
@@ -57,12 +56,12 @@ def run_study(config: StudyConfig | str | Path | dict | None = None, *, output_d
             run_names = [f"{arm}__seed{seed}" for arm, seed in config.arm_seeds()]
             integrity.require_intact(run_dir, integrity.stage_inputs(run_dir, run_names))
         if "evaluate" in stages:
-            from lorastudy.evaluation import evaluate_study
+            from lorastudy.measure.evaluation import evaluate_study
 
             evaluate_study(run_dir, config)
             integrity.record_study_files(run_dir, integrity.existing(run_dir, integrity.EVALUATION_FILES))
         if "bench" in stages:
-            from lorastudy.latency import bench_study
+            from lorastudy.measure.latency import bench_study
 
             bench_study(run_dir, config)
         if "report" in stages:
@@ -73,7 +72,7 @@ def run_study(config: StudyConfig | str | Path | dict | None = None, *, output_d
 
 def write_report(run_dir: Path) -> Path:
     """The note, built only from intact artifacts: a damaged input is one error naming it and its rebuild."""
-    from lorastudy.report import write_note
+    from lorastudy.note.report import write_note
 
     integrity.require_intact(run_dir, integrity.report_inputs(run_dir))
     return write_note(run_dir)
@@ -102,23 +101,3 @@ def _check_config_matches(run_dir: Path, config: StudyConfig) -> None:
     if old.data != config.data or old.split != config.split or old.tiers != config.tiers:
         raise StudyError(f"{run_dir} holds a study with different data, split or tier settings.",
                          "use another --output-dir, or delete the old run directory.")
-
-
-@contextmanager
-def study_lock(run_dir: Path) -> Iterator[None]:
-    """One `run` per run directory, held as an OS file lock on `.lock`.
-
-    The kernel grants the lock atomically and drops it when the holder's process dies, so two runs
-    can never both own the directory and a crashed run never blocks the next one. The file itself
-    stays (deleting a lock file while a contender has it open would let both hold a lock).
-    """
-    lock = FileLock(run_dir / ".lock", timeout=0)
-    try:
-        lock.acquire()
-    except Timeout:
-        raise StudyError(f"Another lorastudy run is using {run_dir}.",
-                         "wait for it to finish, or use another --output-dir.") from None
-    try:
-        yield
-    finally:
-        lock.release()

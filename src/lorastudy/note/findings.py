@@ -22,8 +22,8 @@ import numpy as np
 from pydantic import BaseModel, Field
 from scipy.stats import binomtest, linregress, spearmanr
 
-from lorastudy import deployment
-from lorastudy.config import ARMS, StudyConfig
+from lorastudy.measure import deployment
+from lorastudy.study.config import ARMS, StudyConfig
 
 ENC, DEC = "encoder_lora", "decoder_lora"
 WEIGHTED = {"encoder_full": "encoder_full_cw", "encoder_lora": "encoder_lora_cw", "decoder_lora": "decoder_lora_cw"}

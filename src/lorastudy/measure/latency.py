@@ -44,9 +44,9 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
-from lorastudy import artifacts, integrity, runtime
-from lorastudy.config import LatencyConfig, StudyConfig, load_config, stable_hash
-from lorastudy.errors import StudyError
+from lorastudy.core import artifacts, integrity, runtime
+from lorastudy.study.config import LatencyConfig, StudyConfig, load_config, stable_hash
+from lorastudy.core.errors import StudyError
 
 SCHEMA_VERSION = 3  # 3: attention is chosen per serving path
 PIPED_WIDTH = 120
@@ -269,7 +269,7 @@ def bench_run(run_path: Path, config: StudyConfig, texts: list[str], device: str
     run = artifacts.read_json(Path(run_path) / "run.json")
     if run["method"] == "tfidf":
         return _bench_tfidf(Path(run_path), run, config, texts)
-    from lorastudy.models import load_trained
+    from lorastudy.study.models import load_trained
 
     model_dir = Path(run_path) / "model"
     is_lora = run["method"] == "lora"
@@ -294,7 +294,7 @@ def bench_run(run_path: Path, config: StudyConfig, texts: list[str], device: str
 
 def _bench_tfidf(run_path: Path, run: dict, config: StudyConfig, texts: list[str]) -> dict:
     """The TF-IDF baseline: sklearn's predict timed on the same texts (no padding, no torch)."""
-    from lorastudy.training import load_tfidf
+    from lorastudy.study.training import load_tfidf
 
     runtime.release_memory()
     before = runtime.current_memory_mb()
@@ -351,7 +351,7 @@ def bench_command(target: Path, config: str | None, overrides: list[str], *, tex
     """Benchmark a run directory (every arm, written to latency/latency.json) or one model, and print tables."""
     path = Path(target)
     if (path / "data" / "dataset.parquet").exists() or (path / "config.resolved.yaml").exists():
-        from lorastudy.pipeline import study_lock
+        from lorastudy.core.lock import study_lock
 
         resolved = path / "config.resolved.yaml"
         study = load_config(config or (resolved if resolved.exists() else None), overrides)
@@ -373,7 +373,7 @@ def _bench_single(target: str, study: StudyConfig, texts: list[str]) -> tuple[st
     if (path / "run.json").exists():
         entry = bench_run(path, study, texts, device)
         return entry["arm"], entry
-    from lorastudy.models import count_parameters, load_classifier, resolve_source
+    from lorastudy.study.models import count_parameters, load_classifier, resolve_source
 
     start = time.perf_counter()
     resolved = resolve_source(target, cache_dir=_cache_dir(), allow_pickle=study.allow_pickle)
@@ -388,7 +388,7 @@ def _bench_single(target: str, study: StudyConfig, texts: list[str]) -> tuple[st
 
 
 def _cache_dir() -> Path:
-    from lorastudy.models import default_cache_dir
+    from lorastudy.study.models import default_cache_dir
 
     return default_cache_dir()
 
@@ -412,7 +412,7 @@ def render(document: dict, study: StudyConfig) -> None:
     """A latency table over all models and variants, then one cost table per context (deployment.py)."""
     from rich.console import Console
 
-    from lorastudy import deployment
+    from lorastudy.measure import deployment
 
     console = Console(width=None if sys.stdout.isatty() else PIPED_WIDTH)  # logs and pipes are not 80 wide
     console.print(_latency_table(document["models"], study.latency.score_examples))

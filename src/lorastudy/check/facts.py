@@ -23,7 +23,7 @@ from pathlib import Path
 
 import yaml
 
-from lorastudy.errors import StudyError
+from lorastudy.core.errors import StudyError
 
 ARMS = ("tfidf_logreg", "encoder_full", "encoder_full_cw", "encoder_lora", "encoder_lora_cw", "decoder_lora",
         "decoder_lora_cw")

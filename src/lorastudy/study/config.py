@@ -16,7 +16,7 @@ from typing import Any, Literal, get_args
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, ValidationError, model_validator
 
-from lorastudy.errors import StudyError
+from lorastudy.core.errors import StudyError
 
 PROFILES = ("demo", "smoke", "course")
 Arm = Literal[
@@ -394,7 +394,7 @@ def stable_hash(obj: Any) -> str:
 def profile_text(name: str) -> str:
     if name not in PROFILES:
         raise StudyError(f"Unknown profile '{name}'.", f"use one of: {', '.join(PROFILES)}, or --config FILE.")
-    return resources.files("lorastudy.profiles").joinpath(f"{name}.yaml").read_text(encoding="utf-8")
+    return resources.files("lorastudy.study.profiles").joinpath(f"{name}.yaml").read_text(encoding="utf-8")
 
 
 def load_config(config: str | Path | dict | None = None, overrides: list[str] | None = None,

@@ -24,11 +24,11 @@ from typing import Any, Iterator
 
 from tqdm.auto import tqdm
 
-from lorastudy import artifacts
-from lorastudy.config import ArmSpec, ExecutionConfig, RunResources, StudyConfig
-from lorastudy.data import PreparedData
-from lorastudy.errors import StudyError
-from lorastudy.training import is_finished, run_path_for, train_run
+from lorastudy.core import artifacts
+from lorastudy.study.config import ArmSpec, ExecutionConfig, RunResources, StudyConfig
+from lorastudy.study.data import PreparedData
+from lorastudy.core.errors import StudyError
+from lorastudy.study.training import is_finished, run_path_for, train_run
 
 # Written by the driver into the run directory while runs train; a worker that reads the same token there
 # shares the driver's filesystem and writes its run in place, any other returns the run's files.
@@ -189,7 +189,7 @@ def _train_in_processes(pending: list[ArmSpec], data: PreparedData, run_dir: Pat
     # Each run forks from a server that imported torch and transformers once (~6 s per run saved), yet is
     # still a fresh process: a crash or a leak stays in its run.
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["torch", "transformers", "peft", "lorastudy.training"])
+    context.set_forkserver_preload(["torch", "transformers", "peft", "lorastudy.study.training"])
     failures: dict[str, str] = {}
     finished = iter(range(1, len(pending) + 1))
     stop = threading.Event()  # set when the driver is interrupted: no run starts or retries after that

@@ -45,8 +45,8 @@ from typing import Callable
 
 import numpy as np
 
-from lorastudy.config import ContextConfig, DeploymentConfig
-from lorastudy.errors import StudyError
+from lorastudy.study.config import ContextConfig, DeploymentConfig
+from lorastudy.core.errors import StudyError
 
 HOURS_PER_MONTH = 730
 RUNS_PER_MONTH = {"batch": 30, "audit": 1}

@@ -26,9 +26,10 @@ from tqdm.auto import tqdm
 from transformers import DataCollatorWithPadding, Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_callback import PrinterCallback
 
-from lorastudy import artifacts, integrity, models, runtime, weighting
-from lorastudy.config import ArmSpec, StudyConfig
-from lorastudy.data import PreparedData
+from lorastudy.core import artifacts, integrity, runtime
+from lorastudy.study import models, weighting
+from lorastudy.study.config import ArmSpec, StudyConfig
+from lorastudy.study.data import PreparedData
 
 log = logging.getLogger(__name__)
 

@@ -41,9 +41,10 @@ from scipy.stats import spearmanr, t as student_t
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 from tqdm.auto import tqdm
 
-from lorastudy import artifacts, weighting
-from lorastudy.config import ARMS as ARM_ORDER, EvaluationConfig, StudyConfig, stable_hash
-from lorastudy.errors import StudyError
+from lorastudy.core import artifacts
+from lorastudy.study import weighting
+from lorastudy.study.config import ARMS as ARM_ORDER, EvaluationConfig, StudyConfig, stable_hash
+from lorastudy.core.errors import StudyError
 
 SCHEMA_VERSION = 3
 METRICS = ("accuracy", "macro_f1")
@@ -745,7 +746,7 @@ def _write_per_class_csv(run_dir: Path, run: RunEval, space: LabelSpace) -> Path
 
 def external_reference() -> dict:
     """The course's published numbers (validation split, 113 classes), labelled as external to this run."""
-    baseline = json.loads(resources.files("lorastudy.course_data").joinpath("baseline_results.json")
+    baseline = json.loads(resources.files("lorastudy.study.course_data").joinpath("baseline_results.json")
                           .read_text(encoding="utf-8"))
     val = baseline["val"]
     rows = [

@@ -19,7 +19,7 @@ from typing import Any, Iterator
 import numpy as np
 from safetensors import SafetensorError
 
-from lorastudy.errors import StudyError
+from lorastudy.core.errors import StudyError
 
 # What a damaged or foreign file raises while a library parses it. The tokenizers library's Rust parser
 # raises a bare `Exception`, which `reading` matches by exact type only, so real bugs keep their traceback.

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from sklearn.utils.class_weight import compute_class_weight
 
-from lorastudy.errors import StudyError
+from lorastudy.core.errors import StudyError
 
 SCHEMES = ("sqrt_inverse", "balanced", "effective_number", "none")
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]

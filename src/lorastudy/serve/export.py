@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lorastudy import artifacts, runtime
-from lorastudy.errors import StudyError
-from lorastudy.predict import TrainedRun, locate_run
+from lorastudy.core import artifacts, runtime
+from lorastudy.core.errors import StudyError
+from lorastudy.serve.predict import TrainedRun, locate_run
 
 FORMATS = ("safetensors", "onnx")
 ONNX_FILE = "model.onnx"
@@ -54,7 +54,7 @@ def export_model(run_dir: Path, arm: str, out: Path, *, seed: int | None = None,
 
 def _export_neural(run: TrainedRun, folder: Path, fmt: str) -> str:
     """Save the merged model (or its ONNX graph) and tokenizer; return "standard" or "mean_pooling"."""
-    from lorastudy.models import MeanPoolingClassifier, load_trained
+    from lorastudy.study.models import MeanPoolingClassifier, load_trained
 
     model, tokenizer = load_trained(run.path, merged=True, allow_pickle=run.config.allow_pickle)
     model.config.id2label = dict(enumerate(run.labels))
@@ -120,7 +120,7 @@ def _quiet():
 
 def _check_texts(run: TrainedRun) -> list[str]:
     """Test texts of different lengths for the export's example batch and its check (padding included)."""
-    from lorastudy.latency import load_test_texts
+    from lorastudy.measure.latency import load_test_texts
 
     texts = sorted(load_test_texts(run.run_dir), key=len)
     return [texts[0], texts[len(texts) // 2], texts[-1]] if texts else ["a short text", "a somewhat longer text here"]
@@ -179,7 +179,7 @@ def _loading(run: TrainedRun, fmt: str, head: str) -> list[str]:
         return ["The vocabulary and settings are in `tfidf.json`, the idf weights and the logistic-regression "
                 "coefficients in `logreg.safetensors` (no pickle); `labels.json` maps class ids to names. With "
                 "lorastudy installed:", "", "```python",
-                "from lorastudy.training import load_tfidf, tfidf_logits",
+                "from lorastudy.study.training import load_tfidf, tfidf_logits",
                 "pipeline = load_tfidf('OUT')",
                 f"logits = tfidf_logits(pipeline, ['a text to label'], {len(run.labels)})", "```"]
     if fmt == "onnx":
@@ -201,7 +201,7 @@ def _loading(run: TrainedRun, fmt: str, head: str) -> list[str]:
                 "linear layer. `AutoModelForSequenceClassification` would instead build the [CLS] head with random "
                 "weights, so load it with lorastudy's class, or export with `--format onnx` to run it without "
                 "lorastudy:", "", "```python", "from transformers import AutoConfig, AutoTokenizer",
-                "from lorastudy.models import MeanPoolingClassifier",
+                "from lorastudy.study.models import MeanPoolingClassifier",
                 "model = MeanPoolingClassifier.from_pretrained('OUT', config=AutoConfig.from_pretrained('OUT')).eval()",
                 "tokenizer = AutoTokenizer.from_pretrained('OUT')",
                 "encoded = tokenizer(['a text to label'], truncation=True, padding=True, return_tensors='pt')",
@@ -294,7 +294,7 @@ def _recommendations(run: TrainedRun) -> list[str]:
     if not path.is_file():
         return [f"This run directory has no `evaluation/findings.json`; the note (`{note}`) gives the study's "
                 "recommendation per deployment context."]
-    from lorastudy.findings import Findings
+    from lorastudy.note.findings import Findings
 
     decisions = Findings.model_validate(artifacts.read_json(path)).of_kind("decision")
     rows = []

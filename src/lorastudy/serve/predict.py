@@ -19,9 +19,9 @@ import numpy as np
 import pandas as pd
 from scipy.special import softmax
 
-from lorastudy import artifacts, runtime
-from lorastudy.config import StudyConfig, load_config
-from lorastudy.errors import StudyError
+from lorastudy.core import artifacts, runtime
+from lorastudy.study.config import StudyConfig, load_config
+from lorastudy.core.errors import StudyError
 
 TABLE_SUFFIXES = (".csv", ".jsonl", ".parquet")
 RANKS = ("predicted", "second", "third")  # the top-3 columns: predicted_label, second_label, third_label
@@ -46,8 +46,8 @@ class TrainedRun:
 
 def locate_run(run_dir: Path, arm: str, seed: int | None = None) -> TrainedRun:
     """The finished run of `arm` (first seed by default) in a run directory; bad names are one-line errors."""
-    from lorastudy.models import read_spec
-    from lorastudy.training import is_finished
+    from lorastudy.study.models import read_spec
+    from lorastudy.study.training import is_finished
 
     run_dir = Path(run_dir)
     resolved = run_dir / "config.resolved.yaml"
@@ -96,13 +96,13 @@ class Predictor:
         self.run = run
         self.device = runtime.device()
         if self.run.method == "tfidf":
-            from lorastudy.training import load_tfidf
+            from lorastudy.study.training import load_tfidf
 
             self.pipeline = load_tfidf(self.run.path / "model")
             return
         from transformers import DataCollatorWithPadding
 
-        from lorastudy.models import load_trained, read_spec
+        from lorastudy.study.models import load_trained, read_spec
 
         train = read_spec(self.run.path).train
         self.model, self.tokenizer = load_trained(self.run.path, merged=True, allow_pickle=self.run.config.allow_pickle)
@@ -116,7 +116,7 @@ class Predictor:
 
     def logits(self, texts: Sequence[str], desc: str | None = None) -> np.ndarray:
         """Float32 logits [len(texts), classes] in input order (length-sorted batches inside)."""
-        from lorastudy.training import predict_logits, tfidf_logits
+        from lorastudy.study.training import predict_logits, tfidf_logits
 
         texts = list(texts)
         if self.run.method == "tfidf":
@@ -154,7 +154,7 @@ def prediction_table(logits: np.ndarray, labels: Sequence[str]) -> pd.DataFrame:
 
 def read_inputs(path: Path, text_column: str) -> pd.DataFrame:
     """A .csv/.jsonl/.parquet table with `text_column` (its other columns are kept), or one text per line."""
-    from lorastudy.data import read_table, read_utf8
+    from lorastudy.study.data import read_table, read_utf8
 
     path = Path(path)
     if not path.is_file():

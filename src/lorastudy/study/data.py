@@ -32,9 +32,9 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from lorastudy import artifacts, integrity
-from lorastudy.config import DataConfig, SplitConfig, StudyConfig, TierConfig, stable_hash
-from lorastudy.errors import StudyError
+from lorastudy.core import artifacts, integrity
+from lorastudy.study.config import DataConfig, SplitConfig, StudyConfig, TierConfig, stable_hash
+from lorastudy.core.errors import StudyError
 
 SPLITS = ("train", "val", "test")
 SPLIT_ALIASES = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
@@ -285,7 +285,7 @@ def _check_hub_dataset_reachable(source: str) -> None:
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import LocalEntryNotFoundError
 
-    from lorastudy.runtime import hub_unavailable
+    from lorastudy.core.runtime import hub_unavailable
 
     try:
         snapshot_download(source.removeprefix("hf:"), repo_type="dataset", local_files_only=True)
@@ -330,7 +330,7 @@ def _given_by_indices(n_rows: int, data: DataConfig) -> pd.Series:
 def _read_json_ref(ref: str, kind: type) -> Any:
     """A JSON file by path, or `course:<name>` for the course files vendored in the package."""
     if ref.startswith("course:"):
-        target = resources.files("lorastudy.course_data").joinpath(ref.removeprefix("course:"))
+        target = resources.files("lorastudy.study.course_data").joinpath(ref.removeprefix("course:"))
         if not target.is_file():
             raise StudyError(f"{ref} is not one of the vendored course files.",
                              "use course:label_merge_mapping.json, course:label_list.json, "

@@ -38,7 +38,7 @@ How it reads a note, so that its verdicts can be argued with:
     only metric the sentence names before it. A decimal is never read as a
     count. When no kind can be read, any kind is accepted; when no entity, any.
 * With a run directory, every read number must agree with some artifact fact
-  (see `lorastudy.facts`) on kind (when one was read), on every entity type
+  (see `lorastudy.check.facts`) on kind (when one was read), on every entity type
   read that the fact carries, and on sign (a number printed with + or − must
   equal a signed value; an unsigned one matches by absolute value), within the
   printed rounding and unit (61.3% matches 0.6127, 2.1 min 126 s, 22.7M
@@ -75,8 +75,8 @@ from typing import Callable
 from rich.console import Console
 from rich.table import Table
 
-from lorastudy.errors import StudyError
-from lorastudy.facts import ARMS, Fact, Vocabulary, run_facts, vocabulary
+from lorastudy.core.errors import StudyError
+from lorastudy.check.facts import ARMS, Fact, Vocabulary, run_facts, vocabulary
 
 WORDS_PER_PAGE = 500
 MAX_PAGES = 3

@@ -24,13 +24,13 @@ from pathlib import Path
 import markdown
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-from lorastudy import artifacts
-from lorastudy.check import count_prose_words
-from lorastudy.config import ARMS, StudyConfig, arm_spec, load_config
-from lorastudy.errors import StudyError
-from lorastudy.evaluation import SCHEMA_VERSION as RESULTS_SCHEMA
-from lorastudy.figures import FigureSpec, render
-from lorastudy.findings import DEC, ENC, Findings, derive
+from lorastudy.core import artifacts
+from lorastudy.check.checker import count_prose_words
+from lorastudy.study.config import ARMS, StudyConfig, arm_spec, load_config
+from lorastudy.core.errors import StudyError
+from lorastudy.measure.evaluation import SCHEMA_VERSION as RESULTS_SCHEMA
+from lorastudy.note.figures import FigureSpec, render
+from lorastudy.note.findings import DEC, ENC, Findings, derive
 
 ARM_NAMES = {
     "tfidf_logreg": "TF-IDF + logistic regression", "encoder_full": "Encoder full fine-tune",
@@ -183,7 +183,7 @@ FILTERS = {"esc": esc, "code": code, "pct": pct, "f1": f1, "sf1": sf1, "pp": pp,
 
 
 def _environment() -> Environment:
-    env = Environment(loader=PackageLoader("lorastudy", "templates"), autoescape=False, trim_blocks=True,
+    env = Environment(loader=PackageLoader("lorastudy.note", "templates"), autoescape=False, trim_blocks=True,
                       lstrip_blocks=True, keep_trailing_newline=True, undefined=StrictUndefined)
     env.filters.update(FILTERS)
     return env
@@ -556,5 +556,5 @@ def write_note(run_dir: Path) -> Path:
                                     f"](data:image/png;base64,{base64.b64encode(png).decode('ascii')})")
     artifacts.write_text(out / "note.md", note.markdown)
     body = markdown.markdown(embedded, extensions=["tables"], output_format="html")
-    template = Environment(loader=PackageLoader("lorastudy", "templates"), autoescape=True).get_template("note.html.j2")
+    template = Environment(loader=PackageLoader("lorastudy.note", "templates"), autoescape=True).get_template("note.html.j2")
     return artifacts.write_text(out / "note.html", template.render(title=note.title, body=body))

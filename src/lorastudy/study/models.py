@@ -33,10 +33,10 @@ from transformers import (
 )
 from transformers.modeling_outputs import SequenceClassifierOutput
 
-from lorastudy import artifacts, runtime
-from lorastudy.config import ArmSpec, LoraConfig
-from lorastudy.errors import StudyError
-from lorastudy.integrity import sha256_file
+from lorastudy.core import artifacts, runtime
+from lorastudy.study.config import ArmSpec, LoraConfig
+from lorastudy.core.errors import StudyError
+from lorastudy.core.integrity import sha256_file
 
 if TYPE_CHECKING:
     from peft import PeftModel

@@ -19,8 +19,8 @@ from typing import Iterable, Literal
 
 from tqdm.auto import tqdm
 
-from lorastudy import artifacts
-from lorastudy.errors import StudyError
+from lorastudy.core import artifacts
+from lorastudy.core.errors import StudyError
 
 MANIFEST = "manifest.json"
 RUN_RECORD = "run.json"
