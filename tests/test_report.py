@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from lorastudy.core import artifacts
-from lorastudy.check.checker import count_prose_words
+from lorastudy.core.prose import count_prose_words
 from lorastudy.study.config import load_config
 from lorastudy.note.findings import Findings
 from lorastudy.note.report import build_note, write_note

@@ -76,6 +76,7 @@ from rich.console import Console
 from rich.table import Table
 
 from lorastudy.core.errors import StudyError
+from lorastudy.core.prose import _classify_heading, _is_separator, _split_lines, count_prose_words
 from lorastudy.check.facts import ARMS, Fact, Vocabulary, run_facts, vocabulary
 
 WORDS_PER_PAGE = 500
@@ -84,15 +85,6 @@ MIN_NOTE_WORDS = 20
 
 SECTION_NAMES = {1: "Systems-level comparison", 2: "Class weighting on the decoder", 3: "Per-class analysis: rare vs common",
                  4: "Latency and deployment", 5: "What to do next"}
-HEADING_RULES = [  # first match wins; "log" and "limitations" are not rubric sections
-    ("log", r"experiment log|run log|appendix|reproducib"),
-    ("limitations", r"limitation|caveat|threats to"),
-    (5, r"\bnext\b|differently|future|bottleneck|would do|follow[- ]?up|again|lessons|retrospect|from here|\bplan\b"),
-    (2, r"weight"),
-    (4, r"latenc|deploy|\bcost|serving|inference|recommend|throughput"),
-    (3, r"per[- ]class|\brare\b|\btiers?\b|long[- ]tail|class[- ]level|frequency|distribution"),
-    (1, r"system|aggregate|overall|comparison|encoder|decoder|overview|results|architecture|parameter"),
-]
 # How a note words a metric kind; more specific kinds first (a span claimed by one is not read again).
 NOTE_KINDS = [
     ("zero_f1", r"zero[- ]?f1(?:[- ](?:classes|count))?|(?:classes\s+)?(?:at|to|with)\s+(?:an?\s+)?(?:zero|0)(?:[- ]f1)?(?![.\d])|"
@@ -359,38 +351,8 @@ def _sentences(text: str) -> list[str]:
     return [s.strip() for s in re.split(r"(?<=[.!?])\s+(?=[A-Z(*\[\"“`$+−-])|\n", text) if s.strip()]
 
 
-def _split_lines(text: str) -> list[tuple[str, str]]:
-    """Classify every line: heading, table (with or without outer pipes), code, figure, or prose."""
-    kinds, in_code = [], False
-    lines = text.splitlines()
-    for index, line in enumerate(lines):
-        stripped = line.strip()
-        next_line = lines[index + 1] if index + 1 < len(lines) else ""
-        if "|" in stripped and not stripped.startswith("|") and not in_code and \
-                (_is_separator(next_line) and "-" in next_line or (kinds and kinds[-1][0] == "table")):
-            stripped = line = "| " + stripped + " |"
-        if stripped.startswith("```") or stripped.startswith("~~~"):
-            in_code = not in_code
-            kinds.append(("code", line))
-        elif in_code:
-            kinds.append(("code", line))
-        elif re.match(r"#{1,6}\s", stripped):
-            kinds.append(("heading", stripped))
-        elif stripped.startswith("|"):
-            kinds.append(("table", stripped))
-        elif stripped.startswith("![") or re.match(r"[*_]*(figure|fig\.)\s*\d*[:.]", stripped, re.I):
-            kinds.append(("figure", line))
-        else:
-            kinds.append(("prose", line))
-    return kinds
-
-
 def _cells(line: str) -> list[str]:
     return [c.strip() for c in line.strip().strip("|").split("|")]
-
-
-def _is_separator(line: str) -> bool:
-    return bool(line.strip()) and re.fullmatch(r"\|?[\s:|-]+\|?", line.strip()) is not None
 
 
 def _sections(text: str) -> dict[object, _Block]:
@@ -432,15 +394,6 @@ def _sections(text: str) -> dict[object, _Block]:
     if not any(k in blocks for k in SECTION_NAMES):
         blocks = _sections_by_paragraph(blocks["other"])
     return blocks
-
-
-def _classify_heading(title: str) -> object:
-    lowered = title.lower()
-    for section, pattern in HEADING_RULES:
-        if re.search(pattern, lowered):
-            return section
-    number = re.match(r"(?:section\s*)?([1-5])[.):\s]", lowered)
-    return int(number.group(1)) if number else None
 
 
 def _sections_by_paragraph(everything: _Block) -> dict[object, _Block]:
@@ -952,22 +905,6 @@ def _evidence(names: _Names) -> dict[int, list[tuple[str, Callable[[_Block, list
             ("an alternative weighed", _sentence_with(r"instead of|rather than|alternative|over (?:a|the) |other option|"
                                                       r"\bchose\b|\bconsidered\b|cheaper than|better than|not (?:a|the) ", 0))],
     }
-
-
-# --- prose length ---------------------------------------------------------
-
-
-def count_prose_words(text: str) -> int:
-    """Words of prose: not tables, code, headings, figures or captions (a whole line in italics), nor the
-    experiment log / appendix."""
-    words, skipping = 0, False
-    for kind, line in _split_lines(text):
-        if kind == "heading":
-            skipping = _classify_heading(line.lstrip("#").strip()) == "log"
-        elif kind == "prose" and not skipping and not re.fullmatch(r"\*[^*].*[^*]\*", line.strip()):  # captions
-            cleaned = re.sub(r"<[^>]+>|\[([^\]]*)\]\([^)]*\)", r"\1", line)
-            words += len(re.findall(r"[A-Za-z0-9$±−+\[(][^\s]*", cleaned))
-    return words
 
 
 # --- the check ------------------------------------------------------------

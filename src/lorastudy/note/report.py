@@ -25,7 +25,7 @@ import markdown
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from lorastudy.core import artifacts
-from lorastudy.check.checker import count_prose_words
+from lorastudy.core.prose import count_prose_words
 from lorastudy.study.config import ARMS, StudyConfig, arm_spec, load_config
 from lorastudy.core.errors import StudyError
 from lorastudy.measure.evaluation import SCHEMA_VERSION as RESULTS_SCHEMA
