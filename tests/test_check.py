@@ -16,10 +16,12 @@ import pytest
 from typer.testing import CliRunner
 
 from lorastudy.core import artifacts
-from lorastudy.check.checker import (
-    Reading, _cells, _HtmlToText, _is_separator, agrees, check_note, count_prose_words, note_text, read_note_numbers,
-    trace_numbers, value_matches,
-)
+from lorastudy.check.fact_matching import agrees, trace_numbers, value_matches
+from lorastudy.check.note_file import _HtmlToText, note_text
+from lorastudy.check.note_sections import _cells
+from lorastudy.check.number_reading import Reading, read_note_numbers
+from lorastudy.check.verdict import check_note
+from lorastudy.core.prose import _is_separator, count_prose_words
 from lorastudy.cli import app
 from lorastudy.check.facts import Fact, kind_of_key, run_facts, vocabulary
 from lorastudy.note.report import write_note

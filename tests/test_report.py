@@ -290,7 +290,7 @@ def test_an_old_results_file_is_refused_with_the_command_that_rebuilds_it(notes,
 
 
 def test_check_traces_every_number_of_every_generated_note(notes):
-    from lorastudy.check.checker import check_note
+    from lorastudy.check.verdict import check_note
 
     for key, (run_dir, _) in notes.items():
         outcome = check_note(run_dir / "note" / "note.md", run_dir)

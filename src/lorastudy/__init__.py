@@ -21,7 +21,7 @@ def __getattr__(name: str):
         "run_study": "lorastudy.pipeline",
         "describe_data": "lorastudy.study.data",
         "write_note": "lorastudy.note.report",
-        "check_note": "lorastudy.check.checker",
+        "check_note": "lorastudy.check.verdict",
         "evaluate_study": "lorastudy.measure.evaluation",
         "bench_study": "lorastudy.measure.latency",
         "load_predictor": "lorastudy.serve.predict",

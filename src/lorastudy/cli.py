@@ -193,7 +193,7 @@ def check(
     _state["debug"] = _state["debug"] or debug
 
     def go():
-        from lorastudy.check.checker import check_note, render_check
+        from lorastudy.check.verdict import check_note, render_check
 
         outcome = check_note(note, results)
         render_check(outcome)

@@ -1,0 +1,80 @@
+"""Metric kinds in a note's words ("macro F1", "p95", a unit such as ms or $), and the fact kinds each one accepts."""
+
+from __future__ import annotations
+
+import re
+
+# How a note words a metric kind; more specific kinds first (a span claimed by one is not read again).
+NOTE_KINDS = [
+    ("zero_f1", r"zero[- ]?f1(?:[- ](?:classes|count))?|(?:classes\s+)?(?:at|to|with)\s+(?:an?\s+)?(?:zero|0)(?:[- ]f1)?(?![.\d])|"
+                r"(?:classes\s+)?with\s+f1\s*(?:=|of)\s*(?:0|zero)(?![.\d])|f1\s*(?:=|of)\s*(?:0|zero)(?![.\d])|never predicted|"
+                r"no correct predictions?|never (?:gets?|got) right|without a (?:single )?(?:hit|correct)"),
+    ("macro_f1", r"macro[- ]?(?:averaged[- ])?(?:f1|f-score|f\b)?"),
+    ("f1", r"\bf1\b|f-score"),
+    ("accuracy", r"accura\w*|\bacc\b|\bcorrectly\b"),
+    ("recall", r"recall"),
+    ("precision", r"precision"),
+    ("rho", r"\brho\b|spearman|ρ|rank correlation"),
+    ("tau", r"\btau\b|τ"),
+    ("headroom", r"headroom|of (?:the |its )?\w+ free|\bspare\b"),
+    ("share", r"\bshare\b|proportion|fraction|of (?:the |all )?(?:test |its )?(?:[\w'’]+ )?"
+              r"(?:predictions|outputs|examples|items|weights|parameters|param)"),
+    ("throughput", r"throughput|examples?/s\b|per second|requests?/s\b|req/s|\brps\b"),
+    ("cost", r"\bcosts?\b|price|per month|monthly|budget|per million"),
+    ("latency", r"latenc\w*|\bp50\b|\bp95\b|\bp99\b|median|\bsla\b|response time"),
+    ("instances", r"\binstances?\b|\breplicas?\b"),
+    ("parameters", r"param\w*"),
+    ("steps", r"\bsteps?\b"),
+    ("epochs", r"\bepochs?\b"),
+    ("batch_size", r"\bbatch(?:es)?\b(?= (?:of )?\d)|batch size"),
+    ("memory", r"memory|\bram\b|\bdisk\b|\bsize\b"),
+    ("ratio", r"\bfactor of\b|\b\d+-fold\b"),
+    ("time", r"wall[- ]?time|\bminutes?\b|\bhours?\b|\bseconds\b|\bwindow\b|\btakes?\b|\btook\b|\btime\b"),
+    ("count", r"support|train(?:ing)? (?:count|examples|rows|items)|\btrain\b|\bexamples\b|\brows\b|\bitems\b|\bcounts?\b|"
+              r"\bclasses\b|complaints|requests"),
+    ("seed", r"\bseeds?\b"),
+]
+KIND_ORDER = [kind for kind, _ in NOTE_KINDS]
+UNIT_KIND = {"ms": "latency", "$": "cost", "MB": "memory", "GB": "memory", "min": "time", "h": "time", "s": "time",
+             "examples/s": "throughput", "x": "ratio", "M": "magnitude", "k": "magnitude", "B": "magnitude"}
+COMPATIBLE = {"f1": {"f1", "macro_f1"}, "share": {"share", "parameters"},
+              "magnitude": {"parameters", "count", "throughput", "time"},
+              "parameters": {"parameters", "share"}, "time": {"time", "latency"},
+              "count": {"count", "zero_f1", "instances", "steps", "batch_size", "epochs", "seed"}}
+COUNTS = {"count", "zero_f1", "instances", "steps", "epochs", "seed", "batch_size"}
+
+
+def _kind_matches(text: str) -> list[tuple[int, int, str]]:
+    """Metric-kind words in text with their spans; a span claimed by a more specific kind is not read again."""
+    claimed: list[tuple[int, int, str]] = []
+    lowered = text.lower()
+    for kind, pattern in NOTE_KINDS:
+        for m in re.finditer(pattern, lowered):
+            if m.end() > m.start() and not any(s < m.end() and m.start() < e for s, e, _ in claimed):
+                claimed.append((m.start(), m.end(), kind))
+    return sorted(claimed)
+
+
+def _read_kind(sentence: str, clause: tuple[int, int], start: int, end: int, unit: str | None) -> str | None:
+    """The kind of the number at [start, end) of a sentence: its unit, a metric word right after it, else the nearest
+    before it in its clause, else after it in its clause; None when the clause names none."""
+    if unit in UNIT_KIND:
+        return UNIT_KIND[unit]
+    if re.search(r"(?<![\w.])\d+\s+(?:out\s+)?of\s+(?:the\s+|all\s+)?$", sentence[:start]):
+        return "count"  # the M of "N of M classes": a total
+    kinds = [k for k in _kind_matches(sentence) if clause[0] <= k[0] and k[1] <= clause[1]
+             and not (unit in ("%", "pp") and k[2] in COUNTS)]  # a percentage is never a count
+    after = [k for k in kinds if k[0] >= end]
+    if after and re.fullmatch(r"\s*(?:[\w'’-]+\s+){0,2}", sentence[end:after[0][0]]) and \
+            not re.search(r"\b(?:and|or|vs|to|from|but|while)\b", sentence[end:after[0][0]]):
+        return after[0][2]
+    if re.fullmatch(r"\d+", sentence[start:end].strip(" +-−")) and re.match(r"\s+(?:\w+\s+)?\w{3,}s\b", sentence[end:]):
+        return "count"  # "12 rare supersenses": an integer counting things
+    before = [k for k in kinds if k[1] <= start]
+    if before:
+        return before[-1][2]
+    return after[0][2] if after else None
+
+
+def _accepted(kinds: list[str]) -> frozenset[str] | None:
+    return frozenset(k for kind in kinds for k in COMPATIBLE.get(kind, {kind})) if kinds else None

@@ -1,0 +1,245 @@
+"""Every metric-like number of a note, read in context: its metric kind, its entities and its sign.
+
+* Every metric-like number (a percentage, a decimal, a number with a unit, a
+  table cell, an integer next to a metric word; not code, years, section or
+  figure numbers, confidence levels) is *read*: its metric kind, its entities
+  (arm, class, tier, deployment context) and its sign.
+  - A table cell takes its entities from its row (the first cell naming an arm,
+    a class, a tier or a context, in human wording too: "Encoder LoRA +
+    weighting", "SmolLM2 (weighted)", a model name from the config) and from
+    its column header, its kind from its own text or else its column header
+    (a header that names none inherits the kind of the column to its left).
+  - A prose number takes, per entity type, the entities named in its clause
+    (split at , ; : ( ) and "vs", "and", "while" ...), else in its sentence (an
+    arm named only there stands for its family, except that a gap in a
+    sentence setting LoRA against a full fine-tune is about exactly those two
+    arms; a bare "LoRA" or "full fine-tune" belongs to the one model family
+    the sentence names; a sentence about weighting also admits the weighted
+    arm; a class is the one named last before the number, "noun.act (12 train)"). Its kind comes from its unit when that
+    implies one (ms, $, MB, min, examples/s), else a metric word right after
+    it ("0.374 macro F1", "2.7% of the weights"), else the nearest one before
+    it in its clause, else after it in its clause. A clause naming an entity
+    but no metric ("0.902 decoder") takes the metric of a same-shaped number in
+    the last earlier clause naming the same kind of entity ("Spearman rho 0.943
+    encoder"); otherwise the sentence's topic counts (an earlier clause with a
+    metric word but no number or arm: "On macro F1, the decoder ..."), or the
+    only metric the sentence names before it. A decimal is never read as a
+    count. When no kind can be read, any kind is accepted; when no entity, any.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from lorastudy.check.entity_names import FULL, UNWEIGHTED, WEIGHTED, _families, _family, _models, _Names, _with_weighted
+from lorastudy.check.facts import Vocabulary
+from lorastudy.check.metric_kinds import COUNTS, KIND_ORDER, UNIT_KIND, _accepted, _kind_matches, _read_kind
+from lorastudy.check.note_sections import _Block, _sections
+from lorastudy.check.printed_numbers import _metric_like, _numbers, _unit
+
+COMPARATOR = r"(?:above|below|at least|at most|fewer than|more than|less than|under|over|beyond|exceeds?|exceeding|" \
+             r"higher than|lower than|>|<|≥|≤)"
+PREDICTIVE = r"\b(?:predict\w*|expect\w*|hypothes\w*|if|unless|would|should|will|target|threshold|goal|aim)\b"
+DIFFERENCE = r"Δ|delta|change|diff|gain|lift|drop|loss|minus|−|relative|moved|\bby\b|ahead|behind|higher|lower|" \
+             r"more|less|fewer|improv|gap|\bvs\.?\b|versus|over\b|than"
+
+
+@dataclass
+class Reading:
+    """One number of the note and what it was read as."""
+
+    printed: str
+    value: float  # as printed, sign included
+    decimals: int
+    unit: str | None
+    signed: bool
+    kind: str | None  # the metric word it was read with (None: any)
+    entities: dict[str, set[str]]
+    where: str  # the sentence or table row it sits in
+    section: object
+    threshold: bool = False
+    accepts: frozenset[str] | None = None  # fact kinds it may match; None: any
+    difference: bool = False  # printed as a change or a gap (signed, pp, "Δ", "by", "minus" ...)
+    between: bool = False  # a gap between the models its sentence names: no one arm's value supports it
+
+    def described(self) -> str:
+        names = "; ".join(f"{k} {'/'.join(sorted(v))}" for k, v in self.entities.items() if v) or "no entity"
+        return f"{self.kind or 'any kind'}, {names}"
+
+
+def _clauses(sentence: str) -> list[tuple[int, int]]:
+    """Clause spans: split at , ; : ( ) and "vs"/"versus"/"against"/"while"/"whereas", not inside [...] intervals."""
+    spans, start, depth = [], 0, 0
+    for i, char in enumerate(sentence):
+        depth += char == "["
+        depth -= char == "]" and depth > 0
+        if depth == 0 and char in ",;:()" and not (char == "," and re.match(r",\d{3}", sentence[i:i + 4])):
+            spans.append((start, i))
+            start = i + 1
+    spans.append((start, len(sentence)))
+    result = []
+    for s, e in spans:
+        cut = s
+        for m in re.finditer(r"\s(?:vs\.?|versus|against|while|whereas|compared with|and)\s", sentence[s:e]):
+            result.append((cut, s + m.start()))
+            cut = s + m.end()
+        result.append((cut, e))
+    return result
+
+
+def _reading(match: re.Match, text: str, kind: str | None, entities: dict[str, set[str]], where: str,
+             section: object, context: str, between: bool = False) -> Reading:
+    sign = match.group("sign")
+    unit = _unit(match, text)
+    value = float(match.group("int").replace(",", "") + (match.group("dec") or ""))
+    signed = sign in ("+", "-", "−")
+    if sign in ("-", "−"):
+        value = -value
+    before = text[max(0, match.start() - 60):match.start()]
+    threshold = bool(re.search(COMPARATOR + r"\s+(?:[\w'’.-]+\s+){0,3}$", before, re.I)) and \
+        (section == 5 or bool(re.search(PREDICTIVE, where, re.I)))
+    if match.group("dollar"):
+        kind = "cost"
+    if kind in COUNTS and len(match.group("dec") or "") > 2 and not unit:
+        kind = None  # "0.277" is no count: the metric word belonged to another number ("13.7" is a seed mean)
+    difference = _is_gap(match, text, context)
+    return Reading(match.group(0).strip(), value, len(match.group("dec") or ".") - 1, unit, signed,
+                   kind, entities, where, section, threshold, _accepted([kind] if kind else []), difference, between)
+
+
+def _is_gap(match: re.Match, text: str, clause: str) -> bool:
+    """A signed number, a number in pp, or one in a clause that words a change ("by", "minus", "Δ" ...)."""
+    return match.group("sign") in ("+", "-", "−") or _unit(match, text) == "pp" or bool(re.search(DIFFERENCE, clause, re.I))
+
+
+def read_note_numbers(text: str, vocab: Vocabulary | None = None) -> list[Reading]:
+    """Every metric-like number of a note's (Markdown-like) text, read with a run's vocabulary of entity names."""
+    return read_numbers(_sections(text), _Names.of(vocab or Vocabulary()))
+
+
+def read_numbers(blocks: dict[object, _Block], names: _Names) -> list[Reading]:
+    """Every metric-like number of the note, read in context (see the module docstring)."""
+    readings: list[Reading] = []
+    for section, block in blocks.items():
+        for header, rows in block.tables:
+            readings += _read_table(header, rows, names, section)
+        for sentence in block.sentences():
+            readings += _read_sentence(sentence, names, section)
+    return readings
+
+
+def _read_sentence(sentence: str, names: _Names, section: object) -> list[Reading]:
+    found = []
+    clauses = _clauses(sentence)
+    sentence_entities = names.find(sentence, strict_weighting=False)
+    families = _families(sentence_entities.get("arm", ()))
+    about_weighting = re.search(WEIGHTED, sentence, re.I)
+    lora_vs_full = bool(re.search(r"\blora\b", sentence, re.I) and re.search(FULL, sentence, re.I))
+    for match in _numbers(sentence):
+        if not _metric_like(match, sentence, in_table=False):
+            continue
+        clause = next((c for c in clauses if c[0] <= match.start() < c[1]), (0, len(sentence)))
+        clause_text = sentence[clause[0]:clause[1]]
+        in_clause = names.find(clause_text, strict_weighting=False)
+        entities = {**sentence_entities, **in_clause}
+        if "label" in entities and "label" not in in_clause:
+            entities["label"] = _nearest_label(sentence, match.start(), names) or entities["label"]
+        between = False
+        if "arm" in entities and "arm" not in in_clause:
+            # about every arm named: two families, or a gap in a sentence setting LoRA against a full fine-tune
+            just_before = sentence[max(clause[0], match.start() - 30):match.start()]
+            between = len(families) > 1 or (lora_vs_full and len(_models(entities["arm"])) > 1
+                                             and _is_gap(match, sentence, just_before))
+            entities["arm"] = set(entities["arm"]) if between else _family(entities["arm"])
+        elif "arm" in in_clause and len(families) > len(_families(in_clause["arm"])) and \
+                (_unit(match, sentence) == "pp" or re.search(DIFFERENCE, clause_text, re.I)):
+            entities["arm"] = in_clause["arm"] | sentence_entities["arm"]  # a gap to the other model the sentence names
+        if "arm" in entities and about_weighting and not re.search(UNWEIGHTED, clause_text, re.I):
+            entities["arm"] = _with_weighted(entities["arm"])
+        kind = _read_kind(sentence, clause, match.start(), match.end(), _unit(match, sentence))
+        if kind is None and in_clause:
+            kind = _parallel_kind(sentence, clauses, clause, names, (_unit(match, sentence), bool(match.group("dec"))))
+        if kind is None:
+            kind = _topic_kind(sentence, clauses, match.start(), names)
+        if kind is None:
+            kind = _only_kind_before(sentence, match.start())
+        found.append(_reading(match, sentence, kind, entities, sentence, section, clause_text, between))
+    return found
+
+
+def _parallel_kind(sentence: str, clauses: list[tuple[int, int]], clause: tuple[int, int], names: _Names,
+                   shape: tuple[str | None, bool]) -> str | None:
+    """A clause that names an entity but no metric ("0.902 decoder") shares the metric of a number of the same shape
+    (unit, decimals or not) in the last earlier clause naming an entity of the same type ("Spearman rho 0.943 encoder")."""
+    types = set(names.find(sentence[clause[0]:clause[1]], strict_weighting=False))
+    for start, end in reversed([c for c in clauses if c[1] <= clause[0]]):
+        if not types & set(names.find(sentence[start:end], strict_weighting=False)):
+            continue
+        for match in _numbers(sentence[start:end]):
+            if (_unit(match, sentence[start:end]), bool(match.group("dec"))) != shape:
+                continue
+            kind = _read_kind(sentence, (start, end), start + match.start(), start + match.end(), _unit(match, sentence[start:end]))
+            if kind:
+                return kind
+    return None
+
+
+def _topic_kind(sentence: str, clauses: list[tuple[int, int]], start: int, names: _Names) -> str | None:
+    """The metric of the nearest earlier clause without numbers or arms: the sentence's topic ("On macro F1, the decoder ...")."""
+    for clause_start, clause_end in reversed([c for c in clauses if c[1] <= start]):
+        text = sentence[clause_start:clause_end]
+        kinds = _kind_matches(text)
+        if kinds and not _numbers(text) and "arm" not in names.find(text, strict_weighting=False):
+            return kinds[-1][2]
+    return None
+
+
+def _only_kind_before(sentence: str, start: int) -> str | None:
+    """The metric named before the number when the sentence so far names only one ("... macro F1 change ... (+0.008")."""
+    kinds = {k for _, end, k in _kind_matches(sentence) if end <= start}
+    return kinds.pop() if len(kinds) == 1 else None
+
+
+def _nearest_label(sentence: str, start: int, names: _Names) -> set[str]:
+    """The class named last before a number ("noun.act (12 train)"), else the first after it."""
+    if names.labels is None:
+        return set()
+    mentions = list(names.labels.finditer(sentence))
+    before = [m for m in mentions if m.end() <= start]
+    chosen = before[-1:] or [m for m in mentions if m.start() >= start][:1]
+    return {m.group(0) for m in chosen}
+
+
+def _read_table(header: list[str], rows: list[list[str]], names: _Names, section: object) -> list[Reading]:
+    found = []
+    column_kinds: list[str | None] = []
+    for cell in header:
+        kinds = _kind_matches(re.sub(r"\([^)]*\)|\[[^\]]*\]", " ", cell))
+        if all(k == "count" for _, _, k in kinds):
+            kinds = _kind_matches(cell) or kinds
+        specific = min((k for _, _, k in kinds), key=KIND_ORDER.index, default=None)
+        column_kinds.append(specific or (column_kinds[-1] if column_kinds else None))
+    column_entities = [names.find(cell, strict_weighting=True) for cell in header]
+    weighting_table = any(re.search(WEIGHTED, cell, re.I) for cell in header)  # its rows are arms before and after
+    for row in rows:
+        row_entities: dict[str, set[str]] = {}
+        for cell in row:
+            if not _numbers(cell) or re.search(r"[A-Za-z]{3}", re.sub(r"`[^`]*`", "", cell)):
+                for key, value in names.find(cell, strict_weighting=True).items():
+                    row_entities.setdefault(key, value)
+        where = "| " + " | ".join(row) + " |"
+        for index, cell in enumerate(row):
+            for match in _numbers(cell):
+                if not _metric_like(match, cell, in_table=True):
+                    continue
+                entities = {**row_entities, **(column_entities[index] if index < len(header) else {})}
+                if "arm" in entities and (re.search(r"→|->|\bto\b", cell[:match.start()]) or weighting_table):
+                    entities["arm"] = _with_weighted(entities["arm"])
+                percent = _unit(match, cell) in ("%", "pp")
+                own = [k for k in _kind_matches(cell) if k[1] <= match.start() and not (percent and k[2] in COUNTS)]
+                kind = UNIT_KIND.get(_unit(match, cell) or "") or (own[-1][2] if own else None) or \
+                    (column_kinds[index] if index < len(column_kinds) else None)
+                context = (header[index] if index < len(header) else "") + " " + cell
+                found.append(_reading(match, cell, kind, entities, where, section, context))
+    return found
