@@ -13,18 +13,16 @@ from lorastudy.core import artifacts
 from lorastudy.study.config import ARMS, load_config
 from lorastudy.core.errors import StudyError
 from lorastudy.study.weighting import log_prior
-from lorastudy.measure.evaluation import (
+from lorastudy.measure.evaluation import evaluate_study, logit_adjustment_probe, weighting_effect
+from lorastudy.measure.metrics import LabelSpace, classification_metrics, score_run
+from lorastudy.measure.uncertainty import (
     bootstrap_ci,
-    evaluate_study,
-    logit_adjustment_probe,
     Uncertainty,
     paired_bootstrap_diff,
     resampled_scores,
     seed_half_width,
     weighting_did,
-    weighting_effect,
 )
-from lorastudy.measure.metrics import LabelSpace, classification_metrics, score_run
 from lorastudy.study.config import EvaluationConfig
 
 
