@@ -13,7 +13,8 @@ from lorastudy.core import artifacts
 from lorastudy.study.config import ARMS, load_config
 from lorastudy.core.errors import StudyError
 from lorastudy.study.weighting import log_prior
-from lorastudy.measure.evaluation import evaluate_study, logit_adjustment_probe
+from lorastudy.measure.evaluation import evaluate_study
+from lorastudy.measure.logit_adjustment import logit_adjustment_probe
 from lorastudy.measure.mechanism import weighting_effect
 from lorastudy.measure.metrics import LabelSpace, classification_metrics, score_run
 from lorastudy.measure.uncertainty import (
