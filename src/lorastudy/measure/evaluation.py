@@ -1,9 +1,13 @@
-"""Evaluation from saved logits: metrics, tiers, uncertainty, weighting effect, probes.
+"""The evaluation stage from saved logits: every run scored, the arms compared, results.json written.
 
 This stage never runs a model. It reads `data/labels.json` and each run's
 `predictions_{val,test}.safetensors` and `run.json`, and writes
 `evaluation/results.json` (docs/results_schema.md) plus one per-class CSV per run.
 
+What it puts together lives beside it: `metrics` (one run's metrics and tiers),
+`uncertainty` (bootstrap, seed intervals, contrasts between arms), `mechanism`
+(weighting effect by tier, mechanism numbers, per-class differences),
+`logit_adjustment` (the post-hoc probe) and `course_reference` (the course's numbers).
 Two definitions matter for every number in the note, each stated where it is computed:
 which classes are *evaluable* (`metrics`), and where an interval comes from (`uncertainty`).
 """
@@ -12,10 +16,8 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 from datetime import datetime, timezone
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from lorastudy.core import artifacts
+from lorastudy.measure.course_reference import external_reference
 from lorastudy.measure.logit_adjustment import logit_adjustment_probe
 from lorastudy.measure.mechanism import class_differences, mechanism, weighting_effect
 from lorastudy.measure.metrics import (COMPARED, WEIGHTED_ARM, LabelSpace, RunEval, classification_metrics,
@@ -34,22 +37,6 @@ from lorastudy.study.config import EvaluationConfig, StudyConfig, stable_hash
 from lorastudy.core.errors import StudyError
 
 SCHEMA_VERSION = 3
-
-# The course's published validation numbers (COURSE_FACTS.md, "Reference numbers");
-# the TF-IDF row is read from the vendored baseline_results.json instead.
-COURSE_SOURCE = ("ECBS5200 (Central European University, 2026) Weeks 1-2, course repository "
-                 "earino/applied-deep-learning; see COURSE_FACTS.md and course_data/baseline_results.json")
-COURSE_ROWS = (
-    {"model": "ModernBERT full fine-tune, 3 epochs (Week 1)", "arm": "encoder_full",
-     "accuracy": 0.566, "macro_f1": 0.209, "zero_f1_count": 46, "approximate": False},
-    {"model": "ModernBERT full fine-tune + sqrt-inverse class weighting (Week 2)", "arm": "encoder_full_cw",
-     "accuracy": 0.52, "macro_f1": 0.24, "zero_f1_count": 37, "approximate": True},
-)
-COURSE_WEEK2_WEIGHTING = {"relative_macro_f1": 0.15, "lifted_off_zero": 9, "delta_accuracy": [-0.05, -0.04],
-                          "approximate": True}
-
-
-# --- the stage -------------------------------------------------------------
 
 
 def evaluate_study(run_dir: Path, config: StudyConfig) -> dict:
@@ -213,26 +200,6 @@ def _write_per_class_csv(run_dir: Path, run: RunEval, space: LabelSpace) -> Path
                          int(metrics["predicted_count"][i]), bool(metrics["support"][i] > 0)])
     path = run_dir / "evaluation" / "per_class" / f"{artifacts.safe_name(run.name)}.csv"
     return artifacts.write_text(path, buffer.getvalue())
-
-
-def external_reference() -> dict:
-    """The course's published numbers (validation split, 113 classes), labelled as external to this run."""
-    baseline = json.loads(resources.files("lorastudy.study.course_data").joinpath("baseline_results.json")
-                          .read_text(encoding="utf-8"))
-    val = baseline["val"]
-    rows = [
-        {"model": "majority class", "arm": None, "accuracy": baseline["majority_class"]["val_accuracy"],
-         "macro_f1": None, "zero_f1_count": None, "approximate": False},
-        {"model": baseline["model"], "arm": "tfidf_logreg", "accuracy": val["accuracy"], "macro_f1": val["macro_f1"],
-         "zero_f1_count": val["zero_f1_classes"], "approximate": False},
-        *COURSE_ROWS,
-    ]
-    return {"label": "external: the course's published numbers, not produced by this study",
-            "source": COURSE_SOURCE, "split": "validation", "num_classes": baseline["num_classes"],
-            "rows": [{**row, "split": "validation"} for row in rows], "week2_weighting": dict(COURSE_WEEK2_WEIGHTING),
-            "tfidf_test": {"accuracy": baseline["test"]["accuracy"], "macro_f1": baseline["test"]["macro_f1"],
-                           "weighted_f1": baseline["test"]["weighted_f1"],
-                           "zero_f1_count": baseline["test"]["zero_f1_classes"]}}
 
 
 def _clean(obj: Any) -> Any:
