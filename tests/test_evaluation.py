@@ -13,19 +13,17 @@ from lorastudy.core import artifacts
 from lorastudy.study.config import ARMS, load_config
 from lorastudy.core.errors import StudyError
 from lorastudy.study.weighting import log_prior
-from lorastudy.measure.evaluation import (
-    LabelSpace,
+from lorastudy.measure.evaluation import evaluate_study
+from lorastudy.measure.logit_adjustment import logit_adjustment_probe
+from lorastudy.measure.mechanism import weighting_effect
+from lorastudy.measure.metrics import LabelSpace, classification_metrics, score_run
+from lorastudy.measure.uncertainty import (
     bootstrap_ci,
-    classification_metrics,
-    evaluate_study,
-    logit_adjustment_probe,
     Uncertainty,
     paired_bootstrap_diff,
     resampled_scores,
-    score_run,
     seed_half_width,
     weighting_did,
-    weighting_effect,
 )
 from lorastudy.study.config import EvaluationConfig
 

@@ -1,584 +1,42 @@
-"""Evaluation from saved logits: metrics, tiers, uncertainty, weighting effect, probes.
+"""The evaluation stage from saved logits: every run scored, the arms compared, results.json written.
 
 This stage never runs a model. It reads `data/labels.json` and each run's
 `predictions_{val,test}.safetensors` and `run.json`, and writes
 `evaluation/results.json` (docs/results_schema.md) plus one per-class CSV per run.
 
-Two definitions matter for every number in the note:
-- *Evaluable* classes are those with at least one example in the evaluated split.
-  Macro F1 averages F1 over evaluable classes only, and the zero-F1 count counts
-  evaluable classes with F1 = 0; classes without examples are listed apart as
-  "not evaluable" (scikit-learn with all labels would silently count them as 0).
-- Where an interval comes from (`source`): a percentile bootstrap over test examples of
-  each arm's seed mean ("test_resampling", all arms with one training seed: it says
-  nothing about training variance). Where an arm has several seeds, that interval is
-  widened by a Student-t interval over the seeds ("test_and_seeds"): each side's
-  bootstrap half-width and the t half-width added in quadrature, so the test-set and
-  run-to-run sources both count and neither hides the other. The t-interval is over
-  the seeds the several-seed arms share (paired), a one-seed arm held at its run, whose
-  own training variance no interval sees. Point estimate (seed means), interval and
-  verdict of one quantity always come from the same rule.
-- A bootstrap resample is scored on the same class set as the point estimate (the
-  classes evaluable on the whole test set), and every arm is scored on the same
-  resamples, so paired intervals are of the difference itself.
+What it puts together lives beside it: `metrics` (one run's metrics and tiers),
+`uncertainty` (bootstrap, seed intervals, contrasts between arms), `mechanism`
+(weighting effect by tier, mechanism numbers, per-class differences),
+`logit_adjustment` (the post-hoc probe) and `course_reference` (the course's numbers).
+Two definitions matter for every number in the note, each stated where it is computed:
+which classes are *evaluable* (`metrics`), and where an interval comes from (`uncertainty`).
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import json
 import math
-import warnings
-from dataclasses import dataclass
 from datetime import datetime, timezone
-from importlib import resources
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
-from scipy.stats import spearmanr, t as student_t
-from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 from tqdm.auto import tqdm
 
 from lorastudy.core import artifacts
+from lorastudy.measure.course_reference import external_reference
+from lorastudy.measure.logit_adjustment import logit_adjustment_probe
+from lorastudy.measure.mechanism import class_differences, mechanism, weighting_effect
+from lorastudy.measure.metrics import (COMPARED, WEIGHTED_ARM, LabelSpace, RunEval, classification_metrics,
+                                       confused_pairs, mean_std, score_run, spearman_f1_vs_train_count, tier_flow)
+from lorastudy.measure.uncertainty import (Uncertainty, bootstrap_scores, compare_all, percentile_interval,
+                                           weighting_did)
 from lorastudy.study import weighting
-from lorastudy.study.config import ARMS as ARM_ORDER, EvaluationConfig, StudyConfig, stable_hash
+from lorastudy.study.config import EvaluationConfig, StudyConfig, stable_hash
 from lorastudy.core.errors import StudyError
 
 SCHEMA_VERSION = 3
-METRICS = ("accuracy", "macro_f1")
-# The rare tier's pooled recall: compared between every pair of arms, since a context may decide on it.
-RARE_RECALL = "rare_recall"
-COMPARED = METRICS + (RARE_RECALL,)
-WEIGHTED_ARM = {"encoder_full": "encoder_full_cw", "encoder_lora": "encoder_lora_cw", "decoder_lora": "decoder_lora_cw"}
-RESAMPLE_CHUNK = 100
-
-# The course's published validation numbers (COURSE_FACTS.md, "Reference numbers");
-# the TF-IDF row is read from the vendored baseline_results.json instead.
-COURSE_SOURCE = ("ECBS5200 (Central European University, 2026) Weeks 1-2, course repository "
-                 "earino/applied-deep-learning; see COURSE_FACTS.md and course_data/baseline_results.json")
-COURSE_ROWS = (
-    {"model": "ModernBERT full fine-tune, 3 epochs (Week 1)", "arm": "encoder_full",
-     "accuracy": 0.566, "macro_f1": 0.209, "zero_f1_count": 46, "approximate": False},
-    {"model": "ModernBERT full fine-tune + sqrt-inverse class weighting (Week 2)", "arm": "encoder_full_cw",
-     "accuracy": 0.52, "macro_f1": 0.24, "zero_f1_count": 37, "approximate": True},
-)
-COURSE_WEEK2_WEIGHTING = {"relative_macro_f1": 0.15, "lifted_off_zero": 9, "delta_accuracy": [-0.05, -0.04],
-                          "approximate": True}
-
-
-# --- inputs ----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class LabelSpace:
-    """The label space of `data/labels.json`: names, counts and tiers per label id."""
-
-    labels: list[str]
-    train_counts: np.ndarray
-    val_counts: np.ndarray
-    test_counts: np.ndarray
-    tier_names: list[str]
-    tier_of: list[str]
-    tier_rule: str = ""
-    tier_thresholds: tuple[float, ...] = ()
-
-    @classmethod
-    def from_json(cls, path: Path) -> "LabelSpace":
-        raw = artifacts.read_json(path)
-        return cls(labels=raw["labels"], train_counts=np.asarray(raw["train_counts"]),
-                   val_counts=np.asarray(raw["val_counts"]), test_counts=np.asarray(raw["test_counts"]),
-                   tier_names=raw["tier_names"], tier_of=raw["tier_of"], tier_rule=raw.get("tier_rule", ""),
-                   tier_thresholds=tuple(raw.get("tier_thresholds", ())))
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.labels)
-
-    @property
-    def rare_tier(self) -> str:
-        """Tiers are listed rarest first."""
-        return self.tier_names[0]
-
-    def tier_mask(self, tier: str) -> np.ndarray:
-        return np.asarray(self.tier_of) == tier
-
-
-@dataclass(frozen=True)
-class RunEval:
-    """One run's test predictions and the metrics derived from them."""
-
-    name: str
-    arm: str
-    seed: int
-    y_true: np.ndarray
-    y_pred: np.ndarray
-    metrics: dict
-    tiers: dict
-
-
-def score_run(name: str, arm: str, seed: int, y_true: np.ndarray, y_pred: np.ndarray, space: LabelSpace) -> RunEval:
-    metrics = classification_metrics(y_true, y_pred, space.num_classes)
-    return RunEval(name, arm, seed, np.asarray(y_true), np.asarray(y_pred), metrics,
-                   tier_metrics(y_true, y_pred, metrics, space))
-
-
-# --- point metrics ---------------------------------------------------------
-
-
-def classification_metrics(y_true: Sequence[int], y_pred: Sequence[int], num_classes: int) -> dict:
-    """Accuracy, macro/weighted F1 and zero-F1 classes over the evaluable classes, plus per-class arrays."""
-    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
-    ids = np.arange(num_classes)
-    precision, recall, f1, support = precision_recall_fscore_support(
-        y_true, y_pred, labels=ids, zero_division=0)
-    evaluable = ids[support > 0]
-    return {
-        "accuracy": float(accuracy_score(y_true, y_pred)),
-        "macro_f1": float(f1_score(y_true, y_pred, labels=evaluable, average="macro", zero_division=0)),
-        "weighted_f1": float(f1_score(y_true, y_pred, labels=evaluable, average="weighted", zero_division=0)),
-        "zero_f1_count": int(np.sum(f1[evaluable] == 0)),
-        "zero_f1_classes": [int(i) for i in evaluable[f1[evaluable] == 0]],
-        "not_evaluable": [int(i) for i in ids[support == 0]],
-        "n_predicted_classes": int(np.unique(y_pred).size),
-        "precision": precision, "recall": recall, "f1": f1, "support": support,
-        "predicted_count": np.bincount(y_pred, minlength=num_classes),
-    }
-
-
-def tier_metrics(y_true: np.ndarray, y_pred: np.ndarray, metrics: dict, space: LabelSpace) -> dict:
-    """Per tier: mean F1 and zero-F1 count over evaluable classes, pooled recall, predicted vs true share."""
-    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
-    f1, evaluable = metrics["f1"], metrics["support"] > 0
-    out = {}
-    for tier in space.tier_names:
-        mask = space.tier_mask(tier)
-        scored = mask & evaluable
-        in_tier_true, in_tier_pred = mask[y_true], mask[y_pred]
-        out[tier] = {
-            "mean_f1": float(f1[scored].mean()) if scored.any() else None,
-            "zero_f1_count": int(np.sum(f1[scored] == 0)),
-            "n_classes": int(mask.sum()),
-            "n_evaluable": int(scored.sum()),
-            "n_nonzero": int(np.sum(f1[scored] > 0)),
-            "recall": float(np.mean(y_pred[in_tier_true] == y_true[in_tier_true])) if in_tier_true.any() else None,
-            "predicted_share": float(in_tier_pred.mean()),
-            "true_share": float(in_tier_true.mean()),
-        }
-    return out
-
-
-def confused_pairs(y_true: np.ndarray, y_pred: np.ndarray, labels: list[str], top: int) -> list[dict]:
-    """The largest off-diagonal cells of the confusion matrix, most frequent first."""
-    matrix = confusion_matrix(y_true, y_pred, labels=np.arange(len(labels)))
-    np.fill_diagonal(matrix, 0)
-    order = np.argsort(-matrix, axis=None, kind="stable")[:top]
-    rows, cols = np.unravel_index(order, matrix.shape)
-    return [{"true": labels[r], "predicted": labels[c], "count": int(matrix[r, c])}
-            for r, c in zip(rows, cols) if matrix[r, c] > 0]
-
-
-def tier_flow(y_true: np.ndarray, y_pred: np.ndarray, space: LabelSpace, tier: str, top: int = 5) -> dict:
-    """Where a tier's test examples go: right, or into which tier and which classes (the top absorbers)."""
-    in_tier = space.tier_mask(tier)[y_true]
-    wrong = in_tier & (y_pred != y_true)
-    absorbed = np.bincount(y_pred[wrong], minlength=space.num_classes)
-    order = [int(i) for i in np.argsort(-absorbed, kind="stable")[:top] if absorbed[i] > 0]
-    largest = np.argsort(-space.train_counts, kind="stable")[:3]
-    return {"tier": tier, "n_examples": int(in_tier.sum()), "correct": int((in_tier & ~wrong).sum()),
-            "wrong": int(wrong.sum()),
-            "into_largest_classes": {"labels": [space.labels[i] for i in largest],
-                                     "wrong_count": int(absorbed[largest].sum())},
-            "to_tier": {name: int(absorbed[space.tier_mask(name)].sum()) for name in space.tier_names},
-            "top_absorbers": [{"label": space.labels[i], "tier": space.tier_of[i], "count": int(absorbed[i]),
-                               "train_count": int(space.train_counts[i])} for i in order]}
-
-
-def spearman_f1_vs_train_count(metrics: dict, train_counts: np.ndarray) -> dict:
-    """Rank correlation of per-class F1 with train count over evaluable classes; null when undefined."""
-    evaluable = metrics["support"] > 0
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        result = spearmanr(metrics["f1"][evaluable], train_counts[evaluable])
-    return {"rho": float(result.statistic), "p": float(result.pvalue)}
-
-
-# --- bootstrap -------------------------------------------------------------
-
-
-def _resample_chunks(n_examples: int, n_samples: int, seed: int):
-    """Resampled index matrices [chunk, n_examples]; the same seed gives the same resamples."""
-    rng = np.random.default_rng(seed)
-    for start in range(0, n_samples, RESAMPLE_CHUNK):
-        yield rng.integers(0, n_examples, size=(min(RESAMPLE_CHUNK, n_samples - start), n_examples))
-
-
-def resampled_scores(y_true: np.ndarray, y_pred: np.ndarray, idx: np.ndarray, num_classes: int,
-                     rare_classes: np.ndarray | None = None, scored: np.ndarray | None = None) -> dict[str, np.ndarray]:
-    """Accuracy and macro F1 of each resample (a row of `idx`) from per-resample confusion counts.
-
-    Macro F1 averages over `scored` (a boolean per class; default: the classes with examples in
-    `y_true`), the point estimate's class set, whatever a resample happens to contain: a scored
-    class without examples in a resample has F1 0 there, as scikit-learn with `labels=` gives.
-    With `rare_classes` (a boolean per class) also the pooled recall of the rare tier's examples
-    (NaN for a resample without one).
-    """
-    t, p = y_true[idx], y_pred[idx]
-    offset = np.arange(idx.shape[0])[:, None] * num_classes
-    size = idx.shape[0] * num_classes
-    correct = t == p
-    tp = np.bincount((offset + t)[correct], minlength=size).reshape(-1, num_classes)
-    support = np.bincount((offset + t).ravel(), minlength=size).reshape(-1, num_classes)
-    predicted = np.bincount((offset + p).ravel(), minlength=size).reshape(-1, num_classes)
-    denominator = support + predicted
-    f1 = np.divide(2 * tp, denominator, out=np.zeros(tp.shape), where=denominator > 0)
-    if scored is None:
-        scored = np.bincount(y_true, minlength=num_classes) > 0
-    scored = np.asarray(scored, dtype=bool)
-    scores = {"accuracy": correct.mean(axis=1), "macro_f1": f1[:, scored].mean(axis=1)}
-    if rare_classes is not None:
-        in_rare = np.asarray(rare_classes)[t]
-        n_rare = in_rare.sum(axis=1)
-        scores[RARE_RECALL] = np.divide((correct & in_rare).sum(axis=1), n_rare, out=np.full(len(t), np.nan),
-                                        where=n_rare > 0)
-    return scores
-
-
-def _bootstrap_scores(y_true: np.ndarray, preds: Sequence[np.ndarray], n: int, seed: int,
-                      rare_classes: np.ndarray | None = None) -> list[dict[str, np.ndarray]]:
-    """Bootstrap distributions of every metric for several predictors on the same resamples."""
-    y_true = np.asarray(y_true)
-    preds = [np.asarray(p) for p in preds]
-    num_classes = int(max(y_true.max(), *(p.max() for p in preds))) + 1
-    if rare_classes is not None:
-        num_classes = max(num_classes, len(rare_classes))
-    scored = np.bincount(y_true, minlength=num_classes) > 0
-    chunks = [[] for _ in preds]
-    for idx in _resample_chunks(len(y_true), n, seed):
-        for chunk, pred in zip(chunks, preds):
-            chunk.append(resampled_scores(y_true, pred, idx, num_classes, rare_classes, scored))
-    return [{m: np.concatenate([c[m] for c in chunk]) for m in chunk[0]} for chunk in chunks]
-
-
-def _interval(values: np.ndarray, confidence: float) -> tuple[float, float]:
-    tail = (1 - confidence) / 2 * 100
-    lo, hi = np.nanpercentile(values, [tail, 100 - tail])
-    return float(lo), float(hi)
-
-
-def seed_half_width(values: Sequence[float], confidence: float) -> float:
-    """Student-t half-width of the mean of seed-level values: what run-to-run variation allows."""
-    values = np.asarray(values, dtype=float)
-    return float(student_t.ppf((1 + confidence) / 2, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values)))
-
-
-def _point(y_true: np.ndarray, y_pred: np.ndarray, metric: str) -> float:
-    num_classes = int(max(np.max(y_true), np.max(y_pred))) + 1
-    return classification_metrics(y_true, y_pred, num_classes)[metric]
-
-
-def bootstrap_ci(y_true: Sequence[int], y_pred: Sequence[int], metric: str, n: int, confidence: float,
-                 seed: int) -> tuple[float, float]:
-    """Percentile bootstrap interval of `metric` ("accuracy" or "macro_f1") over test examples."""
-    scores = _bootstrap_scores(np.asarray(y_true), [np.asarray(y_pred)], n, seed)[0]
-    return _interval(scores[metric], confidence)
-
-
-def paired_bootstrap_diff(y_true: Sequence[int], pred_a: Sequence[int], pred_b: Sequence[int], metric: str, n: int,
-                          confidence: float, seed: int) -> dict:
-    """Difference b - a of `metric` with a percentile interval from the same resamples for both predictors."""
-    y_true = np.asarray(y_true)
-    scores_a, scores_b = _bootstrap_scores(y_true, [pred_a, pred_b], n, seed)
-    ci = _interval(scores_b[metric] - scores_a[metric], confidence)
-    diff = _point(y_true, np.asarray(pred_b), metric) - _point(y_true, np.asarray(pred_a), metric)
-    return {"metric": metric, "diff": diff, "ci": list(ci), "distinguishable": not ci[0] <= 0 <= ci[1]}
-
-
-# --- uncertainty across arms and seeds ----------------------------------------
-
-
-def _mean_std(values: Sequence[float | None]) -> dict:
-    """Across seeds: mean and sample standard deviation (null for one seed)."""
-    values = [v for v in values if v is not None]
-    if not values:
-        return {"mean": None, "std": None}
-    return {"mean": float(np.mean(values)), "std": float(np.std(values, ddof=1)) if len(values) > 1 else None}
-
-
-def _common_seeds(runs: dict[str, dict[int, RunEval]], *arms: str) -> list[int]:
-    first, *rest = arms
-    return [seed for seed in runs.get(first, {}) if all(seed in runs.get(arm, {}) for arm in rest)]
-
-
-def _run_score(run: RunEval, metric: str, rare: str) -> float | None:
-    """A run's point value of a compared metric: rare_recall is the rare tier's pooled recall."""
-    return run.tiers[rare]["recall"] if metric == RARE_RECALL else run.metrics[metric]
-
-
-class Uncertainty:
-    """Every interval of the study from one rule (module docstring): a bootstrap over test examples of the
-    seed means, widened by the t-interval over seeds where an arm has several.
-
-    Every run is bootstrapped once, on the same resamples, so any contrast between arms (a difference, a
-    difference of differences) is paired. An arm with several seeds enters as its seed mean, point estimate
-    and resamples alike: a one-seed reference is compared with the LoRA arm's mean, never with one of its
-    seeds picked out.
-    """
-
-    def __init__(self, runs: dict[str, dict[int, RunEval]], space: LabelSpace, settings: EvaluationConfig,
-                 seed: int):
-        self.runs, self.space, self.confidence = runs, space, settings.confidence
-        self.rare = space.rare_tier
-        every = [(arm, run_seed, run) for arm, by_seed in runs.items() for run_seed, run in by_seed.items()]
-        scores = _bootstrap_scores(every[0][2].y_true, [run.y_pred for *_, run in every], settings.bootstrap_samples,
-                                   seed, space.tier_mask(self.rare))
-        self.boot: dict[str, dict[int, dict[str, np.ndarray]]] = {}
-        for (arm, run_seed, _), resampled in zip(every, scores):
-            self.boot.setdefault(arm, {})[run_seed] = resampled
-
-    def contrast(self, weights: dict[str, float], metric: str) -> dict | None:
-        """The linear contrast sum(w * metric of arm), e.g. {b: 1, a: -1} for b - a; null when undefined."""
-        if not all(self.runs.get(arm) for arm in weights):
-            return None
-        values = {arm: {s: _run_score(run, metric, self.rare) for s, run in self.runs[arm].items()} for arm in weights}
-        if any(v is None for by_seed in values.values() for v in by_seed.values()):
-            return None
-        estimate = float(sum(w * np.mean(list(values[arm].values())) for arm, w in weights.items()))
-        resampled = sum(w * np.mean([self.boot[arm][s][metric] for s in values[arm]], axis=0)
-                        for arm, w in weights.items())
-        lo, hi = _interval(resampled, self.confidence)
-        seeds, per_seed = self._seed_values(weights, values)
-        source = "test_resampling"
-        if len(seeds) > 1:  # several seeds: the run-to-run half-width joins each side's test-set half-width
-            half = seed_half_width(per_seed, self.confidence)
-            lo = estimate - math.hypot(max(estimate - lo, 0.0), half)
-            hi = estimate + math.hypot(max(hi - estimate, 0.0), half)
-            source = "test_and_seeds"
-        return {"diff": estimate, "ci": [lo, hi], "distinguishable": not lo <= 0 <= hi, "source": source,
-                "seeds": seeds, "seed_values": per_seed}
-
-    def _seed_values(self, weights: dict[str, float], values: dict[str, dict[int, float]]):
-        """The contrast on each seed the several-seed arms share, one-seed arms held at their run."""
-        several = [arm for arm in weights if len(values[arm]) > 1] or list(weights)
-        seeds = _common_seeds(self.runs, *several)
-        fixed = sum(w * next(iter(values[arm].values())) for arm, w in weights.items() if arm not in several)
-        return seeds, [fixed + sum(weights[arm] * values[arm][s] for arm in several) for s in seeds]
-
-    def level(self, arm: str, metric: str) -> dict | None:
-        """One arm's metric with its interval (the contrast rule above with the arm alone).
-
-        Every compared metric is a proportion: a t-interval over few seeds can reach past 0 or 1, and is cut there.
-        """
-        result = self.contrast({arm: 1.0}, metric)
-        if result is None:
-            return None
-        lo, hi = result["ci"]
-        return {"mean": result["diff"], "ci": [max(lo, 0.0), min(hi, 1.0)], "source": result["source"]}
-
-
-def comparison_kind(a: str, b: str) -> str:
-    """What a pair of arms compares; the note looks comparisons up by arms and metric, kind only labels them."""
-    if WEIGHTED_ARM.get(a) == b:
-        return "weighting"
-    if {a, b} <= {"encoder_lora", "decoder_lora"} or {a, b} <= {"encoder_lora_cw", "decoder_lora_cw"}:
-        return "architecture"
-    if a.startswith("encoder_full") and b.startswith("encoder_lora") and a.endswith("_cw") == b.endswith("_cw"):
-        return "lora_vs_full"
-    return "vs_baseline" if a == "tfidf_logreg" else "pair"
-
-
-def compare_all(uncertainty: Uncertainty, arms: Sequence[str]) -> list[dict]:
-    """Every pair of arms (b - a, in the study's arm order) on every compared metric."""
-    rows = []
-    ordered = [arm for arm in ARM_ORDER if arm in arms]
-    for i, a in enumerate(ordered):
-        for b in ordered[i + 1:]:
-            for metric in COMPARED:
-                result = uncertainty.contrast({b: 1.0, a: -1.0}, metric)
-                if result is not None:
-                    rows.append({"name": f"{a} vs {b}", "a": a, "b": b, "kind": comparison_kind(a, b),
-                                 "metric": metric, **result})
-    return rows
-
-
-def weighting_did(uncertainty: Uncertainty) -> list[dict]:
-    """Did weighting change the decoder differently from each encoder arm? (dec_cw - dec) - (enc_cw - enc)."""
-    rows = []
-    for encoder in ("encoder_lora", "encoder_full"):
-        arms = (encoder, WEIGHTED_ARM[encoder], "decoder_lora", "decoder_lora_cw")
-        if not all(arm in uncertainty.runs for arm in arms):
-            continue
-        weights = {"decoder_lora_cw": 1.0, "decoder_lora": -1.0, WEIGHTED_ARM[encoder]: -1.0, encoder: 1.0}
-        for metric in COMPARED:
-            result = uncertainty.contrast(weights, metric)
-            if result is not None:
-                rows.append({"encoder": encoder, "decoder": "decoder_lora", "metric": metric, **result})
-    return rows
-
-
-def weighting_effect(uncertainty: Uncertainty, vanilla_arm: str, weighted_arm: str) -> dict:
-    """Weighted minus vanilla: deltas with intervals, Δ macro F1 split by tier, classes lifted off / fallen to zero.
-
-    Δ macro F1 = Σ over tiers of (tier's share of evaluable classes) × (Δ tier mean F1), exactly,
-    because macro F1 is the mean over evaluable classes; the split says where the change came from.
-    """
-    runs, space = uncertainty.runs, uncertainty.space
-    seeds = _common_seeds(runs, vanilla_arm, weighted_arm)
-    if not seeds:
-        raise StudyError(f"{vanilla_arm} and {weighted_arm} share no seed.", "train both arms with the same seeds.")
-    vanilla_runs, weighted_runs = [runs[vanilla_arm][s] for s in seeds], [runs[weighted_arm][s] for s in seeds]
-    keys = ("accuracy", "macro_f1", "zero_f1_count")
-    level = [{m: float(np.mean([run.metrics[m] for run in group])) for m in keys}
-             for group in (vanilla_runs, weighted_runs)]
-    delta = {m: level[1][m] - level[0][m] for m in keys}
-    intervals = {m: uncertainty.contrast({weighted_arm: 1.0, vanilla_arm: -1.0}, m) for m in COMPARED}
-    before, after = vanilla_runs[0], weighted_runs[0]
-    f1_before, f1_after = before.metrics["f1"], after.metrics["f1"]
-    evaluable = before.metrics["support"] > 0
-
-    def moved(ids: np.ndarray) -> list[dict]:
-        return [{"label": space.labels[i], "train_count": int(space.train_counts[i]), "tier": space.tier_of[i],
-                 "f1_before": float(f1_before[i]), "f1_after": float(f1_after[i])}
-                for i in sorted(ids, key=lambda i: (space.train_counts[i], i))]
-
-    per_tier = {}
-    for tier in space.tier_names:
-        change = _tier_change(vanilla_runs, weighted_runs, tier)
-        class_share = float((space.tier_mask(tier) & evaluable).sum() / evaluable.sum())
-        contribution = None if change["delta_mean_f1"] is None else class_share * change["delta_mean_f1"]
-        per_tier[tier] = {**change, "class_share": class_share, "macro_f1_contribution": contribution}
-    return {
-        "vanilla": vanilla_arm, "weighted": weighted_arm, "seeds": seeds,
-        "before": level[0], "after": level[1], "delta": delta,
-        "relative_macro_f1": _relative(delta["macro_f1"], level[0]["macro_f1"]),
-        "relative_accuracy": _relative(delta["accuracy"], level[0]["accuracy"]),
-        "intervals": {m: row for m, row in intervals.items() if row is not None},
-        "lifted_off_zero": moved(np.flatnonzero(evaluable & (f1_before == 0) & (f1_after > 0))),
-        "fell_to_zero": moved(np.flatnonzero(evaluable & (f1_before > 0) & (f1_after == 0))),
-        "per_tier": per_tier,
-    }
-
-
-def _tier_mean(group: Sequence[RunEval], tier: str, key: str) -> float | None:
-    """Seed mean of one tier statistic; null for an empty group or a statistic that is never defined."""
-    return _mean_std([run.tiers[tier][key] for run in group])["mean"]
-
-
-def _tier_change(before: Sequence[RunEval], after: Sequence[RunEval], tier: str) -> dict:
-    out = {"true_share": _tier_mean(before, tier, "true_share")}
-    for key, name in (("mean_f1", "mean_f1"), ("zero_f1_count", "zero_f1"), ("recall", "recall"),
-                      ("predicted_share", "predicted_share")):
-        old, new = _tier_mean(before, tier, key), _tier_mean(after, tier, key)
-        out[f"{name}_before"], out[f"{name}_after"] = old, new
-        if key != "predicted_share":
-            out[f"delta_{name}"] = None if old is None or new is None else new - old
-    return out
-
-
-def _relative(delta: float, base: float) -> float | None:
-    return delta / base if base else None
-
-
-def mechanism(runs: dict[str, dict[int, RunEval]], space: LabelSpace) -> dict:
-    """What each vanilla model already knew: rare-tier recall and share, F1-count correlation, shares after weighting."""
-    rare = space.rare_tier
-    out = {}
-    for arm in ("tfidf_logreg", *WEIGHTED_ARM):
-        if arm not in runs:
-            continue
-        vanilla = list(runs[arm].values())
-        weighted = list(runs.get(WEIGHTED_ARM.get(arm, ""), {}).values())
-        change = {tier: _tier_change(vanilla, weighted, tier) for tier in space.tier_names}
-        out[arm] = {
-            "rare_tier": rare, "seeds": [run.seed for run in vanilla],
-            "rare_recall": _tier_mean(vanilla, rare, "recall"),
-            "rare_predicted_share": _tier_mean(vanilla, rare, "predicted_share"),
-            "rare_true_share": _tier_mean(vanilla, rare, "true_share"),
-            "spearman_rho": _mean_rho(vanilla, space.train_counts),
-            "weighted": WEIGHTED_ARM[arm] if weighted else None,
-            "spearman_rho_weighted": _mean_rho(weighted, space.train_counts),
-            "per_tier": {tier: {key: change[tier][key] for key in ("true_share", "predicted_share_before",
-                                                                   "predicted_share_after", "recall_before",
-                                                                   "recall_after")}
-                         for tier in space.tier_names},
-        }
-    return out
-
-
-def _mean_rho(group: Sequence[RunEval], train_counts: np.ndarray) -> float | None:
-    return _mean_std([_finite(spearman_f1_vs_train_count(run.metrics, train_counts)["rho"]) for run in group])["mean"]
-
-
-def class_differences(runs: dict[str, dict[int, RunEval]], space: LabelSpace, a: str = "encoder_lora",
-                      b: str = "decoder_lora") -> dict | None:
-    """Per-class F1 of b minus a on the first common seed, evaluable classes only, largest |diff| first."""
-    seeds = _common_seeds(runs, a, b)
-    if not seeds:
-        return None
-    run_a, run_b = runs[a][seeds[0]], runs[b][seeds[0]]
-    evaluable = np.flatnonzero(run_a.metrics["support"] > 0)
-    rows = [{"label": space.labels[i], "tier": space.tier_of[i], "train_count": int(space.train_counts[i]),
-             "test_support": int(run_a.metrics["support"][i]),
-             "f1_a": float(run_a.metrics["f1"][i]), "f1_b": float(run_b.metrics["f1"][i]),
-             "diff": float(run_b.metrics["f1"][i] - run_a.metrics["f1"][i])} for i in evaluable]
-    rows.sort(key=lambda row: -abs(row["diff"]))
-    return {"pairs": f"{a} vs {b}", "a": a, "b": b, "seed": seeds[0], "classes": rows}
-
-
-# --- logit adjustment ------------------------------------------------------
-
-
-def logit_adjustment_probe(val_logits: np.ndarray, val_labels: np.ndarray, test_logits: np.ndarray,
-                           test_labels: np.ndarray, log_prior: np.ndarray, taus: Sequence[float],
-                           tier_of: Sequence[str], rare_tier: str, *, bootstrap_samples: int = 1000,
-                           confidence: float = 0.95, bootstrap_seed: int = 0) -> dict:
-    """Post-hoc logit adjustment: argmax(logits - tau * log_prior), tau picked on validation macro F1.
-
-    Ties go to the smallest tau, so an adjustment that does not help leaves the model unchanged.
-    The test gain's interval is a paired bootstrap over test examples (one run: test resampling only).
-    """
-    num_classes = val_logits.shape[1]
-    rare = np.asarray(tier_of) == rare_tier
-
-    def predict(logits: np.ndarray, tau: float) -> np.ndarray:
-        return np.argmax(logits - tau * log_prior, axis=1)
-
-    curve = [{"tau": float(tau), "val_macro_f1": classification_metrics(val_labels, predict(val_logits, tau),
-                                                                       num_classes)["macro_f1"]}
-             for tau in sorted(taus)]
-    best = max(curve, key=lambda point: point["val_macro_f1"])
-
-    def summary(logits: np.ndarray, labels: np.ndarray, tau: float) -> dict:
-        predicted = predict(logits, tau)
-        metrics = classification_metrics(labels, predicted, num_classes)
-        scored = rare & (metrics["support"] > 0)
-        in_rare = rare[labels]
-        return {"macro_f1": metrics["macro_f1"], "accuracy": metrics["accuracy"],
-                "zero_f1_count": metrics["zero_f1_count"],
-                "rare_mean_f1": float(metrics["f1"][scored].mean()) if scored.any() else None,
-                "rare_recall": float(np.mean(predicted[in_rare] == labels[in_rare])) if in_rare.any() else None}
-
-    val_before, val_after = summary(val_logits, val_labels, 0.0), summary(val_logits, val_labels, best["tau"])
-    test_before, test_after = summary(test_logits, test_labels, 0.0), summary(test_logits, test_labels, best["tau"])
-    before_scores, after_scores = _bootstrap_scores(test_labels, [predict(test_logits, 0.0),
-                                                                  predict(test_logits, best["tau"])],
-                                                    bootstrap_samples, bootstrap_seed, rare)
-    gain_ci = {m: list(_interval(after_scores[m] - before_scores[m], confidence)) for m in COMPARED
-               if not np.all(np.isnan(after_scores[m]))}
-    return {
-        "tau": best["tau"], "tau_chosen_on": "validation macro F1", "val_curve": curve,
-        "test_macro_f1_gain": test_after["macro_f1"] - test_before["macro_f1"],
-        "test_gain_ci": gain_ci, "ci_source": "test_resampling",
-        "val_macro_f1_before": val_before["macro_f1"], "val_macro_f1_after": val_after["macro_f1"],
-        **{f"test_{key}_before": test_before[key] for key in ("macro_f1", "accuracy", "zero_f1_count")},
-        **{f"test_{key}_after": test_after[key] for key in ("macro_f1", "accuracy", "zero_f1_count")},
-        "rare_mean_f1_before": test_before["rare_mean_f1"], "rare_mean_f1_after": test_after["rare_mean_f1"],
-        "rare_recall_before": test_before["rare_recall"], "rare_recall_after": test_after["rare_recall"],
-    }
-
-
-# --- the stage -------------------------------------------------------------
 
 
 def evaluate_study(run_dir: Path, config: StudyConfig) -> dict:
@@ -665,7 +123,7 @@ def _load_run(folder: Path, name: str, space: LabelSpace) -> tuple[dict, dict, d
 def _run_entry(run: RunEval, val: dict, meta: dict, space: LabelSpace, settings: EvaluationConfig, boot_seed: int,
                csv_path: Path, folder: Path) -> dict:
     val_metrics = classification_metrics(val["labels"], val["logits"].argmax(axis=1), space.num_classes)
-    scores = _bootstrap_scores(run.y_true, [run.y_pred], settings.bootstrap_samples, boot_seed,
+    scores = bootstrap_scores(run.y_true, [run.y_pred], settings.bootstrap_samples, boot_seed,
                                space.tier_mask(space.rare_tier))[0]
     metrics = run.metrics
     return {
@@ -677,7 +135,7 @@ def _run_entry(run: RunEval, val: dict, meta: dict, space: LabelSpace, settings:
             "zero_f1_classes": [space.labels[i] for i in metrics["zero_f1_classes"]],
             "not_evaluable": [space.labels[i] for i in metrics["not_evaluable"]],
             "n_predicted_classes": metrics["n_predicted_classes"],
-            "ci": {m: list(_interval(scores[m], settings.confidence)) for m in COMPARED
+            "ci": {m: list(percentile_interval(scores[m], settings.confidence)) for m in COMPARED
                    if not np.all(np.isnan(scores[m]))},
             "per_tier": run.tiers,
             "tier_flow": {tier: tier_flow(run.y_true, run.y_pred, space, tier) for tier in space.tier_names},
@@ -705,10 +163,10 @@ def _aggregate(arm: str, by_seed: dict[int, RunEval], space: LabelSpace, uncerta
     group = list(by_seed.values())
     return {
         "seeds": list(by_seed), "n_seeds": len(group),
-        "test": {key: _mean_std([run.metrics[key] for run in group])
+        "test": {key: mean_std([run.metrics[key] for run in group])
                  for key in ("accuracy", "macro_f1", "weighted_f1", "zero_f1_count")},
         "ci": {metric: level for metric in COMPARED if (level := uncertainty.level(arm, metric)) is not None},
-        "per_tier": {tier: {key: _mean_std([run.tiers[tier][key] for run in group])
+        "per_tier": {tier: {key: mean_std([run.tiers[tier][key] for run in group])
                             for key in ("mean_f1", "n_nonzero", "zero_f1_count", "recall", "predicted_share")}
                      for tier in space.tier_names},
     }
@@ -742,30 +200,6 @@ def _write_per_class_csv(run_dir: Path, run: RunEval, space: LabelSpace) -> Path
                          int(metrics["predicted_count"][i]), bool(metrics["support"][i] > 0)])
     path = run_dir / "evaluation" / "per_class" / f"{artifacts.safe_name(run.name)}.csv"
     return artifacts.write_text(path, buffer.getvalue())
-
-
-def external_reference() -> dict:
-    """The course's published numbers (validation split, 113 classes), labelled as external to this run."""
-    baseline = json.loads(resources.files("lorastudy.study.course_data").joinpath("baseline_results.json")
-                          .read_text(encoding="utf-8"))
-    val = baseline["val"]
-    rows = [
-        {"model": "majority class", "arm": None, "accuracy": baseline["majority_class"]["val_accuracy"],
-         "macro_f1": None, "zero_f1_count": None, "approximate": False},
-        {"model": baseline["model"], "arm": "tfidf_logreg", "accuracy": val["accuracy"], "macro_f1": val["macro_f1"],
-         "zero_f1_count": val["zero_f1_classes"], "approximate": False},
-        *COURSE_ROWS,
-    ]
-    return {"label": "external: the course's published numbers, not produced by this study",
-            "source": COURSE_SOURCE, "split": "validation", "num_classes": baseline["num_classes"],
-            "rows": [{**row, "split": "validation"} for row in rows], "week2_weighting": dict(COURSE_WEEK2_WEIGHTING),
-            "tfidf_test": {"accuracy": baseline["test"]["accuracy"], "macro_f1": baseline["test"]["macro_f1"],
-                           "weighted_f1": baseline["test"]["weighted_f1"],
-                           "zero_f1_count": baseline["test"]["zero_f1_classes"]}}
-
-
-def _finite(value: float) -> float | None:
-    return value if value is not None and math.isfinite(value) else None
 
 
 def _clean(obj: Any) -> Any:

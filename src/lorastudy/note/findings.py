@@ -7,7 +7,7 @@ finding's verdict selected it, and other numbers select other sentences.
 
 Verdict vocabulary (the note's words map onto these one to one):
 - a difference: "a_higher" / "b_higher" when its interval excludes 0, else
-  "not_distinguishable"; the interval's source (`evaluation.Uncertainty`) picks the words:
+  "not_distinguishable"; the interval's source (`uncertainty.Uncertainty`) picks the words:
   test-set resampling with one seed ("clear" / "not distinguishable on this test set"),
   that widened by the seed t-interval otherwise ("clear" / "not distinguishable", the
   note's header saying what such an interval holds);
@@ -93,7 +93,7 @@ class Source:
         return f"{arm}__seed{self.results['arms'][arm]['seeds'][0]}"
 
     def source_of(self, interval: dict | None) -> str:
-        """Where one interval came from: test resampling, or that and seeds (evaluation.Uncertainty)."""
+        """Where one interval came from: test resampling, or that and seeds (uncertainty.Uncertainty)."""
         return (interval or {}).get("source", self.source)
 
     def comparison(self, a: str, b: str, metric: str) -> tuple[dict, list[Quantity], int] | None:

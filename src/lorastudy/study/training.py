@@ -209,7 +209,7 @@ def load_tfidf(model_dir: Path) -> Pipeline:
 
 
 def macro_f1(labels: np.ndarray, predicted: np.ndarray) -> float:
-    """Macro F1 over the classes present in `labels`, as evaluation.py computes it."""
+    """Macro F1 over the classes present in `labels`, as measure/metrics.py computes it."""
     return float(f1_score(labels, predicted, labels=np.unique(labels), average="macro", zero_division=0))
 
 
