@@ -55,6 +55,27 @@ def test_single_predicted_class():
     assert m["accuracy"] == 0.5 and m["zero_f1_classes"] == [0, 1] and m["n_predicted_classes"] == 1
 
 
+def test_metrics_from_confusion_counts_equal_sklearn():
+    """classification_metrics counts by itself (fast enough for the coverage simulation); scikit-learn agrees."""
+    from sklearn.metrics import precision_recall_fscore_support
+
+    rng = np.random.default_rng(7)
+    for _ in range(50):
+        classes, n = int(rng.integers(2, 40)), int(rng.integers(1, 300))
+        y_true = np.minimum(rng.geometric(0.1, n) - 1, classes - 1)
+        y_pred = np.where(rng.random(n) < rng.random(), y_true, rng.integers(0, classes, n))
+        m = classification_metrics(y_true, y_pred, classes)
+        ids = np.arange(classes)
+        precision, recall, f1, support = precision_recall_fscore_support(y_true, y_pred, labels=ids, zero_division=0)
+        evaluable = ids[support > 0]
+        assert np.allclose(m["precision"], precision) and np.allclose(m["recall"], recall)
+        assert np.allclose(m["f1"], f1) and np.array_equal(m["support"], support)
+        assert m["accuracy"] == pytest.approx(accuracy_score(y_true, y_pred))
+        for average in ("macro", "weighted"):
+            assert m[f"{average}_f1"] == pytest.approx(f1_score(y_true, y_pred, labels=evaluable, average=average,
+                                                                zero_division=0))
+
+
 def test_vectorised_resample_scores_equal_sklearn():
     rng = np.random.default_rng(0)
     y_true = np.minimum(rng.geometric(0.15, 300) - 1, 19)  # long tail over 20 classes

@@ -16,7 +16,7 @@ from typing import Sequence
 
 import numpy as np
 from scipy.stats import spearmanr
-from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
+from sklearn.metrics import confusion_matrix
 
 from lorastudy.core import artifacts
 
@@ -87,22 +87,33 @@ def score_run(name: str, arm: str, seed: int, y_true: np.ndarray, y_pred: np.nda
 
 
 def classification_metrics(y_true: Sequence[int], y_pred: Sequence[int], num_classes: int) -> dict:
-    """Accuracy, macro/weighted F1 and zero-F1 classes over the evaluable classes, plus per-class arrays."""
+    """Accuracy, macro/weighted F1 and zero-F1 classes over the evaluable classes, plus per-class arrays.
+
+    From the confusion counts (as scikit-learn's `precision_recall_fscore_support` with `labels=` all ids and
+    `zero_division=0` computes them, tests/test_evaluation.py checks it), without its input validation: the
+    simulation of tests/test_interval_coverage.py scores thousands of runs.
+    """
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     ids = np.arange(num_classes)
-    precision, recall, f1, support = precision_recall_fscore_support(
-        y_true, y_pred, labels=ids, zero_division=0)
-    evaluable = ids[support > 0]
+    right = y_true == y_pred
+    support = np.bincount(y_true, minlength=num_classes)
+    predicted = np.bincount(y_pred, minlength=num_classes)
+    tp = np.bincount(y_true[right], minlength=num_classes)
+    precision = np.divide(tp, predicted, out=np.zeros(num_classes), where=predicted > 0)
+    recall = np.divide(tp, support, out=np.zeros(num_classes), where=support > 0)
+    denominator = support + predicted
+    f1 = np.divide(2 * tp, denominator, out=np.zeros(num_classes), where=denominator > 0)
+    evaluable = support > 0
     return {
-        "accuracy": float(accuracy_score(y_true, y_pred)),
-        "macro_f1": float(f1_score(y_true, y_pred, labels=evaluable, average="macro", zero_division=0)),
-        "weighted_f1": float(f1_score(y_true, y_pred, labels=evaluable, average="weighted", zero_division=0)),
+        "accuracy": float(right.mean()),
+        "macro_f1": float(f1[evaluable].mean()),
+        "weighted_f1": float(np.average(f1[evaluable], weights=support[evaluable])),
         "zero_f1_count": int(np.sum(f1[evaluable] == 0)),
-        "zero_f1_classes": [int(i) for i in evaluable[f1[evaluable] == 0]],
-        "not_evaluable": [int(i) for i in ids[support == 0]],
-        "n_predicted_classes": int(np.unique(y_pred).size),
+        "zero_f1_classes": [int(i) for i in ids[evaluable & (f1 == 0)]],
+        "not_evaluable": [int(i) for i in ids[~evaluable]],
+        "n_predicted_classes": int(np.count_nonzero(predicted)),
         "precision": precision, "recall": recall, "f1": f1, "support": support,
-        "predicted_count": np.bincount(y_pred, minlength=num_classes),
+        "predicted_count": predicted,
     }
 
 
