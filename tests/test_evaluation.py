@@ -18,11 +18,15 @@ from lorastudy.measure.logit_adjustment import logit_adjustment_probe
 from lorastudy.measure.mechanism import weighting_effect
 from lorastudy.measure.metrics import LabelSpace, classification_metrics, score_run
 from lorastudy.measure.uncertainty import (
+    ResamplePlan,
     bootstrap_ci,
+    pooled_class_size,
+    bootstrap_scores,
     Uncertainty,
     paired_bootstrap_diff,
     resampled_scores,
     seed_half_width,
+    spread,
     weighting_did,
 )
 from lorastudy.study.config import EvaluationConfig
@@ -76,17 +80,60 @@ def test_metrics_from_confusion_counts_equal_sklearn():
                                                                 zero_division=0))
 
 
+def _resample_as_rows(plan, y_pred, donors_row):
+    """One resample spelled out: each slot's class, predicted label and weight (ResamplePlan's rule, by hand)."""
+    true, predicted = [], []
+    for slot, donor in enumerate(donors_row):
+        cls = plan.slot_class[slot]
+        assert plan.pooled[slot] or plan.y_true[donor] == cls  # a class with several examples draws its own
+        donor_right = y_pred[donor] == plan.y_true[donor]
+        true.append(cls)
+        predicted.append(cls if donor_right else y_pred[donor])
+    return np.array(true), np.array(predicted), plan.weight
+
+
 def test_vectorised_resample_scores_equal_sklearn():
     rng = np.random.default_rng(0)
-    y_true = np.minimum(rng.geometric(0.15, 300) - 1, 19)  # long tail over 20 classes
-    y_pred = np.where(rng.random(300) < 0.6, y_true, rng.integers(0, 20, 300))
-    idx = rng.integers(0, 300, size=(25, 300))
-    fast = resampled_scores(y_true, y_pred, idx, num_classes=20)
+    y_true = np.concatenate([np.minimum(rng.geometric(0.15, 300) - 1, 16), [17, 18, 19]])  # long tail, 1-example classes
+    y_pred = np.where(rng.random(303) < 0.6, y_true, rng.integers(0, 20, 303))
+    plan = ResamplePlan.of(y_true)
+    assert plan.pooled.sum() >= 3
+    donors = next(plan.draw(25, seed=1))
+    fast = resampled_scores(plan, y_pred, donors, num_classes=20)
     for row, (acc, f1) in enumerate(zip(fast["accuracy"], fast["macro_f1"])):
-        t, p = y_true[idx[row]], y_pred[idx[row]]
-        assert acc == pytest.approx(accuracy_score(t, p))
-        # the point estimate's class set (classes of the whole test set), not the resample's
-        assert f1 == pytest.approx(f1_score(t, p, labels=np.unique(y_true), average="macro", zero_division=0))
+        t, p, w = _resample_as_rows(plan, y_pred, donors[row])
+        assert acc == pytest.approx(accuracy_score(t, p, sample_weight=w))
+        # the point estimate's class set: every class of the test set, each with its test count
+        assert f1 == pytest.approx(f1_score(t, p, labels=np.unique(y_true), average="macro", sample_weight=w,
+                                            zero_division=0))
+
+
+def test_the_resample_plan_keeps_every_class_count_and_rescales_small_classes():
+    """A class of n examples: n - 1 draws from its own examples, each counting n / (n - 1) (so a class of three
+    varies as much as its examples allow, not two thirds as much); classes of one or two examples draw from a
+    shared pool, which takes in the next-smallest classes until it holds 20 examples."""
+    counts = [30, 12, 3] + [2] * 8 + [1] * 4
+    y_true = np.repeat(np.arange(len(counts)), counts)
+    plan = ResamplePlan.of(y_true)
+    for cls, n in ((0, 30), (1, 12), (2, 3)):
+        slots = plan.slot_class == cls
+        assert slots.sum() == n - 1 and np.allclose(plan.weight[slots], n / (n - 1)) and not plan.pooled[slots].any()
+    assert sorted(plan.slot_class[plan.pooled]) == sorted(y_true[y_true >= 3])
+    assert np.all(plan.weight[plan.pooled] == 1)
+    assert np.bincount(plan.slot_class, weights=plan.weight) == pytest.approx(counts)
+    donors = np.concatenate(list(plan.draw(300, seed=0)))
+    assert donors.shape == (300, len(plan.slot_class))
+    assert np.all(y_true[donors[:, ~plan.pooled]] == plan.slot_class[~plan.pooled])
+    assert set(np.unique(donors[:, plan.pooled])) == set(np.flatnonzero(y_true >= 3))
+    # a class of three examples, one right: its recall in a resample is 0, 1/2 or 1, never always 1/3
+    y_pred = y_true.copy()
+    y_pred[[30 + 12, 30 + 12 + 1]] = 0
+    rare = np.arange(len(counts)) == 2
+    recall = resampled_scores(plan, y_pred, donors, len(counts), rare_classes=rare)["rare_recall"]
+    assert set(np.round(recall, 9)) == {0.0, 0.5, 1.0}
+    # fewer than 20 examples in classes of one or two: the next sizes join (here the class of three)
+    assert pooled_class_size(np.array([30, 12, 3, 2, 2, 1])) == 12 and pooled_class_size(np.array([30, 3, 3])) == 0
+    assert pooled_class_size(np.array([30, 12, 3] + [2] * 10)) == 2
 
 
 def test_bootstrap_perfect_predictions_and_width_shrinks_with_more_examples():
@@ -179,16 +226,15 @@ def test_a_one_seed_reference_is_compared_with_the_seed_mean_of_a_several_seed_a
     uncertainty = _uncertainty({"encoder_full": full, "encoder_lora": lora}, space, n=400)
     row = uncertainty.contrast(lora_minus_full, "accuracy")
     seed_mean = np.mean([run.metrics["accuracy"] for run in lora.values()])
-    assert row["source"] == "test_and_seeds" and row["seeds"] == [42, 43, 44]
+    assert row["source"] == "test_and_seeds" and row["seeds"] == [42, 43, 44] and row["one_run"] == ["encoder_full"]
     assert row["diff"] == pytest.approx(seed_mean - full[42].metrics["accuracy"])
     assert abs(row["diff"] - (lora[42].metrics["accuracy"] - full[42].metrics["accuracy"])) > 0.1
     half = seed_half_width([run.metrics["accuracy"] - full[42].metrics["accuracy"] for run in lora.values()], 0.95)
     resampled = (np.mean([uncertainty.boot["encoder_lora"][s]["accuracy"] for s in lora], axis=0)
                  - uncertainty.boot["encoder_full"][42]["accuracy"])
-    boot_lo, boot_hi = np.percentile(resampled, [2.5, 97.5])
-    assert row["ci"] == pytest.approx([row["diff"] - np.hypot(row["diff"] - boot_lo, half),
-                                       row["diff"] + np.hypot(boot_hi - row["diff"], half)])
-    assert row["ci"][0] < min(boot_lo, row["diff"] - half) and row["ci"][1] > max(boot_hi, row["diff"] + half)
+    below, above = spread(resampled, 0.95)
+    assert row["ci"] == pytest.approx([row["diff"] - np.hypot(below, half), row["diff"] + np.hypot(above, half)])
+    assert row["ci"][0] < row["diff"] - max(below, half) and row["ci"][1] > row["diff"] + max(above, half)
     assert not row["distinguishable"]
     copies = {seed: score_run("l", "encoder_lora", seed, y_true, lora[42].y_pred, space) for seed in (42, 43, 44)}
     three = _uncertainty({"encoder_full": full, "encoder_lora": copies}, space, n=400).contrast(lora_minus_full,
@@ -218,14 +264,18 @@ def test_several_seeds_widen_the_test_bootstrap_by_the_seed_t_interval_for_point
     assert accuracy["ci"][0] < np.mean(diffs) - half and accuracy["ci"][1] > np.mean(diffs) + half
 
 
-def test_bootstrap_scores_every_resample_on_the_point_estimates_class_set():
-    y_true = np.array([0, 0, 0, 1, 1, 2])
-    y_pred = np.array([0, 0, 0, 1, 1, 0])
-    idx = np.array([[0, 1, 2, 3, 4, 0]])  # class 2 absent from this resample: it still counts, with F1 0
-    scored = np.array([True, True, True])
-    score = resampled_scores(y_true, y_pred, idx, 3, scored=scored)["macro_f1"][0]
-    assert score == pytest.approx(f1_score(y_true[idx[0]], y_pred[idx[0]], labels=[0, 1, 2], average="macro",
-                                           zero_division=0))
+def test_a_rare_class_is_never_absent_from_a_resample_and_no_interval_excludes_its_estimate():
+    """The cause of macro-F1 intervals below their own estimate: a test-example resample left out a class with one
+    or two examples (1 / e and 1 / e^2 of the time) and scored it F1 0; by class, every class keeps its count."""
+    rng = np.random.default_rng(4)
+    counts = [200, 120, 80, 40] + [2] * 30 + [1] * 10
+    y_true = np.repeat(np.arange(len(counts)), counts)
+    y_pred = np.where(rng.random(len(y_true)) < 0.8, y_true, 0)
+    scores = bootstrap_scores(y_true, [y_pred], 400, seed=0)[0]
+    estimate = classification_metrics(y_true, y_pred, len(counts))["macro_f1"]
+    lo, hi = bootstrap_ci(y_true, y_pred, "macro_f1", 400, 0.95, seed=0)
+    assert lo <= estimate <= hi
+    assert abs(np.median(scores["macro_f1"]) - estimate) < (hi - lo) / 2  # no longer a whole interval below
 
 
 def test_weighting_difference_in_differences_is_paired():
@@ -338,7 +388,7 @@ SCHEMA_KEYS = {
              "true_share"},
     "arm": {"seeds", "n_seeds", "test", "ci", "per_tier"},
     "comparison": {"name", "a", "b", "kind", "metric", "diff", "ci", "distinguishable", "source", "seeds",
-                   "seed_values"},
+                   "seed_values", "one_run"},
     "effect": {"vanilla", "weighted", "seeds", "before", "after", "delta", "relative_macro_f1", "relative_accuracy",
                "intervals", "lifted_off_zero", "fell_to_zero", "per_tier"},
     "effect.tier": {"delta_mean_f1", "delta_zero_f1", "delta_recall", "mean_f1_before", "mean_f1_after",
@@ -372,7 +422,7 @@ def test_evaluate_study_all_arms_two_seeds(tmp_path):
     assert on_disk == results
     _assert_plain_json(results)
 
-    assert set(results) == SCHEMA_KEYS[""] and results["schema_version"] == 3
+    assert set(results) == SCHEMA_KEYS[""] and results["schema_version"] == 4
     assert results["uncertainty"]["source"] == "seeds" and results["uncertainty"]["n_seeds"] == 2
     assert set(results["study"]) == SCHEMA_KEYS["study"] and set(results["data"]) == SCHEMA_KEYS["data"]
     assert results["data"]["not_evaluable"] == ["label.7"]
@@ -399,7 +449,8 @@ def test_evaluate_study_all_arms_two_seeds(tmp_path):
     assert ("encoder_lora", "decoder_lora", "macro_f1") in names and ("encoder_full", "encoder_lora", "accuracy") in names
     assert ("tfidf_logreg", "decoder_lora_cw", "macro_f1") in names and len(names) == 21 * 3  # every pair, 3 metrics
     assert all(set(c) == SCHEMA_KEYS["comparison"] and len(c["seed_values"]) == 2 and c["source"] == "test_and_seeds"
-               for c in results["comparisons"])
+               and c["one_run"] == [] and c["ci"][0] <= c["diff"] <= c["ci"][1] for c in results["comparisons"])
+    assert results["uncertainty"]["method"] == "class_stratified_bootstrap"
     vs_tfidf = next(c for c in results["comparisons"] if c["name"] == "tfidf_logreg vs encoder_full"
                     and c["metric"] == "accuracy")
     assert vs_tfidf["diff"] > 0
@@ -432,6 +483,7 @@ def test_evaluate_study_some_arms_one_seed(tmp_path):
     results = evaluate_study(_write_run_dir(tmp_path, arms, [7]), _config(arms, [7]))
     assert results["arms"]["decoder_lora"]["test"]["macro_f1"]["std"] is None
     assert {c["name"] for c in results["comparisons"]} == {"encoder_lora vs decoder_lora"}
+    assert all(set(c["one_run"]) == {"encoder_lora", "decoder_lora"} for c in results["comparisons"])
     assert results["weighting_effect"] == {} and results["weighting_did"] == []
     assert results["uncertainty"]["source"] == "test_resampling"
     assert results["external_reference"] is None
@@ -468,11 +520,13 @@ def test_rare_recall_is_bootstrapped_for_every_pair():
     runs = {"encoder_lora": {42: score_run("e", "encoder_lora", 42, y_true, encoder, space)},
             "decoder_lora": {42: score_run("d", "decoder_lora", 42, y_true, decoder, space)}}
 
-    idx = rng.integers(0, 300, size=(20, 300))
-    resampled = resampled_scores(y_true, encoder, idx, 5, space.tier_mask("rare"))
+    plan = ResamplePlan.of(y_true)
+    donors = next(plan.draw(20, seed=0))
+    resampled = resampled_scores(plan, encoder, donors, 5, space.tier_mask("rare"))
     for row in range(20):
-        rare = y_true[idx[row]] >= 3
-        assert resampled["rare_recall"][row] == pytest.approx(np.mean(encoder[idx[row]][rare] == y_true[idx[row]][rare]))
+        t, p, w = _resample_as_rows(plan, encoder, donors[row])
+        rare = t >= 3
+        assert resampled["rare_recall"][row] == pytest.approx(np.average(p[rare] == t[rare], weights=w[rare]))
 
     recall = _uncertainty(runs, space, n=300).contrast({"decoder_lora": 1.0, "encoder_lora": -1.0}, "rare_recall")
     assert recall["diff"] == pytest.approx(1.0 - runs["encoder_lora"][42].tiers["rare"]["recall"])

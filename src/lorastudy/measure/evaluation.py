@@ -30,13 +30,13 @@ from lorastudy.measure.logit_adjustment import logit_adjustment_probe
 from lorastudy.measure.mechanism import class_differences, mechanism, weighting_effect
 from lorastudy.measure.metrics import (COMPARED, WEIGHTED_ARM, LabelSpace, RunEval, classification_metrics,
                                        confused_pairs, mean_std, score_run, spearman_f1_vs_train_count, tier_flow)
-from lorastudy.measure.uncertainty import (Uncertainty, bootstrap_scores, compare_all, percentile_interval,
-                                           weighting_did)
+from lorastudy.measure.uncertainty import (INTERVAL_METHOD, Uncertainty, bootstrap_interval, bootstrap_scores, compare_all,
+                                           run_score, weighting_did)
 from lorastudy.study import weighting
 from lorastudy.study.config import EvaluationConfig, StudyConfig, stable_hash
 from lorastudy.core.errors import StudyError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4  # 4: class-stratified bootstrap centred on the estimate; contrasts name their one-run arms
 
 
 def evaluate_study(run_dir: Path, config: StudyConfig) -> dict:
@@ -83,7 +83,8 @@ def evaluate_study(run_dir: Path, config: StudyConfig) -> dict:
                   "created": datetime.now(timezone.utc).isoformat(timespec="seconds")},
         "data": _data_section(space),
         "uncertainty": {"source": source, "n_seeds": n_seeds, "seeds_per_arm": seeds_per_arm,
-                        "confidence": settings.confidence, "bootstrap_samples": settings.bootstrap_samples},
+                        "confidence": settings.confidence, "bootstrap_samples": settings.bootstrap_samples,
+                        "method": INTERVAL_METHOD},
         "runs": run_entries,
         "arms": {arm: _aggregate(arm, by_seed, space, uncertainty) for arm, by_seed in runs.items()},
         "comparisons": compare_all(uncertainty, list(runs)),
@@ -135,8 +136,8 @@ def _run_entry(run: RunEval, val: dict, meta: dict, space: LabelSpace, settings:
             "zero_f1_classes": [space.labels[i] for i in metrics["zero_f1_classes"]],
             "not_evaluable": [space.labels[i] for i in metrics["not_evaluable"]],
             "n_predicted_classes": metrics["n_predicted_classes"],
-            "ci": {m: list(percentile_interval(scores[m], settings.confidence)) for m in COMPARED
-                   if not np.all(np.isnan(scores[m]))},
+            "ci": {m: list(bootstrap_interval(scores[m], run_score(run, m, space.rare_tier), settings.confidence))
+                   for m in COMPARED if not np.all(np.isnan(scores[m]))},
             "per_tier": run.tiers,
             "tier_flow": {tier: tier_flow(run.y_true, run.y_pred, space, tier) for tier in space.tier_names},
             "spearman_f1_vs_train_count": spearman_f1_vs_train_count(metrics, space.train_counts),

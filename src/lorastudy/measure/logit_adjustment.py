@@ -7,7 +7,7 @@ from typing import Sequence
 import numpy as np
 
 from lorastudy.measure.metrics import COMPARED, classification_metrics
-from lorastudy.measure.uncertainty import bootstrap_scores, percentile_interval
+from lorastudy.measure.uncertainty import bootstrap_interval, bootstrap_scores
 
 
 def logit_adjustment_probe(val_logits: np.ndarray, val_labels: np.ndarray, test_logits: np.ndarray,
@@ -45,8 +45,9 @@ def logit_adjustment_probe(val_logits: np.ndarray, val_labels: np.ndarray, test_
     before_scores, after_scores = bootstrap_scores(test_labels, [predict(test_logits, 0.0),
                                                                   predict(test_logits, best["tau"])],
                                                     bootstrap_samples, bootstrap_seed, rare)
-    gain_ci = {m: list(percentile_interval(after_scores[m] - before_scores[m], confidence)) for m in COMPARED
-               if not np.all(np.isnan(after_scores[m]))}
+    gain_ci = {m: list(bootstrap_interval(after_scores[m] - before_scores[m], test_after[m] - test_before[m],
+                                          confidence))
+               for m in COMPARED if not np.all(np.isnan(after_scores[m]))}
     return {
         "tau": best["tau"], "tau_chosen_on": "validation macro F1", "val_curve": curve,
         "test_macro_f1_gain": test_after["macro_f1"] - test_before["macro_f1"],

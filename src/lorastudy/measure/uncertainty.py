@@ -1,26 +1,40 @@
 """Uncertainty: bootstrap over test examples, t-intervals over seeds, and the contrasts between arms built on them.
 
-Two rules hold for every interval in the note:
-- Where an interval comes from (`source`): a percentile bootstrap over test examples of
-  each arm's seed mean ("test_resampling", all arms with one training seed: it says
-  nothing about training variance). Where an arm has several seeds, that interval is
-  widened by a Student-t interval over the seeds ("test_and_seeds"): each side's
-  bootstrap half-width and the t half-width added in quadrature, so the test-set and
-  run-to-run sources both count and neither hides the other. The t-interval is over
-  the seeds the several-seed arms share (paired), a one-seed arm held at its run, whose
-  own training variance no interval sees. Point estimate (seed means), interval and
-  verdict of one quantity always come from the same rule.
-- A bootstrap resample is scored on the same class set as the point estimate (the
-  classes evaluable on the whole test set), and every arm is scored on the same
-  resamples, so paired intervals are of the difference itself.
+What an interval claims (its estimand): the expected value of the metric on test sets of this study's design
+(every class with its test count, as the stratified split gives), for the trained model it comes from (one seed)
+or over training runs (several seeds). docs/intervals.md measures by simulation how often each kind covers it.
+
+Rules that hold for every interval in the note:
+- Test-set resampling, class by class (`ResamplePlan`). A resample keeps every class's test count, so no class is
+  ever missing from one. (A plain resample of all test examples leaves out a class of one test example 37% of the
+  time, of two 14%, and scored it F1 0 there: on 129 classes with 1-3 test examples for the rarest, the resampled
+  macro F1 sat a whole interval below its estimate.) Within a class of n examples it draws n - 1 with replacement,
+  each counting n / (n - 1) (Rao and Wu's rescaling): drawing n understates a class's variance by (n - 1) / n,
+  half for a class of two. Classes with one test example share one pool of donors (module `ResamplePlan`).
+- The interval is the bootstrap distribution's spread around its median, placed around the estimate
+  (`bootstrap_interval`): it always contains its estimate. F1 on a handful of examples is a non-linear count
+  statistic whose resamples sit below the sample F1 (a class of two examples, one right, F1 2/3: resampled it is
+  1 or 0 as often); that shift says how the expected F1 of a small test set differs from the F1 of the model's
+  confusion rates, not how far the estimate is from what the interval claims, so it is not the interval's.
+- Where an interval comes from (`source`): the bootstrap of each arm's seed mean ("test_resampling", all arms
+  with one training seed: it says nothing about training variance). Where an arm has several seeds, each side's
+  bootstrap half-width and the Student-t half-width over the seeds are added in quadrature ("test_and_seeds"),
+  so the test-set and run-to-run sources both count and neither hides the other. The t-interval is over the seeds
+  the several-seed arms share (paired), a one-seed arm held at its run: its own training variance is in no
+  interval, and a contrast names such arms (`single_run`), whose difference holds for that one training run.
+  Point estimate (seed means), interval and verdict of one quantity always come from the same rule.
+- Every arm is scored on the same resamples, so paired intervals are of the difference itself.
 """
 
 from __future__ import annotations
 
+import functools
 import math
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
+from scipy import sparse
 from scipy.stats import t as student_t
 
 from lorastudy.measure.metrics import (COMPARED, RARE_RECALL, WEIGHTED_ARM, LabelSpace, RunEval,
@@ -28,47 +42,137 @@ from lorastudy.measure.metrics import (COMPARED, RARE_RECALL, WEIGHTED_ARM, Labe
 from lorastudy.study.config import ARMS as ARM_ORDER, EvaluationConfig
 
 RESAMPLE_CHUNK = 100
+POOL_SMALL, POOL_MIN = 2, 20  # classes of <= 2 test examples share a pool, grown to >= 20 examples (ResamplePlan)
+INTERVAL_METHOD = "class_stratified_bootstrap"  # results.json's uncertainty.method (docs/intervals.md)
 
 
 # --- bootstrap -------------------------------------------------------------
 
 
-def _resample_chunks(n_examples: int, n_samples: int, seed: int):
-    """Resampled index matrices [chunk, n_examples]; the same seed gives the same resamples."""
-    rng = np.random.default_rng(seed)
-    for start in range(0, n_samples, RESAMPLE_CHUNK):
-        yield rng.integers(0, n_examples, size=(min(RESAMPLE_CHUNK, n_samples - start), n_examples))
+def pooled_class_size(counts: np.ndarray) -> int:
+    """The largest test count of a class whose outcomes come from the shared pool (0: no pool).
 
-
-def resampled_scores(y_true: np.ndarray, y_pred: np.ndarray, idx: np.ndarray, num_classes: int,
-                     rare_classes: np.ndarray | None = None, scored: np.ndarray | None = None) -> dict[str, np.ndarray]:
-    """Accuracy and macro F1 of each resample (a row of `idx`) from per-resample confusion counts.
-
-    Macro F1 averages over `scored` (a boolean per class; default: the classes with examples in
-    `y_true`), the point estimate's class set, whatever a resample happens to contain: a scored
-    class without examples in a resample has F1 0 there, as scikit-learn with `labels=` gives.
-    With `rare_classes` (a boolean per class) also the pooled recall of the rare tier's examples
-    (NaN for a resample without one).
+    Classes with at most POOL_SMALL test examples; if they hold fewer than POOL_MIN examples, the next-smallest
+    class sizes join until they do, so that the pool's own rate of right answers is itself estimable.
     """
-    t, p = y_true[idx], y_pred[idx]
-    offset = np.arange(idx.shape[0])[:, None] * num_classes
-    size = idx.shape[0] * num_classes
-    correct = t == p
-    tp = np.bincount((offset + t)[correct], minlength=size).reshape(-1, num_classes)
-    support = np.bincount((offset + t).ravel(), minlength=size).reshape(-1, num_classes)
-    predicted = np.bincount((offset + p).ravel(), minlength=size).reshape(-1, num_classes)
-    denominator = support + predicted
-    f1 = np.divide(2 * tp, denominator, out=np.zeros(tp.shape), where=denominator > 0)
+    counts = np.asarray(counts)
+    sizes = np.unique(counts[counts > 0])
+    if not len(sizes) or sizes[0] > POOL_SMALL:
+        return 0
+    up_to = int(sizes[sizes <= POOL_SMALL].max())
+    for size in sizes[sizes > POOL_SMALL]:
+        if counts[counts <= up_to].sum() >= POOL_MIN:
+            break
+        up_to = int(size)
+    return up_to
+
+
+@dataclass(frozen=True)
+class ResamplePlan:
+    """How the test set is resampled, class by class (module docstring).
+
+    Slot i of every resample stands for an example of class `slot_class[i]` and counts `weight[i]` times; a
+    resample gives each slot a donor, a test example whose outcome it takes. A class of n examples has n - 1
+    slots, each drawing a donor from the class's own examples and counting n / (n - 1) times. The smallest classes
+    (`pooled_class_size`) share one pool: each keeps one slot per example and takes the outcome of a donor drawn
+    from the pool (right stays right: the slot's own class is predicted; wrong keeps the donor's wrong label).
+    Either way a class keeps its test count, and every predictor takes the same donors' outcomes (paired).
+    """
+
+    y_true: np.ndarray
+    slot_class: np.ndarray   # [slots] the class each slot stands for
+    weight: np.ndarray       # [slots] how many examples a slot counts for
+    pool_start: np.ndarray   # [slots] where the slot's donors start in `donors`
+    pool_size: np.ndarray    # [slots] how many donors it draws from
+    donors: np.ndarray       # test positions, grouped by pool
+    pooled: np.ndarray       # [slots] True for the slots of the pooled classes
+
+    @classmethod
+    def of(cls, y_true: np.ndarray) -> "ResamplePlan":
+        y_true = np.asarray(y_true)
+        order = np.argsort(y_true, kind="stable")
+        counts = np.bincount(y_true)
+        pool_up_to = pooled_class_size(counts)
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        rank = np.arange(len(y_true)) - starts[y_true[order]]   # rank of each sorted example within its class
+        n_of = counts[y_true[order]]
+        small = n_of <= pool_up_to
+        members = order[small]                                   # the pool: every example of a small class
+        own = ~small & (rank < n_of - 1)                         # n - 1 slots per class with more examples
+        slot_class = np.concatenate([y_true[order][own], y_true[members]])
+        n_slot = counts[slot_class]
+        pooled = n_slot <= pool_up_to
+        donors = np.concatenate([order, members])
+        pool_start = np.where(pooled, len(order), starts[slot_class])
+        pool_size = np.where(pooled, len(members), n_slot)
+        weight = np.where(pooled, 1.0, n_slot / np.maximum(n_slot - 1, 1))
+        return cls(y_true, slot_class, weight, pool_start, pool_size, donors, pooled)
+
+    def draw(self, n_samples: int, seed: int):
+        """Donor matrices [chunk, slots]; the same seed gives the same resamples."""
+        rng = np.random.default_rng(seed)
+        for start in range(0, n_samples, RESAMPLE_CHUNK):
+            size = (min(RESAMPLE_CHUNK, n_samples - start), len(self.slot_class))
+            yield self.donors[self.pool_start + (rng.random(size) * self.pool_size).astype(np.int64)]
+
+    def example_weights(self, donors: np.ndarray) -> np.ndarray:
+        """[chunk, examples]: how many examples each test example stands for in each resample, over the slots of
+        classes with several examples (whose donors are their own examples, outcome and class alike)."""
+        rows, n = len(donors), len(self.y_true)
+        own = ~self.pooled
+        index = (np.arange(rows)[:, None] * n + donors[:, own]).ravel()
+        return np.bincount(index, weights=np.tile(self.weight[own], rows), minlength=rows * n).reshape(rows, n)
+
+
+def _outcomes(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> sparse.csr_matrix:
+    """[classes x 2, examples]: row k marks the examples predicted k, row classes + k those of class k predicted k."""
+    n = len(y_true)
+    right = np.flatnonzero(y_pred == y_true)
+    rows = np.concatenate([y_pred, num_classes + y_true[right]])
+    columns = np.concatenate([np.arange(n), right])
+    return sparse.csr_matrix((np.ones(len(rows)), (rows, columns)), shape=(2 * num_classes, n))
+
+
+def _scores(plan: ResamplePlan, preds: Sequence[np.ndarray], donors: np.ndarray, num_classes: int,
+            rare_classes: np.ndarray | None, scored: np.ndarray, outcomes: sparse.csr_matrix) -> list[dict]:
+    """Every predictor's scores on the resamples in `donors`, from the confusion counts of each resample."""
+    rows, k = len(donors), num_classes
+    counts = (outcomes @ plan.example_weights(donors).T).T          # [rows, predictors x 2 x classes]
+    support = np.bincount(plan.y_true, minlength=k)
+    pooled_class, pooled_donors = plan.slot_class[plan.pooled], donors[:, plan.pooled]
+    offset = np.arange(rows)[:, None] * k
+    out = []
+    for i, y_pred in enumerate(preds):
+        predicted, tp = counts[:, 2 * k * i:2 * k * i + k], counts[:, 2 * k * i + k:2 * k * (i + 1)]
+        if len(pooled_class):  # a one-example class takes its donor's outcome: right predicts the slot's own class
+            label = y_pred[pooled_donors]
+            label = np.where(label == plan.y_true[pooled_donors], pooled_class, label)
+            predicted = predicted + np.bincount((offset + label).ravel(), minlength=rows * k).reshape(rows, k)
+            hits = (offset + np.broadcast_to(pooled_class, label.shape))[label == pooled_class]
+            tp = tp + np.bincount(hits, minlength=rows * k).reshape(rows, k)
+        denominator = support + predicted
+        f1 = np.divide(2 * tp, denominator, out=np.zeros(tp.shape), where=denominator > 0)
+        scores = {"accuracy": tp.sum(axis=1) / len(plan.y_true), "macro_f1": f1[:, scored].mean(axis=1)}
+        if rare_classes is not None:
+            rare = np.asarray(rare_classes, dtype=bool)
+            n_rare = support[rare].sum()
+            scores[RARE_RECALL] = tp[:, rare].sum(axis=1) / n_rare if n_rare else np.full(rows, np.nan)
+        out.append({m: np.round(v, 12) for m, v in scores.items()})  # weights n / (n - 1) sum to n up to rounding
+    return out
+
+
+def resampled_scores(plan: ResamplePlan, y_pred: np.ndarray, donors: np.ndarray, num_classes: int,
+                     rare_classes: np.ndarray | None = None, scored: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Accuracy and macro F1 of each resample (a row of `donors`, see `ResamplePlan`) from its confusion counts.
+
+    Every class keeps its test count in every resample, so macro F1 averages over the same classes as the point
+    estimate (`scored`, default: the classes with test examples). With `rare_classes` (a boolean per class) also
+    the pooled recall of the rare tier's examples (NaN when the tier has no test example).
+    """
     if scored is None:
-        scored = np.bincount(y_true, minlength=num_classes) > 0
-    scored = np.asarray(scored, dtype=bool)
-    scores = {"accuracy": correct.mean(axis=1), "macro_f1": f1[:, scored].mean(axis=1)}
-    if rare_classes is not None:
-        in_rare = np.asarray(rare_classes)[t]
-        n_rare = in_rare.sum(axis=1)
-        scores[RARE_RECALL] = np.divide((correct & in_rare).sum(axis=1), n_rare, out=np.full(len(t), np.nan),
-                                        where=n_rare > 0)
-    return scores
+        scored = np.bincount(plan.y_true, minlength=num_classes) > 0
+    return _scores(plan, [y_pred], donors, num_classes, rare_classes, np.asarray(scored, dtype=bool),
+                   _outcomes(plan.y_true, y_pred, num_classes))[0]
 
 
 def bootstrap_scores(y_true: np.ndarray, preds: Sequence[np.ndarray], n: int, seed: int,
@@ -79,24 +183,40 @@ def bootstrap_scores(y_true: np.ndarray, preds: Sequence[np.ndarray], n: int, se
     num_classes = int(max(y_true.max(), *(p.max() for p in preds))) + 1
     if rare_classes is not None:
         num_classes = max(num_classes, len(rare_classes))
+    plan = ResamplePlan.of(y_true)
     scored = np.bincount(y_true, minlength=num_classes) > 0
-    chunks = [[] for _ in preds]
-    for idx in _resample_chunks(len(y_true), n, seed):
-        for chunk, pred in zip(chunks, preds):
-            chunk.append(resampled_scores(y_true, pred, idx, num_classes, rare_classes, scored))
-    return [{m: np.concatenate([c[m] for c in chunk]) for m in chunk[0]} for chunk in chunks]
+    outcomes = sparse.vstack([_outcomes(y_true, pred, num_classes) for pred in preds], format="csr")
+    chunks = [_scores(plan, preds, donors, num_classes, rare_classes, scored, outcomes)
+              for donors in plan.draw(n, seed)]
+    return [{m: np.concatenate([chunk[i][m] for chunk in chunks]) for m in chunks[0][i]} for i in range(len(preds))]
 
 
-def percentile_interval(values: np.ndarray, confidence: float) -> tuple[float, float]:
-    tail = (1 - confidence) / 2 * 100
-    lo, hi = np.nanpercentile(values, [tail, 100 - tail])
-    return float(lo), float(hi)
+def spread(values: np.ndarray, confidence: float) -> tuple[float, float]:
+    """How far the bootstrap distribution reaches below and above its median, at `confidence`.
+
+    Quantiles at p(B + 1) (numpy's "weibull" rule): the expected bootstrap mass between them is `confidence`
+    for any number B of resamples (the default rule holds 94% at B = 200).
+    """
+    tail = (1 - confidence) / 2
+    lo, median, hi = np.nanquantile(values, [tail, 0.5, 1 - tail], method="weibull")
+    return float(median - lo), float(hi - median)
+
+
+def bootstrap_interval(values: np.ndarray, estimate: float, confidence: float) -> tuple[float, float]:
+    """The bootstrap distribution's spread (`spread`) placed around the estimate: it always contains it."""
+    below, above = spread(values, confidence)
+    return float(estimate - below), float(estimate + above)
+
+
+@functools.lru_cache(maxsize=None)
+def _t_quantile(confidence: float, df: int) -> float:
+    return float(student_t.ppf((1 + confidence) / 2, df))
 
 
 def seed_half_width(values: Sequence[float], confidence: float) -> float:
     """Student-t half-width of the mean of seed-level values: what run-to-run variation allows."""
     values = np.asarray(values, dtype=float)
-    return float(student_t.ppf((1 + confidence) / 2, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values)))
+    return float(_t_quantile(confidence, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values)))
 
 
 def _point(y_true: np.ndarray, y_pred: np.ndarray, metric: str) -> float:
@@ -106,25 +226,26 @@ def _point(y_true: np.ndarray, y_pred: np.ndarray, metric: str) -> float:
 
 def bootstrap_ci(y_true: Sequence[int], y_pred: Sequence[int], metric: str, n: int, confidence: float,
                  seed: int) -> tuple[float, float]:
-    """Percentile bootstrap interval of `metric` ("accuracy" or "macro_f1") over test examples."""
-    scores = bootstrap_scores(np.asarray(y_true), [np.asarray(y_pred)], n, seed)[0]
-    return percentile_interval(scores[metric], confidence)
+    """Bootstrap interval of `metric` ("accuracy" or "macro_f1") over test examples, around its estimate."""
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    scores = bootstrap_scores(y_true, [y_pred], n, seed)[0]
+    return bootstrap_interval(scores[metric], _point(y_true, y_pred, metric), confidence)
 
 
 def paired_bootstrap_diff(y_true: Sequence[int], pred_a: Sequence[int], pred_b: Sequence[int], metric: str, n: int,
                           confidence: float, seed: int) -> dict:
-    """Difference b - a of `metric` with a percentile interval from the same resamples for both predictors."""
+    """Difference b - a of `metric` with an interval from the same resamples for both predictors."""
     y_true = np.asarray(y_true)
     scores_a, scores_b = bootstrap_scores(y_true, [pred_a, pred_b], n, seed)
-    ci = percentile_interval(scores_b[metric] - scores_a[metric], confidence)
     diff = _point(y_true, np.asarray(pred_b), metric) - _point(y_true, np.asarray(pred_a), metric)
+    ci = bootstrap_interval(scores_b[metric] - scores_a[metric], diff, confidence)
     return {"metric": metric, "diff": diff, "ci": list(ci), "distinguishable": not ci[0] <= 0 <= ci[1]}
 
 
 # --- uncertainty across arms and seeds ----------------------------------------
 
 
-def _run_score(run: RunEval, metric: str, rare: str) -> float | None:
+def run_score(run: RunEval, metric: str, rare: str) -> float | None:
     """A run's point value of a compared metric: rare_recall is the rare tier's pooled recall."""
     return run.tiers[rare]["recall"] if metric == RARE_RECALL else run.metrics[metric]
 
@@ -151,25 +272,29 @@ class Uncertainty:
             self.boot.setdefault(arm, {})[run_seed] = resampled
 
     def contrast(self, weights: dict[str, float], metric: str) -> dict | None:
-        """The linear contrast sum(w * metric of arm), e.g. {b: 1, a: -1} for b - a; null when undefined."""
+        """The linear contrast sum(w * metric of arm), e.g. {b: 1, a: -1} for b - a; null when undefined.
+
+        `one_run` lists the arms whose training variance the interval leaves out (one seed each, or every arm
+        where no two seeds are shared): what it says holds for those arms' training runs.
+        """
         if not all(self.runs.get(arm) for arm in weights):
             return None
-        values = {arm: {s: _run_score(run, metric, self.rare) for s, run in self.runs[arm].items()} for arm in weights}
+        values = {arm: {s: run_score(run, metric, self.rare) for s, run in self.runs[arm].items()} for arm in weights}
         if any(v is None for by_seed in values.values() for v in by_seed.values()):
             return None
         estimate = float(sum(w * np.mean(list(values[arm].values())) for arm, w in weights.items()))
         resampled = sum(w * np.mean([self.boot[arm][s][metric] for s in values[arm]], axis=0)
                         for arm, w in weights.items())
-        lo, hi = percentile_interval(resampled, self.confidence)
+        below, above = spread(resampled, self.confidence)
         seeds, per_seed = self._seed_values(weights, values)
-        source = "test_resampling"
+        source, one_run = "test_resampling", list(weights)
         if len(seeds) > 1:  # several seeds: the run-to-run half-width joins each side's test-set half-width
             half = seed_half_width(per_seed, self.confidence)
-            lo = estimate - math.hypot(max(estimate - lo, 0.0), half)
-            hi = estimate + math.hypot(max(hi - estimate, 0.0), half)
-            source = "test_and_seeds"
+            below, above = math.hypot(below, half), math.hypot(above, half)
+            source, one_run = "test_and_seeds", [arm for arm in weights if len(values[arm]) == 1]
+        lo, hi = estimate - below, estimate + above
         return {"diff": estimate, "ci": [lo, hi], "distinguishable": not lo <= 0 <= hi, "source": source,
-                "seeds": seeds, "seed_values": per_seed}
+                "seeds": seeds, "seed_values": per_seed, "one_run": one_run}
 
     def _seed_values(self, weights: dict[str, float], values: dict[str, dict[int, float]]):
         """The contrast on each seed the several-seed arms share, one-seed arms held at their run."""
@@ -187,7 +312,8 @@ class Uncertainty:
         if result is None:
             return None
         lo, hi = result["ci"]
-        return {"mean": result["diff"], "ci": [max(lo, 0.0), min(hi, 1.0)], "source": result["source"]}
+        return {"mean": result["diff"], "ci": [max(lo, 0.0), min(hi, 1.0)], "source": result["source"],
+                "one_run": bool(result["one_run"])}
 
 
 def comparison_kind(a: str, b: str) -> str:
