@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 
 from lorastudy.study import data as data_module
 from lorastudy.cli import app
-from lorastudy.study.config import SplitConfig, TierConfig, load_config
+from lorastudy.study.config import SplitConfig, TierConfig
+from lorastudy.study.config_loading import load_config
 from lorastudy.study.data import (
     LEXNAMES,
     assign_splits,

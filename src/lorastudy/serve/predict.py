@@ -20,7 +20,8 @@ import pandas as pd
 from scipy.special import softmax
 
 from lorastudy.core import artifacts, runtime
-from lorastudy.study.config import StudyConfig, load_config
+from lorastudy.study.config import StudyConfig
+from lorastudy.study.config_loading import load_config
 from lorastudy.core.errors import StudyError
 
 TABLE_SUFFIXES = (".csv", ".jsonl", ".parquet")
