@@ -105,7 +105,8 @@ def data(
 
     def go():
         from lorastudy.study.config_loading import load_config
-        from lorastudy.study.data import describe_data, render_summary
+        from lorastudy.study.data import describe_data
+        from lorastudy.study.summary import render_summary
 
         summary = describe_data(load_config(config, list(set_ or [])))
         if as_json:

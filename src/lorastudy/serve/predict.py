@@ -155,7 +155,8 @@ def prediction_table(logits: np.ndarray, labels: Sequence[str]) -> pd.DataFrame:
 
 def read_inputs(path: Path, text_column: str) -> pd.DataFrame:
     """A .csv/.jsonl/.parquet table with `text_column` (its other columns are kept), or one text per line."""
-    from lorastudy.study.data import read_table, read_utf8
+    from lorastudy.study.sources import read_table
+    from lorastudy.study.text_files import read_utf8
 
     path = Path(path)
     if not path.is_file():

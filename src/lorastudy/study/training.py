@@ -30,7 +30,7 @@ from lorastudy.core import artifacts, integrity, runtime
 from lorastudy.study import models, weighting
 from lorastudy.study.config import StudyConfig
 from lorastudy.study.arms import ArmSpec
-from lorastudy.study.data import PreparedData
+from lorastudy.study.prepared_data import PreparedData
 
 log = logging.getLogger(__name__)
 
