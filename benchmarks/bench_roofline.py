@@ -199,7 +199,7 @@ def train_once(family: str, quick: bool, threads: int, fast: bool, profile: bool
     """One `train_run` of the family's LoRA arm, timed by phase; `fast=False` turns the training fast path off."""
     from lorastudy.core import artifacts, runtime
     from lorastudy.study import models, training
-    from lorastudy.study.config import arm_spec
+    from lorastudy.study.arms import arm_spec
     from lorastudy.study.data import prepare_data
 
     config = study_config(quick, family, threads)

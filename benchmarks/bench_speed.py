@@ -42,7 +42,7 @@ FIXED_BATCH = 64
 
 
 def study_config(quick: bool, family: str, threads: int):
-    from lorastudy.study.config import load_config
+    from lorastudy.study.config_loading import load_config
 
     overrides = [f"threads={threads}", f"arms=[{family}_lora]"]
     if quick:
@@ -64,7 +64,7 @@ def naive_side(family: str, quick: bool, threads: int, work: Path) -> dict:
 
     from lorastudy.core import runtime
     from lorastudy.study import models
-    from lorastudy.study.config import arm_spec
+    from lorastudy.study.arms import arm_spec
     from lorastudy.core.runtime import PeakMemory
     from lorastudy.study.training import macro_f1
 
@@ -130,7 +130,8 @@ def naive_side(family: str, quick: bool, threads: int, work: Path) -> dict:
 
 def lorastudy_side(family: str, quick: bool, threads: int, work: Path) -> dict:
     from lorastudy.core import artifacts, runtime
-    from lorastudy.study.config import LatencyConfig, arm_spec
+    from lorastudy.study.config import LatencyConfig
+    from lorastudy.study.arms import arm_spec
     from lorastudy.measure.latency import measure_model
     from lorastudy.core.runtime import PeakMemory
     from lorastudy.study.models import load_trained

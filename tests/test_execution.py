@@ -18,7 +18,9 @@ from typer.testing import CliRunner
 
 from lorastudy.study import execution
 from lorastudy.cli import app
-from lorastudy.study.config import ExecutionConfig, arm_spec, load_config
+from lorastudy.study.config import ExecutionConfig
+from lorastudy.study.arms import arm_spec
+from lorastudy.study.config_loading import load_config
 from lorastudy.core.errors import StudyError
 from lorastudy.pipeline import run_study
 from lorastudy.study.training import is_finished, run_path_for

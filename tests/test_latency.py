@@ -20,7 +20,8 @@ from transformers import BertConfig, BertForSequenceClassification, PreTrainedTo
 
 from lorastudy.core import artifacts
 from lorastudy.measure import latency
-from lorastudy.study.config import LatencyConfig, load_config
+from lorastudy.study.config import LatencyConfig
+from lorastudy.study.config_loading import load_config
 from lorastudy.core.errors import StudyError
 
 WORDS = "the a my bank card loan fee charge account credit report late payment dispute never paid".split()
@@ -229,7 +230,7 @@ def cache(tmp_path, monkeypatch):
 def trained_lora_run(run_dir, cache) -> None:
     """A run folder as training leaves it: spec.json, an encoder LoRA adapter + head, run.json."""
     from lorastudy.study import models
-    from lorastudy.study.config import arm_spec
+    from lorastudy.study.arms import arm_spec
 
     spec = arm_spec(load_config("smoke"), "encoder_lora", 42, "fingerprint")
     run_path = run_dir / "runs" / spec.run_name

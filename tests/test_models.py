@@ -13,7 +13,9 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer
 
 from lorastudy.core import artifacts, runtime
 from lorastudy.study import models
-from lorastudy.study.config import LoraConfig, arm_spec, load_config
+from lorastudy.study.config import LoraConfig
+from lorastudy.study.arms import arm_spec
+from lorastudy.study.config_loading import load_config
 from lorastudy.core.errors import StudyError
 
 FAMILIES = {"bert": "encoder", "modernbert": "encoder", "llama": "decoder", "qwen2": "decoder"}

@@ -16,7 +16,7 @@ import pytest
 
 from lorastudy.core import artifacts
 from lorastudy.core.prose import count_prose_words
-from lorastudy.study.config import load_config
+from lorastudy.study.config_loading import load_config
 from lorastudy.note.findings import Findings
 from lorastudy.note.report import build_note, write_note
 from scenarios import SCENARIOS, Arm, Scenario, arms_like, build

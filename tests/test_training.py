@@ -16,8 +16,9 @@ from sklearn.metrics import accuracy_score
 
 from lorastudy.core import artifacts
 from lorastudy.study import training
-from lorastudy.study.config import arm_spec, load_config
-from lorastudy.study.data import PreparedData
+from lorastudy.study.arms import arm_spec
+from lorastudy.study.config_loading import load_config
+from lorastudy.study.prepared_data import PreparedData
 
 # Four classes with their own words and a long tail of training counts.
 CLASS_WORDS = [["cat", "purr", "whisker", "meow"], ["ship", "sail", "harbor", "anchor"],

@@ -45,7 +45,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from lorastudy.core import artifacts, integrity, runtime
-from lorastudy.study.config import LatencyConfig, StudyConfig, load_config, stable_hash
+from lorastudy.study.config import LatencyConfig, StudyConfig, stable_hash
+from lorastudy.study.config_loading import load_config
 from lorastudy.core.errors import StudyError
 
 SCHEMA_VERSION = 3  # 3: attention is chosen per serving path

@@ -26,7 +26,9 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from lorastudy.core import artifacts
 from lorastudy.core.prose import count_prose_words
-from lorastudy.study.config import ARMS, StudyConfig, arm_spec, load_config
+from lorastudy.study.config import ARMS, StudyConfig
+from lorastudy.study.arms import arm_spec
+from lorastudy.study.config_loading import load_config
 from lorastudy.core.errors import StudyError
 from lorastudy.measure.evaluation import SCHEMA_VERSION as RESULTS_SCHEMA
 from lorastudy.note.figures import FigureSpec, render

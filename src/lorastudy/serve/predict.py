@@ -20,7 +20,8 @@ import pandas as pd
 from scipy.special import softmax
 
 from lorastudy.core import artifacts, runtime
-from lorastudy.study.config import StudyConfig, load_config
+from lorastudy.study.config import StudyConfig
+from lorastudy.study.config_loading import load_config
 from lorastudy.core.errors import StudyError
 
 TABLE_SUFFIXES = (".csv", ".jsonl", ".parquet")
@@ -154,7 +155,8 @@ def prediction_table(logits: np.ndarray, labels: Sequence[str]) -> pd.DataFrame:
 
 def read_inputs(path: Path, text_column: str) -> pd.DataFrame:
     """A .csv/.jsonl/.parquet table with `text_column` (its other columns are kept), or one text per line."""
-    from lorastudy.study.data import read_table, read_utf8
+    from lorastudy.study.sources import read_table
+    from lorastudy.study.text_files import read_utf8
 
     path = Path(path)
     if not path.is_file():

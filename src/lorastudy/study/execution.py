@@ -25,8 +25,9 @@ from typing import Any, Iterator
 from tqdm.auto import tqdm
 
 from lorastudy.core import artifacts
-from lorastudy.study.config import ArmSpec, ExecutionConfig, RunResources, StudyConfig
-from lorastudy.study.data import PreparedData
+from lorastudy.study.config import ExecutionConfig, RunResources, StudyConfig
+from lorastudy.study.arms import ArmSpec
+from lorastudy.study.prepared_data import PreparedData
 from lorastudy.core.errors import StudyError
 from lorastudy.study.training import is_finished, run_path_for, train_run
 

@@ -34,7 +34,8 @@ from transformers import (
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from lorastudy.core import artifacts, runtime
-from lorastudy.study.config import ArmSpec, LoraConfig
+from lorastudy.study.config import LoraConfig
+from lorastudy.study.arms import ArmSpec
 from lorastudy.core.errors import StudyError
 from lorastudy.core.integrity import sha256_file
 

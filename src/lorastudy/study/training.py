@@ -28,8 +28,9 @@ from transformers.trainer_callback import PrinterCallback
 
 from lorastudy.core import artifacts, integrity, runtime
 from lorastudy.study import models, weighting
-from lorastudy.study.config import ArmSpec, StudyConfig
-from lorastudy.study.data import PreparedData
+from lorastudy.study.config import StudyConfig
+from lorastudy.study.arms import ArmSpec
+from lorastudy.study.prepared_data import PreparedData
 
 log = logging.getLogger(__name__)
 
