@@ -164,18 +164,18 @@ def test_weighted_loss_matches_hand_computation(data):
 
 
 def test_head_gets_its_own_learning_rate(data, tmp_path):
-    from lorastudy.study import models
+    from lorastudy.study import classifiers, lora, sources
 
     config = study("models.encoder.lora_train.head_learning_rate=0.5")
     spec = arm_spec(config, "encoder_lora", 42, data.fingerprint)
-    source = models.resolve_source(spec.model.source, cache_dir=models.default_cache_dir())
-    model, _, _ = models.load_classifier(source, 4)
-    model = models.apply_lora(model, spec.model.lora, "encoder")
+    source = sources.resolve_source(spec.model.source, cache_dir=sources.default_cache_dir())
+    model, _, _ = classifiers.load_classifier(source, 4)
+    model = lora.apply_lora(model, spec.model.lora, "encoder")
     args = training.training_arguments(spec, config, tmp_path, "fp32", "cpu")
     trainer = training.StudyTrainer(model=model, args=args, eval_dataset=[{}],
                                     head_learning_rate=spec.train.head_learning_rate)
     optimizer = trainer.create_optimizer()
-    head = {id(p) for n, p in model.named_parameters() if n in models.head_parameter_names(model)}
+    head = {id(p) for n, p in model.named_parameters() if n in lora.head_parameter_names(model)}
     assert head
     for group in optimizer.param_groups:
         in_head = {id(p) in head for p in group["params"]}
@@ -189,10 +189,10 @@ import json, sys
 import numpy as np
 from transformers import DataCollatorWithPadding
 from lorastudy.core import artifacts
-from lorastudy.study import models, training
+from lorastudy.study import trained, training
 run, texts_file, max_length = sys.argv[1], sys.argv[2], int(sys.argv[3])
-model, tokenizer = models.load_trained(run)
-spec = models.read_spec(run)
+model, tokenizer = trained.load_trained(run)
+spec = trained.read_spec(run)
 texts = json.loads(open(texts_file).read())
 encoded = tokenizer(texts, truncation=True, max_length=max_length)
 rows = [{k: v[i] for k, v in encoded.items()} for i in range(len(texts))]

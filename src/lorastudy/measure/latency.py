@@ -269,7 +269,7 @@ def bench_run(run_path: Path, config: StudyConfig, texts: list[str], device: str
     run = artifacts.read_json(Path(run_path) / "run.json")
     if run["method"] == "tfidf":
         return _bench_tfidf(Path(run_path), run, config, texts)
-    from lorastudy.study.models import load_trained
+    from lorastudy.study.trained import load_trained
 
     model_dir = Path(run_path) / "model"
     is_lora = run["method"] == "lora"
@@ -373,7 +373,9 @@ def _bench_single(target: str, study: StudyConfig, texts: list[str]) -> tuple[st
     if (path / "run.json").exists():
         entry = bench_run(path, study, texts, device)
         return entry["arm"], entry
-    from lorastudy.study.models import count_parameters, load_classifier, resolve_source
+    from lorastudy.study.classifiers import load_classifier
+    from lorastudy.study.lora import count_parameters
+    from lorastudy.study.sources import resolve_source
 
     start = time.perf_counter()
     resolved = resolve_source(target, cache_dir=_cache_dir(), allow_pickle=study.allow_pickle)
@@ -388,7 +390,7 @@ def _bench_single(target: str, study: StudyConfig, texts: list[str]) -> tuple[st
 
 
 def _cache_dir() -> Path:
-    from lorastudy.study.models import default_cache_dir
+    from lorastudy.study.sources import default_cache_dir
 
     return default_cache_dir()
 

@@ -54,7 +54,8 @@ def export_model(run_dir: Path, arm: str, out: Path, *, seed: int | None = None,
 
 def _export_neural(run: TrainedRun, folder: Path, fmt: str) -> str:
     """Save the merged model (or its ONNX graph) and tokenizer; return "standard" or "mean_pooling"."""
-    from lorastudy.study.models import MeanPoolingClassifier, load_trained
+    from lorastudy.study.classifiers import MeanPoolingClassifier
+    from lorastudy.study.trained import load_trained
 
     model, tokenizer = load_trained(run.path, merged=True, allow_pickle=run.config.allow_pickle)
     model.config.id2label = dict(enumerate(run.labels))
@@ -201,7 +202,7 @@ def _loading(run: TrainedRun, fmt: str, head: str) -> list[str]:
                 "linear layer. `AutoModelForSequenceClassification` would instead build the [CLS] head with random "
                 "weights, so load it with lorastudy's class, or export with `--format onnx` to run it without "
                 "lorastudy:", "", "```python", "from transformers import AutoConfig, AutoTokenizer",
-                "from lorastudy.study.models import MeanPoolingClassifier",
+                "from lorastudy.study.classifiers import MeanPoolingClassifier",
                 "model = MeanPoolingClassifier.from_pretrained('OUT', config=AutoConfig.from_pretrained('OUT')).eval()",
                 "tokenizer = AutoTokenizer.from_pretrained('OUT')",
                 "encoded = tokenizer(['a text to label'], truncation=True, padding=True, return_tensors='pt')",

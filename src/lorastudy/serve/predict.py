@@ -46,7 +46,7 @@ class TrainedRun:
 
 def locate_run(run_dir: Path, arm: str, seed: int | None = None) -> TrainedRun:
     """The finished run of `arm` (first seed by default) in a run directory; bad names are one-line errors."""
-    from lorastudy.study.models import read_spec
+    from lorastudy.study.trained import read_spec
     from lorastudy.study.training import is_finished
 
     run_dir = Path(run_dir)
@@ -102,7 +102,7 @@ class Predictor:
             return
         from transformers import DataCollatorWithPadding
 
-        from lorastudy.study.models import load_trained, read_spec
+        from lorastudy.study.trained import load_trained, read_spec
 
         train = read_spec(self.run.path).train
         self.model, self.tokenizer = load_trained(self.run.path, merged=True, allow_pickle=self.run.config.allow_pickle)

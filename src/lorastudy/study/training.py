@@ -27,7 +27,7 @@ from transformers import DataCollatorWithPadding, Trainer, TrainerCallback, Trai
 from transformers.trainer_callback import PrinterCallback
 
 from lorastudy.core import artifacts, integrity, runtime
-from lorastudy.study import models, weighting
+from lorastudy.study import classifiers, lora, sources, trained, weighting
 from lorastudy.study.config import ArmSpec, StudyConfig
 from lorastudy.study.data import PreparedData
 
@@ -230,7 +230,7 @@ class StudyTrainer(Trainer):
         if self.head_learning_rate is None or self.optimizer is not None:
             return super().create_optimizer(model)
         model = model or self.model
-        head = set(models.head_parameter_names(model))
+        head = set(lora.head_parameter_names(model))
         decay = set(self.get_decay_parameter_names(model))
         groups: dict[tuple[bool, bool], list[torch.nn.Parameter]] = {}
         for name, param in model.named_parameters():
@@ -303,10 +303,10 @@ class RunProgress(TrainerCallback):
 
 def _train_neural(spec: ArmSpec, data: PreparedData, run_path: Path, study: StudyConfig, dev: str) -> dict:
     train = spec.train
-    source = models.resolve_source(spec.model.source, cache_dir=models.default_cache_dir(),
+    source = sources.resolve_source(spec.model.source, cache_dir=sources.default_cache_dir(),
                                    revision=spec.model.revision, allow_pickle=study.allow_pickle)
     attention = runtime.choose_attention(train.attention, dev)
-    model, tokenizer, new_weights = models.load_classifier(
+    model, tokenizer, new_weights = classifiers.load_classifier(
         source, len(data.labels), pooling=spec.model.pooling, trust_remote_code=study.trust_remote_code,
         id2label=dict(enumerate(data.labels)), attention=attention)
     log_path = run_path / "train_log.jsonl"
@@ -315,9 +315,9 @@ def _train_neural(spec: ArmSpec, data: PreparedData, run_path: Path, study: Stud
         artifacts.append_jsonl(log_path, {"newly_initialized": new_weights})
     targets: list[str] = []
     if spec.method == "lora":
-        model = models.apply_lora(model, spec.model.lora, spec.family)
+        model = lora.apply_lora(model, spec.model.lora, spec.family)
         targets = sorted(model.peft_config["default"].target_modules)
-    parameters = models.count_parameters(model)
+    parameters = lora.count_parameters(model)
     splits = tokenized_splits(tokenizer, source, data, study.data.max_length)
     precision = runtime.choose_precision(train.precision, dev)
     loss = build_loss(spec, data.train_counts)
@@ -336,8 +336,8 @@ def _train_neural(spec: ArmSpec, data: PreparedData, run_path: Path, study: Stud
     model = trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False)
     if best.state is not None:  # no per-epoch evaluation (one epoch or less): the final weights are the checkpoint
         best.restore(model)
-    models.save_model(model, tokenizer, run_path / "model")
-    # The saved logits are those of the model as it is served (`models.load_trained`: LoRA merged into the
+    trained.save_model(model, tokenizer, run_path / "model")
+    # The saved logits are those of the model as it is served (`trained.load_trained`: LoRA merged into the
     # weights, the run's precision), so evaluation scores the deployed model and a reload reproduces them.
     served = model.merge_and_unload() if spec.method == "lora" else model
     served.set_attn_implementation(None)  # transformers' default kernel, the one load_trained serves with
@@ -402,7 +402,7 @@ def training_arguments(spec: ArmSpec, study: StudyConfig, run_path: Path, precis
     )
 
 
-def tokenized_splits(tokenizer, source: models.ResolvedSource, data: PreparedData,
+def tokenized_splits(tokenizer, source: sources.ResolvedSource, data: PreparedData,
                      max_length: int) -> dict[str, list[dict]]:
     """Token ids (unpadded; the collator pads per batch) and labels of every split, cached per tokenizer."""
     key = (str(source.path), max_length, data.fingerprint)
