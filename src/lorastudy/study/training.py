@@ -64,7 +64,7 @@ def unfinished_reason(run_path: Path, spec: ArmSpec) -> str | None:
 
 def train_run(spec: ArmSpec, data: PreparedData, run_dir: Path, study: StudyConfig,
               memory_scope: runtime.MemoryScope = "study") -> Path:
-    """Train (or skip, if already finished) one run and return its folder.
+    """Train (or skip, if already finished) one run and return its folder; the run's numbers are in its run.json.
 
     `memory_scope` says which process the peak memory is of: "run" when the caller started a fresh
     process for this run alone (execution backends process and ray), "study" in the study's own process.
@@ -107,9 +107,7 @@ def train_run(spec: ArmSpec, data: PreparedData, run_dir: Path, study: StudyConf
         "environment": runtime.environment_info(),
     }
     artifacts.write_json(run_path / "run.json", integrity.sealed_run_record(run_path, record))
-    tqdm.write(f"{spec.run_name}: val macro F1 {outcome['best_val_macro_f1']:.3f}, "
-               f"{record['wall_time_s']:.0f} s.")
-    return run_path
+    return run_path  # the caller reports it (execution.report_run): once, wherever the run trained
 
 
 # --- collapse check -------------------------------------------------------
@@ -311,8 +309,10 @@ def _train_neural(spec: ArmSpec, data: PreparedData, run_path: Path, study: Stud
         id2label=dict(enumerate(data.labels)), attention=attention)
     log_path = run_path / "train_log.jsonl"
     if new_weights:
-        tqdm.write(f"{spec.run_name}: newly initialised (trained and saved): {', '.join(new_weights)}")
         artifacts.append_jsonl(log_path, {"newly_initialized": new_weights})
+    # Every run gets a new classification head (run.json and train_log.jsonl list it); anything else is news.
+    if any(weight.split(".", 1)[0] not in lora.HEAD_NAMES for weight in new_weights):
+        tqdm.write(f"{spec.run_name}: newly initialised (trained and saved): {', '.join(new_weights)}")
     targets: list[str] = []
     if spec.method == "lora":
         model = lora.apply_lora(model, spec.model.lora, spec.family)
