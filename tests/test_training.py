@@ -137,6 +137,37 @@ def test_resume_skips_a_finished_run_and_redoes_an_unfinished_one(data, tmp_path
     assert artifacts.read_json(run / "run.json")["config_hash"] not in (old_hash, None)
 
 
+def test_training_prints_no_library_noise_but_a_users_warnings_still_show(data, tmp_path, capsys, monkeypatch):
+    """transformers' FutureWarning (PEFT asks for the deprecated `is_gradient_checkpointing`) and its load/save bars
+    are silenced inside lorastudy's calls only: the same message from the user's code still shows, as does the
+    run's own progress bar. train_run prints no result line (the execution backend reports each run once)."""
+    import warnings
+
+    import peft
+
+    original = peft.get_peft_model
+
+    def users_wrapper(*args, **kwargs):  # the user's code, running inside the silenced call
+        warnings.warn("`is_gradient_checkpointing` is deprecated, says the user's code", FutureWarning)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(peft, "get_peft_model", users_wrapper)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")  # every warning every time: none hides behind the once-per-place rule
+        train("decoder_lora", data, tmp_path, "train.epochs=1")
+        warnings.warn("the user's own warning, after training", UserWarning)
+    from_transformers = [w for w in caught if issubclass(w.category, FutureWarning) and "transformers" in w.filename]
+    assert not from_transformers, [str(w.message) for w in from_transformers]
+    messages = [str(w.message) for w in caught]
+    assert "`is_gradient_checkpointing` is deprecated, says the user's code" in messages
+    assert "the user's own warning, after training" in messages
+    printed = capsys.readouterr()
+    assert "decoder_lora__seed42" in printed.err  # the run's progress bar
+    assert "Writing model shards" not in printed.err and "Loading weights" not in printed.err, printed.err
+    assert "val macro F1" not in printed.out + printed.err
+    assert "newly initialised" not in printed.out  # only the new head (score.weight): run.json lists it
+
+
 def test_class_weights_change_training(data, tmp_path):
     """Same seed and data: two vanilla runs agree exactly, the weighted run does not, so weights reach the loss."""
     steps = ["train.max_steps=4"]

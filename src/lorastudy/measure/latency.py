@@ -47,6 +47,7 @@ from tqdm.auto import tqdm
 from lorastudy.core import artifacts, integrity, runtime
 from lorastudy.study.config import LatencyConfig, StudyConfig, load_config, stable_hash
 from lorastudy.core.errors import StudyError
+from lorastudy.core.quiet import quiet_library_calls
 
 SCHEMA_VERSION = 3  # 3: attention is chosen per serving path
 PIPED_WIDTH = 120
@@ -339,7 +340,7 @@ def _weights_mb(folder: Path, pattern: str = "*.safetensors") -> float:
 
 def _saved_weights_mb(model) -> float:
     """The merged model as it would ship: saved in safetensors to a scratch folder and measured."""
-    with tempfile.TemporaryDirectory(prefix="lorastudy-merged-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="lorastudy-merged-") as tmp, quiet_library_calls():
         model.save_pretrained(tmp)
         return _weights_mb(Path(tmp))
 

@@ -20,6 +20,7 @@ import torch
 
 from lorastudy.core import artifacts, runtime
 from lorastudy.core.errors import StudyError
+from lorastudy.core.quiet import quiet_library_calls
 from lorastudy.serve.predict import TrainedRun, locate_run
 
 FORMATS = ("safetensors", "onnx")
@@ -66,7 +67,8 @@ def _export_neural(run: TrainedRun, folder: Path, fmt: str) -> str:
         model.config.save_pretrained(folder)  # labels and architecture, for readers of the folder
         _write_onnx(model, tokenizer, folder / ONNX_FILE, _check_texts(run))
     else:
-        model.save_pretrained(folder, safe_serialization=True)
+        with quiet_library_calls():
+            model.save_pretrained(folder, safe_serialization=True)
     return "mean_pooling" if isinstance(model, MeanPoolingClassifier) else "standard"
 
 

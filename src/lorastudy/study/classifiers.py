@@ -25,6 +25,7 @@ from transformers.modeling_outputs import SequenceClassifierOutput
 
 from lorastudy.core import artifacts
 from lorastudy.core.errors import StudyError
+from lorastudy.core.quiet import quiet_library_calls
 from lorastudy.study.sources import PICKLE_WEIGHTS, SAFE_WEIGHTS, ResolvedSource, matching_files
 
 Family = Literal["encoder", "decoder"]
@@ -150,7 +151,7 @@ def load_classifier(resolved: ResolvedSource, num_labels: int, *, pooling: str =
     if pooling in ("cls", "mean") and hasattr(config, "classifier_pooling"):
         config.classifier_pooling = pooling
     # ignore_mismatched_sizes: a checkpoint with a head of another size (a fine-tuned classifier) gets a new one.
-    with artifacts.reading(_weights_name(resolved.path), DAMAGED_MODEL_FIX):
+    with artifacts.reading(_weights_name(resolved.path), DAMAGED_MODEL_FIX), quiet_library_calls():
         model, info = model_class.from_pretrained(
             resolved.path, config=config, dtype=torch.float32, trust_remote_code=trust_remote_code,
             output_loading_info=True, ignore_mismatched_sizes=True, attn_implementation=attention,

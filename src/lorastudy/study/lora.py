@@ -8,6 +8,7 @@ from torch import nn
 from transformers import PreTrainedModel
 
 from lorastudy.core.errors import StudyError
+from lorastudy.core.quiet import quiet_library_calls
 from lorastudy.study.classifiers import LOAD_RECORD_ATTR, LoadRecord, model_family
 from lorastudy.study.config import LoraConfig
 
@@ -72,7 +73,8 @@ def apply_lora(model: PreTrainedModel, lora: LoraConfig, family: str) -> PeftMod
                                  lora_dropout=lora.dropout, target_modules=targets,
                                  modules_to_save=head_module_names(model))
     try:
-        return get_peft_model(model, peft_config)
+        with quiet_library_calls():
+            return get_peft_model(model, peft_config)
     except ValueError as exc:
         raise StudyError(f"LoRA could not be applied: {exc}", "check models.*.lora.target_modules.") from None
 

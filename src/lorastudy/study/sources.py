@@ -21,6 +21,7 @@ from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokeni
 from lorastudy.core import artifacts, runtime
 from lorastudy.core.errors import StudyError
 from lorastudy.core.integrity import sha256_file
+from lorastudy.core.quiet import quiet_library_calls
 
 SAFE_WEIGHTS = ("*.safetensors",)
 PICKLE_WEIGHTS = ("*.bin", "*.pt", "*.pth", "*.ckpt")
@@ -171,14 +172,14 @@ def _gguf_source(source: str, file: Path, cache_dir: Path) -> ResolvedSource:
     target = cache_dir / f"gguf-{digest[:16]}"
     with cache_lock(target):
         if not (target / "config.json").is_file():
-            with artifacts.reading(file, DAMAGED_GGUF_FIX):
+            with artifacts.reading(file, DAMAGED_GGUF_FIX), quiet_library_calls():
                 model = AutoModelForCausalLM.from_pretrained(file.parent, gguf_file=file.name, dtype=torch.float32)
                 tokenizer = AutoTokenizer.from_pretrained(file.parent, gguf_file=file.name)
             # The weights are now plain float tensors; without these markers the model saves and trains like any other.
             model.hf_quantizer = None
             if hasattr(model.config, "quantization_config"):
                 del model.config.quantization_config
-            with artifacts.atomic_dir(target) as tmp:
+            with artifacts.atomic_dir(target) as tmp, quiet_library_calls():
                 model.save_pretrained(tmp)
                 tokenizer.save_pretrained(tmp)
     return ResolvedSource(source, target, "gguf", digest, None)
@@ -202,7 +203,7 @@ def _tiny_source(source: str, family: str, cache_dir: Path) -> ResolvedSource:
             with torch.random.fork_rng():
                 torch.manual_seed(0)
                 model = AutoModel.from_config(config, dtype=torch.float32)
-            with artifacts.atomic_dir(target) as tmp:
+            with artifacts.atomic_dir(target) as tmp, quiet_library_calls():
                 model.save_pretrained(tmp)
                 tokenizer.save_pretrained(tmp)
     return checked_source(source, target, "tiny", None, allow_pickle=False)

@@ -10,6 +10,7 @@ from transformers import PreTrainedTokenizerBase
 
 from lorastudy.core import artifacts
 from lorastudy.core.errors import StudyError
+from lorastudy.core.quiet import quiet_library_calls
 from lorastudy.study.classifiers import DAMAGED_MODEL_FIX, LOAD_RECORD_ATTR, LoadRecord, load_classifier, load_tokenizer
 from lorastudy.study.config import ArmSpec
 from lorastudy.study.sources import checked_source, default_cache_dir, resolve_source
@@ -33,7 +34,7 @@ def save_model(model: nn.Module, tokenizer: PreTrainedTokenizerBase, out_dir: Pa
             "method": "lora" if isinstance(model, PeftModel) else "full",
             "num_labels": config.num_labels, "id2label": {str(k): v for k, v in config.id2label.items()},
             "newly_initialized": record.newly_initialized}
-    with artifacts.atomic_dir(Path(out_dir)) as tmp:
+    with artifacts.atomic_dir(Path(out_dir)) as tmp, quiet_library_calls():
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
         artifacts.write_json(tmp / BASE_RECORD, base)
@@ -80,7 +81,8 @@ def load_trained(run_path: Path, *, merged: bool = True, cache_dir: Path | None 
     with artifacts.reading(f"the LoRA adapter (adapter_config.json, adapter_model.safetensors) in {model_dir}",
                            DAMAGED_MODEL_FIX):
         try:
-            peft_model = PeftModel.from_pretrained(model, model_dir)
+            with quiet_library_calls():
+                peft_model = PeftModel.from_pretrained(model, model_dir)
         except KeyError as exc:  # PEFT indexes a saved head (modules_to_save) directly
             raise _adapter_mismatch(model_dir, [str(exc.args[0])], []) from None
     _check_adapter_complete(peft_model, model_dir)
