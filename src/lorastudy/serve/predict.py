@@ -1,7 +1,7 @@
 """Label new texts with a trained arm, as the study served it (`lorastudy predict`).
 
 The model is the one the latency stage timed and the evaluation scored: loaded by
-`models.load_trained` (LoRA merged into the weights), run in the run's precision
+`trained.load_trained` (LoRA merged into the weights), run in the run's precision
 (`runtime.serving`) with the attention kernel the latency stage chose for its
 architecture (`latency/latency.json`, transformers' default when absent), through
 `training.predict_logits`, the function that wrote the run's saved logits. So
