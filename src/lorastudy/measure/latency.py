@@ -376,7 +376,7 @@ def _bench_single(target: str, study: StudyConfig, texts: list[str]) -> tuple[st
         return entry["arm"], entry
     from lorastudy.study.classifiers import load_classifier
     from lorastudy.study.lora import count_parameters
-    from lorastudy.study.sources import resolve_source
+    from lorastudy.study.model_sources import resolve_source
 
     start = time.perf_counter()
     resolved = resolve_source(target, cache_dir=_cache_dir(), allow_pickle=study.allow_pickle)
@@ -391,7 +391,7 @@ def _bench_single(target: str, study: StudyConfig, texts: list[str]) -> tuple[st
 
 
 def _cache_dir() -> Path:
-    from lorastudy.study.sources import default_cache_dir
+    from lorastudy.study.model_sources import default_cache_dir
 
     return default_cache_dir()
 

@@ -1,6 +1,6 @@
 """Classifiers: encoder/decoder detection, the classification heads (incl. MeanPoolingClassifier), loading.
 
-`load_classifier` turns a resolved source (`lorastudy.study.sources`) into a float32 sequence
+`load_classifier` turns a resolved source (`lorastudy.study.model_sources`) into a float32 sequence
 classifier and its tokenizer, and attaches a `LoadRecord` that saving a run needs.
 """
 
@@ -26,7 +26,7 @@ from transformers.modeling_outputs import SequenceClassifierOutput
 from lorastudy.core import artifacts
 from lorastudy.core.errors import StudyError
 from lorastudy.core.quiet import quiet_library_calls
-from lorastudy.study.sources import PICKLE_WEIGHTS, SAFE_WEIGHTS, ResolvedSource, matching_files
+from lorastudy.study.model_sources import PICKLE_WEIGHTS, SAFE_WEIGHTS, ResolvedSource, matching_files
 
 Family = Literal["encoder", "decoder"]
 

@@ -13,7 +13,7 @@ from lorastudy.core.errors import StudyError
 from lorastudy.core.quiet import quiet_library_calls
 from lorastudy.study.classifiers import DAMAGED_MODEL_FIX, LOAD_RECORD_ATTR, LoadRecord, load_classifier, load_tokenizer
 from lorastudy.study.config import ArmSpec
-from lorastudy.study.sources import checked_source, default_cache_dir, resolve_source
+from lorastudy.study.model_sources import checked_source, default_cache_dir, resolve_source
 
 if TYPE_CHECKING:
     from peft import PeftModel

@@ -27,7 +27,7 @@ from transformers import DataCollatorWithPadding, Trainer, TrainerCallback, Trai
 from transformers.trainer_callback import PrinterCallback
 
 from lorastudy.core import artifacts, integrity, runtime
-from lorastudy.study import classifiers, lora, sources, trained, weighting
+from lorastudy.study import classifiers, lora, model_sources, trained, weighting
 from lorastudy.study.config import ArmSpec, StudyConfig
 from lorastudy.study.data import PreparedData
 
@@ -301,7 +301,7 @@ class RunProgress(TrainerCallback):
 
 def _train_neural(spec: ArmSpec, data: PreparedData, run_path: Path, study: StudyConfig, dev: str) -> dict:
     train = spec.train
-    source = sources.resolve_source(spec.model.source, cache_dir=sources.default_cache_dir(),
+    source = model_sources.resolve_source(spec.model.source, cache_dir=model_sources.default_cache_dir(),
                                    revision=spec.model.revision, allow_pickle=study.allow_pickle)
     attention = runtime.choose_attention(train.attention, dev)
     model, tokenizer, new_weights = classifiers.load_classifier(
@@ -402,7 +402,7 @@ def training_arguments(spec: ArmSpec, study: StudyConfig, run_path: Path, precis
     )
 
 
-def tokenized_splits(tokenizer, source: sources.ResolvedSource, data: PreparedData,
+def tokenized_splits(tokenizer, source: model_sources.ResolvedSource, data: PreparedData,
                      max_length: int) -> dict[str, list[dict]]:
     """Token ids (unpadded; the collator pads per batch) and labels of every split, cached per tokenizer."""
     key = (str(source.path), max_length, data.fingerprint)
