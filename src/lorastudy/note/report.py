@@ -71,7 +71,7 @@ def _data_summary(run_dir: Path | None) -> dict:
 def build_note(results: dict, latency: dict | None, runs: list[dict], config: StudyConfig,
                summary: dict | None = None) -> Note:
     """The note as Markdown plus the figures it links; pure, so tests need no files."""
-    found = derive(results, latency, config)
+    found = derive(results, latency, config, runs, summary)
     layout = Layout(results, latency, runs, config, found)
     figures = layout.figures()
     numbered = {key: None for key in ("weighting", "scatter", "by_count", "latency")}

@@ -1,15 +1,16 @@
 """Shared types of the findings and the reader of the artifacts they rest on.
 
 A `Finding` names its kind, the quantities it rests on (with the artifact path each was
-read from), the test that decides it and the verdict; `Source` reads results.json and
-latency.json keeping the path of every value it takes.
+read from), the test that decides it and the verdict; a section's `Verdicts` hold the calls
+the note makes from several findings or from comparing numbers; `Source` reads
+results.json and latency.json keeping the path of every value it takes.
 """
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from lorastudy.study.config import StudyConfig
 
@@ -37,6 +38,14 @@ class Finding(BaseModel):
 
     def q(self, name: str) -> float | None:
         return next(q.value for q in self.quantities if q.name == name)
+
+
+class Verdicts(BaseModel):
+    """A section's calls that combine findings or compare their numbers, made once so the template only words them.
+
+    Each field's docstring says what it decides and why the note needs it decided."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True)
 
 
 # --- reading artifacts with their paths --------------------------------------------

@@ -2,9 +2,69 @@
 
 from __future__ import annotations
 
+from pydantic import BaseModel
+
 from lorastudy.measure import deployment
-from lorastudy.note.findings.base import DEC, ENC, LATENCY, Finding, Quantity, Source, has_tail
+from lorastudy.note.findings.base import DEC, ENC, LATENCY, Finding, Quantity, Source, Verdicts, has_tail
 from lorastudy.study.config import ARMS, StudyConfig
+
+
+class ArmQuality(BaseModel):
+    arm: str
+    quality: float | None
+
+
+class ContextVerdicts(Verdicts):
+    context: str
+    """The context's name (the list runs in the order of the decision findings)."""
+    margin: float | None = None
+    """How far the choice is ahead of the runner-up that meets the target, on the deciding metric (the size of the
+    stored difference, whichever way evaluation stored it); None without that contrast."""
+    margin_ci: list[float] | None = None
+    """The interval of that lead, choice minus runner-up: the stored interval, negated and swapped when the stored
+    difference runs the other way."""
+    tied_set_narrowed: bool = False
+    """Cost, p95 or memory set some of the tied arms aside before the point estimate decided, so the note names the
+    arms still left."""
+    several_left: bool = False
+    """More than two arms were still tied when the point estimate decided: the arm it is decided against is "the
+    next" of several, not named."""
+    flip_choice: ArmQuality | None = None
+    """What the smallest flipping change would choose, with its quality on the deciding metric; None when it would
+    choose no arm at all (or nothing flips)."""
+
+
+class DeploymentVerdicts(Verdicts):
+    contexts: list[ContextVerdicts] = []
+    """One per decision finding, in the same order."""
+    steady: list[str] = []
+    """The contexts with a choice that no arrival rate, p95 target, volume or window in the searched range changes:
+    only a different quality result would."""
+    all_steady: bool = False
+    """Every context is steady, so the sentence about steady choices needs not name them."""
+
+
+def context_verdicts(finding: Finding) -> ContextVerdicts:
+    decision, contrast, flip = finding.facts["decision"], finding.facts["contrast"], finding.facts["flip"]
+    margin = margin_ci = None
+    if contrast and contrast["diff"]:
+        diff, (lo, hi) = contrast["diff"]["diff"], contrast["diff"]["ci"]
+        margin, margin_ci = abs(diff), [lo, hi] if diff >= 0 else [-hi, -lo]
+    remaining = decision.get("remaining") or []
+    new_row = next((row for row in finding.facts["rows"] if row["arm"] == flip["new_choice"]), None) \
+        if flip and flip.get("new_choice") else None
+    return ContextVerdicts(context=finding.facts["context"]["name"], margin=margin, margin_ci=margin_ci,
+                           tied_set_narrowed=len(remaining) < len(decision.get("tied") or []),
+                           several_left=len(remaining) > 2,
+                           flip_choice=ArmQuality(arm=new_row["arm"], quality=new_row["quality"]) if new_row else None)
+
+
+def deployment_verdicts(found: list[Finding]) -> DeploymentVerdicts:
+    decisions = [f for f in found if f.kind == "decision"]
+    steady = [d.facts["context"]["name"] for d in decisions
+              if not d.facts["flip"] and d.facts["decision"]["choice"] is not None]
+    return DeploymentVerdicts(contexts=[context_verdicts(d) for d in decisions], steady=steady,
+                              all_steady=bool(steady) and len(steady) == len(decisions))
 
 
 def latency_finding(src: Source) -> Finding | None:
@@ -84,7 +144,6 @@ def decision_findings(src: Source, config: StudyConfig) -> list[Finding]:
                                   # what a point-estimate tie is decided against: the first arm still tied with it
                                   "next_in_line": {"arm": behind[0], "quality": quality(behind[0])} if behind else None}))
     return out
-
 
 
 def _metric_level(src: Source, arm: str, metric: str) -> float | None:

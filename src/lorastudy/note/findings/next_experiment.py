@@ -2,11 +2,36 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 from scipy.stats import linregress
 
-from lorastudy.note.findings.base import DEC, ENC, Finding, Source
+from lorastudy.note.findings.base import DEC, ENC, Finding, Source, Verdicts
 from lorastudy.study.config import StudyConfig
+
+
+class NextStepVerdicts(Verdicts):
+    why_over_runner_up: Literal["runner_up_unmeasured", "favoured_unmeasured", "larger_size"] | None = None
+    """Why the favoured bottleneck ranks above the runner-up: the runner-up's size is not measured, or the favoured
+    one's is not (so neither size decides), or it accounts for more macro F1; None without a runner-up."""
+    untested: list[str] = []
+    """The candidates this run could not test (supported is None), named when the favoured one is the only one
+    the evidence supports."""
+
+
+def next_step_verdicts(found: list[Finding]) -> NextStepVerdicts:
+    bottleneck = next((f for f in found if f.id == "bottleneck"), None)
+    if bottleneck is None:
+        return NextStepVerdicts()
+    by_name = {c["name"]: c for c in bottleneck.facts["candidates"]}
+    why = None
+    if bottleneck.facts["runner_up"]:
+        favoured, runner = by_name[bottleneck.verdict], by_name[bottleneck.facts["runner_up"]]
+        why = ("runner_up_unmeasured" if runner["macro_f1_size"] is None else
+               "favoured_unmeasured" if favoured["macro_f1_size"] is None else "larger_size")
+    return NextStepVerdicts(why_over_runner_up=why,
+                            untested=[c["name"] for c in bottleneck.facts["candidates"] if c["supported"] is None])
 
 
 def bottleneck_findings(src: Source, config: StudyConfig) -> list[Finding]:

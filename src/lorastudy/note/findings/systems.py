@@ -2,8 +2,57 @@
 
 from __future__ import annotations
 
-from lorastudy.note.findings.base import DEC, ENC, RESULTS, Finding, Quantity, Source, difference_verdict, has_tail, \
-    interval_test
+from typing import Literal
+
+from lorastudy.note.findings.base import DEC, ENC, RESULTS, Finding, Quantity, Source, Verdicts, difference_verdict, \
+    has_tail, interval_test
+
+
+class SystemsVerdicts(Verdicts):
+    metrics_reading: Literal["neither", "both", "accuracy_only", "macro_f1_only", "opposite"] | None = None
+    """How decoder minus encoder LoRA reads on accuracy and macro F1 together: neither metric separates them,
+    both favour one, only one does (the lead lies where that metric weighs most: frequent classes for
+    accuracy, classes with few test examples for macro F1), or they point opposite ways. None without both
+    comparisons. One call from two verdicts, so the note cannot pair a sentence with the wrong metric."""
+    accuracy_favours: str | None = None
+    """The LoRA arm with the higher accuracy when the interval excludes 0, else None: the arm the note names as
+    favoured is read from the verdict's sign here, not picked from the subjects by the template."""
+    macro_f1_favours: str | None = None
+    """The LoRA arm with the higher macro F1 when the interval excludes 0, else None (as `accuracy_favours`)."""
+    tier_split_over_seeds: bool = False
+    """Some arm trained several seeds, so the tier split of the gap reads seed means: the note says all runs are
+    averaged."""
+    rare_zero_differs: bool = False
+    """The two LoRA models leave different numbers of rare-tier classes at zero F1: only then is there a contrast
+    the aggregates hide for the note to point at."""
+
+
+def favoured_arm(finding: Finding | None) -> str | None:
+    """The arm a difference favours: its second subject when b is higher, its first when a is; None when the
+    interval includes 0 (or there is no such difference)."""
+    if finding is None or finding.verdict not in ("a_higher", "b_higher"):
+        return None
+    return finding.subjects[1] if finding.verdict == "b_higher" else finding.subjects[0]
+
+
+def systems_verdicts(src: Source, found: list[Finding]) -> SystemsVerdicts:
+    by_id = {f.id: f for f in found}
+    macro, accuracy = (by_id.get(f"diff.{ENC}.{DEC}.{metric}") for metric in ("macro_f1", "accuracy"))
+    reading = None
+    if macro and accuracy:
+        if macro.verdict == accuracy.verdict:
+            reading = "neither" if macro.verdict == "not_distinguishable" else "both"
+        elif macro.verdict == "not_distinguishable":
+            reading = "accuracy_only"
+        elif accuracy.verdict == "not_distinguishable":
+            reading = "macro_f1_only"
+        else:
+            reading = "opposite"
+    hide = by_id.get("aggregates.hide")
+    return SystemsVerdicts(
+        metrics_reading=reading, accuracy_favours=favoured_arm(accuracy), macro_f1_favours=favoured_arm(macro),
+        tier_split_over_seeds=src.results.get("uncertainty", {}).get("n_seeds", 1) > 1,
+        rare_zero_differs=bool(hide) and hide.q(f"{ENC}.rare_zero") != hide.q(f"{DEC}.rare_zero"))
 
 
 def systems_findings(src: Source) -> list[Finding]:

@@ -4,8 +4,26 @@ from __future__ import annotations
 
 from scipy.stats import binomtest, spearmanr
 
-from lorastudy.note.findings.base import DEC, ENC, Finding, Source, difference_verdict, has_tail, interval_test
+from lorastudy.note.findings.base import DEC, ENC, Finding, Source, Verdicts, difference_verdict, has_tail, \
+    interval_test
 from lorastudy.study.config import StudyConfig
+
+
+class TierVerdicts(Verdicts):
+    first_seed_only: list[str] = []
+    """Arms with several seeds: per-class facts (a tier wiped out, a tier mean resting on few classes) read their
+    first seed only, which the note says."""
+    both_wrong_on_rare: bool = False
+    """Both LoRA models predicted some rare-tier test examples wrongly: only then can the note compare where their
+    wrong predictions go."""
+
+
+def tier_verdicts(src: Source, found: list[Finding]) -> TierVerdicts:
+    confusions = next((f for f in found if f.id == "tier.confusions"), None)
+    flows = confusions.facts["flows"] if confusions else {}
+    return TierVerdicts(
+        first_seed_only=[arm for arm, entry in src.results["arms"].items() if entry["n_seeds"] > 1],
+        both_wrong_on_rare=all(bool((flows.get(arm) or {}).get("wrong")) for arm in (ENC, DEC)))
 
 
 def tier_findings(src: Source, config: StudyConfig) -> list[Finding]:

@@ -2,9 +2,65 @@
 
 from __future__ import annotations
 
-from lorastudy.note.findings.base import DEC, ENC, RESULTS, WEIGHTED, Finding, Quantity, Source, difference_verdict, \
-    has_tail, interval_test
+from typing import Literal
+
+from pydantic import BaseModel
+
+from lorastudy.note.findings.base import DEC, ENC, RESULTS, WEIGHTED, Finding, Quantity, Source, Verdicts, \
+    difference_verdict, has_tail, interval_test
 from lorastudy.study.config import StudyConfig
+
+
+class Transfer(BaseModel):
+    """One metric on which weighting helped the decoder clearly more ("better") or less ("worse") than encoder LoRA."""
+
+    direction: Literal["better", "worse"]
+    metric: Literal["macro_f1", "accuracy"]
+
+
+class WeightingVerdicts(Verdicts):
+    zero_count_unchanged: dict[str, bool] = {}
+    """Per weighted arm: weighting left its zero-F1 count where it was, so the note says it was left, not moved."""
+    transferred: list[Transfer] = []
+    """The metrics (macro F1 first) on which the decoder's weighting effect minus encoder LoRA's excludes 0, with the
+    direction: the note's "transferred better/worse" list, built from the verdicts once."""
+    more_under_predicted: str | None = None
+    """The LoRA arm that under-predicted the rare tier more before weighting (the lower predicted/true share),
+    None when the two shares are equal or undefined; the mechanism sentences name it."""
+    accuracy_worst_hit: str | None = None
+    """The LoRA arm whose accuracy weighting changed the least favourably (an undefined change counts as 0; the
+    decoder on a tie): the one whose accuracy change the note splits by tier."""
+    accuracy_cost_from: Literal["common", "rare"] | None = None
+    """Where that arm's accuracy loss comes from: "common" when its common-tier examples lost accuracy (they pay
+    the cost), "rare" when only the rest of the tiers did; None when its accuracy did not fall."""
+
+
+def more_under_predicted(under_ratio: dict[str, float | None]) -> str | None:
+    """The LoRA arm with the lower rare-tier predicted/true share before weighting; None when equal or undefined."""
+    if under_ratio.get(ENC) is None or under_ratio.get(DEC) is None or under_ratio[ENC] == under_ratio[DEC]:
+        return None
+    return DEC if under_ratio[DEC] < under_ratio[ENC] else ENC
+
+
+def weighting_verdicts(src: Source, found: list[Finding]) -> WeightingVerdicts:
+    by_id = {f.id: f for f in found}
+    effects = {f.subjects[0]: f for f in found if f.kind == "effect"}
+    transferred = [Transfer(direction="better" if x.verdict == "b_higher" else "worse", metric=metric)
+                   for x, metric in ((by_id.get("weighting.did.macro_f1"), "macro_f1"),
+                                     (by_id.get("weighting.did.accuracy"), "accuracy"))
+                   if x and x.verdict != "not_distinguishable"]
+    mechanism = by_id.get("weighting.mechanism")
+    worst = cost_from = None
+    if ENC in effects and DEC in effects:
+        worst = DEC if (effects[DEC].q("accuracy_delta") or 0) <= (effects[ENC].q("accuracy_delta") or 0) else ENC
+        change = effects[worst].q("accuracy_delta")
+        common = effects[worst].q(f"{src.tiers[-1]}.accuracy_change_from_tier")
+        if change is not None and change < 0:
+            cost_from = "common" if common is not None and common < 0 else "rare"
+    return WeightingVerdicts(
+        zero_count_unchanged={arm: f.q("zero_before") == f.q("zero_after") for arm, f in effects.items()},
+        transferred=transferred, accuracy_worst_hit=worst, accuracy_cost_from=cost_from,
+        more_under_predicted=more_under_predicted(mechanism.facts["under_ratio"]) if mechanism else None)
 
 
 def weighting_findings(src: Source, config: StudyConfig) -> list[Finding]:
@@ -137,8 +193,7 @@ def weighting_mechanism(src: Source, found: list[Finding], equal_within: float) 
         verdict = "overshoot"
     elif aimed:
         verdict = "better_aimed"
-    elif under[ENC] is not None and under[DEC] is not None and under[ENC] != under[DEC]:
-        more_under = DEC if under[DEC] < under[ENC] else ENC
+    elif (more_under := more_under_predicted(under)) is not None:
         verdict = "more_under_prediction_more_gain" if more_under == gained_more else "less_under_prediction_more_gain"
     else:
         verdict = "tail_differs"
