@@ -313,7 +313,7 @@ def test_one_network_timed_twice_is_priced_once_and_its_gap_stated(notes):
 
 def test_the_tier_table_shows_seed_means_like_sections_1_and_2(notes):
     """Section 1's tier split of the gap averages all runs; the tier table must too, or the two cannot agree."""
-    from lorastudy.note.report import f1
+    from lorastudy.note.formatting import f1
 
     run_dir, note = notes["lora_seeds"]
     results = artifacts.read_json(run_dir / "evaluation" / "results.json")
