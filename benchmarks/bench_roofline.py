@@ -9,7 +9,7 @@ before each model and one at the end):
   backward, optimizer (gradient clipping + AdamW), Trainer overhead (the rest of the step: callbacks,
   scheduler, zero_grad, logging). The first steps (warm-up), steps that ran the per-epoch evaluation and
   the profiled steps are left out. Then the top operators of a few decoder steps from `torch.profiler`.
-* batched inference: the served model (`models.load_trained`, LoRA merged) timed by `latency.measure_model`
+* batched inference: the served model (`trained.load_trained`, LoRA merged) timed by `latency.measure_model`
   on the validation texts at the study's batch sizes; the best one counts, as in the latency stage.
 
 Model FLOPs (stated in the output): with N = parameters outside the embeddings (LoRA and head included),
@@ -198,8 +198,8 @@ def matmul_parameters(model) -> int:
 def train_once(family: str, quick: bool, threads: int, fast: bool, profile: bool, work: Path) -> dict:
     """One `train_run` of the family's LoRA arm, timed by phase; `fast=False` turns the training fast path off."""
     from lorastudy.core import artifacts, runtime
-    from lorastudy.study import models, training
-    from lorastudy.study.config import arm_spec
+    from lorastudy.study import lora, training
+    from lorastudy.study.arms import arm_spec
     from lorastudy.study.data import prepare_data
 
     config = study_config(quick, family, threads)
@@ -207,24 +207,24 @@ def train_once(family: str, quick: bool, threads: int, fast: bool, profile: bool
     spec = arm_spec(config, f"{family}_lora", config.seeds[0], data.fingerprint)
     clock, recorded = StepClock(), ({} if profile else None)
     counted: dict[str, int] = {}
-    original_trainer, original_apply = training.StudyTrainer, models.apply_lora
+    original_trainer, original_apply = training.StudyTrainer, lora.apply_lora
     original_fast_path = runtime.training_weights
 
-    def counting_apply(model, lora, fam):
-        wrapped = original_apply(model, lora, fam)
+    def counting_apply(model, lora_config, fam):
+        wrapped = original_apply(model, lora_config, fam)
         counted["n"] = matmul_parameters(wrapped)
         counted["trainable"] = sum(p.numel() for p in wrapped.parameters() if p.requires_grad)
         return wrapped
 
     training.StudyTrainer = timed_trainer_class(original_trainer, clock, recorded)
-    models.apply_lora = counting_apply
+    lora.apply_lora = counting_apply
     if not fast:
         runtime.training_weights = lambda model, precision: contextlib.nullcontext()
     run_dir = Path(tempfile.mkdtemp(prefix=f"roofline-{family}-", dir=work))
     try:
         run_path = training.train_run(spec, data, run_dir, config)
     finally:
-        training.StudyTrainer, runtime.training_weights, models.apply_lora = \
+        training.StudyTrainer, runtime.training_weights, lora.apply_lora = \
             original_trainer, original_fast_path, original_apply
     run = artifacts.read_json(run_path / "run.json")
     summary = clock.summary()
@@ -263,7 +263,7 @@ def inference(run_path: str, family: str, quick: bool, threads: int, work: Path)
     from lorastudy.study.config import LatencyConfig
     from lorastudy.study.data import prepare_data
     from lorastudy.measure.latency import measure_model
-    from lorastudy.study.models import load_trained
+    from lorastudy.study.trained import load_trained
 
     config = study_config(quick, family, threads)
     texts = prepare_data(config, work).texts("val")

@@ -11,7 +11,7 @@ batch of 64 padded to its longest text, single examples sliced from that batch.
 
 lorastudy's side is exactly what `lorastudy run` does: `training.train_run`
 (its precision, length grouping and caches) and, for inference, the deployed
-model (`models.load_trained(merged=True)`) timed by `latency.measure_model`.
+model (`trained.load_trained(merged=True)`) timed by `latency.measure_model`.
 
 Printed: ratios lorastudy / naive for training examples/s, batched inference
 examples/s, single-example p50 latency, peak memory and final validation macro
@@ -42,7 +42,7 @@ FIXED_BATCH = 64
 
 
 def study_config(quick: bool, family: str, threads: int):
-    from lorastudy.study.config import load_config
+    from lorastudy.study.config_loading import load_config
 
     overrides = [f"threads={threads}", f"arms=[{family}_lora]"]
     if quick:
@@ -63,8 +63,8 @@ def naive_side(family: str, quick: bool, threads: int, work: Path) -> dict:
     from transformers import DataCollatorWithPadding, Trainer, TrainerCallback, TrainingArguments
 
     from lorastudy.core import runtime
-    from lorastudy.study import models
-    from lorastudy.study.config import arm_spec
+    from lorastudy.study import classifiers, lora, model_sources
+    from lorastudy.study.arms import arm_spec
     from lorastudy.core.runtime import PeakMemory
     from lorastudy.study.training import macro_f1
 
@@ -73,9 +73,9 @@ def naive_side(family: str, quick: bool, threads: int, work: Path) -> dict:
     data = prepared(config, work)
     spec = arm_spec(config, f"{family}_lora", config.seeds[0], data.fingerprint)
     runtime.seed_everything(spec.seed)
-    source = models.resolve_source(spec.model.source, cache_dir=models.default_cache_dir())
-    model, tokenizer, _ = models.load_classifier(source, len(data.labels), pooling=spec.model.pooling)
-    model = models.apply_lora(model, spec.model.lora, spec.family)
+    source = model_sources.resolve_source(spec.model.source, cache_dir=model_sources.default_cache_dir())
+    model, tokenizer, _ = classifiers.load_classifier(source, len(data.labels), pooling=spec.model.pooling)
+    model = lora.apply_lora(model, spec.model.lora, spec.family)
     encoded = tokenizer(data.texts("train"), truncation=True, max_length=config.data.max_length)
     labels = data.label_ids("train")
     rows = [{**{k: v[i] for k, v in encoded.items()}, "labels": int(labels[i])} for i in range(len(labels))]
@@ -130,10 +130,11 @@ def naive_side(family: str, quick: bool, threads: int, work: Path) -> dict:
 
 def lorastudy_side(family: str, quick: bool, threads: int, work: Path) -> dict:
     from lorastudy.core import artifacts, runtime
-    from lorastudy.study.config import LatencyConfig, arm_spec
+    from lorastudy.study.config import LatencyConfig
+    from lorastudy.study.arms import arm_spec
     from lorastudy.measure.latency import measure_model
     from lorastudy.core.runtime import PeakMemory
-    from lorastudy.study.models import load_trained
+    from lorastudy.study.trained import load_trained
     from lorastudy.study.training import train_run
 
     config = study_config(quick, family, threads)

@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from lorastudy.core import artifacts
-from lorastudy.study.config import ARMS, LORA_ARMS, dump_config, load_config
+from lorastudy.study.config import ARMS, LORA_ARMS
+from lorastudy.study.config_loading import dump_config, load_config
 from lorastudy.measure.evaluation import evaluate_study
 
 COMMON = 12

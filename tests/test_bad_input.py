@@ -288,9 +288,9 @@ def test_safe_name_cannot_escape_folder():
 
 def tiny_model_folder(tmp_path: Path, family: str = "bert") -> Path:
     """A private copy of a tiny model folder (config.json, model.safetensors, tokenizer files) to break."""
-    from lorastudy.study import models
+    from lorastudy.study import model_sources
 
-    source = models.resolve_source(f"tiny:{family}", cache_dir=models.default_cache_dir())
+    source = model_sources.resolve_source(f"tiny:{family}", cache_dir=model_sources.default_cache_dir())
     return Path(shutil.copytree(source.path, tmp_path / f"tiny-{family}"))
 
 
@@ -318,13 +318,13 @@ def test_gguf_path_that_is_not_a_gguf_file(tmp_path):
     ("tokenizer.json", b"\xfe\xff" * 50, "tokenizer"),
 ])
 def test_model_file_that_does_not_parse_is_named(tmp_path, name, content, named):
-    from lorastudy.study import models
+    from lorastudy.study import classifiers, model_sources
 
     folder = tiny_model_folder(tmp_path)
     (folder / name).write_bytes(content)
-    resolved = models.resolve_source(str(folder), cache_dir=tmp_path / "cache")
+    resolved = model_sources.resolve_source(str(folder), cache_dir=tmp_path / "cache")
     with pytest.raises(StudyError, match=named) as caught:
-        models.load_classifier(resolved, num_labels=3)
+        classifiers.load_classifier(resolved, num_labels=3)
     assert str(folder) in str(caught.value) and "\n" not in caught.value.one_line()
 
 

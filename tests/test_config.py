@@ -7,7 +7,9 @@ import pytest
 from typer.testing import CliRunner
 
 from lorastudy.cli import app
-from lorastudy.study.config import ARMS, PROFILES, arm_spec, load_config
+from lorastudy.study.config import ARMS
+from lorastudy.study.arms import arm_spec
+from lorastudy.study.config_loading import PROFILES, load_config
 from lorastudy.core.errors import StudyError
 
 

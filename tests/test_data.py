@@ -11,22 +11,16 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from lorastudy.study import data as data_module
+from lorastudy.study import data as data_module, sources, wordnet
 from lorastudy.cli import app
-from lorastudy.study.config import SplitConfig, TierConfig, load_config
-from lorastudy.study.data import (
-    LEXNAMES,
-    assign_splits,
-    assign_tiers,
-    build_data,
-    describe_data,
-    find_wordnet_dir,
-    load_examples,
-    load_prepared,
-    parse_wordnet,
-    prepare_data,
-    render_summary,
-)
+from lorastudy.study.config import SplitConfig, TierConfig
+from lorastudy.study.config_loading import load_config
+from lorastudy.study.data import build_data, describe_data, load_prepared, prepare_data
+from lorastudy.study.sources import load_examples
+from lorastudy.study.splits import assign_splits
+from lorastudy.study.summary import render_summary
+from lorastudy.study.tiers import assign_tiers
+from lorastudy.study.wordnet import LEXNAMES, find_wordnet_dir, parse_wordnet
 from lorastudy.core.errors import StudyError
 from wordnet_fixture import write_wordnet
 
@@ -72,7 +66,7 @@ def test_wordnet_source_through_config(tmp_path):
 
 
 def test_missing_wordnet_names_the_install_command(tmp_path, monkeypatch):
-    monkeypatch.setattr(data_module, "_wordnet_candidates", lambda: [tmp_path / "nowhere"])
+    monkeypatch.setattr(wordnet, "_wordnet_candidates", lambda: [tmp_path / "nowhere"])
     with pytest.raises(StudyError, match="apt-get install wordnet-base"):
         find_wordnet_dir(None)
     with pytest.raises(StudyError, match="wordnet_dir"):
@@ -292,7 +286,7 @@ def test_hub_source_applies_merge_map_label_list_and_indices(tmp_path, monkeypat
                                         "issue": ["old a", "b", "a", "dropped", "b", "a", "b", "a"]})
     test = datasets.Dataset.from_dict({"complaint": ["t0", "t1", "t2"], "issue": ["a", "old a", "dropped"]})
     monkeypatch.setattr(datasets, "load_dataset", lambda name, split: {"train": train, "test": test}[split])
-    monkeypatch.setattr(data_module, "_check_hub_dataset_reachable", lambda source: None)  # the mock is the hub
+    monkeypatch.setattr(sources, "_check_hub_dataset_reachable", lambda source: None)  # the mock is the hub
     files = {"merge.json": {"_comment": "ignored", "old a": "a"}, "labels.json": ["b", "a", "never seen"],
              "train.json": [0, 1, 2, 3, 4, 5], "val.json": [6, 7]}
     for name, content in files.items():
@@ -311,8 +305,8 @@ def test_hub_source_applies_merge_map_label_list_and_indices(tmp_path, monkeypat
 
 def test_course_profile_files_are_vendored():
     cfg = load_config("course")
-    assert data_module._read_json_ref(cfg.data.label_list, list)[0] == "APR or interest rate"
-    assert len(data_module._read_json_ref(cfg.data.train_indices, list)) == 57_846
+    assert sources._read_json_ref(cfg.data.label_list, list)[0] == "APR or interest rate"
+    assert len(sources._read_json_ref(cfg.data.train_indices, list)) == 57_846
 
 
 # --- run directory and description -----------------------------------------

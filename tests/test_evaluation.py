@@ -10,7 +10,8 @@ import pytest
 from sklearn.metrics import accuracy_score, f1_score
 
 from lorastudy.core import artifacts
-from lorastudy.study.config import ARMS, load_config
+from lorastudy.study.config import ARMS
+from lorastudy.study.config_loading import load_config
 from lorastudy.core.errors import StudyError
 from lorastudy.study.weighting import log_prior
 from lorastudy.measure.evaluation import evaluate_study

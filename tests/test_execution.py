@@ -18,7 +18,9 @@ from typer.testing import CliRunner
 
 from lorastudy.study import execution
 from lorastudy.cli import app
-from lorastudy.study.config import ExecutionConfig, arm_spec, load_config
+from lorastudy.study.config import ExecutionConfig
+from lorastudy.study.arms import arm_spec
+from lorastudy.study.config_loading import load_config
 from lorastudy.core.errors import StudyError
 from lorastudy.pipeline import run_study
 from lorastudy.study.training import is_finished, run_path_for
@@ -67,6 +69,7 @@ def test_ray_backend_gives_the_local_results(tmp_path, monkeypatch, capsys, ray_
     assert not (run_dir / execution.TOKEN_FILE).exists()
     printed = capsys.readouterr().out
     assert printed.count("peak memory") == len(RUNS) and "returned to the driver" not in printed, printed
+    assert printed.count("val macro F1") == len(RUNS), printed
 
 
 def test_ray_task_killed_once_is_retried_and_returned_files_give_the_local_results(
@@ -102,6 +105,20 @@ def test_process_backend_keeps_finished_runs_when_one_fails_then_resumes_to_the_
     assert run_record(run_dir, "decoder_lora__seed42")["peak_memory_scope"] == "run"
 
 
+@pytest.mark.parametrize("backend", ["local", "process"])
+def test_each_finished_run_is_reported_once(tmp_path, capsys, backend):
+    """One line per finished run, from the driver, with its numbers; the Ray backend is checked above."""
+    run_study(smoke(f"execution.backend={backend}"), output_dir=tmp_path / "smoke", stages=("data", "train"))
+    printed = capsys.readouterr().out
+    for index, run in enumerate(RUNS, start=1):
+        assert printed.count(f"{run}: val macro F1") == 1, printed
+        assert f"[{index}/{len(RUNS)}] {run}: val macro F1" in printed, printed
+    assert printed.count("peak memory") == len(RUNS), printed
+    run_study(smoke(f"execution.backend={backend}"), output_dir=tmp_path / "smoke", stages=("train",))
+    again = capsys.readouterr().out
+    assert "val macro F1" not in again and again.count("finished earlier") == len(RUNS), again
+
+
 def test_worker_writes_in_place_only_when_it_reads_the_drivers_token(tmp_path):
     from lorastudy.study.data import prepare_data
 
@@ -117,7 +134,7 @@ def test_worker_writes_in_place_only_when_it_reads_the_drivers_token(tmp_path):
         elsewhere = execution.train_in_worker(spec, data, str(tmp_path), config, "the token of another driver")
         assert elsewhere.files is not None and {"run.json", "model/tfidf.json"} <= set(elsewhere.files)
         assert not run_path.exists()
-        execution._finish(elsewhere, tmp_path, 1, 1)
+        execution.report_run(elsewhere, tmp_path, 1, 1)
         assert is_finished(run_path, spec)
         assert (run_path / "model" / "logreg.safetensors").read_bytes() == elsewhere.files["model/logreg.safetensors"]
 

@@ -20,7 +20,8 @@ from transformers import BertConfig, BertForSequenceClassification, PreTrainedTo
 
 from lorastudy.core import artifacts
 from lorastudy.measure import latency
-from lorastudy.study.config import LatencyConfig, load_config
+from lorastudy.study.config import LatencyConfig
+from lorastudy.study.config_loading import load_config
 from lorastudy.core.errors import StudyError
 
 WORDS = "the a my bank card loan fee charge account credit report late payment dispute never paid".split()
@@ -228,18 +229,18 @@ def cache(tmp_path, monkeypatch):
 
 def trained_lora_run(run_dir, cache) -> None:
     """A run folder as training leaves it: spec.json, an encoder LoRA adapter + head, run.json."""
-    from lorastudy.study import models
-    from lorastudy.study.config import arm_spec
+    from lorastudy.study import classifiers, lora, model_sources, trained
+    from lorastudy.study.arms import arm_spec
 
     spec = arm_spec(load_config("smoke"), "encoder_lora", 42, "fingerprint")
     run_path = run_dir / "runs" / spec.run_name
     artifacts.write_json(run_path / "spec.json", spec.model_dump(mode="json"))
-    resolved = models.resolve_source(spec.model.source, cache_dir=cache)
-    model, tokenizer, _ = models.load_classifier(resolved, 5, pooling=spec.model.pooling)
-    lora = models.apply_lora(model, spec.model.lora, "encoder")
-    models.save_model(lora, tokenizer, run_path / "model")
+    resolved = model_sources.resolve_source(spec.model.source, cache_dir=cache)
+    model, tokenizer, _ = classifiers.load_classifier(resolved, 5, pooling=spec.model.pooling)
+    peft_model = lora.apply_lora(model, spec.model.lora, "encoder")
+    trained.save_model(peft_model, tokenizer, run_path / "model")
     artifacts.write_json(run_path / "run.json", {"arm": spec.arm, "config_hash": spec.config_hash(), "method": "lora",
-                                                 "family": "encoder", "parameters": models.count_parameters(lora)})
+                                                 "family": "encoder", "parameters": lora.count_parameters(peft_model)})
 
 
 def test_bench_command_on_a_run_directory_measures_both_variants(tmp_path, cache, capsys):

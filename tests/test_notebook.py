@@ -45,7 +45,7 @@ def test_week3_notebook_runs_on_smoke(tmp_path, monkeypatch):
     text = [outputs(cell) for cell in notebook.cells if cell.cell_type == "code"]
     everything = "\n".join(text)
     assert "profile: smoke" in everything
-    assert "[run 3/3] decoder_lora__seed42" in everything  # the study's progress is visible in the notebook
+    assert "[3/3] decoder_lora__seed42: val macro F1" in everything  # the study's progress is visible in the notebook
     assert any("<iframe srcdoc=" in t and "&lt;html" in t.lower() for t in text)  # the note, inline
     table = next(t for t in text if "predicted_label" in t and "true_label" in t)
     assert "probability" in table and "third_label" in table

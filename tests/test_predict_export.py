@@ -234,7 +234,7 @@ def test_mean_pooling_export_loads_as_the_card_says_and_onnx_reproduces_it(mean_
     from transformers import AutoConfig
 
     from lorastudy.serve.export import export_model
-    from lorastudy.study.models import MeanPoolingClassifier
+    from lorastudy.study.classifiers import MeanPoolingClassifier
 
     texts, saved = saved_test(mean_pooling_run, "encoder_lora")
     out = export_model(mean_pooling_run, "encoder_lora", tmp_path / "st")
@@ -246,6 +246,22 @@ def test_mean_pooling_export_loads_as_the_card_says_and_onnx_reproduces_it(mean_
     onnx = export_model(mean_pooling_run, "encoder_lora", tmp_path / "onnx", fmt="onnx")
     assert np.abs(onnx_logits(onnx, texts) - saved).max() <= TOLERANCE
     assert "onnxruntime.InferenceSession" in (onnx / "README.md").read_text()
+
+
+@pytest.mark.parametrize("head", ["mean_pooling", "tfidf"])
+def test_model_card_imports_from_lorastudy_exist(head):
+    """The card's `from lorastudy... import ...` lines name modules and objects that exist (no trained run needed)."""
+    import importlib
+    from types import SimpleNamespace
+
+    from lorastudy.serve.export import _loading
+
+    run = SimpleNamespace(config=SimpleNamespace(data=SimpleNamespace(max_length=64)), labels=["a", "b"])
+    imports = [line.split() for line in _loading(run, "safetensors", head) if line.startswith("from lorastudy")]
+    assert imports
+    for _from, module, _import, *names in imports:
+        for name in names:
+            assert hasattr(importlib.import_module(module), name.rstrip(",")), (module, name)
 
 
 def test_tfidf_export_is_the_saved_model_with_a_card(markup_smoke_run, tmp_path):

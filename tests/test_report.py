@@ -16,7 +16,7 @@ import pytest
 
 from lorastudy.core import artifacts
 from lorastudy.core.prose import count_prose_words
-from lorastudy.study.config import load_config
+from lorastudy.study.config_loading import load_config
 from lorastudy.note.findings import Findings
 from lorastudy.note.report import build_note, write_note
 from scenarios import SCENARIOS, Arm, Scenario, arms_like, build
@@ -313,7 +313,7 @@ def test_one_network_timed_twice_is_priced_once_and_its_gap_stated(notes):
 
 def test_the_tier_table_shows_seed_means_like_sections_1_and_2(notes):
     """Section 1's tier split of the gap averages all runs; the tier table must too, or the two cannot agree."""
-    from lorastudy.note.report import f1
+    from lorastudy.note.formatting import f1
 
     run_dir, note = notes["lora_seeds"]
     results = artifacts.read_json(run_dir / "evaluation" / "results.json")

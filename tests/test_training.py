@@ -16,8 +16,9 @@ from sklearn.metrics import accuracy_score
 
 from lorastudy.core import artifacts
 from lorastudy.study import training
-from lorastudy.study.config import arm_spec, load_config
-from lorastudy.study.data import PreparedData
+from lorastudy.study.arms import arm_spec
+from lorastudy.study.config_loading import load_config
+from lorastudy.study.prepared_data import PreparedData
 
 # Four classes with their own words and a long tail of training counts.
 CLASS_WORDS = [["cat", "purr", "whisker", "meow"], ["ship", "sail", "harbor", "anchor"],
@@ -137,6 +138,37 @@ def test_resume_skips_a_finished_run_and_redoes_an_unfinished_one(data, tmp_path
     assert artifacts.read_json(run / "run.json")["config_hash"] not in (old_hash, None)
 
 
+def test_training_prints_no_library_noise_but_a_users_warnings_still_show(data, tmp_path, capsys, monkeypatch):
+    """transformers' FutureWarning (PEFT asks for the deprecated `is_gradient_checkpointing`) and its load/save bars
+    are silenced inside lorastudy's calls only: the same message from the user's code still shows, as does the
+    run's own progress bar. train_run prints no result line (the execution backend reports each run once)."""
+    import warnings
+
+    import peft
+
+    original = peft.get_peft_model
+
+    def users_wrapper(*args, **kwargs):  # the user's code, running inside the silenced call
+        warnings.warn("`is_gradient_checkpointing` is deprecated, says the user's code", FutureWarning)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(peft, "get_peft_model", users_wrapper)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")  # every warning every time: none hides behind the once-per-place rule
+        train("decoder_lora", data, tmp_path, "train.epochs=1")
+        warnings.warn("the user's own warning, after training", UserWarning)
+    from_transformers = [w for w in caught if issubclass(w.category, FutureWarning) and "transformers" in w.filename]
+    assert not from_transformers, [str(w.message) for w in from_transformers]
+    messages = [str(w.message) for w in caught]
+    assert "`is_gradient_checkpointing` is deprecated, says the user's code" in messages
+    assert "the user's own warning, after training" in messages
+    printed = capsys.readouterr()
+    assert "decoder_lora__seed42" in printed.err  # the run's progress bar
+    assert "Writing model shards" not in printed.err and "Loading weights" not in printed.err, printed.err
+    assert "val macro F1" not in printed.out + printed.err
+    assert "newly initialised" not in printed.out  # only the new head (score.weight): run.json lists it
+
+
 def test_class_weights_change_training(data, tmp_path):
     """Same seed and data: two vanilla runs agree exactly, the weighted run does not, so weights reach the loss."""
     steps = ["train.max_steps=4"]
@@ -164,18 +196,18 @@ def test_weighted_loss_matches_hand_computation(data):
 
 
 def test_head_gets_its_own_learning_rate(data, tmp_path):
-    from lorastudy.study import models
+    from lorastudy.study import classifiers, lora, model_sources
 
     config = study("models.encoder.lora_train.head_learning_rate=0.5")
     spec = arm_spec(config, "encoder_lora", 42, data.fingerprint)
-    source = models.resolve_source(spec.model.source, cache_dir=models.default_cache_dir())
-    model, _, _ = models.load_classifier(source, 4)
-    model = models.apply_lora(model, spec.model.lora, "encoder")
+    source = model_sources.resolve_source(spec.model.source, cache_dir=model_sources.default_cache_dir())
+    model, _, _ = classifiers.load_classifier(source, 4)
+    model = lora.apply_lora(model, spec.model.lora, "encoder")
     args = training.training_arguments(spec, config, tmp_path, "fp32", "cpu")
     trainer = training.StudyTrainer(model=model, args=args, eval_dataset=[{}],
                                     head_learning_rate=spec.train.head_learning_rate)
     optimizer = trainer.create_optimizer()
-    head = {id(p) for n, p in model.named_parameters() if n in models.head_parameter_names(model)}
+    head = {id(p) for n, p in model.named_parameters() if n in lora.head_parameter_names(model)}
     assert head
     for group in optimizer.param_groups:
         in_head = {id(p) in head for p in group["params"]}
@@ -189,10 +221,10 @@ import json, sys
 import numpy as np
 from transformers import DataCollatorWithPadding
 from lorastudy.core import artifacts
-from lorastudy.study import models, training
+from lorastudy.study import trained, training
 run, texts_file, max_length = sys.argv[1], sys.argv[2], int(sys.argv[3])
-model, tokenizer = models.load_trained(run)
-spec = models.read_spec(run)
+model, tokenizer = trained.load_trained(run)
+spec = trained.read_spec(run)
 texts = json.loads(open(texts_file).read())
 encoded = tokenizer(texts, truncation=True, max_length=max_length)
 rows = [{k: v[i] for k, v in encoded.items()} for i in range(len(texts))]

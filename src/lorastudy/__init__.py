@@ -7,7 +7,8 @@ The Python API mirrors the CLI, for notebooks:
     run_dir = lorastudy.run_study(cfg)
 """
 
-from lorastudy.study.config import StudyConfig, load_config
+from lorastudy.study.config import StudyConfig
+from lorastudy.study.config_loading import load_config
 from lorastudy.core.errors import StudyError
 
 __version__ = "0.1.0"

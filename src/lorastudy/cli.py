@@ -75,7 +75,7 @@ def run(
     _state["debug"] = _state["debug"] or debug
 
     def go():
-        from lorastudy.study.config import load_config
+        from lorastudy.study.config_loading import load_config
         from lorastudy.pipeline import STAGES, run_study
 
         overrides = list(set_ or [])
@@ -104,8 +104,9 @@ def data(
     _state["debug"] = _state["debug"] or debug
 
     def go():
-        from lorastudy.study.config import load_config
-        from lorastudy.study.data import describe_data, render_summary
+        from lorastudy.study.config_loading import load_config
+        from lorastudy.study.data import describe_data
+        from lorastudy.study.summary import render_summary
 
         summary = describe_data(load_config(config, list(set_ or [])))
         if as_json:
@@ -127,7 +128,8 @@ def init(
 
     def go():
         from lorastudy.core import artifacts
-        from lorastudy.study.config import PROFILES, starter_file
+        from lorastudy.study.config_loading import PROFILES
+        from lorastudy.study.starter import starter_file
 
         if path.exists():
             raise StudyError(f"{path} already exists.", "choose another file name, or delete it first.")

@@ -15,7 +15,9 @@ from tqdm.auto import tqdm
 
 from lorastudy.core import artifacts, integrity
 from lorastudy.core.lock import study_lock
-from lorastudy.study.config import StudyConfig, arm_spec, dump_config, load_config
+from lorastudy.study.config import StudyConfig
+from lorastudy.study.arms import arm_spec
+from lorastudy.study.config_loading import dump_config, load_config
 from lorastudy.core.errors import StudyError
 
 STAGES = ("data", "train", "evaluate", "bench", "report")

@@ -45,8 +45,10 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from lorastudy.core import artifacts, integrity, runtime
-from lorastudy.study.config import LatencyConfig, StudyConfig, load_config, stable_hash
+from lorastudy.study.config import LatencyConfig, StudyConfig, stable_hash
+from lorastudy.study.config_loading import load_config
 from lorastudy.core.errors import StudyError
+from lorastudy.core.quiet import quiet_library_calls
 
 SCHEMA_VERSION = 3  # 3: attention is chosen per serving path
 PIPED_WIDTH = 120
@@ -269,7 +271,7 @@ def bench_run(run_path: Path, config: StudyConfig, texts: list[str], device: str
     run = artifacts.read_json(Path(run_path) / "run.json")
     if run["method"] == "tfidf":
         return _bench_tfidf(Path(run_path), run, config, texts)
-    from lorastudy.study.models import load_trained
+    from lorastudy.study.trained import load_trained
 
     model_dir = Path(run_path) / "model"
     is_lora = run["method"] == "lora"
@@ -339,7 +341,7 @@ def _weights_mb(folder: Path, pattern: str = "*.safetensors") -> float:
 
 def _saved_weights_mb(model) -> float:
     """The merged model as it would ship: saved in safetensors to a scratch folder and measured."""
-    with tempfile.TemporaryDirectory(prefix="lorastudy-merged-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="lorastudy-merged-") as tmp, quiet_library_calls():
         model.save_pretrained(tmp)
         return _weights_mb(Path(tmp))
 
@@ -373,7 +375,9 @@ def _bench_single(target: str, study: StudyConfig, texts: list[str]) -> tuple[st
     if (path / "run.json").exists():
         entry = bench_run(path, study, texts, device)
         return entry["arm"], entry
-    from lorastudy.study.models import count_parameters, load_classifier, resolve_source
+    from lorastudy.study.classifiers import load_classifier
+    from lorastudy.study.lora import count_parameters
+    from lorastudy.study.model_sources import resolve_source
 
     start = time.perf_counter()
     resolved = resolve_source(target, cache_dir=_cache_dir(), allow_pickle=study.allow_pickle)
@@ -388,7 +392,7 @@ def _bench_single(target: str, study: StudyConfig, texts: list[str]) -> tuple[st
 
 
 def _cache_dir() -> Path:
-    from lorastudy.study.models import default_cache_dir
+    from lorastudy.study.model_sources import default_cache_dir
 
     return default_cache_dir()
 

@@ -20,6 +20,7 @@ import torch
 
 from lorastudy.core import artifacts, runtime
 from lorastudy.core.errors import StudyError
+from lorastudy.core.quiet import quiet_library_calls
 from lorastudy.serve.predict import TrainedRun, locate_run
 
 FORMATS = ("safetensors", "onnx")
@@ -54,7 +55,8 @@ def export_model(run_dir: Path, arm: str, out: Path, *, seed: int | None = None,
 
 def _export_neural(run: TrainedRun, folder: Path, fmt: str) -> str:
     """Save the merged model (or its ONNX graph) and tokenizer; return "standard" or "mean_pooling"."""
-    from lorastudy.study.models import MeanPoolingClassifier, load_trained
+    from lorastudy.study.classifiers import MeanPoolingClassifier
+    from lorastudy.study.trained import load_trained
 
     model, tokenizer = load_trained(run.path, merged=True, allow_pickle=run.config.allow_pickle)
     model.config.id2label = dict(enumerate(run.labels))
@@ -65,7 +67,8 @@ def _export_neural(run: TrainedRun, folder: Path, fmt: str) -> str:
         model.config.save_pretrained(folder)  # labels and architecture, for readers of the folder
         _write_onnx(model, tokenizer, folder / ONNX_FILE, _check_texts(run))
     else:
-        model.save_pretrained(folder, safe_serialization=True)
+        with quiet_library_calls():
+            model.save_pretrained(folder, safe_serialization=True)
     return "mean_pooling" if isinstance(model, MeanPoolingClassifier) else "standard"
 
 
@@ -201,7 +204,7 @@ def _loading(run: TrainedRun, fmt: str, head: str) -> list[str]:
                 "linear layer. `AutoModelForSequenceClassification` would instead build the [CLS] head with random "
                 "weights, so load it with lorastudy's class, or export with `--format onnx` to run it without "
                 "lorastudy:", "", "```python", "from transformers import AutoConfig, AutoTokenizer",
-                "from lorastudy.study.models import MeanPoolingClassifier",
+                "from lorastudy.study.classifiers import MeanPoolingClassifier",
                 "model = MeanPoolingClassifier.from_pretrained('OUT', config=AutoConfig.from_pretrained('OUT')).eval()",
                 "tokenizer = AutoTokenizer.from_pretrained('OUT')",
                 "encoded = tokenizer(['a text to label'], truncation=True, padding=True, return_tensors='pt')",

@@ -1,7 +1,7 @@
 """Label new texts with a trained arm, as the study served it (`lorastudy predict`).
 
 The model is the one the latency stage timed and the evaluation scored: loaded by
-`models.load_trained` (LoRA merged into the weights), run in the run's precision
+`trained.load_trained` (LoRA merged into the weights), run in the run's precision
 (`runtime.serving`) with the attention kernel the latency stage chose for its
 architecture (`latency/latency.json`, transformers' default when absent), through
 `training.predict_logits`, the function that wrote the run's saved logits. So
@@ -20,7 +20,8 @@ import pandas as pd
 from scipy.special import softmax
 
 from lorastudy.core import artifacts, runtime
-from lorastudy.study.config import StudyConfig, load_config
+from lorastudy.study.config import StudyConfig
+from lorastudy.study.config_loading import load_config
 from lorastudy.core.errors import StudyError
 
 TABLE_SUFFIXES = (".csv", ".jsonl", ".parquet")
@@ -46,7 +47,7 @@ class TrainedRun:
 
 def locate_run(run_dir: Path, arm: str, seed: int | None = None) -> TrainedRun:
     """The finished run of `arm` (first seed by default) in a run directory; bad names are one-line errors."""
-    from lorastudy.study.models import read_spec
+    from lorastudy.study.trained import read_spec
     from lorastudy.study.training import is_finished
 
     run_dir = Path(run_dir)
@@ -102,7 +103,7 @@ class Predictor:
             return
         from transformers import DataCollatorWithPadding
 
-        from lorastudy.study.models import load_trained, read_spec
+        from lorastudy.study.trained import load_trained, read_spec
 
         train = read_spec(self.run.path).train
         self.model, self.tokenizer = load_trained(self.run.path, merged=True, allow_pickle=self.run.config.allow_pickle)
@@ -154,7 +155,8 @@ def prediction_table(logits: np.ndarray, labels: Sequence[str]) -> pd.DataFrame:
 
 def read_inputs(path: Path, text_column: str) -> pd.DataFrame:
     """A .csv/.jsonl/.parquet table with `text_column` (its other columns are kept), or one text per line."""
-    from lorastudy.study.data import read_table, read_utf8
+    from lorastudy.study.sources import read_table
+    from lorastudy.study.text_files import read_utf8
 
     path = Path(path)
     if not path.is_file():

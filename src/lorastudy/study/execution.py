@@ -25,8 +25,9 @@ from typing import Any, Iterator
 from tqdm.auto import tqdm
 
 from lorastudy.core import artifacts
-from lorastudy.study.config import ArmSpec, ExecutionConfig, RunResources, StudyConfig
-from lorastudy.study.data import PreparedData
+from lorastudy.study.config import ExecutionConfig, RunResources, StudyConfig
+from lorastudy.study.arms import ArmSpec
+from lorastudy.study.prepared_data import PreparedData
 from lorastudy.core.errors import StudyError
 from lorastudy.study.training import is_finished, run_path_for, train_run
 
@@ -59,11 +60,6 @@ def train_runs(specs: list[ArmSpec], data: PreparedData, run_dir: Path, config: 
     Raises a StudyError naming the runs that still failed after their retries; every run that finished is kept.
     """
     backend = config.execution.backend
-    if backend == "local":
-        for index, spec in enumerate(specs, start=1):
-            tqdm.write(f"[run {index}/{len(specs)}] {spec.run_name}")
-            train_run(spec, data, run_dir, config)
-        return
     pending = []
     for spec in specs:
         if is_finished(run_path_for(run_dir, spec), spec):
@@ -71,6 +67,12 @@ def train_runs(specs: list[ArmSpec], data: PreparedData, run_dir: Path, config: 
         else:
             pending.append(spec)
     if not pending:
+        return
+    if backend == "local":
+        for done, spec in enumerate(pending, start=1):
+            run_path = train_run(spec, data, run_dir, config)
+            report_run(RunOutcome(spec.run_name, artifacts.read_json(run_path / "run.json"), None), run_dir,
+                       done, len(pending))
         return
     train = _train_in_processes if backend == "process" else _train_on_ray
     run_dir = Path(run_dir).resolve()  # workers may start in another folder
@@ -150,8 +152,12 @@ def _crash_hook(run_name: str) -> None:
 # --- the driver side ----------------------------------------------------------
 
 
-def _finish(outcome: RunOutcome, run_dir: Path, done: int, total: int) -> None:
-    """Write a returned run folder in place (run.json last, the folder swapped in whole) and print its status."""
+def report_run(outcome: RunOutcome, run_dir: Path, done: int, total: int) -> None:
+    """Write a returned run folder in place (run.json last, the folder swapped in whole) and print its one line.
+
+    The only place a finished run is reported, for every backend: `[done/total] run: val macro F1, seconds,
+    peak memory`.
+    """
     if outcome.files is not None:
         with artifacts.atomic_dir(Path(run_dir) / "runs" / outcome.run_name) as tmp:
             for name in sorted(outcome.files, key=lambda name: name == "run.json"):
@@ -194,8 +200,7 @@ def _train_in_processes(pending: list[ArmSpec], data: PreparedData, run_dir: Pat
     finished = iter(range(1, len(pending) + 1))
     stop = threading.Event()  # set when the driver is interrupted: no run starts or retries after that
 
-    def train(index: int, spec: ArmSpec) -> None:
-        tqdm.write(f"[run {index}/{len(pending)}] {spec.run_name} (own process)")
+    def train(spec: ArmSpec) -> None:
         for attempt in range(1, config.execution.max_retries + 2):
             if stop.is_set():
                 return
@@ -208,12 +213,12 @@ def _train_in_processes(pending: list[ArmSpec], data: PreparedData, run_dir: Pat
                 tqdm.write(f"{spec.run_name}: attempt {attempt} failed: {failures[spec.run_name]}")
             else:
                 failures.pop(spec.run_name, None)
-                _finish(outcome, run_dir, next(finished), len(pending))
+                report_run(outcome, run_dir, next(finished), len(pending))
                 return
 
     threads = ThreadPoolExecutor(max_workers=concurrent)  # each thread only waits on its run's process
     try:
-        for future in [threads.submit(train, index, spec) for index, spec in enumerate(pending, start=1)]:
+        for future in [threads.submit(train, spec) for spec in pending]:
             future.result()
     except BaseException:
         stop.set()
@@ -286,7 +291,7 @@ def _train_on_ray(pending: list[ArmSpec], data: PreparedData, run_dir: Path, con
                     tqdm.write(f"[{done}/{len(pending)}] {spec.run_name}: FAILED after "
                                f"{1 + execution.max_retries} attempt(s): {failures[spec.run_name]}")
                 else:
-                    _finish(outcome, run_dir, done, len(pending))
+                    report_run(outcome, run_dir, done, len(pending))
                 bar.update(1)
         return failures
     finally:

@@ -27,9 +27,10 @@ from transformers import DataCollatorWithPadding, Trainer, TrainerCallback, Trai
 from transformers.trainer_callback import PrinterCallback
 
 from lorastudy.core import artifacts, integrity, runtime
-from lorastudy.study import models, weighting
-from lorastudy.study.config import ArmSpec, StudyConfig
-from lorastudy.study.data import PreparedData
+from lorastudy.study import classifiers, lora, model_sources, trained, weighting
+from lorastudy.study.config import StudyConfig
+from lorastudy.study.arms import ArmSpec
+from lorastudy.study.prepared_data import PreparedData
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ def unfinished_reason(run_path: Path, spec: ArmSpec) -> str | None:
 
 def train_run(spec: ArmSpec, data: PreparedData, run_dir: Path, study: StudyConfig,
               memory_scope: runtime.MemoryScope = "study") -> Path:
-    """Train (or skip, if already finished) one run and return its folder.
+    """Train (or skip, if already finished) one run and return its folder; the run's numbers are in its run.json.
 
     `memory_scope` says which process the peak memory is of: "run" when the caller started a fresh
     process for this run alone (execution backends process and ray), "study" in the study's own process.
@@ -107,9 +108,7 @@ def train_run(spec: ArmSpec, data: PreparedData, run_dir: Path, study: StudyConf
         "environment": runtime.environment_info(),
     }
     artifacts.write_json(run_path / "run.json", integrity.sealed_run_record(run_path, record))
-    tqdm.write(f"{spec.run_name}: val macro F1 {outcome['best_val_macro_f1']:.3f}, "
-               f"{record['wall_time_s']:.0f} s.")
-    return run_path
+    return run_path  # the caller reports it (execution.report_run): once, wherever the run trained
 
 
 # --- collapse check -------------------------------------------------------
@@ -230,7 +229,7 @@ class StudyTrainer(Trainer):
         if self.head_learning_rate is None or self.optimizer is not None:
             return super().create_optimizer(model)
         model = model or self.model
-        head = set(models.head_parameter_names(model))
+        head = set(lora.head_parameter_names(model))
         decay = set(self.get_decay_parameter_names(model))
         groups: dict[tuple[bool, bool], list[torch.nn.Parameter]] = {}
         for name, param in model.named_parameters():
@@ -303,21 +302,23 @@ class RunProgress(TrainerCallback):
 
 def _train_neural(spec: ArmSpec, data: PreparedData, run_path: Path, study: StudyConfig, dev: str) -> dict:
     train = spec.train
-    source = models.resolve_source(spec.model.source, cache_dir=models.default_cache_dir(),
+    source = model_sources.resolve_source(spec.model.source, cache_dir=model_sources.default_cache_dir(),
                                    revision=spec.model.revision, allow_pickle=study.allow_pickle)
     attention = runtime.choose_attention(train.attention, dev)
-    model, tokenizer, new_weights = models.load_classifier(
+    model, tokenizer, new_weights = classifiers.load_classifier(
         source, len(data.labels), pooling=spec.model.pooling, trust_remote_code=study.trust_remote_code,
         id2label=dict(enumerate(data.labels)), attention=attention)
     log_path = run_path / "train_log.jsonl"
     if new_weights:
-        tqdm.write(f"{spec.run_name}: newly initialised (trained and saved): {', '.join(new_weights)}")
         artifacts.append_jsonl(log_path, {"newly_initialized": new_weights})
+    # Every run gets a new classification head (run.json and train_log.jsonl list it); anything else is news.
+    if any(weight.split(".", 1)[0] not in lora.HEAD_NAMES for weight in new_weights):
+        tqdm.write(f"{spec.run_name}: newly initialised (trained and saved): {', '.join(new_weights)}")
     targets: list[str] = []
     if spec.method == "lora":
-        model = models.apply_lora(model, spec.model.lora, spec.family)
+        model = lora.apply_lora(model, spec.model.lora, spec.family)
         targets = sorted(model.peft_config["default"].target_modules)
-    parameters = models.count_parameters(model)
+    parameters = lora.count_parameters(model)
     splits = tokenized_splits(tokenizer, source, data, study.data.max_length)
     precision = runtime.choose_precision(train.precision, dev)
     loss = build_loss(spec, data.train_counts)
@@ -336,8 +337,8 @@ def _train_neural(spec: ArmSpec, data: PreparedData, run_path: Path, study: Stud
     model = trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False)
     if best.state is not None:  # no per-epoch evaluation (one epoch or less): the final weights are the checkpoint
         best.restore(model)
-    models.save_model(model, tokenizer, run_path / "model")
-    # The saved logits are those of the model as it is served (`models.load_trained`: LoRA merged into the
+    trained.save_model(model, tokenizer, run_path / "model")
+    # The saved logits are those of the model as it is served (`trained.load_trained`: LoRA merged into the
     # weights, the run's precision), so evaluation scores the deployed model and a reload reproduces them.
     served = model.merge_and_unload() if spec.method == "lora" else model
     served.set_attn_implementation(None)  # transformers' default kernel, the one load_trained serves with
@@ -402,7 +403,7 @@ def training_arguments(spec: ArmSpec, study: StudyConfig, run_path: Path, precis
     )
 
 
-def tokenized_splits(tokenizer, source: models.ResolvedSource, data: PreparedData,
+def tokenized_splits(tokenizer, source: model_sources.ResolvedSource, data: PreparedData,
                      max_length: int) -> dict[str, list[dict]]:
     """Token ids (unpadded; the collator pads per batch) and labels of every split, cached per tokenizer."""
     key = (str(source.path), max_length, data.fingerprint)

@@ -1,0 +1,103 @@
+"""What the numbers say, decided once as typed data: the findings the note words.
+
+Each finding names its kind, the quantities it rests on (with the artifact path each
+was read from), the test that decides it and the verdict. `report.py` and its
+templates only put findings into words: a sentence in the note exists because a
+finding's verdict selected it, and other numbers select other sentences.
+
+Verdict vocabulary (the note's words map onto these one to one):
+- a difference: "a_higher" / "b_higher" when its interval excludes 0, else
+  "not_distinguishable"; the interval's source (`uncertainty.Uncertainty`) picks the words:
+  test-set resampling with one seed ("clear" / "not distinguishable on this test set"),
+  that widened by the seed t-interval otherwise ("clear" / "not distinguishable", the
+  note's header saying what such an interval holds);
+- a mechanism, a bottleneck, a decision: the rule is in the function that makes it.
+
+Calls the note makes by combining findings or comparing their numbers (which arm a
+difference favours, which metrics weighting transferred better on, whether a limitation
+applies, ...) are typed fields of each section's `Verdicts`, computed once here, so the
+template selects words and computes nothing.
+
+One module per section of the note (`systems`, `weighting`, `tiers`, `deployment`,
+`next_experiment`, `limitations`) on the shared types of `base`; `derive` assembles them in
+the note's order.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from lorastudy.note.findings.base import DEC, ENC, LATENCY, RESULTS, WEIGHTED, Finding, Quantity, Source, \
+    difference_verdict
+from lorastudy.note.findings.deployment import DeploymentVerdicts, decision_findings, deployment_verdicts, \
+    latency_finding, shared_measurement_findings
+from lorastudy.note.findings.limitations import LimitationVerdicts, limitation_verdicts
+from lorastudy.note.findings.next_experiment import NextStepVerdicts, bottleneck_findings, next_step_verdicts
+from lorastudy.note.findings.systems import SystemsVerdicts, architecture_split_finding, hidden_tail_finding, \
+    systems_findings, systems_verdicts
+from lorastudy.note.findings.tiers import TierVerdicts, tier_findings, tier_verdicts
+from lorastudy.note.findings.weighting import WeightingVerdicts, weighting_findings, weighting_verdicts
+from lorastudy.study.config import StudyConfig
+
+__all__ = ["DEC", "ENC", "LATENCY", "RESULTS", "WEIGHTED", "Finding", "Findings", "Quantity", "Source", "derive",
+           "difference_verdict"]
+
+
+class Findings(BaseModel):
+    """Every finding the note may word, and each section's verdicts over them (schema 2 added the verdicts)."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+    schema_version: int = 2
+    uncertainty: dict
+    findings: list[Finding]
+    rare_and_common: bool = False
+    """The note can contrast a rare tier with a common one: there is more than one tier and both the first (rarest)
+    and the last hold classes. Stricter than `base.has_tail` (any two tiers with classes), which gates findings."""
+    systems: SystemsVerdicts = Field(default_factory=SystemsVerdicts)
+    weighting: WeightingVerdicts = Field(default_factory=WeightingVerdicts)
+    tiers: TierVerdicts = Field(default_factory=TierVerdicts)
+    deployment: DeploymentVerdicts = Field(default_factory=DeploymentVerdicts)
+    next_step: NextStepVerdicts = Field(default_factory=NextStepVerdicts)
+    limitations: LimitationVerdicts = Field(default_factory=LimitationVerdicts)
+
+    def get(self, finding_id: str) -> Finding | None:
+        return next((f for f in self.findings if f.id == finding_id), None)
+
+    def of_kind(self, kind: str) -> list[Finding]:
+        return [f for f in self.findings if f.kind == kind]
+
+    @property
+    def intervals_reported(self) -> int:
+        return sum(1 for f in self.findings for q in f.quantities if q.name.endswith("_lo"))
+
+
+def uncertainty_finding(src: Source) -> Finding:
+    info = src.results.get("uncertainty", {"source": "test_resampling", "n_seeds": 1})
+    return Finding(id="uncertainty", kind="uncertainty", section=0, test="results.uncertainty.source",
+                   verdict=info["source"], quantities=[src.value("n_seeds", "uncertainty", "n_seeds")],
+                   facts=dict(info))
+
+
+def rare_and_common(src: Source) -> bool:
+    sizes = src.results["data"]["tier_sizes"]
+    return len(src.tiers) > 1 and sizes.get(src.tiers[0], 0) > 0 and sizes.get(src.tiers[-1], 0) > 0
+
+
+def derive(results: dict, latency: dict | None, config: StudyConfig, runs: list[dict] | None = None,
+           summary: dict | None = None) -> Findings:
+    """Every finding the note may word, from the run's results and latency, and each section's verdicts over them
+    (the limitations also read the run records and the data summary)."""
+    src = Source(results, latency, config)
+    found = [uncertainty_finding(src), *systems_findings(src)]
+    found += [f for f in (architecture_split_finding(src), hidden_tail_finding(src)) if f]
+    found += weighting_findings(src, config) + tier_findings(src, config)
+    ratio = latency_finding(src)
+    found += ([ratio] if ratio else []) + shared_measurement_findings(src) + decision_findings(src, config)
+    found += bottleneck_findings(src, config)
+    return Findings(uncertainty=found[0].facts, findings=found, rare_and_common=rare_and_common(src),
+                    systems=systems_verdicts(src, found), weighting=weighting_verdicts(src, found),
+                    tiers=tier_verdicts(src, found), deployment=deployment_verdicts(found),
+                    next_step=next_step_verdicts(found),
+                    limitations=limitation_verdicts(src, runs or [], summary or {}))
+

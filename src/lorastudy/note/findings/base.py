@@ -1,0 +1,115 @@
+"""Shared types of the findings and the reader of the artifacts they rest on.
+
+A `Finding` names its kind, the quantities it rests on (with the artifact path each was
+read from), the test that decides it and the verdict; a section's `Verdicts` hold the calls
+the note makes from several findings or from comparing numbers; `Source` reads
+results.json and latency.json keeping the path of every value it takes.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from lorastudy.study.config import StudyConfig
+
+ENC, DEC = "encoder_lora", "decoder_lora"
+WEIGHTED = {"encoder_full": "encoder_full_cw", "encoder_lora": "encoder_lora_cw", "decoder_lora": "decoder_lora_cw"}
+RESULTS, LATENCY = "evaluation/results.json", "latency/latency.json"
+
+
+class Quantity(BaseModel):
+    name: str
+    value: float | None
+    path: str
+
+
+class Finding(BaseModel):
+    id: str
+    kind: Literal["data", "level", "difference", "effect", "decomposition", "mechanism", "tiers", "confusion",
+                  "latency", "decision", "bottleneck", "prediction", "uncertainty"]
+    section: int
+    test: str
+    verdict: str
+    subjects: list[str] = Field(default_factory=list)
+    quantities: list[Quantity] = Field(default_factory=list)
+    facts: dict[str, Any] = Field(default_factory=dict)
+
+    def q(self, name: str) -> float | None:
+        return next(q.value for q in self.quantities if q.name == name)
+
+
+class Verdicts(BaseModel):
+    """A section's calls that combine findings or compare their numbers, made once so the template only words them.
+
+    Each field's docstring says what it decides and why the note needs it decided."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+
+# --- reading artifacts with their paths --------------------------------------------
+
+
+class Source:
+    """results.json and latency.json, read with the path of every value taken."""
+
+    def __init__(self, results: dict, latency: dict | None, config: StudyConfig):
+        self.results, self.latency, self.config = results, latency, config
+        self.rare = results["data"]["tier_names"][0]
+        self.tiers = results["data"]["tier_names"]
+        several_seeds = results.get("uncertainty", {}).get("n_seeds", 1) > 1
+        self.source = "test_and_seeds" if several_seeds else "test_resampling"
+
+    def has(self, arm: str) -> bool:
+        return arm in self.results["arms"]
+
+    def value(self, name: str, *keys: Any) -> Quantity:
+        node: Any = self.results
+        for key in keys:
+            node = node[key] if node is not None else None
+        return Quantity(name=name, value=node, path=RESULTS + "#/" + "/".join(str(k) for k in keys))
+
+    def first_run(self, arm: str) -> str:
+        return f"{arm}__seed{self.results['arms'][arm]['seeds'][0]}"
+
+    def source_of(self, interval: dict | None) -> str:
+        """Where one interval came from: test resampling, or that and seeds (uncertainty.Uncertainty)."""
+        return (interval or {}).get("source", self.source)
+
+    def comparison(self, a: str, b: str, metric: str) -> tuple[dict, list[Quantity], int] | None:
+        """b - a with its interval, whichever way round evaluation stored it; sign = +1 when stored as b - a."""
+        for index, row in enumerate(self.results.get("comparisons", [])):
+            if row["metric"] == metric and {row["a"], row["b"]} == {a, b}:
+                sign = 1 if row["b"] == b else -1
+                lo, hi = sorted(sign * x for x in row["ci"])
+                path = f"{RESULTS}#/comparisons/{index}"
+                quantities = [Quantity(name="diff", value=sign * row["diff"], path=path + "/diff"),
+                              Quantity(name="diff_lo", value=lo, path=path + "/ci/0"),
+                              Quantity(name="diff_hi", value=hi, path=path + "/ci/1")]
+                return {"metric": metric, "diff": sign * row["diff"], "ci": [lo, hi],
+                        "distinguishable": row["distinguishable"], "source": self.source_of(row)}, \
+                    quantities, sign
+        return None
+
+
+def difference_verdict(row: dict) -> str:
+    if not row["distinguishable"]:
+        return "not_distinguishable"
+    return "b_higher" if row["diff"] > 0 else "a_higher"
+
+
+
+def interval_test(source: str) -> str:
+    return {"test_resampling": "95% interval of the paired difference excludes 0 (bootstrap over test examples, "
+                               "one training seed)",
+            "test_and_seeds": "95% interval excludes 0 (bootstrap over test examples of the seed means, its "
+                              "half-widths widened in quadrature by the t-interval over the shared seeds)"}[source]
+
+
+
+def has_tail(src: Source) -> bool:
+    """At least two tiers with classes in them: otherwise there is no rare tier to speak of."""
+    sizes = src.results["data"]["tier_sizes"]
+    return sum(1 for tier in src.tiers if sizes.get(tier, 0) > 0) >= 2
+

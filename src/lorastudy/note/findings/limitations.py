@@ -1,0 +1,43 @@
+"""Limitations (and the experiment log's caveat): what the note must qualify, decided from the run's records."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from lorastudy.note.findings.base import DEC, ENC, Source, Verdicts
+
+
+class LimitationVerdicts(Verdicts):
+    sizes_differ: bool = False
+    """The two LoRA models have different total parameter counts, so no gap between them is attributable to
+    architecture alone."""
+    budgets_differ: bool = False
+    """The two LoRA arms' first-seed runs trained different numbers of steps (their run records), so every gap
+    between them is measured at these budgets."""
+    truncated: bool = False
+    """Some of the encoder's or the decoder's inputs lost their end to the maximum length (data summary)."""
+    duplicates: Literal["deduplicated", "leaked"] | None = None
+    """Texts shared between splits: dropped before training, or left in so that test rows repeat a training text;
+    None when neither is recorded."""
+    peak_memory_per_run: bool = False
+    """Every run that records its peak-memory scope trained in its own process, so a peak is that run's alone (the
+    log's caption); otherwise a peak may include what earlier runs left allocated."""
+
+
+def limitation_verdicts(src: Source, runs: list[dict], summary: dict) -> LimitationVerdicts:
+    sizes_differ = budgets_differ = False
+    if src.has(ENC) and src.has(DEC):
+        totals = [(src.results["runs"][src.first_run(arm)].get("parameters") or {}).get("total") for arm in (ENC, DEC)]
+        sizes_differ = totals[0] != totals[1]
+        records = {(r.get("arm"), r.get("seed")): r for r in runs}
+        first = [records.get((arm, src.results["arms"][arm]["seeds"][0])) for arm in (ENC, DEC)]
+        budgets_differ = all(first) and first[0].get("steps") != first[1].get("steps")
+    truncation = summary.get("truncation") or {}
+    cut = max((truncation.get(model) or {}).get("share") or 0 for model in ("encoder", "decoder"))
+    duplicates = summary.get("duplicates") or {}
+    scopes = {scope for r in runs if (scope := r.get("peak_memory_scope"))}
+    return LimitationVerdicts(
+        sizes_differ=sizes_differ, budgets_differ=budgets_differ, truncated=cut > 0,
+        duplicates="deduplicated" if duplicates.get("deduplicated") else
+        "leaked" if duplicates.get("test_rows_seen_in_train") else None,
+        peak_memory_per_run=scopes == {"run"})

@@ -1,0 +1,118 @@
+"""Section 3, per class and per tier: sign tests over a tier's classes, rare-tier recall, confusions, counts."""
+
+from __future__ import annotations
+
+from scipy.stats import binomtest, spearmanr
+
+from lorastudy.note.findings.base import DEC, ENC, Finding, Source, Verdicts, difference_verdict, has_tail, \
+    interval_test
+from lorastudy.study.config import StudyConfig
+
+
+class TierVerdicts(Verdicts):
+    first_seed_only: list[str] = []
+    """Arms with several seeds: per-class facts (a tier wiped out, a tier mean resting on few classes) read their
+    first seed only, which the note says."""
+    both_wrong_on_rare: bool = False
+    """Both LoRA models predicted some rare-tier test examples wrongly: only then can the note compare where their
+    wrong predictions go."""
+
+
+def tier_verdicts(src: Source, found: list[Finding]) -> TierVerdicts:
+    confusions = next((f for f in found if f.id == "tier.confusions"), None)
+    flows = confusions.facts["flows"] if confusions else {}
+    return TierVerdicts(
+        first_seed_only=[arm for arm, entry in src.results["arms"].items() if entry["n_seeds"] > 1],
+        both_wrong_on_rare=all(bool((flows.get(arm) or {}).get("wrong")) for arm in (ENC, DEC)))
+
+
+def tier_findings(src: Source, config: StudyConfig) -> list[Finding]:
+    if not (src.has(ENC) and src.has(DEC)):
+        return []
+    out = []
+    data = src.results["data"]
+    classes = {row["label"]: row for row in (src.results.get("class_differences") or {}).get("classes", [])}
+    for tier in src.tiers:
+        rows = [row for row in classes.values() if row["tier"] == tier]
+        nonzero = {arm: sorted((r["label"] for r in rows if r[key] > 0), key=lambda label: -classes[label][key])
+                   for arm, key in ((ENC, "f1_a"), (DEC, "f1_b"))}
+        quantities = []
+        for arm in (ENC, DEC):
+            run = src.first_run(arm)
+            quantities += [src.value(f"{arm}.mean_f1", "runs", run, "test", "per_tier", tier, "mean_f1"),
+                           src.value(f"{arm}.zero", "runs", run, "test", "per_tier", tier, "zero_f1_count"),
+                           src.value(f"{arm}.n", "runs", run, "test", "per_tier", tier, "n_evaluable"),
+                           src.value(f"{arm}.recall", "runs", run, "test", "per_tier", tier, "recall")]
+        better = sum(r["diff"] > 0 for r in rows)
+        worse = sum(r["diff"] < 0 for r in rows)
+        untied = better + worse
+        p = binomtest(better, untied).pvalue if untied else None
+        powerless = untied == 0 or 2 * 0.5 ** untied >= 0.05  # even a clean sweep could not reach p < 0.05
+        n_classes = data["tier_sizes"][tier]
+        wiped = [arm for arm in (ENC, DEC) if rows and not nonzero[arm]]
+        fragile = [arm for arm in (ENC, DEC) if 0 < len(nonzero[arm]) <= config.report.fragile_tier_classes
+                   and len(rows) > len(nonzero[arm])]
+        verdict = ("too_few_classes" if powerless else
+                   "decoder_more_classes" if p < 0.05 and better > worse else
+                   "encoder_more_classes" if p < 0.05 and worse > better else "no_class_level_winner")
+        out.append(Finding(id=f"tier.{tier}", kind="tiers", section=3,
+                           test="two-sided sign test over the tier's classes of decoder minus encoder F1 (p < 0.05)",
+                           verdict=verdict, subjects=[ENC, DEC, tier], quantities=quantities,
+                           facts={"tier": tier, "n_classes": n_classes, "n_scored": len(rows),
+                                  "decoder_higher": better, "encoder_higher": worse, "tied": len(rows) - better - worse,
+                                  "sign_test_p": p, "wiped": wiped, "fragile": fragile,
+                                  "nonzero": nonzero, "fragile_limit": config.report.fragile_tier_classes}))
+    recall = src.comparison(ENC, DEC, "rare_recall")
+    if recall:
+        row, quantities, _ = recall
+        out.append(Finding(id="tier.rare_recall", kind="difference", section=3, test=interval_test(row["source"]),
+                           verdict=difference_verdict(row), subjects=[ENC, DEC], quantities=quantities,
+                           facts={"metric": "rare_recall", "source": row["source"]}))
+    out.append(confusion_finding(src))
+    rho = [src.value(f"{arm}.rho", "runs", src.first_run(arm), "test", "spearman_f1_vs_train_count", "rho")
+           for arm in (ENC, DEC)]
+    p_values = [src.value(f"{arm}.rho_p", "runs", src.first_run(arm), "test", "spearman_f1_vs_train_count", "p")
+                for arm in (ENC, DEC)]
+    follows = all(r.value is not None and r.value > 0 and p.value is not None and p.value < 0.05
+                  for r, p in zip(rho, p_values))
+    undefined = any(r.value is None for r in rho)
+    biggest = max(src.tiers, key=lambda t: src.results["data"]["tier_sizes"][t])
+    within = {}
+    for arm, key in ((ENC, "f1_a"), (DEC, "f1_b")):
+        rows = [c for c in (src.results.get("class_differences") or {}).get("classes", []) if c["tier"] == biggest]
+        counts = [c["train_count"] for c in rows]
+        within[arm] = (float(spearmanr(counts, [c[key] for c in rows]).statistic)
+                       if len(rows) >= 3 and len(set(counts)) > 1 else None)
+    out.append(Finding(id="tier.count_correlation", kind="tiers", section=3,
+                       test="Spearman rho of per-class F1 with train count > 0 at p < 0.05 for both models",
+                       verdict="counts_constant" if undefined else
+                       "f1_follows_count" if follows else "no_clear_count_dependence",
+                       subjects=[ENC, DEC], quantities=rho + p_values,
+                       facts={"within_tier": biggest, "within_rho": within,
+                              "across_only": bool(has_tail(src) and all(v is not None and v <= 0 for v in within.values()))}))
+    return out
+
+
+def confusion_finding(src: Source) -> Finding:
+    """Where the rare tier's test examples go, for both LoRA models."""
+    flows = {arm: src.results["runs"][src.first_run(arm)]["test"].get("tier_flow", {}).get(src.rare) for arm in (ENC, DEC)}
+    quantities = []
+    for arm in (ENC, DEC):
+        base = ("runs", src.first_run(arm), "test", "tier_flow", src.rare)
+        quantities += [src.value(f"{arm}.n", *base, "n_examples"), src.value(f"{arm}.correct", *base, "correct")]
+        quantities += [src.value(f"{arm}.to.{tier}", *base, "to_tier", tier) for tier in src.tiers]
+    def unique_top(flow: dict | None) -> str | None:
+        tops = (flow or {}).get("top_absorbers", [])
+        if not tops or (len(tops) > 1 and tops[1]["count"] == tops[0]["count"]):
+            return None
+        return tops[0]["label"]
+
+    for arm in (ENC, DEC):
+        base = ("runs", src.first_run(arm), "test", "tier_flow", src.rare)
+        quantities += [src.value(f"{arm}.wrong", *base, "wrong"),
+                       src.value(f"{arm}.wrong_into_largest", *base, "into_largest_classes", "wrong_count")]
+    shared = unique_top(flows[ENC]) is not None and unique_top(flows[ENC]) == unique_top(flows[DEC])
+    return Finding(id="tier.confusions", kind="confusion", section=3,
+                   test="the top absorber of wrongly predicted rare-tier examples is the same class for both models",
+                   verdict="same_top_absorber" if shared else "different_top_absorbers", subjects=[ENC, DEC],
+                   quantities=quantities, facts={"flows": flows})

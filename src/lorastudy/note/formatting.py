@@ -1,0 +1,144 @@
+"""Formatting: the only way numbers and data-derived strings enter the note.
+
+Every number is printed by one of these formatters (percent with 1 decimal, F1 with 3,
+ms with 3 significant digits, ...) straight from an artifact value, so `lorastudy check
+--results` can trace it back; every dataset- or config-derived string goes through `esc`
+(HTML and Markdown escaping), because Markdown passes raw HTML through to note.html.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import re
+
+ARM_NAMES = {
+    "tfidf_logreg": "TF-IDF + logistic regression", "encoder_full": "Encoder full fine-tune",
+    "encoder_full_cw": "Encoder full fine-tune + weighting", "encoder_lora": "Encoder LoRA",
+    "encoder_lora_cw": "Encoder LoRA + weighting", "decoder_lora": "Decoder LoRA",
+    "decoder_lora_cw": "Decoder LoRA + weighting",
+}
+METRIC_NAMES = {"accuracy": "accuracy", "macro_f1": "macro F1", "rare_recall": "rare-tier recall"}
+
+
+def esc(text: object) -> str:
+    """Escape a data-derived string for Markdown that becomes HTML: entities first, then Markdown syntax."""
+    return re.sub(r"([\\`*_\[\]|#{}])", r"\\\1", html.escape(str(text), quote=False))
+
+
+def code(text: object) -> str:
+    """Inline code (Markdown escapes its content itself); backticks inside are dropped."""
+    return f"`{str(text).replace('`', '')}`"
+
+
+def _shown(x: float, decimals: int) -> int:
+    """Decimals that keep a non-zero value from printing as zero: an interval end of -0.0004 is not 0."""
+    while x != 0 and round(abs(x), decimals) == 0 and decimals < 6:
+        decimals += 1
+    return decimals
+
+
+def pct(x: float | None) -> str:
+    return "–" if x is None else f"{100 * x:.{_shown(100 * x, 1)}f}%"
+
+
+def f1(x: float | None) -> str:
+    return "–" if x is None else f"{x:.{_shown(x, 3)}f}"
+
+
+def sf1(x: float | None) -> str:
+    return "–" if x is None else f"{x:+.{_shown(x, 3)}f}"
+
+
+def pp(x: float | None) -> str:
+    return "–" if x is None else f"{100 * x:+.{_shown(100 * x, 1)}f} pp"
+
+
+def ci_f1(ci: list[float] | None) -> str:
+    return "" if not ci else f"[{f1(ci[0])}, {f1(ci[1])}]"
+
+
+def ci_pp(ci: list[float] | None) -> str:
+    return "" if not ci else f"[{pp(ci[0])}, {pp(ci[1])}]"
+
+
+def ci_pct(ci: list[float] | None) -> str:
+    return "" if not ci else f"[{pct(ci[0])}, {pct(ci[1])}]"
+
+
+def ms(x: float | None) -> str:
+    """Three significant digits (3.84 ms, 29.2 ms): a ratio the note states can be recomputed from them."""
+    if x is None:
+        return "–"
+    return f"{x:.{max(1, 2 - math.floor(math.log10(abs(x))))}f} ms" if x else "0.0 ms"
+
+
+def money(x: float | None) -> str:
+    return "–" if x is None else f"${x:,.{_shown(x, 2)}f}"
+
+
+def p_value(p: float | None) -> str:
+    return "p undefined" if p is None else ("p < 0.001" if p < 0.001 else f"p = {p:.3f}")
+
+
+def count(n: float | None) -> str:
+    if n is None:
+        return "–"
+    return f"{n:,.0f}" if float(n).is_integer() else f"{n:.1f}"
+
+
+def params(n: int) -> str:
+    if n >= 1e6:
+        return f"{n / 1e6:.1f}M"
+    return f"{n / 1e3:.1f}k" if n >= 1e3 else str(n)
+
+
+def seconds(s: float | None) -> str:
+    if s is None:
+        return "–"
+    return f"{s:.1f} s" if s < 120 else f"{s / 60:.1f} min"
+
+
+def ratio(x: float) -> str:
+    return f"{x:.2f}x" if x < 2 else f"{x:.1f}x"  # 1.24x, not 1.2x: a small ratio's second digit is the news
+
+
+def name(arm: str | None) -> str:
+    return "no arm" if arm is None else ARM_NAMES.get(arm, esc(arm))
+
+
+def inline(arm: str | None) -> str:
+    """The arm's name inside a sentence ("encoder LoRA")."""
+    text = name(arm)
+    return text if text.startswith("TF") else text[0].lower() + text[1:]
+
+
+def metric_value(value: float | None, metric: str) -> str:
+    return pct(value) if metric in ("accuracy", "rare_recall") else f1(value)
+
+
+def metric_pair(values: list[float], metric: str) -> str:
+    """Two values of a metric, with as many decimals as it takes for them not to print alike."""
+    a, b = values
+    percent = metric in ("accuracy", "rare_recall")
+    for decimals in range(1 if percent else 3, 7):
+        shown = [f"{100 * v:.{decimals}f}%" if percent else f"{v:.{decimals}f}" for v in (a, b)]
+        if shown[0] != shown[1]:
+            break
+    return f"{shown[0]} against {shown[1]}"
+
+
+def metric_diff(value: float | None, metric: str) -> str:
+    return pp(value) if metric in ("accuracy", "rare_recall") else sf1(value)
+
+
+def metric_ci(ci: list[float] | None, metric: str) -> str:
+    return ci_pp(ci) if metric in ("accuracy", "rare_recall") else ci_f1(ci)
+
+
+FILTERS = {"esc": esc, "code": code, "pct": pct, "f1": f1, "sf1": sf1, "pp": pp, "ci_f1": ci_f1, "ci_pp": ci_pp,
+           "ci_pct": ci_pct, "ms": ms, "money": money, "count": count, "params": params, "seconds": seconds,
+           "ratio": ratio, "p_value": p_value, "name": name, "inline": inline, "metric_value": metric_value, "metric_diff": metric_diff,
+           "metric_pair": metric_pair,
+           "metric_ci": metric_ci, "metric_name": lambda m: METRIC_NAMES.get(m, esc(m)),
+           "upfirst": lambda text: text[:1].upper() + text[1:]}

@@ -1,0 +1,261 @@
+"""The note's tables and figures, laid out from the same artifacts the findings read."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lorastudy.note.figures import FigureSpec
+from lorastudy.note.findings import DEC, ENC, Findings
+from lorastudy.note.formatting import (
+    METRIC_NAMES, ci_f1, ci_pp, code, count, esc, f1, metric_value, money, ms, name, params, pct, pp, seconds, sf1,
+)
+from lorastudy.note.tables import CANDIDATE_NAMES, CLASS_ROWS, evidence, finding_ci, table
+from lorastudy.study.arms import arm_spec
+from lorastudy.study.config import ARMS, StudyConfig
+
+
+@dataclass
+class Layout:
+    """The note's tables and figures, from the same artifacts the findings read."""
+
+    results: dict
+    latency: dict | None
+    runs: list[dict]
+    config: StudyConfig
+    findings: Findings
+
+    @property
+    def arms(self) -> list[str]:
+        return [arm for arm in ARMS if arm in self.results["arms"]]
+
+    @property
+    def tiers(self) -> list[str]:
+        return self.results["data"]["tier_names"]
+
+    @property
+    def has_tail(self) -> bool:
+        sizes = self.results["data"]["tier_sizes"]
+        return sum(1 for tier in self.tiers if sizes.get(tier, 0) > 0) >= 2
+
+    def first_run(self, arm: str) -> dict:
+        return self.results["runs"][f"{arm}__seed{self.results['arms'][arm]['seeds'][0]}"]
+
+    def level(self, arm: str, metric: str, fmt) -> tuple[str, str]:
+        """(point estimate, interval) of one arm from one source (results.arms[arm].ci): seed mean ± std with seeds."""
+        entry = self.results["arms"][arm].get("ci", {}).get(metric)
+        if entry is None:
+            return "–", ""
+        stat = self.results["arms"][arm]["test"].get(metric)
+        spread = f" ± {fmt(stat['std'])}" if stat and stat.get("std") is not None else ""
+        return f"{fmt(entry['mean'])}{spread}", f"[{fmt(entry['ci'][0])}, {fmt(entry['ci'][1])}]"
+
+    def systems(self) -> str:
+        data = self.results["data"]
+        rows = [[f"Majority class ({esc(data['majority_class']['label'])})", pct(data["majority_class"]["test_accuracy"]),
+                 "", "–", "", "–", "–", "–"]]
+        for arm in self.arms:
+            p = self.first_run(arm)["parameters"] or {}
+            zero = self.results["arms"][arm]["test"]["zero_f1_count"]
+            collapsed = " **(collapsed)**" if (self.first_run(arm).get("collapse") or {}).get("collapsed") else ""
+            rows.append([name(arm) + collapsed, *self.level(arm, "accuracy", pct), *self.level(arm, "macro_f1", f1),
+                         count(zero["mean"]) + (f" ± {count(zero['std'])}" if zero.get("std") is not None else ""),
+                         params(p["trainable"]) if p.get("trainable") else "–", pct(p.get("trainable_share"))])
+        external = self.results.get("external_reference") or {}
+        for row in external.get("rows", []):
+            zero = row.get("zero_f1_count")
+            rows.append([f"*External: {esc(row['model'])} (course, {esc(row.get('split', 'validation'))})*",
+                         pct(row.get("accuracy")), "", f1(row.get("macro_f1")), "", count(zero), "", ""])
+        return table(["Arm", "Accuracy", "95% CI", "Macro F1", "95% CI", f"Zero-F1 (of {data['num_classes']})",
+                      "Trainable params", "Trainable share"], rows)
+
+    def weighting(self) -> str | None:
+        effects = [f for f in self.findings.of_kind("effect")]
+        if not effects:
+            return None
+        rows = []
+        for f in effects:
+            verdicts = f.facts["verdicts"]
+            rows.append([name(f.subjects[0]), f"{pct(f.q('acc_before'))} → {pct(f.q('acc_after'))}",
+                         f"{pp(f.q('accuracy_delta'))} {ci_pp(finding_ci(f, 'accuracy_delta'))}",
+                         f"{f1(f.q('f1_before'))} → {f1(f.q('f1_after'))}",
+                         f"{sf1(f.q('macro_f1_delta'))} {ci_f1(finding_ci(f, 'macro_f1_delta'))}",
+                         f"{count(f.q('zero_before'))} → {count(f.q('zero_after'))}",
+                         f"{pp(f.q('rare_recall_delta'))} {ci_pp(finding_ci(f, 'rare_recall_delta'))}"
+                         if "rare_recall" in verdicts else "–"])
+        rare = esc(self.tiers[0])
+        return table(["Unweighted arm", "Accuracy", "Δ accuracy [95% CI]", "Macro F1", "Δ macro F1 [95% CI]",
+                      "Zero-F1", f"Δ {rare}-tier recall [95% CI]"], rows)
+
+    def decomposition(self) -> str | None:
+        effects = {f.subjects[0]: f for f in self.findings.of_kind("effect") if f.subjects[0] in (ENC, DEC)}
+        if len(effects) < 2 or len(self.tiers) < 2:
+            return None
+        rows = []
+        for tier in self.tiers:
+            row = [esc(tier), pct(effects[ENC].q(f"{tier}.class_share"))]
+            for arm in (ENC, DEC):
+                row += [sf1(effects[arm].q(f"{tier}.delta_mean_f1")), sf1(effects[arm].q(f"{tier}.contribution")),
+                        pp(effects[arm].q(f"{tier}.accuracy_change_from_tier"))]
+            rows.append(row)
+        rows.append(["all (= Δ macro F1, Δ accuracy)", "100.0%", "", sf1(effects[ENC].q("macro_f1_delta")),
+                     pp(effects[ENC].q("accuracy_delta")), "", sf1(effects[DEC].q("macro_f1_delta")),
+                     pp(effects[DEC].q("accuracy_delta"))])
+        per_arm = [f"{name(arm)}: {column}" for arm in (ENC, DEC)
+                   for column in ("Δ tier mean F1", "Δ macro F1 from tier", "Δ accuracy from tier")]
+        return table(["Tier (weighted − unweighted)", "Class share", *per_arm], rows)
+
+    def tiers_table(self) -> str:
+        header = ["Arm"]
+        for tier in self.tiers:
+            n = self.results["data"]["tier_sizes"][tier]
+            header += [f"{esc(tier)} mean F1", f"{esc(tier)} classes above zero (of {n})", f"{esc(tier)} zero-F1 (of {n})",
+                       f"{esc(tier)} recall"]
+        rows = []
+        for arm in self.arms:
+            per_tier = self.results["arms"][arm]["per_tier"]  # seed means, as in Sections 1 and 2
+            row = [name(arm)]
+            for index, tier in enumerate(self.tiers):
+                t = {key: stat["mean"] for key, stat in per_tier[tier].items()}
+                recall = pct(t["recall"])
+                if index == 0 and self.results["arms"][arm].get("ci", {}).get("rare_recall"):
+                    recall = " ".join(self.level(arm, "rare_recall", pct))
+                row += [f1(t["mean_f1"]), count(t["n_nonzero"]), count(t["zero_f1_count"]), recall]
+            rows.append(row)
+        return table(header, rows)
+
+    def classes_table(self) -> str | None:
+        classes = (self.results.get("class_differences") or {}).get("classes", [])
+        if not classes:
+            return None
+        classes = [c for c in classes if f1(c["f1_a"]) != f1(c["f1_b"])]  # a class both models score alike is no difference
+        if not classes:
+            return None
+        rare = [c for c in classes if c["tier"] == self.tiers[0]][:CLASS_ROWS]
+        others = [c for c in classes if c["tier"] != self.tiers[0]][:max(CLASS_ROWS - len(rare), 4)]
+        return table(["Class", "Tier", "Train count", "Test support", "Encoder LoRA F1", "Decoder LoRA F1",
+                      "Decoder − encoder"],
+                     [[esc(c["label"]), esc(c["tier"]), count(c["train_count"]), count(c["test_support"]), f1(c["f1_a"]),
+                       f1(c["f1_b"]), sf1(c["diff"])] for c in rare + others])
+
+    def confusions(self) -> str | None:
+        finding = self.findings.get("tier.confusions")
+        if finding is None:
+            return None
+        rows = []
+        for arm in (ENC, DEC):
+            flow = finding.facts["flows"].get(arm)
+            if not flow:
+                continue
+            tops = ", ".join(f"{esc(t['label'])} ({count(t['count'])})" for t in flow["top_absorbers"][:3]) or "–"
+            rows.append([name(arm), count(flow["n_examples"]), count(flow["correct"])]
+                        + [count(flow["to_tier"][tier]) for tier in self.tiers] + [tops])
+        return table(["Model", f"{esc(self.tiers[0])}-tier test examples", "Correct"]
+                     + [f"Wrong, into {esc(tier)} classes" for tier in self.tiers] + ["Top absorbers (examples)"], rows)
+
+    def latency_table(self) -> str | None:
+        models = (self.latency or {}).get("models", {})
+        if not models:
+            return None
+        rows = []
+        for arm, entry in models.items():
+            v = entry["variants"]["merged"]
+            best = max(v["batched"], key=lambda b: b["examples_per_s"])
+            rows.append([name(arm), ms(v["single"]["p50_ms"]), ms(v["single"]["p95_ms"]),
+                         f"{ms(best['ms_per_example'])} (batch {best['batch_size']})", f"{best['examples_per_s']:.1f}",
+                         f"{v.get('memory_added_mb', v['peak_memory_mb']):.1f} MB"])
+        return table(["Model as served", "Single p50", "Single p95", "Batched, per example", "Examples/s",
+                      "Memory added"], rows)
+
+    def contexts_table(self, decisions) -> str:
+        out = []
+        for decision in decisions:
+            context, metric = decision.facts["context"], decision.facts["metric"]
+            realtime = context["kind"] == "realtime"
+            for row in decision.facts["rows"]:
+                chosen = "**chosen**" if row["arm"] == decision.facts["decision"]["choice"] else ""
+                target = f"p95 {ms(row['p95_at_rate_ms'])}" if realtime else f"job {seconds(row['time_s'])}"
+                out.append([esc(context["name"]), name(row["arm"]),
+                            f"{METRIC_NAMES[metric]} {metric_value(row['quality'], metric)}",
+                            "yes" if row["meets"] else "**no**", target, count(row["instances"]), pct(row["headroom"]),
+                            money(row["monthly_cost"]), chosen])
+        return table(["Context", "Arm", "Deciding metric", "Meets target", "Against the target", "Instances",
+                      "Headroom", "Monthly cost", ""], out)
+
+    def candidates_table(self) -> str | None:
+        finding = self.findings.get("bottleneck")
+        if finding is None:
+            return None
+        rows = [[CANDIDATE_NAMES[c["name"]], evidence(c), {True: "yes", False: "no"}.get(c["supported"], "not testable here"),
+                 "not measurable here" if c["macro_f1_size"] is None and c["supported"] else sf1(c["macro_f1_size"])]
+                for c in finding.facts["candidates"]]
+        return table(["Candidate bottleneck", "Evidence in this run", "Supported", "Macro F1 it accounts for"], rows)
+
+    def experiment_log(self) -> str:
+        order = {arm: i for i, arm in enumerate(ARMS)}
+        rows = []
+        for r in sorted(self.runs, key=lambda r: (order.get(r.get("arm"), 99), r.get("seed", 0))):
+            model = r.get("model") or {}
+            env = r.get("environment") or {}
+            libs = env.get("libraries") or env
+            versions = ", ".join(f"{k} {libs[k]}" for k in ("torch", "transformers", "peft") if libs.get(k))
+            identity = model.get("revision") or (model.get("sha256") or "")[:16]
+            hardware = f"{r.get('device', '')}, {r.get('threads', '')} threads, {r.get('precision', '')}; {env.get('cpu', '')}"
+            at_start = r.get("memory_at_start_mb")
+            memory = f"{r.get('peak_memory_mb', 0):.1f} MB" + ("" if at_start is None else f" ({at_start:.1f} MB)")
+            rows.append([name(r["arm"]), self.recipe(r), code(r["seed"]), code(r.get("config_hash", "")),
+                         code(model.get("source", "none")),
+                         code(identity or "–"), count(r.get("epochs", 0)), count(r.get("steps", 0)),
+                         f"{r.get('wall_time_s', 0):.1f} s", memory, code(hardware), code(versions),
+                         code((env.get("git_commit") or "")[:12])])
+        return table(["Arm", "Recipe", "Seed", "Config hash", "Model source", "sha256 / revision", "Epochs", "Steps", "Wall time",
+                      "Peak memory (at start)", "Hardware", "Libraries", "Git commit"], rows)
+
+    def recipe(self, run: dict) -> str:
+        """What a reader needs to reproduce the run: adapter, pooling, rates, batch (resolved as the run trained)."""
+        spec = arm_spec(self.config, run["arm"], run.get("seed", 0), "")
+        if spec.train is None:
+            return "TF-IDF features, logistic regression"
+        parts = [f"LoRA r {spec.model.lora.r}, alpha {spec.model.lora.alpha} on "
+                 + ", ".join(code(m) for m in run.get("lora_target_modules") or []) if spec.method == "lora"
+                 else "all weights"]
+        parts += [f"{esc(spec.model.pooling)} pooling", f"lr {spec.train.learning_rate:g}"
+                  + (f" (head {spec.train.head_learning_rate:g})" if spec.train.head_learning_rate else ""),
+                  f"batch {spec.train.batch_size}"]
+        return "; ".join(parts)
+
+    # --- figures ---
+
+    def figures(self) -> dict[str, FigureSpec]:
+        out = {}
+        effects = {f.subjects[0]: f for f in self.findings.of_kind("effect")}
+        if effects and self.has_tail:
+            out["weighting"] = FigureSpec(
+                "weighting_by_tier", "weighting_tiers",
+                "Where class weighting changed macro F1: each tier's contribution (share of classes × change in the "
+                "tier's mean F1); the bars of an arm add up to its Δ macro F1.",
+                {"tiers": self.tiers, "series": {name(arm): [f.q(f"{t}.contribution") or 0.0 for t in self.tiers]
+                                                 for arm, f in effects.items()}})
+        classes = (self.results.get("class_differences") or {}).get("classes", [])
+        one_run = " (first seed)" if self.results["uncertainty"]["n_seeds"] > 1 else ""
+        if classes:
+            out["scatter"] = FigureSpec(
+                "f1_encoder_vs_decoder", "f1_scatter",
+                f"Per-class test F1{one_run}, encoder LoRA (x) vs decoder LoRA (y), by tier; a larger marker is several classes "
+                "at the same point (count printed); the dashed line is equal F1.",
+                {"x": [c["f1_a"] for c in classes], "y": [c["f1_b"] for c in classes],
+                 "tiers": [c["tier"] for c in classes], "tier_names": self.tiers,
+                 "x_label": "Encoder LoRA", "y_label": "Decoder LoRA"})
+            out["by_count"] = FigureSpec(
+                "f1_vs_train_count", "f1_vs_count", f"Per-class test F1{one_run} against training examples (log scale).",
+                {"counts": [c["train_count"] for c in classes],
+                 "series": {"Encoder LoRA": [c["f1_a"] for c in classes], "Decoder LoRA": [c["f1_b"] for c in classes]}})
+        models = (self.latency or {}).get("models", {})
+        if models:
+            merged = {arm: entry["variants"]["merged"] for arm, entry in models.items()}
+            out["latency"] = FigureSpec(
+                "latency", "latency", "Served models (LoRA merged): single-request p50 and p95, and batched throughput; "
+                                      "both axes are logarithmic.",
+                {"models": [name(arm) for arm in merged], "p50": [v["single"]["p50_ms"] for v in merged.values()],
+                 "p95": [v["single"]["p95_ms"] for v in merged.values()],
+                 "throughput": [max(b["examples_per_s"] for b in v["batched"]) for v in merged.values()]})
+        return out

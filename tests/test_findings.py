@@ -1,0 +1,442 @@
+"""The calls the note makes from numbers are findings' typed fields: each one flips when its numbers flip.
+
+The template (note.md.j2) only words these fields; the tests here decide each field from a
+study evaluated by the real evaluation code (tests/scenarios.py, the run test_report and
+test_check generate their notes from; tests/fixtures/run holds a results.json of an older
+schema that `derive` no longer reads), then from a copy whose numbers are changed so the
+call must come out the other way.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+
+import pytest
+
+from lorastudy.core import artifacts
+from lorastudy.note.findings import DEC, ENC, Finding, Findings, derive
+from lorastudy.note.findings.deployment import context_verdicts, deployment_verdicts
+from lorastudy.note.findings.next_experiment import next_step_verdicts
+from lorastudy.note.report import _data_summary
+from lorastudy.study.config_loading import load_config
+from scenarios import SCENARIOS, build
+
+TEMPLATE = Path(__file__).parents[1] / "src" / "lorastudy" / "note" / "templates" / "note.md.j2"
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory) -> dict:
+    """results, latency, runs, config and summary of the decoder_wins scenario (one seed, a rare and a common tier)."""
+    run_dir = build(tmp_path_factory.mktemp("findings"), SCENARIOS["decoder_wins"])
+    return {"results": artifacts.read_json(run_dir / "evaluation" / "results.json"),
+            "latency": artifacts.read_json(run_dir / "latency" / "latency.json"),
+            "runs": [artifacts.read_json(p) for p in sorted((run_dir / "runs").glob("*/run.json"))],
+            "config": load_config(run_dir / "config.resolved.yaml"), "summary": _data_summary(run_dir)}
+
+
+def findings_of(study: dict, change=None) -> Findings:
+    """The findings of a copy of the study, after `change(inputs)` edited the copy's numbers."""
+    inputs = {key: value if key == "config" else copy.deepcopy(value) for key, value in study.items()}
+    if change:
+        inputs["config"] = change(inputs) or inputs["config"]
+    return derive(inputs["results"], inputs["latency"], inputs["config"], inputs["runs"], inputs["summary"])
+
+
+def first_run(results: dict, arm: str) -> dict:
+    return results["runs"][f"{arm}__seed{results['arms'][arm]['seeds'][0]}"]
+
+
+def interval(diff: float) -> list[float]:
+    return sorted([diff * 0.5, diff * 1.5])
+
+
+# --- the whole note -----------------------------------------------------------------
+
+
+def test_rare_and_common_needs_classes_in_both_the_first_and_the_last_tier(study):
+    assert findings_of(study).rare_and_common
+
+    def empty_common(inputs):
+        data = inputs["results"]["data"]
+        data["tier_sizes"][data["tier_names"][-1]] = 0
+
+    def one_tier(inputs):
+        inputs["results"]["data"]["tier_names"] = inputs["results"]["data"]["tier_names"][:1]
+
+    assert not findings_of(study, empty_common).rare_and_common
+    assert not findings_of(study, one_tier).rare_and_common
+
+
+def test_findings_json_round_trips_and_an_older_file_without_verdicts_still_reads(study):
+    found = findings_of(study)
+    again = Findings.model_validate(found.model_dump(mode="json"))
+    assert again == found and again.schema_version == 2
+    old = Findings.model_validate({"schema_version": 1, "uncertainty": found.uncertainty,
+                                   "findings": [f.model_dump(mode="json") for f in found.findings]})
+    assert old.weighting.transferred == [] and old.deployment.steady == [] and not old.rare_and_common
+
+
+def test_every_verdict_field_says_why_it_exists():
+    found = Findings(uncertainty={}, findings=[])
+    for section in ("systems", "weighting", "tiers", "deployment", "next_step", "limitations"):
+        model = type(getattr(found, section))
+        for name, field in model.model_fields.items():
+            assert field.description, f"{model.__name__}.{name} has no docstring"
+    assert Findings.model_fields["rare_and_common"].description
+
+
+def test_the_template_computes_no_call_from_numbers():
+    """Inside the template's tags, numbers are compared only for grammar (plurals, a shortened list), verdicts only
+    to select words (== a verdict string), and nothing is built up into a list."""
+    grammar = {'"s" if n > 1', '"these choices" if steady | length > 1', '"each context\'s" if steady | length > 1',
+               '"s" if u.n_seeds > 2', '", …" if data.not_evaluable | length > 5',
+               '"repeats" if dup.test_rows_seen_in_train == 1', '"it" if dup.test_rows_seen_in_train == 1'}
+    # an order comparison, an (in)equality not against a word or an arm's name, appending, or arithmetic on values
+    call = re.compile(r"<=?|>=?|[!=]=(?!\s*(?:\"|'|none\b|ENC\b|DEC\b))|\.append\(|\|\s*(?:abs|max|min|sum)\b(?!\s*\|\s*count)")
+    calls = []
+    for match in re.finditer(r"\{%-?(.*?)-?%\}|\{\{-?(.*?)-?\}\}", TEMPLATE.read_text(), re.S):
+        tag = match.group(1) if match.group(1) is not None else match.group(2)
+        allowed = [(tag.find(g), tag.find(g) + len(g)) for g in grammar if g in tag]
+        calls += [tag.strip() for found in call.finditer(tag)
+                  if not any(start <= found.start() < end for start, end in allowed)]
+    assert calls == []
+
+
+# --- Section 1 --------------------------------------------------------------------------
+
+
+def set_architecture(macro: str, accuracy: str):
+    """Decoder minus encoder LoRA on each metric: 'b' decoder clearly higher, 'a' encoder clearly higher, 'n' neither."""
+    def change(inputs):
+        for row in inputs["results"]["comparisons"]:
+            if {row["a"], row["b"]} == {ENC, DEC} and row["metric"] in ("macro_f1", "accuracy"):
+                want = macro if row["metric"] == "macro_f1" else accuracy
+                row["distinguishable"] = want != "n"
+                if want != "n":
+                    toward_decoder = 1 if row["b"] == DEC else -1
+                    row["diff"] = 0.03 * toward_decoder * (1 if want == "b" else -1)
+                    row["ci"] = interval(row["diff"])
+    return change
+
+
+@pytest.mark.parametrize("macro, accuracy, reading, macro_favours, accuracy_favours", [
+    ("n", "n", "neither", None, None),
+    ("b", "b", "both", DEC, DEC),
+    ("a", "a", "both", ENC, ENC),
+    ("n", "b", "accuracy_only", None, DEC),
+    ("a", "n", "macro_f1_only", ENC, None),
+    ("b", "a", "opposite", DEC, ENC),
+])
+def test_the_two_metrics_are_read_together_and_name_the_arm_each_favours(study, macro, accuracy, reading,
+                                                                        macro_favours, accuracy_favours):
+    systems = findings_of(study, set_architecture(macro, accuracy)).systems
+    assert (systems.metrics_reading, systems.macro_f1_favours, systems.accuracy_favours) == \
+        (reading, macro_favours, accuracy_favours)
+
+
+def test_without_both_lora_arms_there_is_no_reading(study):
+    def no_comparison(inputs):
+        inputs["results"]["comparisons"] = [row for row in inputs["results"]["comparisons"]
+                                            if {row["a"], row["b"]} != {ENC, DEC}]
+
+    systems = findings_of(study, no_comparison).systems
+    assert (systems.metrics_reading, systems.macro_f1_favours, systems.accuracy_favours) == (None, None, None)
+
+
+def test_the_tier_split_is_over_seeds_only_with_several_seeds(study):
+    assert not findings_of(study).systems.tier_split_over_seeds
+
+    def three_seeds(inputs):
+        inputs["results"]["uncertainty"]["n_seeds"] = 3
+
+    assert findings_of(study, three_seeds).systems.tier_split_over_seeds
+
+
+def test_what_the_aggregates_hide_needs_different_rare_zero_counts(study):
+    results = study["results"]
+    rare = results["data"]["tier_names"][0]
+    zero = {arm: first_run(results, arm)["test"]["per_tier"][rare]["zero_f1_count"] for arm in (ENC, DEC)}
+    assert zero[ENC] != zero[DEC] and findings_of(study).systems.rare_zero_differs
+
+    def equal(inputs):
+        first_run(inputs["results"], DEC)["test"]["per_tier"][rare]["zero_f1_count"] = zero[ENC]
+
+    assert not findings_of(study, equal).systems.rare_zero_differs
+
+
+# --- Section 2 --------------------------------------------------------------------------
+
+
+def test_a_zero_f1_count_weighting_left_alone_is_called_unchanged(study):
+    def stays(inputs):
+        for effect in inputs["results"]["weighting_effect"].values():
+            effect["after"]["zero_f1_count"] = effect["before"]["zero_f1_count"]
+
+    def moves(inputs):
+        for effect in inputs["results"]["weighting_effect"].values():
+            effect["after"]["zero_f1_count"] = effect["before"]["zero_f1_count"] + 1
+
+    arms = set(study["results"]["weighting_effect"])
+    assert findings_of(study, stays).weighting.zero_count_unchanged == {arm: True for arm in arms}
+    assert findings_of(study, moves).weighting.zero_count_unchanged == {arm: False for arm in arms}
+
+
+def set_transfer(macro: str, accuracy: str):
+    """The decoder's weighting effect minus encoder LoRA's: 'b' clearly larger, 'a' clearly smaller, 'n' neither."""
+    def change(inputs):
+        for row in inputs["results"]["weighting_did"]:
+            want = {"macro_f1": macro, "accuracy": accuracy}.get(row["metric"])
+            if want is not None and row["encoder"] == ENC:
+                row["distinguishable"] = want != "n"
+                row["diff"] = {"b": 0.02, "a": -0.02, "n": 0.001}[want]
+                row["ci"] = interval(row["diff"]) if want != "n" else [-0.01, 0.012]
+    return change
+
+
+@pytest.mark.parametrize("macro, accuracy, transferred", [
+    ("n", "n", []),
+    ("b", "n", [("better", "macro_f1")]),
+    ("n", "a", [("worse", "accuracy")]),
+    ("b", "a", [("better", "macro_f1"), ("worse", "accuracy")]),
+    ("a", "b", [("worse", "macro_f1"), ("better", "accuracy")]),
+])
+def test_the_transferred_list_follows_the_difference_in_differences(study, macro, accuracy, transferred):
+    found = findings_of(study, set_transfer(macro, accuracy))
+    assert [(t.direction, t.metric) for t in found.weighting.transferred] == transferred
+
+
+def test_the_arm_that_under_predicted_the_rare_tier_more_flips_with_the_shares(study):
+    results = study["results"]
+    rare = results["data"]["tier_names"][0]
+    found = findings_of(study)
+    ratio = found.get("weighting.mechanism").facts["under_ratio"]
+    assert ratio[ENC] != ratio[DEC]
+    assert found.weighting.more_under_predicted == (DEC if ratio[DEC] < ratio[ENC] else ENC)
+
+    def swap(inputs):
+        tiers = {arm: inputs["results"]["weighting_effect"][arm]["per_tier"][rare] for arm in (ENC, DEC)}
+        tiers[ENC]["predicted_share_before"], tiers[DEC]["predicted_share_before"] = \
+            tiers[DEC]["predicted_share_before"], tiers[ENC]["predicted_share_before"]
+
+    def same(inputs):
+        tiers = {arm: inputs["results"]["weighting_effect"][arm]["per_tier"][rare] for arm in (ENC, DEC)}
+        tiers[DEC]["predicted_share_before"] = tiers[ENC]["predicted_share_before"]
+
+    assert findings_of(study, swap).weighting.more_under_predicted == (ENC if ratio[DEC] < ratio[ENC] else DEC)
+    assert findings_of(study, same).weighting.more_under_predicted is None
+
+
+def accuracy_hit(worst: str, common_change: float):
+    def change(inputs):
+        effects = inputs["results"]["weighting_effect"]
+        effects[worst]["intervals"]["accuracy"]["diff"] = -0.05
+        effects[DEC if worst == ENC else ENC]["intervals"]["accuracy"]["diff"] = 0.01
+        effects[worst]["per_tier"][inputs["results"]["data"]["tier_names"][-1]]["delta_recall"] = common_change
+    return change
+
+
+@pytest.mark.parametrize("worst", [ENC, DEC])
+@pytest.mark.parametrize("common_change, cost_from", [(-0.02, "common"), (0.02, "rare"), (0.0, "rare")])
+def test_the_accuracy_cost_is_split_for_the_arm_weighting_hurt_most(study, worst, common_change, cost_from):
+    weighting = findings_of(study, accuracy_hit(worst, common_change)).weighting
+    assert (weighting.accuracy_worst_hit, weighting.accuracy_cost_from) == (worst, cost_from)
+
+
+def test_no_accuracy_cost_when_weighting_raised_accuracy_and_the_decoder_is_split_on_a_tie(study):
+    def both_rise(inputs):
+        for arm in (ENC, DEC):
+            inputs["results"]["weighting_effect"][arm]["intervals"]["accuracy"]["diff"] = 0.01
+
+    weighting = findings_of(study, both_rise).weighting
+    assert (weighting.accuracy_worst_hit, weighting.accuracy_cost_from) == (DEC, None)
+
+
+# --- Section 3 --------------------------------------------------------------------------
+
+
+def test_arms_with_several_seeds_read_per_class_facts_from_their_first_seed(study):
+    assert findings_of(study).tiers.first_seed_only == []
+
+    def decoder_seeds(inputs):
+        inputs["results"]["arms"][DEC]["n_seeds"] = 2
+
+    assert findings_of(study, decoder_seeds).tiers.first_seed_only == [DEC]
+
+
+def test_where_wrong_rare_predictions_go_needs_wrong_predictions_from_both(study):
+    assert findings_of(study).tiers.both_wrong_on_rare
+    rare = study["results"]["data"]["tier_names"][0]
+
+    def encoder_all_right(inputs):
+        first_run(inputs["results"], ENC)["test"]["tier_flow"][rare]["wrong"] = 0
+
+    assert not findings_of(study, encoder_all_right).tiers.both_wrong_on_rare
+
+
+# --- Section 4 --------------------------------------------------------------------------
+
+
+def every_difference_clear(flip_direction: bool):
+    def change(inputs):
+        for row in inputs["results"]["comparisons"]:
+            if row["diff"] != 0:
+                row["distinguishable"], row["ci"] = True, interval(row["diff"])
+            if flip_direction:  # the same differences, stored the other way round
+                row["a"], row["b"], row["diff"] = row["b"], row["a"], -row["diff"]
+                row["ci"] = sorted(-x for x in row["ci"])
+    return change
+
+
+def test_the_lead_over_the_runner_up_is_positive_whichever_way_evaluation_stored_it(study):
+    margins = []
+    for flip in (False, True):
+        found = findings_of(study, every_difference_clear(flip))
+        clear = [(d, v) for d, v in zip(found.of_kind("decision"), found.deployment.contexts)
+                 if d.verdict == "quality" and d.facts["contrast"]]
+        assert clear
+        for decision, verdicts in clear:
+            stored = decision.facts["contrast"]["diff"]
+            assert verdicts.context == decision.facts["context"]["name"]
+            assert verdicts.margin == pytest.approx(abs(stored["diff"])) and verdicts.margin > 0
+            assert 0 < verdicts.margin_ci[0] < verdicts.margin < verdicts.margin_ci[1]
+        margins.append([(v.margin, v.margin_ci) for _, v in clear])
+    assert len(margins[0]) == len(margins[1])
+    for (margin, ci), (margin_flipped, ci_flipped) in zip(*margins):
+        assert margin == pytest.approx(margin_flipped) and ci == pytest.approx(ci_flipped)
+
+
+def decision(tied: list[str], remaining: list[str], flip: dict | None = None, choice: str | None = "a") -> Finding:
+    rows = [{"arm": arm, "quality": 0.5 + 0.1 * i} for i, arm in enumerate("abcd")]
+    return Finding(id="decision.c", kind="decision", section=4, test="", verdict="point_estimate",
+                   facts={"context": {"name": "c"}, "decision": {"choice": choice, "tied": tied, "remaining": remaining},
+                          "contrast": None, "flip": flip, "rows": rows})
+
+
+def test_the_point_estimate_sentence_knows_how_many_tied_arms_are_left():
+    narrowed = context_verdicts(decision(["a", "b", "c"], ["a", "b"]))
+    assert narrowed.tied_set_narrowed and not narrowed.several_left
+    all_left = context_verdicts(decision(["a", "b", "c"], ["a", "b", "c"]))
+    assert not all_left.tied_set_narrowed and all_left.several_left
+    assert (all_left.margin, all_left.margin_ci) == (None, None)
+
+
+def test_a_flip_names_the_new_choice_with_its_quality_or_no_arm():
+    to_c = context_verdicts(decision(["a"], ["a"], flip={"quantity": "peak_rps", "new_choice": "c"}))
+    assert (to_c.flip_choice.arm, to_c.flip_choice.quality) == ("c", pytest.approx(0.7))
+    assert context_verdicts(decision(["a"], ["a"], flip={"quantity": "peak_rps", "new_choice": None})).flip_choice is None
+    assert context_verdicts(decision(["a"], ["a"])).flip_choice is None
+
+
+def test_steady_choices_are_the_contexts_no_searched_change_flips(study):
+    found = findings_of(study)
+    decisions = found.of_kind("decision")
+    expected = [d.facts["context"]["name"] for d in decisions if not d.facts["flip"] and d.facts["decision"]["choice"]]
+    assert found.deployment.steady == expected and 0 < len(expected) < len(decisions)
+    assert not found.deployment.all_steady
+
+    steady_only = next(i for i, d in enumerate(decisions) if d.facts["context"]["name"] == expected[0])
+    flipping = next(i for i, d in enumerate(decisions) if d.facts["flip"])
+
+    def keep(index):
+        def change(inputs):
+            config = inputs["config"]
+            contexts = [config.deployment.contexts[index]]
+            return config.model_copy(update={"deployment": config.deployment.model_copy(update={"contexts": contexts})})
+        return change
+
+    alone = findings_of(study, keep(steady_only)).deployment
+    assert (alone.steady, alone.all_steady) == (expected[:1], True)
+    flips = findings_of(study, keep(flipping)).deployment
+    assert (flips.steady, flips.all_steady) == ([], False)
+    no_choice = decision(["a"], ["a"], choice=None)
+    assert deployment_verdicts([no_choice]).steady == []
+
+
+# --- Section 5 --------------------------------------------------------------------------
+
+
+def bottleneck(favoured_size, runner_size, untested=("representation",), runner_up="data_volume") -> Finding:
+    candidates = [{"name": "decision_rule", "supported": True, "macro_f1_size": favoured_size, "facts": {}},
+                  {"name": "data_volume", "supported": True, "macro_f1_size": runner_size, "facts": {}},
+                  {"name": "training_budget", "supported": False, "macro_f1_size": None, "facts": {}}]
+    candidates += [{"name": name, "supported": None, "macro_f1_size": None, "facts": {}} for name in untested]
+    return Finding(id="bottleneck", kind="bottleneck", section=5, test="", verdict="decision_rule",
+                   facts={"focus": DEC, "candidates": candidates, "runner_up": runner_up})
+
+
+@pytest.mark.parametrize("favoured_size, runner_size, why", [
+    (0.04, 0.02, "larger_size"), (0.04, None, "runner_up_unmeasured"), (None, 0.02, "favoured_unmeasured"),
+    (None, None, "runner_up_unmeasured"),
+])
+def test_why_the_favoured_bottleneck_beats_the_runner_up(favoured_size, runner_size, why):
+    assert next_step_verdicts([bottleneck(favoured_size, runner_size)]).why_over_runner_up == why
+
+
+def test_without_a_runner_up_the_untested_candidates_are_named(study):
+    alone = next_step_verdicts([bottleneck(0.04, None, untested=("representation", "training_budget"), runner_up=None)])
+    assert alone.why_over_runner_up is None and alone.untested == ["representation", "training_budget"]
+    assert next_step_verdicts([bottleneck(0.04, None, untested=())]).untested == []
+    found = findings_of(study)
+    assert found.next_step.untested == [c["name"] for c in found.get("bottleneck").facts["candidates"]
+                                        if c["supported"] is None]
+
+
+# --- Limitations ----------------------------------------------------------------------------
+
+
+def test_model_sizes_and_training_budgets_differ_or_not(study):
+    limits = findings_of(study).limitations
+    assert limits.sizes_differ and not limits.budgets_differ
+
+    def same_size(inputs):
+        results = inputs["results"]
+        first_run(results, ENC)["parameters"]["total"] = first_run(results, DEC)["parameters"]["total"]
+
+    def longer_encoder(inputs):
+        for run in inputs["runs"]:
+            if run["arm"] == ENC:
+                run["steps"] += 7
+
+    def no_records(inputs):
+        inputs["runs"] = [run for run in inputs["runs"] if run["arm"] != ENC]
+        for run in inputs["runs"]:
+            run["steps"] += 7
+
+    assert not findings_of(study, same_size).limitations.sizes_differ
+    assert findings_of(study, longer_encoder).limitations.budgets_differ
+    assert not findings_of(study, no_records).limitations.budgets_differ
+
+
+@pytest.mark.parametrize("truncation, truncated", [
+    (None, False), ({"encoder": {"share": 0.0}, "decoder": None}, False),
+    ({"encoder": {"share": 0.0}, "decoder": {"share": 0.004}}, True), ({"encoder": {"share": 0.02}}, True),
+])
+def test_truncation_is_a_limitation_only_when_some_input_lost_its_end(study, truncation, truncated):
+    def change(inputs):
+        inputs["summary"]["truncation"] = truncation
+
+    assert findings_of(study, change).limitations.truncated is truncated
+
+
+@pytest.mark.parametrize("duplicates, call", [
+    (None, None), ({"test_rows_seen_in_train": 0}, None), ({"test_rows_seen_in_train": 3}, "leaked"),
+    ({"deduplicated": True, "dropped_rows": {"val": 1, "test": 2}}, "deduplicated"),
+    ({"deduplicated": True, "test_rows_seen_in_train": 3}, "deduplicated"),
+])
+def test_duplicates_between_splits_are_dropped_or_leak(study, duplicates, call):
+    def change(inputs):
+        inputs["summary"]["duplicates"] = duplicates
+
+    assert findings_of(study, change).limitations.duplicates == call
+
+
+@pytest.mark.parametrize("scopes, per_run", [(["run"], True), (["run", "study"], False), (["study"], False),
+                                             ([None], False), (["run", None], True)])
+def test_a_peak_is_one_runs_alone_only_when_every_run_had_its_own_process(study, scopes, per_run):
+    def change(inputs):
+        for index, run in enumerate(inputs["runs"]):
+            run["peak_memory_scope"] = scopes[index % len(scopes)]
+
+    assert findings_of(study, change).limitations.peak_memory_per_run is per_run
