@@ -30,8 +30,8 @@ from lorastudy.measure.logit_adjustment import logit_adjustment_probe
 from lorastudy.measure.mechanism import class_differences, mechanism, weighting_effect
 from lorastudy.measure.metrics import (COMPARED, WEIGHTED_ARM, LabelSpace, RunEval, classification_metrics,
                                        confused_pairs, mean_std, score_run, spearman_f1_vs_train_count, tier_flow)
-from lorastudy.measure.uncertainty import (INTERVAL_METHOD, Uncertainty, bootstrap_interval, bootstrap_scores, compare_all,
-                                           run_score, weighting_did)
+from lorastudy.measure.uncertainty import (INTERVAL_METHOD, Uncertainty, bootstrap_interval, bootstrap_scores,
+                                           compare_all, count_step, run_score, weighting_did)
 from lorastudy.study import weighting
 from lorastudy.study.config import EvaluationConfig, StudyConfig, stable_hash
 from lorastudy.core.errors import StudyError
@@ -136,7 +136,8 @@ def _run_entry(run: RunEval, val: dict, meta: dict, space: LabelSpace, settings:
             "zero_f1_classes": [space.labels[i] for i in metrics["zero_f1_classes"]],
             "not_evaluable": [space.labels[i] for i in metrics["not_evaluable"]],
             "n_predicted_classes": metrics["n_predicted_classes"],
-            "ci": {m: list(bootstrap_interval(scores[m], run_score(run, m, space.rare_tier), settings.confidence))
+            "ci": {m: list(bootstrap_interval(scores[m], run_score(run, m, space.rare_tier), settings.confidence,
+                                              count_step(m, run.y_true, space.tier_mask(space.rare_tier))))
                    for m in COMPARED if not np.all(np.isnan(scores[m]))},
             "per_tier": run.tiers,
             "tier_flow": {tier: tier_flow(run.y_true, run.y_pred, space, tier) for tier in space.tier_names},

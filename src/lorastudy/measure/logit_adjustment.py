@@ -7,7 +7,7 @@ from typing import Sequence
 import numpy as np
 
 from lorastudy.measure.metrics import COMPARED, classification_metrics
-from lorastudy.measure.uncertainty import bootstrap_interval, bootstrap_scores
+from lorastudy.measure.uncertainty import bootstrap_interval, bootstrap_scores, count_step
 
 
 def logit_adjustment_probe(val_logits: np.ndarray, val_labels: np.ndarray, test_logits: np.ndarray,
@@ -46,7 +46,7 @@ def logit_adjustment_probe(val_logits: np.ndarray, val_labels: np.ndarray, test_
                                                                   predict(test_logits, best["tau"])],
                                                     bootstrap_samples, bootstrap_seed, rare)
     gain_ci = {m: list(bootstrap_interval(after_scores[m] - before_scores[m], test_after[m] - test_before[m],
-                                          confidence))
+                                          confidence, count_step(m, test_labels, rare)))
                for m in COMPARED if not np.all(np.isnan(after_scores[m]))}
     return {
         "tau": best["tau"], "tau_chosen_on": "validation macro F1", "val_curve": curve,

@@ -41,7 +41,7 @@ from lorastudy.measure.metrics import (COMPARED, RARE_RECALL, WEIGHTED_ARM, Labe
                                        classification_metrics, common_seeds)
 from lorastudy.study.config import ARMS as ARM_ORDER, EvaluationConfig
 
-RESAMPLE_CHUNK = 100
+RESAMPLE_CHUNK = 500_000  # slots drawn at a time (resamples x slots): memory, not results
 POOL_SMALL, POOL_MIN = 2, 20  # classes of <= 2 test examples share a pool, grown to >= 20 examples (ResamplePlan)
 INTERVAL_METHOD = "class_stratified_bootstrap"  # results.json's uncertainty.method (docs/intervals.md)
 
@@ -111,54 +111,64 @@ class ResamplePlan:
     def draw(self, n_samples: int, seed: int):
         """Donor matrices [chunk, slots]; the same seed gives the same resamples."""
         rng = np.random.default_rng(seed)
-        for start in range(0, n_samples, RESAMPLE_CHUNK):
-            size = (min(RESAMPLE_CHUNK, n_samples - start), len(self.slot_class))
-            yield self.donors[self.pool_start + (rng.random(size) * self.pool_size).astype(np.int64)]
+        chunk = max(1, RESAMPLE_CHUNK // max(len(self.slot_class), 1))  # resamples at a time; the draws do not
+        for start in range(0, n_samples, chunk):                        # depend on it (one stream of uniforms)
+            size = (min(chunk, n_samples - start), len(self.slot_class))
+            yield self.donors[self.pool_start + (rng.random(size) * self.pool_size).astype(np.intp)]
 
     def example_weights(self, donors: np.ndarray) -> np.ndarray:
         """[chunk, examples]: how many examples each test example stands for in each resample, over the slots of
         classes with several examples (whose donors are their own examples, outcome and class alike)."""
-        rows, n = len(donors), len(self.y_true)
-        own = ~self.pooled
-        index = (np.arange(rows)[:, None] * n + donors[:, own]).ravel()
-        return np.bincount(index, weights=np.tile(self.weight[own], rows), minlength=rows * n).reshape(rows, n)
+        weights = np.empty((len(donors), len(self.y_true)))
+        for row, drawn in zip(weights, donors[:, ~self.pooled]):  # row by row: 3x faster than one offset bincount
+            np.multiply(np.bincount(drawn, minlength=len(row)), self.example_weight, out=row)
+        return weights  # a class's slots all count n / (n - 1)
+
+    @functools.cached_property
+    def example_weight(self) -> np.ndarray:
+        """[examples]: what a draw of each test example counts for (its class's slot weight; 0 if pooled)."""
+        by_class = np.zeros(int(self.y_true.max()) + 1)
+        by_class[self.slot_class[~self.pooled]] = self.weight[~self.pooled]
+        return by_class[self.y_true]
 
 
-def _outcomes(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> sparse.csr_matrix:
-    """[classes x 2, examples]: row k marks the examples predicted k, row classes + k those of class k predicted k."""
-    n = len(y_true)
-    right = np.flatnonzero(y_pred == y_true)
-    rows = np.concatenate([y_pred, num_classes + y_true[right]])
-    columns = np.concatenate([np.arange(n), right])
-    return sparse.csr_matrix((np.ones(len(rows)), (rows, columns)), shape=(2 * num_classes, n))
+def _outcomes(y_true: np.ndarray, preds: np.ndarray, num_classes: int) -> sparse.csr_matrix:
+    """[predictors x 2 x classes, examples]: for predictor p, row (p, 0, k) marks the examples it predicts k,
+    row (p, 1, k) those of class k it predicts k (right)."""
+    n, k = len(y_true), num_classes
+    base = (2 * k * np.arange(len(preds)))[:, None]
+    right = preds == y_true
+    rows = np.concatenate([(base + preds).ravel(), (base + k + y_true)[right]])
+    columns = np.concatenate([np.tile(np.arange(n), len(preds)), np.broadcast_to(np.arange(n), preds.shape)[right]])
+    return sparse.csr_matrix((np.ones(len(rows)), (rows, columns)), shape=(2 * k * len(preds), n))
 
 
-def _scores(plan: ResamplePlan, preds: Sequence[np.ndarray], donors: np.ndarray, num_classes: int,
+def _scores(plan: ResamplePlan, preds: np.ndarray, donors: np.ndarray, num_classes: int,
             rare_classes: np.ndarray | None, scored: np.ndarray, outcomes: sparse.csr_matrix) -> list[dict]:
-    """Every predictor's scores on the resamples in `donors`, from the confusion counts of each resample."""
-    rows, k = len(donors), num_classes
-    counts = (outcomes @ plan.example_weights(donors).T).T          # [rows, predictors x 2 x classes]
-    support = np.bincount(plan.y_true, minlength=k)
-    pooled_class, pooled_donors = plan.slot_class[plan.pooled], donors[:, plan.pooled]
-    offset = np.arange(rows)[:, None] * k
-    out = []
-    for i, y_pred in enumerate(preds):
-        predicted, tp = counts[:, 2 * k * i:2 * k * i + k], counts[:, 2 * k * i + k:2 * k * (i + 1)]
-        if len(pooled_class):  # a one-example class takes its donor's outcome: right predicts the slot's own class
-            label = y_pred[pooled_donors]
-            label = np.where(label == plan.y_true[pooled_donors], pooled_class, label)
-            predicted = predicted + np.bincount((offset + label).ravel(), minlength=rows * k).reshape(rows, k)
-            hits = (offset + np.broadcast_to(pooled_class, label.shape))[label == pooled_class]
-            tp = tp + np.bincount(hits, minlength=rows * k).reshape(rows, k)
-        denominator = support + predicted
-        f1 = np.divide(2 * tp, denominator, out=np.zeros(tp.shape), where=denominator > 0)
-        scores = {"accuracy": tp.sum(axis=1) / len(plan.y_true), "macro_f1": f1[:, scored].mean(axis=1)}
-        if rare_classes is not None:
-            rare = np.asarray(rare_classes, dtype=bool)
-            n_rare = support[rare].sum()
-            scores[RARE_RECALL] = tp[:, rare].sum(axis=1) / n_rare if n_rare else np.full(rows, np.nan)
-        out.append({m: np.round(v, 12) for m, v in scores.items()})  # weights n / (n - 1) sum to n up to rounding
-    return out
+    """Every predictor's scores (`preds`: [predictors, examples]) on the resamples in `donors`, from the confusion
+    counts of each resample."""
+    rows, k, n_pred = len(donors), num_classes, len(preds)
+    counts = (outcomes @ plan.example_weights(donors).T).reshape(n_pred, 2, k, rows)
+    predicted, tp = counts[:, 0], counts[:, 1]                          # [predictors, classes, rows]
+    if plan.pooled.any():  # a pooled class takes its donor's outcome: right predicts the slot's own class
+        pooled_class, pooled_donors = plan.slot_class[plan.pooled], donors[:, plan.pooled]
+        label = preds[:, pooled_donors]                                  # [predictors, rows, pooled slots]
+        label = np.where(label == plan.y_true[pooled_donors], pooled_class, label)
+        offset = np.arange(n_pred)[:, None, None] * k * rows + np.arange(rows)[None, :, None]
+        size = n_pred * k * rows
+        predicted = predicted + np.bincount((offset + label * rows).ravel(), minlength=size).reshape(n_pred, k, rows)
+        hits = (offset + pooled_class * rows)[label == pooled_class]
+        tp = tp + np.bincount(hits, minlength=size).reshape(n_pred, k, rows)
+    support = np.bincount(plan.y_true, minlength=k)[:, None]
+    denominator = support + predicted
+    f1 = np.divide(2 * tp, denominator, out=np.zeros(tp.shape), where=denominator > 0)
+    scores = {"accuracy": tp.sum(axis=1) / len(plan.y_true), "macro_f1": f1[:, scored].mean(axis=1)}
+    if rare_classes is not None:
+        rare = np.asarray(rare_classes, dtype=bool)
+        n_rare = support[rare].sum()
+        scores[RARE_RECALL] = tp[:, rare].sum(axis=1) / n_rare if n_rare else np.full((n_pred, rows), np.nan)
+    scores = {m: np.round(v, 12) for m, v in scores.items()}  # weights n / (n - 1) sum to n up to rounding
+    return [{m: v[i] for m, v in scores.items()} for i in range(n_pred)]
 
 
 def resampled_scores(plan: ResamplePlan, y_pred: np.ndarray, donors: np.ndarray, num_classes: int,
@@ -171,21 +181,22 @@ def resampled_scores(plan: ResamplePlan, y_pred: np.ndarray, donors: np.ndarray,
     """
     if scored is None:
         scored = np.bincount(plan.y_true, minlength=num_classes) > 0
-    return _scores(plan, [y_pred], donors, num_classes, rare_classes, np.asarray(scored, dtype=bool),
-                   _outcomes(plan.y_true, y_pred, num_classes))[0]
+    preds = np.asarray(y_pred)[None, :]
+    return _scores(plan, preds, donors, num_classes, rare_classes, np.asarray(scored, dtype=bool),
+                   _outcomes(plan.y_true, preds, num_classes))[0]
 
 
 def bootstrap_scores(y_true: np.ndarray, preds: Sequence[np.ndarray], n: int, seed: int,
                       rare_classes: np.ndarray | None = None) -> list[dict[str, np.ndarray]]:
     """Bootstrap distributions of every metric for several predictors on the same resamples."""
     y_true = np.asarray(y_true)
-    preds = [np.asarray(p) for p in preds]
-    num_classes = int(max(y_true.max(), *(p.max() for p in preds))) + 1
+    preds = np.stack([np.asarray(p) for p in preds])
+    num_classes = int(max(y_true.max(), preds.max())) + 1
     if rare_classes is not None:
         num_classes = max(num_classes, len(rare_classes))
     plan = ResamplePlan.of(y_true)
     scored = np.bincount(y_true, minlength=num_classes) > 0
-    outcomes = sparse.vstack([_outcomes(y_true, pred, num_classes) for pred in preds], format="csr")
+    outcomes = _outcomes(y_true, preds, num_classes)
     chunks = [_scores(plan, preds, donors, num_classes, rare_classes, scored, outcomes)
               for donors in plan.draw(n, seed)]
     return [{m: np.concatenate([chunk[i][m] for chunk in chunks]) for m in chunks[0][i]} for i in range(len(preds))]
@@ -198,14 +209,35 @@ def spread(values: np.ndarray, confidence: float) -> tuple[float, float]:
     for any number B of resamples (the default rule holds 94% at B = 200).
     """
     tail = (1 - confidence) / 2
-    lo, median, hi = np.nanquantile(values, [tail, 0.5, 1 - tail], method="weibull")
+    values = np.sort(np.asarray(values, dtype=float))
+    values = values[:len(values) - int(np.isnan(values).sum())]  # NaN sorts last
+    position = np.clip(np.array([tail, 0.5, 1 - tail]) * (len(values) + 1) - 1, 0, len(values) - 1)
+    below = np.floor(position).astype(int)
+    above = np.minimum(below + 1, len(values) - 1)
+    lo, median, hi = values[below] + (values[above] - values[below]) * (position - below)  # = np.quantile, weibull
     return float(median - lo), float(hi - median)
 
 
-def bootstrap_interval(values: np.ndarray, estimate: float, confidence: float) -> tuple[float, float]:
-    """The bootstrap distribution's spread (`spread`) placed around the estimate: it always contains it."""
+def bootstrap_interval(values: np.ndarray, estimate: float, confidence: float,
+                       step: float = 0.0) -> tuple[float, float]:
+    """The bootstrap distribution's spread (`spread`) placed around the estimate: it always contains it.
+
+    `step`: the smallest change of a metric that counts examples (1 / examples counted; `count_step`); the
+    interval reaches half a step further on each side (a continuity correction, module docstring).
+    """
     below, above = spread(values, confidence)
-    return float(estimate - below), float(estimate + above)
+    return float(estimate - below - step / 2), float(estimate + above + step / 2)
+
+
+def count_step(metric: str, y_true: np.ndarray, rare_classes: np.ndarray | None) -> float:
+    """What one test example moves a proportion of examples by: accuracy 1 / n, rare-tier recall 1 / (rare tier's
+    examples); 0 for macro F1, an average of ratios, not a count."""
+    if metric == "accuracy":
+        return 1.0 / len(y_true)
+    if metric == RARE_RECALL and rare_classes is not None:
+        n_rare = int(np.asarray(rare_classes, dtype=bool)[np.asarray(y_true)].sum())
+        return 1.0 / n_rare if n_rare else 0.0
+    return 0.0
 
 
 @functools.lru_cache(maxsize=None)
@@ -270,6 +302,15 @@ class Uncertainty:
         self.boot: dict[str, dict[int, dict[str, np.ndarray]]] = {}
         for (arm, run_seed, _), resampled in zip(every, scores):
             self.boot.setdefault(arm, {})[run_seed] = resampled
+        self._seed_mean: dict[tuple[str, str], np.ndarray] = {}
+        self.step = {metric: count_step(metric, every[0][2].y_true, space.tier_mask(self.rare)) for metric in COMPARED}
+
+    def resampled(self, arm: str, metric: str) -> np.ndarray:
+        """The arm's seed mean on every resample."""
+        key = (arm, metric)
+        if key not in self._seed_mean:
+            self._seed_mean[key] = np.mean([by_metric[metric] for by_metric in self.boot[arm].values()], axis=0)
+        return self._seed_mean[key]
 
     def contrast(self, weights: dict[str, float], metric: str) -> dict | None:
         """The linear contrast sum(w * metric of arm), e.g. {b: 1, a: -1} for b - a; null when undefined.
@@ -283,15 +324,15 @@ class Uncertainty:
         if any(v is None for by_seed in values.values() for v in by_seed.values()):
             return None
         estimate = float(sum(w * np.mean(list(values[arm].values())) for arm, w in weights.items()))
-        resampled = sum(w * np.mean([self.boot[arm][s][metric] for s in values[arm]], axis=0)
-                        for arm, w in weights.items())
-        below, above = spread(resampled, self.confidence)
+        resampled = sum(w * self.resampled(arm, metric) for arm, w in weights.items())
+        below, above = (side + self.step[metric] / 2 for side in spread(resampled, self.confidence))
         seeds, per_seed = self._seed_values(weights, values)
         source, one_run = "test_resampling", list(weights)
         if len(seeds) > 1:  # several seeds: the run-to-run half-width joins each side's test-set half-width
             half = seed_half_width(per_seed, self.confidence)
             below, above = math.hypot(below, half), math.hypot(above, half)
             source, one_run = "test_and_seeds", [arm for arm in weights if len(values[arm]) == 1]
+        one_run = sorted(one_run, key=lambda arm: ARM_ORDER.index(arm) if arm in ARM_ORDER else len(ARM_ORDER))
         lo, hi = estimate - below, estimate + above
         return {"diff": estimate, "ci": [lo, hi], "distinguishable": not lo <= 0 <= hi, "source": source,
                 "seeds": seeds, "seed_values": per_seed, "one_run": one_run}
