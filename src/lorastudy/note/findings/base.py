@@ -77,6 +77,13 @@ class Source:
         """Where one interval came from: test resampling, or that and seeds (uncertainty.Uncertainty)."""
         return (interval or {}).get("source", self.source)
 
+    def one_run(self, interval: dict | None, arms: list[str]) -> list[str]:
+        """The arms whose training variance an interval leaves out, so that what it says holds for their one
+        training run (results schema 4's `one_run`; before it, every arm of a test-resampling interval)."""
+        if interval and "one_run" in interval:
+            return list(interval["one_run"])
+        return list(arms) if self.source_of(interval) == "test_resampling" else []
+
     def comparison(self, a: str, b: str, metric: str) -> tuple[dict, list[Quantity], int] | None:
         """b - a with its interval, whichever way round evaluation stored it; sign = +1 when stored as b - a."""
         for index, row in enumerate(self.results.get("comparisons", [])):
@@ -88,8 +95,8 @@ class Source:
                               Quantity(name="diff_lo", value=lo, path=path + "/ci/0"),
                               Quantity(name="diff_hi", value=hi, path=path + "/ci/1")]
                 return {"metric": metric, "diff": sign * row["diff"], "ci": [lo, hi],
-                        "distinguishable": row["distinguishable"], "source": self.source_of(row)}, \
-                    quantities, sign
+                        "distinguishable": row["distinguishable"], "source": self.source_of(row),
+                        "one_run": self.one_run(row, [a, b])}, quantities, sign
         return None
 
 

@@ -132,15 +132,16 @@ def decision_findings(src: Source, config: StudyConfig) -> list[Finding]:
         for row in rows:
             row["quality"] = quality(row["arm"])
         behind = [arm for arm in decision.get("remaining") or [] if arm != decision["choice"]]
+        contrast = _decision_contrast(src, decision, rows, metric)
         out.append(Finding(id=f"decision.{context.name}", kind="decision", section=4,
                            test="deployment.decide: constraint, then the primary metric's interval, then "
                                 + ", ".join(context.tie_breakers),
                            verdict=decision["decided_by"], subjects=[a for a in [decision["choice"]] if a],
-                           quantities=_decision_quantities(src, decision, metric),
+                           quantities=_decision_quantities(src, decision, metric, contrast),
                            facts={"context": context.model_dump(mode="json"), "metric": metric,
                                   "metric_substituted": metric != context.primary_metric, "decision": decision,
                                   "rows": rows, "flip": flip, "flip_search_factor": deployment.FLIP_RANGE,
-                                  "contrast": _decision_contrast(src, decision, rows, metric),
+                                  "contrast": contrast,
                                   # what a point-estimate tie is decided against: the first arm still tied with it
                                   "next_in_line": {"arm": behind[0], "quality": quality(behind[0])} if behind else None}))
     return out
@@ -151,13 +152,18 @@ def _metric_level(src: Source, arm: str, metric: str) -> float | None:
     return None if level is None else level["mean"]
 
 
-def _decision_quantities(src: Source, decision: dict, metric: str) -> list[Quantity]:
+def _decision_quantities(src: Source, decision: dict, metric: str, contrast: dict | None) -> list[Quantity]:
     if decision["choice"] is None:
         return []
     arm = decision["choice"]
-    return [src.value("choice.metric", "arms", arm, "ci", metric, "mean"),
-            src.value("choice.metric_lo", "arms", arm, "ci", metric, "ci", 0),
-            src.value("choice.metric_hi", "arms", arm, "ci", metric, "ci", 1)]
+    quantities = [src.value("choice.metric", "arms", arm, "ci", metric, "mean"),
+                  src.value("choice.metric_lo", "arms", arm, "ci", metric, "ci", 0),
+                  src.value("choice.metric_hi", "arms", arm, "ci", metric, "ci", 1)]
+    if decision["decided_by"] == "quality" and contrast and contrast["diff"]:
+        # the note prints the lead as choice minus runner-up, whichever way evaluation stored the pair
+        _, lead, _ = src.comparison(contrast["arm"], arm, metric)
+        quantities += [q.model_copy(update={"name": q.name.replace("diff", "margin")}) for q in lead]
+    return quantities
 
 
 def _decision_contrast(src: Source, decision: dict, rows: list[dict], metric: str) -> dict | None:

@@ -65,7 +65,8 @@ def systems_findings(src: Source) -> list[Finding]:
             row, quantities, _ = found
             out.append(Finding(id=f"diff.{a}.{b}.{metric}", kind="difference", section=1,
                                test=interval_test(row["source"]), verdict=difference_verdict(row), subjects=[a, b],
-                               quantities=quantities, facts={"metric": metric, "source": row["source"]}))
+                               quantities=quantities,
+                               facts={"metric": metric, "source": row["source"], "one_run": row["one_run"]}))
     macro, accuracy = (next((f for f in out if f.id == f"diff.{ENC}.{DEC}.{m}"), None) for m in ("macro_f1", "accuracy"))
     if macro and accuracy:
         agree = macro.verdict == accuracy.verdict

@@ -67,7 +67,7 @@ def tier_findings(src: Source, config: StudyConfig) -> list[Finding]:
         row, quantities, _ = recall
         out.append(Finding(id="tier.rare_recall", kind="difference", section=3, test=interval_test(row["source"]),
                            verdict=difference_verdict(row), subjects=[ENC, DEC], quantities=quantities,
-                           facts={"metric": "rare_recall", "source": row["source"]}))
+                           facts={"metric": "rare_recall", "source": row["source"], "one_run": row["one_run"]}))
     out.append(confusion_finding(src))
     rho = [src.value(f"{arm}.rho", "runs", src.first_run(arm), "test", "spearman_f1_vs_train_count", "rho")
            for arm in (ENC, DEC)]

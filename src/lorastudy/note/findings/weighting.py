@@ -99,7 +99,9 @@ def weighting_findings(src: Source, config: StudyConfig) -> list[Finding]:
         finding = Finding(id=f"weighting.{arm}", kind="effect", section=2, test=interval_test(source),
                           verdict=verdicts.get("macro_f1", "undefined"), subjects=[arm, WEIGHTED[arm]],
                           quantities=quantities,
-                          facts={"verdicts": verdicts, "source": source, "lifted": [c["label"] for c in effect["lifted_off_zero"]],
+                          facts={"verdicts": verdicts, "source": source,
+                                 "one_run": src.one_run(effect.get("intervals", {}).get("macro_f1"), [arm, WEIGHTED[arm]]),
+                                 "lifted": [c["label"] for c in effect["lifted_off_zero"]],
                                  "fell": [c["label"] for c in effect["fell_to_zero"]]})
         finding.facts["accuracy_split"] = _accuracy_split(finding, src.tiers)
         for tier in src.tiers:  # pooled precision of the tier's predictions = recall x true share / predicted share
@@ -123,7 +125,9 @@ def weighting_findings(src: Source, config: StudyConfig) -> list[Finding]:
                            quantities=[Quantity(name="did", value=row["diff"], path=path + "/diff"),
                                        Quantity(name="did_lo", value=row["ci"][0], path=path + "/ci/0"),
                                        Quantity(name="did_hi", value=row["ci"][1], path=path + "/ci/1")],
-                           facts={"metric": row["metric"], "source": src.source_of(row)}))
+                           facts={"metric": row["metric"], "source": src.source_of(row),
+                                  "one_run": src.one_run(row, [row["encoder"], WEIGHTED[row["encoder"]], DEC,
+                                                               WEIGHTED[DEC]])}))
     mechanism = weighting_mechanism(src, out, config.report.equal_within)
     return out + ([mechanism] if mechanism else [])
 
