@@ -136,7 +136,20 @@ def metric_ci(ci: list[float] | None, metric: str) -> str:
     return ci_pp(ci) if metric in ("accuracy", "rare_recall") else ci_f1(ci)
 
 
-FILTERS = {"esc": esc, "code": code, "pct": pct, "f1": f1, "sf1": sf1, "pp": pp, "ci_f1": ci_f1, "ci_pp": ci_pp,
+def margin_text(x: float | None, metric: str) -> str:
+    """A margin on a metric in its own unit: points for a percentage (0.01 -> "1 pp"), else the F1 value."""
+    if x is None:
+        return "–"
+    if metric in ("accuracy", "rare_recall"):
+        return f"{100 * x:g} pp"
+    return f"{x:g}"
+
+
+def pct_points(x: float | None) -> str:
+    return margin_text(x, "accuracy")
+
+
+FILTERS = {"margin_text": margin_text, "pct_points": pct_points, "esc": esc, "code": code, "pct": pct, "f1": f1, "sf1": sf1, "pp": pp, "ci_f1": ci_f1, "ci_pp": ci_pp,
            "ci_pct": ci_pct, "ms": ms, "money": money, "count": count, "params": params, "seconds": seconds,
            "ratio": ratio, "p_value": p_value, "name": name, "inline": inline, "metric_value": metric_value, "metric_diff": metric_diff,
            "metric_pair": metric_pair,
