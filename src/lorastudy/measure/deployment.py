@@ -245,7 +245,7 @@ def decide(rows: list[dict], context: ContextConfig, deployment: DeploymentConfi
     feasible = sorted((row for row in rows if row["arm"] not in standing), key=lambda row: -quality(row["arm"]))
     out = {"choice": None, "decided_by": "no_arm_meets", "leader": None, "candidates": [], "tied": [],
            "remaining": [], "standing": standing, "margin": margin, "floor": None, "ranking": None,
-           "cost_immaterial": False, "cost_spread": None, "saving": None}
+           "cost_immaterial": False, "cost_spread": None, "saving": None, "narrowed_by": []}
     if not feasible:
         return out
     leader = feasible[0]["arm"]
@@ -296,6 +296,7 @@ def decide(rows: list[dict], context: ContextConfig, deployment: DeploymentConfi
         if breaker == "cost" and len(close) == len(remaining) and max(values.values()) - best > 1e-9:
             out["cost_immaterial"] = True  # the costs differ, by less than matters
         if len(close) < len(remaining):
+            out["narrowed_by"].append(breaker)
             if breaker == "cost" and len(close) == 1:
                 out["saving"] = min(v for a, v in values.items() if a != close[0]["arm"]) - best
             remaining = close

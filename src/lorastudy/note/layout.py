@@ -7,14 +7,22 @@ from dataclasses import dataclass
 from lorastudy.note.figures import FigureSpec
 from lorastudy.note.findings import DEC, ENC, Findings
 from lorastudy.note.formatting import (
-    METRIC_NAMES, ci_f1, ci_pp, code, count, esc, f1, metric_value, money, ms, name, params, pct, pp, seconds, sf1,
+    METRIC_NAMES, ci_f1, ci_pp, code, count, esc, f1, metric_ci, metric_diff, metric_value, money, ms, name, params, pct, pp,
+    seconds, sf1,
 )
 from lorastudy.note.tables import CANDIDATE_NAMES, CLASS_ROWS, evidence, finding_ci, table
 from lorastudy.study.arms import arm_spec
 from lorastudy.study.config import ARMS, StudyConfig
 
 
+# an arm's standing in a context's decision (deployment.decide's statuses), as the contexts table words it
+STANDING = {"leader": "best", "equivalent": "equivalent", "unranked": "cannot be ranked",
+            "below_floor": "under the floor", "clearly_below": "clearly below", "below_an_excluded_arm": "below an excluded arm",
+            "misses_target": "misses the target", "no_quality": "no quality value"}
+
+
 @dataclass
+
 class Layout:
     """The note's tables and figures, from the same artifacts the findings read."""
 
@@ -171,15 +179,22 @@ class Layout:
         for decision in decisions:
             context, metric = decision.facts["context"], decision.facts["metric"]
             realtime = context["kind"] == "realtime"
+            standing = decision.facts["decision"].get("standing") or {}
             for row in decision.facts["rows"]:
                 chosen = "**chosen**" if row["arm"] == decision.facts["decision"]["choice"] else ""
                 target = f"p95 {ms(row['p95_at_rate_ms'])}" if realtime else f"job {seconds(row['time_s'])}"
+                entry = standing.get(row["arm"]) or {}
+                versus = (f"{metric_diff(entry['diff'], metric)} {metric_ci([entry['lo'], entry['hi']], metric)}"
+                          if entry.get("diff") is not None else "–")
                 out.append([esc(context["name"]), name(row["arm"]),
-                            f"{METRIC_NAMES[metric]} {metric_value(row['quality'], metric)}",
-                            "yes" if row["meets"] else "**no**", target, count(row["instances"]), pct(row["headroom"]),
-                            money(row["monthly_cost"]), chosen])
-        return table(["Context", "Arm", "Deciding metric", "Meets target", "Against the target", "Instances",
-                      "Headroom", "Monthly cost", ""], out)
+                            f"{METRIC_NAMES[metric]} {metric_value(row['quality'], metric)}", versus,
+                            STANDING.get(entry.get("status"), "–"),
+                            "yes" if row["meets"] else "**no**", target, count(row["instances"]),
+                            pct(row.get("busy_instances")) if realtime else "–", pct(row["headroom"]),
+                            money(row["monthly_cost"]), money(row.get("compute_cost")), chosen])
+        return table(["Context", "Arm", "Deciding metric", "Against the best", "Standing", "Meets target",
+                      "Against the target", "Instances", "One instance busy at peak", "Headroom", "Monthly cost",
+                      "Raw compute", ""], out)
 
     def candidates_table(self) -> str | None:
         finding = self.findings.get("bottleneck")

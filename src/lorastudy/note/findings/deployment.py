@@ -85,6 +85,12 @@ class ContextVerdicts(Verdicts):
     """Arms that meet the target, above the floor, whose interval lies below the best's (or below such an arm)."""
     misses_target: list[str] = []
     """Arms that cannot meet the context's latency or window target."""
+    leader_chosen: bool = False
+    """The choice is the arm with the best point estimate, so the note says "against it" rather than naming it."""
+    dropped: list[str] = []
+    """Candidates the tie breakers set aside before the point estimate decided (e.g. the decoder for its cost)."""
+    narrowed_by: list[str] = []
+    """The tie breakers that set candidates aside, in order (cost, p95, memory)."""
     ranking: str | None = None
     """How the candidates other than the best stand: "equivalent" (all inside the margin), "unranked" (the data
     cannot rank at least one of them), None (a single candidate)."""
@@ -148,6 +154,9 @@ def context_verdicts(finding: Finding, materiality_usd: float = 10.0) -> Context
                                if _cut_by(decision) == "clearly_below" else []),
                            misses_target=_by_status(decision, "misses_target"),
                            ranking=decision.get("ranking"),
+                           leader_chosen=decision.get("leader") is not None and decision.get("leader") == decision.get("choice"),
+                           dropped=[arm for arm in candidates if arm not in remaining] if remaining else [],
+                           narrowed_by=list(decision.get("narrowed_by") or []),
                            cost_immaterial=bool(decision.get("cost_immaterial")),
                            cheap_compute=(finding.facts["context"].get("kind") == "realtime" and bool(compute)
                                           and all(c is not None and c < materiality_usd for c in compute)),
@@ -281,6 +290,11 @@ def decision_findings(src: Source, config: StudyConfig) -> list[Finding]:
             gain = family["gain"]
             derived["family_gain"] = {"metric": metric, "arm": gain["arm"], "delta": gain["gain"],
                                       "value": gain["quality_after"]}
+        if family and family.get("speedup"):
+            speed = family["speedup"]
+            derived["family_speedup"] = {"arm": speed["arm"], "factor": speed["factor"], "mean_ms": speed["mean_ms"],
+                                         "examples_per_s": speed["examples_per_s"]}
+        derived["cost_spread"], derived["cost_saving"] = decision["cost_spread"], decision["saving"]
         if runner_up and runner_up.get("gain") is not None:
             derived["runner_up_gain"] = {"metric": metric, "arm": runner_up["arm"], "delta": runner_up["gain"]}
         behind = [arm for arm in decision.get("remaining") or [] if arm != decision["choice"]]
