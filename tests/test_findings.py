@@ -10,6 +10,7 @@ call must come out the other way.
 from __future__ import annotations
 
 import copy
+import json
 import re
 from pathlib import Path
 
@@ -440,3 +441,74 @@ def test_a_peak_is_one_runs_alone_only_when_every_run_had_its_own_process(study,
             run["peak_memory_scope"] = scopes[index % len(scopes)]
 
     assert findings_of(study, change).limitations.peak_memory_per_run is per_run
+
+
+# --- Section 4: decisions as an engineer makes them -------------------------------------------
+
+
+def standing_decision(standing: dict, choice: str = "a", leader: str = "a", remaining=None, family=None,
+                      kind: str = "batch") -> Finding:
+    rows = [{"arm": arm, "quality": entry["quality"], "meets": entry["status"] != "misses_target",
+             "compute_cost": 0.5, "monthly_cost": 73.0, "instances": 1} for arm, entry in standing.items()]
+    candidates = [arm for arm, entry in standing.items() if entry["status"] in ("leader", "equivalent", "unranked")]
+    return Finding(id="decision.c", kind="decision", section=4, test="", verdict="point_estimate",
+                   facts={"context": {"name": "c", "kind": kind}, "contrast": None, "flip": None, "rows": rows,
+                          "family": family, "runner_up": None,
+                          "decision": {"choice": choice, "leader": leader, "candidates": candidates, "tied": candidates,
+                                       "remaining": remaining or candidates, "standing": standing,
+                                       "ranking": "unranked", "narrowed_by": ["cost"] if remaining else []}})
+
+
+def test_each_arm_is_worded_by_its_standing_and_an_arm_below_an_excluded_one_shares_its_reason():
+    standing = {"a": {"status": "leader", "quality": 0.76}, "b": {"status": "equivalent", "quality": 0.755},
+                "c": {"status": "unranked", "quality": 0.75}, "d": {"status": "below_floor", "quality": 0.70},
+                "e": {"status": "below_an_excluded_arm", "quality": 0.72 - 0.1},
+                "f": {"status": "misses_target", "quality": 0.9}}
+    verdicts = context_verdicts(standing_decision(standing, remaining=["a", "b"]))
+    assert verdicts.candidates == ["a", "b", "c"] and verdicts.equivalent == ["b"] and verdicts.unranked == ["c"]
+    assert verdicts.below_floor == ["d", "e"] and verdicts.clearly_below == [] and verdicts.misses_target == ["f"]
+    assert verdicts.leader_chosen and verdicts.dropped == ["c"] and verdicts.narrowed_by == ["cost"]
+    standing["d"]["status"] = "clearly_below"
+    verdicts = context_verdicts(standing_decision(standing, choice="b"))
+    assert verdicts.clearly_below == ["d", "e"] and verdicts.below_floor == [] and not verdicts.leader_chosen
+
+
+def test_raw_compute_is_called_trivial_only_in_real_time_and_below_the_materiality():
+    standing = {"a": {"status": "leader", "quality": 0.76}}
+    assert context_verdicts(standing_decision(standing, kind="realtime"), 10.0).cheap_compute
+    assert not context_verdicts(standing_decision(standing, kind="realtime"), 0.1).cheap_compute
+    assert not context_verdicts(standing_decision(standing, kind="batch"), 10.0).cheap_compute
+
+
+def swap_families(inputs):
+    """Relabel the study: every encoder LoRA arm becomes a decoder LoRA arm and back (the latency stays: the
+    encoder is still the fast family), so the better arms are now the fast ones."""
+    text = json.dumps(inputs["results"])
+    for old, new in (("encoder_lora", "@ENC@"), ("decoder_lora", "encoder_lora"), ("@ENC@", "decoder_lora")):
+        text = text.replace(old, new)
+    inputs["results"].clear()
+    inputs["results"].update(json.loads(text))
+
+
+def test_encoder_or_decoder_lora_is_answered_in_every_context_and_flips_with_the_numbers(study):
+    found = findings_of(study)
+    families = [v.family for v in found.deployment.contexts]
+    assert families and all(f is not None and f.family == "decoder" and f.other == "encoder" for f in families)
+    # the decoder is far better here: only a quality gain makes the encoder the choice, a speed-up cannot
+    assert all(f.gain is not None and f.gain > 0 and f.speedup is None for f in families)
+    flipped = [v.family for v in findings_of(study, swap_families).deployment.contexts]
+    assert all(f.family == "encoder" and f.other == "decoder" for f in flipped)
+    # the better family is now also the fast one: the decoder would need a quality gain, still no speed-up
+    assert all(f.gain is not None and f.speedup is None for f in flipped)
+
+
+def test_what_would_change_a_choice_is_a_number_in_every_context(study):
+    found = findings_of(study)
+    for decision, verdicts in zip(found.of_kind("decision"), found.deployment.contexts):
+        assert verdicts.runner_up is not None and verdicts.runner_up_gain is not None and verdicts.runner_up_gain > 0
+        assert decision.facts["derived"]["runner_up_level"]["value"] == pytest.approx(
+            verdicts.runner_up.quality + verdicts.runner_up_gain) == verdicts.runner_up_level
+        floor = decision.facts["decision"]["floor"]
+        assert decision.facts["rows"][0]["quality"] is not None
+        chosen = next(row for row in decision.facts["rows"] if row["arm"] == decision.facts["decision"]["choice"])
+        assert chosen["quality"] >= floor

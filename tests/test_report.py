@@ -167,6 +167,35 @@ def test_lora_seeds_word_each_interval_by_its_own_source(notes):
     assert "Run-to-run spread" not in notes["tie"][1]  # one seed: no spread to report
 
 
+def test_every_context_is_decided_as_an_engineer_would_and_says_why(notes):
+    """Issue #30: a floor, a monotone candidate set, only material costs deciding, an honest word when the data cannot
+    rank, an answer to encoder or decoder LoRA, and what would change the choice computed, never generic."""
+    worded = set()
+    for key, (run_dir, note) in notes.items():
+        section = _section(note, 4)
+        assert "a different quality result" not in section
+        for decision in _findings(run_dir).of_kind("decision"):
+            dec, rows = decision.facts["decision"], {row["arm"]: row for row in decision.facts["rows"]}
+            if dec["choice"] is None:
+                continue
+            assert rows[dec["choice"]]["quality"] >= dec["floor"] - 1e-12, key
+            feasible = sorted((a for a in rows if rows[a]["meets"]), key=lambda a: -rows[a]["quality"])
+            kept = [a in dec["candidates"] for a in feasible]
+            assert kept == sorted(kept, reverse=True), key  # monotone: a prefix of the point estimates
+            if decision.verdict == "cost":
+                assert dec["saving"] > decision.facts["cost_materiality_usd"]
+            if dec["cost_immaterial"]:
+                assert decision.verdict != "cost"
+            worded.add(dec["ranking"])
+        decisions = [d for d in _findings(run_dir).of_kind("decision") if d.facts["decision"]["choice"]]
+        assert section.count("What would change it:") == len(decisions), key
+        assert section.count("Encoder or decoder LoRA:") == len(decisions), key
+    assert "unranked" in worded
+    _, tie = notes["tie"]
+    assert "the data cannot rank" in _section(tie, 4)
+    assert "Raw compute is trivial" in _section(tie, 4) and "always on" in _section(tie, 4)
+
+
 def test_decisions_follow_the_rule_and_a_cost_tie_never_decides(notes):
     for run_dir, note in notes.values():
         for decision in _findings(run_dir).of_kind("decision"):

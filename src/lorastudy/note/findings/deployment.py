@@ -45,7 +45,7 @@ class Capacity(BaseModel):
     """One arm's capacity in a context, in operational terms (a row of deployment.context_rows)."""
 
     arm: str
-    meets: bool
+    meets: bool = True
     instances: int | None = None
     mean_ms: float | None = None
     busy_instances: float | None = None
@@ -108,6 +108,8 @@ class ContextVerdicts(Verdicts):
     """The best other arm that meets the target, and its quality (for what a quality result would change)."""
     runner_up_gain: float | None = None
     """The gain on the metric that would make the runner-up the choice; None when no gain within range does."""
+    runner_up_level: float | None = None
+    """The runner-up's level on the metric after that gain (what the note prints)."""
 
 
 def _by_status(decision: dict, *statuses: str) -> list[str]:
@@ -163,7 +165,9 @@ def context_verdicts(finding: Finding, materiality_usd: float = 10.0) -> Context
                            family=_family(finding.facts.get("family")),
                            capacity=_capacity(finding.facts["rows"], decision.get("choice")),
                            runner_up=ArmQuality(arm=runner["arm"], quality=runner["quality"]) if runner else None,
-                           runner_up_gain=runner.get("gain") if runner else None)
+                           runner_up_gain=runner.get("gain") if runner else None,
+                           runner_up_level=(runner["quality"] + runner["gain"]
+                                            if runner and runner.get("gain") is not None else None))
 
 
 def _capacity(rows: list[dict], choice: str | None) -> list[Capacity]:
@@ -280,15 +284,17 @@ def decision_findings(src: Source, config: StudyConfig) -> list[Finding]:
             family.pop("rows", None)
         # the numbers the note derives, each under a generic key beside the metric it is on (so a check of the
         # note reads them as that metric) and the one arm it is about
-        derived = {"floor": {"metric": metric, "value": decision["floor"]}}
+        derived = {"floor": {"metric": metric, "arm": decision["leader"], "value": decision["floor"]}}  # set by the best
         contrast = _decision_contrast(src, decision, rows, metric)
         if contrast and contrast["diff"]:
             diff, (lo, hi) = contrast["diff"]["diff"], contrast["diff"]["ci"]
-            derived["lead"] = {"metric": metric, "a": contrast["arm"], "b": decision["choice"], "diff": abs(diff),
+            # the interval of the lead read the other way round (the difference itself is the stored one)
+            derived["lead"] = {"metric": metric, "a": contrast["arm"], "b": decision["choice"],
                                "ci": [lo, hi] if diff >= 0 else [-hi, -lo]}
         if family and family.get("gain"):
             gain = family["gain"]
-            derived["family_gain"] = {"metric": metric, "arm": gain["arm"], "delta": gain["gain"],
+            lifted = " ".join(arm for arm in LORA_ARMS if arm.startswith(family["other"]) and arm in models)
+            derived["family_gain"] = {"metric": metric, "arms": lifted, "delta": gain["gain"],  # the family's arms
                                       "value": gain["quality_after"]}
         if family and family.get("speedup"):
             speed = family["speedup"]
@@ -296,7 +302,8 @@ def decision_findings(src: Source, config: StudyConfig) -> list[Finding]:
                                          "examples_per_s": speed["examples_per_s"]}
         derived["cost_spread"], derived["cost_saving"] = decision["cost_spread"], decision["saving"]
         if runner_up and runner_up.get("gain") is not None:
-            derived["runner_up_gain"] = {"metric": metric, "arm": runner_up["arm"], "delta": runner_up["gain"]}
+            derived["runner_up_level"] = {"metric": metric, "arm": runner_up["arm"],
+                                          "value": runner_up["quality"] + runner_up["gain"]}
         behind = [arm for arm in decision.get("remaining") or [] if arm != decision["choice"]]
         out.append(Finding(id=f"decision.{context.name}", kind="decision", section=4,
                            test="deployment.decide: constraint, quality floor, equivalence margin on the paired "
