@@ -314,6 +314,7 @@ def _breaker_value(row: dict, breaker: str) -> float:
 # --- what would change a choice --------------------------------------------------------------
 
 MAX_GAIN = 0.5  # the largest quality gain searched (points on the metric, 0.5 = 50 points)
+SPEEDUP_RANGE = 100.0  # the largest speed-up searched for a better arm that misses the target (a GPU, a new runtime)
 
 
 def what_would_change(models: dict[str, Served], context: ContextConfig, deployment: DeploymentConfig,
@@ -348,11 +349,12 @@ def _choice_at(models, context, deployment, evidence, quantity: str, value: floa
 
 
 def _geometric_search(choice_at: Callable[[float], "str | None"], base: float, direction: int,
-                      wanted: Callable[["str | None"], bool]) -> tuple[float, "str | None"] | None:
-    """The value nearest to `base` (within FLIP_RANGE, one direction) at which `wanted(choice_at(value))` holds."""
+                      wanted: Callable[["str | None"], bool], limit: float = FLIP_RANGE,
+                      steps: int = FLIP_STEPS) -> tuple[float, "str | None"] | None:
+    """The value nearest to `base` (within a factor `limit`, one direction) at which `wanted(choice_at(value))` holds."""
     previous = base
-    for step in range(1, FLIP_STEPS + 1):
-        value = base * FLIP_RANGE ** (direction * step / FLIP_STEPS)
+    for step in range(1, steps + 1):
+        value = base * limit ** (direction * step / steps)
         if wanted(choice_at(value)):
             same, changed = previous, value
             for _ in range(6):  # bisect geometrically between a value that keeps the choice and one that changes it
@@ -395,14 +397,14 @@ def quality_gain(rows: list[dict], context: ContextConfig, deployment: Deploymen
 
 
 def speedup(models: dict[str, Served], context: ContextConfig, deployment: DeploymentConfig, evidence: Evidence,
-            arms: list[str]) -> dict | None:
-    """The smallest speed-up of `arms`' serving (latency divided, throughput multiplied; within FLIP_RANGE) that
+            arms: list[str], limit: float = FLIP_RANGE, steps: int = FLIP_STEPS) -> dict | None:
+    """The smallest speed-up of `arms`' serving (latency divided, throughput multiplied; within `limit`) that
     makes one of them the choice; None when none does (a quality gap no speed closes)."""
     def choice_at(factor: float) -> str | None:
         faster = {arm: (_faster(served, factor) if arm in arms else served) for arm, served in models.items()}
         return decide(context_rows(faster, context, deployment), context, deployment, evidence)["choice"]
 
-    found = _geometric_search(choice_at, 1.0, 1, lambda new: new in arms)
+    found = _geometric_search(choice_at, 1.0, 1, lambda new: new in arms, limit, steps)
     if found is None:
         return None
     factor, arm = found
@@ -434,6 +436,20 @@ def family_answer(models: dict[str, Served], context: ContextConfig, deployment:
     return {"family": family, "choice": decision["choice"], "decided_by": decision["decided_by"], "other": other,
             "gain": quality_gain(rows, context, deployment, evidence, families[other]),
             "speedup": speedup(lora, context, deployment, evidence, families[other]), "rows": rows}
+
+
+def better_if_faster(models: dict[str, Served], rows: list[dict], context: ContextConfig,
+                     deployment: DeploymentConfig, evidence: Evidence, choice: str | None) -> dict | None:
+    """The best arm on the metric that misses the target, if it is better than the choice, and the speed-up (up to
+    SPEEDUP_RANGE) at which it would be chosen: what the target costs in quality, and what would recover it."""
+    chosen = evidence.quality(choice) if choice else None
+    missing = [row["arm"] for row in rows if not row["meets"] and evidence.quality(row["arm"]) is not None
+               and (chosen is None or evidence.quality(row["arm"]) > chosen)]
+    if not missing:
+        return None
+    best = max(missing, key=evidence.quality)
+    found = speedup(models, context, deployment, evidence, [best], SPEEDUP_RANGE, 16)
+    return {"arm": best, "quality": evidence.quality(best), **(found or {"factor": None})}
 
 
 def runner_up_gain(rows: list[dict], context: ContextConfig, deployment: DeploymentConfig, evidence: Evidence,

@@ -55,6 +55,16 @@ class Capacity(BaseModel):
     time_s: float | None = None
 
 
+class Faster(BaseModel):
+    """A better arm that misses the context's target, and how much faster it would have to serve to be chosen."""
+
+    arm: str
+    quality: float
+    factor: float | None = None
+    mean_ms: float | None = None
+    examples_per_s: float | None = None
+
+
 class ContextVerdicts(Verdicts):
     context: str
     """The context's name (the list runs in the order of the decision findings)."""
@@ -108,6 +118,12 @@ class ContextVerdicts(Verdicts):
     """The best other arm that meets the target, and its quality (for what a quality result would change)."""
     runner_up_gain: float | None = None
     """The gain on the metric that would make the runner-up the choice; None when no gain within range does."""
+    lead_clear: bool = False
+    """The choice's lead over the next arm that meets the target excludes zero; otherwise the floor, not the data,
+    set that arm aside, and the note says so."""
+    faster: "Faster | None" = None
+    """The best arm that misses the target, when it is better than the choice, and the speed-up that would make it
+    the choice (None when none up to deployment.SPEEDUP_RANGE does)."""
     runner_up_level: float | None = None
     """The runner-up's level on the metric after that gain (what the note prints)."""
 
@@ -166,6 +182,9 @@ def context_verdicts(finding: Finding, materiality_usd: float = 10.0) -> Context
                            capacity=_capacity(finding.facts["rows"], decision.get("choice")),
                            runner_up=ArmQuality(arm=runner["arm"], quality=runner["quality"]) if runner else None,
                            runner_up_gain=runner.get("gain") if runner else None,
+                           lead_clear=bool(margin_ci) and margin_ci[0] > 0,
+                           faster=Faster(**{k: v for k, v in finding.facts["faster"].items() if k in Faster.model_fields})
+                           if finding.facts.get("faster") else None,
                            runner_up_level=(runner["quality"] + runner["gain"]
                                             if runner and runner.get("gain") is not None else None))
 
@@ -278,6 +297,7 @@ def decision_findings(src: Source, config: StudyConfig) -> list[Finding]:
         flip = deployment.what_would_change(models, context, config.deployment, evidence, decision["choice"])
         family = deployment.family_answer(models, context, config.deployment, evidence)
         runner_up = deployment.runner_up_gain(rows, context, config.deployment, evidence, decision["choice"])
+        faster = deployment.better_if_faster(models, rows, context, config.deployment, evidence, decision["choice"])
         for row in rows:
             row["quality"] = quality(row["arm"])
         if family:
@@ -300,6 +320,9 @@ def decision_findings(src: Source, config: StudyConfig) -> list[Finding]:
             speed = family["speedup"]
             derived["family_speedup"] = {"arm": speed["arm"], "factor": speed["factor"], "mean_ms": speed["mean_ms"],
                                          "examples_per_s": speed["examples_per_s"]}
+        if faster and faster.get("factor"):
+            derived["faster"] = {"arm": faster["arm"], "factor": faster["factor"], "mean_ms": faster["mean_ms"],
+                                 "examples_per_s": faster["examples_per_s"]}
         derived["cost_spread"], derived["cost_saving"] = decision["cost_spread"], decision["saving"]
         if runner_up and runner_up.get("gain") is not None:
             derived["runner_up_level"] = {"metric": metric, "arm": runner_up["arm"],
@@ -314,7 +337,7 @@ def decision_findings(src: Source, config: StudyConfig) -> list[Finding]:
                            facts={"context": context.model_dump(mode="json"), "metric": metric,
                                   "metric_substituted": metric != context.primary_metric, "decision": decision,
                                   "rows": rows, "flip": flip, "flip_search_factor": deployment.FLIP_RANGE,
-                                  "family": family, "runner_up": runner_up, "derived": derived,
+                                  "family": family, "runner_up": runner_up, "faster": faster, "derived": derived,
                                   "cost_materiality_usd": config.deployment.cost_materiality_usd,
                                   "cost_materiality_share": config.deployment.cost_materiality_share,
                                   "contrast": contrast,
