@@ -281,3 +281,22 @@ def test_an_arm_that_misses_the_sla_is_never_chosen_and_the_flip_is_computed():
     assert 80 < flip["value"] < 100  # just above the decoder's p95 at this rate
     nothing = decide(models, realtime(p95_sla_ms=5), ev)
     assert nothing["choice"] is None and nothing["decided_by"] == "no_arm_meets"
+
+
+def test_a_better_arm_that_misses_the_target_says_what_speed_up_would_bring_it_in():
+    """The demo's real-time context on CPU: only TF-IDF meets 100 ms; the encoder (670 ms mean) is 18 points better."""
+    models = {"tfidf": served("tfidf", 3.0), "enc": served("enc", 670.0, spread=0.5)}
+    ev = evidence({"tfidf": 0.576, "enc": 0.759})
+    rows = deployment.context_rows(models, realtime(), PRICES)
+    decision = deployment.decide(rows, realtime(), PRICES, ev)
+    assert decision["choice"] == "tfidf" and decision["standing"]["enc"]["status"] == "misses_target"
+    faster = deployment.better_if_faster(models, rows, realtime(), PRICES, ev, "tfidf")
+    assert faster["arm"] == "enc" and faster["quality"] == 0.759
+    # a single request's p95 (~1000 ms) must come under the 100 ms target: about 10x, well inside the range
+    assert 8 < faster["factor"] < 14 and faster["mean_ms"] == pytest.approx(670.0 / faster["factor"])
+    assert deployment.decide(deployment.context_rows(
+        {**models, "enc": deployment._faster(models["enc"], faster["factor"])}, realtime(), PRICES),
+        realtime(), PRICES, ev)["choice"] == "enc"
+    # nothing better misses the target: nothing to say
+    assert deployment.better_if_faster(models, rows, realtime(), PRICES, evidence({"tfidf": 0.8, "enc": 0.7}),
+                                       "tfidf") is None

@@ -512,3 +512,14 @@ def test_what_would_change_a_choice_is_a_number_in_every_context(study):
         assert decision.facts["rows"][0]["quality"] is not None
         chosen = next(row for row in decision.facts["rows"] if row["arm"] == decision.facts["decision"]["choice"])
         assert chosen["quality"] >= floor
+
+
+def test_a_lead_the_interval_does_not_confirm_is_not_called_clear():
+    standing = {"a": {"status": "leader", "quality": 0.26}, "b": {"status": "below_floor", "quality": 0.22}}
+    finding = standing_decision(standing)
+    finding.facts["contrast"] = {"arm": "b", "diff": {"diff": -0.037, "ci": [-0.227, 0.155]}}  # b - a, stored
+    verdicts = context_verdicts(finding)
+    assert verdicts.margin == pytest.approx(0.037) and verdicts.margin_ci == [-0.155, 0.227]
+    assert not verdicts.lead_clear and verdicts.below_floor == ["b"]
+    finding.facts["contrast"]["diff"]["ci"] = [-0.06, -0.01]
+    assert context_verdicts(finding).lead_clear

@@ -49,7 +49,9 @@ the other family is the smallest quality gain on the metric (`quality_gain`) and
 What would change it: each quantity the context fixes (arrival rate and SLA, or
 volume and window) is moved up and down by factors of up to FLIP_RANGE, the rule
 re-run, and the nearest value at which the choice changes is reported; and the
-gain the best other arm that meets the target would need to become the choice (`runner_up_gain`).
+gain the best other arm that meets the target would need to become the choice (`runner_up_gain`); and,
+when a better arm misses the target, the speed-up (up to SPEEDUP_RANGE) that would make it the choice
+(`better_if_faster`): what the target costs in quality, and what would recover it.
 """
 
 from __future__ import annotations
