@@ -300,3 +300,17 @@ def test_a_better_arm_that_misses_the_target_says_what_speed_up_would_bring_it_i
     # nothing better misses the target: nothing to say
     assert deployment.better_if_faster(models, rows, realtime(), PRICES, evidence({"tfidf": 0.8, "enc": 0.7}),
                                        "tfidf") is None
+
+
+def test_when_neither_lora_family_meets_the_target_each_gets_its_speed_up_and_a_flip_prefers_an_arm():
+    models = {"tfidf_logreg": served("tfidf_logreg", 3.0), "encoder_lora": served("encoder_lora", 670.0, spread=0.5),
+              "decoder_lora": served("decoder_lora", 1384.0, spread=0.5)}
+    ev = evidence({"tfidf_logreg": 0.576, "encoder_lora": 0.736, "decoder_lora": 0.688})
+    answer = deployment.family_answer(models, realtime(), PRICES, ev)
+    assert answer["family"] is None
+    encoder, decoder = answer["each_speedup"]["encoder"], answer["each_speedup"]["decoder"]
+    assert 1 < encoder["factor"] < decoder["factor"]  # the decoder is slower: it needs the larger speed-up
+    assert encoder["mean_ms"] == pytest.approx(670.0 / encoder["factor"])
+    # a tighter SLA leaves no arm at all, a looser one brings the encoder in: the change worth naming is the latter
+    flip = deployment.what_would_change(models, realtime(), PRICES, ev, "tfidf_logreg")
+    assert flip["new_choice"] == "encoder_lora" and flip["quantity"] == "p95_sla_ms" and flip["direction"] == "up"

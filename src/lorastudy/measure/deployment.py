@@ -337,7 +337,10 @@ def what_would_change(models: dict[str, Served], context: ContextConfig, deploym
                 continue
             value, new = found
             distance = abs(math.log(value / base))
-            if nearest is None or distance < nearest["distance"]:
+            # a change that leaves no arm at all says less than one that brings another arm in: it counts only
+            # when no change within range brings an arm in
+            if nearest is None or (new is not None, -distance) > (nearest["new_choice"] is not None,
+                                                                   -nearest["distance"]):
                 nearest = {"quantity": quantity, "base": base, "value": value, "new_choice": new,
                            "direction": "up" if direction > 0 else "down", "distance": distance}
     return nearest
@@ -430,9 +433,11 @@ def family_answer(models: dict[str, Served], context: ContextConfig, deployment:
         return None
     rows = context_rows(lora, context, deployment)
     decision = decide(rows, context, deployment, evidence)
-    if decision["choice"] is None:
+    if decision["choice"] is None:  # neither family meets the target: how much faster each would have to serve
+        faster = {family: speedup(lora, context, deployment, evidence, arms, SPEEDUP_RANGE, 16)
+                  for family, arms in families.items()}
         return {"family": None, "choice": None, "decided_by": decision["decided_by"], "other": None,
-                "gain": None, "speedup": None, "rows": rows}
+                "gain": None, "speedup": None, "each_speedup": faster, "rows": rows}
     family = decision["choice"].split("_")[0]
     other = "decoder" if family == "encoder" else "encoder"
     return {"family": family, "choice": decision["choice"], "decided_by": decision["decided_by"], "other": other,

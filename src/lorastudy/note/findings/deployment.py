@@ -39,6 +39,11 @@ class FamilyAnswer(BaseModel):
     """That arm's mean single-request latency at the break-even speed-up (real-time), in ms."""
     speedup_examples_per_s: float | None = None
     """That arm's batched throughput at the break-even speed-up (batch and audit)."""
+    each_speedup: dict[str, float | None] = {}
+    """When neither family meets the target: per family, the speed-up that would make its LoRA arm the choice
+    (None: none up to deployment.SPEEDUP_RANGE)."""
+    each_mean_ms: dict[str, float | None] = {}
+    """... and that arm's mean single-request latency at it, in ms."""
 
 
 class Capacity(BaseModel):
@@ -138,12 +143,15 @@ def _family(answer: dict | None) -> FamilyAnswer | None:
     if answer is None:
         return None
     gain, speed = answer.get("gain"), answer.get("speedup")
+    each = answer.get("each_speedup") or {}
     return FamilyAnswer(family=answer["family"], arm=answer["choice"], decided_by=answer["decided_by"],
                         other=answer["other"], gain=gain["gain"] if gain else None,
                         gain_arm=ArmQuality(arm=gain["arm"], quality=gain.get("quality_after")) if gain else None,
                         speedup=speed["factor"] if speed else None, speedup_arm=speed["arm"] if speed else None,
                         speedup_mean_ms=speed["mean_ms"] if speed else None,
-                        speedup_examples_per_s=speed["examples_per_s"] if speed else None)
+                        speedup_examples_per_s=speed["examples_per_s"] if speed else None,
+                        each_speedup={f: (e["factor"] if e else None) for f, e in each.items()},
+                        each_mean_ms={f: (e["mean_ms"] if e else None) for f, e in each.items()})
 
 
 def context_verdicts(finding: Finding, materiality_usd: float = 10.0) -> ContextVerdicts:
@@ -192,10 +200,10 @@ def context_verdicts(finding: Finding, materiality_usd: float = 10.0) -> Context
 def _capacity(rows: list[dict], choice: str | None) -> list[Capacity]:
     if choice is None:
         return []
-    shown = [choice]
+    shown = [choice]  # then the best LoRA arm of each other family that meets the target
     for family in ("encoder", "decoder"):
         lora = [row for row in rows if row["arm"] in LORA_ARMS and row["arm"].startswith(family)
-                and row.get("quality") is not None]
+                and row.get("quality") is not None and row.get("meets", True)]
         if lora and not choice.startswith(family):
             shown.append(max(lora, key=lambda row: row["quality"])["arm"])
     by_arm = {row["arm"]: row for row in rows}
@@ -316,6 +324,10 @@ def decision_findings(src: Source, config: StudyConfig) -> list[Finding]:
             lifted = " ".join(arm for arm in LORA_ARMS if arm.startswith(family["other"]) and arm in models)
             derived["family_gain"] = {"metric": metric, "arms": lifted, "delta": gain["gain"],  # the family's arms
                                       "value": gain["quality_after"]}
+        for name, each in ((family or {}).get("each_speedup") or {}).items():
+            if each:  # about the family's LoRA arm, as the note names it
+                derived[f"{name}_speedup"] = {"arm": f"{name}_lora", "factor": each["factor"],
+                                              "mean_ms": each["mean_ms"], "examples_per_s": each["examples_per_s"]}
         if family and family.get("speedup"):
             speed = family["speedup"]
             derived["family_speedup"] = {"arm": speed["arm"], "factor": speed["factor"], "mean_ms": speed["mean_ms"],
