@@ -353,3 +353,19 @@ def test_the_tier_table_shows_seed_means_like_sections_1_and_2(notes):
     assert f1(seed_mean) != f1(first_run["test"]["per_tier"][rare]["mean_f1"])  # else this test could not fail
     assert row.split(" | ")[1] == f1(seed_mean)
     assert "Test set, seed means;" in note
+
+
+def test_equivalent_and_unrankable_arms_are_worded_apart(tmp_path):
+    """The same tie read with the default margins (the data cannot rank the arms) and with margins wide enough
+    that every interval lies inside them (the arms are equivalent): the note words each as it is."""
+    tie = SCENARIOS["tie"]
+    wide = Scenario("tie_wide_margins", tie.arms, overrides=tie.overrides + [
+        "deployment.equivalence_margins={accuracy: 0.3, macro_f1: 0.3, rare_recall: 0.6}"],
+        timing_scale=tie.timing_scale)
+    run_dir = build(tmp_path, wide)
+    write_note(run_dir)
+    section = _section((run_dir / "note" / "note.md").read_text(encoding="utf-8"), 4)
+    rankings = {d.facts["decision"]["ranking"] for d in _findings(run_dir).of_kind("decision")}
+    recommendations = [line for line in section.splitlines() if line.startswith("Recommend")]
+    assert "equivalent" in rankings and "the candidates are equivalent (within ±30 pp)" in section
+    assert not any("the data cannot rank" in line for line in recommendations)
