@@ -92,7 +92,7 @@ def test_the_template_computes_no_call_from_numbers():
     to select words (== a verdict string), and nothing is built up into a list."""
     grammar = {'"s" if n > 1', '"these choices" if steady | length > 1', '"each context\'s" if steady | length > 1',
                '"s" if u.n_seeds > 2', '", …" if data.not_evaluable | length > 5',
-               '"repeats" if dup.test_rows_seen_in_train == 1', '"it" if dup.test_rows_seen_in_train == 1'}
+               '"repeats" if dup.test_rows_seen_in_train == 1', '"it" if dup.test_rows_seen_in_train == 1', '"s" if am.facts.seed_bound.dof > 1'}
     # an order comparison, an (in)equality not against a word or an arm's name, appending, or arithmetic on values
     call = re.compile(r"<=?|>=?|[!=]=(?!\s*(?:\"|'|none\b|ENC\b|DEC\b))|\.append\(|\|\s*(?:abs|max|min|sum)\b(?!\s*\|\s*count)")
     calls = []
@@ -164,6 +164,90 @@ def test_what_the_aggregates_hide_needs_different_rare_zero_counts(study):
         first_run(inputs["results"], DEC)["test"]["per_tier"][rare]["zero_f1_count"] = zero[ENC]
 
     assert not findings_of(study, equal).systems.rare_zero_differs
+
+
+def set_curves(enc: list[tuple[int, float]], dec: list[tuple[int, float]]):
+    """Every seed of each LoRA arm gets this validation curve: (step, validation macro F1) points."""
+    def change(inputs):
+        results = inputs["results"]
+        for arm, curve in ((ENC, enc), (DEC, dec)):
+            for seed in results["arms"][arm]["seeds"]:
+                results["runs"][f"{arm}__seed{seed}"]["training"]["val_curve"] = [
+                    {"epoch": i + 1, "step": step, "val_macro_f1": value} for i, (step, value) in enumerate(curve)]
+    return change
+
+
+def test_the_matched_budget_compares_at_the_steps_both_arms_reached_and_flips_with_the_curves(study):
+    assert findings_of(study).get("architecture.matched_budget") is None  # same budget: nothing to match
+    decoder_ahead = findings_of(study, set_curves([(125, 0.38), (250, 0.47)], [(125, 0.43)]))
+    found = decoder_ahead.get("architecture.matched_budget")
+    assert found.verdict == "b_ahead_one_run" and found.facts["reverses"]
+    assert found.q(f"{DEC}_minus_{ENC}.val_macro_f1_matched_diff") == pytest.approx(0.05)
+    assert found.q(f"{DEC}_minus_{ENC}.val_macro_f1_own_budget_diff") == pytest.approx(-0.04)
+    assert found.q(f"{ENC}.val_macro_f1_gain_past_matched") == pytest.approx(0.09)
+    assert found.facts["trained_longer"] == ENC and found.facts["one_point"] == [DEC]
+    assert found.facts["still_rising"][ENC]
+    encoder_ahead = findings_of(study, set_curves([(125, 0.45), (250, 0.44)], [(125, 0.43)]))
+    found = encoder_ahead.get("architecture.matched_budget")
+    assert found.verdict == "a_ahead_one_run" and not found.facts["reverses"]
+    assert not found.facts["still_rising"][ENC]
+    assert findings_of(study, set_curves([(250, 0.45)], [(125, 0.43)])).get("architecture.matched_budget") is None
+
+
+def test_with_several_seeds_the_matched_gap_has_a_seed_interval(study):
+    def seeds(inputs):
+        results = inputs["results"]
+        for arm in (ENC, DEC):
+            run = first_run(results, arm)
+            results["arms"][arm]["seeds"] = [42, 43, 44]
+            for seed, shift in ((43, 0.01), (44, -0.01)):
+                results["runs"][f"{arm}__seed{seed}"] = copy.deepcopy(run)
+        set_curves([(125, 0.38), (250, 0.47)], [(125, 0.43)])(inputs)
+        for seed, shift in ((43, 0.004), (44, -0.004)):
+            results["runs"][f"{DEC}__seed{seed}"]["training"]["val_curve"][0]["val_macro_f1"] += shift
+
+    found = findings_of(study, seeds).get("architecture.matched_budget")
+    assert found.verdict == "b_higher" and found.facts["several_seeds"] and found.facts["n_seeds"] == 3
+    lo, hi = (found.q(f"{DEC}_minus_{ENC}.val_macro_f1_matched_diff_{end}") for end in ("lo", "hi"))
+    assert 0 < lo < 0.05 < hi
+
+
+def test_a_gap_is_located_in_a_tier_only_when_its_interval_excludes_zero(study):
+    assert findings_of(study, set_architecture("b", "b")).systems.locate == "macro_f1"
+    only_accuracy = findings_of(study, set_architecture("n", "b")).systems
+    assert only_accuracy.locate == "accuracy"
+    split = findings_of(study, set_architecture("n", "b")).get("architecture.tier_split")
+    assert only_accuracy.locate_tier == split.facts["accuracy_tier"]
+    assert findings_of(study, set_architecture("n", "n")).systems.locate is None
+
+
+def test_macro_f1_is_called_seed_bound_when_the_seed_half_width_dominates(study):
+    def seeds(spread: float):
+        def change(inputs):
+            set_architecture("n", "b")(inputs)
+            inputs["results"]["uncertainty"].update({"source": "seeds", "n_seeds": 3})
+            for row in inputs["results"]["comparisons"]:
+                if {row["a"], row["b"]} == {ENC, DEC} and row["metric"] == "macro_f1":
+                    row.update({"source": "test_and_seeds", "seeds": [42, 43, 44], "diff": 0.01,
+                                "seed_values": [0.01 - spread, 0.01, 0.01 + spread], "ci": [-0.05, 0.07]})
+        return change
+
+    assert findings_of(study, seeds(0.02)).systems.macro_f1_seed_bound
+    assert not findings_of(study, seeds(0.001)).systems.macro_f1_seed_bound
+
+
+def test_a_clear_difference_with_a_one_seed_arm_names_that_arm(study):
+    assert findings_of(study).get(f"diff.encoder_full.{ENC}.macro_f1").facts["one_run"] == []
+
+    def mixed(inputs):
+        results = inputs["results"]
+        results["uncertainty"].update({"source": "mixed", "n_seeds": 2})
+        for arm in (ENC, DEC):
+            results["arms"][arm]["n_seeds"] = 2
+
+    found = findings_of(study, mixed)
+    assert found.get(f"diff.encoder_full.{ENC}.macro_f1").facts["one_run"] == ["encoder_full"]
+    assert found.get(f"diff.{ENC}.{DEC}.macro_f1").facts["one_run"] == []
 
 
 # --- Section 2 --------------------------------------------------------------------------

@@ -78,6 +78,22 @@ def _f1_vs_count(data: dict) -> plt.Figure:
     return fig
 
 
+def _val_curves(data: dict) -> plt.Figure:
+    """Each arm's validation macro F1 against training examples seen (seed means), the matched budget marked."""
+    fig, ax = plt.subplots(figsize=(5.4, 3.2))
+    for i, (name, points) in enumerate(data["series"].items()):
+        xs, ys = [p[0] for p in points], [p[1] for p in points]
+        ax.plot(xs, ys, color=OKABE_ITO[(i + 1) % 8], marker=MARKERS[i % 6], markeredgecolor="black",
+                linewidth=1.5, linestyle=["-", "--", ":", "-."][i % 4], label=name)
+    ax.axvline(data["matched"], color="grey", linestyle=":", linewidth=1)
+    ax.annotate("matched budget", (data["matched"], ax.get_ylim()[0]), textcoords="offset points", xytext=(4, 4),
+                fontsize=8, color="dimgrey")
+    ax.set(xlabel="training examples seen", ylabel="validation macro F1", title="Validation curves (seed means)")
+    ax.legend(frameon=False)
+    ax.grid(alpha=0.3)
+    return fig
+
+
 def _grouped_bars(ax: plt.Axes, groups: list[str], series: dict[str, list[float]]) -> None:
     width = 0.8 / max(len(series), 1)
     for i, (name, values) in enumerate(series.items()):
@@ -126,5 +142,5 @@ def _latency(data: dict) -> plt.Figure:
     return fig
 
 
-DRAW = {"f1_scatter": _f1_scatter, "f1_vs_count": _f1_vs_count, "weighting_tiers": _weighting_tiers,
+DRAW = {"val_curves": _val_curves, "f1_scatter": _f1_scatter, "f1_vs_count": _f1_vs_count, "weighting_tiers": _weighting_tiers,
         "latency": _latency}

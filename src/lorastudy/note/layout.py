@@ -227,6 +227,15 @@ class Layout:
 
     def figures(self) -> dict[str, FigureSpec]:
         out = {}
+        budget = self.findings.get("architecture.matched_budget")
+        if budget:
+            out["budget"] = FigureSpec(
+                "validation_curves", "val_curves",
+                "Validation macro F1 against training examples seen, mean over each arm's seeds; the dotted line is "
+                "the largest budget both LoRA arms reached, where Section 1 compares them.",
+                {"series": {name(arm): [(p["examples"], p["val_macro_f1"]) for p in curve]
+                            for arm, curve in budget.facts["curves"].items()},
+                 "matched": budget.facts["examples"]})
         effects = {f.subjects[0]: f for f in self.findings.of_kind("effect")}
         if effects and self.has_tail:
             out["weighting"] = FigureSpec(

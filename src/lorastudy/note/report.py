@@ -75,7 +75,7 @@ def build_note(results: dict, latency: dict | None, runs: list[dict], config: St
     found = derive(results, latency, config, runs, summary)
     layout = Layout(results, latency, runs, config, found)
     figures = layout.figures()
-    numbered = {key: None for key in ("weighting", "scatter", "by_count", "latency")}
+    numbered = {key: None for key in ("budget", "weighting", "scatter", "by_count", "latency")}
     numbered.update({key: index for index, key in enumerate(figures, start=1)})
     by_id = {f.id: f for f in found.findings}
     text = _environment().get_template("note.md.j2").render(

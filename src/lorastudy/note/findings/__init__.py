@@ -34,7 +34,7 @@ from lorastudy.note.findings.deployment import DeploymentVerdicts, decision_find
 from lorastudy.note.findings.limitations import LimitationVerdicts, limitation_verdicts
 from lorastudy.note.findings.next_experiment import NextStepVerdicts, bottleneck_findings, next_step_verdicts
 from lorastudy.note.findings.systems import SystemsVerdicts, architecture_split_finding, hidden_tail_finding, \
-    systems_findings, systems_verdicts
+    matched_budget_finding, systems_findings, systems_verdicts
 from lorastudy.note.findings.tiers import TierVerdicts, tier_findings, tier_verdicts
 from lorastudy.note.findings.weighting import WeightingVerdicts, weighting_findings, weighting_verdicts
 from lorastudy.study.config import StudyConfig
@@ -90,7 +90,7 @@ def derive(results: dict, latency: dict | None, config: StudyConfig, runs: list[
     (the limitations also read the run records and the data summary)."""
     src = Source(results, latency, config)
     found = [uncertainty_finding(src), *systems_findings(src)]
-    found += [f for f in (architecture_split_finding(src), hidden_tail_finding(src)) if f]
+    found += [f for f in (architecture_split_finding(src), hidden_tail_finding(src), matched_budget_finding(src)) if f]
     found += weighting_findings(src, config) + tier_findings(src, config)
     ratio = latency_finding(src)
     found += ([ratio] if ratio else []) + shared_measurement_findings(src) + decision_findings(src, config)
