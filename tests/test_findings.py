@@ -467,6 +467,89 @@ def test_without_a_runner_up_the_untested_candidates_are_named(study):
                                         if c["supported"] is None]
 
 
+def set_truncation(share: float):
+    def change(inputs):
+        inputs["summary"]["truncation"] = {"max_length": 64, "encoder": {"share": share / 2}, "decoder": {"share": share}}
+        inputs["summary"]["text_length"] = {"tokens": {"p95": 150}}
+    return change
+
+
+def rare_zero_with_unused_rows(unused: int):
+    def change(inputs):
+        results = inputs["results"]
+        for row in results["class_differences"]["classes"]:
+            if row["tier"] == results["data"]["tier_names"][0]:
+                row["f1_b"] = 0.0
+        inputs["summary"]["cleaning"] = {"unused_rows": unused}
+    return change
+
+
+def both(*changes):
+    def change(inputs):
+        for c in changes:
+            c(inputs)
+    return change
+
+
+def test_truncation_is_the_next_experiment_when_the_focus_arm_loses_the_end_of_many_texts(study):
+    assert findings_of(study).get("bottleneck").verdict == "none_supported"
+    cut = findings_of(study, set_truncation(0.8))
+    assert cut.get("bottleneck").verdict == "truncation"
+    design = cut.get("prediction").facts["design"]
+    assert design["change"] == "data.max_length" and design["value"] == 160 and design["arms"][0] == DEC
+    assert findings_of(study, set_truncation(0.01)).get("bottleneck").verdict == "none_supported"
+
+
+def test_rare_data_needs_rare_classes_at_zero_and_rows_the_study_never_drew(study):
+    topped = findings_of(study, rare_zero_with_unused_rows(100_000))
+    assert topped.get("bottleneck").verdict == "rare_data"
+    candidate = next(c for c in topped.get("bottleneck").facts["candidates"] if c["name"] == "rare_data")
+    assert candidate["facts"]["zero_below"] is not None and candidate["facts"]["rows_needed"] > 0
+    assert topped.get("prediction").facts["metric"] == "rare_recall"
+    nothing_to_draw = findings_of(study, rare_zero_with_unused_rows(0))
+    assert nothing_to_draw.get("bottleneck").verdict == "none_supported"
+    assert "rare_data" in nothing_to_draw.next_step.untested
+
+
+def test_the_experiment_aims_at_the_tier_holding_the_deficit(study):
+    # the decoder behind on macro F1: its deficit is located; truncation (all tiers) outranks rare data (rare tier)
+    # when the deficit sits in the common tier
+    def behind(inputs):
+        set_architecture("a", "a")(inputs)
+        arms = inputs["results"]["arms"]
+        arms[ENC]["per_tier"], arms[DEC]["per_tier"] = arms[DEC]["per_tier"], arms[ENC]["per_tier"]
+
+    found = findings_of(study, both(behind, set_truncation(0.8), rare_zero_with_unused_rows(100_000)))
+    deficit = found.get("bottleneck").facts["deficit_tier"]
+    assert deficit is not None
+    if deficit == study["results"]["data"]["tier_names"][-1]:
+        assert found.get("bottleneck").verdict == "truncation" and found.next_step.why_over_runner_up == "aimed"
+    # no deficit located when the macro F1 gap is not separated from zero
+    assert findings_of(study, both(set_architecture("n", "a"), set_truncation(0.8))).get(
+        "bottleneck").facts["deficit_tier"] is None
+
+
+def test_the_prediction_threshold_allows_for_the_focus_arms_interval(study):
+    def wider(inputs):
+        entry = inputs["results"]["arms"][DEC]["ci"]["macro_f1"]
+        entry["ci"] = [entry["mean"] - 0.2, entry["mean"] + 0.2]
+
+    narrow, wide = (findings_of(study, change).get("prediction").facts for change in (None, wider))
+    assert wide["noise_allowance"] == pytest.approx(0.2) and wide["threshold"] == pytest.approx(wide["now"] + 0.2)
+    assert narrow["threshold"] < wide["threshold"]
+
+
+def test_the_budget_candidate_is_supported_when_the_focus_arm_saw_fewer_examples_and_gained_from_matching(study):
+    shorter = set_curves([(125, 0.38), (250, 0.47)], [(125, 0.43)])
+    found = findings_of(study, shorter)
+    assert found.get("bottleneck").verdict == "training_budget"
+    assert found.get("prediction").facts["design"]["value"] == 250
+    assert found.get("prediction").facts["expected"] == pytest.approx(found.get("prediction").facts["now"] + 0.09)
+    # the encoder's extra examples did not help it: the gap is no smaller at the matched budget
+    flat = findings_of(study, set_curves([(125, 0.47), (250, 0.45)], [(125, 0.40)]))
+    assert flat.get("bottleneck").verdict != "training_budget"
+
+
 # --- Limitations ----------------------------------------------------------------------------
 
 

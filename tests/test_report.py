@@ -18,7 +18,7 @@ from lorastudy.core import artifacts
 from lorastudy.core.prose import count_prose_words
 from lorastudy.study.config_loading import load_config
 from lorastudy.note.findings import Findings
-from lorastudy.note.report import build_note, write_note
+from lorastudy.note.report import CANDIDATE_PROSE, build_note, write_note
 from scenarios import SCENARIOS, Arm, Scenario, arms_like, build
 
 EVIL = "<script>alert(1)</script>"
@@ -190,20 +190,18 @@ def test_the_bottleneck_is_chosen_among_candidates_and_the_prediction_can_fail(n
         bottleneck, prediction = found.get("bottleneck"), found.get("prediction")
         seen.add(bottleneck.verdict)
         names = {c["name"] for c in bottleneck.facts["candidates"]}
-        assert names == {"decision_rule", "data_volume", "training_budget", "representation"}
-        # the predicted threshold is at least the best any arm reached, so no existing arm already meets it; where
-        # the data-volume slope predicts more than that, the threshold is what the slope predicts
-        best = max(q.value for q in prediction.quantities)
+        assert {"decision_rule", "training_budget", "representation"} <= names <= set(CANDIDATE_PROSE)
+        # the threshold is the focus arm's current value plus the half-width of its own 95% interval, so neither
+        # the arm as it is nor noise alone meets it; the design names what changes, the arms and the threshold
         facts = prediction.facts
-        if facts["from_slope"]:
-            assert facts["threshold"] == pytest.approx(facts["now"] + facts["slope"]) and facts["threshold"] > best
-            assert "plus the slope's" in _section(note, 5)
-        else:
-            assert facts["threshold"] == best
-            assert "the best any arm reached" in _section(note, 5)
-    assert len(seen) >= 2
-    _, note = notes["decoder_undertrained"]
-    assert "125 vs 250 steps" in note
+        assert facts["threshold"] == pytest.approx(facts["now"] + facts["noise_allowance"])
+        assert facts["noise_allowance"] > 0 and facts["design"]["threshold"] == facts["threshold"]
+        assert facts["design"]["change"] and facts["design"]["arms"][0] == bottleneck.facts["focus"]
+        assert "for noise, the half-width of its 95% interval" in _section(note, 5)
+    assert seen == {"none_supported", "training_budget"}
+    run_dir, note = notes["decoder_undertrained"]
+    assert _findings(run_dir).get("prediction").facts["design"]["change"] == "models.decoder.lora_train.max_steps"
+    assert "Favoured bottleneck: **the training budget**" in note and "retrain decoder LoRA for 250 steps" in note
 
 
 def test_every_figure_is_cited_and_prose_stays_within_the_limit(notes):

@@ -35,8 +35,9 @@ from lorastudy.note.formatting import FILTERS, count, esc, ms, seconds
 from lorastudy.note.layout import Layout
 from lorastudy.note.tables import finding_ci
 
-CANDIDATE_PROSE = {"decision_rule": "the decision rule on the tail", "data_volume": "too few rare-tier examples",
-                   "training_budget": "the training budget", "representation": "adapter capacity"}
+CANDIDATE_PROSE = {"decision_rule": "the decision rule on the tail", "rare_data": "too few rare-tier examples",
+                   "training_budget": "the training budget", "truncation": "truncated inputs",
+                   "representation": "adapter capacity"}
 
 
 @dataclass

@@ -94,7 +94,7 @@ def derive(results: dict, latency: dict | None, config: StudyConfig, runs: list[
     found += weighting_findings(src, config) + tier_findings(src, config)
     ratio = latency_finding(src)
     found += ([ratio] if ratio else []) + shared_measurement_findings(src) + decision_findings(src, config)
-    found += bottleneck_findings(src, config)
+    found += bottleneck_findings(src, config, summary, found)
     return Findings(uncertainty=found[0].facts, findings=found, rare_and_common=rare_and_common(src),
                     systems=systems_verdicts(src, found), weighting=weighting_verdicts(src, found),
                     tiers=tier_verdicts(src, found), deployment=deployment_verdicts(found),
