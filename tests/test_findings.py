@@ -607,3 +607,39 @@ def test_a_peak_is_one_runs_alone_only_when_every_run_had_its_own_process(study,
             run["peak_memory_scope"] = scopes[index % len(scopes)]
 
     assert findings_of(study, change).limitations.peak_memory_per_run is per_run
+
+
+# --- label groups (Section 3) -------------------------------------------------------------
+
+
+def test_label_groups_come_from_a_shared_prefix_and_are_skipped_without_one():
+    from lorastudy.measure.label_groups import group_split, label_groups
+
+    labels = ["noun.act", "noun.animal", "verb.motion", "verb.body", "adj.all", "adj.pert"]
+    assert set(label_groups(labels).values()) == {"noun", "verb", "adj"}
+    assert label_groups(["sense.00", "sense.01", "sense.02"]) is None  # one group: no structure
+    assert label_groups(["billing", "fraud", "card", "loan"]) is None  # no separator
+    assert label_groups(["a.x", "b.y", "c.z"]) is None  # every label its own group
+    classes = [{"label": l, "f1_a": 0.5, "f1_b": 0.5 - (0.3 if l.startswith("verb") else 0.0)} for l in labels]
+    split = group_split(classes, label_groups(labels))
+    assert split["parts"]["verb"] == pytest.approx(-0.1) and split["gap"] == pytest.approx(-0.1)
+
+
+def test_the_group_holding_the_gap_flips_with_the_per_class_differences(study):
+    def grouped(worse: str):
+        def change(inputs):
+            results = inputs["results"]
+            names = {}
+            for i, label in enumerate(results["data"]["labels"]):
+                names[label] = f"{'noun' if i % 2 else 'verb'}.{label.split('.')[-1]}"
+            results["data"]["labels"] = [names[l] for l in results["data"]["labels"]]
+            for row in results["class_differences"]["classes"]:
+                row["label"] = names[row["label"]]
+                row["f1_a"], row["f1_b"] = 0.6, 0.6 - (0.2 if row["label"].startswith(worse) else 0.01)
+                row["diff"] = row["f1_b"] - row["f1_a"]
+        return change
+
+    assert findings_of(study).get("groups.split") is None  # "sense." labels: one group
+    assert findings_of(study, grouped("verb")).get("groups.split").verdict == "verb"
+    noun = findings_of(study, grouped("noun")).get("groups.split")
+    assert noun.verdict == "noun" and noun.facts["same_direction"] and 0.5 < noun.facts["share"] <= 1

@@ -215,6 +215,7 @@ def matched_budget_finding(src: Source) -> Finding | None:
                    facts={"examples": m["examples"], "steps": m["steps"], "n_seeds": min(m["n_seeds"].values()),
                           "several_seeds": m["ci"] is not None, "same_steps": len(set(m["steps"].values())) == 1,
                           "seeds": m["seeds"], "reverses": reverses, "trained_longer": more[0] if more else None,
+                          "not_longer": [arm for arm in (ENC, DEC) if arm not in more[:1]],
                           "still_rising": {arm: (g is not None and g > 0) for arm, g in m["last_gain"].items()},
                           "one_point": [arm for arm, g in m["last_gain"].items() if g is None],
                           "curves": m["curves"], "paired": m["paired"]})

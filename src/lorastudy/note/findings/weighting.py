@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from lorastudy.note.findings.base import DEC, ENC, RESULTS, WEIGHTED, Finding, Quantity, Source, Verdicts, \
+from lorastudy.note.findings.base import one_run_arms, DEC, ENC, RESULTS, WEIGHTED, Finding, Quantity, Source, Verdicts, \
     difference_verdict, has_tail, interval_test
 from lorastudy.study.config import StudyConfig
 
@@ -123,7 +123,8 @@ def weighting_findings(src: Source, config: StudyConfig) -> list[Finding]:
                            quantities=[Quantity(name="did", value=row["diff"], path=path + "/diff"),
                                        Quantity(name="did_lo", value=row["ci"][0], path=path + "/ci/0"),
                                        Quantity(name="did_hi", value=row["ci"][1], path=path + "/ci/1")],
-                           facts={"metric": row["metric"], "source": src.source_of(row)}))
+                           facts={"metric": row["metric"], "source": src.source_of(row),
+                                  "one_run": one_run_arms(src, [row["encoder"], WEIGHTED.get(row["encoder"], row["encoder"])])}))
     mechanism = weighting_mechanism(src, out, config.report.equal_within)
     return out + ([mechanism] if mechanism else [])
 
