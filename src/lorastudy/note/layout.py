@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from lorastudy.note.figures import FigureSpec
 from lorastudy.note.findings import DEC, ENC, Findings
 from lorastudy.note.formatting import (
-    METRIC_NAMES, ci_f1, ci_pp, code, count, esc, f1, metric_value, money, ms, name, params, pct, pp, seconds, sf1,
+    METRIC_NAMES, ci_f1, ci_pp, code, count, esc, f1, metric_value, model_name, money, ms, name, params, pct, pp, seconds,
+    sf1,
 )
 from lorastudy.note.tables import CANDIDATE_NAMES, CLASS_ROWS, evidence, finding_ci, table
 from lorastudy.study.arms import arm_spec
@@ -36,6 +38,24 @@ class Layout:
     def has_tail(self) -> bool:
         sizes = self.results["data"]["tier_sizes"]
         return sum(1 for tier in self.tiers if sizes.get(tier, 0) > 0) >= 2
+
+    def model_name(self, family: str) -> str:
+        """The family's model by its human name (`formatting.model_name`): the model card's title where a run's
+        resolved model folder has one, else derived from the configured source."""
+        source = getattr(self.config.models, family).source
+        for run in self.runs:
+            model = run.get("model") or {}
+            if run.get("family") != family or model.get("source") != source or not model.get("resolved_path"):
+                continue
+            readme = Path(model["resolved_path"]) / "README.md"
+            try:
+                heading = next((line[2:].strip() for line in readme.read_text(encoding="utf-8").splitlines()
+                                if line.startswith("# ")), None) if readme.is_file() else None
+            except (OSError, UnicodeDecodeError):
+                heading = None
+            if heading:
+                return model_name(source, heading)
+        return model_name(source)
 
     def first_run(self, arm: str) -> dict:
         return self.results["runs"][f"{arm}__seed{self.results['arms'][arm]['seeds'][0]}"]
@@ -255,8 +275,10 @@ class Layout:
                  "tiers": [c["tier"] for c in classes], "tier_names": self.tiers,
                  "x_label": "Encoder LoRA", "y_label": "Decoder LoRA"})
             out["by_count"] = FigureSpec(
-                "f1_vs_train_count", "f1_vs_count", f"Per-class test F1{one_run} against training examples (log scale).",
+                "f1_vs_train_count", "f1_vs_count", f"Per-class test F1{one_run} against training examples (log scale), with each model's least-squares "
+                "line on log2(count) (describes the cross-class trend; not a causal effect) and the tier cut.",
                 {"counts": [c["train_count"] for c in classes],
+                 "thresholds": list(self.results["data"].get("tier_thresholds") or []) if self.has_tail else [],
                  "series": {"Encoder LoRA": [c["f1_a"] for c in classes], "Decoder LoRA": [c["f1_b"] for c in classes]}})
         models = (self.latency or {}).get("models", {})
         if models:
