@@ -643,3 +643,34 @@ def test_the_group_holding_the_gap_flips_with_the_per_class_differences(study):
     assert findings_of(study, grouped("verb")).get("groups.split").verdict == "verb"
     noun = findings_of(study, grouped("noun")).get("groups.split")
     assert noun.verdict == "noun" and noun.facts["same_direction"] and 0.5 < noun.facts["share"] <= 1
+
+
+# --- what each model knew before weighting (Section 2) -------------------------------------------
+
+
+def test_weighting_is_explained_by_prior_knowledge_only_when_one_model_leads_on_all_three(study):
+    rare = study["results"]["data"]["tier_names"][0]
+    ahead = ENC  # set below: encoder LoRA's rare-tier predictions more often right before weighting
+
+    def agreeing(probe_ahead: str):
+        def change(inputs):
+            results = inputs["results"]
+            for arm, recall in ((ENC, 0.5), (DEC, 0.2)):
+                tier = results["weighting_effect"][arm]["per_tier"][rare]
+                tier["recall_before"], tier["predicted_share_before"] = recall, tier["true_share"]
+            for arm in (ENC, DEC):
+                for seed in results["arms"][arm]["seeds"]:
+                    results["logit_adjustment"][f"{arm}__seed{seed}"]["test_macro_f1_gain"] = \
+                        0.02 if arm == probe_ahead else 0.001
+                for name, value in ((arm, 0.40), (arm + "_cw", 0.46 if arm == ahead else 0.41)):
+                    for seed in results["arms"][name]["seeds"]:
+                        results["runs"][f"{name}__seed{seed}"]["training"]["val_curve"] = [
+                            {"epoch": 1, "step": 125, "val_macro_f1": value}]
+        return change
+
+    consistent = findings_of(study, agreeing(ahead)).get("weighting.prior")
+    assert consistent.verdict == "consistent" and consistent.facts["ahead"] == ahead
+    behind = DEC if ahead == ENC else ENC
+    assert findings_of(study, agreeing(behind)).get("weighting.prior").verdict == "mixed"
+    prior = findings_of(study).get("weighting.prior")  # equal curves: no effect difference to explain
+    assert prior is None or prior.verdict == "mixed"
