@@ -674,3 +674,26 @@ def test_weighting_is_explained_by_prior_knowledge_only_when_one_model_leads_on_
     assert findings_of(study, agreeing(behind)).get("weighting.prior").verdict == "mixed"
     prior = findings_of(study).get("weighting.prior")  # equal curves: no effect difference to explain
     assert prior is None or prior.verdict == "mixed"
+
+
+def test_the_group_split_reads_every_seed_when_the_per_class_rows_are_given(study):
+    results = copy.deepcopy(study["results"])
+    names = {label: f"{'noun' if i % 2 else 'verb'}.{label.split('.')[-1]}"
+             for i, label in enumerate(results["data"]["labels"])}
+    results["data"]["labels"] = [names[l] for l in results["data"]["labels"]]
+    for row in results["class_differences"]["classes"]:
+        row["label"] = names[row["label"]]
+    labels = [row["label"] for row in results["class_differences"]["classes"]]
+
+    def rows(worse: str, drop: float):
+        return [{"label": l, "f1": 0.0 if l.startswith(worse) and drop == 1 else 0.6 - (drop if l.startswith(worse) else 0)}
+                for l in labels]
+
+    per_class = {f"{ENC}__seed42": rows("none", 0), f"{DEC}__seed42": rows("noun", 1)}
+    found = derive(results, study["latency"], study["config"], study["runs"], study["summary"], per_class)
+    split = found.get("groups.split")
+    assert split.verdict == "noun" and split.facts["seed"] is None
+    assert split.facts["zero_every_seed"][DEC] == split.facts["n_in_group"]
+    per_class[f"{DEC}__seed42"] = rows("verb", 0.3)
+    assert derive(results, study["latency"], study["config"], study["runs"], study["summary"],
+                  per_class).get("groups.split").verdict == "verb"

@@ -85,10 +85,12 @@ def rare_and_common(src: Source) -> bool:
 
 
 def derive(results: dict, latency: dict | None, config: StudyConfig, runs: list[dict] | None = None,
-           summary: dict | None = None) -> Findings:
+           summary: dict | None = None, per_class: dict[str, list[dict]] | None = None) -> Findings:
     """Every finding the note may word, from the run's results and latency, and each section's verdicts over them
-    (the limitations also read the run records and the data summary)."""
+    (the limitations also read the run records and the data summary; the label-group split reads every seed's
+    per-class rows, `evaluation/per_class/<run>.csv`, where given)."""
     src = Source(results, latency, config)
+    src.per_class = per_class or {}
     found = [uncertainty_finding(src), *systems_findings(src)]
     found += [f for f in (architecture_split_finding(src), hidden_tail_finding(src), matched_budget_finding(src)) if f]
     found += weighting_findings(src, config) + tier_findings(src, config)

@@ -56,6 +56,7 @@ class Source:
 
     def __init__(self, results: dict, latency: dict | None, config: StudyConfig):
         self.results, self.latency, self.config = results, latency, config
+        self.per_class: dict[str, list[dict]] = {}  # run -> its per-class rows (evaluation/per_class), where read
         self.rare = results["data"]["tier_names"][0]
         self.tiers = results["data"]["tier_names"]
         several_seeds = results.get("uncertainty", {}).get("n_seeds", 1) > 1

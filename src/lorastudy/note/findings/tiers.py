@@ -131,6 +131,11 @@ def label_group_finding(src: Source) -> Finding | None:
     groups = label_groups(src.results["data"]["labels"])
     if not classes or groups is None or not (src.has(ENC) and src.has(DEC)):
         return None
+    seeded = _seed_mean_classes(src)  # every seed's per-class F1 where read: the tier table's population
+    if seeded:
+        classes, zero_every = seeded
+    else:
+        zero_every = None
     split = group_split(classes, groups)
     if not split["parts"] or split["gap"] == 0:
         return None
@@ -145,7 +150,8 @@ def label_group_finding(src: Source) -> Finding | None:
     run = f"{behind}__seed{diffs.get('seed', src.results['arms'][behind]['seeds'][0])}"
     for index, pair in enumerate(((src.results["runs"].get(run) or {}).get("test") or {}).get("confused_pairs") or []):
         if groups.get(pair["true"]) == top:
-            confusion = {"arm": behind, "true": pair["true"], "predicted": pair["predicted"], "count": pair["count"]}
+            confusion = {"arm": behind, "true": pair["true"], "predicted": pair["predicted"], "count": pair["count"],
+                         "seed": int(run.rsplit("__seed", 1)[1])}
             quantities.append(src.value(f"{behind}.confused_count", "runs", run, "test", "confused_pairs", index,
                                         "count"))
             break
@@ -156,6 +162,26 @@ def label_group_finding(src: Source) -> Finding | None:
                    quantities=quantities,
                    facts={"groups": sorted(split["parts"], key=lambda g: split["parts"][g]),
                           "sizes": split["sizes"], "share": split["parts"][top] / split["gap"],
-                          "seed": diffs.get("seed"), "confusion": confusion,
+                          "seed": None if seeded else diffs.get("seed"), "confusion": confusion,
+                          "zero_every_seed": None if zero_every is None else
+                          {arm: sum(1 for label in zero_every[arm] if groups.get(label) == top) for arm in (ENC, DEC)},
+                          "n_in_group": split["sizes"][top],
                           "zero": {DEC: split["zero_b"][top], ENC: split["zero_a"][top]},
                           "same_direction": split["parts"][top] * split["gap"] > 0})
+
+
+def _seed_mean_classes(src: Source) -> tuple[list[dict], dict[str, set[str]]] | None:
+    """Per-class F1 of both LoRA arms averaged over all their seeds (per_class rows), as class_differences rows
+    (f1_a encoder, f1_b decoder), and per arm the classes at F1 0 on every seed; None without every seed's rows."""
+    means, zero = {}, {}
+    for arm in (ENC, DEC):
+        runs = [src.per_class.get(f"{arm}__seed{seed}") for seed in src.results["arms"][arm]["seeds"]]
+        if not runs or any(r is None for r in runs):
+            return None
+        labels = set.intersection(*({row["label"] for row in r} for r in runs))
+        means[arm] = {label: sum(next(row["f1"] for row in r if row["label"] == label) for r in runs) / len(runs)
+                      for label in labels}
+        zero[arm] = {label for label in labels if all(next(row["f1"] for row in r if row["label"] == label) == 0
+                                                      for r in runs)}
+    labels = sorted(set(means[ENC]) & set(means[DEC]))
+    return [{"label": label, "f1_a": means[ENC][label], "f1_b": means[DEC][label]} for label in labels], zero
