@@ -265,7 +265,9 @@ class Layout:
                 {"tiers": self.tiers, "series": {name(arm): [f.q(f"{t}.contribution") or 0.0 for t in self.tiers]
                                                  for arm, f in effects.items()}})
         classes = (self.results.get("class_differences") or {}).get("classes", [])
-        one_run = " (first seed)" if self.results["uncertainty"]["n_seeds"] > 1 else ""
+        seed = (self.results.get("class_differences") or {}).get("seed")
+        one_run = (f" (seed {seed} of each model, not the seed means of the tier table)" if seed is not None else
+                   " (first seed)") if self.results["uncertainty"]["n_seeds"] > 1 else ""
         if classes:
             out["scatter"] = FigureSpec(
                 "f1_encoder_vs_decoder", "f1_scatter",
