@@ -500,6 +500,24 @@ def test_truncation_is_the_next_experiment_when_the_focus_arm_loses_the_end_of_m
     assert findings_of(study, set_truncation(0.01)).get("bottleneck").verdict == "none_supported"
 
 
+def test_truncation_outranks_the_budget_when_tfidf_reading_every_word_is_clearly_ahead(study):
+    shorter = set_curves([(125, 0.38), (250, 0.47)], [(125, 0.43)])
+
+    def tfidf_ahead(by: float):
+        def change(inputs):
+            shorter(inputs)
+            set_truncation(0.8)(inputs)
+            for row in inputs["results"]["comparisons"]:
+                if {row["a"], row["b"]} == {"tfidf_logreg", DEC} and row["metric"] == "macro_f1":
+                    sign = 1 if row["b"] == "tfidf_logreg" else -1
+                    row["diff"], row["distinguishable"] = sign * by, True
+                    row["ci"] = sorted([sign * by * 0.5, sign * by * 1.5])
+        return change
+
+    assert findings_of(study, tfidf_ahead(0.2)).get("bottleneck").verdict == "truncation"
+    assert findings_of(study, tfidf_ahead(0.01)).get("bottleneck").verdict == "training_budget"
+
+
 def test_rare_data_needs_rare_classes_at_zero_and_rows_the_study_never_drew(study):
     topped = findings_of(study, rare_zero_with_unused_rows(100_000))
     assert topped.get("bottleneck").verdict == "rare_data"

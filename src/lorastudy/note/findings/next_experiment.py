@@ -5,8 +5,9 @@ across-class correlation read as a cause:
 - training budget: the focus arm saw fewer training examples than the other LoRA arm, and at the matched
   budget (Section 1) it stood better against it than at its own; size = what the other arm gained on
   validation past the matched budget. Change: train the focus arm to the other's number of examples.
-- truncation: a share of texts lost their end to the maximum length for the focus arm's tokenizer (data
-  summary); TF-IDF, which reads every word, being ahead of it strengthens the case. Change: the maximum length.
+- truncation: at least `TRUNCATION_SHARE` of texts lost their end to the maximum length for the focus arm's
+  tokenizer (data summary); size = TF-IDF's clear lead over it (TF-IDF reads every word), unknown otherwise.
+  Change: the maximum length.
 - rare data: the focus arm scores F1 0 on every class up to some training count, and the source has rows the
   study never drew (labels.json `cleaning.unused_rows`). Change: top up the rare tier from those rows.
 - decision rule: the logit-adjustment probe's test gain has an interval above 0. Change: a logit-adjusted loss.
@@ -181,7 +182,10 @@ def _truncation(src: Source, config: StudyConfig, focus: str, summary: dict) -> 
     if tfidf:
         quantities += [Quantity(name=f"tfidf_logreg_minus_{focus}.macro_f1", value=tfidf[0]["diff"],
                                 path=tfidf[1][0].path)]
-    return {"name": "truncation", "supported": share >= TRUNCATION_SHARE, "macro_f1_size": None,
+    supported = share >= TRUNCATION_SHARE
+    # TF-IDF reads every word: where it is clearly ahead, its lead is the size the cut text can account for
+    return {"name": "truncation", "supported": supported,
+            "macro_f1_size": tfidf[0]["diff"] if supported and tfidf_ahead else None,
             "quantities": quantities,
             "facts": {"share": share, "max_length": length, "p95_tokens": p95, "tfidf_ahead": tfidf_ahead,
                       "tfidf_diff": tfidf[0]["diff"] if tfidf else None, "new_max_length": longer},
