@@ -79,45 +79,238 @@ def test_arms_of_one_family_serve_as_one_measurement_and_prices_follow_the_devic
 QUALITY = {"enc": 0.70, "enc_cw": 0.71, "dec": 0.74}
 
 
-def rule(tied_pairs=()):
-    def indistinguishable(a, b):
-        return {a, b} in [set(p) for p in tied_pairs]
-    return QUALITY.get, indistinguishable
+def evidence(quality: dict, pairs: dict | None = None, metric: str = "accuracy", width: float = 0.05):
+    """Point estimates, and per pair (a, b) the interval of b - a: given, or the difference of the point
+    estimates +- width (so a gap of more than `width` is clear)."""
+    pairs = pairs or {}
+
+    def difference(a, b):
+        if (a, b) in pairs:
+            return pairs[(a, b)]
+        if (b, a) in pairs:
+            diff, lo, hi = pairs[(b, a)]
+            return -diff, -hi, -lo
+        if a not in quality or b not in quality:
+            return None
+        diff = quality[b] - quality[a]
+        return diff, diff - width, diff + width
+    return deployment.Evidence(metric, quality.get, difference)
+
+
+def rule(tied_pairs=(), quality=None):
+    """The old helper's meaning: a listed pair is not distinguishable (a wide interval), any other pair is clear."""
+    quality = quality or QUALITY
+    pairs = {}
+    for a, b in tied_pairs:
+        diff = quality[b] - quality[a]
+        pairs[(a, b)] = (diff, diff - 0.2, diff + 0.2)
+    return evidence(quality, pairs, width=abs(0.001))
+
+
+LOOSE = {"max_drop": 1.0, "min_share": 0.0}  # no quality floor: the other rules alone
+
+
+def decide(models, context, ev, prices=PRICES):
+    return deployment.decide(deployment.context_rows(models, context, prices), context, prices, ev)
 
 
 def test_a_clear_quality_lead_decides_even_at_a_higher_cost():
     models = {"enc": served("enc", 10.0), "dec": served("dec", 60.0)}
-    quality, tied = rule()
-    rows = deployment.context_rows(models, realtime(), PRICES)
-    decision = deployment.decide(rows, realtime(), quality, tied)
+    decision = decide(models, realtime(), rule())
     assert decision["choice"] == "dec" and decision["decided_by"] == "quality"
 
 
-def test_a_quality_tie_goes_to_cost_and_an_equal_cost_never_decides():
+def test_a_quality_tie_goes_to_a_material_cost_and_an_equal_cost_never_decides():
     models = {"enc": served("enc", 10.0), "dec": served("dec", 60.0)}
-    quality, tied = rule([("dec", "enc")])
-    decision = deployment.decide(deployment.context_rows(models, realtime(), PRICES), realtime(), quality, tied)
-    assert decision["choice"] == "enc" and decision["decided_by"] == "cost"  # 1 instance vs 2
+    context = realtime(quality_floor=LOOSE)
+    decision = decide(models, context, rule([("dec", "enc")]))
+    assert decision["choice"] == "enc" and decision["decided_by"] == "cost"  # 1 instance vs 3
+    assert decision["saving"] >= 73.0 and decision["ranking"] == "unranked"  # at least one always-on instance
     # the same cost (one instance each at a low rate): p95 decides, not cost
-    calm = realtime(peak_rps=1)
-    decision = deployment.decide(deployment.context_rows(models, calm, PRICES), calm, quality, tied)
+    calm = realtime(peak_rps=1, quality_floor=LOOSE)
+    decision = decide(models, calm, rule([("dec", "enc")]))
     assert decision["choice"] == "enc" and decision["decided_by"] == "p95"
     # equal in everything: the higher point estimate, and the decision says so
     twins = {"enc": served("enc", 10.0), "enc_cw": served("enc_cw", 10.0)}
-    quality, tied = rule([("enc_cw", "enc")])
-    decision = deployment.decide(deployment.context_rows(twins, calm, PRICES), calm, quality, tied)
+    decision = decide(twins, calm, rule([("enc_cw", "enc")]))
     assert decision["choice"] == "enc_cw" and decision["decided_by"] == "point_estimate"
+
+
+def audit(**extra) -> ContextConfig:
+    return ContextConfig(**{"name": "audit", "kind": "audit", "primary_metric": "rare_recall", "examples": 117_659,
+                            "window_minutes": 1440, "monthly_predictions": 117_659, **extra})
+
+
+def test_the_quality_floor_excludes_a_cheap_bad_arm():
+    """Issue #30: TF-IDF at 6.3% rare recall must not win over 25.9% because it costs a fraction of a cent less."""
+    models = {"tfidf": served("tfidf", 0.5, examples_per_s=9000.0), "enc_cw": served("enc_cw", 8.0, 480.0),
+              "dec": served("dec", 60.0, 62.0)}
+    quality = {"tfidf": 0.063, "enc_cw": 0.259, "dec": 0.106}
+    wide = {("enc_cw", "tfidf"): (-0.196, -0.40, 0.01), ("enc_cw", "dec"): (-0.153, -0.36, 0.05)}
+    decision = decide(models, audit(), evidence(quality, wide, "rare_recall"))
+    assert decision["choice"] == "enc_cw" and decision["decided_by"] == "quality"
+    assert decision["floor"] == pytest.approx(0.259 * 0.9)
+    assert {a: decision["standing"][a]["status"] for a in ("tfidf", "dec")} == {
+        "tfidf": "below_an_excluded_arm", "dec": "below_floor"}
+    # the absolute rule binds on a large metric: 3 points below 80%, not 90% of it
+    assert deployment.floor_of(realtime(), 0.80) == pytest.approx(0.77)
+    assert deployment.floor_of(realtime(quality_floor={"minimum": 0.9}), 0.80) == pytest.approx(0.9)
+    nothing = decide(models, audit(quality_floor={"minimum": 0.5}), evidence(quality, wide, "rare_recall"))
+    assert nothing["choice"] is None and nothing["decided_by"] == "below_floor"
+
+
+def test_a_cost_difference_below_materiality_never_decides():
+    models = {"tfidf": served("tfidf", 0.5, examples_per_s=9000.0), "enc": served("enc", 8.0, 480.0)}
+    quality = {"tfidf": 0.75, "enc": 0.76}
+    unranked = {("enc", "tfidf"): (-0.01, -0.04, 0.02)}
+    decision = decide(models, audit(primary_metric="accuracy"), evidence(quality, unranked))
+    rows = {row["arm"]: row for row in deployment.context_rows(models, audit(), PRICES)}
+    assert rows["tfidf"]["monthly_cost"] < rows["enc"]["monthly_cost"] < 0.01  # fractions of a cent
+    assert decision["decided_by"] != "cost" and decision["cost_immaterial"]
+    # ... and neither does a large relative gap that is small in dollars, nor a few dollars that are a small share
+    cheap = DeploymentConfig(price_per_hour={"cpu": 0.1}, cost_materiality_usd=10.0, cost_materiality_share=0.1)
+    rt = realtime(quality_floor=LOOSE, peak_rps=1)
+    two = {"a": served("a", 10.0), "b": served("b", 12.0)}
+    ev = evidence({"a": 0.70, "b": 0.71}, {("b", "a"): (-0.01, -0.05, 0.03)})
+    assert decide(two, rt, ev, cheap)["decided_by"] != "cost"  # $73 each
+    strict = cheap.model_copy(update={"cost_materiality_usd": 500.0})
+    slow = {"a": served("a", 10.0), "b": served("b", 60.0)}
+    assert decide(slow, realtime(quality_floor=LOOSE), ev, strict)["decided_by"] != "cost"  # 3 instances against 1: $146 < $500
+    assert decide(slow, realtime(quality_floor=LOOSE), ev, cheap)["decided_by"] == "cost"
+
+
+def test_the_candidate_set_is_monotone_in_the_point_estimate():
+    """A lower point estimate is never a candidate while a higher one is excluded (issue #30: 10.6% and 6.3% tied
+    with the best, 10.1% not)."""
+    models = {arm: served(arm, 8.0, 480.0) for arm in ("best", "dec", "enc", "tfidf")}
+    quality = {"best": 0.259, "dec": 0.106, "enc": 0.101, "tfidf": 0.063}
+    pairs = {("best", "dec"): (-0.153, -0.31, 0.004), ("best", "enc"): (-0.158, -0.30, -0.01),
+             ("best", "tfidf"): (-0.196, -0.45, 0.06)}
+    decision = decide(models, audit(quality_floor=LOOSE), evidence(quality, pairs, "rare_recall"))
+    status = {arm: entry["status"] for arm, entry in decision["standing"].items()}
+    assert status == {"best": "leader", "dec": "unranked", "enc": "clearly_below", "tfidf": "below_an_excluded_arm"}
+    assert decision["candidates"] == ["best", "dec"]
+    ordered = sorted(quality, key=quality.get, reverse=True)
+    kept = [arm in decision["candidates"] for arm in ordered]
+    assert kept == sorted(kept, reverse=True)  # a prefix
+
+
+def test_equivalent_and_not_distinguishable_are_told_apart():
+    models = {"a": served("a", 10.0), "b": served("b", 10.0)}
+    calm = realtime(peak_rps=1)
+    inside = decide(models, calm, evidence({"a": 0.760, "b": 0.758}, {("a", "b"): (-0.002, -0.008, 0.004)}))
+    assert inside["standing"]["b"]["status"] == "equivalent" and inside["ranking"] == "equivalent"
+    wider = decide(models, calm, evidence({"a": 0.760, "b": 0.758}, {("a", "b"): (-0.002, -0.02, 0.016)}))
+    assert wider["standing"]["b"]["status"] == "unranked" and wider["ranking"] == "unranked"
+    assert inside["choice"] == wider["choice"] == "a" and wider["decided_by"] == "point_estimate"
+    # the margin is per metric, and a context can set its own
+    assert deployment.margin_of(calm, PRICES, "rare_recall") == 0.03
+    assert deployment.margin_of(realtime(equivalence_margin=0.05), PRICES, "accuracy") == 0.05
+    own = decide(models, realtime(peak_rps=1, equivalence_margin=0.05),
+                 evidence({"a": 0.760, "b": 0.758}, {("a", "b"): (-0.002, -0.02, 0.016)}))
+    assert own["standing"]["b"]["status"] == "equivalent"
+
+
+def family_models(encoder_ms: float, decoder_ms: float) -> dict:
+    return {"encoder_lora": served("encoder_lora", encoder_ms), "decoder_lora": served("decoder_lora", decoder_ms),
+            "tfidf_logreg": served("tfidf_logreg", 0.5)}
+
+
+def test_encoder_or_decoder_lora_is_answered_with_a_break_even_that_flips_with_the_numbers():
+    quality = {"encoder_lora": 0.759, "decoder_lora": 0.757, "tfidf_logreg": 0.5}
+    unranked = {("encoder_lora", "decoder_lora"): (-0.002, -0.02, 0.016)}
+    ev = evidence(quality, unranked)
+    answer = deployment.family_answer(family_models(10.0, 47.0), realtime(), PRICES, ev)
+    assert answer["family"] == "encoder" and answer["decided_by"] == "cost"  # 1 instance against 2
+    # the decoder needs a second instance at 47 ms: a speed-up that brings it to one makes it the choice
+    speed = answer["speedup"]
+    assert speed["arm"] == "decoder_lora" and 1.0 < speed["factor"] < 47.0 / 10.0 * 2
+    again = deployment.family_answer(family_models(10.0, 47.0 / speed["factor"] / 1.01), realtime(), PRICES, ev)
+    assert again["family"] == "decoder"
+    # and a quality gain that makes it clearly better does too
+    gain = answer["gain"]
+    assert gain["arm"] == "decoder_lora" and 0.0 < gain["gain"] < 0.05
+    lifted = deployment.family_answer(family_models(10.0, 47.0), realtime(), PRICES,
+                                      ev.lifted(frozenset({"decoder_lora"}), gain["gain"] + 0.002))
+    assert lifted["family"] == "decoder"
+    # flip the latencies: the decoder is the cheap one, and the break-even now concerns the encoder
+    flipped = deployment.family_answer(family_models(47.0, 10.0), realtime(), PRICES, ev)
+    assert flipped["family"] == "decoder" and flipped["other"] == "encoder" and flipped["speedup"]["arm"] == "encoder_lora"
+    # a quality gap beyond the floor: no speed-up helps, only a gain does
+    far = evidence({"encoder_lora": 0.60, "decoder_lora": 0.76}, {})
+    beyond = deployment.family_answer(family_models(10.0, 47.0), realtime(), PRICES, far)
+    assert beyond["family"] == "decoder" and beyond["speedup"] is None
+    assert beyond["gain"]["gain"] == pytest.approx(0.76 - 0.03 - 0.60, abs=0.002)  # up to the floor, then cost
+
+
+def test_what_would_change_is_computed_from_the_numbers():
+    quality = {"encoder_lora": 0.759, "decoder_lora": 0.757}
+    ev = evidence(quality, {("encoder_lora", "decoder_lora"): (-0.002, -0.02, 0.016)})
+    models = family_models(10.0, 47.0)
+    models.pop("tfidf_logreg")
+    rows = deployment.context_rows(models, realtime(), PRICES)
+    decision = deployment.decide(rows, realtime(), PRICES, ev)
+    assert decision["choice"] == "encoder_lora"
+    runner = deployment.runner_up_gain(rows, realtime(), PRICES, ev, decision["choice"])
+    assert runner["arm"] == "decoder_lora" and runner["gain"] > 0
+    # a different gap gives a different answer: nothing generic
+    wider = evidence(quality, {("encoder_lora", "decoder_lora"): (-0.002, -0.05, 0.046)})
+    assert deployment.runner_up_gain(rows, realtime(), PRICES, wider, "encoder_lora")["gain"] > runner["gain"]
+    # the context's own quantities: a lower arrival rate lets the decoder run on one instance
+    flip = deployment.what_would_change(models, realtime(), PRICES, ev, "encoder_lora")
+    assert flip is not None and flip["new_choice"] != "encoder_lora"
+
+
+def test_capacity_is_stated_in_operational_terms():
+    row = deployment.realtime_row(served("dec", 47.0), realtime(), 0.1)
+    assert row["busy_instances"] == pytest.approx(20 * 0.047)  # one machine 94% busy at the peak
+    assert row["instances"] == 2 and row["monthly_cost"] == pytest.approx(146.0)
+    assert row["compute_cost"] == pytest.approx(2_000_000 * 0.047 / 3600 * 0.1)  # raw compute, $2.61 a month
+    batch = deployment.batch_row(served("m", 10.0, examples_per_s=10.0), audit(), 0.1)
+    assert batch["compute_cost"] == batch["monthly_cost"]
 
 
 def test_an_arm_that_misses_the_sla_is_never_chosen_and_the_flip_is_computed():
     models = {"enc": served("enc", 10.0), "dec": served("dec", 60.0, spread=0.5)}
-    quality, tied = rule()
+    ev = rule()
     tight = realtime(p95_sla_ms=70)  # the decoder's single p95 is ~87 ms
-    decision = deployment.decide(deployment.context_rows(models, tight, PRICES), tight, quality, tied)
-    assert decision["choice"] == "enc"
-    flip = deployment.what_would_change(models, tight, PRICES, quality, tied, "enc")
+    decision = decide(models, tight, ev)
+    assert decision["choice"] == "enc" and decision["standing"]["dec"]["status"] == "misses_target"
+    flip = deployment.what_would_change(models, tight, PRICES, ev, "enc")
     assert flip["quantity"] == "p95_sla_ms" and flip["direction"] == "up" and flip["new_choice"] == "dec"
     assert 80 < flip["value"] < 100  # just above the decoder's p95 at this rate
-    nothing = deployment.decide(deployment.context_rows(models, realtime(p95_sla_ms=5), PRICES),
-                                realtime(p95_sla_ms=5), quality, tied)
+    nothing = decide(models, realtime(p95_sla_ms=5), ev)
     assert nothing["choice"] is None and nothing["decided_by"] == "no_arm_meets"
+
+
+def test_a_better_arm_that_misses_the_target_says_what_speed_up_would_bring_it_in():
+    """The demo's real-time context on CPU: only TF-IDF meets 100 ms; the encoder (670 ms mean) is 18 points better."""
+    models = {"tfidf": served("tfidf", 3.0), "enc": served("enc", 670.0, spread=0.5)}
+    ev = evidence({"tfidf": 0.576, "enc": 0.759})
+    rows = deployment.context_rows(models, realtime(), PRICES)
+    decision = deployment.decide(rows, realtime(), PRICES, ev)
+    assert decision["choice"] == "tfidf" and decision["standing"]["enc"]["status"] == "misses_target"
+    faster = deployment.better_if_faster(models, rows, realtime(), PRICES, ev, "tfidf")
+    assert faster["arm"] == "enc" and faster["quality"] == 0.759
+    # a single request's p95 (~1000 ms) must come under the 100 ms target: about 10x, well inside the range
+    assert 8 < faster["factor"] < 14 and faster["mean_ms"] == pytest.approx(670.0 / faster["factor"])
+    assert deployment.decide(deployment.context_rows(
+        {**models, "enc": deployment._faster(models["enc"], faster["factor"])}, realtime(), PRICES),
+        realtime(), PRICES, ev)["choice"] == "enc"
+    # nothing better misses the target: nothing to say
+    assert deployment.better_if_faster(models, rows, realtime(), PRICES, evidence({"tfidf": 0.8, "enc": 0.7}),
+                                       "tfidf") is None
+
+
+def test_when_neither_lora_family_meets_the_target_each_gets_its_speed_up_and_a_flip_prefers_an_arm():
+    models = {"tfidf_logreg": served("tfidf_logreg", 3.0), "encoder_lora": served("encoder_lora", 670.0, spread=0.5),
+              "decoder_lora": served("decoder_lora", 1384.0, spread=0.5)}
+    ev = evidence({"tfidf_logreg": 0.576, "encoder_lora": 0.736, "decoder_lora": 0.688})
+    answer = deployment.family_answer(models, realtime(), PRICES, ev)
+    assert answer["family"] is None
+    encoder, decoder = answer["each_speedup"]["encoder"], answer["each_speedup"]["decoder"]
+    assert 1 < encoder["factor"] < decoder["factor"]  # the decoder is slower: it needs the larger speed-up
+    assert encoder["mean_ms"] == pytest.approx(670.0 / encoder["factor"])
+    # a tighter SLA leaves no arm at all, a looser one brings the encoder in: the change worth naming is the latter
+    flip = deployment.what_would_change(models, realtime(), PRICES, ev, "tfidf_logreg")
+    assert flip["new_choice"] == "encoder_lora" and flip["quantity"] == "p95_sla_ms" and flip["direction"] == "up"

@@ -10,6 +10,7 @@ call must come out the other way.
 from __future__ import annotations
 
 import copy
+import json
 import re
 from pathlib import Path
 
@@ -92,7 +93,7 @@ def test_the_template_computes_no_call_from_numbers():
     to select words (== a verdict string), and nothing is built up into a list."""
     grammar = {'"s" if n > 1', '"these choices" if steady | length > 1', '"each context\'s" if steady | length > 1',
                '"s" if u.n_seeds > 2', '", …" if data.not_evaluable | length > 5',
-               '"repeats" if dup.test_rows_seen_in_train == 1', '"it" if dup.test_rows_seen_in_train == 1'}
+               '"repeats" if dup.test_rows_seen_in_train == 1', '"it" if dup.test_rows_seen_in_train == 1', '"s" if am.facts.seed_bound.dof > 1'}
     # an order comparison, an (in)equality not against a word or an arm's name, appending, or arithmetic on values
     call = re.compile(r"<=?|>=?|[!=]=(?!\s*(?:\"|'|none\b|ENC\b|DEC\b))|\.append\(|\|\s*(?:abs|max|min|sum)\b(?!\s*\|\s*count)")
     calls = []
@@ -164,6 +165,90 @@ def test_what_the_aggregates_hide_needs_different_rare_zero_counts(study):
         first_run(inputs["results"], DEC)["test"]["per_tier"][rare]["zero_f1_count"] = zero[ENC]
 
     assert not findings_of(study, equal).systems.rare_zero_differs
+
+
+def set_curves(enc: list[tuple[int, float]], dec: list[tuple[int, float]]):
+    """Every seed of each LoRA arm gets this validation curve: (step, validation macro F1) points."""
+    def change(inputs):
+        results = inputs["results"]
+        for arm, curve in ((ENC, enc), (DEC, dec)):
+            for seed in results["arms"][arm]["seeds"]:
+                results["runs"][f"{arm}__seed{seed}"]["training"]["val_curve"] = [
+                    {"epoch": i + 1, "step": step, "val_macro_f1": value} for i, (step, value) in enumerate(curve)]
+    return change
+
+
+def test_the_matched_budget_compares_at_the_steps_both_arms_reached_and_flips_with_the_curves(study):
+    assert findings_of(study).get("architecture.matched_budget") is None  # same budget: nothing to match
+    decoder_ahead = findings_of(study, set_curves([(125, 0.38), (250, 0.47)], [(125, 0.43)]))
+    found = decoder_ahead.get("architecture.matched_budget")
+    assert found.verdict == "b_ahead_one_run" and found.facts["reverses"]
+    assert found.q(f"{DEC}_minus_{ENC}.val_macro_f1_matched_diff") == pytest.approx(0.05)
+    assert found.q(f"{DEC}_minus_{ENC}.val_macro_f1_own_budget_diff") == pytest.approx(-0.04)
+    assert found.q(f"{ENC}.val_macro_f1_gain_past_matched") == pytest.approx(0.09)
+    assert found.facts["trained_longer"] == ENC and found.facts["one_point"] == [DEC]
+    assert found.facts["still_rising"][ENC]
+    encoder_ahead = findings_of(study, set_curves([(125, 0.45), (250, 0.44)], [(125, 0.43)]))
+    found = encoder_ahead.get("architecture.matched_budget")
+    assert found.verdict == "a_ahead_one_run" and not found.facts["reverses"]
+    assert not found.facts["still_rising"][ENC]
+    assert findings_of(study, set_curves([(250, 0.45)], [(125, 0.43)])).get("architecture.matched_budget") is None
+
+
+def test_with_several_seeds_the_matched_gap_has_a_seed_interval(study):
+    def seeds(inputs):
+        results = inputs["results"]
+        for arm in (ENC, DEC):
+            run = first_run(results, arm)
+            results["arms"][arm]["seeds"] = [42, 43, 44]
+            for seed, shift in ((43, 0.01), (44, -0.01)):
+                results["runs"][f"{arm}__seed{seed}"] = copy.deepcopy(run)
+        set_curves([(125, 0.38), (250, 0.47)], [(125, 0.43)])(inputs)
+        for seed, shift in ((43, 0.004), (44, -0.004)):
+            results["runs"][f"{DEC}__seed{seed}"]["training"]["val_curve"][0]["val_macro_f1"] += shift
+
+    found = findings_of(study, seeds).get("architecture.matched_budget")
+    assert found.verdict == "b_higher" and found.facts["several_seeds"] and found.facts["n_seeds"] == 3
+    lo, hi = (found.q(f"{DEC}_minus_{ENC}.val_macro_f1_matched_diff_{end}") for end in ("lo", "hi"))
+    assert 0 < lo < 0.05 < hi
+
+
+def test_a_gap_is_located_in_a_tier_only_when_its_interval_excludes_zero(study):
+    assert findings_of(study, set_architecture("b", "b")).systems.locate == "macro_f1"
+    only_accuracy = findings_of(study, set_architecture("n", "b")).systems
+    assert only_accuracy.locate == "accuracy"
+    split = findings_of(study, set_architecture("n", "b")).get("architecture.tier_split")
+    assert only_accuracy.locate_tier == split.facts["accuracy_tier"]
+    assert findings_of(study, set_architecture("n", "n")).systems.locate is None
+
+
+def test_macro_f1_is_called_seed_bound_when_the_seed_half_width_dominates(study):
+    def seeds(spread: float):
+        def change(inputs):
+            set_architecture("n", "b")(inputs)
+            inputs["results"]["uncertainty"].update({"source": "seeds", "n_seeds": 3})
+            for row in inputs["results"]["comparisons"]:
+                if {row["a"], row["b"]} == {ENC, DEC} and row["metric"] == "macro_f1":
+                    row.update({"source": "test_and_seeds", "seeds": [42, 43, 44], "diff": 0.01,
+                                "seed_values": [0.01 - spread, 0.01, 0.01 + spread], "ci": [-0.05, 0.07]})
+        return change
+
+    assert findings_of(study, seeds(0.02)).systems.macro_f1_seed_bound
+    assert not findings_of(study, seeds(0.001)).systems.macro_f1_seed_bound
+
+
+def test_a_clear_difference_with_a_one_seed_arm_names_that_arm(study):
+    assert findings_of(study).get(f"diff.encoder_full.{ENC}.macro_f1").facts["one_run"] == []
+
+    def mixed(inputs):
+        results = inputs["results"]
+        results["uncertainty"].update({"source": "mixed", "n_seeds": 2})
+        for arm in (ENC, DEC):
+            results["arms"][arm]["n_seeds"] = 2
+
+    found = findings_of(study, mixed)
+    assert found.get(f"diff.encoder_full.{ENC}.macro_f1").facts["one_run"] == ["encoder_full"]
+    assert found.get(f"diff.{ENC}.{DEC}.macro_f1").facts["one_run"] == []
 
 
 # --- Section 2 --------------------------------------------------------------------------
@@ -383,6 +468,107 @@ def test_without_a_runner_up_the_untested_candidates_are_named(study):
                                         if c["supported"] is None]
 
 
+def set_truncation(share: float):
+    def change(inputs):
+        inputs["summary"]["truncation"] = {"max_length": 64, "encoder": {"share": share / 2}, "decoder": {"share": share}}
+        inputs["summary"]["text_length"] = {"tokens": {"p95": 150}}
+    return change
+
+
+def rare_zero_with_unused_rows(unused: int):
+    def change(inputs):
+        results = inputs["results"]
+        for row in results["class_differences"]["classes"]:
+            if row["tier"] == results["data"]["tier_names"][0]:
+                row["f1_b"] = 0.0
+        inputs["summary"]["cleaning"] = {"unused_rows": unused}
+    return change
+
+
+def both(*changes):
+    def change(inputs):
+        for c in changes:
+            c(inputs)
+    return change
+
+
+def test_truncation_is_the_next_experiment_when_the_focus_arm_loses_the_end_of_many_texts(study):
+    assert findings_of(study).get("bottleneck").verdict == "none_supported"
+    cut = findings_of(study, set_truncation(0.8))
+    assert cut.get("bottleneck").verdict == "truncation"
+    design = cut.get("prediction").facts["design"]
+    assert design["change"] == "data.max_length" and design["value"] == 160 and design["arms"][0] == DEC
+    assert findings_of(study, set_truncation(0.01)).get("bottleneck").verdict == "none_supported"
+
+
+def test_truncation_outranks_the_budget_when_tfidf_reading_every_word_is_clearly_ahead(study):
+    shorter = set_curves([(125, 0.38), (250, 0.47)], [(125, 0.43)])
+
+    def tfidf_ahead(by: float):
+        def change(inputs):
+            shorter(inputs)
+            set_truncation(0.8)(inputs)
+            for row in inputs["results"]["comparisons"]:
+                if {row["a"], row["b"]} == {"tfidf_logreg", DEC} and row["metric"] == "macro_f1":
+                    sign = 1 if row["b"] == "tfidf_logreg" else -1
+                    row["diff"], row["distinguishable"] = sign * by, True
+                    row["ci"] = sorted([sign * by * 0.5, sign * by * 1.5])
+        return change
+
+    assert findings_of(study, tfidf_ahead(0.2)).get("bottleneck").verdict == "truncation"
+    assert findings_of(study, tfidf_ahead(0.01)).get("bottleneck").verdict == "training_budget"
+
+
+def test_rare_data_needs_rare_classes_at_zero_and_rows_the_study_never_drew(study):
+    topped = findings_of(study, rare_zero_with_unused_rows(100_000))
+    assert topped.get("bottleneck").verdict == "rare_data"
+    candidate = next(c for c in topped.get("bottleneck").facts["candidates"] if c["name"] == "rare_data")
+    assert candidate["facts"]["zero_below"] is not None and candidate["facts"]["rows_needed"] > 0
+    assert topped.get("prediction").facts["metric"] == "rare_recall"
+    nothing_to_draw = findings_of(study, rare_zero_with_unused_rows(0))
+    assert nothing_to_draw.get("bottleneck").verdict == "none_supported"
+    assert "rare_data" in nothing_to_draw.next_step.untested
+
+
+def test_the_experiment_aims_at_the_tier_holding_the_deficit(study):
+    # the decoder behind on macro F1: its deficit is located; truncation (all tiers) outranks rare data (rare tier)
+    # when the deficit sits in the common tier
+    def behind(inputs):
+        set_architecture("a", "a")(inputs)
+        arms = inputs["results"]["arms"]
+        arms[ENC]["per_tier"], arms[DEC]["per_tier"] = arms[DEC]["per_tier"], arms[ENC]["per_tier"]
+
+    found = findings_of(study, both(behind, set_truncation(0.8), rare_zero_with_unused_rows(100_000)))
+    deficit = found.get("bottleneck").facts["deficit_tier"]
+    assert deficit is not None
+    if deficit == study["results"]["data"]["tier_names"][-1]:
+        assert found.get("bottleneck").verdict == "truncation" and found.next_step.why_over_runner_up == "aimed"
+    # no deficit located when the macro F1 gap is not separated from zero
+    assert findings_of(study, both(set_architecture("n", "a"), set_truncation(0.8))).get(
+        "bottleneck").facts["deficit_tier"] is None
+
+
+def test_the_prediction_threshold_allows_for_the_focus_arms_interval(study):
+    def wider(inputs):
+        entry = inputs["results"]["arms"][DEC]["ci"]["macro_f1"]
+        entry["ci"] = [entry["mean"] - 0.2, entry["mean"] + 0.2]
+
+    narrow, wide = (findings_of(study, change).get("prediction").facts for change in (None, wider))
+    assert wide["noise_allowance"] == pytest.approx(0.2) and wide["threshold"] == pytest.approx(wide["now"] + 0.2)
+    assert narrow["threshold"] < wide["threshold"]
+
+
+def test_the_budget_candidate_is_supported_when_the_focus_arm_saw_fewer_examples_and_gained_from_matching(study):
+    shorter = set_curves([(125, 0.38), (250, 0.47)], [(125, 0.43)])
+    found = findings_of(study, shorter)
+    assert found.get("bottleneck").verdict == "training_budget"
+    assert found.get("prediction").facts["design"]["value"] == 250
+    assert found.get("prediction").facts["expected"] == pytest.approx(found.get("prediction").facts["now"] + 0.09)
+    # the encoder's extra examples did not help it: the gap is no smaller at the matched budget
+    flat = findings_of(study, set_curves([(125, 0.47), (250, 0.45)], [(125, 0.40)]))
+    assert flat.get("bottleneck").verdict != "training_budget"
+
+
 # --- Limitations ----------------------------------------------------------------------------
 
 
@@ -440,3 +626,175 @@ def test_a_peak_is_one_runs_alone_only_when_every_run_had_its_own_process(study,
             run["peak_memory_scope"] = scopes[index % len(scopes)]
 
     assert findings_of(study, change).limitations.peak_memory_per_run is per_run
+
+
+# --- Section 4: decisions as an engineer makes them -------------------------------------------
+
+
+def standing_decision(standing: dict, choice: str = "a", leader: str = "a", remaining=None, family=None,
+                      kind: str = "batch") -> Finding:
+    rows = [{"arm": arm, "quality": entry["quality"], "meets": entry["status"] != "misses_target",
+             "compute_cost": 0.5, "monthly_cost": 73.0, "instances": 1} for arm, entry in standing.items()]
+    candidates = [arm for arm, entry in standing.items() if entry["status"] in ("leader", "equivalent", "unranked")]
+    return Finding(id="decision.c", kind="decision", section=4, test="", verdict="point_estimate",
+                   facts={"context": {"name": "c", "kind": kind}, "contrast": None, "flip": None, "rows": rows,
+                          "family": family, "runner_up": None,
+                          "decision": {"choice": choice, "leader": leader, "candidates": candidates, "tied": candidates,
+                                       "remaining": remaining or candidates, "standing": standing,
+                                       "ranking": "unranked", "narrowed_by": ["cost"] if remaining else []}})
+
+
+def test_each_arm_is_worded_by_its_standing_and_an_arm_below_an_excluded_one_shares_its_reason():
+    standing = {"a": {"status": "leader", "quality": 0.76}, "b": {"status": "equivalent", "quality": 0.755},
+                "c": {"status": "unranked", "quality": 0.75}, "d": {"status": "below_floor", "quality": 0.70},
+                "e": {"status": "below_an_excluded_arm", "quality": 0.72 - 0.1},
+                "f": {"status": "misses_target", "quality": 0.9}}
+    verdicts = context_verdicts(standing_decision(standing, remaining=["a", "b"]))
+    assert verdicts.candidates == ["a", "b", "c"] and verdicts.equivalent == ["b"] and verdicts.unranked == ["c"]
+    assert verdicts.below_floor == ["d", "e"] and verdicts.clearly_below == [] and verdicts.misses_target == ["f"]
+    assert verdicts.leader_chosen and verdicts.dropped == ["c"] and verdicts.narrowed_by == ["cost"]
+    standing["d"]["status"] = "clearly_below"
+    verdicts = context_verdicts(standing_decision(standing, choice="b"))
+    assert verdicts.clearly_below == ["d", "e"] and verdicts.below_floor == [] and not verdicts.leader_chosen
+
+
+def test_raw_compute_is_called_trivial_only_in_real_time_and_below_the_materiality():
+    standing = {"a": {"status": "leader", "quality": 0.76}}
+    assert context_verdicts(standing_decision(standing, kind="realtime"), 10.0).cheap_compute
+    assert not context_verdicts(standing_decision(standing, kind="realtime"), 0.1).cheap_compute
+    assert not context_verdicts(standing_decision(standing, kind="batch"), 10.0).cheap_compute
+
+
+def swap_families(inputs):
+    """Relabel the study: every encoder LoRA arm becomes a decoder LoRA arm and back (the latency stays: the
+    encoder is still the fast family), so the better arms are now the fast ones."""
+    text = json.dumps(inputs["results"])
+    for old, new in (("encoder_lora", "@ENC@"), ("decoder_lora", "encoder_lora"), ("@ENC@", "decoder_lora")):
+        text = text.replace(old, new)
+    inputs["results"].clear()
+    inputs["results"].update(json.loads(text))
+
+
+def test_encoder_or_decoder_lora_is_answered_in_every_context_and_flips_with_the_numbers(study):
+    found = findings_of(study)
+    families = [v.family for v in found.deployment.contexts]
+    assert families and all(f is not None and f.family == "decoder" and f.other == "encoder" for f in families)
+    # the decoder is far better here: only a quality gain makes the encoder the choice, a speed-up cannot
+    assert all(f.gain is not None and f.gain > 0 and f.speedup is None for f in families)
+    flipped = [v.family for v in findings_of(study, swap_families).deployment.contexts]
+    assert all(f.family == "encoder" and f.other == "decoder" for f in flipped)
+    # the better family is now also the fast one: the decoder would need a quality gain, still no speed-up
+    assert all(f.gain is not None and f.speedup is None for f in flipped)
+
+
+def test_what_would_change_a_choice_is_a_number_in_every_context(study):
+    found = findings_of(study)
+    for decision, verdicts in zip(found.of_kind("decision"), found.deployment.contexts):
+        assert verdicts.runner_up is not None and verdicts.runner_up_gain is not None and verdicts.runner_up_gain > 0
+        assert decision.facts["derived"]["runner_up_level"]["value"] == pytest.approx(
+            verdicts.runner_up.quality + verdicts.runner_up_gain) == verdicts.runner_up_level
+        floor = decision.facts["decision"]["floor"]
+        assert decision.facts["rows"][0]["quality"] is not None
+        chosen = next(row for row in decision.facts["rows"] if row["arm"] == decision.facts["decision"]["choice"])
+        assert chosen["quality"] >= floor
+
+
+def test_a_lead_the_interval_does_not_confirm_is_not_called_clear():
+    standing = {"a": {"status": "leader", "quality": 0.26}, "b": {"status": "below_floor", "quality": 0.22}}
+    finding = standing_decision(standing)
+    finding.facts["contrast"] = {"arm": "b", "diff": {"diff": -0.037, "ci": [-0.227, 0.155]}}  # b - a, stored
+    verdicts = context_verdicts(finding)
+    assert verdicts.margin == pytest.approx(0.037) and verdicts.margin_ci == [-0.155, 0.227]
+    assert not verdicts.lead_clear and verdicts.below_floor == ["b"]
+    finding.facts["contrast"]["diff"]["ci"] = [-0.06, -0.01]
+    assert context_verdicts(finding).lead_clear
+
+
+# --- label groups (Section 3) -------------------------------------------------------------
+
+
+def test_label_groups_come_from_a_shared_prefix_and_are_skipped_without_one():
+    from lorastudy.measure.label_groups import group_split, label_groups
+
+    labels = ["noun.act", "noun.animal", "verb.motion", "verb.body", "adj.all", "adj.pert"]
+    assert set(label_groups(labels).values()) == {"noun", "verb", "adj"}
+    assert label_groups(["sense.00", "sense.01", "sense.02"]) is None  # one group: no structure
+    assert label_groups(["billing", "fraud", "card", "loan"]) is None  # no separator
+    assert label_groups(["a.x", "b.y", "c.z"]) is None  # every label its own group
+    classes = [{"label": l, "f1_a": 0.5, "f1_b": 0.5 - (0.3 if l.startswith("verb") else 0.0)} for l in labels]
+    split = group_split(classes, label_groups(labels))
+    assert split["parts"]["verb"] == pytest.approx(-0.1) and split["gap"] == pytest.approx(-0.1)
+
+
+def test_the_group_holding_the_gap_flips_with_the_per_class_differences(study):
+    def grouped(worse: str):
+        def change(inputs):
+            results = inputs["results"]
+            names = {}
+            for i, label in enumerate(results["data"]["labels"]):
+                names[label] = f"{'noun' if i % 2 else 'verb'}.{label.split('.')[-1]}"
+            results["data"]["labels"] = [names[l] for l in results["data"]["labels"]]
+            for row in results["class_differences"]["classes"]:
+                row["label"] = names[row["label"]]
+                row["f1_a"], row["f1_b"] = 0.6, 0.6 - (0.2 if row["label"].startswith(worse) else 0.01)
+                row["diff"] = row["f1_b"] - row["f1_a"]
+        return change
+
+    assert findings_of(study).get("groups.split") is None  # "sense." labels: one group
+    assert findings_of(study, grouped("verb")).get("groups.split").verdict == "verb"
+    noun = findings_of(study, grouped("noun")).get("groups.split")
+    assert noun.verdict == "noun" and noun.facts["same_direction"] and 0.5 < noun.facts["share"] <= 1
+
+
+# --- what each model knew before weighting (Section 2) -------------------------------------------
+
+
+def test_weighting_is_explained_by_prior_knowledge_only_when_one_model_leads_on_all_three(study):
+    rare = study["results"]["data"]["tier_names"][0]
+    ahead = ENC  # set below: encoder LoRA's rare-tier predictions more often right before weighting
+
+    def agreeing(probe_ahead: str):
+        def change(inputs):
+            results = inputs["results"]
+            for arm, recall in ((ENC, 0.5), (DEC, 0.2)):
+                tier = results["weighting_effect"][arm]["per_tier"][rare]
+                tier["recall_before"], tier["predicted_share_before"] = recall, tier["true_share"]
+            for arm in (ENC, DEC):
+                for seed in results["arms"][arm]["seeds"]:
+                    results["logit_adjustment"][f"{arm}__seed{seed}"]["test_macro_f1_gain"] = \
+                        0.02 if arm == probe_ahead else 0.001
+                for name, value in ((arm, 0.40), (arm + "_cw", 0.46 if arm == ahead else 0.41)):
+                    for seed in results["arms"][name]["seeds"]:
+                        results["runs"][f"{name}__seed{seed}"]["training"]["val_curve"] = [
+                            {"epoch": 1, "step": 125, "val_macro_f1": value}]
+        return change
+
+    consistent = findings_of(study, agreeing(ahead)).get("weighting.prior")
+    assert consistent.verdict == "consistent" and consistent.facts["ahead"] == ahead
+    behind = DEC if ahead == ENC else ENC
+    assert findings_of(study, agreeing(behind)).get("weighting.prior").verdict == "mixed"
+    prior = findings_of(study).get("weighting.prior")  # equal curves: no effect difference to explain
+    assert prior is None or prior.verdict == "mixed"
+
+
+def test_the_group_split_reads_every_seed_when_the_per_class_rows_are_given(study):
+    results = copy.deepcopy(study["results"])
+    names = {label: f"{'noun' if i % 2 else 'verb'}.{label.split('.')[-1]}"
+             for i, label in enumerate(results["data"]["labels"])}
+    results["data"]["labels"] = [names[l] for l in results["data"]["labels"]]
+    for row in results["class_differences"]["classes"]:
+        row["label"] = names[row["label"]]
+    labels = [row["label"] for row in results["class_differences"]["classes"]]
+
+    def rows(worse: str, drop: float):
+        return [{"label": l, "f1": 0.0 if l.startswith(worse) and drop == 1 else 0.6 - (drop if l.startswith(worse) else 0)}
+                for l in labels]
+
+    per_class = {f"{ENC}__seed42": rows("none", 0), f"{DEC}__seed42": rows("noun", 1)}
+    found = derive(results, study["latency"], study["config"], study["runs"], study["summary"], per_class)
+    split = found.get("groups.split")
+    assert split.verdict == "noun" and split.facts["seed"] is None
+    assert split.facts["zero_every_seed"][DEC] == split.facts["n_in_group"]
+    per_class[f"{DEC}__seed42"] = rows("verb", 0.3)
+    assert derive(results, study["latency"], study["config"], study["runs"], study["summary"],
+                  per_class).get("groups.split").verdict == "verb"

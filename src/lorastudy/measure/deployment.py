@@ -21,18 +21,37 @@ Batch and audit (N examples within a W-minute window; X = best batched examples/
     cost_per_run = P * time_s / 3600 (billed per instance-second: the same for any number of instances)
     monthly_cost = cost_per_run * runs per month (monthly_predictions / N, else 30 for batch, 1 for audit)
 
+Capacity in operational terms (real-time): `busy_instances` = R * mean service time, how busy one
+instance would be at the peak (above about 0.7 a single queue's p95 climbs fast, at 1 it never drains);
+`compute_cost` = monthly_predictions * mean service time * P, the raw compute the requests use, against
+`monthly_cost`, the instances kept on for the peak and the SLA. For batch and audit the two are the same.
+
 Decision rule per context, over every trained arm (a weighted arm serves exactly
-like its unweighted twin, so it takes that twin's measurements):
+like its unweighted twin, so it takes that twin's measurements). q(arm) is the
+point estimate on the context's primary metric; every arm is compared with the
+best by one comparison, the stored paired difference (arm - best) with its interval:
 1. keep the arms that meet the context's constraint;
-2. the best on the context's primary metric leads; every arm whose difference
-   from it is not distinguishable (its interval contains 0) is tied with it;
-3. ties are broken by `tie_breakers` in order (cost, then p95, then memory); a
-   breaker separates only values more than TIE_TOLERANCE apart, so equal costs
-   never decide; what remains tied goes to the higher point estimate, and the
-   decision says so.
+2. quality floor: the best (highest q) leads; an arm with q below
+   max(best - quality_floor.max_drop, best * quality_floor.min_share, quality_floor.minimum) is not a candidate;
+3. equivalence: with margin m (ContextConfig.equivalence_margin, else DeploymentConfig.equivalence_margins
+   of the metric) an arm whose difference interval lies inside [-m, +m] is `equivalent`; one whose interval
+   lies below 0 is `clearly_below` and out; otherwise it is `unranked` (the data cannot rank it against the
+   best) and stays a candidate;
+4. monotone: going down the point estimates, once an arm is out every arm below it is out too, so a lower
+   point estimate is never a candidate while a higher one is excluded;
+5. among the candidates the tie breakers decide in order (cost, then p95, then memory). A cost difference
+   decides only when it is material: above cost_materiality_usd a month and above cost_materiality_share of
+   the cheaper arm's cost; p95 and memory separate values more than TIE_TOLERANCE apart. What remains goes to
+   the higher point estimate, and the decision says so.
+Encoder LoRA or decoder LoRA (`family_answer`): the same rule over the LoRA arms alone; the break-even for
+the other family is the smallest quality gain on the metric (`quality_gain`) and the smallest serving speed-up
+(`speedup`, latency divided and throughput multiplied) that would make one of its arms the choice.
 What would change it: each quantity the context fixes (arrival rate and SLA, or
 volume and window) is moved up and down by factors of up to FLIP_RANGE, the rule
-re-run, and the nearest value at which the choice changes is reported.
+re-run, and the nearest value at which the choice changes is reported; and the
+gain the best other arm that meets the target would need to become the choice (`runner_up_gain`); and,
+when a better arm misses the target, the speed-up (up to SPEEDUP_RANGE) that would make it the choice
+(`better_if_faster`): what the target costs in quality, and what would recover it.
 """
 
 from __future__ import annotations
@@ -45,7 +64,7 @@ from typing import Callable
 
 import numpy as np
 
-from lorastudy.study.config import ContextConfig, DeploymentConfig
+from lorastudy.study.config import LORA_ARMS, ContextConfig, DeploymentConfig
 from lorastudy.core.errors import StudyError
 
 HOURS_PER_MONTH = 730
@@ -136,9 +155,13 @@ def realtime_row(served: Served, context: ContextConfig, price: float) -> dict:
             if p95_at_rate <= sla:
                 instances = count
                 break
-    utilisation = rate * served.mean_ms / 1000.0 / instances if instances else None
+    busy = rate * served.mean_ms / 1000.0
+    utilisation = busy / instances if instances else None
     monthly = instances * price * HOURS_PER_MONTH if instances else None
     return {"meets": instances is not None, "instances": instances, "p95_single_ms": served.p95_ms,
+            "mean_ms": served.mean_ms, "busy_instances": busy,
+            "compute_cost": (context.monthly_predictions * served.mean_ms / 1000.0 / 3600.0 * price
+                             if context.monthly_predictions else None),
             "p95_at_rate_ms": p95_at_rate if instances else None, "sla_ms": sla, "peak_rps": rate,
             "utilisation": utilisation, "headroom": None if utilisation is None else 1.0 - utilisation,
             "monthly_cost": monthly,
@@ -156,7 +179,7 @@ def batch_row(served: Served, context: ContextConfig, price: float) -> dict:
     return {"meets": instances <= MAX_INSTANCES, "instances": instances, "examples": context.examples,
             "examples_per_s": served.examples_per_s, "time_s": time_s, "window_s": window_s,
             "headroom": 1.0 - time_s / (instances * window_s), "runs_per_month": runs, "cost_per_run": per_run,
-            "monthly_cost": per_run * runs, "cost_per_million": price / (3600.0 * served.examples_per_s) * 1e6}
+            "monthly_cost": per_run * runs, "compute_cost": per_run * runs, "cost_per_million": price / (3600.0 * served.examples_per_s) * 1e6}
 
 
 def context_rows(models: dict[str, Served], context: ContextConfig, deployment: DeploymentConfig) -> list[dict]:
@@ -174,29 +197,115 @@ def context_rows(models: dict[str, Served], context: ContextConfig, deployment: 
 # --- the decision rule ---------------------------------------------------------------
 
 Quality = Callable[[str], "float | None"]
-Tied = Callable[[str, str], bool]
+Difference = Callable[[str, str], "tuple[float, float, float] | None"]
+"""difference(a, b): b - a on the context's metric with its interval, (diff, lo, hi); None when not measured."""
+CANDIDATE = ("leader", "equivalent", "unranked")
 
 
-def decide(rows: list[dict], context: ContextConfig, quality: Quality, indistinguishable: Tied) -> dict:
+@dataclass(frozen=True)
+class Evidence:
+    """What the evaluation says about quality on one metric: each arm's point estimate and each pair's difference."""
+
+    metric: str
+    quality: Quality
+    difference: Difference
+
+    def lifted(self, arms: frozenset[str], gain: float) -> "Evidence":
+        """The same evidence with `arms` `gain` higher (their differences to every other arm move with them)."""
+        def quality(arm: str) -> float | None:
+            value = self.quality(arm)
+            return None if value is None else value + (gain if arm in arms else 0.0)
+
+        def difference(a: str, b: str) -> tuple[float, float, float] | None:
+            found = self.difference(a, b)
+            if found is None:
+                return None
+            shift = gain * ((b in arms) - (a in arms))
+            return tuple(x + shift for x in found)  # type: ignore[return-value]
+        return Evidence(self.metric, quality, difference)
+
+
+def margin_of(context: ContextConfig, deployment: DeploymentConfig, metric: str) -> float:
+    return context.equivalence_margin or deployment.equivalence_margins.get(metric, 0.01)
+
+
+def floor_of(context: ContextConfig, best: float) -> float:
+    rule = context.quality_floor
+    return max(best - rule.max_drop, best * rule.min_share, -math.inf if rule.minimum is None else rule.minimum)
+
+
+def decide(rows: list[dict], context: ContextConfig, deployment: DeploymentConfig, evidence: Evidence) -> dict:
     """Apply the module's decision rule to one context's rows."""
-    feasible = [row for row in rows if row["meets"] and quality(row["arm"]) is not None]
+    quality = evidence.quality
+    margin = margin_of(context, deployment, evidence.metric)
+    standing: dict[str, dict] = {}
+    for row in rows:
+        if not row["meets"]:
+            standing[row["arm"]] = {"status": "misses_target", "quality": quality(row["arm"]), "metric": evidence.metric}
+        elif quality(row["arm"]) is None:
+            standing[row["arm"]] = {"status": "no_quality", "quality": None, "metric": evidence.metric}
+    feasible = sorted((row for row in rows if row["arm"] not in standing), key=lambda row: -quality(row["arm"]))
+    out = {"choice": None, "decided_by": "no_arm_meets", "leader": None, "candidates": [], "tied": [],
+           "remaining": [], "standing": standing, "margin": margin, "floor": None, "ranking": None,
+           "cost_immaterial": False, "cost_spread": None, "saving": None, "narrowed_by": []}
     if not feasible:
-        return {"choice": None, "decided_by": "no_arm_meets", "leader": None, "tied": [], "remaining": []}
-    leader = max(feasible, key=lambda row: quality(row["arm"]))
-    tied = [leader] + [row for row in feasible if row is not leader and indistinguishable(leader["arm"], row["arm"])]
-    remaining, decided_by = tied, "quality" if len(tied) == 1 else None
+        return out
+    leader = feasible[0]["arm"]
+    floor = floor_of(context, quality(leader))
+    candidates: list[dict] = []
+    cut = False  # once an arm is out, every arm with a lower point estimate is out too: the set is monotone
+    for row in feasible:
+        arm, value = row["arm"], quality(row["arm"])
+        entry: dict = {"quality": value, "metric": evidence.metric}
+        found = None if arm == leader else evidence.difference(leader, arm)
+        if found is not None:
+            entry.update(diff=found[0], lo=found[1], hi=found[2])
+        if cut:
+            status = "below_an_excluded_arm"
+        elif value < floor - 1e-12:
+            status = "below_floor"
+        elif arm == leader:
+            status = "leader"
+        elif found is not None and -margin <= found[1] and found[2] <= margin:
+            status = "equivalent"
+        elif found is not None and found[2] < 0:
+            status = "clearly_below"
+        else:
+            status = "unranked"
+        cut = cut or status not in CANDIDATE
+        standing[arm] = {"status": status, **entry}
+        if status in CANDIDATE:
+            candidates.append(row)
+    out.update(leader=leader, floor=floor, candidates=[row["arm"] for row in candidates])
+    out["tied"] = out["candidates"]
+    if not candidates:
+        return {**out, "decided_by": "below_floor"}
+    others = [standing[row["arm"]]["status"] for row in candidates[1:]]
+    out["ranking"] = None if not others else "unranked" if "unranked" in others else "equivalent"
+    costs = [row["monthly_cost"] for row in candidates]
+    out["cost_spread"] = max(costs) - min(costs)
+    remaining, decided_by = candidates, "quality" if len(candidates) == 1 else None
     for breaker in context.tie_breakers:
         if decided_by:
             break
         values = {row["arm"]: _breaker_value(row, breaker) for row in remaining}
         best = min(values.values())
-        close = [row for row in remaining if values[row["arm"]] <= best * (1 + TIE_TOLERANCE[breaker]) + 1e-9]
+        if breaker == "cost":
+            allowed = max(deployment.cost_materiality_usd, deployment.cost_materiality_share * best)
+        else:
+            allowed = best * TIE_TOLERANCE[breaker]
+        close = [row for row in remaining if values[row["arm"]] <= best + allowed + 1e-9]
+        if breaker == "cost" and len(close) == len(remaining) and max(values.values()) - best > 1e-9:
+            out["cost_immaterial"] = True  # the costs differ, by less than matters
         if len(close) < len(remaining):
+            out["narrowed_by"].append(breaker)
+            if breaker == "cost" and len(close) == 1:
+                out["saving"] = min(v for a, v in values.items() if a != close[0]["arm"]) - best
             remaining = close
             decided_by = breaker if len(close) == 1 else None
     choice = max(remaining, key=lambda row: quality(row["arm"]))
-    return {"choice": choice["arm"], "decided_by": decided_by or "point_estimate", "leader": leader["arm"],
-            "tied": [row["arm"] for row in tied], "remaining": [row["arm"] for row in remaining]}
+    return {**out, "choice": choice["arm"], "decided_by": decided_by or "point_estimate",
+            "remaining": [row["arm"] for row in remaining]}
 
 
 def _breaker_value(row: dict, breaker: str) -> float:
@@ -204,46 +313,159 @@ def _breaker_value(row: dict, breaker: str) -> float:
             "memory": row["memory_mb"]}[breaker]
 
 
+# --- what would change a choice --------------------------------------------------------------
+
+MAX_GAIN = 0.5  # the largest quality gain searched (points on the metric, 0.5 = 50 points)
+SPEEDUP_RANGE = 100.0  # the largest speed-up searched for a better arm that misses the target (a GPU, a new runtime)
+
+
 def what_would_change(models: dict[str, Served], context: ContextConfig, deployment: DeploymentConfig,
-                      quality: Quality, indistinguishable: Tied, choice: str | None) -> dict | None:
+                      evidence: Evidence, choice: str | None) -> dict | None:
     """The nearest change of one of the context's quantities that changes the choice, or null if none within range.
 
     `value` is the threshold (named `value` so that its kind is read from `quantity`)."""
     nearest = None
     for quantity in QUANTITIES[context.kind]:
         base = getattr(context, quantity)
+
+        def choice_at(value: float, quantity: str = quantity) -> str | None:
+            return _choice_at(models, context, deployment, evidence, quantity, value)
+
         for direction in (1, -1):
-            previous = base
-            for step in range(1, FLIP_STEPS + 1):
-                value = base * FLIP_RANGE ** (direction * step / FLIP_STEPS)
-                new = _choice_at(models, context, deployment, quality, indistinguishable, quantity, value)
-                if new != choice:
-                    value = _refine(models, context, deployment, quality, indistinguishable, quantity, previous,
-                                    value, choice)
-                    new = _choice_at(models, context, deployment, quality, indistinguishable, quantity, value)
-                    distance = abs(math.log(value / base))
-                    if nearest is None or distance < nearest["distance"]:
-                        nearest = {"quantity": quantity, "base": base, "value": value, "new_choice": new,
-                                   "direction": "up" if direction > 0 else "down", "distance": distance}
-                    break
-                previous = value
+            found = _geometric_search(choice_at, base, direction, lambda new: new != choice)
+            if found is None:
+                continue
+            value, new = found
+            distance = abs(math.log(value / base))
+            # a change that leaves no arm at all says less than one that brings another arm in: it counts only
+            # when no change within range brings an arm in
+            if nearest is None or (new is not None, -distance) > (nearest["new_choice"] is not None,
+                                                                   -nearest["distance"]):
+                nearest = {"quantity": quantity, "base": base, "value": value, "new_choice": new,
+                           "direction": "up" if direction > 0 else "down", "distance": distance}
     return nearest
 
 
-def _choice_at(models, context, deployment, quality, indistinguishable, quantity: str, value: float) -> str | None:
+def _choice_at(models, context, deployment, evidence, quantity: str, value: float) -> str | None:
     if quantity in ("examples",):
         value = max(1, round(value))
     moved = context.model_copy(update={quantity: value})
-    return decide(context_rows(models, moved, deployment), moved, quality, indistinguishable)["choice"]
+    return decide(context_rows(models, moved, deployment), moved, deployment, evidence)["choice"]
 
 
-def _refine(models, context, deployment, quality, indistinguishable, quantity: str, same: float, changed: float,
-            choice: str | None) -> float:
-    """Bisect (geometrically) between a value that keeps the choice and one that changes it."""
-    for _ in range(6):
-        middle = math.sqrt(same * changed)
-        if _choice_at(models, context, deployment, quality, indistinguishable, quantity, middle) == choice:
-            same = middle
+def _geometric_search(choice_at: Callable[[float], "str | None"], base: float, direction: int,
+                      wanted: Callable[["str | None"], bool], limit: float = FLIP_RANGE,
+                      steps: int = FLIP_STEPS) -> tuple[float, "str | None"] | None:
+    """The value nearest to `base` (within a factor `limit`, one direction) at which `wanted(choice_at(value))` holds."""
+    previous = base
+    for step in range(1, steps + 1):
+        value = base * limit ** (direction * step / steps)
+        if wanted(choice_at(value)):
+            same, changed = previous, value
+            for _ in range(6):  # bisect geometrically between a value that keeps the choice and one that changes it
+                middle = math.sqrt(same * changed)
+                if wanted(choice_at(middle)):
+                    changed = middle
+                else:
+                    same = middle
+            return changed, choice_at(changed)
+        previous = value
+    return None
+
+
+def quality_gain(rows: list[dict], context: ContextConfig, deployment: DeploymentConfig, evidence: Evidence,
+                 arms: list[str]) -> dict | None:
+    """The smallest gain on the metric, for `arms` together, that makes one of them the choice (to 0.1 point);
+    None when no gain up to MAX_GAIN (or up to a perfect score) does, e.g. because they miss the target."""
+    lifted = frozenset(arms)
+    levels = [evidence.quality(arm) for arm in arms if evidence.quality(arm) is not None]
+    if not levels:
+        return None
+    top = min(MAX_GAIN, 1.0 - min(levels))
+
+    def choice_at(gain: float) -> str | None:
+        return decide(rows, context, deployment, evidence.lifted(lifted, gain))["choice"]
+
+    if choice_at(0.0) in lifted:
+        return {"gain": 0.0, "arm": choice_at(0.0)}
+    if top <= 0 or choice_at(top) not in lifted:
+        return None
+    low, high = 0.0, top
+    while high - low > 0.0005:
+        middle = (low + high) / 2
+        if choice_at(middle) in lifted:
+            high = middle
         else:
-            changed = middle
-    return changed
+            low = middle
+    arm = choice_at(high)
+    return {"gain": high, "arm": arm, "quality_after": evidence.quality(arm) + high}
+
+
+def speedup(models: dict[str, Served], context: ContextConfig, deployment: DeploymentConfig, evidence: Evidence,
+            arms: list[str], limit: float = FLIP_RANGE, steps: int = FLIP_STEPS) -> dict | None:
+    """The smallest speed-up of `arms`' serving (latency divided, throughput multiplied; within `limit`) that
+    makes one of them the choice; None when none does (a quality gap no speed closes)."""
+    def choice_at(factor: float) -> str | None:
+        faster = {arm: (_faster(served, factor) if arm in arms else served) for arm, served in models.items()}
+        return decide(context_rows(faster, context, deployment), context, deployment, evidence)["choice"]
+
+    found = _geometric_search(choice_at, 1.0, 1, lambda new: new in arms, limit, steps)
+    if found is None:
+        return None
+    factor, arm = found
+    return {"factor": factor, "arm": arm, "mean_ms": models[arm].mean_ms / factor,
+            "examples_per_s": models[arm].examples_per_s * factor}
+
+
+def _faster(served: Served, factor: float) -> Served:
+    return Served(arm=served.arm, measured_as=served.measured_as, p95_ms=served.p95_ms / factor,
+                  mean_ms=served.mean_ms / factor, samples_ms=tuple(x / factor for x in served.samples_ms),
+                  examples_per_s=served.examples_per_s * factor, memory_mb=served.memory_mb, device=served.device)
+
+
+def family_answer(models: dict[str, Served], context: ContextConfig, deployment: DeploymentConfig,
+                  evidence: Evidence) -> dict | None:
+    """Encoder LoRA or decoder LoRA: the rule applied to the LoRA arms alone, and what would make the other family
+    the choice (a quality gain on the metric, or a serving speed-up). None unless both families have a LoRA arm."""
+    lora = {arm: served for arm, served in models.items() if arm in LORA_ARMS}
+    families = {family: [arm for arm in lora if arm.startswith(family)] for family in ("encoder", "decoder")}
+    if not all(families.values()):
+        return None
+    rows = context_rows(lora, context, deployment)
+    decision = decide(rows, context, deployment, evidence)
+    if decision["choice"] is None:  # neither family meets the target: how much faster each would have to serve
+        faster = {family: speedup(lora, context, deployment, evidence, arms, SPEEDUP_RANGE, 16)
+                  for family, arms in families.items()}
+        return {"family": None, "choice": None, "decided_by": decision["decided_by"], "other": None,
+                "gain": None, "speedup": None, "each_speedup": faster, "rows": rows}
+    family = decision["choice"].split("_")[0]
+    other = "decoder" if family == "encoder" else "encoder"
+    return {"family": family, "choice": decision["choice"], "decided_by": decision["decided_by"], "other": other,
+            "gain": quality_gain(rows, context, deployment, evidence, families[other]),
+            "speedup": speedup(lora, context, deployment, evidence, families[other]), "rows": rows}
+
+
+def better_if_faster(models: dict[str, Served], rows: list[dict], context: ContextConfig,
+                     deployment: DeploymentConfig, evidence: Evidence, choice: str | None) -> dict | None:
+    """The best arm on the metric that misses the target, if it is better than the choice, and the speed-up (up to
+    SPEEDUP_RANGE) at which it would be chosen: what the target costs in quality, and what would recover it."""
+    chosen = evidence.quality(choice) if choice else None
+    missing = [row["arm"] for row in rows if not row["meets"] and evidence.quality(row["arm"]) is not None
+               and (chosen is None or evidence.quality(row["arm"]) > chosen)]
+    if not missing:
+        return None
+    best = max(missing, key=evidence.quality)
+    found = speedup(models, context, deployment, evidence, [best], SPEEDUP_RANGE, 16)
+    return {"arm": best, "quality": evidence.quality(best), **(found or {"factor": None})}
+
+
+def runner_up_gain(rows: list[dict], context: ContextConfig, deployment: DeploymentConfig, evidence: Evidence,
+                   choice: str | None) -> dict | None:
+    """What quality result would change the choice: the gain the best other arm that meets the target needs."""
+    others = [row["arm"] for row in rows if row["meets"] and row["arm"] != choice
+              and evidence.quality(row["arm"]) is not None]
+    if choice is None or not others:
+        return None
+    runner = max(others, key=evidence.quality)
+    found = quality_gain(rows, context, deployment, evidence, [runner])
+    return {"arm": runner, "quality": evidence.quality(runner), **(found or {"gain": None})}

@@ -13,6 +13,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -66,15 +67,48 @@ def _f1_scatter(data: dict) -> plt.Figure:
 
 
 def _f1_vs_count(data: dict) -> plt.Figure:
-    fig, ax = plt.subplots(figsize=(5.4, 3.2))
+    """Per-class F1 against training count, each model's least-squares line on log2(count) drawn (a description of
+    the cross-class trend, not a causal slope), and the tier cut marked where there is one."""
+    import numpy as np
+
+    fig, ax = plt.subplots(figsize=(5.4, 3.4))
+    counts = np.asarray(data["counts"], dtype=float)
     for i, (name, f1s) in enumerate(data["series"].items()):
-        ax.scatter(data["counts"], f1s, s=30, color=OKABE_ITO[(i + 1) % 8], marker=MARKERS[i % 6],
-                   edgecolor="black", linewidth=0.4, alpha=0.8, label=name)
+        colour = OKABE_ITO[(i + 1) % 8]
+        ax.scatter(counts, f1s, s=30, color=colour, marker=MARKERS[i % 6], edgecolor="black", linewidth=0.4,
+                   alpha=0.8, label=name)
+        positive = counts > 0
+        if positive.sum() >= 3 and np.ptp(np.log2(counts[positive])) > 0:
+            slope, intercept = np.polyfit(np.log2(counts[positive]), np.asarray(f1s)[positive], 1)
+            xs = np.geomspace(counts[positive].min(), counts[positive].max(), 50)
+            ax.plot(xs, np.clip(intercept + slope * np.log2(xs), -0.03, 1.0), color=colour,
+                    linestyle=["--", ":", "-."][i % 3], linewidth=1.2, label=f"{name} fit ({slope:+.3f} per doubling)")
+    for threshold in data.get("thresholds") or []:
+        ax.axvline(threshold + 0.5, color="grey", linestyle=":", linewidth=1)
+        ax.annotate(f"tier cut ({threshold:g})", (threshold + 0.5, 0.93), textcoords="offset points", xytext=(3, 0),
+                    fontsize=8, color="dimgrey")
     ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
     ax.set(xlabel="training examples per class (log scale)", ylabel="test F1", ylim=(-0.03, 1.0),
            title="Per-class F1 against training count")
-    ax.legend(frameon=False)
+    ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.grid(alpha=0.3, which="both")
+    return fig
+
+
+def _val_curves(data: dict) -> plt.Figure:
+    """Each arm's validation macro F1 against training examples seen (seed means), the matched budget marked."""
+    fig, ax = plt.subplots(figsize=(5.4, 3.2))
+    for i, (name, points) in enumerate(data["series"].items()):
+        xs, ys = [p[0] for p in points], [p[1] for p in points]
+        ax.plot(xs, ys, color=OKABE_ITO[(i + 1) % 8], marker=MARKERS[i % 6], markeredgecolor="black",
+                linewidth=1.5, linestyle=["-", "--", ":", "-."][i % 4], label=name)
+    ax.axvline(data["matched"], color="grey", linestyle=":", linewidth=1)
+    ax.annotate("matched budget", (data["matched"], ax.get_ylim()[0]), textcoords="offset points", xytext=(4, 4),
+                fontsize=8, color="dimgrey")
+    ax.set(xlabel="training examples seen", ylabel="validation macro F1", title="Validation curves (seed means)")
+    ax.legend(frameon=False)
+    ax.grid(alpha=0.3)
     return fig
 
 
@@ -120,11 +154,15 @@ def _latency(data: dict) -> plt.Figure:
         low, high = ax.get_xlim()
         wide = math.log10(high / low) > 1.5  # 2, 5, 10, 20 ... on a narrow axis; powers of ten on a wide one
         ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0,) if wide else (1.0, 2.0, 5.0)))
+        ticks = [t for t in ax.get_xticks() if low <= t <= high]
+        if len(ticks) < 3:  # a narrow span: ticks every 1-2-5 step would leave one label, so place them evenly
+            ax.xaxis.set_major_locator(matplotlib.ticker.FixedLocator(
+                [float(f"{v:.2g}") for v in [low * (high / low) ** (k / 4) for k in range(5)]]))
         ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
         ax.xaxis.set_minor_formatter(NullFormatter())
     fig.tight_layout()
     return fig
 
 
-DRAW = {"f1_scatter": _f1_scatter, "f1_vs_count": _f1_vs_count, "weighting_tiers": _weighting_tiers,
+DRAW = {"val_curves": _val_curves, "f1_scatter": _f1_scatter, "f1_vs_count": _f1_vs_count, "weighting_tiers": _weighting_tiers,
         "latency": _latency}

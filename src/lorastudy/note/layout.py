@@ -3,18 +3,27 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from lorastudy.note.figures import FigureSpec
 from lorastudy.note.findings import DEC, ENC, Findings
 from lorastudy.note.formatting import (
-    METRIC_NAMES, ci_f1, ci_pp, code, count, esc, f1, metric_value, money, ms, name, params, pct, pp, seconds, sf1,
+    METRIC_NAMES, ci_f1, ci_pp, code, count, esc, f1, metric_ci, metric_diff, metric_value, model_name, money, ms, name,
+    params, pct, pp, seconds, sf1,
 )
 from lorastudy.note.tables import CANDIDATE_NAMES, CLASS_ROWS, evidence, finding_ci, table
 from lorastudy.study.arms import arm_spec
 from lorastudy.study.config import ARMS, StudyConfig
 
 
+# an arm's standing in a context's decision (deployment.decide's statuses), as the contexts table words it
+STANDING = {"leader": "best", "equivalent": "equivalent", "unranked": "cannot be ranked",
+            "below_floor": "under the floor", "clearly_below": "clearly below", "below_an_excluded_arm": "below an excluded arm",
+            "misses_target": "misses the target", "no_quality": "no quality value"}
+
+
 @dataclass
+
 class Layout:
     """The note's tables and figures, from the same artifacts the findings read."""
 
@@ -36,6 +45,24 @@ class Layout:
     def has_tail(self) -> bool:
         sizes = self.results["data"]["tier_sizes"]
         return sum(1 for tier in self.tiers if sizes.get(tier, 0) > 0) >= 2
+
+    def model_name(self, family: str) -> str:
+        """The family's model by its human name (`formatting.model_name`): the model card's title where a run's
+        resolved model folder has one, else derived from the configured source."""
+        source = getattr(self.config.models, family).source
+        for run in self.runs:
+            model = run.get("model") or {}
+            if run.get("family") != family or model.get("source") != source or not model.get("resolved_path"):
+                continue
+            readme = Path(model["resolved_path"]) / "README.md"
+            try:
+                heading = next((line[2:].strip() for line in readme.read_text(encoding="utf-8").splitlines()
+                                if line.startswith("# ")), None) if readme.is_file() else None
+            except (OSError, UnicodeDecodeError):
+                heading = None
+            if heading:
+                return model_name(source, heading)
+        return model_name(source)
 
     def first_run(self, arm: str) -> dict:
         return self.results["runs"][f"{arm}__seed{self.results['arms'][arm]['seeds'][0]}"]
@@ -171,15 +198,22 @@ class Layout:
         for decision in decisions:
             context, metric = decision.facts["context"], decision.facts["metric"]
             realtime = context["kind"] == "realtime"
+            standing = decision.facts["decision"].get("standing") or {}
             for row in decision.facts["rows"]:
                 chosen = "**chosen**" if row["arm"] == decision.facts["decision"]["choice"] else ""
                 target = f"p95 {ms(row['p95_at_rate_ms'])}" if realtime else f"job {seconds(row['time_s'])}"
+                entry = standing.get(row["arm"]) or {}
+                versus = (f"{metric_diff(entry['diff'], metric)} {metric_ci([entry['lo'], entry['hi']], metric)}"
+                          if entry.get("diff") is not None else "–")
                 out.append([esc(context["name"]), name(row["arm"]),
-                            f"{METRIC_NAMES[metric]} {metric_value(row['quality'], metric)}",
-                            "yes" if row["meets"] else "**no**", target, count(row["instances"]), pct(row["headroom"]),
-                            money(row["monthly_cost"]), chosen])
-        return table(["Context", "Arm", "Deciding metric", "Meets target", "Against the target", "Instances",
-                      "Headroom", "Monthly cost", ""], out)
+                            f"{METRIC_NAMES[metric]} {metric_value(row['quality'], metric)}", versus,
+                            STANDING.get(entry.get("status"), "–"),
+                            "yes" if row["meets"] else "**no**", target, count(row["instances"]),
+                            pct(row.get("busy_instances")) if realtime else "–", pct(row["headroom"]),
+                            money(row["monthly_cost"]), money(row.get("compute_cost")), chosen])
+        return table(["Context", "Arm", "Deciding metric", "Against the best", "Standing", "Meets target",
+                      "Against the target", "Instances", "One instance busy at peak", "Headroom", "Monthly cost",
+                      "Raw compute", ""], out)
 
     def candidates_table(self) -> str | None:
         finding = self.findings.get("bottleneck")
@@ -227,6 +261,15 @@ class Layout:
 
     def figures(self) -> dict[str, FigureSpec]:
         out = {}
+        budget = self.findings.get("architecture.matched_budget")
+        if budget:
+            out["budget"] = FigureSpec(
+                "validation_curves", "val_curves",
+                "Validation macro F1 against training examples seen, mean over each arm's seeds; the dotted line is "
+                "the largest budget both LoRA arms reached, where Section 1 compares them.",
+                {"series": {name(arm): [(p["examples"], p["val_macro_f1"]) for p in curve]
+                            for arm, curve in budget.facts["curves"].items()},
+                 "matched": budget.facts["examples"]})
         effects = {f.subjects[0]: f for f in self.findings.of_kind("effect")}
         if effects and self.has_tail:
             out["weighting"] = FigureSpec(
@@ -236,7 +279,9 @@ class Layout:
                 {"tiers": self.tiers, "series": {name(arm): [f.q(f"{t}.contribution") or 0.0 for t in self.tiers]
                                                  for arm, f in effects.items()}})
         classes = (self.results.get("class_differences") or {}).get("classes", [])
-        one_run = " (first seed)" if self.results["uncertainty"]["n_seeds"] > 1 else ""
+        seed = (self.results.get("class_differences") or {}).get("seed")
+        one_run = (f" (seed {seed} of each model, not the seed means of the tier table)" if seed is not None else
+                   " (first seed)") if self.results["uncertainty"]["n_seeds"] > 1 else ""
         if classes:
             out["scatter"] = FigureSpec(
                 "f1_encoder_vs_decoder", "f1_scatter",
@@ -246,8 +291,10 @@ class Layout:
                  "tiers": [c["tier"] for c in classes], "tier_names": self.tiers,
                  "x_label": "Encoder LoRA", "y_label": "Decoder LoRA"})
             out["by_count"] = FigureSpec(
-                "f1_vs_train_count", "f1_vs_count", f"Per-class test F1{one_run} against training examples (log scale).",
+                "f1_vs_train_count", "f1_vs_count", f"Per-class test F1{one_run} against training examples (log scale), with each model's least-squares "
+                "line on log2(count) (describes the cross-class trend; not a causal effect) and the tier cut.",
                 {"counts": [c["train_count"] for c in classes],
+                 "thresholds": list(self.results["data"].get("tier_thresholds") or []) if self.has_tail else [],
                  "series": {"Encoder LoRA": [c["f1_a"] for c in classes], "Decoder LoRA": [c["f1_b"] for c in classes]}})
         models = (self.latency or {}).get("models", {})
         if models:

@@ -35,8 +35,9 @@ from lorastudy.note.formatting import FILTERS, count, esc, ms, seconds
 from lorastudy.note.layout import Layout
 from lorastudy.note.tables import finding_ci
 
-CANDIDATE_PROSE = {"decision_rule": "the decision rule on the tail", "data_volume": "too few rare-tier examples",
-                   "training_budget": "the training budget", "representation": "adapter capacity"}
+CANDIDATE_PROSE = {"decision_rule": "the decision rule on the tail", "rare_data": "too few rare-tier examples",
+                   "training_budget": "the training budget", "truncation": "truncated inputs",
+                   "representation": "adapter capacity"}
 
 
 @dataclass
@@ -66,16 +67,30 @@ def _data_summary(run_dir: Path | None) -> dict:
     return artifacts.read_json(path) if path and path.exists() else {}
 
 
+def _per_class(run_dir: Path) -> dict[str, list[dict]]:
+    """Every run's per-class rows (evaluation/per_class/<run>.csv), F1 as numbers; evaluable classes only."""
+    import csv
+
+    out = {}
+    for path in sorted((run_dir / "evaluation" / "per_class").glob("*.csv")):
+        with open(path, encoding="utf-8", newline="") as handle:
+            out[path.stem] = [{"label": row["label"], "f1": float(row["f1"]), "tier": row.get("tier"),
+                               "train_count": float(row.get("train_count") or 0)}
+                              for row in csv.DictReader(handle) if str(row.get("evaluable", "True")) == "True"
+                              and row.get("f1") not in (None, "")]
+    return out
+
+
 # --- assembly ------------------------------------------------------------------
 
 
 def build_note(results: dict, latency: dict | None, runs: list[dict], config: StudyConfig,
-               summary: dict | None = None) -> Note:
+               summary: dict | None = None, per_class: dict[str, list[dict]] | None = None) -> Note:
     """The note as Markdown plus the figures it links; pure, so tests need no files."""
-    found = derive(results, latency, config, runs, summary)
+    found = derive(results, latency, config, runs, summary, per_class)
     layout = Layout(results, latency, runs, config, found)
     figures = layout.figures()
-    numbered = {key: None for key in ("weighting", "scatter", "by_count", "latency")}
+    numbered = {key: None for key in ("budget", "weighting", "scatter", "by_count", "latency")}
     numbered.update({key: index for index, key in enumerate(figures, start=1)})
     by_id = {f.id: f for f in found.findings}
     text = _environment().get_template("note.md.j2").render(
@@ -128,7 +143,7 @@ def write_note(run_dir: Path) -> Path:
     config_path = run_dir / "config.resolved.yaml"
     if not config_path.exists():
         raise StudyError(f"{config_path} does not exist.", "report on a folder that `lorastudy run` wrote.")
-    note = build_note(results, latency, runs, load_config(config_path), _data_summary(run_dir))
+    note = build_note(results, latency, runs, load_config(config_path), _data_summary(run_dir), _per_class(run_dir))
     artifacts.write_json(run_dir / "evaluation" / "findings.json", note.findings.model_dump(mode="json"))
 
     out = run_dir / "note"

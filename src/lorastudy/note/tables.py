@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lorastudy.note.formatting import ci_f1, count, esc, p_value, pct, sf1
+from lorastudy.note.formatting import ci_f1, count, esc, pct, sf1
 
 CLASS_ROWS = 8
 
@@ -13,8 +13,9 @@ def table(header: list[str], rows: list[list[str]]) -> str:
 
 
 CANDIDATE_NAMES = {"decision_rule": "Decision rule on the tail (logit-adjustment probe)",
-                   "data_volume": "Data volume of the rare tier (F1 against train count)",
-                   "training_budget": "Training budget (steps, validation curve)",
+                   "rare_data": "Too few rare-tier examples (unused rows of the source)",
+                   "training_budget": "Training budget (matched-budget validation)",
+                   "truncation": "Truncated inputs",
                    "representation": "Representation / adapter capacity (full fine-tune vs LoRA)"}
 
 
@@ -23,15 +24,18 @@ def evidence(candidate: dict) -> str:
     facts = candidate["facts"]
     if candidate["name"] == "decision_rule":
         return f"probe (tau {facts['tau']:g}, chosen on validation): test macro F1 {sf1(facts['gain'])} {ci_f1(facts['ci'])}"
-    if candidate["name"] == "data_volume":
-        if facts["f1_slope_per_doubling"] is None:
-            return "train counts do not vary"
-        return (f"F1 {sf1(facts['f1_slope_per_doubling'])} per doubling of train count ({p_value(facts['slope_p'])}); "
-                f"rare-tier share of classes {pct(facts['rare_class_share'])}")
+    if candidate["name"] == "rare_data":
+        zero = ("every class up to " + count(facts["zero_below"]) + " training examples at F1 0"
+                if facts["zero_below"] is not None else "the rarest class scores above 0")
+        rows = f"{count(facts['unused_rows'])} unused rows of the source" if facts.get("unused_rows") else "no unused rows"
+        return f"{rows}; {count(facts['rare_zero'])} of {count(facts['rare_n'])} rare-tier classes at F1 0; {zero}"
     if candidate["name"] == "training_budget":
-        curve = f"best epoch {count(facts['best_epoch'])} of {count(facts['epochs'])}" if "untestable" not in facts \
-            else esc(facts["untestable"])
-        return f"{count(facts['steps'])} vs {count(facts['other_steps'])} steps; {curve}"
+        if facts.get("same_budget"):
+            return "both LoRA arms saw the same number of examples"
+        return (f"{count(facts['examples'])} vs {count(facts['other_examples'])} examples; validation gap "
+                f"{sf1(facts['gap_at_matched'])} at {count(facts['matched_examples'])}, {sf1(facts['gap_at_own'])} at the end")
+    if candidate["name"] == "truncation":
+        return f"{pct(facts['share'])} of texts cut at {count(facts['max_length'])} tokens"
     if "untestable" in facts:
         return esc(facts["untestable"])
     return f"full fine-tune minus LoRA macro F1 {sf1(facts['diff'])} {ci_f1(facts['ci'])}"

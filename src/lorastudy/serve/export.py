@@ -284,11 +284,14 @@ def _data(summary: dict) -> list[str]:
     return [f"- {line}" for line in lines]
 
 
-DECIDED_BY = {"quality": "clearly best on {metric} among the arms meeting the target",
-              "cost": "tied on {metric}; the cheapest", "p95": "tied on {metric} and cost; the lowest p95",
-              "memory": "tied on {metric}, cost and latency; the least memory",
-              "point_estimate": "tied on {metric}, cost and latency; the higher point estimate",
-              "no_arm_meets": "no arm meets the target"}
+DECIDED_BY = {"quality": "the only candidate on {metric} (the others under the quality floor, clearly below "
+                          "or missing the target)",
+              "cost": "not ranked apart on {metric}; materially cheaper",
+              "p95": "not ranked apart on {metric}; no material cost difference; the lowest p95",
+              "memory": "not ranked apart on {metric}, cost or latency; the least memory",
+              "point_estimate": "not ranked apart on {metric}, cost or latency; the higher point estimate",
+              "no_arm_meets": "no arm meets the target",
+              "below_floor": "no arm that meets the target reaches the quality floor"}
 
 
 def _recommendations(run: TrainedRun) -> list[str]:

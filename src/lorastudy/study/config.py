@@ -174,6 +174,23 @@ class EvaluationConfig(Strict):
     logit_adjust_taus: list[float] = Field(default_factory=lambda: [0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0])
 
 
+class QualityFloor(Strict):
+    """The least quality a context accepts on its primary metric, relative to the best arm that meets its target.
+
+    An arm below the floor is never a candidate, however cheap or fast. Both relative rules apply at once (the
+    stricter one binds): with the defaults an arm is out when it is more than 3 points below the best, or below 90%
+    of the best. Three points is about the half-width of a 95% interval on a test set of a few thousand examples,
+    the most an engineer gives up without a business case that should then be written into the config; 90% of the
+    best keeps the rule meaningful on small metrics (a rare tier's recall of 26% allows 23%, not 6%).
+    """
+
+    max_drop: float = Field(0.03, ge=0, le=1, description="an arm more than this many points (0.03 = 3 points) "
+                                                          "below the best on the primary metric is not a candidate")
+    min_share: float = Field(0.9, ge=0, le=1, description="an arm whose point estimate is below this share of the "
+                                                          "best's is not a candidate")
+    minimum: float | None = Field(None, ge=0, le=1, description="an absolute minimum on the primary metric; None: none")
+
+
 class ContextConfig(Strict):
     """A named operational context: what it needs (its primary metric) and what it constrains."""
 
@@ -187,6 +204,10 @@ class ContextConfig(Strict):
     window_minutes: PositiveFloat | None = None
     monthly_predictions: PositiveInt | None = None
     tie_breakers: list[Literal["cost", "p95", "memory"]] = Field(default_factory=lambda: ["cost", "p95", "memory"])
+    quality_floor: QualityFloor = Field(default_factory=QualityFloor)
+    equivalence_margin: float | None = Field(
+        None, gt=0, lt=1, description="two arms are equivalent on the primary metric only when the interval of "
+                                      "their difference lies inside +-this; None: deployment.equivalence_margins")
     description: str = ""
 
     @model_validator(mode="after")
@@ -231,6 +252,15 @@ class DeploymentConfig(Strict):
         description="USD per instance-hour by device type; defaults: a 2-vCPU cloud instance, an on-demand T4",
     )
     contexts: list[ContextConfig] = Field(default_factory=_default_contexts)
+    equivalence_margins: dict[Literal["accuracy", "macro_f1", "rare_recall"], PositiveFloat] = Field(
+        default_factory=lambda: {"accuracy": 0.01, "macro_f1": 0.01, "rare_recall": 0.03},
+        description="practical equivalence per metric: a difference whose whole interval lies inside +-margin does "
+                    "not matter. 1 point of accuracy or macro F1 is below what a user of a classifier notices; "
+                    "a rare tier's recall rests on few examples, so 3 points")
+    cost_materiality_usd: float = Field(10.0, ge=0, description="USD a month: a smaller cost difference never "
+                                                               "decides (about one engineer-hour a year)")
+    cost_materiality_share: float = Field(0.10, ge=0, description="a cost difference below this share of the "
+                                                                  "cheaper arm's cost never decides")
 
 
 class ReportConfig(Strict):

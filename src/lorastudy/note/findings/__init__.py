@@ -34,7 +34,7 @@ from lorastudy.note.findings.deployment import DeploymentVerdicts, decision_find
 from lorastudy.note.findings.limitations import LimitationVerdicts, limitation_verdicts
 from lorastudy.note.findings.next_experiment import NextStepVerdicts, bottleneck_findings, next_step_verdicts
 from lorastudy.note.findings.systems import SystemsVerdicts, architecture_split_finding, hidden_tail_finding, \
-    systems_findings, systems_verdicts
+    matched_budget_finding, systems_findings, systems_verdicts
 from lorastudy.note.findings.tiers import TierVerdicts, tier_findings, tier_verdicts
 from lorastudy.note.findings.weighting import WeightingVerdicts, weighting_findings, weighting_verdicts
 from lorastudy.study.config import StudyConfig
@@ -85,16 +85,18 @@ def rare_and_common(src: Source) -> bool:
 
 
 def derive(results: dict, latency: dict | None, config: StudyConfig, runs: list[dict] | None = None,
-           summary: dict | None = None) -> Findings:
+           summary: dict | None = None, per_class: dict[str, list[dict]] | None = None) -> Findings:
     """Every finding the note may word, from the run's results and latency, and each section's verdicts over them
-    (the limitations also read the run records and the data summary)."""
+    (the limitations also read the run records and the data summary; the label-group split reads every seed's
+    per-class rows, `evaluation/per_class/<run>.csv`, where given)."""
     src = Source(results, latency, config)
+    src.per_class = per_class or {}
     found = [uncertainty_finding(src), *systems_findings(src)]
-    found += [f for f in (architecture_split_finding(src), hidden_tail_finding(src)) if f]
+    found += [f for f in (architecture_split_finding(src), hidden_tail_finding(src), matched_budget_finding(src)) if f]
     found += weighting_findings(src, config) + tier_findings(src, config)
     ratio = latency_finding(src)
     found += ([ratio] if ratio else []) + shared_measurement_findings(src) + decision_findings(src, config)
-    found += bottleneck_findings(src, config)
+    found += bottleneck_findings(src, config, summary, found)
     return Findings(uncertainty=found[0].facts, findings=found, rare_and_common=rare_and_common(src),
                     systems=systems_verdicts(src, found), weighting=weighting_verdicts(src, found),
                     tiers=tier_verdicts(src, found), deployment=deployment_verdicts(found),

@@ -56,6 +56,7 @@ class Source:
 
     def __init__(self, results: dict, latency: dict | None, config: StudyConfig):
         self.results, self.latency, self.config = results, latency, config
+        self.per_class: dict[str, list[dict]] = {}  # run -> its per-class rows (evaluation/per_class), where read
         self.rare = results["data"]["tier_names"][0]
         self.tiers = results["data"]["tier_names"]
         several_seeds = results.get("uncertainty", {}).get("n_seeds", 1) > 1
@@ -77,13 +78,6 @@ class Source:
         """Where one interval came from: test resampling, or that and seeds (uncertainty.Uncertainty)."""
         return (interval or {}).get("source", self.source)
 
-    def one_run(self, interval: dict | None, arms: list[str]) -> list[str]:
-        """The arms whose training variance an interval leaves out, so that what it says holds for their one
-        training run (results schema 4's `one_run`; before it, every arm of a test-resampling interval)."""
-        if interval and "one_run" in interval:
-            return list(interval["one_run"])
-        return list(arms) if self.source_of(interval) == "test_resampling" else []
-
     def comparison(self, a: str, b: str, metric: str) -> tuple[dict, list[Quantity], int] | None:
         """b - a with its interval, whichever way round evaluation stored it; sign = +1 when stored as b - a."""
         for index, row in enumerate(self.results.get("comparisons", [])):
@@ -95,8 +89,8 @@ class Source:
                               Quantity(name="diff_lo", value=lo, path=path + "/ci/0"),
                               Quantity(name="diff_hi", value=hi, path=path + "/ci/1")]
                 return {"metric": metric, "diff": sign * row["diff"], "ci": [lo, hi],
-                        "distinguishable": row["distinguishable"], "source": self.source_of(row),
-                        "one_run": self.one_run(row, [a, b])}, quantities, sign
+                        "distinguishable": row["distinguishable"], "source": self.source_of(row)}, \
+                    quantities, sign
         return None
 
 
@@ -119,4 +113,32 @@ def has_tail(src: Source) -> bool:
     """At least two tiers with classes in them: otherwise there is no rare tier to speak of."""
     sizes = src.results["data"]["tier_sizes"]
     return sum(1 for tier in src.tiers if sizes.get(tier, 0) > 0) >= 2
+
+
+def one_run_arms(src: Source, arms: list[str]) -> list[str]:
+    """The arms of a difference that trained one seed while some arm of the study trained several: their training
+    variance is in no interval, so a difference called clear holds for that one training run."""
+    if src.source != "test_and_seeds":
+        return []
+    return [arm for arm in arms if src.has(arm) and src.results["arms"][arm].get("n_seeds", 1) == 1]
+
+
+def seed_bound(row: dict) -> dict | None:
+    """How much of a several-seed interval is run-to-run variation: the Student-t half-width over the seed-paired
+    values against the half-width the test bootstrap leaves (the interval widens the two in quadrature). None with
+    fewer than two seed values."""
+    import math
+    from statistics import stdev
+
+    from scipy.stats import t as student_t
+
+    values = row.get("seed_values") or []
+    if len(values) < 2:
+        return None
+    seeds_half = float(student_t.ppf(0.975, len(values) - 1) * stdev(values) / math.sqrt(len(values)))
+    lo, hi = row["ci"]
+    half = (hi - lo) / 2
+    test_half = math.sqrt(max(half * half - seeds_half * seeds_half, 0.0))
+    return {"seeds_half_width": seeds_half, "test_half_width": test_half, "dof": len(values) - 1,
+            "seeds_dominate": bool(seeds_half > test_half)}
 

@@ -6,12 +6,68 @@ from pydantic import BaseModel
 
 from lorastudy.measure import deployment
 from lorastudy.note.findings.base import DEC, ENC, LATENCY, Finding, Quantity, Source, Verdicts, has_tail
-from lorastudy.study.config import ARMS, StudyConfig
+from lorastudy.study.config import ARMS, LORA_ARMS, StudyConfig
 
 
 class ArmQuality(BaseModel):
     arm: str
     quality: float | None
+
+
+class FamilyAnswer(BaseModel):
+    """Encoder LoRA or decoder LoRA in one context, and what would make the other family the right choice."""
+
+    family: str | None
+    """The family the rule picks among the LoRA arms alone; None when no LoRA arm qualifies."""
+    arm: str | None
+    """The LoRA arm it picks."""
+    decided_by: str
+    """deployment.decide's verdict over the LoRA arms (quality, cost, p95, memory, point_estimate, ...)."""
+    other: str | None = None
+    """The other family."""
+    gain: float | None = None
+    """Points on the context's metric the other family's LoRA arms would need to gain to be chosen; None: no gain
+    up to deployment.MAX_GAIN (or a perfect score) does."""
+    gain_arm: ArmQuality | None = None
+    """The other family's arm that such a gain would make the choice, with its quality after the gain."""
+    speedup: float | None = None
+    """How many times faster the other family would have to serve (latency divided, throughput multiplied) to be
+    chosen as its quality stands; None: no speed-up up to deployment.FLIP_RANGE does."""
+    speedup_arm: str | None = None
+    """The other family's arm such a speed-up would make the choice."""
+    speedup_mean_ms: float | None = None
+    """That arm's mean single-request latency at the break-even speed-up (real-time), in ms."""
+    speedup_examples_per_s: float | None = None
+    """That arm's batched throughput at the break-even speed-up (batch and audit)."""
+    each_speedup: dict[str, float | None] = {}
+    """When neither family meets the target: per family, the speed-up that would make its LoRA arm the choice
+    (None: none up to deployment.SPEEDUP_RANGE)."""
+    each_mean_ms: dict[str, float | None] = {}
+    """... and that arm's mean single-request latency at it, in ms."""
+
+
+class Capacity(BaseModel):
+    """One arm's capacity in a context, in operational terms (a row of deployment.context_rows)."""
+
+    arm: str
+    meets: bool = True
+    instances: int | None = None
+    mean_ms: float | None = None
+    busy_instances: float | None = None
+    monthly_cost: float | None = None
+    compute_cost: float | None = None
+    examples_per_s: float | None = None
+    time_s: float | None = None
+
+
+class Faster(BaseModel):
+    """A better arm that misses the context's target, and how much faster it would have to serve to be chosen."""
+
+    arm: str
+    quality: float
+    factor: float | None = None
+    mean_ms: float | None = None
+    examples_per_s: float | None = None
 
 
 class ContextVerdicts(Verdicts):
@@ -24,27 +80,81 @@ class ContextVerdicts(Verdicts):
     """The interval of that lead, choice minus runner-up: the stored interval, negated and swapped when the stored
     difference runs the other way."""
     tied_set_narrowed: bool = False
-    """Cost, p95 or memory set some of the tied arms aside before the point estimate decided, so the note names the
+    """Cost, p95 or memory set some of the candidates aside before the point estimate decided, so the note names the
     arms still left."""
     several_left: bool = False
-    """More than two arms were still tied when the point estimate decided: the arm it is decided against is "the
-    next" of several, not named."""
+    """More than two arms were still candidates when the point estimate decided: the arm it is decided against is
+    "the next" of several, not named."""
     flip_choice: ArmQuality | None = None
     """What the smallest flipping change would choose, with its quality on the deciding metric; None when it would
     choose no arm at all (or nothing flips)."""
+    candidates: list[str] = []
+    """The arms still candidates after the floor, the equivalence test and the monotone cut, best first."""
+    equivalent: list[str] = []
+    """Candidates whose difference from the best lies wholly inside the equivalence margin."""
+    unranked: list[str] = []
+    """Candidates the data cannot rank against the best: not distinguishable, not equivalent either."""
+    below_floor: list[str] = []
+    """Arms that meet the target but sit under the context's quality floor (or below such an arm)."""
+    clearly_below: list[str] = []
+    """Arms that meet the target, above the floor, whose interval lies below the best's (or below such an arm)."""
+    misses_target: list[str] = []
+    """Arms that cannot meet the context's latency or window target."""
+    leader_chosen: bool = False
+    """The choice is the arm with the best point estimate, so the note says "against it" rather than naming it."""
+    dropped: list[str] = []
+    """Candidates the tie breakers set aside before the point estimate decided (e.g. the decoder for its cost)."""
+    narrowed_by: list[str] = []
+    """The tie breakers that set candidates aside, in order (cost, p95, memory)."""
+    ranking: str | None = None
+    """How the candidates other than the best stand: "equivalent" (all inside the margin), "unranked" (the data
+    cannot rank at least one of them), None (a single candidate)."""
+    cost_immaterial: bool = False
+    """The candidates' costs differ, but by less than the materiality, so cost did not decide."""
+    cheap_compute: bool = False
+    """Real-time: the raw compute of every candidate is below the cost materiality, so the machines kept on for the
+    peak and the SLA, not the requests' compute, set the cost."""
+    family: FamilyAnswer | None = None
+    """Encoder LoRA or decoder LoRA here, with the break-even; None unless both families have a LoRA arm."""
+    capacity: list[Capacity] = []
+    """The chosen arm, then the best (on the metric) LoRA arm of each family the choice is not of: how busy one
+    instance is at the peak, instances, always-on against raw compute cost (real-time), or job time (batch)."""
+    runner_up: ArmQuality | None = None
+    """The best other arm that meets the target, and its quality (for what a quality result would change)."""
+    runner_up_gain: float | None = None
+    """The gain on the metric that would make the runner-up the choice; None when no gain within range does."""
+    lead_clear: bool = False
+    """The choice's lead over the next arm that meets the target excludes zero; otherwise the floor, not the data,
+    set that arm aside, and the note says so."""
+    faster: "Faster | None" = None
+    """The best arm that misses the target, when it is better than the choice, and the speed-up that would make it
+    the choice (None when none up to deployment.SPEEDUP_RANGE does)."""
+    runner_up_level: float | None = None
+    """The runner-up's level on the metric after that gain (what the note prints)."""
 
 
-class DeploymentVerdicts(Verdicts):
-    contexts: list[ContextVerdicts] = []
-    """One per decision finding, in the same order."""
-    steady: list[str] = []
-    """The contexts with a choice that no arrival rate, p95 target, volume or window in the searched range changes:
-    only a different quality result would."""
-    all_steady: bool = False
-    """Every context is steady, so the sentence about steady choices needs not name them."""
+def _by_status(decision: dict, *statuses: str) -> list[str]:
+    standing = decision.get("standing") or {}
+    return sorted((arm for arm, entry in standing.items() if entry["status"] in statuses),
+                  key=lambda arm: -(standing[arm]["quality"] or 0.0))
 
 
-def context_verdicts(finding: Finding) -> ContextVerdicts:
+def _family(answer: dict | None) -> FamilyAnswer | None:
+    if answer is None:
+        return None
+    gain, speed = answer.get("gain"), answer.get("speedup")
+    each = answer.get("each_speedup") or {}
+    return FamilyAnswer(family=answer["family"], arm=answer["choice"], decided_by=answer["decided_by"],
+                        other=answer["other"], gain=gain["gain"] if gain else None,
+                        gain_arm=ArmQuality(arm=gain["arm"], quality=gain.get("quality_after")) if gain else None,
+                        speedup=speed["factor"] if speed else None, speedup_arm=speed["arm"] if speed else None,
+                        speedup_mean_ms=speed["mean_ms"] if speed else None,
+                        speedup_examples_per_s=speed["examples_per_s"] if speed else None,
+                        each_speedup={f: (e["factor"] if e else None) for f, e in each.items()},
+                        each_mean_ms={f: (e["mean_ms"] if e else None) for f, e in each.items()})
+
+
+def context_verdicts(finding: Finding, materiality_usd: float = 10.0) -> ContextVerdicts:
     decision, contrast, flip = finding.facts["decision"], finding.facts["contrast"], finding.facts["flip"]
     margin = margin_ci = None
     if contrast and contrast["diff"]:
@@ -53,17 +163,81 @@ def context_verdicts(finding: Finding) -> ContextVerdicts:
     remaining = decision.get("remaining") or []
     new_row = next((row for row in finding.facts["rows"] if row["arm"] == flip["new_choice"]), None) \
         if flip and flip.get("new_choice") else None
+    candidates = decision.get("candidates") or decision.get("tied") or []
+    compute = [row.get("compute_cost") for row in finding.facts["rows"] if row["arm"] in candidates]
+    runner = finding.facts.get("runner_up")
     return ContextVerdicts(context=finding.facts["context"]["name"], margin=margin, margin_ci=margin_ci,
                            tied_set_narrowed=len(remaining) < len(decision.get("tied") or []),
                            several_left=len(remaining) > 2,
-                           flip_choice=ArmQuality(arm=new_row["arm"], quality=new_row["quality"]) if new_row else None)
+                           flip_choice=ArmQuality(arm=new_row["arm"], quality=new_row["quality"]) if new_row else None,
+                           candidates=candidates, equivalent=_by_status(decision, "equivalent"),
+                           unranked=_by_status(decision, "unranked"),
+                           below_floor=_by_status(decision, "below_floor") + (
+                               _by_status(decision, "below_an_excluded_arm")
+                               if _cut_by(decision) == "below_floor" else []),
+                           clearly_below=_by_status(decision, "clearly_below") + (
+                               _by_status(decision, "below_an_excluded_arm")
+                               if _cut_by(decision) == "clearly_below" else []),
+                           misses_target=_by_status(decision, "misses_target"),
+                           ranking=decision.get("ranking"),
+                           leader_chosen=decision.get("leader") is not None and decision.get("leader") == decision.get("choice"),
+                           dropped=[arm for arm in candidates if arm not in remaining] if remaining else [],
+                           narrowed_by=list(decision.get("narrowed_by") or []),
+                           cost_immaterial=bool(decision.get("cost_immaterial")),
+                           cheap_compute=(finding.facts["context"].get("kind") == "realtime" and bool(compute)
+                                          and all(c is not None and c < materiality_usd for c in compute)),
+                           family=_family(finding.facts.get("family")),
+                           capacity=_capacity(finding.facts["rows"], decision.get("choice")),
+                           runner_up=ArmQuality(arm=runner["arm"], quality=runner["quality"]) if runner else None,
+                           runner_up_gain=runner.get("gain") if runner else None,
+                           lead_clear=bool(margin_ci) and margin_ci[0] > 0,
+                           faster=Faster(**{k: v for k, v in finding.facts["faster"].items() if k in Faster.model_fields})
+                           if finding.facts.get("faster") else None,
+                           runner_up_level=(runner["quality"] + runner["gain"]
+                                            if runner and runner.get("gain") is not None else None))
+
+
+def _capacity(rows: list[dict], choice: str | None) -> list[Capacity]:
+    if choice is None:
+        return []
+    shown = [choice]  # then the best LoRA arm of each other family that meets the target
+    for family in ("encoder", "decoder"):
+        lora = [row for row in rows if row["arm"] in LORA_ARMS and row["arm"].startswith(family)
+                and row.get("quality") is not None and row.get("meets", True)]
+        if lora and not choice.startswith(family):
+            shown.append(max(lora, key=lambda row: row["quality"])["arm"])
+    by_arm = {row["arm"]: row for row in rows}
+    return [Capacity(**{key: value for key, value in by_arm[arm].items() if key in Capacity.model_fields})
+            for arm in shown]
+
+
+def _cut_by(decision: dict) -> str | None:
+    """The status of the first arm that was set aside, which every arm below it shares in the note's words."""
+    standing = decision.get("standing") or {}
+    ordered = sorted((entry["quality"], entry["status"]) for entry in standing.values()
+                     if entry["status"] in ("below_floor", "clearly_below"))
+    return ordered[-1][1] if ordered else None
+
+
+class DeploymentVerdicts(Verdicts):
+    contexts: list[ContextVerdicts] = []
+    """One per decision finding, in the same order."""
+    steady: list[str] = []
+    """The contexts with a choice that no arrival rate, p95 target, volume or window in the searched range changes:
+    only a different quality result would (each context's own sentence says which)."""
+    all_steady: bool = False
+    """Every context is steady, so the sentence about steady choices needs not name them."""
+
+
+def context_verdicts_of(found: list[Finding]) -> list[ContextVerdicts]:
+    return [context_verdicts(d, d.facts.get("cost_materiality_usd", 10.0)) for d in found if d.kind == "decision"]
 
 
 def deployment_verdicts(found: list[Finding]) -> DeploymentVerdicts:
     decisions = [f for f in found if f.kind == "decision"]
     steady = [d.facts["context"]["name"] for d in decisions
               if not d.facts["flip"] and d.facts["decision"]["choice"] is not None]
-    return DeploymentVerdicts(contexts=[context_verdicts(d) for d in decisions], steady=steady,
+    return DeploymentVerdicts(contexts=context_verdicts_of(found), steady=steady,
                               all_steady=bool(steady) and len(steady) == len(decisions))
 
 
@@ -121,26 +295,63 @@ def decision_findings(src: Source, config: StudyConfig) -> list[Finding]:
         def quality(arm: str, metric: str = metric) -> float | None:
             return _metric_level(src, arm, metric)
 
-        def indistinguishable(a: str, b: str, metric: str = metric) -> bool:
+        def difference(a: str, b: str, metric: str = metric) -> tuple[float, float, float] | None:
             found = src.comparison(a, b, metric)
-            return found is not None and not found[0]["distinguishable"]
+            return None if found is None else (found[0]["diff"], *found[0]["ci"])
 
+        evidence = deployment.Evidence(metric, quality, difference)
         rows = deployment.context_rows(models, context, config.deployment)
-        decision = deployment.decide(rows, context, quality, indistinguishable)
-        flip = deployment.what_would_change(models, context, config.deployment, quality, indistinguishable,
-                                            decision["choice"])
+        decision = deployment.decide(rows, context, config.deployment, evidence)
+        flip = deployment.what_would_change(models, context, config.deployment, evidence, decision["choice"])
+        family = deployment.family_answer(models, context, config.deployment, evidence)
+        runner_up = deployment.runner_up_gain(rows, context, config.deployment, evidence, decision["choice"])
+        faster = deployment.better_if_faster(models, rows, context, config.deployment, evidence, decision["choice"])
         for row in rows:
             row["quality"] = quality(row["arm"])
-        behind = [arm for arm in decision.get("remaining") or [] if arm != decision["choice"]]
+        if family:
+            family.pop("rows", None)
+        # the numbers the note derives, each under a generic key beside the metric it is on (so a check of the
+        # note reads them as that metric) and the one arm it is about
+        derived = {"floor": {"metric": metric, "arm": decision["leader"], "value": decision["floor"]}}  # set by the best
         contrast = _decision_contrast(src, decision, rows, metric)
+        if contrast and contrast["diff"]:
+            diff, (lo, hi) = contrast["diff"]["diff"], contrast["diff"]["ci"]
+            # the interval of the lead read the other way round (the difference itself is the stored one)
+            derived["lead"] = {"metric": metric, "a": contrast["arm"], "b": decision["choice"],
+                               "ci": [lo, hi] if diff >= 0 else [-hi, -lo]}
+        if family and family.get("gain"):
+            gain = family["gain"]
+            lifted = " ".join(arm for arm in LORA_ARMS if arm.startswith(family["other"]) and arm in models)
+            derived["family_gain"] = {"metric": metric, "arms": lifted, "delta": gain["gain"],  # the family's arms
+                                      "value": gain["quality_after"]}
+        for name, each in ((family or {}).get("each_speedup") or {}).items():
+            if each:  # about the family's LoRA arm, as the note names it
+                derived[f"{name}_speedup"] = {"arm": f"{name}_lora", "factor": each["factor"],
+                                              "mean_ms": each["mean_ms"], "examples_per_s": each["examples_per_s"]}
+        if family and family.get("speedup"):
+            speed = family["speedup"]
+            derived["family_speedup"] = {"arm": speed["arm"], "factor": speed["factor"], "mean_ms": speed["mean_ms"],
+                                         "examples_per_s": speed["examples_per_s"]}
+        if faster and faster.get("factor"):
+            derived["faster"] = {"arm": faster["arm"], "factor": faster["factor"], "mean_ms": faster["mean_ms"],
+                                 "examples_per_s": faster["examples_per_s"]}
+        derived["cost_spread"], derived["cost_saving"] = decision["cost_spread"], decision["saving"]
+        if runner_up and runner_up.get("gain") is not None:
+            derived["runner_up_level"] = {"metric": metric, "arm": runner_up["arm"],
+                                          "value": runner_up["quality"] + runner_up["gain"]}
+        behind = [arm for arm in decision.get("remaining") or [] if arm != decision["choice"]]
         out.append(Finding(id=f"decision.{context.name}", kind="decision", section=4,
-                           test="deployment.decide: constraint, then the primary metric's interval, then "
-                                + ", ".join(context.tie_breakers),
+                           test="deployment.decide: constraint, quality floor, equivalence margin on the paired "
+                                "difference from the best (monotone), then " + ", ".join(context.tie_breakers)
+                                + " (cost only when material)",
                            verdict=decision["decided_by"], subjects=[a for a in [decision["choice"]] if a],
-                           quantities=_decision_quantities(src, decision, metric, contrast),
+                           quantities=_decision_quantities(src, decision, metric),
                            facts={"context": context.model_dump(mode="json"), "metric": metric,
                                   "metric_substituted": metric != context.primary_metric, "decision": decision,
                                   "rows": rows, "flip": flip, "flip_search_factor": deployment.FLIP_RANGE,
+                                  "family": family, "runner_up": runner_up, "faster": faster, "derived": derived,
+                                  "cost_materiality_usd": config.deployment.cost_materiality_usd,
+                                  "cost_materiality_share": config.deployment.cost_materiality_share,
                                   "contrast": contrast,
                                   # what a point-estimate tie is decided against: the first arm still tied with it
                                   "next_in_line": {"arm": behind[0], "quality": quality(behind[0])} if behind else None}))
@@ -152,18 +363,13 @@ def _metric_level(src: Source, arm: str, metric: str) -> float | None:
     return None if level is None else level["mean"]
 
 
-def _decision_quantities(src: Source, decision: dict, metric: str, contrast: dict | None) -> list[Quantity]:
+def _decision_quantities(src: Source, decision: dict, metric: str) -> list[Quantity]:
     if decision["choice"] is None:
         return []
     arm = decision["choice"]
-    quantities = [src.value("choice.metric", "arms", arm, "ci", metric, "mean"),
-                  src.value("choice.metric_lo", "arms", arm, "ci", metric, "ci", 0),
-                  src.value("choice.metric_hi", "arms", arm, "ci", metric, "ci", 1)]
-    if decision["decided_by"] == "quality" and contrast and contrast["diff"]:
-        # the note prints the lead as choice minus runner-up, whichever way evaluation stored the pair
-        _, lead, _ = src.comparison(contrast["arm"], arm, metric)
-        quantities += [q.model_copy(update={"name": q.name.replace("diff", "margin")}) for q in lead]
-    return quantities
+    return [src.value("choice.metric", "arms", arm, "ci", metric, "mean"),
+            src.value("choice.metric_lo", "arms", arm, "ci", metric, "ci", 0),
+            src.value("choice.metric_hi", "arms", arm, "ci", metric, "ci", 1)]
 
 
 def _decision_contrast(src: Source, decision: dict, rows: list[dict], metric: str) -> dict | None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
+from lorastudy.measure.budget import matched_budget
 from lorastudy.note.findings.base import DEC, ENC, RESULTS, Finding, Quantity, Source, Verdicts, difference_verdict, \
-    has_tail, interval_test
+    has_tail, interval_test, one_run_arms, seed_bound
 
 
 class SystemsVerdicts(Verdicts):
@@ -25,6 +26,16 @@ class SystemsVerdicts(Verdicts):
     rare_zero_differs: bool = False
     """The two LoRA models leave different numbers of rare-tier classes at zero F1: only then is there a contrast
     the aggregates hide for the note to point at."""
+    macro_f1_seed_bound: bool = False
+    """Macro F1 does not separate the LoRA arms and its interval is mostly run-to-run variation (the seed
+    t-half-width exceeds the test bootstrap's): the note says macro F1 fails on seed variance, not on the classes
+    it weighs."""
+    locate: Literal["macro_f1", "accuracy"] | None = None
+    """Which gap the tier split locates: macro F1's when its interval excludes 0, else accuracy's when that one
+    does; None when neither separates the arms, so a gap indistinguishable from zero is never located."""
+    locate_tier: str | None = None
+    """The tier holding the larger part of the located gap (the split's verdict for macro F1, its accuracy part
+    otherwise)."""
 
 
 def favoured_arm(finding: Finding | None) -> str | None:
@@ -49,7 +60,13 @@ def systems_verdicts(src: Source, found: list[Finding]) -> SystemsVerdicts:
         else:
             reading = "opposite"
     hide = by_id.get("aggregates.hide")
+    split = by_id.get("architecture.tier_split")
+    locate = ("macro_f1" if macro and macro.verdict != "not_distinguishable" else
+              "accuracy" if accuracy and accuracy.verdict != "not_distinguishable" else None) if split else None
+    bound = (macro.facts.get("seed_bound") or {}) if macro and macro.verdict == "not_distinguishable" else {}
     return SystemsVerdicts(
+        macro_f1_seed_bound=bool(bound.get("seeds_dominate")), locate=locate,
+        locate_tier=None if locate is None else split.verdict if locate == "macro_f1" else split.facts["accuracy_tier"],
         metrics_reading=reading, accuracy_favours=favoured_arm(accuracy), macro_f1_favours=favoured_arm(macro),
         tier_split_over_seeds=src.results.get("uncertainty", {}).get("n_seeds", 1) > 1,
         rare_zero_differs=bool(hide) and hide.q(f"{ENC}.rare_zero") != hide.q(f"{DEC}.rare_zero"))
@@ -63,10 +80,15 @@ def systems_findings(src: Source) -> list[Finding]:
         found = src.comparison(a, b, metric) if src.has(a) and src.has(b) else None
         if found:
             row, quantities, _ = found
+            raw = next(r for r in src.results["comparisons"] if r["metric"] == metric and {r["a"], r["b"]} == {a, b})
+            sign = 1 if raw["b"] == b else -1
+            seeds = seed_bound(raw) if row["source"] == "test_and_seeds" else None
+            facts = {"metric": metric, "source": row["source"], "one_run": one_run_arms(src, [a, b]),
+                     "seed_bound": seeds, "seed_values": [sign * v for v in raw.get("seed_values") or []],
+                     "seeds": raw.get("seeds") or []}
             out.append(Finding(id=f"diff.{a}.{b}.{metric}", kind="difference", section=1,
                                test=interval_test(row["source"]), verdict=difference_verdict(row), subjects=[a, b],
-                               quantities=quantities,
-                               facts={"metric": metric, "source": row["source"], "one_run": row["one_run"]}))
+                               quantities=quantities, facts=facts))
     macro, accuracy = (next((f for f in out if f.id == f"diff.{ENC}.{DEC}.{m}"), None) for m in ("macro_f1", "accuracy"))
     if macro and accuracy:
         agree = macro.verdict == accuracy.verdict
@@ -114,9 +136,13 @@ def architecture_split_finding(src: Source) -> Finding | None:
     defined = {t: v for t, v in macro.items() if v is not None}
     if not defined:
         return None
+    accuracy_parts = {q.name.split(".")[0]: q.value for q in quantities
+                      if q.name.endswith(".accuracy_gap_from_tier") and q.value is not None}
     return Finding(id="architecture.tier_split", kind="decomposition", section=1,
                    test="Δ macro F1 = Σ tiers class share × Δ tier mean F1; the tier with the larger |part| holds the gap",
-                   verdict=max(defined, key=lambda t: abs(defined[t])), subjects=[ENC, DEC], quantities=quantities)
+                   verdict=max(defined, key=lambda t: abs(defined[t])), subjects=[ENC, DEC], quantities=quantities,
+                   facts={"accuracy_tier": max(accuracy_parts, key=lambda t: abs(accuracy_parts[t]))
+                          if accuracy_parts else None})
 
 
 def hidden_tail_finding(src: Source) -> Finding | None:
@@ -137,3 +163,59 @@ def hidden_tail_finding(src: Source) -> Finding | None:
                    test="a rare-tier class has zero F1 on either LoRA model",
                    verdict="rare_classes_at_zero" if hidden else "no_rare_class_at_zero",
                    subjects=[ENC, DEC], quantities=quantities + [common_share])
+
+
+def matched_budget_finding(src: Source) -> Finding | None:
+    """Decoder minus encoder LoRA validation macro F1 at the same number of training examples seen (mean over
+    seeds, `measure.budget`), beside the same gap at each arm's own budget; only when the own budgets differ.
+
+    Verdict: the matched gap's direction, "b_higher"/"a_higher"/"not_distinguishable" from the seed-paired
+    t-interval when both arms share several seeds, "b_ahead_one_run"/"a_ahead_one_run"/"tied" on one seed."""
+    if not (src.has(ENC) and src.has(DEC)):
+        return None
+    m = matched_budget(src.results, src.config, ENC, DEC)
+    if m is None or m["own"][ENC]["examples"] == m["own"][DEC]["examples"]:
+        return None
+    quantities = []
+    for arm in (ENC, DEC):
+        seed, index = m["pointer"][arm]
+        quantities.append(Quantity(name=f"{arm}.val_macro_f1_matched", value=m["level"][arm],
+                                   path=f"{RESULTS}#/runs/{arm}__seed{seed}/training/val_curve/{index}/val_macro_f1"))
+        seed, index = m["final_pointer"][arm]
+        quantities.append(Quantity(name=f"{arm}.val_macro_f1_own_budget", value=m["own"][arm]["val_macro_f1"],
+                                   path=f"{RESULTS}#/runs/{arm}__seed{seed}/training/val_curve/{index}/val_macro_f1"))
+        quantities.append(Quantity(name=f"{arm}.val_macro_f1_gain_past_matched",
+                                   value=m["own"][arm]["val_macro_f1"] - m["level"][arm],
+                                   path=f"runs/{arm}__seed*/train_log.jsonl (own budget minus matched, seed mean)"))
+        quantities.append(Quantity(name=f"{arm}.val_macro_f1_last_gain", value=m["last_gain"][arm],
+                                   path=f"runs/{arm}__seed*/train_log.jsonl (last two validation points, seed mean)"))
+        quantities.append(Quantity(name=f"{arm}.matched_steps", value=m["steps"][arm],
+                                   path=f"runs/{arm}__seed*/train_log.jsonl (step)"))
+        quantities.append(Quantity(name=f"{arm}.own_examples", value=m["own"][arm]["examples"],
+                                   path=f"runs/{arm}__seed*/train_log.jsonl (step x batch size)"))
+    logs = f"runs/{{{ENC},{DEC}}}__seed*/train_log.jsonl"
+    ci = m["ci"] or [None, None]
+    quantities += [Quantity(name="matched_examples", value=m["examples"], path=logs + " (step x batch size)"),
+                   Quantity(name=f"{DEC}_minus_{ENC}.val_macro_f1_matched_diff", value=m["diff"], path=logs),
+                   Quantity(name=f"{DEC}_minus_{ENC}.val_macro_f1_matched_diff_lo", value=ci[0], path=logs),
+                   Quantity(name=f"{DEC}_minus_{ENC}.val_macro_f1_matched_diff_hi", value=ci[1], path=logs),
+                   Quantity(name=f"{DEC}_minus_{ENC}.val_macro_f1_own_budget_diff", value=m["own_diff"], path=logs),
+                   Quantity(name=f"{DEC}_minus_{ENC}.val_macro_f1_budget_part", value=m["budget_part"], path=logs)]
+    if m["ci"] is not None:
+        verdict = difference_verdict({"distinguishable": m["distinguishable"], "diff": m["diff"]})
+    else:
+        verdict = "tied" if m["diff"] == 0 else "b_ahead_one_run" if m["diff"] > 0 else "a_ahead_one_run"
+    reverses = m["diff"] * m["own_diff"] < 0
+    more = [arm for arm in (ENC, DEC) if m["own"][arm]["examples"] > m["examples"]]
+    return Finding(id="architecture.matched_budget", kind="difference", section=1,
+                   test="decoder minus encoder LoRA validation macro F1 at the largest number of training examples "
+                        "both saw (seed means; 95% t-interval over the shared seeds' paired differences when "
+                        "there are several)",
+                   verdict=verdict, subjects=[ENC, DEC], quantities=quantities,
+                   facts={"examples": m["examples"], "steps": m["steps"], "n_seeds": min(m["n_seeds"].values()),
+                          "several_seeds": m["ci"] is not None, "same_steps": len(set(m["steps"].values())) == 1,
+                          "seeds": m["seeds"], "reverses": reverses, "trained_longer": more[0] if more else None,
+                          "not_longer": [arm for arm in (ENC, DEC) if arm not in more[:1]],
+                          "still_rising": {arm: (g is not None and g > 0) for arm, g in m["last_gain"].items()},
+                          "one_point": [arm for arm, g in m["last_gain"].items() if g is None],
+                          "curves": m["curves"], "paired": m["paired"]})

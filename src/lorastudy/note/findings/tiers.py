@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from scipy.stats import binomtest, spearmanr
 
-from lorastudy.note.findings.base import DEC, ENC, Finding, Source, Verdicts, difference_verdict, has_tail, \
-    interval_test
+from lorastudy.measure.label_groups import group_split, label_groups
+from lorastudy.note.findings.base import DEC, ENC, RESULTS, Finding, Quantity, Source, Verdicts, difference_verdict, has_tail, \
+    interval_test, one_run_arms
 from lorastudy.study.config import StudyConfig
 
 
@@ -67,8 +68,11 @@ def tier_findings(src: Source, config: StudyConfig) -> list[Finding]:
         row, quantities, _ = recall
         out.append(Finding(id="tier.rare_recall", kind="difference", section=3, test=interval_test(row["source"]),
                            verdict=difference_verdict(row), subjects=[ENC, DEC], quantities=quantities,
-                           facts={"metric": "rare_recall", "source": row["source"], "one_run": row["one_run"]}))
+                           facts={"metric": "rare_recall", "source": row["source"],
+                                  "one_run": one_run_arms(src, [ENC, DEC])}))
     out.append(confusion_finding(src))
+    groups = label_group_finding(src)
+    out += [groups] if groups else []
     rho = [src.value(f"{arm}.rho", "runs", src.first_run(arm), "test", "spearman_f1_vs_train_count", "rho")
            for arm in (ENC, DEC)]
     p_values = [src.value(f"{arm}.rho_p", "runs", src.first_run(arm), "test", "spearman_f1_vs_train_count", "p")
@@ -116,3 +120,69 @@ def confusion_finding(src: Source) -> Finding:
                    test="the top absorber of wrongly predicted rare-tier examples is the same class for both models",
                    verdict="same_top_absorber" if shared else "different_top_absorbers", subjects=[ENC, DEC],
                    quantities=quantities, facts={"flows": flows})
+
+
+def label_group_finding(src: Source) -> Finding | None:
+    """Decoder minus encoder LoRA per-class F1, split exactly by the labels' own groups (`measure.label_groups`,
+    first seed: the class table's population), with the confusion that carries the largest group's part.
+
+    Verdict: the group holding the largest |part|; None (no finding) when the labels have no group structure."""
+    diffs = src.results.get("class_differences") or {}
+    classes = diffs.get("classes") or []
+    groups = label_groups(src.results["data"]["labels"])
+    if not classes or groups is None or not (src.has(ENC) and src.has(DEC)):
+        return None
+    seeded = _seed_mean_classes(src)  # every seed's per-class F1 where read: the tier table's population
+    if seeded:
+        classes, zero_every = seeded
+    else:
+        zero_every = None
+    split = group_split(classes, groups)
+    if not split["parts"] or split["gap"] == 0:
+        return None
+    top = max(split["parts"], key=lambda g: abs(split["parts"][g]))
+    path = f"{RESULTS}#/class_differences/classes (f1_b - f1_a by label group / classes)"
+    quantities = [Quantity(name=f"{DEC}_minus_{ENC}.macro_f1 part of group {g}", value=v, path=path)
+                  for g, v in split["parts"].items()]
+    quantities.append(Quantity(name=f"{DEC}_minus_{ENC}.macro_f1 share of group {top}",
+                               value=split["parts"][top] / split["gap"], path=path))
+    behind = DEC if split["parts"][top] < 0 else ENC
+    confusion = None
+    run = f"{behind}__seed{diffs.get('seed', src.results['arms'][behind]['seeds'][0])}"
+    for index, pair in enumerate(((src.results["runs"].get(run) or {}).get("test") or {}).get("confused_pairs") or []):
+        if groups.get(pair["true"]) == top:
+            confusion = {"arm": behind, "true": pair["true"], "predicted": pair["predicted"], "count": pair["count"],
+                         "seed": int(run.rsplit("__seed", 1)[1])}
+            quantities.append(src.value(f"{behind}.confused_count", "runs", run, "test", "confused_pairs", index,
+                                        "count"))
+            break
+    return Finding(id="groups.split", kind="decomposition", section=3,
+                   test="Δ macro F1 over the evaluable classes = Σ label groups (Σ per-class F1 difference / classes); "
+                        "the group with the largest |part| holds the gap",
+                   verdict=top, subjects=[ENC, DEC],
+                   quantities=quantities,
+                   facts={"groups": sorted(split["parts"], key=lambda g: split["parts"][g]),
+                          "sizes": split["sizes"], "share": split["parts"][top] / split["gap"],
+                          "seed": None if seeded else diffs.get("seed"), "confusion": confusion,
+                          "zero_every_seed": None if zero_every is None else
+                          {arm: sum(1 for label in zero_every[arm] if groups.get(label) == top) for arm in (ENC, DEC)},
+                          "n_in_group": split["sizes"][top],
+                          "zero": {DEC: split["zero_b"][top], ENC: split["zero_a"][top]},
+                          "same_direction": split["parts"][top] * split["gap"] > 0})
+
+
+def _seed_mean_classes(src: Source) -> tuple[list[dict], dict[str, set[str]]] | None:
+    """Per-class F1 of both LoRA arms averaged over all their seeds (per_class rows), as class_differences rows
+    (f1_a encoder, f1_b decoder), and per arm the classes at F1 0 on every seed; None without every seed's rows."""
+    means, zero = {}, {}
+    for arm in (ENC, DEC):
+        runs = [src.per_class.get(f"{arm}__seed{seed}") for seed in src.results["arms"][arm]["seeds"]]
+        if not runs or any(r is None for r in runs):
+            return None
+        labels = set.intersection(*({row["label"] for row in r} for r in runs))
+        means[arm] = {label: sum(next(row["f1"] for row in r if row["label"] == label) for r in runs) / len(runs)
+                      for label in labels}
+        zero[arm] = {label for label in labels if all(next(row["f1"] for row in r if row["label"] == label) == 0
+                                                      for r in runs)}
+    labels = sorted(set(means[ENC]) & set(means[DEC]))
+    return [{"label": label, "f1_a": means[ENC][label], "f1_b": means[DEC][label]} for label in labels], zero

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from lorastudy.note.findings.base import DEC, ENC, RESULTS, WEIGHTED, Finding, Quantity, Source, Verdicts, \
+from lorastudy.note.findings.base import one_run_arms, DEC, ENC, RESULTS, WEIGHTED, Finding, Quantity, Source, Verdicts, \
     difference_verdict, has_tail, interval_test
 from lorastudy.study.config import StudyConfig
 
@@ -100,7 +100,7 @@ def weighting_findings(src: Source, config: StudyConfig) -> list[Finding]:
                           verdict=verdicts.get("macro_f1", "undefined"), subjects=[arm, WEIGHTED[arm]],
                           quantities=quantities,
                           facts={"verdicts": verdicts, "source": source,
-                                 "one_run": src.one_run(effect.get("intervals", {}).get("macro_f1"), [arm, WEIGHTED[arm]]),
+                                 "one_run": one_run_arms(src, [arm, WEIGHTED[arm]]),
                                  "lifted": [c["label"] for c in effect["lifted_off_zero"]],
                                  "fell": [c["label"] for c in effect["fell_to_zero"]]})
         finding.facts["accuracy_split"] = _accuracy_split(finding, src.tiers)
@@ -126,10 +126,11 @@ def weighting_findings(src: Source, config: StudyConfig) -> list[Finding]:
                                        Quantity(name="did_lo", value=row["ci"][0], path=path + "/ci/0"),
                                        Quantity(name="did_hi", value=row["ci"][1], path=path + "/ci/1")],
                            facts={"metric": row["metric"], "source": src.source_of(row),
-                                  "one_run": src.one_run(row, [row["encoder"], WEIGHTED[row["encoder"]], DEC,
-                                                               WEIGHTED[DEC]])}))
+                                  "one_run": one_run_arms(src, [row["encoder"], WEIGHTED.get(row["encoder"], row["encoder"])])}))
     mechanism = weighting_mechanism(src, out, config.report.equal_within)
-    return out + ([mechanism] if mechanism else [])
+    out += [mechanism] if mechanism else []
+    prior = prior_knowledge_finding(src, out) if has_tail(src) else None
+    return out + ([prior] if prior else [])
 
 
 def _accuracy_split(effect: Finding, tiers: list[str]) -> dict[str, float | None]:
@@ -214,3 +215,75 @@ def weighting_mechanism(src: Source, found: list[Finding], equal_within: float) 
                           "similar_volume": max(moved.values()) <= 1.25 * min(moved.values()) if min(moved.values()) > 0
                           else False,
                           "larger_gap_tier": rare if abs(rare_gap) >= abs(common_gap) else common})
+
+
+def prior_knowledge_finding(src: Source, found: list[Finding]) -> Finding | None:
+    """What each LoRA model knew before weighting, against what weighting did for it.
+
+    Three readings per model, each a seed mean: the precision of its rare-tier predictions before weighting; the
+    test macro F1 gain of the post-hoc logit-adjustment probe (moving the decision toward rare classes without
+    retraining); and weighting's effect on validation macro F1 at the same number of training examples for all four
+    runs (`measure.budget`), so the two effects compare at one budget. Verdict "consistent" when one model is ahead
+    on all three (weighting pays off where the model already ranks rare classes well), else "mixed"."""
+    by_id = {f.id: f for f in found}
+    effects = {arm: by_id.get(f"weighting.{arm}") for arm in (ENC, DEC)}
+    if not all(effects.values()) or not all(src.has(WEIGHTED[arm]) for arm in (ENC, DEC)):
+        return None
+    quantities, values = [], {}
+    for arm in (ENC, DEC):
+        precision = effects[arm].q(f"{src.rare}.precision_before")
+        gains = [src.results.get("logit_adjustment", {}).get(f"{arm}__seed{seed}", {}).get("test_macro_f1_gain")
+                 for seed in src.results["arms"][arm]["seeds"]]
+        gains = [g for g in gains if g is not None]
+        gain = sum(gains) / len(gains) if gains else None
+        effect = weighting_at_equal_budget(src, arm)
+        values[arm] = (precision, gain, effect)
+        quantities += [Quantity(name=f"{arm}.{src.rare} precision before weighting", value=precision,
+                                path=f"{RESULTS}#/weighting_effect/{arm}/per_tier/{src.rare} (recall x true share / "
+                                     "predicted share, before)"),
+                       # one model's gain, printed in the sentence that compares the two: about both
+                       Quantity(name=f"{ENC} vs {DEC}: {arm}.probe macro_f1 gain", value=gain,
+                                path="results.json logit_adjustment.<run>.test_macro_f1_gain, mean over seeds"),
+                       Quantity(name=f"{arm}.weighting val_macro_f1 effect at equal examples",
+                                value=None if effect is None else effect["effect"],
+                                path=f"runs/{{{arm},{WEIGHTED[arm]}}}__seed*/train_log.jsonl")]
+    if any(v is None or (isinstance(v, dict)) for vals in values.values() for v in vals[:2]) or \
+            any(vals[2] is None for vals in values.values()):
+        return None
+    effects_at = {arm: values[arm][2]["effect"] for arm in (ENC, DEC)}
+    ahead = [max((ENC, DEC), key=lambda a: values[a][0]), max((ENC, DEC), key=lambda a: values[a][1]),
+             max((ENC, DEC), key=lambda a: effects_at[a])]
+    distinct = values[ENC][0] != values[DEC][0] and values[ENC][1] != values[DEC][1] and effects_at[ENC] != effects_at[DEC]
+    verdict = "consistent" if distinct and len(set(ahead)) == 1 else "mixed"
+    return Finding(id="weighting.prior", kind="mechanism", section=2,
+                   test="one model ahead on rare-tier precision before weighting, on the logit-adjustment probe's "
+                        "gain and on weighting's validation effect at equal training examples",
+                   verdict=verdict, subjects=[ENC, DEC], quantities=quantities,
+                   facts={"ahead": ahead[0] if verdict == "consistent" else None,
+                          "behind": (DEC if ahead[0] == ENC else ENC) if verdict == "consistent" else None,
+                          "examples": values[ENC][2]["examples"]})
+
+
+def weighting_at_equal_budget(src: Source, arm: str) -> dict | None:
+    """Weighted minus vanilla validation macro F1 of one model at the largest budget all four LoRA runs reached."""
+    from lorastudy.measure.budget import curves, examples_per_step
+
+    arms = [a for pair in ((ENC, WEIGHTED[ENC]), (DEC, WEIGHTED[DEC])) for a in pair]
+    seeded = {}
+    for name in arms:
+        per_step = examples_per_step(src.config, name)
+        if per_step is None or name not in src.results["arms"]:
+            return None
+        seeded[name] = curves(src.results, name, per_step)
+        if not seeded[name]:
+            return None
+    common = set.intersection(*(set(points) for name in arms for points in seeded[name].values()))
+    if not common:
+        return None
+    budget = max(common)
+
+    def level(name: str) -> float:
+        points = [p[budget][1] for p in seeded[name].values()]
+        return sum(points) / len(points)
+
+    return {"examples": budget, "effect": level(WEIGHTED[arm]) - level(arm)}
