@@ -230,7 +230,7 @@ def _metrics(run: TrainedRun, results: dict) -> list[str]:
         rows.append([f"{_cell(tier)} tier: mean F1 / recall",
                      f"{_f1(values.get('mean_f1'))} / {_pct(values.get('recall'))}", "–"])
     lines = [f"On the study's test split (seed {run.seed}); intervals: {evaluation.confidence:.0%} bootstrap "
-             f"percentile intervals over {evaluation.bootstrap_samples} resamples of the test examples.", "",
+             f"intervals over {evaluation.bootstrap_samples} resamples of the test examples, class by class.", "",
              "| Metric | Value | Interval |", "|---|---|---|"] + [f"| {' | '.join(row)} |" for row in rows]
     aggregate = (results.get("arms") or {}).get(run.arm) or {}
     if aggregate.get("n_seeds", 1) > 1:
