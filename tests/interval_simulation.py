@@ -11,12 +11,13 @@ The truth is what the intervals claim to cover: the expected value of the metric
 (and over training runs, where the interval has seeds), for each arm, each difference of arms and the weighting
 difference of differences: exact for accuracy and rare-tier recall (linear in each class's chance of a right
 answer) and for macro F1 with one seed (`expected_macro_f1`); for macro F1 over runs, by Monte Carlo over
-`truth_draws` fresh test sets and runs, apart from the replications. With one seed the arms have no run effect: a one-seed interval is about the trained model it
-comes from (the note words one-seed differences as holding for one training run).
+`truth_draws` fresh test sets and runs, apart from the replications. With one seed the arms have no run effect:
+a one-seed interval is about the trained model it comes from (the note words one-seed differences as holding for
+one training run; `one_seed_run_variance` measures what it would miss of a truth over runs).
 
 Each replication builds `RunEval`s with `metrics.score_run`, then `uncertainty.Uncertainty`, `compare_all` and
-`weighting_did`: the code `evaluate_study` runs, with `bootstrap_samples` resamples (docs/results_schema.md says
-why fewer resamples than the study's 1,000 measure the same coverage).
+`weighting_did`: the code `evaluate_study` runs, with `bootstrap_samples` resamples (docs/intervals.md shows
+that fewer resamples than the study's 1,000 measure the same coverage).
 
 `python tests/interval_simulation.py` prints the coverage table of docs/intervals.md.
 """
@@ -81,7 +82,7 @@ class Design:
     truth_draws: int = 600       # Monte Carlo draws of the macro-F1 truth where runs vary
     run_sd: float = 0.08          # probit sd of a run's shift of every class (several seeds only)
     class_run_sd: float = 0.15    # probit sd of a run's shift of one class (several seeds only)
-    difficulty: float = 0.6       # correlation of two runs' latent answers on the same example
+    difficulty: float = 0.6       # weight of an example's shared difficulty in a run's latent (runs correlate 0.36)
     seed: int = 0
     one_seed_run_variance: bool = False  # one seed drawn from runs that vary: coverage of the truth over runs
 

@@ -5,7 +5,7 @@ Synthetic studies with a known truth, on the demo's class structure (45 classes,
 scoring and `uncertainty` code. Every nominal-95% interval kind (a level, a paired difference, the weighting
 difference of differences; accuracy, macro F1, rare-tier recall; widened by the seeds' t-interval with three)
 must cover its truth at least 93% of the time, and no interval may leave out its own estimate. 400 replications a
-design put the Monte Carlo error of a coverage near 95% at about 0.5% (pooled over arms or pairs) to 1.1% (one
+design put the Monte Carlo error of a coverage near 95% at about 0.5% (pooled over arms or pairs) to 1.2% (one
 difference of differences a replication). docs/intervals.md has the table.
 """
 
