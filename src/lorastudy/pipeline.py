@@ -37,6 +37,9 @@ def run_study(config: StudyConfig | str | Path | dict | None = None, *, output_d
         _check_config_matches(run_dir, config)
         artifacts.write_text(run_dir / "config.resolved.yaml", dump_config(config))
         integrity.record_study_files(run_dir, [run_dir / "config.resolved.yaml"])
+        from lorastudy.study.preflight import preflight
+
+        preflight(config, run_dir, stages)  # every input opened before the data is prepared or a step trains
         from lorastudy.core import runtime
 
         runtime.set_threads(config.threads)

@@ -54,7 +54,7 @@ KIND_OF_KEY = [
     ("memory", r"_mb$|memory|size_on_disk|^adapter$|^merged$"),
     ("time", r"_s$|time|seconds|window|hours"),
     ("count", r"count|support|^n_|num_|examples|classes|sizes|^rare$|^common$|predictions|per_month|max_length|"
-              r"train_size|val_size|test_size"),
+              r"train_size|val_size|test_size|_rows(?:_|$)|^rows_"),  # _rows: duplicates (test_rows_seen_in_train)
 ]
 GENERIC_KEYS = {"value", "values", "diff", "diffs", "delta", "mean", "std", "ci", "lo", "hi", "low", "high", "estimate", "point",
                 "median", "seed_diffs", "seed_values"}

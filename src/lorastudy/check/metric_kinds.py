@@ -31,7 +31,7 @@ NOTE_KINDS = [
     ("ratio", r"\bfactor of\b|\b\d+-fold\b"),
     ("time", r"wall[- ]?time|\bminutes?\b|\bhours?\b|\bseconds\b|\bwindow\b|\btakes?\b|\btook\b|\btime\b"),
     ("count", r"support|train(?:ing)? (?:count|examples|rows|items)|\btrain\b|\bexamples\b|\brows\b|\bitems\b|\bcounts?\b|"
-              r"\bclasses\b|complaints|requests"),
+              r"\bclasses\b|complaints|requests|predictions a month|texts within"),  # a context's volume
     ("seed", r"\bseeds?\b"),
 ]
 KIND_ORDER = [kind for kind, _ in NOTE_KINDS]

@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import signal
+import struct
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,7 +24,8 @@ from lorastudy.core.errors import StudyError
 
 # What a damaged or foreign file raises while a library parses it. The tokenizers library's Rust parser
 # raises a bare `Exception`, which `reading` matches by exact type only, so real bugs keep their traceback.
-PARSE_ERRORS = (OSError, ValueError, KeyError, EOFError, SafetensorError)
+# struct.error: a binary header read past the end of a truncated file (transformers' GGUF reader).
+PARSE_ERRORS = (OSError, ValueError, KeyError, EOFError, SafetensorError, struct.error)
 
 
 @contextmanager

@@ -90,7 +90,8 @@ class Layout:
         external = self.results.get("external_reference") or {}
         for row in external.get("rows", []):
             zero = row.get("zero_f1_count")
-            rows.append([f"*External: {esc(row['model'])} (course, {esc(row.get('split', 'validation'))})*",
+            # the course's own name for the model, quoted as code: its numbers ("50k" features) are not results
+            rows.append([f"*External: {code(row['model'])} (course, {esc(row.get('split', 'validation'))})*",
                          pct(row.get("accuracy")), "", f1(row.get("macro_f1")), "", count(zero), "", ""])
         return table(["Arm", "Accuracy", "95% CI", "Macro F1", "95% CI", f"Zero-F1 (of {data['num_classes']})",
                       "Trainable params", "Trainable share"], rows)

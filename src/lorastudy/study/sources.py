@@ -33,6 +33,48 @@ def load_examples(data: DataConfig) -> pd.DataFrame:
     return _merge_and_filter_labels(frame, data)
 
 
+def check_source(data: DataConfig) -> None:
+    """What a study can know about its data source without loading it, checked before any other work: the file
+    exists, parses as its format and has the configured columns (read from its header where the format has
+    one); a hub dataset is cached or the hub reachable; WordNet is found; the label and index files parse."""
+    if data.source == WORDNET_SOURCE:
+        find_wordnet_dir(data.wordnet_dir)
+    elif data.source.startswith("hf:"):
+        _check_hub_dataset_reachable(data.source)
+    else:
+        path = Path(data.source).expanduser()
+        wanted = [c for c in (data.text_column, data.label_column, data.split_column) if c]
+        columns = _header_columns(path)
+        if columns is None or not set(wanted) <= set(columns):  # no header to go by, or a column not in it
+            columns = list(read_table(path).columns)  # as loading reads them: the error is loading's own
+        _select_columns(pd.DataFrame(columns=columns), data, str(path))
+    for ref, kind in ((data.label_merge_map, dict), (data.label_list, list), (data.train_indices, list),
+                      (data.val_indices, list)):
+        if ref:
+            _read_json_ref(ref, kind)
+
+
+def _header_columns(path: Path) -> list[str] | None:
+    """A data file's columns from its head alone: a parquet file's schema, a CSV file's header line, a JSON-lines
+    file's first record; None when the head does not tell (the caller then reads the whole file)."""
+    suffix = path.suffix.lower()
+    if not path.is_file() or suffix not in (".csv", ".jsonl", ".parquet"):
+        return None
+    try:
+        if suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            return list(pq.read_schema(path).names)
+        with open(path, "rb") as handle:
+            first = handle.readline(1 << 20).decode("utf-8-sig").strip()
+        if suffix == ".csv":
+            return list(pd.read_csv(io.StringIO(first), dtype=str, nrows=0).columns)
+        record = json.loads(first)
+        return list(record) if isinstance(record, dict) else None
+    except (OSError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError):
+        return None  # the whole read names the problem (pyarrow's ArrowInvalid is a ValueError)
+
+
 def _load_file(path: Path, data: DataConfig) -> pd.DataFrame:
     return _select_columns(read_table(path), data, str(path))
 
