@@ -22,18 +22,25 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
+from lorastudy.check.derivations import FactIndex, derive
 from lorastudy.check.entity_names import _families
 from lorastudy.check.facts import Fact
 from lorastudy.check.number_reading import Reading
 
 UNITS = {"%": (100.0, 1.0), "pp": (100.0, 1.0), "M": (1e-6,), "k": (1e-3,), "B": (1e-9,), "min": (1 / 60, 1.0),
-         "h": (1 / 3600, 1.0), "GB": (1 / 1024, 1.0), "ms": (1.0, 1000.0)}
+         "h": (1 / 3600, 1.0), "GB": (1 / 1024, 1 / 1000, 1.0), "MB": (1.0, 1024.0, 1000.0), "ms": (1.0, 1000.0),
+         "s": (1.0, 1 / 1000)}
+SUPPORTED, CONTRADICTED, NOT_CHECKABLE = "supported", "contradicted", "not checkable"
+HOUR, MONTH = 3600.0, 730 * 3600.0
 
 
 @dataclass
 class Mismatch:
+    """A contradicted number: what it was read as and the fact (direct or derived) nearest to it."""
+
     reading: Reading
     nearest: Fact | None
 
@@ -44,16 +51,61 @@ class Mismatch:
         return f"{self.reading.printed} (read as {self.reading.described()}) in “{where}”: {near}"
 
 
-def _scales(unit: str | None) -> tuple[float, ...]:
-    return UNITS.get(unit or "", (1.0,))
+@dataclass
+class Judgement:
+    reading: Reading
+    outcome: str  # supported, contradicted, not checkable
+    fact: Fact | None = None  # the supporting fact, or the nearest one a contradicted number misses
+    why: str = ""  # for a number that is not checkable
 
 
-def value_matches(reading: Reading, value: float) -> bool:
-    """Does an artifact value, shown in the reading's unit and rounding, read as the printed number (sign included)?"""
-    tolerance = 0.5 * 10.0 ** -reading.decimals + 1e-9
-    for scale in _scales(reading.unit):
+def _period(fact: Fact) -> float | None:
+    """The period a fact's rate is per, in seconds, from its key ("examples_per_s", "monthly_cost", "price_per_hour")."""
+    key = fact.source.rsplit(".", 1)[-1].lower() if fact.slot != "derived" else fact.source.split(":", 1)[0]
+    if fact.kind == "throughput" or re.search(r"per_s$|rps|_per_s\b|1000 / ms", key):
+        return 1.0
+    if re.search(r"monthly|per_month|x \S+ h|compute cost", key):
+        return MONTH
+    if re.search(r"per_hour|hourly", key):
+        return HOUR
+    return None
+
+
+def _scales(reading: Reading, fact: Fact | None = None) -> tuple[float, ...]:
+    scales = UNITS.get(reading.unit or "", (1.0,))
+    if fact is not None and reading.rate:
+        period = _period(fact)
+        if period:
+            factor = [reading.rate / period]
+            if period == MONTH and reading.rate == MONTH:
+                factor += [720 / 730, 744 / 730]
+            elif period == HOUR and reading.rate == MONTH:
+                factor = [720.0, 730.0, 744.0]
+            scales = tuple(s * f for s in scales for f in factor)
+    return scales
+
+
+def _tolerance(reading: Reading) -> float:
+    """Half a unit of the last printed digit; "about"/"~" a whole unit, and a round "about 90" half of ten."""
+    unit = 10.0 ** -reading.decimals
+    if reading.approx:
+        digits = re.sub(r"\D", "", reading.printed.split(".")[0]) if reading.decimals == 0 else ""
+        zeros = len(digits) - len(digits.rstrip("0")) if digits.strip("0") else 0
+        return max(unit, 0.5 * 10.0 ** zeros) + 1e-9
+    return 0.5 * unit + 1e-9
+
+
+def value_matches(reading: Reading, value: float, fact: Fact | None = None) -> bool:
+    """Does an artifact value, shown in the reading's unit, period and rounding, read as the printed number (sign
+    included)? A bound ("under 4%") holds when the value lies on its side of it."""
+    tolerance = _tolerance(reading)
+    for scale in _scales(reading, fact):
         shown = value * scale
-        if reading.signed:
+        if reading.bound and not reading.signed:
+            if (reading.bound == "<" and abs(shown) <= abs(reading.value) + tolerance) or \
+                    (reading.bound == ">" and abs(shown) >= abs(reading.value) - tolerance):
+                return True
+        elif reading.signed:
             if abs(shown - reading.value) <= tolerance:
                 return True
         elif abs(abs(shown) - abs(reading.value)) <= tolerance:
@@ -77,19 +129,53 @@ def agrees(reading: Reading, fact: Fact) -> bool:
                for kind, names in reading.entities.items() if names)
 
 
+def _agrees_derived(reading: Reading, fact: Fact) -> bool:
+    """A derived quantity: a ratio or share matches whatever kind the reading's unit or wording gives it."""
+    if fact.kind in ("ratio", "share") and (reading.unit in ("x", "%") or reading.kind in ("ratio", "share", None)):
+        probe = Reading(**{**reading.__dict__, "accepts": None})
+        return agrees(probe, fact)
+    return agrees(reading, fact)
+
+
 def _nearest(reading: Reading, facts: list[Fact]) -> Fact | None:
-    candidates = [f for f in facts if agrees(reading, f)]
-    if not candidates:
+    if not facts:
         return None
-    return min(candidates, key=lambda f: min(abs(abs(f.value * s) - abs(reading.value)) for s in _scales(reading.unit)))
+    return min(facts, key=lambda f: min(abs(abs(f.value * s) - abs(reading.value)) for s in _scales(reading, f)))
+
+
+def judge(reading: Reading, index: FactIndex) -> Judgement:
+    """Supported (a fact or a derived quantity reads as it), contradicted (facts exist for its entity and kind and
+    none does), or not checkable (no fact exists for what it is about, or it is a prediction's threshold)."""
+    if reading.threshold:
+        return Judgement(reading, NOT_CHECKABLE, why="a prediction's or condition's threshold")
+    direct = [f for f in index.candidates(reading.accepts) if agrees(reading, f)]
+    for fact in direct:
+        if value_matches(reading, fact.value, fact):
+            return Judgement(reading, SUPPORTED, fact)
+    if reading.signed:
+        unsigned = Reading(**{**reading.__dict__, "signed": False})
+        flipped = [f for f in direct if value_matches(unsigned, f.value, f)]
+        if flipped:  # the artifacts hold this value with the other sign: a flipped sign, not a derivation
+            return Judgement(reading, CONTRADICTED, flipped[0])
+    derived = [f for f in derive(reading, index) if _agrees_derived(reading, f)]
+    for fact in derived:
+        if value_matches(reading, fact.value, fact):
+            return Judgement(reading, SUPPORTED, fact)
+    if reading.kind is None and reading.unit not in ("x",):
+        return Judgement(reading, NOT_CHECKABLE, why="no metric kind read")
+    candidates = direct + derived
+    if not candidates:
+        return Judgement(reading, NOT_CHECKABLE, why="no artifact value of that kind for that entity")
+    if reading.bound:
+        return Judgement(reading, CONTRADICTED, _nearest(reading, candidates))
+    return Judgement(reading, CONTRADICTED, _nearest(reading, candidates))
+
+
+def judge_numbers(readings: list[Reading], index: FactIndex) -> list[Judgement]:
+    return [judge(r, index) for r in readings]
 
 
 def trace_numbers(readings: list[Reading], facts: list[Fact]) -> list[Mismatch]:
-    """The readings no artifact fact supports."""
-    mismatches = []
-    for reading in readings:
-        if reading.threshold:
-            continue
-        if not any(agrees(reading, f) and value_matches(reading, f.value) for f in facts):
-            mismatches.append(Mismatch(reading, _nearest(reading, facts)))
-    return mismatches
+    """The readings the artifact facts contradict."""
+    index = FactIndex.of(facts, [], {})
+    return [Mismatch(j.reading, j.fact) for j in judge_numbers(readings, index) if j.outcome == CONTRADICTED]

@@ -47,6 +47,7 @@ KIND_OF_KEY = [
     ("instances", r"instances$"),
     ("seed", r"^seeds?$|^n_seeds$"),
     ("parameters", r"^parameters$|^total$|^trainable$"),
+    ("loss", r"loss"),
     ("steps", r"steps?$"),
     ("epochs", r"epoch"),
     ("batch_size", r"batch_size"),
@@ -67,6 +68,7 @@ class Fact:
     kind: str | None
     entities: dict[str, frozenset[str]]
     source: str  # artifact path and key path, e.g. "evaluation/results.json: runs.decoder_lora__seed42.test.accuracy"
+    slot: str = ""  # the source with its entity names and list indexes blanked: the same quantity of other entities
 
 
 @dataclass
@@ -168,10 +170,51 @@ def run_facts(run_dir: Path, vocab: Vocabulary | None = None) -> list[Fact]:
                 for key, text in row.items():
                     value = _to_float(text)
                     if value is not None and key not in ("label_id",):
-                        _add(facts, value, kind_of_key(key), context, vocab, f"{relative}: {row.get('label')}.{key}")
+                        _add(facts, value, kind_of_key(key), context, vocab, f"{relative}: {row.get('label')}.{key}",
+                             re.sub(r"[a-z_]+__seed\d+", "{}", relative) + ": {}." + key)
+    _seed_means(facts)
+    for log in sorted((run_dir / "runs").glob("*/train_log.jsonl")):
+        _train_log(log, run_dir, vocab, facts)
     if not facts:
         raise StudyError(f"No artifacts with numbers found in {run_dir}.", "run `lorastudy run` (or its evaluate stage) first.")
     return facts
+
+
+def _train_log(log: Path, run_dir: Path, vocab: Vocabulary, facts: list[Fact]) -> None:
+    """A run's training log: each evaluation line's validation scores and loss, at its step and epoch (the note may
+    quote "validation macro F1 at step 125"); training-loss lines only at the end (the final loss)."""
+    relative = log.relative_to(run_dir).as_posix()
+    last_loss = None
+    try:
+        lines = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return
+    for i, entry in enumerate(lines):
+        if not isinstance(entry, dict):
+            continue
+        if any(str(k).startswith(("val_", "eval_")) for k in entry):
+            for key, value in entry.items():
+                if _is_number(value):
+                    _add(facts, float(value), kind_of_key(str(key)), [relative], vocab, f"{relative}: line {i + 1}.{key}")
+        elif _is_number(entry.get("loss")):
+            last_loss = (i, entry)
+    if last_loss:
+        i, entry = last_loss
+        _add(facts, float(entry["loss"]), "loss", [relative], vocab, f"{relative}: line {i + 1}.loss")
+
+
+def _seed_means(facts: list[Fact]) -> None:
+    """The mean over seeds of each per-class value, where an arm has several seeds' per-class files."""
+    groups: dict[tuple, list[Fact]] = {}
+    for fact in facts:
+        if fact.source.startswith("evaluation/per_class/"):
+            groups.setdefault((fact.slot, tuple(sorted((k, tuple(sorted(v))) for k, v in fact.entities.items()))),
+                              []).append(fact)
+    for (slot, _), members in groups.items():
+        if len(members) > 1:
+            first = members[0]
+            facts.append(Fact(sum(f.value for f in members) / len(members), first.kind, first.entities,
+                              f"mean over {len(members)} seeds of {first.source}", slot + " (seed mean)"))
 
 
 def _pointed_quantities(findings: dict, source: str, facts: list[Fact]) -> dict:
@@ -207,6 +250,8 @@ def _flatten(node: object, source: str, keys: list[str], context: list[str], voc
         for key, value in node.items():
             outer = [t for t in context if not _ordered_arms(t, vocab)] if key in ARMS else context
             here, inner = keys + [str(key)], outer + _own(node, key)  # under an arm's key, the number is that arm's
+            if isinstance(value, list) and len(value) > 50 and key not in parallel and all(_is_number(v) for v in value):
+                continue  # raw samples (latency samples_ms), not quantities a note quotes
             if _is_number(value) or (isinstance(value, list) and value and all(_is_number(v) for v in value)):
                 kind = _kind(here, node)
                 inner = _one_side(str(key), node, inner, vocab) or inner
@@ -276,7 +321,8 @@ def _kind(keys: list[str], node: dict) -> str | None:
     return None
 
 
-def _add(out: list[Fact], value: float, kind: str | None, context: list[str], vocab: Vocabulary, source: str) -> None:
+def _add(out: list[Fact], value: float, kind: str | None, context: list[str], vocab: Vocabulary, source: str,
+         slot: str | None = None) -> None:
     entities: dict[str, set[str]] = {}
     for text in context:
         text = re.sub(r"__seed\d+", "", text)  # a run name is its arm
@@ -285,7 +331,16 @@ def _add(out: list[Fact], value: float, kind: str | None, context: list[str], vo
                 entities.setdefault(entity_type, set()).update(found)
     if re.search(r"(?:^|[._ ])val(?:_|idation|$)", source.split(": ", 1)[-1]):
         entities["split"] = {"validation"}
-    out.append(Fact(value, kind, {k: frozenset(v) for k, v in entities.items()}, source))
+    out.append(Fact(value, kind, {k: frozenset(v) for k, v in entities.items()}, source, slot or _slot(source, vocab)))
+
+
+def _slot(source: str, vocab: Vocabulary) -> str:
+    """The source with entity names, seeds and list indexes blanked: facts sharing a slot are one quantity of several
+    entities (two arms' test macro F1, two classes' recall), the pairs a note compares."""
+    text = re.sub(r"__seed\d+", "", source)
+    for pattern in vocab._patterns().values():
+        text = pattern.sub("{}", text)
+    return re.sub(r"(?<=\.)\d+(?=\.|$)", "{}", text)
 
 
 def _to_float(value: object) -> float | None:

@@ -36,7 +36,7 @@ from lorastudy.check.entity_names import FULL, UNWEIGHTED, WEIGHTED, _families, 
 from lorastudy.check.facts import Vocabulary
 from lorastudy.check.metric_kinds import COUNTS, KIND_ORDER, UNIT_KIND, _accepted, _kind_matches, _read_kind
 from lorastudy.check.note_sections import _Block, _sections
-from lorastudy.check.printed_numbers import _metric_like, _numbers, _unit
+from lorastudy.check.printed_numbers import _approx, _bound, _metric_like, _numbers, _rate_shared, _unit
 
 COMPARATOR = r"(?:above|below|at least|at most|fewer than|more than|less than|under|over|beyond|exceeds?|exceeding|" \
              r"higher than|lower than|>|<|≥|≤)"
@@ -62,6 +62,12 @@ class Reading:
     accepts: frozenset[str] | None = None  # fact kinds it may match; None: any
     difference: bool = False  # printed as a change or a gap (signed, pp, "Δ", "by", "minus" ...)
     between: bool = False  # a gap between the models its sentence names: no one arm's value supports it
+    approx: bool = False  # "about", "roughly", "~": within a unit of its last digit
+    bound: str | None = None  # "<" for "under 4%", ">" for "over 90%": a bound, not a value
+    rate: float | None = None  # the period of a rate in seconds ("per hour": 3600), when it is one
+    plusminus: bool = False  # "± 0.4": a spread (std or half a CI)
+    named: dict[str, set[str]] | None = None  # the entities its whole sentence or table row names: what derivations may use
+    context: str = ""  # its clause (prose) or header and cell (table)
 
     def described(self) -> str:
         names = "; ".join(f"{k} {'/'.join(sorted(v))}" for k, v in self.entities.items() if v) or "no entity"
@@ -89,11 +95,12 @@ def _clauses(sentence: str) -> list[tuple[int, int]]:
 
 
 def _reading(match: re.Match, text: str, kind: str | None, entities: dict[str, set[str]], where: str,
-             section: object, context: str, between: bool = False) -> Reading:
+             section: object, context: str, between: bool = False, named: dict[str, set[str]] | None = None) -> Reading:
     sign = match.group("sign")
     unit = _unit(match, text)
     value = float(match.group("int").replace(",", "") + (match.group("dec") or ""))
     signed = sign in ("+", "-", "−")
+    plusminus = sign.startswith("±")
     if sign in ("-", "−"):
         value = -value
     before = text[max(0, match.start() - 60):match.start()]
@@ -103,9 +110,11 @@ def _reading(match: re.Match, text: str, kind: str | None, entities: dict[str, s
         kind = "cost"
     if kind in COUNTS and len(match.group("dec") or "") > 2 and not unit:
         kind = None  # "0.277" is no count: the metric word belonged to another number ("13.7" is a seed mean)
-    difference = _is_gap(match, text, context)
+    difference = _is_gap(match, text, context) and not plusminus
+    bound = _bound(match, text)
     return Reading(match.group(0).strip(), value, len(match.group("dec") or ".") - 1, unit, signed,
-                   kind, entities, where, section, threshold, _accepted([kind] if kind else []), difference, between)
+                   kind, entities, where, section, threshold, _accepted([kind] if kind else []), difference, between,
+                   _approx(match, text), bound, _rate_shared(match, text), plusminus, named, context)
 
 
 def _is_gap(match: re.Match, text: str, clause: str) -> bool:
@@ -164,7 +173,7 @@ def _read_sentence(sentence: str, names: _Names, section: object) -> list[Readin
             kind = _topic_kind(sentence, clauses, match.start(), names)
         if kind is None:
             kind = _only_kind_before(sentence, match.start())
-        found.append(_reading(match, sentence, kind, entities, sentence, section, clause_text, between))
+        found.append(_reading(match, sentence, kind, entities, sentence, section, clause_text, between, sentence_entities))
     return found
 
 
@@ -241,5 +250,9 @@ def _read_table(header: list[str], rows: list[list[str]], names: _Names, section
                 kind = UNIT_KIND.get(_unit(match, cell) or "") or (own[-1][2] if own else None) or \
                     (column_kinds[index] if index < len(column_kinds) else None)
                 context = (header[index] if index < len(header) else "") + " " + cell
-                found.append(_reading(match, cell, kind, entities, where, section, context))
+                named = {k: set(v) for k, v in row_entities.items()}
+                for cells in (header, row):
+                    for key, value in names.find(" ".join(cells), strict_weighting=False).items():
+                        named.setdefault(key, set()).update(value)
+                found.append(_reading(match, cell, kind, entities, where, section, context, named=named))
     return found

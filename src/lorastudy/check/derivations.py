@@ -1,0 +1,264 @@
+"""Quantities a careful writer derives from a run's facts, recomputed from the facts about the entities the
+number's sentence (or table row) names, and only the derivations its wording calls for.
+
+* Differences (a gap, "by", "points", a signed number), ratios ("6x", "8.1 times"), relative changes and
+  percentages of a quantity ("40% slower", "under 4% of the Week 2 effect"), shares of a total ("3.15% of the
+  test set"), sums ("in total", "combined"), half-widths of an interval ("± 0.4"), each between two facts of one
+  quantity of two entities (the same artifact key of two arms, classes, tiers) or two quantities of one entity.
+* Means over a group of classes the sentence names ("verbs", "noun classes", "rare classes").
+* Deployment arithmetic: sequential throughput (1000 / ms), utilisation at a context's peak rate, instance
+  counts, compute cost of a month's predictions at the configured price per hour, always-on cost for a
+  30-, 30.4- or 31-day month; periods (per second, hour, day, month) are converted where the value is matched.
+* The share of a macro-F1 gap that a tier's classes make up.
+
+The search is bounded: only facts whose every arm, class, tier and context the sentence names take part, so a
+derivation cannot reach a number about something the sentence does not talk about.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from itertools import permutations
+
+from lorastudy.check.facts import Fact
+
+RELATIVE = r"relative|\bof (?:the|its|a|that|this)\b|%\s*(?:more|less|fewer|higher|lower|larger|smaller|faster|slower|" \
+           r"cheaper|dearer|bigger|increase|decrease|drop|gain|reduction|improvement|worse|better|of)|percent"
+SHARE = r"\bof (?:the |all |its |their |those |these )?(?:[\w.'’-]+ ){0,3}?(?:test|train|training|validation|val|" \
+        r"examples|items|rows|predictions|classes|set|split|weights|parameters|params|gap|difference|total|budget|capacity|" \
+        r"support|volume)\b|\bshare\b|\bfraction\b|\bproportion\b"
+SUM = r"\btotal|combined|together|\bsum\b|in all\b|altogether|overall\b"
+UTILISATION = r"\bbusy\b|utili[sz]|\bload\b|saturat|occupan|capacity|headroom|\bidle\b"
+GROUP_WORDS = {"noun": r"\bnouns?\b|\bnoun (?:classes|supersenses|labels|categories)",
+               "verb": r"\bverbs?\b|\bverb (?:classes|supersenses|labels|categories)",
+               "adj": r"\badj(?:ective)?s?\b|\badjective (?:classes|supersenses)", "adv": r"\badv(?:erb)?s?\b"}
+DERIVED_KINDS = {"ratio", "share"}
+
+
+@dataclass
+class FactIndex:
+    """A run's facts, bucketed for fast, bounded look-ups."""
+
+    facts: list[Fact]
+    by_kind: dict[str | None, list[Fact]] = field(default_factory=dict)
+    labels: list[str] = field(default_factory=list)
+    contexts: list[dict] = field(default_factory=list)  # deployment contexts: name, peak_rps, monthly_predictions ...
+    prices: list[float] = field(default_factory=list)
+    _pools: dict = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def of(cls, facts: list[Fact], labels: list[str], config: dict) -> "FactIndex":
+        index = cls(facts, labels=labels)
+        for fact in facts:
+            index.by_kind.setdefault(fact.kind, []).append(fact)
+        deployment = (config.get("deployment") or {}) if isinstance(config, dict) else {}
+        index.contexts = [c for c in deployment.get("contexts") or [] if isinstance(c, dict)]
+        prices = deployment.get("price_per_hour") or {}
+        index.prices = sorted({float(v) for v in (prices.values() if isinstance(prices, dict) else [prices])
+                               if isinstance(v, (int, float))})
+        return index
+
+    def candidates(self, kinds: frozenset[str] | None) -> list[Fact]:
+        if kinds is None:
+            return self.facts
+        return [f for k in kinds for f in self.by_kind.get(k, ())]
+
+    def pool(self, named: dict[str, set[str]], kinds: frozenset[str] | None) -> list[Fact]:
+        """The facts of some kinds about nothing the sentence does not name (facts about no entity included)."""
+        key = (tuple(sorted((k, tuple(sorted(v))) for k, v in named.items())), kinds)
+        if key not in self._pools:
+            self._pools[key] = [f for f in self.candidates(kinds) if _within(f, named)]
+        return self._pools[key]
+
+
+def _within(fact: Fact, named: dict[str, set[str]]) -> bool:
+    for kind, values in fact.entities.items():
+        if kind == "split" or (kind == "tier" and "label" in fact.entities):
+            continue
+        if not values <= named.get(kind, set()):
+            return False
+    return True
+
+
+def _comparable(a: Fact, b: Fact) -> bool:
+    """One quantity of two entities, or two quantities of one entity (of one kind)."""
+    if a is b or a.kind != b.kind:
+        return False
+    return (a.slot == b.slot and a.entities != b.entities) or (a.entities == b.entities and a.slot != b.slot)
+
+
+def _derived(value: float, kind: str | None, a: Fact, b: Fact | None, how: str) -> Fact:
+    entities = dict(a.entities)
+    if b is not None:
+        for key, values in b.entities.items():
+            entities[key] = entities.get(key, frozenset()) | values
+    source = f"{how}: {a.source}" + (f" and {b.source}" if b is not None else "")
+    return Fact(value, kind, entities, source, "derived")
+
+
+def derive(reading, index: FactIndex) -> list[Fact]:
+    """Derived quantities the reading's wording calls for, from facts about the entities its sentence names."""
+    named = reading.named if reading.named is not None else reading.entities
+    text = reading.context + " " + reading.where
+    clause = reading.context
+    unit, out = reading.unit, []
+    base_kinds = reading.accepts
+    ratio_like = unit == "x" or reading.kind == "ratio"
+    percent = unit == "%"
+    if ratio_like or percent:
+        base_kinds = _kinds_named(clause) or _kinds_named(reading.where) or None
+    pool = index.pool(named, base_kinds)
+    if len(pool) > 4000:
+        return []
+    pairs = [(a, b) for a, b in permutations(pool, 2) if _comparable(a, b)] if len(pool) <= 400 else \
+        _slot_pairs(pool)
+    if reading.difference or unit == "pp" or reading.signed or re.search(r"\bpoints?\b|\bgap\b", clause, re.I):
+        out += [_derived(a.value - b.value, a.kind, a, b, "difference") for a, b in pairs]
+    if reading.plusminus:
+        out += [_derived((a.value - b.value) / 2, a.kind, a, b, "half-width") for a, b in pairs
+                if a.slot.endswith("[1]") or a.source.endswith(("hi", "high", "upper"))]
+    if ratio_like:
+        out += [_derived(a.value / b.value, "ratio", a, b, "ratio") for a, b in pairs if b.value and a.slot == b.slot]
+        out += [_derived(b.value / a.value, "ratio", a, b, "ratio") for a, b in _cross_kind_pairs(pool) if a.value]
+    if percent and re.search(RELATIVE, text, re.I):
+        out += [_derived((a.value - b.value) / b.value, "share", a, b, "relative change") for a, b in pairs if b.value]
+        out += [_derived(a.value / b.value, "share", a, b, "percentage of") for a, b in pairs if b.value]
+    if percent and re.search(SHARE, text, re.I):
+        totals = [f for f in index.pool(named, frozenset({"count", "parameters", "zero_f1", "instances"}))]
+        parts = [f for f in pool if f.kind in ("count", "zero_f1", "parameters", "instances")] or totals
+        if len(parts) * len(totals) <= 40000:
+            out += [_derived(a.value / b.value, "share", a, b, "share") for a in parts for b in totals
+                    if b.value and 0 < a.value < b.value]
+    if re.search(SUM, text, re.I) and not percent:
+        out += [_derived(a.value + b.value, a.kind, a, b, "sum") for a, b in pairs if a.slot == b.slot]
+    out += _group_means(reading, index, named)
+    out += _deployment(reading, index, named, text)
+    if percent and reading.entities.get("tier") and re.search(r"\bgap\b|difference|of the", text, re.I):
+        out += _tier_share_of_gap(index, named)
+    return out
+
+
+def _kinds_named(text: str) -> frozenset[str] | None:
+    from lorastudy.check.metric_kinds import _accepted, _kind_matches
+
+    kinds = [k for _, _, k in _kind_matches(text) if k not in DERIVED_KINDS]
+    return _accepted(kinds)
+
+
+def _slot_pairs(pool: list[Fact]) -> list[tuple[Fact, Fact]]:
+    by_slot: dict[str, list[Fact]] = {}
+    for fact in pool:
+        by_slot.setdefault(fact.slot, []).append(fact)
+    return [(a, b) for members in by_slot.values() if len(members) <= 60 for a, b in permutations(members, 2)
+            if a.entities != b.entities]
+
+
+def _cross_kind_pairs(pool: list[Fact]) -> list[tuple[Fact, Fact]]:
+    """Trainable and total parameters of one arm ("1 in 73 weights"): a ratio across two parameter counts."""
+    params = [f for f in pool if f.kind == "parameters"]
+    return [(a, b) for a, b in permutations(params, 2) if a.entities == b.entities and a.slot != b.slot][:200]
+
+
+def _group_means(reading, index: FactIndex, named: dict[str, set[str]]) -> list[Fact]:
+    """The mean of a per-class metric over the classes of a group the sentence names ("verbs", "noun classes")."""
+    groups = [prefix for prefix, pattern in GROUP_WORDS.items() if re.search(pattern, reading.context, re.I)]
+    if not groups or reading.accepts is None:
+        return []
+    out = []
+    arms = named.get("arm", set())
+    for prefix in groups:
+        members = {x for x in index.labels if x.split(".")[0] == prefix}
+        if not members:
+            continue
+        values: dict[tuple, list[float]] = {}
+        for fact in index.candidates(reading.accepts):
+            labels = fact.entities.get("label", frozenset())
+            if len(labels) == 1 and next(iter(labels)) in members and fact.source.startswith("evaluation/per_class/") \
+                    and "seeds" not in fact.source and fact.entities.get("arm", frozenset()) <= arms:
+                values.setdefault((fact.kind, fact.entities.get("arm"), fact.slot), []).append(fact.value)
+        for (kind, arm, slot), vals in values.items():
+            out.append(Fact(sum(vals) / len(vals), kind, {"arm": arm} if arm else {},
+                            f"mean over the {len(vals)} {prefix}.* classes of {slot}", "derived"))
+    return out
+
+
+def _deployment(reading, index: FactIndex, named: dict[str, set[str]], text: str) -> list[Fact]:
+    """Sequential throughput, utilisation, instance counts and costs recomputed from latency and the contexts."""
+    kind = reading.kind
+    wanted = reading.accepts or frozenset()
+    if not ({"throughput", "cost", "instances", "share", "headroom"} & wanted or reading.unit in ("%", "$")
+            or reading.rate):
+        return []
+    arms = named.get("arm", set())
+    latencies = [f for f in index.by_kind.get("latency", ()) if f.source.endswith("_ms") and _within(f, named)
+                 and f.entities.get("arm") and f.entities["arm"] <= arms and f.value > 0]
+    throughputs = [f for f in index.by_kind.get("throughput", ()) if _within(f, named) and f.value > 0
+                   and f.entities.get("arm")]
+    capacities = [_derived(1000.0 / f.value, "throughput", f, None, "1000 / ms") for f in latencies
+                  if "single" in f.source or "mean" in f.source or "p50" in f.source]
+    out: list[Fact] = list(capacities)
+    contexts = [c for c in index.contexts if not named.get("context") or c.get("name") in named["context"]]
+    rates = []
+    for context in contexts:
+        if isinstance(context.get("peak_rps"), (int, float)):
+            rates.append((float(context["peak_rps"]), context))
+        if isinstance(context.get("monthly_predictions"), (int, float)):
+            rates.append((float(context["monthly_predictions"]) / (730 * 3600), context))
+            rates.append((float(context["monthly_predictions"]) / (720 * 3600), context))
+        if isinstance(context.get("examples"), (int, float)) and isinstance(context.get("window_minutes"), (int, float)):
+            rates.append((float(context["examples"]) / (60 * float(context["window_minutes"])), context))
+    for rate, context in rates:
+        entities_of = {"context": frozenset({str(context.get("name"))})}
+        for capacity in capacities + throughputs:
+            if not capacity.value:
+                continue
+            load = rate / capacity.value
+            base = Fact(load, "share", {**capacity.entities, **entities_of}, f"{rate:g}/s at {context.get('name')}", "")
+            out.append(_derived(load, "share", base, capacity, "utilisation"))
+            out.append(_derived(1 - load, "headroom", base, capacity, "headroom"))
+            out.append(_derived(float(math.ceil(load - 1e-9)), "instances", base, capacity, "instances"))
+    for capacity in capacities + throughputs:
+        for context in contexts:
+            monthly = context.get("monthly_predictions")
+            if not isinstance(monthly, (int, float)):
+                continue
+            for price in index.prices:
+                cost = float(monthly) / capacity.value / 3600 * price
+                base = Fact(cost, "cost", {**capacity.entities, "context": frozenset({str(context.get("name"))})},
+                            f"{monthly:g} predictions/month at ${price:g}/h", "")
+                out.append(_derived(cost, "cost", base, capacity, "compute cost"))
+    for instances in index.by_kind.get("instances", ()):
+        if _within(instances, named):
+            for price in index.prices:
+                for hours in (720.0, 730.0, 744.0):
+                    out.append(_derived(instances.value * price * hours, "cost", instances, None,
+                                        f"instances x ${price:g}/h x {hours:g} h"))
+    return out
+
+
+def _tier_share_of_gap(index: FactIndex, named: dict[str, set[str]]) -> list[Fact]:
+    """How much of a macro-F1 gap between two arms a tier's classes make up: n_tier x Δ(tier mean) / (N x Δ macro)."""
+    out = []
+    arms = sorted(named.get("arm", set()))
+    tiers = named.get("tier", set())
+    per_class = [f for f in index.by_kind.get("f1", ()) if f.source.startswith("evaluation/per_class/")
+                 and "seeds" not in f.source and f.entities.get("label")]
+    by_arm: dict[str, dict[str, list[tuple[str, float]]]] = {}
+    for fact in per_class:
+        for arm in fact.entities.get("arm", ()):
+            for tier in fact.entities.get("tier", ()):
+                by_arm.setdefault(arm, {}).setdefault(tier, []).append((next(iter(fact.entities["label"])), fact.value))
+    for a, b in permutations([x for x in arms if x in by_arm], 2):
+        total_a = sum(v for vals in by_arm[a].values() for _, v in vals)
+        total_b = sum(v for vals in by_arm[b].values() for _, v in vals)
+        if abs(total_a - total_b) < 1e-9:
+            continue
+        for tier in tiers:
+            if tier in by_arm[a] and tier in by_arm[b]:
+                part = sum(v for _, v in by_arm[a][tier]) - sum(v for _, v in by_arm[b][tier])
+                out.append(Fact(part / (total_a - total_b), "share",
+                                {"arm": frozenset({a, b}), "tier": frozenset({tier})},
+                                f"share of the {a} vs {b} macro-F1 gap from the {tier} classes", "derived"))
+    return out
