@@ -31,9 +31,9 @@ SHARE = r"\bof (?:the |all |its |their |those |these )?(?:[\w.'’-]+ ){0,3}?(?:
         r"support|volume)\b|\bshare\b|\bfraction\b|\bproportion\b"
 SUM = r"\btotal|combined|together|\bsum\b|in all\b|altogether|overall\b"
 UTILISATION = r"\bbusy\b|utili[sz]|\bload\b|saturat|occupan|capacity|headroom|\bidle\b"
-GROUP_WORDS = {"noun": r"\bnouns?\b|\bnoun (?:classes|supersenses|labels|categories)",
-               "verb": r"\bverbs?\b|\bverb (?:classes|supersenses|labels|categories)",
-               "adj": r"\badj(?:ective)?s?\b|\badjective (?:classes|supersenses)", "adv": r"\badv(?:erb)?s?\b"}
+GROUP_WORDS = {"noun": r"\bnouns?\b(?![.\w])", "verb": r"\bverbs?\b(?![.\w])", "adj": r"\badj(?:ective)?s?\b(?![.\w])",
+               "adv": r"\badv(?:erb)?s?\b(?![.\w])"}
+MAGNITUDES = frozenset({"parameters", "latency", "throughput", "cost", "memory", "time", "count", "steps", "instances"})
 DERIVED_KINDS = {"ratio", "share"}
 
 
@@ -86,7 +86,17 @@ def _comparable(a: Fact, b: Fact) -> bool:
     """One quantity of two entities, or two quantities of one entity (of one kind)."""
     if a is b or a.kind != b.kind:
         return False
-    return (a.slot == b.slot and a.entities != b.entities) or (a.entities == b.entities and a.slot != b.slot)
+    return (a.slot == b.slot and a.entities != b.entities) or \
+        (a.entities == b.entities and bool(a.entities) and _one_key_apart(a.slot, b.slot))
+
+
+def _one_key_apart(a: str, b: str) -> bool:
+    """Two keys of one record ("rare_f1_before" and "rare_f1_after", "val" and "test"), not an interval's two ends."""
+    left, right = re.split(r"[.:/]", a), re.split(r"[.:/]", b)
+    if len(left) != len(right):
+        return False
+    apart = [(x, y) for x, y in zip(left, right) if x != y]
+    return len(apart) == 1 and re.sub(r"\[\d+\]$", "", apart[0][0]) != re.sub(r"\[\d+\]$", "", apart[0][1])
 
 
 def _derived(value: float, kind: str | None, a: Fact, b: Fact | None, how: str) -> Fact:
@@ -108,7 +118,7 @@ def derive(reading, index: FactIndex) -> list[Fact]:
     ratio_like = unit == "x" or reading.kind == "ratio"
     percent = unit == "%"
     if ratio_like or percent:
-        base_kinds = _kinds_named(clause) or _kinds_named(reading.where) or None
+        base_kinds = _kinds_named(clause) or _kinds_named(reading.where) or (MAGNITUDES if ratio_like else None)
     pool = index.pool(named, base_kinds)
     if len(pool) > 4000:
         return []
@@ -117,8 +127,10 @@ def derive(reading, index: FactIndex) -> list[Fact]:
     if reading.difference or unit == "pp" or reading.signed or re.search(r"\bpoints?\b|\bgap\b", clause, re.I):
         out += [_derived(a.value - b.value, a.kind, a, b, "difference") for a, b in pairs]
     if reading.plusminus:
-        out += [_derived((a.value - b.value) / 2, a.kind, a, b, "half-width") for a, b in pairs
-                if a.slot.endswith("[1]") or a.source.endswith(("hi", "high", "upper"))]
+        ends = [f for f in pool if f.slot.endswith("[1]")]
+        lows = {f.source[:-3]: f for f in pool if f.slot.endswith("[0]")}
+        out += [_derived((a.value - lows[a.source[:-3]].value) / 2, a.kind, a, lows[a.source[:-3]], "half-width")
+                for a in ends if a.source[:-3] in lows]
     if ratio_like:
         out += [_derived(a.value / b.value, "ratio", a, b, "ratio") for a, b in pairs if b.value and a.slot == b.slot]
         out += [_derived(b.value / a.value, "ratio", a, b, "ratio") for a, b in _cross_kind_pairs(pool) if a.value]
@@ -163,7 +175,7 @@ def _cross_kind_pairs(pool: list[Fact]) -> list[tuple[Fact, Fact]]:
 
 def _group_means(reading, index: FactIndex, named: dict[str, set[str]]) -> list[Fact]:
     """The mean of a per-class metric over the classes of a group the sentence names ("verbs", "noun classes")."""
-    groups = [prefix for prefix, pattern in GROUP_WORDS.items() if re.search(pattern, reading.context, re.I)]
+    groups = [prefix for prefix, pattern in GROUP_WORDS.items() if re.search(pattern, reading.where, re.I)]
     if not groups or reading.accepts is None:
         return []
     out = []

@@ -22,6 +22,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -91,7 +92,7 @@ def _tolerance(reading: Reading) -> float:
     if reading.approx:
         digits = re.sub(r"\D", "", reading.printed.split(".")[0]) if reading.decimals == 0 else ""
         zeros = len(digits) - len(digits.rstrip("0")) if digits.strip("0") else 0
-        return max(unit, 0.5 * 10.0 ** zeros) + 1e-9
+        return max(0.5 * unit, 0.5 * 10.0 ** zeros) + 1e-9
     return 0.5 * unit + 1e-9
 
 
@@ -113,9 +114,21 @@ def value_matches(reading: Reading, value: float, fact: Fact | None = None) -> b
     return False
 
 
+FRACTIONS = frozenset({"accuracy", "f1", "macro_f1", "recall", "precision", "share", "headroom", "rho", None})
+SOME_CLASS = r"\b(?:best|worst|highest|lowest|top|bottom|most|least|any|one|single|each|every|some|a|another)\s+" \
+             r"(?:\w+\s+)?(?:class|classes|label|supersense|domain|category)\b|\bclass(?:es)? (?:like|such as)|\bmax|\bmin"
+
+
 def agrees(reading: Reading, fact: Fact) -> bool:
-    """Kind and entities agree (value aside): the kind when one was read; each entity type the fact carries."""
+    """Kind and entities agree (value aside): the kind when one was read; each entity type the fact carries; a
+    percentage of no kind is a fraction; one class's value stands only for a number that names a class (or
+    speaks of "the best class", "one class")."""
     if reading.accepts is not None and fact.kind not in reading.accepts:
+        return False
+    if reading.accepts is None and reading.unit in ("%", "pp") and fact.kind not in FRACTIONS:
+        return False
+    if fact.entities.get("label") and not reading.entities.get("label") and \
+            not re.search(SOME_CLASS, reading.where, re.I):
         return False
     if "validation" in fact.entities.get("split", ()) and "validation" not in reading.entities.get("split", ()):
         return False  # a validation score does not stand for the test score a note reports by default
@@ -149,6 +162,8 @@ def judge(reading: Reading, index: FactIndex) -> Judgement:
     if reading.threshold:
         return Judgement(reading, NOT_CHECKABLE, why="a prediction's or condition's threshold")
     direct = [f for f in index.candidates(reading.accepts) if agrees(reading, f)]
+    if reading.bound:
+        return _judge_bound(reading, direct + [f for f in derive(reading, index) if _agrees_derived(reading, f)])
     for fact in direct:
         if value_matches(reading, fact.value, fact):
             return Judgement(reading, SUPPORTED, fact)
@@ -169,6 +184,17 @@ def judge(reading: Reading, index: FactIndex) -> Judgement:
     if reading.bound:
         return Judgement(reading, CONTRADICTED, _nearest(reading, candidates))
     return Judgement(reading, CONTRADICTED, _nearest(reading, candidates))
+
+
+def _judge_bound(reading: Reading, candidates: list[Fact]) -> Judgement:
+    """A bound ("under 4%", "over 90%") is about the candidate nearest to it (on a log scale): it holds or not."""
+    if not candidates or reading.kind is None:
+        return Judgement(reading, NOT_CHECKABLE, why="a bound with no value of that kind for that entity")
+    def distance(fact: Fact) -> float:
+        shown = [abs(fact.value * s) for s in _scales(reading, fact)]
+        return min(abs(math.log((v + 1e-12) / (abs(reading.value) + 1e-12))) for v in shown)
+    nearest = min(candidates, key=distance)
+    return Judgement(reading, SUPPORTED if value_matches(reading, nearest.value, nearest) else CONTRADICTED, nearest)
 
 
 def judge_numbers(readings: list[Reading], index: FactIndex) -> list[Judgement]:

@@ -30,6 +30,7 @@ ARMS = ("tfidf_logreg", "encoder_full", "encoder_full_cw", "encoder_lora", "enco
 # Metric kinds, most specific first: the first pattern that matches a key (or a note's wording) decides.
 KIND_OF_KEY = [
     ("p_value", r"^p$|p_?value"),
+    ("learning_rate", r"learning_rate|^lr$"),
     ("ratio", r"(?:^|_)ratio$|factor"),
     ("zero_f1", r"zero_f1|delta_zero"),
     ("macro_f1", r"macro"),
@@ -172,6 +173,7 @@ def run_facts(run_dir: Path, vocab: Vocabulary | None = None) -> list[Fact]:
                     if value is not None and key not in ("label_id",):
                         _add(facts, value, kind_of_key(key), context, vocab, f"{relative}: {row.get('label')}.{key}",
                              re.sub(r"[a-z_]+__seed\d+", "{}", relative) + ": {}." + key)
+    _csv_totals(facts, vocab)
     _seed_means(facts)
     for log in sorted((run_dir / "runs").glob("*/train_log.jsonl")):
         _train_log(log, run_dir, vocab, facts)
@@ -201,6 +203,19 @@ def _train_log(log: Path, run_dir: Path, vocab: Vocabulary, facts: list[Fact]) -
     if last_loss:
         i, entry = last_loss
         _add(facts, float(entry["loss"]), "loss", [relative], vocab, f"{relative}: line {i + 1}.loss")
+
+
+def _csv_totals(facts: list[Fact], vocab: Vocabulary) -> None:
+    """Per-class files' count columns summed over the classes (test support: the test set's size)."""
+    totals: dict[tuple[str, str], list[Fact]] = {}
+    for fact in facts:
+        if fact.source.startswith("evaluation/per_class/") and fact.kind == "count":
+            file, key = fact.source.split(": ", 1)[0], fact.source.rsplit(".", 1)[-1]
+            totals.setdefault((file, key), []).append(fact)
+    for (file, key), members in totals.items():
+        entities = {k: v for k, v in members[0].entities.items() if k == "arm"}
+        facts.append(Fact(sum(f.value for f in members), "count", entities, f"{file}: sum of {key}",
+                          re.sub(r"[a-z_]+__seed\d+", "{}", file) + f": sum of {key}"))
 
 
 def _seed_means(facts: list[Fact]) -> None:
@@ -259,6 +274,8 @@ def _flatten(node: object, source: str, keys: list[str], context: list[str], voc
                     suffix = f"[{i}]" if isinstance(value, list) else ""
                     about = [parallel[key][i]] if key in parallel else []
                     _add(out, float(item), kind, inner + about, vocab, f"{source}: {'.'.join(here)}{suffix}")
+                if key in parallel and kind == "count":  # a total over the classes (the test set's size)
+                    _add(out, float(sum(value)), kind, inner, vocab, f"{source}: sum of {'.'.join(here)}")
             elif isinstance(value, (dict, list)):
                 _flatten(value, source, here, inner, vocab, out)
     elif isinstance(node, list):

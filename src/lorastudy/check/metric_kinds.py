@@ -17,13 +17,15 @@ NOTE_KINDS = [
     ("rho", r"\brho\b|spearman|ρ|rank correlation"),
     ("tau", r"\btau\b|τ"),
     ("headroom", r"headroom|of (?:the |its )?\w+ free|\bspare\b"),
-    ("share", r"\bshare\b|proportion|fraction|of (?:the |all )?(?:test |its )?(?:[\w'’]+ )?"
+    ("share", r"\bshare\b|\bbusy\b|utili[sz]\w*|occupancy|proportion|fraction|of (?:the |all )?(?:test |its )?(?:[\w'’]+ )?"
               r"(?:predictions|outputs|examples|items|weights|parameters|param)"),
-    ("throughput", r"throughput|examples?/s\b|per second|requests?/s\b|req/s|\brps\b"),
+    ("throughput", r"(?:requests?|examples?|predictions?|items?|queries|complaints|texts?|docs?|documents?)\s*"
+                   r"(?:/\s*s(?:ec)?\b|per sec\w*|a second|each second|/\s*h(?:ou)?r?\b|per hour|an hour)|throughput|examples?/s\b|per second|requests?/s\b|req/s|\brps\b"),
     ("cost", r"\bcosts?\b|price|per month|monthly|budget|per million"),
     ("latency", r"latenc\w*|\bp50\b|\bp95\b|\bp99\b|median|\bsla\b|response time"),
     ("instances", r"\binstances?\b|\breplicas?\b"),
-    ("parameters", r"param\w*"),
+    ("learning_rate", r"\blr\b|learning[- ]rates?"),
+    ("parameters", r"param\w*|(?:trainable|total|more|fewer|frozen|base|model's|its|all|of the|million|[\dMB])\s+weights\b"),
     ("steps", r"\bsteps?\b"),
     ("epochs", r"\bepochs?\b"),
     ("batch_size", r"\bbatch(?:es)?\b(?= (?:of )?\d)|batch size"),
@@ -68,9 +70,12 @@ def _read_kind(sentence: str, clause: tuple[int, int], start: int, end: int, uni
     if after and re.fullmatch(r"\s*(?:[\w'’-]+\s+){0,2}", sentence[end:after[0][0]]) and \
             not re.search(r"\b(?:and|or|vs|to|from|but|while)\b", sentence[end:after[0][0]]):
         return after[0][2]
-    if re.fullmatch(r"\d+", sentence[start:end].strip(" +-−")) and re.match(r"\s+(?:\w+\s+)?\w{3,}s\b", sentence[end:]):
+    if re.fullmatch(r"\d+", sentence[start:end].strip(" +-−")) and unit not in ("%", "pp") and \
+            re.match(r"\s+(?:\w+\s+)?\w{3,}s\b", sentence[end:]):
         return "count"  # "12 rare supersenses": an integer counting things
     before = [k for k in kinds if k[1] <= start]
+    if len(re.sub(r"^[^.]*\.?", "", sentence[start:end].split()[0] if sentence[start:end].split() else "")) > 2:
+        before = [k for k in before if k[2] not in COUNTS] or before  # "macro F1 at step 125 was 0.425": not a step
     if before:
         return before[-1][2]
     return after[0][2] if after else None

@@ -42,7 +42,7 @@ COMPARATOR = r"(?:above|below|at least|at most|fewer than|more than|less than|un
              r"higher than|lower than|>|<|≥|≤)"
 PREDICTIVE = r"\b(?:predict\w*|expect\w*|hypothes\w*|if|unless|would|should|will|target|threshold|goal|aim)\b"
 DIFFERENCE = r"Δ|delta|change|diff|gain|lift|drop|loss|minus|−|relative|moved|\bby\b|ahead|behind|higher|lower|" \
-             r"more|less|fewer|improv|gap|\bvs\.?\b|versus|over\b|than"
+             r"more|less|fewer|improv|gap|\bvs\.?\b|versus|(?<![\w.])\d\S*\s+(?:\w+\s+)?over\b|than"
 
 
 @dataclass
@@ -108,6 +108,8 @@ def _reading(match: re.Match, text: str, kind: str | None, entities: dict[str, s
         (section == 5 or bool(re.search(PREDICTIVE, where, re.I)))
     if match.group("dollar"):
         kind = "cost"
+    if kind in COUNTS and unit in ("%", "pp"):
+        kind = "share"  # a percentage of a count is a share
     if kind in COUNTS and len(match.group("dec") or "") > 2 and not unit:
         kind = None  # "0.277" is no count: the metric word belonged to another number ("13.7" is a seed mean)
     difference = _is_gap(match, text, context) and not plusminus
