@@ -210,7 +210,7 @@ def _deployment(reading, index: FactIndex, named: dict[str, set[str]], text: str
                    and f.entities.get("arm")]
     capacities = [_derived(1000.0 / f.value, "throughput", f, None, "1000 / ms") for f in latencies
                   if "single" in f.source or "mean" in f.source or "p50" in f.source]
-    out: list[Fact] = list(capacities)
+    out: list[Fact] = list(capacities) if "throughput" in wanted else []
     contexts = [c for c in index.contexts if not named.get("context") or c.get("name") in named["context"]]
     rates = []
     for context in contexts:
@@ -221,6 +221,7 @@ def _deployment(reading, index: FactIndex, named: dict[str, set[str]], text: str
             rates.append((float(context["monthly_predictions"]) / (720 * 3600), context))
         if isinstance(context.get("examples"), (int, float)) and isinstance(context.get("window_minutes"), (int, float)):
             rates.append((float(context["examples"]) / (60 * float(context["window_minutes"])), context))
+    utilisation = "share" in wanted and re.search(UTILISATION, text, re.I)
     for rate, context in rates:
         entities_of = {"context": frozenset({str(context.get("name"))})}
         for capacity in capacities + throughputs:
@@ -228,9 +229,14 @@ def _deployment(reading, index: FactIndex, named: dict[str, set[str]], text: str
                 continue
             load = rate / capacity.value
             base = Fact(load, "share", {**capacity.entities, **entities_of}, f"{rate:g}/s at {context.get('name')}", "")
-            out.append(_derived(load, "share", base, capacity, "utilisation"))
-            out.append(_derived(1 - load, "headroom", base, capacity, "headroom"))
-            out.append(_derived(float(math.ceil(load - 1e-9)), "instances", base, capacity, "instances"))
+            if utilisation:
+                out.append(_derived(load, "share", base, capacity, "utilisation"))
+            if "headroom" in wanted:
+                out.append(_derived(1 - load, "headroom", base, capacity, "headroom"))
+            if "instances" in wanted:
+                out.append(_derived(float(math.ceil(load - 1e-9)), "instances", base, capacity, "instances"))
+    if "cost" not in wanted:
+        return out
     for capacity in capacities + throughputs:
         for context in contexts:
             monthly = context.get("monthly_predictions")

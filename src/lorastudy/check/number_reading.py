@@ -38,6 +38,7 @@ from lorastudy.check.metric_kinds import COUNTS, KIND_ORDER, UNIT_KIND, _accepte
 from lorastudy.check.note_sections import _Block, _sections
 from lorastudy.check.printed_numbers import _approx, _bound, _metric_like, _numbers, _rate_shared, _unit
 
+FRACTION_KINDS = ("f1", "macro_f1", "accuracy", "recall", "precision")
 COMPARATOR = r"(?:above|below|at least|at most|fewer than|more than|less than|under|over|beyond|exceeds?|exceeding|" \
              r"higher than|lower than|>|<|≥|≤)"
 PREDICTIVE = r"\b(?:predict\w*|expect\w*|hypothes\w*|if|unless|would|should|will|target|threshold|goal|aim)\b"
@@ -135,8 +136,19 @@ def read_numbers(blocks: dict[object, _Block], names: _Names) -> list[Reading]:
     for section, block in blocks.items():
         for header, rows in block.tables:
             readings += _read_table(header, rows, names, section)
+        topic = None
         for sentence in block.sentences():
-            readings += _read_sentence(sentence, names, section)
+            found = _read_sentence(sentence, names, section)
+            for reading in found:
+                if reading.kind is None and topic and reading.unit is None and reading.decimals >= 2 and \
+                        abs(reading.value) <= 1:
+                    reading.kind, reading.accepts = topic, _accepted([topic])  # the previous sentence's metric
+                elif reading.kind is None and reading.entities.get("label") and reading.unit is None and \
+                        reading.decimals >= 2 and abs(reading.value) <= 1:
+                    reading.kind, reading.accepts = "f1", _accepted(["f1"])  # a class's score: its F1 by default
+            kinds = [r.kind for r in found if r.kind in FRACTION_KINDS]
+            topic = kinds[-1] if kinds else (topic if not found else None)
+            readings += found
     return readings
 
 
@@ -249,7 +261,10 @@ def _read_table(header: list[str], rows: list[list[str]], names: _Names, section
                     entities["arm"] = _with_weighted(entities["arm"])
                 percent = _unit(match, cell) in ("%", "pp")
                 own = [k for k in _kind_matches(cell) if k[1] <= match.start() and not (percent and k[2] in COUNTS)]
-                kind = UNIT_KIND.get(_unit(match, cell) or "") or (own[-1][2] if own else None) or \
+                right_after = [k for k in _kind_matches(cell) if k[0] >= match.end() and
+                               re.fullmatch(r"\s*", cell[match.end():k[0]]) and not (percent and k[2] in COUNTS)]
+                kind = UNIT_KIND.get(_unit(match, cell) or "") or (right_after[0][2] if right_after else None) or \
+                    (own[-1][2] if own else None) or \
                     (column_kinds[index] if index < len(column_kinds) else None)
                 context = (header[index] if index < len(header) else "") + " " + cell
                 named = {k: set(v) for k, v in row_entities.items()}
