@@ -43,6 +43,7 @@ class FactIndex:
 
     facts: list[Fact]
     by_kind: dict[str | None, list[Fact]] = field(default_factory=dict)
+    by_kind_label: dict[tuple[str | None, str | None], list[Fact]] = field(default_factory=dict)  # label None: no class
     labels: list[str] = field(default_factory=list)
     contexts: list[dict] = field(default_factory=list)  # deployment contexts: name, peak_rps, monthly_predictions ...
     prices: list[float] = field(default_factory=list)
@@ -53,6 +54,8 @@ class FactIndex:
         index = cls(facts, labels=labels)
         for fact in facts:
             index.by_kind.setdefault(fact.kind, []).append(fact)
+            for label in fact.entities.get("label") or [None]:
+                index.by_kind_label.setdefault((fact.kind, label), []).append(fact)
         deployment = (config.get("deployment") or {}) if isinstance(config, dict) else {}
         index.contexts = [c for c in deployment.get("contexts") or [] if isinstance(c, dict)]
         prices = deployment.get("price_per_hour") or {}
@@ -60,16 +63,25 @@ class FactIndex:
                                if isinstance(v, (int, float))})
         return index
 
-    def candidates(self, kinds: frozenset[str] | None) -> list[Fact]:
-        if kinds is None:
-            return self.facts
-        return [f for k in kinds for f in self.by_kind.get(k, ())]
+    def candidates(self, kinds: frozenset[str] | None, labels: set[str] | None = None) -> list[Fact]:
+        """Facts of some kinds (None: any); with `labels`, only facts about no class or about one of those."""
+        if labels is None:
+            if kinds is None:
+                return self.facts
+            return [f for k in kinds for f in self.by_kind.get(k, ())]
+        kinds_ = list(self.by_kind) if kinds is None else kinds
+        seen: dict[int, Fact] = {}
+        for k in kinds_:
+            for label in [None, *labels]:
+                for f in self.by_kind_label.get((k, label), ()):
+                    seen[id(f)] = f
+        return list(seen.values())
 
     def pool(self, named: dict[str, set[str]], kinds: frozenset[str] | None) -> list[Fact]:
         """The facts of some kinds about nothing the sentence does not name (facts about no entity included)."""
         key = (tuple(sorted((k, tuple(sorted(v))) for k, v in named.items())), kinds)
         if key not in self._pools:
-            self._pools[key] = [f for f in self.candidates(kinds) if _within(f, named)]
+            self._pools[key] = [f for f in self.candidates(kinds, set(named.get("label", ()))) if _within(f, named)]
         return self._pools[key]
 
 

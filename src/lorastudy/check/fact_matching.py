@@ -161,7 +161,8 @@ def judge(reading: Reading, index: FactIndex) -> Judgement:
     none does), or not checkable (no fact exists for what it is about, or it is a prediction's threshold)."""
     if reading.threshold:
         return Judgement(reading, NOT_CHECKABLE, why="a prediction's or condition's threshold")
-    direct = [f for f in index.candidates(reading.accepts) if agrees(reading, f)]
+    labels = None if re.search(SOME_CLASS, reading.where, re.I) else set(reading.entities.get("label", ()))
+    direct = [f for f in index.candidates(reading.accepts, labels) if agrees(reading, f)]
     if reading.bound:
         return _judge_bound(reading, direct + [f for f in derive(reading, index) if _agrees_derived(reading, f)])
     for fact in direct:
