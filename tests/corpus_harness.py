@@ -140,11 +140,11 @@ def falsifications(note: Path, supported: list[Reading], wanted: int) -> list[Fa
     for a, b in swaps[: wanted // 3]:
         chosen.append(Falsification("swapped with another arm's value", a.printed, b.printed, a.where))
     step = max(1, len(pool) // max(1, wanted - len(chosen)))
-    for reading in pool[::step]:
+    for reading in pool[::step] + [r for i, r in enumerate(pool) if i % step]:
         if len(chosen) >= wanted:
             break
         moved = _moved_last_digit(reading)
-        if moved and moved != reading.printed:
+        if moved and moved != reading.printed and _replace_once(reading.where, reading.printed, moved) is not None:
             chosen.append(Falsification("last digit moved by 3", reading.printed, moved, reading.where))
     for item in chosen:
         item.outcome = _judge_falsified(text, item, index, names)
@@ -159,7 +159,8 @@ def _swaps(pool: list[Reading]) -> list[tuple[Reading, Reading]]:
             if a.where == b.where and a.kind == b.kind and a.unit == b.unit and a.printed != b.printed and \
                     a.entities.get("arm") and b.entities.get("arm") and \
                     not (a.entities["arm"] & b.entities["arm"]) and a.where not in used and \
-                    a.where.count(a.printed) == 1 and a.where.count(b.printed) == 1:
+                    _replace_once(a.where, a.printed, b.printed) is not None and \
+                    _replace_once(b.where, b.printed, a.printed) is not None:
                 out.append((a, b))
                 used.add(a.where)
                 break

@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass, field
 from itertools import permutations
 
-from lorastudy.check.facts import Fact
+from lorastudy.check.facts import ARMS, Fact
 
 RELATIVE = r"relative|\bof (?:the|its|a|that|this)\b|%\s*(?:more|less|fewer|higher|lower|larger|smaller|faster|slower|" \
            r"cheaper|dearer|bigger|increase|decrease|drop|gain|reduction|improvement|worse|better|of)|percent"
@@ -35,6 +35,7 @@ GROUP_WORDS = {"noun": r"\bnouns?\b(?![.\w])", "verb": r"\bverbs?\b(?![.\w])", "
                "adv": r"\badv(?:erb)?s?\b(?![.\w])"}
 MAGNITUDES = frozenset({"parameters", "latency", "throughput", "cost", "memory", "time", "count", "steps", "instances"})
 DERIVED_KINDS = {"ratio", "share"}
+COMPARING = r"\b(?:vs\.?|versus|against|than|compared|advantage|lead|gap|behind|ahead|faster|slower|cheaper)\b|\d\s?(?:x|×)"
 
 
 @dataclass
@@ -98,8 +99,16 @@ def _comparable(a: Fact, b: Fact) -> bool:
     """One quantity of two entities, or two quantities of one entity (of one kind)."""
     if a is b or a.kind != b.kind:
         return False
-    return (a.slot == b.slot and a.entities != b.entities) or \
+    return (a.slot == b.slot and a.entities != b.entities and _same_row(a, b)) or \
         (a.entities == b.entities and bool(a.entities) and _one_key_apart(a.slot, b.slot))
+
+
+def _same_row(a: Fact, b: Fact) -> bool:
+    """Rows of a list are one quantity of two entities when the rows are told apart by an entity (a cost row's model
+    and context); otherwise (batched rows by batch size) only the same row of two arms."""
+    if a.entities.get("context") or a.entities.get("label"):
+        return True
+    return re.findall(r"\.(\d+)(?=\.|$)", a.source) == re.findall(r"\.(\d+)(?=\.|$)", b.source)
 
 
 def _one_key_apart(a: str, b: str) -> bool:
@@ -124,6 +133,10 @@ def derive(reading, index: FactIndex) -> list[Fact]:
     """Derived quantities the reading's wording calls for, from facts about the entities its sentence names."""
     named = reading.named if reading.named is not None else reading.entities
     text = reading.context + " " + reading.where
+    families = {a.split("_")[0] for a in named.get("arm", ())}
+    if len(families) == 1 and re.search(COMPARING, text, re.I):
+        # "the encoder scores 344.8 against 46.1, 7.5x more": the model set against it is the other family's
+        named = {**named, "arm": set(named["arm"]) | {a for a in ARMS if a.split("_")[0] not in families}}
     clause = reading.context
     unit, out = reading.unit, []
     base_kinds = reading.accepts
@@ -190,6 +203,7 @@ def _group_means(reading, index: FactIndex, named: dict[str, set[str]]) -> list[
     groups = [prefix for prefix, pattern in GROUP_WORDS.items() if re.search(pattern, reading.where, re.I)]
     if not groups or reading.accepts is None:
         return []
+    accepts = reading.accepts | ({"f1"} if "macro_f1" in reading.accepts else set())
     out = []
     arms = named.get("arm", set())
     for prefix in groups:
@@ -197,14 +211,17 @@ def _group_means(reading, index: FactIndex, named: dict[str, set[str]]) -> list[
         if not members:
             continue
         values: dict[tuple, list[float]] = {}
-        for fact in index.candidates(reading.accepts):
+        for fact in index.candidates(frozenset(accepts)):
             labels = fact.entities.get("label", frozenset())
             if len(labels) == 1 and next(iter(labels)) in members and fact.source.startswith("evaluation/per_class/") \
                     and "seeds" not in fact.source and fact.entities.get("arm", frozenset()) <= arms:
                 values.setdefault((fact.kind, fact.entities.get("arm"), fact.slot), []).append(fact.value)
         for (kind, arm, slot), vals in values.items():
+            kind = "macro_f1" if kind == "f1" and "macro_f1" in reading.accepts and "f1" not in reading.accepts else kind
             out.append(Fact(sum(vals) / len(vals), kind, {"arm": arm} if arm else {},
                             f"mean over the {len(vals)} {prefix}.* classes of {slot}", "derived"))
+        if "count" in reading.accepts:
+            out.append(Fact(float(len(members)), "count", {}, f"the number of {prefix}.* classes", "derived"))
     return out
 
 
@@ -280,7 +297,10 @@ def _tier_share_of_gap(index: FactIndex, named: dict[str, set[str]]) -> list[Fac
         for arm in fact.entities.get("arm", ()):
             for tier in fact.entities.get("tier", ()):
                 by_arm.setdefault(arm, {}).setdefault(tier, []).append((next(iter(fact.entities["label"])), fact.value))
-    for a, b in permutations([x for x in arms if x in by_arm], 2):
+    pairs = list(permutations([x for x in arms if x in by_arm], 2))
+    if len(pairs) == 0:
+        pairs = [(a, b) for a in arms if a in by_arm for b in by_arm if b != a]
+    for a, b in pairs:
         total_a = sum(v for vals in by_arm[a].values() for _, v in vals)
         total_b = sum(v for vals in by_arm[b].values() for _, v in vals)
         if abs(total_a - total_b) < 1e-9:

@@ -27,7 +27,7 @@ import re
 from dataclasses import dataclass
 
 from lorastudy.check.derivations import FactIndex, derive
-from lorastudy.check.entity_names import _families
+from lorastudy.check.entity_names import _families, _models
 from lorastudy.check.facts import Fact
 from lorastudy.check.number_reading import Reading
 
@@ -134,7 +134,7 @@ def agrees(reading: Reading, fact: Fact) -> bool:
         return False  # a validation score does not stand for the test score a note reports by default
     arms = fact.entities.get("arm", frozenset())
     named = reading.entities.get("arm", set())
-    if len(arms) >= 2 and named and len(arms & named) < 2 and (not reading.difference or len(named) >= 2):
+    if len(arms) >= 2 and named and len(arms & named) < 2 and (not reading.difference or len(_models(named)) >= 2):
         return False  # a comparison's value is not one arm's metric, nor a gap between two other arms
     if reading.difference and fact.kind != "rho" and len(arms) == 1 and (reading.between or len(_families(named)) > 1):
         return False  # a gap between two models is not one arm's value
@@ -143,10 +143,11 @@ def agrees(reading: Reading, fact: Fact) -> bool:
 
 
 def _agrees_derived(reading: Reading, fact: Fact) -> bool:
-    """A derived quantity: a ratio or share matches whatever kind the reading's unit or wording gives it."""
+    """A derived quantity: a ratio or share matches whatever kind the reading's unit or wording gives it, and is
+    about every entity type the reading names (it was derived from facts about entities its sentence names)."""
     if fact.kind in ("ratio", "share") and (reading.unit in ("x", "%") or reading.kind in ("ratio", "share", None)):
-        probe = Reading(**{**reading.__dict__, "accepts": None})
-        return agrees(probe, fact)
+        return all(not fact.entities.get(kind) or fact.entities[kind] & names
+                   for kind, names in reading.entities.items() if names)
     return agrees(reading, fact)
 
 

@@ -44,6 +44,7 @@ COMPATIBLE = {"f1": {"f1", "macro_f1"}, "share": {"share", "parameters"},
               "parameters": {"parameters", "share"}, "time": {"time", "latency"},
               "count": {"count", "zero_f1", "instances", "steps", "batch_size", "epochs", "seed"}}
 COUNTS = {"count", "zero_f1", "instances", "steps", "epochs", "seed", "batch_size"}
+NOT_PERCENT = COUNTS | {"cost", "latency", "time", "memory", "throughput", "learning_rate"}
 
 
 def _kind_matches(text: str) -> list[tuple[int, int, str]]:
@@ -62,10 +63,13 @@ def _read_kind(sentence: str, clause: tuple[int, int], start: int, end: int, uni
     before it in its clause, else after it in its clause; None when the clause names none."""
     if unit in UNIT_KIND:
         return UNIT_KIND[unit]
+    if unit == "%" and re.match(r"[%\s]*of\s+(?:the\s+|its\s+|all\s+|their\s+)?(?:[\w'’-]+\s+){0,2}?(?:encoder|decoder|model|"
+                                r"network|weights|parameters|params|backbone)\b", sentence[end - 1:], re.I):
+        return "share"  # "2.67% of the encoder", "1.36% of its parameters": a share of the weights
     if re.search(r"(?<![\w.])\d+\s+(?:out\s+)?of\s+(?:the\s+|all\s+)?$", sentence[:start]):
         return "count"  # the M of "N of M classes": a total
     kinds = [k for k in _kind_matches(sentence) if clause[0] <= k[0] and k[1] <= clause[1]
-             and not (unit in ("%", "pp") and k[2] in COUNTS)]  # a percentage is never a count
+             and not (unit in ("%", "pp") and k[2] in NOT_PERCENT)]  # a percentage is never a count, cost or time
     after = [k for k in kinds if k[0] >= end]
     if after and re.fullmatch(r"\s*(?:[\w'’-]+\s+){0,2}", sentence[end:after[0][0]]) and \
             not re.search(r"\b(?:and|or|vs|to|from|but|while)\b", sentence[end:after[0][0]]):

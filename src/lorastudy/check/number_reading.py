@@ -32,6 +32,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from lorastudy.check.derivations import GROUP_WORDS
 from lorastudy.check.entity_names import FULL, UNWEIGHTED, WEIGHTED, _families, _family, _models, _Names, _with_weighted
 from lorastudy.check.facts import Vocabulary
 from lorastudy.check.metric_kinds import COUNTS, KIND_ORDER, UNIT_KIND, _accepted, _kind_matches, _read_kind
@@ -140,7 +141,13 @@ def read_numbers(blocks: dict[object, _Block], names: _Names) -> list[Reading]:
         for sentence in block.sentences():
             found = _read_sentence(sentence, names, section)
             for reading in found:
-                if reading.kind is None and topic and reading.unit is None and reading.decimals >= 2 and \
+                if reading.kind is None and reading.entities.get("label") and reading.unit is None and \
+                        reading.decimals >= 2 and abs(reading.value) <= 1:
+                    reading.kind, reading.accepts = "f1", _accepted(["f1"])  # a class's score: its F1 by default
+                elif reading.kind is None and reading.unit is None and reading.decimals >= 2 and \
+                        abs(reading.value) <= 1 and any(re.search(p, sentence, re.I) for p in GROUP_WORDS.values()):
+                    reading.kind, reading.accepts = "f1", _accepted(["f1"])  # a mean over a group of classes
+                elif reading.kind is None and topic and reading.unit is None and reading.decimals >= 2 and \
                         abs(reading.value) <= 1:
                     reading.kind, reading.accepts = topic, _accepted([topic])  # the previous sentence's metric
                 elif reading.kind is None and reading.entities.get("label") and reading.unit is None and \
@@ -159,6 +166,7 @@ def _read_sentence(sentence: str, names: _Names, section: object) -> list[Readin
     families = _families(sentence_entities.get("arm", ()))
     about_weighting = re.search(WEIGHTED, sentence, re.I)
     lora_vs_full = bool(re.search(r"\blora\b", sentence, re.I) and re.search(FULL, sentence, re.I))
+    previous: tuple[re.Match, str | None] | None = None
     for match in _numbers(sentence):
         if not _metric_like(match, sentence, in_table=False):
             continue
@@ -175,6 +183,10 @@ def _read_sentence(sentence: str, names: _Names, section: object) -> list[Readin
             between = len(families) > 1 or (lora_vs_full and len(_models(entities["arm"])) > 1
                                              and _is_gap(match, sentence, just_before))
             entities["arm"] = set(entities["arm"]) if between else _family(entities["arm"])
+            if not between and len(families) == 1 and not about_weighting and not in_clause and \
+                    re.search(r"\b(?:vs\.?|versus|against|compared (?:with|to))\s*(?:the\s+)?$", sentence[:clause[0]].rstrip(" ,(") + " ", re.I):
+                # "the decoder reaches 60.4% vs 56.6%": the number set against the named model is another model's
+                entities["arm"] = {a for a in names.vocab.arms if a.split("_")[0] not in families}
         elif "arm" in in_clause and len(families) > len(_families(in_clause["arm"])) and \
                 (_unit(match, sentence) == "pp" or re.search(DIFFERENCE, clause_text, re.I)):
             entities["arm"] = in_clause["arm"] | sentence_entities["arm"]  # a gap to the other model the sentence names
@@ -185,8 +197,14 @@ def _read_sentence(sentence: str, names: _Names, section: object) -> list[Readin
             kind = _parallel_kind(sentence, clauses, clause, names, (_unit(match, sentence), bool(match.group("dec"))))
         if kind is None:
             kind = _topic_kind(sentence, clauses, match.start(), names)
+        if kind is None and previous and re.fullmatch(r"\s*(?:vs\.?|versus|against|and|to|→|->|,|/|or|\(|;)\s*(?:the\s+|a\s+)?",
+                                                     sentence[previous[0].end():match.start()], re.I):
+            kind = previous[1]  # "0.438 vs 0.374": the same metric as the number it is set against
         if kind is None:
             kind = _only_kind_before(sentence, match.start())
+        if kind == "macro_f1" and "label" in entities and not re.search(r"macro", clause_text, re.I):
+            kind = "f1"  # a class has an F1, not a macro F1
+        previous = (match, kind)
         found.append(_reading(match, sentence, kind, entities, sentence, section, clause_text, between, sentence_entities))
     return found
 
