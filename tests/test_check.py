@@ -261,7 +261,7 @@ def test_a_mismatch_says_where_what_and_the_nearest_value(generated, tmp_path):
     assert mismatch.reading.entities["arm"] == {"encoder_lora"} and mismatch.reading.kind == "macro_f1"
     assert mismatch.reading.where.startswith("| Encoder LoRA |")
     assert "encoder_lora" in mismatch.nearest.entities["arm"] and mismatch.nearest.kind == "macro_f1"
-    assert f"nearest {mismatch.nearest.source} = {mismatch.nearest.value:g}" in mismatch.line()
+    assert f"contradicts {mismatch.nearest.source} = {mismatch.nearest.value:g}" in mismatch.line()
 
 
 # --- hand-written notes -----------------------------------------------------

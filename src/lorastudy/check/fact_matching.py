@@ -1,23 +1,19 @@
-"""A note's numbers matched against its run's artifact facts, in context.
+"""A note's numbers judged against its run's artifact facts, in context: supported, contradicted or not checkable.
 
-* With a run directory, every read number must agree with some artifact fact
-  (see `lorastudy.check.facts`) on kind (when one was read), on every entity type
-  read that the fact carries, and on sign (a number printed with + or − must
-  equal a signed value; an unsigned one matches by absolute value), within the
-  printed rounding and unit (61.3% matches 0.6127, 2.1 min 126 s, 22.7M
-  22,730,541). A comparison's value (a fact about two arms, e.g. a
-  difference) supports only a number that names both of its arms, or a change
-  or gap (signed, in pp, under "Δ", "by", "minus" ...) that names one arm and
-  no other model, so one arm's F1 cannot pass as another's; a gap that names
-  two models (or sits in a sentence comparing them) needs a fact about both,
-  and a validation score never stands for a test score. The sign of a
-  difference is matched as printed: a flipped sign is caught unless the
-  artifacts hold that pair's difference both ways round (the findings layer
-  stores a reversed comparison only where the note prints one).
-  A number the note states as a threshold of a prediction or a
-  condition ("above 0.45", "if the SLA dropped below 60 ms") is not checked.
-  Each failing number is listed with its sentence or row, what it was read as,
-  and the nearest artifact value for that entity and kind.
+* Supported: the number, in its unit, period and rounding ("about" a unit of its last digit, a round "about 90"
+  half of ten; a bound such as "under 4%" holds for the candidate nearest it), equals an artifact fact that
+  agrees with what it was read as (kind, every entity type named, sign), or a quantity derived from facts about
+  the entities its sentence names (see `lorastudy.check.derivations`).
+* Contradicted: facts (or derived quantities) exist for its entity and kind, and none reads as it; a signed
+  number whose value the artifacts hold with the other sign is a flipped sign. Only these fail the check, each
+  listed with its sentence or row, what it was read as and the fact it contradicts (the nearest one).
+* Not checkable: no fact exists for what it is about, no metric kind could be read, or it is the threshold of a
+  prediction or condition ("above 0.45", "if the SLA dropped below 60 ms").
+
+Agreement: a comparison's value (a fact about two arms, e.g. a difference) supports only a number that names
+both of its arms, or a gap that names one arm and no other model; a gap between two models needs a fact about
+both; a validation score never stands for a test score; one class's value stands only for a number naming a
+class (or "the best class"); a percentage of no read kind is a fraction (an accuracy, F1, share).
 """
 
 from __future__ import annotations
@@ -47,7 +43,7 @@ class Mismatch:
 
     def line(self) -> str:
         where = self.reading.where if len(self.reading.where) <= 140 else self.reading.where[:137] + "…"
-        near = (f"nearest {self.nearest.source} = {self.nearest.value:g}" if self.nearest
+        near = (f"contradicts {self.nearest.source} = {self.nearest.value:g}" if self.nearest
                 else "no artifact value of that kind for that entity")
         return f"{self.reading.printed} (read as {self.reading.described()}) in “{where}”: {near}"
 
