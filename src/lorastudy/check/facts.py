@@ -29,7 +29,7 @@ ARMS = ("tfidf_logreg", "encoder_full", "encoder_full_cw", "encoder_lora", "enco
         "decoder_lora_cw")
 # Metric kinds, most specific first: the first pattern that matches a key (or a note's wording) decides.
 KIND_OF_KEY = [
-    ("p_value", r"^p$|p_?value"),
+    ("p_value", r"^p$|p_?value|_p$"),
     ("learning_rate", r"learning_rate|^lr$"),
     ("ratio", r"(?:^|_)ratio$|factor"),
     ("zero_f1", r"zero_f1|delta_zero"),

@@ -6,6 +6,7 @@ import re
 
 # How a note words a metric kind; more specific kinds first (a span claimed by one is not read again).
 NOTE_KINDS = [
+    ("p_value", r"\bp\s*(?:=|<|>|≤|≈)|\bp[- ]values?\b"),
     ("zero_f1", r"zero[- ]?f1(?:[- ](?:classes|count))?|(?:classes\s+)?(?:at|to|with)\s+(?:an?\s+)?(?:zero|0)(?:[- ]f1)?(?![.\d])|"
                 r"(?:classes\s+)?with\s+f1\s*(?:=|of)\s*(?:0|zero)(?![.\d])|f1\s*(?:=|of)\s*(?:0|zero)(?![.\d])|never predicted|"
                 r"no correct predictions?|never (?:gets?|got) right|without a (?:single )?(?:hit|correct)"),

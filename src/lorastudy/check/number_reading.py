@@ -100,7 +100,8 @@ def _reading(match: re.Match, text: str, kind: str | None, entities: dict[str, s
              section: object, context: str, between: bool = False, named: dict[str, set[str]] | None = None) -> Reading:
     sign = match.group("sign")
     unit = _unit(match, text)
-    value = float(match.group("int").replace(",", "") + (match.group("dec") or ""))
+    value = float(match.group("int").replace(",", "") + (match.group("dec") or "") +
+                  (match.group("exp") or "").replace("−", "-"))
     signed = sign in ("+", "-", "−")
     plusminus = sign.startswith("±")
     if sign in ("-", "−"):
@@ -116,7 +117,10 @@ def _reading(match: re.Match, text: str, kind: str | None, entities: dict[str, s
         kind = None  # "0.277" is no count: the metric word belonged to another number ("13.7" is a seed mean)
     difference = _is_gap(match, text, context) and not plusminus
     bound = _bound(match, text)
-    return Reading(match.group(0).strip(), value, len(match.group("dec") or ".") - 1, unit, signed,
+    decimals = len(match.group("dec") or ".") - 1
+    if match.group("exp"):
+        decimals -= int(match.group("exp")[1:].replace("−", "-"))  # 2.6e-17: rounded at 1e-18
+    return Reading(match.group(0).strip(), value, decimals, unit, signed,
                    kind, entities, where, section, threshold, _accepted([kind] if kind else []), difference, between,
                    _approx(match, text), bound, _rate_shared(match, text), plusminus, named, context)
 

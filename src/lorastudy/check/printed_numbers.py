@@ -8,8 +8,8 @@ import re
 from lorastudy.check.metric_kinds import _kind_matches
 
 NUMBER = re.compile(
-    r"(?<![\w.])(?P<sign>±\s?|[-−+]?)(?P<dollar>\$?)(?P<int>\d{1,3}(?:,\d{3})+|\d+)(?P<dec>\.\d+)?(?![.,]?\d)"
-    r"(?:\s?(?P<unit>%|pp\b|pts?\b|ms\b|s\b|min\b|h\b|MB\b|GB\b|MiB\b|GiB\b|M\b|[kK]\b|B\b|examples/s|x\b|×))?"
+    r"(?<![\w.])(?P<sign>±\s?|[-−+]?)(?P<dollar>\$?)(?P<int>\d{1,3}(?:,\d{3})+|\d+)(?P<dec>\.\d+)?(?P<exp>[eE][-−+]?\d+)?(?![.,]?\d)"
+    r"(?:\s?(?P<unit>%|\s?percent\b|pp\b|pts?\b|ms\b|s\b|min\b|h\b|MB\b|GB\b|MiB\b|GiB\b|M\b|[kK]\b|B\b|examples/s|x\b|×))?"
     r"(?![A-Za-z])")
 APPROX = r"(?:about|around|roughly|approximately|approx\.?|nearly|almost|some|circa|ca\.|~|≈|∼)\s*$"
 UPPER = r"(?:\bunder|\bbelow|less than|fewer than|at most|up to|no more than|<|≤|<=)\s*$"
@@ -28,7 +28,7 @@ def _metric_like(match: re.Match, line: str, in_table: bool) -> bool:
     after = line[match.end():match.end() + 30].lower()
     if match.group("unit") == "%" and re.match(r"\s*(?:ci|confidence|interval|bootstrap|credible)", after):
         return False  # a confidence level, not a result
-    if match.group("unit") or match.group("dec") or match.group("dollar"):
+    if match.group("unit") or match.group("dec") or match.group("dollar") or match.group("exp"):
         return True
     value = int(match.group("int").replace(",", ""))
     before = line[:match.start()].lower()
@@ -48,7 +48,8 @@ def _unit(match: re.Match, text: str) -> str | None:
     shared with a range's end, or, for "± 0.4" and a "CI a to b" after a percentage, points of that percentage."""
     unit = match.group("unit")
     if unit:
-        return {"pt": "pp", "pts": "pp", "×": "x", "K": "k", "MiB": "MB", "GiB": "GB"}.get(unit, unit)
+        unit = unit.strip()
+        return {"pt": "pp", "pts": "pp", "×": "x", "K": "k", "MiB": "MB", "GiB": "GB", "percent": "%"}.get(unit, unit)
     after = text[match.end():]
     word = re.match(r"[-\s](minutes?|mins?|hours?|seconds?|milliseconds?|times|fold)\b", after)
     if word:
