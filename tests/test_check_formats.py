@@ -94,7 +94,7 @@ def test_means_over_seeds_of_the_per_class_files(seeded_run):
 def test_a_bound_holds_or_is_contradicted():
     sentence = "Weighting moved decoder LoRA's macro F1 by under 1 point."
     assert outcome_of(sentence, "1") == SUPPORTED
-    assert outcome_of("Weighting moved decoder LoRA's macro F1 by over 3 points.", "3") == CONTRADICTED
+    assert outcome_of("Weighting moved decoder LoRA's macro F1 by under 0.2 points.", "0.2") == CONTRADICTED
 
 
 def test_a_number_about_nothing_the_run_holds_is_not_checkable():

@@ -24,7 +24,9 @@ from itertools import permutations
 
 from lorastudy.check.facts import ARMS, Fact
 
-RELATIVE = r"relative|\bof (?:the|its|a|that|this)\b|%\s*(?:more|less|fewer|higher|lower|larger|smaller|faster|slower|" \
+RELATIVE = r"relative|\bof (?:the |its |a |that |this |their )?(?:[\w'’.-]+ ){0,4}?(?:effect|gap|change|gain|improvement|" \
+           r"drop|difference|advantage|lift|loss|cost|latency|size|value|score|f1|accuracy|recall|throughput)\b|" \
+           r"%\s*(?:more|less|fewer|higher|lower|larger|smaller|faster|slower|" \
            r"cheaper|dearer|bigger|increase|decrease|drop|gain|reduction|improvement|worse|better|of)|percent"
 SHARE = r"\bof (?:the |all |its |their |those |these )?(?:[\w.'’-]+ ){0,3}?(?:test|train|training|validation|val|" \
         r"examples|items|rows|predictions|classes|set|split|weights|parameters|params|gap|difference|total|budget|capacity|" \
@@ -35,6 +37,7 @@ GROUP_WORDS = {"noun": r"\bnouns?\b(?![.\w])", "verb": r"\bverbs?\b(?![.\w])", "
                "adv": r"\badv(?:erb)?s?\b(?![.\w])"}
 MAGNITUDES = frozenset({"parameters", "latency", "throughput", "cost", "memory", "time", "count", "steps", "instances"})
 DERIVED_KINDS = {"ratio", "share"}
+TOTAL_KEYS = r"total|_size$|sum of|num_classes|n_classes|classes$|rows|examples$|^train$|^val$|^test$|support"
 COMPARING = r"\b(?:vs\.?|versus|against|than|compared|advantage|lead|gap|behind|ahead|faster|slower|cheaper)\b|\d\s?(?:x|×)"
 
 
@@ -82,7 +85,8 @@ class FactIndex:
         """The facts of some kinds about nothing the sentence does not name (facts about no entity included)."""
         key = (tuple(sorted((k, tuple(sorted(v))) for k, v in named.items())), kinds)
         if key not in self._pools:
-            self._pools[key] = [f for f in self.candidates(kinds, set(named.get("label", ()))) if _within(f, named)]
+            self._pools[key] = [f for f in self.candidates(kinds, set(named.get("label", ())))
+                                if not f.per_seed and "(seed std" not in f.slot and _within(f, named)]
         return self._pools[key]
 
 
@@ -117,7 +121,9 @@ def _one_key_apart(a: str, b: str) -> bool:
     if len(left) != len(right):
         return False
     apart = [(x, y) for x, y in zip(left, right) if x != y]
-    return len(apart) == 1 and re.sub(r"\[\d+\]$", "", apart[0][0]) != re.sub(r"\[\d+\]$", "", apart[0][1])
+    if len(apart) != 1 or re.sub(r"\[\d+\]$", "", apart[0][0]) == re.sub(r"\[\d+\]$", "", apart[0][1]):
+        return False
+    return not any(re.fullmatch(r"(?:ci|lo|hi|low|high|lower|upper|std|ci_\w+|\w+_ci)(?:\[\d+\])?", x) for x in apart[0])
 
 
 def _derived(value: float, kind: str | None, a: Fact, b: Fact | None, how: str) -> Fact:
@@ -163,7 +169,8 @@ def derive(reading, index: FactIndex) -> list[Fact]:
         out += [_derived((a.value - b.value) / b.value, "share", a, b, "relative change") for a, b in pairs if b.value]
         out += [_derived(a.value / b.value, "share", a, b, "percentage of") for a, b in pairs if b.value]
     if percent and re.search(SHARE, text, re.I):
-        totals = [f for f in index.pool(named, frozenset({"count", "parameters", "zero_f1", "instances"}))]
+        totals = [f for f in index.pool(named, frozenset({"count", "parameters", "zero_f1", "instances"}))
+                  if re.search(TOTAL_KEYS, f.source.rsplit(":", 1)[-1].rsplit(".", 1)[-1], re.I)]
         parts = [f for f in pool if f.kind in ("count", "zero_f1", "parameters", "instances")] or totals
         if len(parts) * len(totals) <= 40000:
             out += [_derived(a.value / b.value, "share", a, b, "share") for a in parts for b in totals

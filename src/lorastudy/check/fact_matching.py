@@ -70,6 +70,8 @@ def _period(fact: Fact) -> float | None:
 
 def _scales(reading: Reading, fact: Fact | None = None) -> tuple[float, ...]:
     scales = UNITS.get(reading.unit or "", (1.0,))
+    if fact is not None and fact.slot == "derived" and reading.unit in ("%", "pp"):
+        scales = (100.0,)  # a derived share or change is a fraction
     if fact is not None and reading.rate:
         period = _period(fact)
         if period:
@@ -110,6 +112,8 @@ def value_matches(reading: Reading, value: float, fact: Fact | None = None) -> b
     return False
 
 
+SEED_WORDS = r"\bseeds?\b|\brange\b|\bacross\b|\beach run\b|\bper run\b|\bruns\b|\bbest\b|\bworst\b|\bmin|\bmax|" \
+             r"\bspread\b|\bbetween\b|\d\s*[–—]\s*\d|\bvaried\b|\bvary\b|\bindividual"
 FRACTIONS = frozenset({"accuracy", "f1", "macro_f1", "recall", "precision", "share", "headroom", "rho", None})
 SOME_CLASS = r"\b(?:best|worst|highest|lowest|top|bottom|most|least|any|one|single|each|every|some|a|another)\s+" \
              r"(?:\w+\s+)?(?:class|classes|label|supersense|domain|category)\b|\bclass(?:es)? (?:like|such as)|\bmax|\bmin"
@@ -159,7 +163,8 @@ def judge(reading: Reading, index: FactIndex) -> Judgement:
     if reading.threshold:
         return Judgement(reading, NOT_CHECKABLE, why="a prediction's or condition's threshold")
     labels = None if re.search(SOME_CLASS, reading.where, re.I) else set(reading.entities.get("label", ()))
-    direct = [f for f in index.candidates(reading.accepts, labels) if agrees(reading, f)]
+    seeds = bool(re.search(SEED_WORDS, reading.where, re.I))
+    direct = [f for f in index.candidates(reading.accepts, labels) if (seeds or not f.per_seed) and agrees(reading, f)]
     if reading.bound:
         return _judge_bound(reading, direct + [f for f in derive(reading, index) if _agrees_derived(reading, f)])
     for fact in direct:
@@ -185,14 +190,17 @@ def judge(reading: Reading, index: FactIndex) -> Judgement:
 
 
 def _judge_bound(reading: Reading, candidates: list[Fact]) -> Judgement:
-    """A bound ("under 4%", "over 90%") is about the candidate nearest to it (on a log scale): it holds or not."""
+    """A bound ("under 4%", "over 90%") is about a candidate near it (within a factor of 2): it holds when one of
+    those lies on its side, and is contradicted when all of them (and at least the nearest) lie on the other."""
     if not candidates or reading.kind is None:
         return Judgement(reading, NOT_CHECKABLE, why="a bound with no value of that kind for that entity")
+
     def distance(fact: Fact) -> float:
         shown = [abs(fact.value * s) for s in _scales(reading, fact)]
         return min(abs(math.log((v + 1e-12) / (abs(reading.value) + 1e-12))) for v in shown)
-    nearest = min(candidates, key=distance)
-    return Judgement(reading, SUPPORTED if value_matches(reading, nearest.value, nearest) else CONTRADICTED, nearest)
+    near = sorted((f for f in candidates if distance(f) <= math.log(2)), key=distance) or [min(candidates, key=distance)]
+    holding = [f for f in near if value_matches(reading, f.value, f)]
+    return Judgement(reading, SUPPORTED if holding else CONTRADICTED, (holding or near)[0])
 
 
 def judge_numbers(readings: list[Reading], index: FactIndex) -> list[Judgement]:

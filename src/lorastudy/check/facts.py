@@ -16,6 +16,7 @@ sibling `metric`/`name` field or the parent key. New artifacts (e.g.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import re
 from dataclasses import dataclass, field
@@ -70,6 +71,7 @@ class Fact:
     entities: dict[str, frozenset[str]]
     source: str  # artifact path and key path, e.g. "evaluation/results.json: runs.decoder_lora__seed42.test.accuracy"
     slot: str = ""  # the source with its entity names and list indexes blanked: the same quantity of other entities
+    per_seed: bool = False  # one seed's value of an arm that has several seeds (a note quotes their mean)
 
 
 @dataclass
@@ -225,12 +227,21 @@ def _seed_means(facts: list[Fact]) -> None:
     import statistics
 
     groups: dict[tuple, list[Fact]] = {}
+    positions: dict[int, int] = {id(f): i for i, f in enumerate(facts)}
+
+    def about(fact: Fact) -> tuple:
+        return fact.kind, tuple(sorted((k, tuple(sorted(v))) for k, v in fact.entities.items()))
+    reported = {about(f) for f in facts if re.match(r"evaluation/results\.json: arms\.[^.]+\.(?:test|per_tier)\..*\.mean$",
+                                                     f.source)}
     for fact in facts:
         if re.search(r"__seed\d+", fact.source):
             key = (fact.slot, tuple(sorted((k, tuple(sorted(v))) for k, v in fact.entities.items())))
             groups.setdefault(key, []).append(fact)
     for (slot, _), members in groups.items():
         if len(members) > 1 and len({f.source for f in members}) == len(members):
+            for member in members:  # the run reports these seeds' mean: a note quotes that, or names the seeds
+                if member.source.startswith("evaluation/results.json: runs.") and about(member) in reported:
+                    facts[positions[id(member)]] = dataclasses.replace(member, per_seed=True)
             first, values = members[0], [f.value for f in members]
             where = re.sub(r"__seed\d+", "__seed*", first.source)
             facts.append(Fact(statistics.fmean(values), first.kind, first.entities,

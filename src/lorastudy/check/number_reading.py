@@ -205,7 +205,7 @@ def _read_sentence(sentence: str, names: _Names, section: object) -> list[Readin
                                                      sentence[previous[0].end():match.start()], re.I):
             kind = previous[1]  # "0.438 vs 0.374": the same metric as the number it is set against
         if kind is None:
-            kind = _only_kind_before(sentence, match.start())
+            kind = _only_kind_before(sentence, match.start(), len(match.group("dec") or "") > 2)
         if kind == "macro_f1" and "label" in entities and not re.search(r"macro", clause_text, re.I):
             kind = "f1"  # a class has an F1, not a macro F1
         previous = (match, kind)
@@ -240,9 +240,10 @@ def _topic_kind(sentence: str, clauses: list[tuple[int, int]], start: int, names
     return None
 
 
-def _only_kind_before(sentence: str, start: int) -> str | None:
-    """The metric named before the number when the sentence so far names only one ("... macro F1 change ... (+0.008")."""
-    kinds = {k for _, end, k in _kind_matches(sentence) if end <= start}
+def _only_kind_before(sentence: str, start: int, fraction: bool = False) -> str | None:
+    """The metric named before the number when the sentence so far names only one ("... macro F1 change ... (+0.008");
+    a number with three decimals is no count ("macro F1 over 3 seeds is 0.026")."""
+    kinds = {k for _, end, k in _kind_matches(sentence) if end <= start and not (fraction and k in COUNTS)}
     return kinds.pop() if len(kinds) == 1 else None
 
 

@@ -28,6 +28,9 @@ def _metric_like(match: re.Match, line: str, in_table: bool) -> bool:
     after = line[match.end():match.end() + 30].lower()
     if match.group("unit") == "%" and re.match(r"\s*(?:ci|confidence|interval|bootstrap|credible)", after):
         return False  # a confidence level, not a result
+    if re.search(r"\b(?:p|α|alpha)\s*(?:<|≤|<=|=)\s*$", line[:match.start()], re.I) and \
+            match.group(0).strip() in ("0.05", "0.01", "0.001", "0.1", ".05", ".01"):
+        return False  # a significance level, not a result
     if match.group("unit") or match.group("dec") or match.group("dollar") or match.group("exp"):
         return True
     value = int(match.group("int").replace(",", ""))
