@@ -149,7 +149,7 @@ def derive(reading, index: FactIndex) -> list[Fact]:
     ratio_like = unit == "x" or reading.kind == "ratio"
     percent = unit == "%"
     if ratio_like or percent:
-        base_kinds = _kinds_named(clause) or _kinds_named(reading.where) or (MAGNITUDES if ratio_like else None)
+        base_kinds = _kinds_named(clause) or _kinds_named(reading.where) or None
     pool = index.pool(named, base_kinds)
     if len(pool) > 4000:
         return []
@@ -163,15 +163,16 @@ def derive(reading, index: FactIndex) -> list[Fact]:
         out += [_derived((a.value - lows[a.source[:-3]].value) / 2, a.kind, a, lows[a.source[:-3]], "half-width")
                 for a in ends if a.source[:-3] in lows]
     if ratio_like:
-        out += [_derived(a.value / b.value, "ratio", a, b, "ratio") for a, b in pairs if b.value and a.slot == b.slot]
+        out += [_derived(a.value / b.value, "ratio", a, b, "ratio") for a, b in pairs if b.value and a.slot == b.slot
+                and (base_kinds is not None or a.kind in MAGNITUDES or "{#}" not in a.slot)]
         out += [_derived(b.value / a.value, "ratio", a, b, "ratio") for a, b in _cross_kind_pairs(pool) if a.value]
     if percent and re.search(RELATIVE, text, re.I):
         out += [_derived((a.value - b.value) / b.value, "share", a, b, "relative change") for a, b in pairs if b.value]
         out += [_derived(a.value / b.value, "share", a, b, "percentage of") for a, b in pairs if b.value]
     if percent and re.search(SHARE, text, re.I):
-        totals = [f for f in index.pool(named, frozenset({"count", "parameters", "zero_f1", "instances"}))
-                  if re.search(TOTAL_KEYS, f.source.rsplit(":", 1)[-1].rsplit(".", 1)[-1], re.I)]
-        parts = [f for f in pool if f.kind in ("count", "zero_f1", "parameters", "instances")] or totals
+        counts = index.pool(named, frozenset({"count", "parameters", "zero_f1", "instances"}))
+        totals = [f for f in counts if re.search(TOTAL_KEYS, f.source.rsplit(":", 1)[-1].rsplit(".", 1)[-1], re.I)]
+        parts = counts
         if len(parts) * len(totals) <= 40000:
             out += [_derived(a.value / b.value, "share", a, b, "share") for a in parts for b in totals
                     if b.value and 0 < a.value < b.value]
@@ -208,27 +209,42 @@ def _cross_kind_pairs(pool: list[Fact]) -> list[tuple[Fact, Fact]]:
 def _group_means(reading, index: FactIndex, named: dict[str, set[str]]) -> list[Fact]:
     """The mean of a per-class metric over the classes of a group the sentence names ("verbs", "noun classes")."""
     groups = [prefix for prefix, pattern in GROUP_WORDS.items() if re.search(pattern, reading.where, re.I)]
-    if not groups or reading.accepts is None:
+    tiers = set(reading.entities.get("tier", ())) if not reading.entities.get("label") else set()
+    if (not groups and not tiers) or reading.accepts is None:
         return []
+    groups = groups or [None]
     accepts = reading.accepts | ({"f1"} if "macro_f1" in reading.accepts else set())
     out = []
     arms = named.get("arm", set())
+    tier_of = {next(iter(f.entities["label"])): f.entities.get("tier", frozenset())
+               for f in index.by_kind.get("f1", ()) if f.source.startswith("evaluation/per_class/") and
+               len(f.entities.get("label", ())) == 1}
     for prefix in groups:
-        members = {x for x in index.labels if x.split(".")[0] == prefix}
+        members = {x for x in index.labels if prefix is None or x.split(".")[0] == prefix}
+        if tiers:
+            members = {x for x in members if tier_of.get(x, frozenset()) & tiers}
         if not members:
             continue
         values: dict[tuple, list[float]] = {}
         for fact in index.candidates(frozenset(accepts)):
             labels = fact.entities.get("label", frozenset())
             if len(labels) == 1 and next(iter(labels)) in members and fact.source.startswith("evaluation/per_class/") \
-                    and "seeds" not in fact.source and fact.entities.get("arm", frozenset()) <= arms:
+                    and not fact.per_seed and "(seed std" not in fact.slot and fact.entities.get("arm", frozenset()) <= arms:
                 values.setdefault((fact.kind, fact.entities.get("arm"), fact.slot), []).append(fact.value)
+        arms_entities = {k[1] for k in values}
+        for (kind, arm, slot), vals in list(values.items()):
+            for other in arms_entities:
+                if other != arm and (kind, other, slot) in values and reading.difference:
+                    mine, theirs = sum(vals) / len(vals), sum(values[(kind, other, slot)]) / len(values[(kind, other, slot)])
+                    out.append(Fact(mine - theirs, kind, {"arm": (arm or frozenset()) | other},
+                                    f"difference of the means over {prefix or '/'.join(sorted(tiers))} classes of {slot}",
+                                    "derived"))
         for (kind, arm, slot), vals in values.items():
             kind = "macro_f1" if kind == "f1" and "macro_f1" in reading.accepts and "f1" not in reading.accepts else kind
             out.append(Fact(sum(vals) / len(vals), kind, {"arm": arm} if arm else {},
-                            f"mean over the {len(vals)} {prefix}.* classes of {slot}", "derived"))
+                            f"mean over the {len(vals)} {prefix or '/'.join(sorted(tiers))} classes of {slot}", "derived"))
         if "count" in reading.accepts:
-            out.append(Fact(float(len(members)), "count", {}, f"the number of {prefix}.* classes", "derived"))
+            out.append(Fact(float(len(members)), "count", {}, f"the number of {prefix} classes", "derived"))
     return out
 
 

@@ -164,13 +164,13 @@ def judge(reading: Reading, index: FactIndex) -> Judgement:
         return Judgement(reading, NOT_CHECKABLE, why="a prediction's or condition's threshold")
     labels = None if re.search(SOME_CLASS, reading.where, re.I) else set(reading.entities.get("label", ()))
     seeds = bool(re.search(SEED_WORDS, reading.where, re.I))
-    direct = [f for f in index.candidates(reading.accepts, labels) if (seeds or not f.per_seed) and agrees(reading, f)]
+    direct = [f for f in index.candidates(reading.accepts, labels) if (seeds or not f.mean_reported) and agrees(reading, f)]
     if reading.bound:
         return _judge_bound(reading, direct + [f for f in derive(reading, index) if _agrees_derived(reading, f)])
     for fact in direct:
         if value_matches(reading, fact.value, fact):
             return Judgement(reading, SUPPORTED, fact)
-    if reading.signed:
+    if reading.signed and reading.kind is not None:
         unsigned = Reading(**{**reading.__dict__, "signed": False})
         flipped = [f for f in direct if value_matches(unsigned, f.value, f)]
         if flipped:  # the artifacts hold this value with the other sign: a flipped sign, not a derivation
@@ -181,6 +181,10 @@ def judge(reading: Reading, index: FactIndex) -> Judgement:
             return Judgement(reading, SUPPORTED, fact)
     if reading.kind is None and reading.unit not in ("x",):
         return Judgement(reading, NOT_CHECKABLE, why="no metric kind read")
+    if reading.proposal:
+        return Judgement(reading, NOT_CHECKABLE, why="part of a proposed experiment")
+    if reading.inferred:
+        return Judgement(reading, NOT_CHECKABLE, why=f"its kind ({reading.kind}) only inferred from the sentence before")
     candidates = direct + derived
     if not candidates:
         return Judgement(reading, NOT_CHECKABLE, why="no artifact value of that kind for that entity")

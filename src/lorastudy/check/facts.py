@@ -48,6 +48,7 @@ KIND_OF_KEY = [
     ("latency", r"_ms$|ms_per|^p\d\d|latency|sla"),
     ("instances", r"instances$"),
     ("seed", r"^seeds?$|^n_seeds$"),
+    ("time", r"per_step$"),
     ("parameters", r"^parameters$|^total$|^trainable$"),
     ("loss", r"loss"),
     ("steps", r"steps?$"),
@@ -71,7 +72,8 @@ class Fact:
     entities: dict[str, frozenset[str]]
     source: str  # artifact path and key path, e.g. "evaluation/results.json: runs.decoder_lora__seed42.test.accuracy"
     slot: str = ""  # the source with its entity names and list indexes blanked: the same quantity of other entities
-    per_seed: bool = False  # one seed's value of an arm that has several seeds (a note quotes their mean)
+    per_seed: bool = False  # one seed's value of an arm that has several seeds (derivations use their mean)
+    mean_reported: bool = False  # ... of a quantity whose mean over seeds the run reports (a note quotes that mean)
 
 
 @dataclass
@@ -196,12 +198,12 @@ def _train_log(log: Path, run_dir: Path, vocab: Vocabulary, facts: list[Fact]) -
     for i, entry in enumerate(lines):
         if not isinstance(entry, dict):
             continue
-        if any(str(k).startswith(("val_", "eval_")) for k in entry):
+        if any(str(k).startswith(("val_", "eval_")) for k in entry) or _is_number(entry.get("loss")):
             for key, value in entry.items():
                 if _is_number(value):
                     where = f"step {entry['step']}" if _is_number(entry.get("step")) else f"line {i + 1}"
                     _add(facts, float(value), kind_of_key(str(key)), [relative], vocab, f"{relative}: {where}.{key}")
-        elif _is_number(entry.get("loss")):
+        if _is_number(entry.get("loss")):
             last_loss = (i, entry)
     if last_loss:
         i, entry = last_loss
@@ -240,12 +242,12 @@ def _seed_means(facts: list[Fact]) -> None:
     for (slot, _), members in groups.items():
         if len(members) > 1 and len({f.source for f in members}) == len(members):
             for member in members:  # the run reports these seeds' mean: a note quotes that, or names the seeds
-                if member.source.startswith("evaluation/results.json: runs.") and about(member) in reported:
-                    facts[positions[id(member)]] = dataclasses.replace(member, per_seed=True)
+                reported_mean = member.source.startswith("evaluation/results.json: runs.") and about(member) in reported
+                facts[positions[id(member)]] = dataclasses.replace(member, per_seed=True, mean_reported=reported_mean)
             first, values = members[0], [f.value for f in members]
             where = re.sub(r"__seed\d+", "__seed*", first.source)
             facts.append(Fact(statistics.fmean(values), first.kind, first.entities,
-                              f"mean over {len(members)} seeds of {where}", slot + " (seed mean)"))
+                              f"mean over {len(members)} seeds of {where}", slot))
             for ddof, stat in ((0, statistics.pstdev(values)), (1, statistics.stdev(values))):
                 facts.append(Fact(stat, first.kind, first.entities, f"std (ddof={ddof}) over {len(members)} seeds of {where}",
                                   slot + f" (seed std{ddof})"))
@@ -293,6 +295,8 @@ def _flatten(node: object, source: str, keys: list[str], context: list[str], voc
                     suffix = f"[{i}]" if isinstance(value, list) else ""
                     about = [parallel[key][i]] if key in parallel else []
                     _add(out, float(item), kind, inner + about, vocab, f"{source}: {'.'.join(here)}{suffix}")
+                    if str(key).startswith("seed_") and isinstance(value, list) and len(value) > 1:
+                        out[-1] = dataclasses.replace(out[-1], per_seed=True, mean_reported=True)  # quoted with "seed"
                 if key in parallel and kind == "count":  # a total over the classes (the test set's size)
                     _add(out, float(sum(value)), kind, inner, vocab, f"{source}: sum of {'.'.join(here)}")
             elif isinstance(value, (dict, list)):
@@ -328,7 +332,7 @@ def _is_number(value: object) -> bool:
 
 def _own(node: dict, key: str) -> list[str]:
     """The strings of a dict that name entities for one of its members: its key and its string fields."""
-    return [str(key)] + [str(v) for v in node.values() if isinstance(v, str)]
+    return [str(key)] + [str(v) for v in node.values() if isinstance(v, str) and len(v.split()) <= 4]  # names, not prose
 
 
 def _parallel_lists(node: dict) -> dict[str, list[str]]:
@@ -376,7 +380,7 @@ def _slot(source: str, vocab: Vocabulary) -> str:
     text = re.sub(r"__seed\d+", "", source)
     for pattern in vocab._patterns().values():
         text = pattern.sub("{}", text)
-    return re.sub(r"(?<=\.)\d+(?=\.|$)", "{}", text)
+    return re.sub(r"(?<=\.)\d+(?=\.|$)", "{#}", text)
 
 
 def _to_float(value: object) -> float | None:

@@ -27,12 +27,13 @@ NOTE_KINDS = [
     ("instances", r"\binstances?\b|\breplicas?\b"),
     ("learning_rate", r"\blr\b|learning[- ]rates?"),
     ("parameters", r"param\w*|(?:trainable|total|more|fewer|frozen|base|model's|its|all|of the|million|[\dMB])\s+weights\b"),
+    ("time", r"seconds? per step|s/step|per[- ]step time"),
     ("steps", r"\bsteps?\b"),
     ("epochs", r"\bepochs?\b"),
     ("batch_size", r"\bbatch(?:es)?\b(?= (?:of )?\d)|batch size"),
     ("memory", r"memory|\bram\b|\bdisk\b|\bsize\b"),
     ("ratio", r"\bfactor of\b|\b\d+-fold\b"),
-    ("time", r"wall[- ]?time|\bminutes?\b|\bhours?\b|\bseconds\b|\bwindow\b|\btakes?\b|\btook\b|\btime\b"),
+    ("time", r"seconds? per step|s/step|per step|wall[- ]?time|\bminutes?\b|\bhours?\b|\bseconds\b|\bwindow\b|\btakes?\b|\btook\b|\btime\b"),
     ("count", r"support|train(?:ing)? (?:count|examples|rows|items)|\btrain\b|\bexamples\b|\brows\b|\bitems\b|\bcounts?\b|"
               r"\bclasses\b|complaints|requests"),
     ("seed", r"\bseeds?\b"),
@@ -69,6 +70,11 @@ def _read_kind(sentence: str, clause: tuple[int, int], start: int, end: int, uni
         return "share"  # "2.67% of the encoder", "1.36% of its parameters": a share of the weights
     if re.search(r"(?<![\w.])\d+\s+(?:out\s+)?of\s+(?:the\s+|all\s+)?$", sentence[:start]):
         return "count"  # the M of "N of M classes": a total
+    paired = re.match(r"\s*(?:vs\.?|versus|and|to|→|->|or)\s*[-−+]?\$?\d[\d,.]*\s*(?:%|pp)?\s*", sentence[end:])
+    if paired:  # "10.3 vs 11 zero-F1 classes": the metric named after the pair
+        follow = [k for k in _kind_matches(sentence) if k[0] == end + paired.end()]
+        if follow and not (unit in ("%", "pp") and follow[0][2] in NOT_PERCENT):
+            return follow[0][2]
     kinds = [k for k in _kind_matches(sentence) if clause[0] <= k[0] and k[1] <= clause[1]
              and not (unit in ("%", "pp") and k[2] in NOT_PERCENT)]  # a percentage is never a count, cost or time
     after = [k for k in kinds if k[0] >= end]
@@ -78,6 +84,8 @@ def _read_kind(sentence: str, clause: tuple[int, int], start: int, end: int, uni
     if re.fullmatch(r"\d+", sentence[start:end].strip(" +-−")) and unit not in ("%", "pp") and \
             re.match(r"\s+(?:\w+\s+)?\w{3,}s\b", sentence[end:]):
         return "count"  # "12 rare supersenses": an integer counting things
+    if any(k[2] == "rho" for k in kinds) and re.search(r"correlat|spearman|\brho\b|ρ", sentence[clause[0]:start], re.I):
+        return "rho"  # "the Spearman correlation between per-class F1 and training count is 0.82"
     before = [k for k in kinds if k[1] <= start]
     if len(re.sub(r"^[^.]*\.?", "", sentence[start:end].split()[0] if sentence[start:end].split() else "")) > 2:
         before = [k for k in before if k[2] not in COUNTS] or before  # "macro F1 at step 125 was 0.425": not a step

@@ -39,6 +39,8 @@ from lorastudy.check.metric_kinds import COUNTS, KIND_ORDER, UNIT_KIND, _accepte
 from lorastudy.check.note_sections import _Block, _sections
 from lorastudy.check.printed_numbers import _approx, _bound, _metric_like, _numbers, _rate_shared, _unit
 
+PROPOSAL = r"\bnext experiment\b|\bpropos\w*|\bplan\b|\bwould\b|\bwill\b|\bshould\b|\bI'd\b|\bexpect|\bpredict|" \
+           r"\bhypothes|\bif\b|\btarget\b"
 FRACTION_KINDS = ("f1", "macro_f1", "accuracy", "recall", "precision")
 COMPARATOR = r"(?:above|below|at least|at most|fewer than|more than|less than|under|over|beyond|exceeds?|exceeding|" \
              r"higher than|lower than|>|<|≥|≤)"
@@ -70,6 +72,8 @@ class Reading:
     plusminus: bool = False  # "± 0.4": a spread (std or half a CI)
     named: dict[str, set[str]] | None = None  # the entities its whole sentence or table row names: what derivations may use
     context: str = ""  # its clause (prose) or header and cell (table)
+    proposal: bool = False  # part of a proposed experiment (section 5): checked only when the artifacts support it
+    inferred: bool = False  # its kind is the previous sentence's metric: supported if it matches, else not checkable
 
     def described(self) -> str:
         names = "; ".join(f"{k} {'/'.join(sorted(v))}" for k, v in self.entities.items() if v) or "no entity"
@@ -97,9 +101,10 @@ def _clauses(sentence: str) -> list[tuple[int, int]]:
 
 
 def _reading(match: re.Match, text: str, kind: str | None, entities: dict[str, set[str]], where: str,
-             section: object, context: str, between: bool = False, named: dict[str, set[str]] | None = None) -> Reading:
+             section: object, context: str, between: bool = False, named: dict[str, set[str]] | None = None,
+             unit: str | None = None) -> Reading:
     sign = match.group("sign")
-    unit = _unit(match, text)
+    unit = unit or _unit(match, text)
     value = float(match.group("int").replace(",", "") + (match.group("dec") or "") +
                   (match.group("exp") or "").replace("−", "-"))
     signed = sign in ("+", "-", "−")
@@ -109,6 +114,7 @@ def _reading(match: re.Match, text: str, kind: str | None, entities: dict[str, s
     before = text[max(0, match.start() - 60):match.start()]
     threshold = bool(re.search(COMPARATOR + r"\s+(?:[\w'’.-]+\s+){0,3}$", before, re.I)) and \
         (section == 5 or bool(re.search(PREDICTIVE, where, re.I)))
+    proposal = section == 5 and bool(re.search(PROPOSAL, where, re.I))
     if match.group("dollar"):
         kind = "cost"
     if kind in COUNTS and unit in ("%", "pp"):
@@ -122,7 +128,7 @@ def _reading(match: re.Match, text: str, kind: str | None, entities: dict[str, s
         decimals -= int(match.group("exp")[1:].replace("−", "-"))  # 2.6e-17: rounded at 1e-18
     return Reading(match.group(0).strip(), value, decimals, unit, signed,
                    kind, entities, where, section, threshold, _accepted([kind] if kind else []), difference, between,
-                   _approx(match, text), bound, _rate_shared(match, text), plusminus, named, context)
+                   _approx(match, text), bound, _rate_shared(match, text), plusminus, named, context, proposal)
 
 
 def _is_gap(match: re.Match, text: str, clause: str) -> bool:
@@ -151,9 +157,10 @@ def read_numbers(blocks: dict[object, _Block], names: _Names) -> list[Reading]:
                 elif reading.kind is None and reading.unit is None and reading.decimals >= 2 and \
                         abs(reading.value) <= 1 and any(re.search(p, sentence, re.I) for p in GROUP_WORDS.values()):
                     reading.kind, reading.accepts = "f1", _accepted(["f1"])  # a mean over a group of classes
-                elif reading.kind is None and topic and reading.unit is None and reading.decimals >= 2 and \
-                        abs(reading.value) <= 1:
+                elif reading.kind is None and topic and ((reading.unit is None and reading.decimals >= 2 and
+                                                          abs(reading.value) <= 1) or reading.unit == "pp"):
                     reading.kind, reading.accepts = topic, _accepted([topic])  # the previous sentence's metric
+                    reading.inferred = True
                 elif reading.kind is None and reading.entities.get("label") and reading.unit is None and \
                         reading.decimals >= 2 and abs(reading.value) <= 1:
                     reading.kind, reading.accepts = "f1", _accepted(["f1"])  # a class's score: its F1 by default
@@ -168,9 +175,9 @@ def _read_sentence(sentence: str, names: _Names, section: object) -> list[Readin
     clauses = _clauses(sentence)
     sentence_entities = names.find(sentence, strict_weighting=False)
     families = _families(sentence_entities.get("arm", ()))
-    about_weighting = re.search(WEIGHTED, sentence, re.I)
+    about_weighting = re.search(WEIGHTED, sentence, re.I) or section == 2
     lora_vs_full = bool(re.search(r"\blora\b", sentence, re.I) and re.search(FULL, sentence, re.I))
-    previous: tuple[re.Match, str | None] | None = None
+    previous: tuple[re.Match, str | None, str | None] | None = None
     for match in _numbers(sentence):
         if not _metric_like(match, sentence, in_table=False):
             continue
@@ -178,7 +185,10 @@ def _read_sentence(sentence: str, names: _Names, section: object) -> list[Readin
         clause_text = sentence[clause[0]:clause[1]]
         in_clause = names.find(clause_text, strict_weighting=False)
         entities = {**sentence_entities, **in_clause}
-        if "label" in entities and "label" not in in_clause:
+        if "label" in entities and "label" not in in_clause and len(entities["label"]) > 1 and \
+                not re.search(r"\((?:[^()]*\s)?$", sentence[:match.start()]):
+            pass  # "on verb.body and verb.consumption, where the encoder managed 0.188 and 0.111": either class
+        elif "label" in entities and "label" not in in_clause:
             entities["label"] = _nearest_label(sentence, match.start(), names) or entities["label"]
         between = False
         if "arm" in entities and "arm" not in in_clause:
@@ -208,8 +218,17 @@ def _read_sentence(sentence: str, names: _Names, section: object) -> list[Readin
             kind = _only_kind_before(sentence, match.start(), len(match.group("dec") or "") > 2)
         if kind == "macro_f1" and "label" in entities and not re.search(r"macro", clause_text, re.I):
             kind = "f1"  # a class has an F1, not a macro F1
-        previous = (match, kind)
-        found.append(_reading(match, sentence, kind, entities, sentence, section, clause_text, between, sentence_entities))
+        unit = None
+        if previous and _unit(match, sentence) is None and previous[2] in ("pp", "%") and not match.group("dollar") and \
+                re.fullmatch(r"[^.;]{0,60}?\b(?:and|vs\.?|versus|against|to|while|whereas|compared with|but)\b[^.;]{0,30}?|\s*,\s*",
+                             sentence[previous[0].end():match.start()]) and \
+                len(match.group("dec") or "") == len(previous[0].group("dec") or ""):
+            unit = previous[2]  # "+16.1 points for the encoder and +11.2 for the decoder": the same unit
+            if kind is None:
+                kind = previous[1]
+        previous = (match, kind, unit or _unit(match, sentence))
+        found.append(_reading(match, sentence, kind, entities, sentence, section, clause_text, between, sentence_entities,
+                              unit))
     return found
 
 

@@ -54,15 +54,15 @@ def _unit(match: re.Match, text: str) -> str | None:
         unit = unit.strip()
         return {"pt": "pp", "pts": "pp", "×": "x", "K": "k", "MiB": "MB", "GiB": "GB", "percent": "%"}.get(unit, unit)
     after = text[match.end():]
-    word = re.match(r"[-\s](minutes?|mins?|hours?|seconds?|milliseconds?|times|fold)\b", after)
+    word = re.match(r"[-\s](minutes?|mins?|hours?|seconds?|milliseconds?|times|fold|points?|pts?)\b", after)
     if word:
-        return {"mi": "min", "ho": "h", "se": "s", "ti": "x", "fo": "x"}.get(word.group(1)[:2], "ms")
+        return {"mi": "min", "ho": "h", "se": "s", "ti": "x", "fo": "x", "po": "pp", "pt": "pp"}.get(word.group(1)[:2], "ms")
     if re.match(r"-fold\b", after):
         return "x"
     if re.match(r"\s+(?:[a-z][\w-]*\s+){0,2}?(?:percentage[- ])?(?:points?|pts?)\b", after, re.I):
         return "pp"
-    shared = re.match(r"\s*(?:to|–|-|and)\s*[-−+]?\$?\d[\d,]*(?:\.\d+)?\s?(%|pp|pts?|points|ms|s|min|h|MB|GB|M|k|B)(?![A-Za-z])",
-                      after)
+    shared = re.match(r"(?:\s*(?:to|–|-|and|,|, and|or)\s*[-−+]?\$?\d[\d,]*(?:\.\d+)?){1,4}\s?(%|pp|pts?|points|ms|s|min|h|MB|GB|M|k|B)"
+                      r"(?![A-Za-z])", after)
     if shared:
         return {"pt": "pp", "pts": "pp", "points": "pp"}.get(shared.group(1), shared.group(1))
     before = text[max(0, match.start() - 60):match.start()]
