@@ -180,7 +180,7 @@ def derive(reading, index: FactIndex) -> list[Fact]:
         out += [_derived(a.value + b.value, a.kind, a, b, "sum") for a, b in pairs if a.slot == b.slot]
     out += _group_means(reading, index, named)
     out += _deployment(reading, index, named, text)
-    if percent and reading.entities.get("tier") and re.search(r"\bgap\b|difference|of the", text, re.I):
+    if reading.entities.get("tier") and re.search(r"\bgap\b|difference|of the|account|contribut|split|comes? from", text, re.I):
         out += _tier_share_of_gap(index, named)
     return out
 
@@ -314,7 +314,7 @@ def _tier_share_of_gap(index: FactIndex, named: dict[str, set[str]]) -> list[Fac
     arms = sorted(named.get("arm", set()))
     tiers = named.get("tier", set())
     per_class = [f for f in index.by_kind.get("f1", ()) if f.source.startswith("evaluation/per_class/")
-                 and "seeds" not in f.source and f.entities.get("label")]
+                 and not f.per_seed and "(seed std" not in f.slot and f.entities.get("label")]
     by_arm: dict[str, dict[str, list[tuple[str, float]]]] = {}
     for fact in per_class:
         for arm in fact.entities.get("arm", ()):
@@ -331,6 +331,9 @@ def _tier_share_of_gap(index: FactIndex, named: dict[str, set[str]]) -> list[Fac
         for tier in tiers:
             if tier in by_arm[a] and tier in by_arm[b]:
                 part = sum(v for _, v in by_arm[a][tier]) - sum(v for _, v in by_arm[b][tier])
+                n_all = sum(len(vals) for vals in by_arm[a].values())
+                out.append(Fact(part / n_all, "macro_f1", {"arm": frozenset({a, b}), "tier": frozenset({tier})},
+                                f"the {tier} classes' part of the {a} vs {b} macro-F1 gap", "derived"))
                 out.append(Fact(part / (total_a - total_b), "share",
                                 {"arm": frozenset({a, b}), "tier": frozenset({tier})},
                                 f"share of the {a} vs {b} macro-F1 gap from the {tier} classes", "derived"))

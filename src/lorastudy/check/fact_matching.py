@@ -170,12 +170,11 @@ def judge(reading: Reading, index: FactIndex) -> Judgement:
     for fact in direct:
         if value_matches(reading, fact.value, fact):
             return Judgement(reading, SUPPORTED, fact)
-    if reading.signed and reading.kind is not None:
+    flipped = []
+    if reading.signed and reading.kind is not None:  # the artifacts hold this value with the other sign
         unsigned = Reading(**{**reading.__dict__, "signed": False})
         flipped = [f for f in direct if value_matches(unsigned, f.value, f)]
-        if flipped:  # the artifacts hold this value with the other sign: a flipped sign, not a derivation
-            return Judgement(reading, CONTRADICTED, flipped[0])
-    derived = [f for f in derive(reading, index) if _agrees_derived(reading, f)]
+    derived = [f for f in derive(reading, index) if _agrees_derived(reading, f)] if not flipped else []
     for fact in derived:
         if value_matches(reading, fact.value, fact):
             return Judgement(reading, SUPPORTED, fact)
@@ -183,13 +182,15 @@ def judge(reading: Reading, index: FactIndex) -> Judgement:
         return Judgement(reading, NOT_CHECKABLE, why="no metric kind read")
     if reading.proposal:
         return Judgement(reading, NOT_CHECKABLE, why="part of a proposed experiment")
+    if reading.unit == "x" and not any(reading.named.values() if reading.named else ()):
+        return Judgement(reading, NOT_CHECKABLE, why="a ratio of quantities its sentence does not name")
     if reading.inferred:
         return Judgement(reading, NOT_CHECKABLE, why=f"its kind ({reading.kind}) only inferred from the sentence before")
+    if flipped:  # a flipped sign
+        return Judgement(reading, CONTRADICTED, flipped[0])
     candidates = direct + derived
     if not candidates:
         return Judgement(reading, NOT_CHECKABLE, why="no artifact value of that kind for that entity")
-    if reading.bound:
-        return Judgement(reading, CONTRADICTED, _nearest(reading, candidates))
     return Judgement(reading, CONTRADICTED, _nearest(reading, candidates))
 
 

@@ -48,9 +48,9 @@ KIND_OF_KEY = [
     ("latency", r"_ms$|ms_per|^p\d\d|latency|sla"),
     ("instances", r"instances$"),
     ("seed", r"^seeds?$|^n_seeds$"),
-    ("time", r"per_step$"),
     ("parameters", r"^parameters$|^total$|^trainable$"),
     ("loss", r"loss"),
+    ("time", r"per_step$"),
     ("steps", r"steps?$"),
     ("epochs", r"epoch"),
     ("batch_size", r"batch_size"),
@@ -58,7 +58,7 @@ KIND_OF_KEY = [
     ("memory", r"_mb$|memory|size_on_disk|^adapter$|^merged$"),
     ("time", r"_s$|time|seconds|window|hours"),
     ("count", r"count|support|^n_|num_|examples|classes|sizes|^rare$|^common$|predictions|per_month|max_length|"
-              r"train_size|val_size|test_size"),
+              r"train_size|val_size|test_size|thresholds?$"),
 ]
 GENERIC_KEYS = {"value", "values", "diff", "diffs", "delta", "mean", "std", "ci", "lo", "hi", "low", "high", "estimate", "point",
                 "median", "seed_diffs", "seed_values"}

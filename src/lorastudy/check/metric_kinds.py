@@ -36,7 +36,7 @@ NOTE_KINDS = [
     ("time", r"seconds? per step|s/step|per step|wall[- ]?time|\bminutes?\b|\bhours?\b|\bseconds\b|\bwindow\b|\btakes?\b|\btook\b|\btime\b"),
     ("count", r"support|train(?:ing)? (?:count|examples|rows|items)|\btrain\b|\bexamples\b|\brows\b|\bitems\b|\bcounts?\b|"
               r"\bclasses\b|complaints|requests"),
-    ("seed", r"\bseeds?\b"),
+    ("seed", r"\bseeds\b"),
 ]
 KIND_ORDER = [kind for kind, _ in NOTE_KINDS]
 UNIT_KIND = {"ms": "latency", "$": "cost", "MB": "memory", "GB": "memory", "min": "time", "h": "time", "s": "time",
@@ -78,7 +78,7 @@ def _read_kind(sentence: str, clause: tuple[int, int], start: int, end: int, uni
     kinds = [k for k in _kind_matches(sentence) if clause[0] <= k[0] and k[1] <= clause[1]
              and not (unit in ("%", "pp") and k[2] in NOT_PERCENT)]  # a percentage is never a count, cost or time
     after = [k for k in kinds if k[0] >= end]
-    if after and re.fullmatch(r"\s*(?:[\w'’-]+\s+){0,2}", sentence[end:after[0][0]]) and \
+    if after and re.fullmatch(r"\s*(?:±\s?[\d.]+\s*%?\s*)?(?:[\w'’-]+\s+){0,2}", sentence[end:after[0][0]]) and \
             not re.search(r"\b(?:and|or|vs|to|from|but|while)\b", sentence[end:after[0][0]]):
         return after[0][2]
     if re.fullmatch(r"\d+", sentence[start:end].strip(" +-−")) and unit not in ("%", "pp") and \

@@ -145,8 +145,9 @@ def read_numbers(blocks: dict[object, _Block], names: _Names) -> list[Reading]:
     """Every metric-like number of the note, read in context (see the module docstring)."""
     readings: list[Reading] = []
     for section, block in blocks.items():
-        for header, rows in block.tables:
-            readings += _read_table(header, rows, names, section)
+        captions = block.captions + [""] * (len(block.tables) - len(block.captions))
+        for (header, rows), caption in zip(block.tables, captions):
+            readings += _read_table(header, rows, names, section, caption)
         topic = None
         for sentence in block.sentences():
             found = _read_sentence(sentence, names, section)
@@ -220,6 +221,7 @@ def _read_sentence(sentence: str, names: _Names, section: object) -> list[Readin
             kind = "f1"  # a class has an F1, not a macro F1
         unit = None
         if previous and _unit(match, sentence) is None and previous[2] in ("pp", "%") and not match.group("dollar") and \
+                not _kind_matches(sentence[previous[0].end():match.start()]) and \
                 re.fullmatch(r"[^.;]{0,60}?\b(?:and|vs\.?|versus|against|to|while|whereas|compared with|but)\b[^.;]{0,30}?|\s*,\s*",
                              sentence[previous[0].end():match.start()]) and \
                 len(match.group("dec") or "") == len(previous[0].group("dec") or ""):
@@ -227,8 +229,10 @@ def _read_sentence(sentence: str, names: _Names, section: object) -> list[Readin
             if kind is None:
                 kind = previous[1]
         previous = (match, kind, unit or _unit(match, sentence))
-        found.append(_reading(match, sentence, kind, entities, sentence, section, clause_text, between, sentence_entities,
-                              unit))
+        named = sentence_entities
+        if about_weighting and "arm" in named:
+            named = {**named, "arm": _with_weighted(named["arm"])}
+        found.append(_reading(match, sentence, kind, entities, sentence, section, clause_text, between, named, unit))
     return found
 
 
@@ -276,8 +280,11 @@ def _nearest_label(sentence: str, start: int, names: _Names) -> set[str]:
     return {m.group(0) for m in chosen}
 
 
-def _read_table(header: list[str], rows: list[list[str]], names: _Names, section: object) -> list[Reading]:
+def _read_table(header: list[str], rows: list[list[str]], names: _Names, section: object, caption: str = "") -> list[Reading]:
     found = []
+    in_points = re.search(r"\bin (?:percentage |accuracy |f1 )?(?:points|pts|pp)\b", caption, re.I)
+    column_units = [("pp" if re.search(r"\((?:pts?|pp|points)\)|\bin (?:pts?|pp|points)\b", cell, re.I) else
+                     "%" if re.search(r"\(%\)", cell) else None) for cell in header]
     column_kinds: list[str | None] = []
     for cell in header:
         kinds = _kind_matches(re.sub(r"\([^)]*\)|\[[^\]]*\]", " ", cell))
@@ -309,9 +316,12 @@ def _read_table(header: list[str], rows: list[list[str]], names: _Names, section
                     (own[-1][2] if own else None) or \
                     (column_kinds[index] if index < len(column_kinds) else None)
                 context = (header[index] if index < len(header) else "") + " " + cell
+                unit = _unit(match, cell) or (column_units[index] if index < len(column_units) else None) or \
+                    ("pp" if in_points and (match.group("sign") or match.group("dec")) and
+                     not re.search(r"→|->", cell) and kind not in COUNTS else None)
                 named = {k: set(v) for k, v in row_entities.items()}
                 for cells in (header, row):
                     for key, value in names.find(" ".join(cells), strict_weighting=False).items():
                         named.setdefault(key, set()).update(value)
-                found.append(_reading(match, cell, kind, entities, where, section, context, named=named))
+                found.append(_reading(match, cell, kind, entities, where, section, context, named=named, unit=unit))
     return found

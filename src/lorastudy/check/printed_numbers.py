@@ -26,6 +26,8 @@ def _numbers(text: str) -> list[re.Match]:
 def _metric_like(match: re.Match, line: str, in_table: bool) -> bool:
     line = re.sub(r"`[^`]*`", lambda m: " " * len(m.group(0)), line)
     after = line[match.end():match.end() + 30].lower()
+    if re.search(r"[A-Za-z]\w*-$", line[:match.start()]) and re.match(r"[A-Za-z]", line[match.end() - 1:match.end()]):
+        return False  # part of a model's name ("SmolLM2-135M-Instruct")
     if match.group("unit") == "%" and re.match(r"\s*(?:ci|confidence|interval|bootstrap|credible)", after):
         return False  # a confidence level, not a result
     if re.search(r"\b(?:p|α|alpha)\s*(?:<|≤|<=|=)\s*$", line[:match.start()], re.I) and \
@@ -61,7 +63,7 @@ def _unit(match: re.Match, text: str) -> str | None:
         return "x"
     if re.match(r"\s+(?:[a-z][\w-]*\s+){0,2}?(?:percentage[- ])?(?:points?|pts?)\b", after, re.I):
         return "pp"
-    shared = re.match(r"(?:\s*(?:to|–|-|and|,|, and|or)\s*[-−+]?\$?\d[\d,]*(?:\.\d+)?){1,4}\s?(%|pp|pts?|points|ms|s|min|h|MB|GB|M|k|B)"
+    shared = re.match(r"(?:\s*(?:to|–|-|and|,|, and|or|vs\.?|versus|→|->)\s*[-−+]?\$?\d[\d,]*(?:\.\d+)?){1,4}\s?(%|pp|pts?|points|ms|s|min|h|MB|GB|M|k|B)"
                       r"(?![A-Za-z])", after)
     if shared:
         return {"pt": "pp", "pts": "pp", "points": "pp"}.get(shared.group(1), shared.group(1))
