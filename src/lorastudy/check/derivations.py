@@ -208,7 +208,9 @@ def _cross_kind_pairs(pool: list[Fact]) -> list[tuple[Fact, Fact]]:
 
 def _group_means(reading, index: FactIndex, named: dict[str, set[str]]) -> list[Fact]:
     """The mean of a per-class metric over the classes of a group the sentence names ("verbs", "noun classes")."""
-    groups = [prefix for prefix, pattern in GROUP_WORDS.items() if re.search(pattern, reading.where, re.I)]
+    where = reading.where + (" " + reading.before if re.match(r"(?:their|these|those|they|its|it)\b", reading.where, re.I)
+                             else "")
+    groups = [prefix for prefix, pattern in GROUP_WORDS.items() if re.search(pattern, where, re.I)]
     tiers = set(reading.entities.get("tier", ())) if not reading.entities.get("label") else set()
     if (not groups and not tiers) or reading.accepts is None:
         return []
@@ -228,7 +230,7 @@ def _group_means(reading, index: FactIndex, named: dict[str, set[str]]) -> list[
         values: dict[tuple, list[float]] = {}
         for fact in index.candidates(frozenset(accepts)):
             labels = fact.entities.get("label", frozenset())
-            if len(labels) == 1 and next(iter(labels)) in members and fact.source.startswith("evaluation/per_class/") \
+            if len(labels) == 1 and next(iter(labels)) in members and fact.slot.startswith("evaluation/per_class/") \
                     and not fact.per_seed and "(seed std" not in fact.slot and fact.entities.get("arm", frozenset()) <= arms:
                 values.setdefault((fact.kind, fact.entities.get("arm"), fact.slot), []).append(fact.value)
         arms_entities = {k[1] for k in values}
@@ -252,7 +254,7 @@ def _deployment(reading, index: FactIndex, named: dict[str, set[str]], text: str
     """Sequential throughput, utilisation, instance counts and costs recomputed from latency and the contexts."""
     kind = reading.kind
     wanted = reading.accepts or frozenset()
-    if not ({"throughput", "cost", "instances", "share", "headroom"} & wanted or reading.unit in ("%", "$")
+    if not ({"throughput", "cost", "instances", "share", "headroom", "time"} & wanted or reading.unit in ("%", "$")
             or reading.rate):
         return []
     arms = named.get("arm", set())
@@ -287,8 +289,32 @@ def _deployment(reading, index: FactIndex, named: dict[str, set[str]], text: str
                 out.append(_derived(1 - load, "headroom", base, capacity, "headroom"))
             if "instances" in wanted:
                 out.append(_derived(float(math.ceil(load - 1e-9)), "instances", base, capacity, "instances"))
+    if "time" in wanted or "latency" in wanted:
+        for capacity in capacities + throughputs:
+            for context in contexts:
+                examples = context.get("examples") or context.get("monthly_predictions")
+                if isinstance(examples, (int, float)) and capacity.value:
+                    base = Fact(0.0, "time", {"context": frozenset({str(context.get("name"))})}, str(context.get("name")), "")
+                    out.append(_derived(float(examples) / capacity.value, "time", capacity, base, "examples / throughput"))
     if "cost" not in wanted:
         return out
+    words = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6}
+    machines = [int(words.get(m.lower(), m)) for m in re.findall(
+        r"(?<![\w.])(\d{1,3}|one|two|three|four|five|six)\s+(?:[\w-]+\s+){0,2}(?:machines?|instances?|replicas?|servers?|"
+        r"workers?|copies|nodes?)\b", reading.where, re.I)]
+    for count in machines:
+        for price in index.prices:
+            for hours in (720.0, 730.0, 744.0):
+                out.append(Fact(count * price * hours, "cost", {}, f"{count} machines x ${price:g}/h x {hours:g} h",
+                                "derived"))
+    for capacity in capacities + throughputs:
+        for context in contexts:
+            examples = context.get("examples")
+            if isinstance(examples, (int, float)) and capacity.value:
+                for price in index.prices:
+                    base = Fact(0.0, "cost", {"context": frozenset({str(context.get("name"))})}, str(context.get("name")), "")
+                    out.append(_derived(float(examples) / capacity.value / 3600 * price, "cost", capacity, base,
+                                        "one run's compute cost"))
     for capacity in capacities + throughputs:
         for context in contexts:
             monthly = context.get("monthly_predictions")
@@ -313,7 +339,7 @@ def _tier_share_of_gap(index: FactIndex, named: dict[str, set[str]]) -> list[Fac
     out = []
     arms = sorted(named.get("arm", set()))
     tiers = named.get("tier", set())
-    per_class = [f for f in index.by_kind.get("f1", ()) if f.source.startswith("evaluation/per_class/")
+    per_class = [f for f in index.by_kind.get("f1", ()) if f.slot.startswith("evaluation/per_class/")
                  and not f.per_seed and "(seed std" not in f.slot and f.entities.get("label")]
     by_arm: dict[str, dict[str, list[tuple[str, float]]]] = {}
     for fact in per_class:

@@ -171,6 +171,13 @@ def judge(reading: Reading, index: FactIndex) -> Judgement:
         if value_matches(reading, fact.value, fact):
             return Judgement(reading, SUPPORTED, fact)
     flipped = []
+    interval = bool(re.search(r"\bCI\b[^.;)]*$", reading.where[:reading.where.find(reading.printed)] if
+                              reading.printed in reading.where else "")) or "CI" in reading.context
+    if interval and reading.signed:  # "CI −7.8 to −1.8": an interval of a gap, oriented as the writer chose
+        reading = Reading(**{**reading.__dict__, "signed": False})
+        direct_unsigned = [f for f in direct if value_matches(reading, f.value, f)]
+        if direct_unsigned:
+            return Judgement(reading, SUPPORTED, direct_unsigned[0])
     if reading.signed and reading.kind is not None:  # the artifacts hold this value with the other sign
         unsigned = Reading(**{**reading.__dict__, "signed": False})
         flipped = [f for f in direct if value_matches(unsigned, f.value, f)]

@@ -34,7 +34,7 @@ NOTE_KINDS = [
     ("memory", r"memory|\bram\b|\bdisk\b|\bsize\b"),
     ("ratio", r"\bfactor of\b|\b\d+-fold\b"),
     ("time", r"seconds? per step|s/step|per step|wall[- ]?time|\bminutes?\b|\bhours?\b|\bseconds\b|\bwindow\b|\btakes?\b|\btook\b|\btime\b"),
-    ("count", r"support|train(?:ing)? (?:count|examples|rows|items)|\btrain\b|\bexamples\b|\brows\b|\bitems\b|\bcounts?\b|"
+    ("count", r"support|train(?:ing)? (?:count|examples|rows|items)|\btrain\b|\bexamples\b|\bglosses\b|\bdefinitions\b|\brows\b|\bitems\b|\bcounts?\b|"
               r"\bclasses\b|complaints|requests"),
     ("seed", r"\bseeds\b"),
 ]

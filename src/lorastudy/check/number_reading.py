@@ -74,6 +74,7 @@ class Reading:
     context: str = ""  # its clause (prose) or header and cell (table)
     proposal: bool = False  # part of a proposed experiment (section 5): checked only when the artifacts support it
     inferred: bool = False  # its kind is the previous sentence's metric: supported if it matches, else not checkable
+    before: str = ""  # the sentence before it (what "their", "it" refer to)
 
     def described(self) -> str:
         names = "; ".join(f"{k} {'/'.join(sorted(v))}" for k, v in self.entities.items() if v) or "no entity"
@@ -148,10 +149,16 @@ def read_numbers(blocks: dict[object, _Block], names: _Names) -> list[Reading]:
         captions = block.captions + [""] * (len(block.tables) - len(block.captions))
         for (header, rows), caption in zip(block.tables, captions):
             readings += _read_table(header, rows, names, section, caption)
-        topic = None
+        topic, last_sentence, last_arms = None, "", None
         for sentence in block.sentences():
             found = _read_sentence(sentence, names, section)
             for reading in found:
+                reading.before = last_sentence
+                if not any(reading.entities.values()) and last_arms and reading.kind not in (None, "count"):
+                    # "It cost no measurable macro F1 (−0.35)": about the models of the sentence before
+                    reading.entities = {"arm": set(last_arms)}
+                    reading.named = {**(reading.named or {}), "arm": set(last_arms)}
+                    reading.inferred = True
                 if reading.kind is None and reading.entities.get("label") and reading.unit is None and \
                         reading.decimals >= 2 and abs(reading.value) <= 1:
                     reading.kind, reading.accepts = "f1", _accepted(["f1"])  # a class's score: its F1 by default
@@ -167,6 +174,9 @@ def read_numbers(blocks: dict[object, _Block], names: _Names) -> list[Reading]:
                     reading.kind, reading.accepts = "f1", _accepted(["f1"])  # a class's score: its F1 by default
             kinds = [r.kind for r in found if r.kind in FRACTION_KINDS]
             topic = kinds[-1] if kinds else (topic if not found else None)
+            arms = names.find(sentence, strict_weighting=False).get("arm")
+            last_arms = _with_weighted(arms) if arms and section == 2 else arms or last_arms
+            last_sentence = sentence
             readings += found
     return readings
 
@@ -212,9 +222,10 @@ def _read_sentence(sentence: str, names: _Names, section: object) -> list[Readin
             kind = _parallel_kind(sentence, clauses, clause, names, (_unit(match, sentence), bool(match.group("dec"))))
         if kind is None:
             kind = _topic_kind(sentence, clauses, match.start(), names)
-        if kind is None and previous and re.fullmatch(r"\s*(?:vs\.?|versus|against|and|to|→|->|,|/|or|\(|;)\s*(?:the\s+|a\s+)?",
-                                                     sentence[previous[0].end():match.start()], re.I):
-            kind = previous[1]  # "0.438 vs 0.374": the same metric as the number it is set against
+        if previous and previous[1] and re.fullmatch(r"(?:\s*(?:vs\.?|versus|against|and|to|→|->|,|/|or|\(|;)\s*)+(?:the\s+|a\s+)?",
+                                                   sentence[previous[0].end():match.start()], re.I) and \
+                (kind is None or len(match.group("dec") or "") == len(previous[0].group("dec") or "")):
+            kind = previous[1]  # "0.438 vs 0.374", "0.736 accuracy, or 0.757": the metric of the number it is set against
         if kind is None:
             kind = _only_kind_before(sentence, match.start(), len(match.group("dec") or "") > 2)
         if kind == "macro_f1" and "label" in entities and not re.search(r"macro", clause_text, re.I):
