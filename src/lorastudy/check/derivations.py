@@ -81,12 +81,13 @@ class FactIndex:
                     seen[id(f)] = f
         return list(seen.values())
 
-    def pool(self, named: dict[str, set[str]], kinds: frozenset[str] | None) -> list[Fact]:
-        """The facts of some kinds about nothing the sentence does not name (facts about no entity included)."""
-        key = (tuple(sorted((k, tuple(sorted(v))) for k, v in named.items())), kinds)
+    def pool(self, named: dict[str, set[str]], kinds: frozenset[str] | None, seeds: bool = False) -> list[Fact]:
+        """The facts of some kinds about nothing the sentence does not name (facts about no entity included); one
+        seed's values only where the sentence speaks of seeds."""
+        key = (tuple(sorted((k, tuple(sorted(v))) for k, v in named.items())), kinds, seeds)
         if key not in self._pools:
             self._pools[key] = [f for f in self.candidates(kinds, set(named.get("label", ())))
-                                if not f.per_seed and "(seed std" not in f.slot and _within(f, named)]
+                                if (seeds or not f.per_seed) and "(seed std" not in f.slot and _within(f, named)]
         return self._pools[key]
 
 
@@ -100,8 +101,11 @@ def _within(fact: Fact, named: dict[str, set[str]]) -> bool:
 
 
 def _comparable(a: Fact, b: Fact) -> bool:
-    """One quantity of two entities, or two quantities of one entity (of one kind)."""
+    """One quantity of two entities, or two quantities of one entity (of one kind); one seed's values pair only
+    with the same seed's."""
     if a is b or a.kind != b.kind:
+        return False
+    if (a.per_seed or b.per_seed) and re.findall(r"__seed(\d+)", a.source) != re.findall(r"__seed(\d+)", b.source):
         return False
     return (a.slot == b.slot and a.entities != b.entities and _same_row(a, b)) or \
         (a.entities == b.entities and bool(a.entities) and _one_key_apart(a.slot, b.slot))
@@ -150,7 +154,8 @@ def derive(reading, index: FactIndex) -> list[Fact]:
     percent = unit == "%"
     if ratio_like or percent:
         base_kinds = _kinds_named(clause) or _kinds_named(reading.where) or None
-    pool = index.pool(named, base_kinds)
+    seeds = bool(re.search(r"\bseeds?\b|\bper seed\b|\beach run\b", reading.where, re.I))
+    pool = index.pool(named, base_kinds, seeds)
     if len(pool) > 4000:
         return []
     pairs = [(a, b) for a, b in permutations(pool, 2) if _comparable(a, b)] if len(pool) <= 400 else \

@@ -171,8 +171,9 @@ def judge(reading: Reading, index: FactIndex) -> Judgement:
         if value_matches(reading, fact.value, fact):
             return Judgement(reading, SUPPORTED, fact)
     flipped = []
-    interval = bool(re.search(r"\bCI\b[^.;)]*$", reading.where[:reading.where.find(reading.printed)] if
-                              reading.printed in reading.where else "")) or "CI" in reading.context
+    text = reading.context if reading.where.startswith("|") else reading.where
+    before = text[:text.find(reading.printed)] if reading.printed in text else ""
+    interval = bool(re.search(r"(?:\bCI\b|\[)[^\]);]*$", before))
     if interval and reading.signed:  # "CI −7.8 to −1.8": an interval of a gap, oriented as the writer chose
         reading = Reading(**{**reading.__dict__, "signed": False})
         direct_unsigned = [f for f in direct if value_matches(reading, f.value, f)]

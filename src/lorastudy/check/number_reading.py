@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from lorastudy.check.derivations import GROUP_WORDS
 from lorastudy.check.entity_names import FULL, UNWEIGHTED, WEIGHTED, _families, _family, _models, _Names, _with_weighted
 from lorastudy.check.facts import Vocabulary
-from lorastudy.check.metric_kinds import COUNTS, KIND_ORDER, UNIT_KIND, _accepted, _kind_matches, _read_kind
+from lorastudy.check.metric_kinds import COUNTS, KIND_ORDER, NOTE_KINDS, UNIT_KIND, _accepted, _kind_matches, _read_kind
 from lorastudy.check.note_sections import _Block, _sections
 from lorastudy.check.printed_numbers import _approx, _bound, _metric_like, _numbers, _rate_shared, _unit
 
@@ -154,6 +154,8 @@ def read_numbers(blocks: dict[object, _Block], names: _Names) -> list[Reading]:
             found = _read_sentence(sentence, names, section)
             for reading in found:
                 reading.before = last_sentence
+                if last_arms and not (reading.named or {}).get("arm"):
+                    reading.named = {**(reading.named or {}), "arm": set(last_arms)}  # derivations may use them
                 if not any(reading.entities.values()) and last_arms and reading.kind not in (None, "count"):
                     # "It cost no measurable macro F1 (−0.35)": about the models of the sentence before
                     reading.entities = {"arm": set(last_arms)}
@@ -224,7 +226,9 @@ def _read_sentence(sentence: str, names: _Names, section: object) -> list[Readin
             kind = _topic_kind(sentence, clauses, match.start(), names)
         if previous and previous[1] and re.fullmatch(r"(?:\s*(?:vs\.?|versus|against|and|to|→|->|,|/|or|\(|;)\s*)+(?:the\s+|a\s+)?",
                                                    sentence[previous[0].end():match.start()], re.I) and \
-                (kind is None or len(match.group("dec") or "") == len(previous[0].group("dec") or "")):
+                (kind is None or len(match.group("dec") or "") == len(previous[0].group("dec") or "")) and \
+                not re.match(r"\s?(?:%|pp\b|ms\b)?\s*(?:[\w-]+\s+)?(?:" + "|".join(p for _, p in NOTE_KINDS) + ")",
+                             sentence[match.end():].lower()):
             kind = previous[1]  # "0.438 vs 0.374", "0.736 accuracy, or 0.757": the metric of the number it is set against
         if kind is None:
             kind = _only_kind_before(sentence, match.start(), len(match.group("dec") or "") > 2)
@@ -232,8 +236,9 @@ def _read_sentence(sentence: str, names: _Names, section: object) -> list[Readin
             kind = "f1"  # a class has an F1, not a macro F1
         unit = None
         if previous and _unit(match, sentence) is None and previous[2] in ("pp", "%") and not match.group("dollar") and \
-                not _kind_matches(sentence[previous[0].end():match.start()]) and \
-                re.fullmatch(r"[^.;]{0,60}?\b(?:and|vs\.?|versus|against|to|while|whereas|compared with|but)\b[^.;]{0,30}?|\s*,\s*",
+                (not _kind_matches(sentence[previous[0].end():match.start()]) or
+                 re.search(r"\bCI\b", sentence[previous[0].end():match.start()])) and \
+                re.fullmatch(r"[^.;]{0,60}?\b(?:and|vs\.?|versus|against|to|while|whereas|compared with|but|CI)\b[^.;]{0,30}?|\s*,\s*",
                              sentence[previous[0].end():match.start()]) and \
                 len(match.group("dec") or "") == len(previous[0].group("dec") or ""):
             unit = previous[2]  # "+16.1 points for the encoder and +11.2 for the decoder": the same unit
@@ -323,6 +328,8 @@ def _read_table(header: list[str], rows: list[list[str]], names: _Names, section
                 own = [k for k in _kind_matches(cell) if k[1] <= match.start() and not (percent and k[2] in COUNTS)]
                 right_after = [k for k in _kind_matches(cell) if k[0] >= match.end() and
                                re.fullmatch(r"\s*", cell[match.end():k[0]]) and not (percent and k[2] in COUNTS)]
+                if index == 0 and re.search(r"\(\s*$", cell[:match.start()]) and not match.group("dec"):
+                    right_after = right_after or [(0, 0, "count")]  # "verb (15)": the row's class count
                 kind = UNIT_KIND.get(_unit(match, cell) or "") or (right_after[0][2] if right_after else None) or \
                     (own[-1][2] if own else None) or \
                     (column_kinds[index] if index < len(column_kinds) else None)

@@ -9,7 +9,7 @@ from lorastudy.check.metric_kinds import _kind_matches
 
 NUMBER = re.compile(
     r"(?<![\w.])(?P<sign>±\s?|[-−+]?)(?P<dollar>\$?)(?P<int>\d{1,3}(?:,\d{3})+|\d+)(?P<dec>\.\d+)?(?P<exp>[eE][-−+]?\d+)?(?![.,]?\d)"
-    r"(?:\s?(?P<unit>%|\s?percent\b|pp\b|pts?\b|ms\b|s\b|min\b|h\b|MB\b|GB\b|MiB\b|GiB\b|M\b|[kK]\b|B\b|examples/s|x\b|×))?"
+    r"(?:\s?(?P<unit>%|\s?percent\b|pp\b|pts?\b|ms\b|s\b|min\b|h\b|MB\b|GB\b|MiB\b|GiB\b|M\b|[kK]\b|B\b|examples/s|ex/s|req/s|rps\b|x\b|×))?"
     r"(?![A-Za-z])")
 APPROX = r"(?:about|around|roughly|approximately|approx\.?|nearly|almost|some|circa|ca\.|~|≈|∼)\s*$"
 UPPER = r"(?:\bunder|\bbelow|less than|fewer than|at most|up to|no more than|<|≤|<=)\s*$"
@@ -54,7 +54,8 @@ def _unit(match: re.Match, text: str) -> str | None:
     unit = match.group("unit")
     if unit:
         unit = unit.strip()
-        return {"pt": "pp", "pts": "pp", "×": "x", "K": "k", "MiB": "MB", "GiB": "GB", "percent": "%"}.get(unit, unit)
+        return {"pt": "pp", "pts": "pp", "×": "x", "K": "k", "MiB": "MB", "GiB": "GB", "percent": "%", "ex/s": "examples/s",
+                "req/s": "examples/s", "rps": "examples/s"}.get(unit, unit)
     after = text[match.end():]
     word = re.match(r"[-\s](minutes?|mins?|hours?|seconds?|milliseconds?|times|fold|points?|pts?)\b", after)
     if word:
