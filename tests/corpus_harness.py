@@ -91,9 +91,9 @@ class Score:
 
 def score(note: Path, falsify: int = 24) -> Score:
     run_dir = artifacts_of(note)
-    start = time.perf_counter()
+    start = time.process_time()  # CPU time: the shared test machine's load does not count
     outcome = check_note(note, run_dir)
-    seconds = time.perf_counter() - start
+    seconds = time.process_time() - start
     tsv = note.parent / "numbers.tsv"
     rows = list(csv.DictReader(tsv.open(encoding="utf-8"), delimiter="\t")) if tsv.exists() else []
     result = Score(note, len(outcome.judgements), outcome.count(SUPPORTED),

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import re
+from functools import lru_cache
 from dataclasses import dataclass, field
 from itertools import permutations
 
@@ -81,6 +82,12 @@ class FactIndex:
                     seen[id(f)] = f
         return list(seen.values())
 
+    def pairs(self, pool: list[Fact]) -> list[tuple[Fact, Fact]]:
+        key = ("pairs", id(pool))
+        if key not in self._pools:
+            self._pools[key] = _pairs(pool)
+        return self._pools[key]
+
     def pool(self, named: dict[str, set[str]], kinds: frozenset[str] | None, seeds: bool = False) -> list[Fact]:
         """The facts of some kinds about nothing the sentence does not name (facts about no entity included); one
         seed's values only where the sentence speaks of seeds."""
@@ -119,6 +126,7 @@ def _same_row(a: Fact, b: Fact) -> bool:
     return re.findall(r"\.(\d+)(?=\.|$)", a.source) == re.findall(r"\.(\d+)(?=\.|$)", b.source)
 
 
+@lru_cache(maxsize=65536)
 def _one_key_apart(a: str, b: str) -> bool:
     """Two keys of one record ("rare_f1_before" and "rare_f1_after", "val" and "test"), not an interval's two ends."""
     left, right = re.split(r"[.:/]", a), re.split(r"[.:/]", b)
@@ -158,8 +166,7 @@ def derive(reading, index: FactIndex) -> list[Fact]:
     pool = index.pool(named, base_kinds, seeds)
     if len(pool) > 4000:
         return []
-    pairs = [(a, b) for a, b in permutations(pool, 2) if _comparable(a, b)] if len(pool) <= 400 else \
-        _slot_pairs(pool)
+    pairs = index.pairs(pool)
     if reading.difference or unit == "pp" or reading.signed or re.search(r"\bpoints?\b|\bgap\b", clause, re.I):
         out += [_derived(a.value - b.value, a.kind, a, b, "difference") for a, b in pairs]
     if reading.plusminus:
@@ -195,6 +202,27 @@ def _kinds_named(text: str) -> frozenset[str] | None:
 
     kinds = [k for _, _, k in _kind_matches(text) if k not in DERIVED_KINDS]
     return _accepted(kinds)
+
+
+def _pairs(pool: list[Fact]) -> list[tuple[Fact, Fact]]:
+    """The comparable pairs of a pool (see `_comparable`), found by grouping on slot and on entities."""
+    by_slot: dict[tuple, list[Fact]] = {}
+    by_entities: dict[tuple, list[Fact]] = {}
+    for fact in pool:
+        by_slot.setdefault((fact.kind, fact.slot), []).append(fact)
+        if fact.entities:
+            key = (fact.kind, tuple(sorted((k, tuple(sorted(v))) for k, v in fact.entities.items())))
+            by_entities.setdefault(key, []).append(fact)
+    out = []
+    for members in list(by_slot.values()) + list(by_entities.values()):
+        if len(members) <= 80:
+            out += [(a, b) for a, b in permutations(members, 2) if _comparable(a, b)]
+    seen, unique = set(), []
+    for a, b in out:
+        if (id(a), id(b)) not in seen:
+            seen.add((id(a), id(b)))
+            unique.append((a, b))
+    return unique
 
 
 def _slot_pairs(pool: list[Fact]) -> list[tuple[Fact, Fact]]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import re
+from functools import lru_cache
 from dataclasses import dataclass
 
 from lorastudy.check.derivations import FactIndex, derive
@@ -112,11 +113,18 @@ def value_matches(reading: Reading, value: float, fact: Fact | None = None) -> b
     return False
 
 
+CLASS_COUNT = re.compile(r"(?<![\w.])\d+\s+(?:[\w\"“”-]+\s+){0,2}?(?:classes|supersenses|labels|domains|categories)\b", re.I)
+CLASS_COUNT_KEYS = r"class|label|tier_sizes|tier_of|zero|n_nonzero|n_predicted|sizes|\.rare$|\.common$|number of"
 SEED_WORDS = r"\bseeds?\b|\brange\b|\bacross\b|\beach run\b|\bper run\b|\bruns\b|\bbest\b|\bworst\b|\bmin|\bmax|" \
              r"\bspread\b|\bbetween\b|\d\s*[–—]\s*\d|\bvaried\b|\bvary\b|\bindividual"
 FRACTIONS = frozenset({"accuracy", "f1", "macro_f1", "recall", "precision", "share", "headroom", "rho", None})
 SOME_CLASS = r"\b(?:best|worst|highest|lowest|top|bottom|most|least|any|one|single|each|every|some|a|another)\s+" \
              r"(?:\w+\s+)?(?:class|classes|label|supersense|domain|category)\b|\bclass(?:es)? (?:like|such as)|\bmax|\bmin"
+
+
+@lru_cache(maxsize=4096)
+def _some_class(where: str) -> bool:
+    return bool(re.search(SOME_CLASS, where, re.I))
 
 
 def agrees(reading: Reading, fact: Fact) -> bool:
@@ -127,8 +135,7 @@ def agrees(reading: Reading, fact: Fact) -> bool:
         return False
     if reading.accepts is None and reading.unit in ("%", "pp") and fact.kind not in FRACTIONS:
         return False
-    if fact.entities.get("label") and not reading.entities.get("label") and \
-            not re.search(SOME_CLASS, reading.where, re.I):
+    if fact.entities.get("label") and not reading.entities.get("label") and not _some_class(reading.where):
         return False
     if "validation" in fact.entities.get("split", ()) and "validation" not in reading.entities.get("split", ()):
         return False  # a validation score does not stand for the test score a note reports by default
@@ -162,9 +169,11 @@ def judge(reading: Reading, index: FactIndex) -> Judgement:
     none does), or not checkable (no fact exists for what it is about, or it is a prediction's threshold)."""
     if reading.threshold:
         return Judgement(reading, NOT_CHECKABLE, why="a prediction's or condition's threshold")
-    labels = None if re.search(SOME_CLASS, reading.where, re.I) else set(reading.entities.get("label", ()))
+    labels = None if _some_class(reading.where) else set(reading.entities.get("label", ()))
     seeds = bool(re.search(SEED_WORDS, reading.where, re.I))
-    direct = [f for f in index.candidates(reading.accepts, labels) if (seeds or not f.mean_reported) and agrees(reading, f)]
+    direct = [f for f in index.candidates(reading.accepts, labels) if (seeds or not f.mean_reported) and agrees(reading, f)
+              and (not CLASS_COUNT.search(reading.context) or f.kind != "count" or reading.kind != "count" or
+                   re.search(CLASS_COUNT_KEYS, f.source.rsplit(": ", 1)[-1], re.I))]
     if reading.bound:
         return _judge_bound(reading, direct + [f for f in derive(reading, index) if _agrees_derived(reading, f)])
     for fact in direct:
@@ -174,11 +183,14 @@ def judge(reading: Reading, index: FactIndex) -> Judgement:
     text = reading.context if reading.where.startswith("|") else reading.where
     before = text[:text.find(reading.printed)] if reading.printed in text else ""
     interval = bool(re.search(r"(?:\bCI\b|\[)[^\]);]*$", before))
-    if interval and reading.signed:  # "CI −7.8 to −1.8": an interval of a gap, oriented as the writer chose
-        reading = Reading(**{**reading.__dict__, "signed": False})
-        direct_unsigned = [f for f in direct if value_matches(reading, f.value, f)]
-        if direct_unsigned:
-            return Judgement(reading, SUPPORTED, direct_unsigned[0])
+    if interval:  # "CI −7.8 to −1.8": an interval's end, as stored (either orientation), not a derivation
+        unsigned = Reading(**{**reading.__dict__, "signed": False})
+        ends = [f for f in direct if value_matches(unsigned, f.value, f)]
+        if ends:
+            return Judgement(reading, SUPPORTED, ends[0])
+        if reading.inferred or reading.kind is None or not direct:
+            return Judgement(reading, NOT_CHECKABLE, why="an interval's end with no interval of that kind for that entity")
+        return Judgement(reading, CONTRADICTED, _nearest(reading, direct))
     if reading.signed and reading.kind is not None:  # the artifacts hold this value with the other sign
         unsigned = Reading(**{**reading.__dict__, "signed": False})
         flipped = [f for f in direct if value_matches(unsigned, f.value, f)]

@@ -242,8 +242,7 @@ def _seed_means(facts: list[Fact]) -> None:
     for (slot, _), members in groups.items():
         if len(members) > 1 and len({f.source for f in members}) == len(members):
             for member in members:  # the run reports these seeds' mean: a note quotes that, or names the seeds
-                reported_mean = member.source.startswith("evaluation/results.json: runs.") and about(member) in reported
-                facts[positions[id(member)]] = dataclasses.replace(member, per_seed=True, mean_reported=reported_mean)
+                facts[positions[id(member)]] = dataclasses.replace(member, per_seed=True, mean_reported=True)
             first, values = members[0], [f.value for f in members]
             where = re.sub(r"__seed\d+", "__seed*", first.source)
             facts.append(Fact(statistics.fmean(values), first.kind, first.entities,

@@ -154,7 +154,7 @@ def read_numbers(blocks: dict[object, _Block], names: _Names) -> list[Reading]:
             found = _read_sentence(sentence, names, section)
             for reading in found:
                 reading.before = last_sentence
-                if last_arms and not (reading.named or {}).get("arm"):
+                if last_arms and not (reading.named or {}).get("arm") and reading.unit != "x":
                     reading.named = {**(reading.named or {}), "arm": set(last_arms)}  # derivations may use them
                 if not any(reading.entities.values()) and last_arms and reading.kind not in (None, "count"):
                     # "It cost no measurable macro F1 (−0.35)": about the models of the sentence before
