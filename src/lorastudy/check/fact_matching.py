@@ -71,6 +71,8 @@ def _period(fact: Fact) -> float | None:
 
 def _scales(reading: Reading, fact: Fact | None = None) -> tuple[float, ...]:
     scales = UNITS.get(reading.unit or "", (1.0,))
+    if reading.unit is None and reading.kind in POINTABLE and abs(reading.value) > 1:
+        scales = (100.0,)  # "recall rose 5.8" or "CI 7.0 to 25.2": a fraction's points
     if fact is not None and fact.slot == "derived" and reading.unit in ("%", "pp"):
         scales = (100.0,)  # a derived share or change is a fraction
     if fact is not None and reading.rate:
@@ -115,6 +117,7 @@ def value_matches(reading: Reading, value: float, fact: Fact | None = None) -> b
 
 CLASS_COUNT = re.compile(r"(?<![\w.])\d+\s+(?:[\w\"“”-]+\s+){0,2}?(?:classes|supersenses|labels|domains|categories)\b", re.I)
 CLASS_COUNT_KEYS = r"class|label|tier_sizes|tier_of|zero|n_nonzero|n_predicted|sizes|\.rare$|\.common$|number of"
+POINTABLE = {"accuracy", "f1", "macro_f1", "recall", "precision"}
 SEED_WORDS = r"\bseeds?\b|\brange\b|\bacross\b|\beach run\b|\bper run\b|\bruns\b|\bbest\b|\bworst\b|\bmin|\bmax|" \
              r"\bspread\b|\bbetween\b|\d\s*[–—]\s*\d|\bvaried\b|\bvary\b|\bindividual"
 FRACTIONS = frozenset({"accuracy", "f1", "macro_f1", "recall", "precision", "share", "headroom", "rho", None})
@@ -141,7 +144,8 @@ def agrees(reading: Reading, fact: Fact) -> bool:
         return False  # a validation score does not stand for the test score a note reports by default
     arms = fact.entities.get("arm", frozenset())
     named = reading.entities.get("arm", set())
-    if len(arms) >= 2 and named and len(arms & named) < 2 and (not reading.difference or len(_models(named)) >= 2):
+    if len(arms) >= 2 and named and len(arms & named) < 2 and \
+            (not reading.difference or len(_families(named)) >= 2 or (reading.between and len(_models(named)) >= 2)):
         return False  # a comparison's value is not one arm's metric, nor a gap between two other arms
     if reading.difference and fact.kind != "rho" and len(arms) == 1 and (reading.between or len(_families(named)) > 1):
         return False  # a gap between two models is not one arm's value

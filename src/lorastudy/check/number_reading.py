@@ -39,7 +39,7 @@ from lorastudy.check.metric_kinds import COUNTS, KIND_ORDER, NOTE_KINDS, UNIT_KI
 from lorastudy.check.note_sections import _Block, _sections
 from lorastudy.check.printed_numbers import _approx, _bound, _metric_like, _numbers, _rate_shared, _unit
 
-PROPOSAL = r"\bnext experiment\b|\bpropos\w*|\bplan\b|\bwould\b|\bwill\b|\bshould\b|\bI'd\b|\bexpect|\bpredict|" \
+PROPOSAL = r"\bexperiment\b|\bre-?run\b|\bre-?train\b|\btry\b|\bdouble\b|\bnext\b|\bpropos\w*|\bplan\b|\bwould\b|\bwill\b|\bshould\b|\bI'd\b|\bexpect|\bpredict|" \
            r"\bhypothes|\bif\b|\btarget\b"
 FRACTION_KINDS = ("f1", "macro_f1", "accuracy", "recall", "precision")
 COMPARATOR = r"(?:above|below|at least|at most|fewer than|more than|less than|under|over|beyond|exceeds?|exceeding|" \
@@ -211,6 +211,7 @@ def _read_sentence(sentence: str, names: _Names, section: object) -> list[Readin
                                              and _is_gap(match, sentence, just_before))
             entities["arm"] = set(entities["arm"]) if between else _family(entities["arm"])
             if not between and len(families) == 1 and not about_weighting and not in_clause and \
+                    not lora_vs_full and \
                     re.search(r"\b(?:vs\.?|versus|against|compared (?:with|to))\s*(?:the\s+)?$", sentence[:clause[0]].rstrip(" ,(") + " ", re.I):
                 # "the decoder reaches 60.4% vs 56.6%": the number set against the named model is another model's
                 entities["arm"] = {a for a in names.vocab.arms if a.split("_")[0] not in families}
@@ -227,6 +228,7 @@ def _read_sentence(sentence: str, names: _Names, section: object) -> list[Readin
         if previous and previous[1] and re.fullmatch(r"(?:\s*(?:vs\.?|versus|against|and|to|→|->|,|/|or|\(|;)\s*)+(?:the\s+|a\s+)?",
                                                    sentence[previous[0].end():match.start()], re.I) and \
                 (kind is None or len(match.group("dec") or "") == len(previous[0].group("dec") or "")) and \
+                _unit(match, sentence) not in UNIT_KIND and \
                 not re.match(r"\s?(?:%|pp\b|ms\b)?\s*(?:[\w-]+\s+)?(?:" + "|".join(p for _, p in NOTE_KINDS) + ")",
                              sentence[match.end():].lower()):
             kind = previous[1]  # "0.438 vs 0.374", "0.736 accuracy, or 0.757": the metric of the number it is set against
@@ -299,8 +301,13 @@ def _nearest_label(sentence: str, start: int, names: _Names) -> set[str]:
 def _read_table(header: list[str], rows: list[list[str]], names: _Names, section: object, caption: str = "") -> list[Reading]:
     found = []
     in_points = re.search(r"\bin (?:percentage |accuracy |f1 )?(?:points|pts|pp)\b", caption, re.I)
-    column_units = [("pp" if re.search(r"\((?:pts?|pp|points)\)|\bin (?:pts?|pp|points)\b", cell, re.I) else
-                     "%" if re.search(r"\(%\)", cell) else None) for cell in header]
+    column_units = []
+    for cell in header:
+        unit = re.search(r"\((pts?|pp|points|%|ms|s|min|h|MB|GB|ex/s|examples/s|req/s|\$)\)|\bin (pts?|pp|points|ms|MB|GB)\b",
+                         cell, re.I)
+        word = (unit.group(1) or unit.group(2)) if unit else None
+        column_units.append({"pt": "pp", "pts": "pp", "points": "pp", "ex/s": "examples/s", "req/s": "examples/s",
+                             "mb": "MB", "gb": "GB"}.get(word.lower() if word else "", word) if word else None)
     column_kinds: list[str | None] = []
     for cell in header:
         kinds = _kind_matches(re.sub(r"\([^)]*\)|\[[^\]]*\]", " ", cell))
@@ -330,7 +337,8 @@ def _read_table(header: list[str], rows: list[list[str]], names: _Names, section
                                re.fullmatch(r"\s*", cell[match.end():k[0]]) and not (percent and k[2] in COUNTS)]
                 if index == 0 and re.search(r"\(\s*$", cell[:match.start()]) and not match.group("dec"):
                     right_after = right_after or [(0, 0, "count")]  # "verb (15)": the row's class count
-                kind = UNIT_KIND.get(_unit(match, cell) or "") or (right_after[0][2] if right_after else None) or \
+                column_unit = column_units[index] if index < len(column_units) else None
+                kind = UNIT_KIND.get(_unit(match, cell) or column_unit or "") or (right_after[0][2] if right_after else None) or \
                     (own[-1][2] if own else None) or \
                     (column_kinds[index] if index < len(column_kinds) else None)
                 context = (header[index] if index < len(header) else "") + " " + cell
