@@ -184,7 +184,7 @@ def derive(reading, index: FactIndex) -> list[Fact]:
     if percent and re.search(SHARE, text, re.I):
         counts = index.pool(named, frozenset({"count", "parameters", "zero_f1", "instances"}))
         totals = [f for f in counts if re.search(TOTAL_KEYS, f.source.rsplit(":", 1)[-1].rsplit(".", 1)[-1], re.I)]
-        parts = counts
+        parts = [f for f in counts if f.kind in ("count", "parameters")]
         if len(parts) * len(totals) <= 40000:
             out += [_derived(a.value / b.value, "share", a, b, "share") for a in parts for b in totals
                     if b.value and 0 < a.value < b.value]

@@ -118,8 +118,9 @@ def value_matches(reading: Reading, value: float, fact: Fact | None = None) -> b
 CLASS_COUNT = re.compile(r"(?<![\w.])\d+\s+(?:[\w\"“”-]+\s+){0,2}?(?:classes|supersenses|labels|domains|categories)\b", re.I)
 CLASS_COUNT_KEYS = r"class|label|tier_sizes|tier_of|zero|n_nonzero|n_predicted|sizes|\.rare$|\.common$|number of"
 POINTABLE = {"accuracy", "f1", "macro_f1", "recall", "precision"}
-SEED_WORDS = r"\bseeds?\b|\brange\b|\bacross\b|\beach run\b|\bper run\b|\bruns\b|\bbest\b|\bworst\b|\bmin|\bmax|" \
-             r"\bspread\b|\bbetween\b|\d\s*[–—]\s*\d|\bvaried\b|\bvary\b|\bindividual"
+SEED_WORDS = r"\bseeds?\b|\branged?\b|\bacross (?:the )?runs\b|\beach run\b|\bper run\b|\bevery run\b|" \
+             r"\d\s*[–—]\s*\d|\bvaried\b|\bindividual"
+SPREAD_WORDS = r"±|\bstd\b|standard deviation|\bspread\b|\bs\.?d\.?\b|run-to-run|variation|varies|\bnoise\b"
 FRACTIONS = frozenset({"accuracy", "f1", "macro_f1", "recall", "precision", "share", "headroom", "rho", None})
 SOME_CLASS = r"\b(?:best|worst|highest|lowest|top|bottom|most|least|any|one|single|each|every|some|a|another)\s+" \
              r"(?:\w+\s+)?(?:class|classes|label|supersense|domain|category)\b|\bclass(?:es)? (?:like|such as)|\bmax|\bmin"
@@ -136,8 +137,9 @@ def agrees(reading: Reading, fact: Fact) -> bool:
     speaks of "the best class", "one class")."""
     if reading.accepts is not None and fact.kind not in reading.accepts:
         return False
-    if reading.accepts is None and reading.unit in ("%", "pp") and fact.kind not in FRACTIONS:
-        return False
+    if reading.accepts is None and (reading.unit in ("%", "pp") or (reading.decimals > 0 and abs(reading.value) <= 1)) \
+            and fact.kind not in FRACTIONS:
+        return False  # a percentage or a number like 0.82 of no read kind is a fraction
     if fact.entities.get("label") and not reading.entities.get("label") and not _some_class(reading.where):
         return False
     if "validation" in fact.entities.get("split", ()) and "validation" not in reading.entities.get("split", ()):
@@ -175,7 +177,11 @@ def judge(reading: Reading, index: FactIndex) -> Judgement:
         return Judgement(reading, NOT_CHECKABLE, why="a prediction's or condition's threshold")
     labels = None if _some_class(reading.where) else set(reading.entities.get("label", ()))
     seeds = bool(re.search(SEED_WORDS, reading.where, re.I))
-    direct = [f for f in index.candidates(reading.accepts, labels) if (seeds or not f.mean_reported) and agrees(reading, f)
+    spread = reading.plusminus or bool(re.search(SPREAD_WORDS, reading.where, re.I))
+    integer = reading.decimals == 0 and reading.kind in ("count", "zero_f1") and not reading.approx
+    direct = [f for f in index.candidates(reading.accepts, labels) if (seeds or not f.mean_reported)
+              and (spread or "(seed std" not in f.slot) and (not integer or abs(f.value - round(f.value)) < 1e-9)
+              and agrees(reading, f)
               and (not CLASS_COUNT.search(reading.context) or f.kind != "count" or reading.kind != "count" or
                    re.search(CLASS_COUNT_KEYS, f.source.rsplit(": ", 1)[-1], re.I))]
     if reading.bound:

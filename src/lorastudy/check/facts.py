@@ -285,7 +285,8 @@ def _flatten(node: object, source: str, keys: list[str], context: list[str], voc
         for key, value in node.items():
             outer = [t for t in context if not _ordered_arms(t, vocab)] if key in ARMS else context
             here, inner = keys + [str(key)], outer + _own(node, key)  # under an arm's key, the number is that arm's
-            if isinstance(value, list) and len(value) > 50 and key not in parallel and all(_is_number(v) for v in value):
+            if isinstance(value, list) and (len(value) > 50 or key == "class_weights") and key not in parallel and \
+                    all(_is_number(v) for v in value):
                 continue  # raw samples (latency samples_ms), not quantities a note quotes
             if _is_number(value) or (isinstance(value, list) and value and all(_is_number(v) for v in value)):
                 kind = _kind(here, node)
