@@ -118,8 +118,10 @@ def _reading(match: re.Match, text: str, kind: str | None, entities: dict[str, s
     proposal = section == 5 and bool(re.search(PROPOSAL, where, re.I))
     if match.group("dollar"):
         kind = "cost"
-    if kind in COUNTS and unit in ("%", "pp"):
+    if kind in COUNTS and unit == "%":
         kind = "share"  # a percentage of a count is a share
+    elif kind in COUNTS and unit == "pp":
+        kind = None  # points of something: not a count
     if kind in COUNTS and len(match.group("dec") or "") > 2 and not unit:
         kind = None  # "0.277" is no count: the metric word belonged to another number ("13.7" is a seed mean)
     difference = _is_gap(match, text, context) and not plusminus
@@ -210,11 +212,16 @@ def _read_sentence(sentence: str, names: _Names, section: object) -> list[Readin
             between = len(families) > 1 or (lora_vs_full and len(_models(entities["arm"])) > 1
                                              and _is_gap(match, sentence, just_before))
             entities["arm"] = set(entities["arm"]) if between else _family(entities["arm"])
+            paired = re.search(r"\b(?:vs\.?|versus|against|compared (?:with|to))\s*(?:the\s+)?$",
+                               sentence[:clause[0]].rstrip(" ,(") + " ", re.I)
             if not between and len(families) == 1 and not about_weighting and not in_clause and \
-                    not lora_vs_full and \
-                    re.search(r"\b(?:vs\.?|versus|against|compared (?:with|to))\s*(?:the\s+)?$", sentence[:clause[0]].rstrip(" ,(") + " ", re.I):
+                    not lora_vs_full and paired:
                 # "the decoder reaches 60.4% vs 56.6%": the number set against the named model is another model's
                 entities["arm"] = {a for a in names.vocab.arms if a.split("_")[0] not in families}
+            elif not between and len(families) == 1 and not in_clause and "(" in sentence[max(0, clause[0] - 1):clause[0] + 1] \
+                    and re.match(r"\s*[-−+]?\$?\d[\d,.]*\s?%?\s*(?:vs\.?|versus)\s", sentence[match.start():]):
+                # "(1.36% vs 1.37%)" in a sentence naming one model: which is whose is not said
+                entities["arm"] = set(names.vocab.arms)
         elif "arm" in in_clause and len(families) > len(_families(in_clause["arm"])) and \
                 (_unit(match, sentence) == "pp" or re.search(DIFFERENCE, clause_text, re.I)):
             entities["arm"] = in_clause["arm"] | sentence_entities["arm"]  # a gap to the other model the sentence names

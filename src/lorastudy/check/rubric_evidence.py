@@ -68,7 +68,8 @@ def _recommendation(block: _Block, readings: list[Reading], names: _Names) -> bo
     verbs = r"recommend|\bchoose\b|\bchoice\b|\bpick\b|\bprefer|go with|\bdeploy\b|should (?:use|run|serve|ship|be)|" \
             r"\buse (?:the )?\w+ for|is the (?:better |right |clear |obvious )?(?:choice|pick|option|default)|\bwins\b|" \
             r"\bship\b|\bopt for\b|\bfavou?r\b|\bselect\b|\badopt\b|stick with|(?:i|we)(?:'d|’d| would) (?:use|run|serve|put|go)|" \
-            r"\bserve (?:it |them |this |the \w+ )?(?:with|on|by)\b|my (?:pick|call|recommendation)|the answer is"
+            r"\bserve (?:it |them |this |the \w+ )?(?:with|on|by)\b|my (?:pick|call|recommendation)|the answer is|" \
+            r"\bcandidate\b|\bwinner\b|\bgoes to\b|\)\s*:\s*\*\*[^*]+\*\*"
     lines = block.sentences() + ["| " + " | ".join(h) + " " + " | ".join(c for r in rows for c in r) for h, rows in block.tables]
     return any(re.search(verbs, s, re.I) and names.arms(s, strict_weighting=False) for s in lines)
 
