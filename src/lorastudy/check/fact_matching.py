@@ -135,7 +135,8 @@ def agrees(reading: Reading, fact: Fact) -> bool:
     """Kind and entities agree (value aside): the kind when one was read; each entity type the fact carries; a
     percentage of no kind is a fraction; one class's value stands only for a number that names a class (or
     speaks of "the best class", "one class")."""
-    if reading.accepts is not None and fact.kind not in reading.accepts:
+    if reading.accepts is not None and fact.kind not in reading.accepts and \
+            not (fact.kind is None and reading.kind == "count"):  # a count under a key that names no kind
         return False
     if reading.accepts is None and (reading.unit in ("%", "pp") or (reading.decimals > 0 and abs(reading.value) <= 1)) \
             and fact.kind not in FRACTIONS:
@@ -151,8 +152,17 @@ def agrees(reading: Reading, fact: Fact) -> bool:
         return False  # a comparison's value is not one arm's metric, nor a gap between two other arms
     if reading.difference and fact.kind != "rho" and len(arms) == 1 and (reading.between or len(_families(named)) > 1):
         return False  # a gap between two models is not one arm's value
+    if fact.kind in SERVING and fact.entities.get("arm") and reading.entities.get("arm"):
+        # a weighted arm is served by the same model as its unweighted twin: one latency, throughput, cost
+        if not _models(fact.entities["arm"]) & _models(reading.entities["arm"]):
+            return False
+        return all(not fact.entities.get(kind) or fact.entities[kind] & names
+                   for kind, names in reading.entities.items() if names and kind != "arm")
     return all(not fact.entities.get(kind) or fact.entities[kind] & names
                for kind, names in reading.entities.items() if names)
+
+
+SERVING = {"latency", "throughput", "cost", "memory", "instances", "headroom"}
 
 
 def _agrees_derived(reading: Reading, fact: Fact) -> bool:
@@ -179,7 +189,8 @@ def judge(reading: Reading, index: FactIndex) -> Judgement:
     seeds = bool(re.search(SEED_WORDS, reading.where, re.I))
     spread = reading.plusminus or bool(re.search(SPREAD_WORDS, reading.where, re.I))
     integer = reading.decimals == 0 and reading.kind in ("count", "zero_f1") and not reading.approx
-    direct = [f for f in index.candidates(reading.accepts, labels) if (seeds or not f.mean_reported)
+    kinds = reading.accepts | {None} if reading.accepts is not None and reading.kind == "count" else reading.accepts
+    direct = [f for f in index.candidates(kinds, labels) if (seeds or not f.mean_reported)
               and (spread or "(seed std" not in f.slot) and (not integer or abs(f.value - round(f.value)) < 1e-9)
               and agrees(reading, f)
               and (not CLASS_COUNT.search(reading.context) or f.kind != "count" or reading.kind != "count" or

@@ -241,8 +241,14 @@ def _seed_means(facts: list[Fact]) -> None:
             groups.setdefault(key, []).append(fact)
     for (slot, _), members in groups.items():
         if len(members) > 1 and len({f.source for f in members}) == len(members):
-            for member in members:  # the run reports these seeds' mean: a note quotes that, or names the seeds
-                facts[positions[id(member)]] = dataclasses.replace(member, per_seed=True, mean_reported=True)
+            first_seed = min(int(re.search(r"__seed(\d+)", m.source).group(1)) for m in members)
+            for member in members:
+                # a note quotes the seeds' mean, or names the seeds; where the run reports no mean (a correlation, a
+                # probe) the first seed's own value also stands, as the reference run's
+                reported_mean = member.source.startswith("evaluation/results.json: runs.") and about(member) in reported
+                first = int(re.search(r"__seed(\d+)", member.source).group(1)) == first_seed
+                facts[positions[id(member)]] = dataclasses.replace(member, per_seed=True,
+                                                                   mean_reported=reported_mean or not first)
             first, values = members[0], [f.value for f in members]
             where = re.sub(r"__seed\d+", "__seed*", first.source)
             facts.append(Fact(statistics.fmean(values), first.kind, first.entities,
