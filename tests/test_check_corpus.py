@@ -19,9 +19,9 @@ from lorastudy.check.fact_matching import CONTRADICTED
 
 NOTES = corpus_notes()
 pytestmark = pytest.mark.skipif(not NOTES, reason="no corpus notes in tests/fixtures/notes/<dataset>/<writer>/")
-# Issue #28's targets are not met yet on the first corpus notes (specificity 93-96%, coverage 89-90%, sensitivity
-# 58-79% per note at the time of writing): these tests report the gap without failing the suite; remove the marks
-# once they pass.
+# Issue #28's specificity and sensitivity targets are not met yet on the six corpus notes (specificity 89.5-96.6%,
+# sensitivity 50-75% per note when this was written; not checkable 2.6-6.9%, which meets coverage): these tests
+# report the gap without failing the suite; remove the marks once they pass.
 NOT_YET = pytest.mark.xfail(strict=False, reason="issue #28 target not met yet on this corpus")
 
 
@@ -34,7 +34,6 @@ def _id(note) -> str:
     return f"{note.parent.parent.name}/{note.parent.name}"
 
 
-@NOT_YET
 def test_the_corpus_spans_six_notes_and_two_datasets():
     assert len(NOTES) >= 6 and len({n.parent.parent.name for n in NOTES}) >= 2, [_id(n) for n in NOTES]
 
@@ -62,6 +61,7 @@ def test_falsified_numbers_are_contradicted(scores, note):
     assert result.sensitivity >= 0.95, (result.summary(), missed)
 
 
+@NOT_YET  # domains/analyst_f (sections 1, 3) and domains/student_d (section 5) are read as incomplete
 @pytest.mark.parametrize("note", NOTES, ids=_id)
 def test_every_rubric_section_is_covered(scores, note):
     assert {n: m for n, m in scores[note].sections.items() if m} == {}, scores[note].summary()

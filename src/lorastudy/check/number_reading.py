@@ -331,6 +331,8 @@ def _read_table(header: list[str], rows: list[list[str]], names: _Names, section
                 for key, value in names.find(cell, strict_weighting=True).items():
                     row_entities.setdefault(key, value)
         where = "| " + " | ".join(row) + " |"
+        row_kinds = [k for cell in row[1:] if not _numbers(cell) for _, _, k in _kind_matches(cell)]
+        row_kind = min(row_kinds, key=KIND_ORDER.index) if row_kinds else None  # "| Rare | mean F1 | 33.4% |"
         for index, cell in enumerate(row):
             for match in _numbers(cell):
                 if not _metric_like(match, cell, in_table=True):
@@ -338,6 +340,8 @@ def _read_table(header: list[str], rows: list[list[str]], names: _Names, section
                 entities = {**row_entities, **(column_entities[index] if index < len(header) else {})}
                 if "arm" in entities and (re.search(r"→|->|\bto\b", cell[:match.start()]) or weighting_table):
                     entities["arm"] = _with_weighted(entities["arm"])
+                if "arm" in entities and re.search(r"→|->", cell[match.end():]) and re.search(r"→|->", " ".join(row[:1])):
+                    entities["arm"] = entities["arm"] | {a.removesuffix("_cw") for a in entities["arm"]}  # the "before"
                 percent = _unit(match, cell) in ("%", "pp")
                 own = [k for k in _kind_matches(cell) if k[1] <= match.start() and not (percent and k[2] in COUNTS)]
                 right_after = [k for k in _kind_matches(cell) if k[0] >= match.end() and
@@ -346,7 +350,7 @@ def _read_table(header: list[str], rows: list[list[str]], names: _Names, section
                     right_after = right_after or [(0, 0, "count")]  # "verb (15)": the row's class count
                 column_unit = column_units[index] if index < len(column_units) else None
                 kind = UNIT_KIND.get(_unit(match, cell) or column_unit or "") or (right_after[0][2] if right_after else None) or \
-                    (own[-1][2] if own else None) or \
+                    (own[-1][2] if own else None) or (row_kind if index > 0 else None) or \
                     (column_kinds[index] if index < len(column_kinds) else None)
                 context = (header[index] if index < len(header) else "") + " " + cell
                 unit = _unit(match, cell) or (column_units[index] if index < len(column_units) else None) or \
