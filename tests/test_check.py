@@ -52,7 +52,7 @@ def check_cli(note: Path, run_dir: Path | None = None):
 
 
 def unmatched_lines(output: str) -> list[str]:
-    return [line for line in output.splitlines() if line.startswith("unmatched ")]
+    return [line for line in output.splitlines() if line.startswith("contradicted ")]
 
 
 # --- tampering with a generated note ----------------------------------------
@@ -212,7 +212,7 @@ def test_each_falsified_number_is_named(generated, tmp_path, falsify):
     assert result.exit_code == 1, result.output
     lines = unmatched_lines(result.output)
     for printed in wrong:
-        assert any(line.startswith(f"unmatched {printed} (read as") for line in lines), (printed, result.output)
+        assert any(line.startswith(f"contradicted {printed} (read as") for line in lines), (printed, result.output)
     assert len(lines) == len(wrong), lines
 
 
@@ -261,7 +261,7 @@ def test_a_mismatch_says_where_what_and_the_nearest_value(generated, tmp_path):
     assert mismatch.reading.entities["arm"] == {"encoder_lora"} and mismatch.reading.kind == "macro_f1"
     assert mismatch.reading.where.startswith("| Encoder LoRA |")
     assert "encoder_lora" in mismatch.nearest.entities["arm"] and mismatch.nearest.kind == "macro_f1"
-    assert f"nearest {mismatch.nearest.source} = {mismatch.nearest.value:g}" in mismatch.line()
+    assert f"contradicts {mismatch.nearest.source} = {mismatch.nearest.value:g}" in mismatch.line()
 
 
 # --- hand-written notes -----------------------------------------------------
@@ -448,7 +448,9 @@ def test_findings_json_is_read_generically(tmp_path):
     note.write_text((NOTES / "good_tables.md").read_text().replace(
         "its rare-class recall is 16.1%", "its rare-class recall is 16.1% (+6.0 pp of rare recall over MiniLM)"))
     assert check_note(note, run_dir).mismatches == []
-    assert [m.reading.printed for m in check_note(note, RUN).mismatches] == ["+6.0 pp"]
+    assert check_note(note, RUN).mismatches == []  # without findings.json: recomputed as the two arms' difference
+    note.write_text(note.read_text().replace("+6.0 pp", "+7.0 pp"))
+    assert [m.reading.printed for m in check_note(note, RUN).mismatches] == ["+7.0 pp"]
 
 
 def test_a_number_under_an_arms_key_is_that_arms_even_beside_fields_naming_others(tmp_path):

@@ -151,11 +151,11 @@ def test_check_names_a_falsified_leakage_count_and_context_volume(rehearsal, tmp
 
     note = (rehearsal / "note" / "note.md").read_text(encoding="utf-8")
     leakage = re.search(r"Leakage: ([\d,]+) of", note)
-    volume = re.search(r"\): ([\d,]+) predictions a month", note)
+    volume = re.search(r"\*\*: ([\d,]+) predictions a month", note)
     assert leakage and volume
     falsified = note.replace(f"Leakage: {leakage.group(1)} of", "Leakage: 1,234 of").replace(
-        f"): {volume.group(1)} predictions a month", "): 3,456,789 predictions a month", 1)
+        f"**: {volume.group(1)} predictions a month", "**: 3,456,789 predictions a month", 1)
     (tmp_path / "note.md").write_text(falsified, encoding="utf-8")
     result = CliRunner().invoke(app, ["check", str(tmp_path / "note.md"), "--results", str(rehearsal)])
     assert result.exit_code == 1
-    assert "unmatched 1,234 (read as count" in result.output and "unmatched 3,456,789 (read as count" in result.output
+    assert "contradicted 1,234 (read as count" in result.output and "contradicted 3,456,789 (read as count" in result.output

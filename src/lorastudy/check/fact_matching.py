@@ -1,59 +1,113 @@
-"""A note's numbers matched against its run's artifact facts, in context.
+"""A note's numbers judged against its run's artifact facts, in context: supported, contradicted or not checkable.
 
-* With a run directory, every read number must agree with some artifact fact
-  (see `lorastudy.check.facts`) on kind (when one was read), on every entity type
-  read that the fact carries, and on sign (a number printed with + or − must
-  equal a signed value; an unsigned one matches by absolute value), within the
-  printed rounding and unit (61.3% matches 0.6127, 2.1 min 126 s, 22.7M
-  22,730,541). A comparison's value (a fact about two arms, e.g. a
-  difference) supports only a number that names both of its arms, or a change
-  or gap (signed, in pp, under "Δ", "by", "minus" ...) that names one arm and
-  no other model, so one arm's F1 cannot pass as another's; a gap that names
-  two models (or sits in a sentence comparing them) needs a fact about both,
-  and a validation score never stands for a test score. The sign of a
-  difference is matched as printed: a flipped sign is caught unless the
-  artifacts hold that pair's difference both ways round (the findings layer
-  stores a reversed comparison only where the note prints one).
-  A number the note states as a threshold of a prediction or a
-  condition ("above 0.45", "if the SLA dropped below 60 ms") is not checked.
-  Each failing number is listed with its sentence or row, what it was read as,
-  and the nearest artifact value for that entity and kind.
+* Supported: the number, in its unit, period and rounding ("about" a unit of its last digit, a round "about 90"
+  half of ten; a bound such as "under 4%" holds for the candidate nearest it), equals an artifact fact that
+  agrees with what it was read as (kind, every entity type named, sign), or a quantity derived from facts about
+  the entities its sentence names (see `lorastudy.check.derivations`).
+* Contradicted: facts (or derived quantities) exist for its entity and kind, and none reads as it; a signed
+  number whose value the artifacts hold with the other sign is a flipped sign. Only these fail the check, each
+  listed with its sentence or row, what it was read as and the fact it contradicts (the nearest one).
+* Not checkable: no fact exists for what it is about, no metric kind could be read, or it is the threshold of a
+  prediction or condition ("above 0.45", "if the SLA dropped below 60 ms").
+
+Agreement: a comparison's value (a fact about two arms, e.g. a difference) supports only a number that names
+both of its arms, or a gap that names one arm and no other model; a gap between two models needs a fact about
+both; a validation score never stands for a test score; one class's value stands only for a number naming a
+class (or "the best class"); a percentage of no read kind is a fraction (an accuracy, F1, share).
 """
 
 from __future__ import annotations
 
+import math
+import re
+from functools import lru_cache
 from dataclasses import dataclass
 
-from lorastudy.check.entity_names import _families
+from lorastudy.check.derivations import FactIndex, derive
+from lorastudy.check.entity_names import _families, _models
 from lorastudy.check.facts import Fact
 from lorastudy.check.number_reading import Reading
 
 UNITS = {"%": (100.0, 1.0), "pp": (100.0, 1.0), "M": (1e-6,), "k": (1e-3,), "B": (1e-9,), "min": (1 / 60, 1.0),
-         "h": (1 / 3600, 1.0), "GB": (1 / 1024, 1.0), "ms": (1.0, 1000.0)}
+         "h": (1 / 3600, 1.0), "GB": (1 / 1024, 1 / 1000, 1.0), "MB": (1.0, 1024.0, 1000.0), "ms": (1.0, 1000.0),
+         "s": (1.0, 1 / 1000)}
+SUPPORTED, CONTRADICTED, NOT_CHECKABLE = "supported", "contradicted", "not checkable"
+HOUR, MONTH = 3600.0, 730 * 3600.0
 
 
 @dataclass
 class Mismatch:
+    """A contradicted number: what it was read as and the fact (direct or derived) nearest to it."""
+
     reading: Reading
     nearest: Fact | None
 
     def line(self) -> str:
         where = self.reading.where if len(self.reading.where) <= 140 else self.reading.where[:137] + "…"
-        near = (f"nearest {self.nearest.source} = {self.nearest.value:g}" if self.nearest
+        near = (f"contradicts {self.nearest.source} = {self.nearest.value:g}" if self.nearest
                 else "no artifact value of that kind for that entity")
         return f"{self.reading.printed} (read as {self.reading.described()}) in “{where}”: {near}"
 
 
-def _scales(unit: str | None) -> tuple[float, ...]:
-    return UNITS.get(unit or "", (1.0,))
+@dataclass
+class Judgement:
+    reading: Reading
+    outcome: str  # supported, contradicted, not checkable
+    fact: Fact | None = None  # the supporting fact, or the nearest one a contradicted number misses
+    why: str = ""  # for a number that is not checkable
 
 
-def value_matches(reading: Reading, value: float) -> bool:
-    """Does an artifact value, shown in the reading's unit and rounding, read as the printed number (sign included)?"""
-    tolerance = 0.5 * 10.0 ** -reading.decimals + 1e-9
-    for scale in _scales(reading.unit):
+def _period(fact: Fact) -> float | None:
+    """The period a fact's rate is per, in seconds, from its key ("examples_per_s", "monthly_cost", "price_per_hour")."""
+    key = fact.source.rsplit(".", 1)[-1].lower() if fact.slot != "derived" else fact.source.split(":", 1)[0]
+    if fact.kind == "throughput" or re.search(r"per_s$|rps|_per_s\b|1000 / ms", key):
+        return 1.0
+    if re.search(r"monthly|per_month|x \S+ h|compute cost", key):
+        return MONTH
+    if re.search(r"per_hour|hourly", key):
+        return HOUR
+    return None
+
+
+def _scales(reading: Reading, fact: Fact | None = None) -> tuple[float, ...]:
+    scales = UNITS.get(reading.unit or "", (1.0,))
+    if reading.unit is None and reading.kind in POINTABLE and abs(reading.value) > 1:
+        scales = (100.0,)  # "recall rose 5.8" or "CI 7.0 to 25.2": a fraction's points
+    if fact is not None and fact.slot == "derived" and reading.unit in ("%", "pp"):
+        scales = (100.0,)  # a derived share or change is a fraction
+    if fact is not None and reading.rate:
+        period = _period(fact)
+        if period:
+            factor = [reading.rate / period]
+            if period == MONTH and reading.rate == MONTH:
+                factor += [720 / 730, 744 / 730]
+            elif period == HOUR and reading.rate == MONTH:
+                factor = [720.0, 730.0, 744.0]
+            scales = tuple(s * f for s in scales for f in factor)
+    return scales
+
+
+def _tolerance(reading: Reading) -> float:
+    """Half a unit of the last printed digit; "about"/"~" a whole unit, and a round "about 90" half of ten."""
+    unit = 10.0 ** -reading.decimals
+    if reading.approx:
+        digits = re.sub(r"\D", "", reading.printed.split(".")[0]) if reading.decimals == 0 else ""
+        zeros = len(digits) - len(digits.rstrip("0")) if digits.strip("0") else 0
+        return max(0.5 * unit, 0.5 * 10.0 ** zeros) + 1e-9
+    return 0.5 * unit + 1e-9
+
+
+def value_matches(reading: Reading, value: float, fact: Fact | None = None) -> bool:
+    """Does an artifact value, shown in the reading's unit, period and rounding, read as the printed number (sign
+    included)? A bound ("under 4%") holds when the value lies on its side of it."""
+    tolerance = _tolerance(reading)
+    for scale in _scales(reading, fact):
         shown = value * scale
-        if reading.signed:
+        if reading.bound and not reading.signed:
+            if (reading.bound == "<" and abs(shown) <= abs(reading.value) + tolerance) or \
+                    (reading.bound == ">" and abs(shown) >= abs(reading.value) - tolerance):
+                return True
+        elif reading.signed:
             if abs(shown - reading.value) <= tolerance:
                 return True
         elif abs(abs(shown) - abs(reading.value)) <= tolerance:
@@ -61,35 +115,145 @@ def value_matches(reading: Reading, value: float) -> bool:
     return False
 
 
+CLASS_COUNT = re.compile(r"(?<![\w.])\d+\s+(?:[\w\"“”-]+\s+){0,2}?(?:classes|supersenses|labels|domains|categories)\b", re.I)
+CLASS_COUNT_KEYS = r"class|label|tier_sizes|tier_of|zero|n_nonzero|n_predicted|sizes|\.rare$|\.common$|number of"
+POINTABLE = {"accuracy", "f1", "macro_f1", "recall", "precision"}
+SEED_WORDS = r"\bseeds?\b|\branged?\b|\bacross (?:the )?runs\b|\beach run\b|\bper run\b|\bevery run\b|" \
+             r"\d\s*[–—]\s*\d|\bvaried\b|\bindividual"
+SPREAD_WORDS = r"±|\bstd\b|standard deviation|\bspread\b|\bs\.?d\.?\b|run-to-run|variation|varies|\bnoise\b"
+FRACTIONS = frozenset({"accuracy", "f1", "macro_f1", "recall", "precision", "share", "headroom", "rho", None})
+SOME_CLASS = r"\b(?:best|worst|highest|lowest|top|bottom|most|least|any|one|single|each|every|some|a|another)\s+" \
+             r"(?:\w+\s+)?(?:class|classes|label|supersense|domain|category)\b|\bclass(?:es)? (?:like|such as)|\bmax|\bmin"
+
+
+@lru_cache(maxsize=4096)
+def _some_class(where: str) -> bool:
+    return bool(re.search(SOME_CLASS, where, re.I))
+
+
 def agrees(reading: Reading, fact: Fact) -> bool:
-    """Kind and entities agree (value aside): the kind when one was read; each entity type the fact carries."""
-    if reading.accepts is not None and fact.kind not in reading.accepts:
+    """Kind and entities agree (value aside): the kind when one was read; each entity type the fact carries; a
+    percentage of no kind is a fraction; one class's value stands only for a number that names a class (or
+    speaks of "the best class", "one class")."""
+    if reading.accepts is not None and fact.kind not in reading.accepts and \
+            not (fact.kind is None and reading.kind == "count"):  # a count under a key that names no kind
+        return False
+    if reading.accepts is None and (reading.unit in ("%", "pp") or (reading.decimals > 0 and abs(reading.value) <= 1)) \
+            and fact.kind not in FRACTIONS:
+        return False  # a percentage or a number like 0.82 of no read kind is a fraction
+    if fact.entities.get("label") and not reading.entities.get("label") and not _some_class(reading.where):
         return False
     if "validation" in fact.entities.get("split", ()) and "validation" not in reading.entities.get("split", ()):
         return False  # a validation score does not stand for the test score a note reports by default
     arms = fact.entities.get("arm", frozenset())
     named = reading.entities.get("arm", set())
-    if len(arms) >= 2 and named and len(arms & named) < 2 and (not reading.difference or len(named) >= 2):
+    if len(arms) >= 2 and named and len(arms & named) < 2 and \
+            (not reading.difference or len(_families(named)) >= 2 or (reading.between and len(_models(named)) >= 2)):
         return False  # a comparison's value is not one arm's metric, nor a gap between two other arms
     if reading.difference and fact.kind != "rho" and len(arms) == 1 and (reading.between or len(_families(named)) > 1):
         return False  # a gap between two models is not one arm's value
+    if fact.kind in SERVING and fact.entities.get("arm") and reading.entities.get("arm"):
+        # a weighted arm is served by the same model as its unweighted twin: one latency, throughput, cost
+        if not _models(fact.entities["arm"]) & _models(reading.entities["arm"]):
+            return False
+        return all(not fact.entities.get(kind) or fact.entities[kind] & names
+                   for kind, names in reading.entities.items() if names and kind != "arm")
     return all(not fact.entities.get(kind) or fact.entities[kind] & names
                for kind, names in reading.entities.items() if names)
 
 
+SERVING = {"latency", "throughput", "cost", "memory", "instances", "headroom"}
+
+
+def _agrees_derived(reading: Reading, fact: Fact) -> bool:
+    """A derived quantity: a ratio or share matches whatever kind the reading's unit or wording gives it, and is
+    about every entity type the reading names (it was derived from facts about entities its sentence names)."""
+    if fact.kind in ("ratio", "share") and (reading.unit in ("x", "%") or reading.kind in ("ratio", "share", None)):
+        return all(not fact.entities.get(kind) or fact.entities[kind] & names
+                   for kind, names in reading.entities.items() if names)
+    return agrees(reading, fact)
+
+
 def _nearest(reading: Reading, facts: list[Fact]) -> Fact | None:
-    candidates = [f for f in facts if agrees(reading, f)]
-    if not candidates:
+    if not facts:
         return None
-    return min(candidates, key=lambda f: min(abs(abs(f.value * s) - abs(reading.value)) for s in _scales(reading.unit)))
+    return min(facts, key=lambda f: min(abs(abs(f.value * s) - abs(reading.value)) for s in _scales(reading, f)))
+
+
+def judge(reading: Reading, index: FactIndex) -> Judgement:
+    """Supported (a fact or a derived quantity reads as it), contradicted (facts exist for its entity and kind and
+    none does), or not checkable (no fact exists for what it is about, or it is a prediction's threshold)."""
+    if reading.threshold:
+        return Judgement(reading, NOT_CHECKABLE, why="a prediction's or condition's threshold")
+    labels = None if _some_class(reading.where) else set(reading.entities.get("label", ()))
+    seeds = bool(re.search(SEED_WORDS, reading.where, re.I))
+    spread = reading.plusminus or bool(re.search(SPREAD_WORDS, reading.where, re.I))
+    integer = reading.decimals == 0 and reading.kind in ("count", "zero_f1") and not reading.approx
+    kinds = reading.accepts | {None} if reading.accepts is not None and reading.kind == "count" else reading.accepts
+    direct = [f for f in index.candidates(kinds, labels) if (seeds or not f.mean_reported)
+              and (spread or "(seed std" not in f.slot) and (not integer or abs(f.value - round(f.value)) < 1e-9)
+              and agrees(reading, f)
+              and (not CLASS_COUNT.search(reading.context) or f.kind != "count" or reading.kind != "count" or
+                   re.search(CLASS_COUNT_KEYS, f.source.rsplit(": ", 1)[-1], re.I))]
+    if reading.bound:
+        return _judge_bound(reading, direct + [f for f in derive(reading, index) if _agrees_derived(reading, f)])
+    for fact in direct:
+        if value_matches(reading, fact.value, fact):
+            return Judgement(reading, SUPPORTED, fact)
+    flipped = []
+    text = reading.context if reading.where.startswith("|") else reading.where
+    before = text[:text.find(reading.printed)] if reading.printed in text else ""
+    interval = bool(re.search(r"(?:\bCI\b|\[)[^\]);]*$", before))
+    if interval:  # "CI −7.8 to −1.8": an interval's end, as stored (either orientation), not a derivation
+        unsigned = Reading(**{**reading.__dict__, "signed": False})
+        ends = [f for f in direct if value_matches(unsigned, f.value, f)]
+        if ends:
+            return Judgement(reading, SUPPORTED, ends[0])
+        if reading.inferred or reading.kind is None or not direct:
+            return Judgement(reading, NOT_CHECKABLE, why="an interval's end with no interval of that kind for that entity")
+        return Judgement(reading, CONTRADICTED, _nearest(reading, direct))
+    if reading.signed and reading.kind is not None:  # the artifacts hold this value with the other sign
+        unsigned = Reading(**{**reading.__dict__, "signed": False})
+        flipped = [f for f in direct if value_matches(unsigned, f.value, f)]
+    derived = [f for f in derive(reading, index) if _agrees_derived(reading, f)] if not flipped else []
+    for fact in derived:
+        if value_matches(reading, fact.value, fact):
+            return Judgement(reading, SUPPORTED, fact)
+    if reading.kind is None and reading.unit not in ("x",):
+        return Judgement(reading, NOT_CHECKABLE, why="no metric kind read")
+    if reading.proposal:
+        return Judgement(reading, NOT_CHECKABLE, why="part of a proposed experiment")
+    if reading.unit == "x" and not any(reading.named.values() if reading.named else ()):
+        return Judgement(reading, NOT_CHECKABLE, why="a ratio of quantities its sentence does not name")
+    if reading.inferred:
+        return Judgement(reading, NOT_CHECKABLE, why=f"its kind ({reading.kind}) only inferred from the sentence before")
+    if flipped:  # a flipped sign
+        return Judgement(reading, CONTRADICTED, flipped[0])
+    candidates = direct + derived
+    if not candidates:
+        return Judgement(reading, NOT_CHECKABLE, why="no artifact value of that kind for that entity")
+    return Judgement(reading, CONTRADICTED, _nearest(reading, candidates))
+
+
+def _judge_bound(reading: Reading, candidates: list[Fact]) -> Judgement:
+    """A bound ("under 4%", "over 90%") is about a candidate near it (within a factor of 2): it holds when one of
+    those lies on its side, and is contradicted when all of them (and at least the nearest) lie on the other."""
+    if not candidates or reading.kind is None:
+        return Judgement(reading, NOT_CHECKABLE, why="a bound with no value of that kind for that entity")
+
+    def distance(fact: Fact) -> float:
+        shown = [abs(fact.value * s) for s in _scales(reading, fact)]
+        return min(abs(math.log((v + 1e-12) / (abs(reading.value) + 1e-12))) for v in shown)
+    near = sorted((f for f in candidates if distance(f) <= math.log(2)), key=distance) or [min(candidates, key=distance)]
+    holding = [f for f in near if value_matches(reading, f.value, f)]
+    return Judgement(reading, SUPPORTED if holding else CONTRADICTED, (holding or near)[0])
+
+
+def judge_numbers(readings: list[Reading], index: FactIndex) -> list[Judgement]:
+    return [judge(r, index) for r in readings]
 
 
 def trace_numbers(readings: list[Reading], facts: list[Fact]) -> list[Mismatch]:
-    """The readings no artifact fact supports."""
-    mismatches = []
-    for reading in readings:
-        if reading.threshold:
-            continue
-        if not any(agrees(reading, f) and value_matches(reading, f.value) for f in facts):
-            mismatches.append(Mismatch(reading, _nearest(reading, facts)))
-    return mismatches
+    """The readings the artifact facts contradict."""
+    index = FactIndex.of(facts, [], {})
+    return [Mismatch(j.reading, j.fact) for j in judge_numbers(readings, index) if j.outcome == CONTRADICTED]

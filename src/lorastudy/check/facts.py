@@ -16,6 +16,7 @@ sibling `metric`/`name` field or the parent key. New artifacts (e.g.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import re
 from dataclasses import dataclass, field
@@ -29,7 +30,8 @@ ARMS = ("tfidf_logreg", "encoder_full", "encoder_full_cw", "encoder_lora", "enco
         "decoder_lora_cw")
 # Metric kinds, most specific first: the first pattern that matches a key (or a note's wording) decides.
 KIND_OF_KEY = [
-    ("p_value", r"^p$|p_?value"),
+    ("p_value", r"^p$|p_?value|_p$"),
+    ("learning_rate", r"learning_rate|^lr$"),
     ("ratio", r"(?:^|_)ratio$|factor"),
     ("zero_f1", r"zero_f1|delta_zero"),
     ("macro_f1", r"macro"),
@@ -47,6 +49,8 @@ KIND_OF_KEY = [
     ("instances", r"instances$"),
     ("seed", r"^seeds?$|^n_seeds$"),
     ("parameters", r"^parameters$|^total$|^trainable$"),
+    ("loss", r"loss"),
+    ("time", r"per_step$"),
     ("steps", r"steps?$"),
     ("epochs", r"epoch"),
     ("batch_size", r"batch_size"),
@@ -54,7 +58,7 @@ KIND_OF_KEY = [
     ("memory", r"_mb$|memory|size_on_disk|^adapter$|^merged$"),
     ("time", r"_s$|time|seconds|window|hours"),
     ("count", r"count|support|^n_|num_|examples|classes|sizes|^rare$|^common$|predictions|per_month|max_length|"
-              r"train_size|val_size|test_size|_rows(?:_|$)|^rows_"),  # _rows: duplicates (test_rows_seen_in_train)
+              r"train_size|val_size|test_size|thresholds?$|_rows(?:_|$)|^rows_"),  # _rows: duplicates (test_rows_seen_in_train)
 ]
 GENERIC_KEYS = {"value", "values", "diff", "diffs", "delta", "mean", "std", "ci", "lo", "hi", "low", "high", "estimate", "point",
                 "median", "seed_diffs", "seed_values"}
@@ -67,6 +71,9 @@ class Fact:
     kind: str | None
     entities: dict[str, frozenset[str]]
     source: str  # artifact path and key path, e.g. "evaluation/results.json: runs.decoder_lora__seed42.test.accuracy"
+    slot: str = ""  # the source with its entity names and list indexes blanked: the same quantity of other entities
+    per_seed: bool = False  # one seed's value of an arm that has several seeds (derivations use their mean)
+    mean_reported: bool = False  # ... of a quantity whose mean over seeds the run reports (a note quotes that mean)
 
 
 @dataclass
@@ -168,10 +175,87 @@ def run_facts(run_dir: Path, vocab: Vocabulary | None = None) -> list[Fact]:
                 for key, text in row.items():
                     value = _to_float(text)
                     if value is not None and key not in ("label_id",):
-                        _add(facts, value, kind_of_key(key), context, vocab, f"{relative}: {row.get('label')}.{key}")
+                        _add(facts, value, kind_of_key(key), context, vocab, f"{relative}: {row.get('label')}.{key}",
+                             re.sub(r"[a-z_]+__seed\d+", "{}", relative) + ": {}." + key)
+    _csv_totals(facts, vocab)
+    for log in sorted((run_dir / "runs").glob("*/train_log.jsonl")):
+        _train_log(log, run_dir, vocab, facts)
+    _seed_means(facts)
     if not facts:
         raise StudyError(f"No artifacts with numbers found in {run_dir}.", "run `lorastudy run` (or its evaluate stage) first.")
     return facts
+
+
+def _train_log(log: Path, run_dir: Path, vocab: Vocabulary, facts: list[Fact]) -> None:
+    """A run's training log: each evaluation line's validation scores and loss, at its step and epoch (the note may
+    quote "validation macro F1 at step 125"); training-loss lines only at the end (the final loss)."""
+    relative = log.relative_to(run_dir).as_posix()
+    last_loss = None
+    try:
+        lines = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return
+    for i, entry in enumerate(lines):
+        if not isinstance(entry, dict):
+            continue
+        if any(str(k).startswith(("val_", "eval_")) for k in entry) or _is_number(entry.get("loss")):
+            for key, value in entry.items():
+                if _is_number(value):
+                    where = f"step {entry['step']}" if _is_number(entry.get("step")) else f"line {i + 1}"
+                    _add(facts, float(value), kind_of_key(str(key)), [relative], vocab, f"{relative}: {where}.{key}")
+        if _is_number(entry.get("loss")):
+            last_loss = (i, entry)
+    if last_loss:
+        i, entry = last_loss
+        _add(facts, float(entry["loss"]), "loss", [relative], vocab, f"{relative}: final.loss")
+
+
+def _csv_totals(facts: list[Fact], vocab: Vocabulary) -> None:
+    """Per-class files' count columns summed over the classes (test support: the test set's size)."""
+    totals: dict[tuple[str, str], list[Fact]] = {}
+    for fact in facts:
+        if fact.source.startswith("evaluation/per_class/") and fact.kind == "count":
+            file, key = fact.source.split(": ", 1)[0], fact.source.rsplit(".", 1)[-1]
+            totals.setdefault((file, key), []).append(fact)
+    for (file, key), members in totals.items():
+        entities = {k: v for k, v in members[0].entities.items() if k == "arm"}
+        facts.append(Fact(sum(f.value for f in members), "count", entities, f"{file}: sum of {key}",
+                          re.sub(r"[a-z_]+__seed\d+", "{}", file) + f": sum of {key}"))
+
+
+def _seed_means(facts: list[Fact]) -> None:
+    """Over the seeds of an arm, each per-seed value's mean and standard deviation (n and n-1), where an arm has
+    several seeds' runs, per-class files or training logs: what "73.6% ± 0.4 over 3 seeds" quotes."""
+    import statistics
+
+    groups: dict[tuple, list[Fact]] = {}
+    positions: dict[int, int] = {id(f): i for i, f in enumerate(facts)}
+
+    def about(fact: Fact) -> tuple:
+        return fact.kind, tuple(sorted((k, tuple(sorted(v))) for k, v in fact.entities.items()))
+    reported = {about(f) for f in facts if re.match(r"evaluation/results\.json: arms\.[^.]+\.(?:test|per_tier)\..*\.mean$",
+                                                     f.source)}
+    for fact in facts:
+        if re.search(r"__seed\d+", fact.source):
+            key = (fact.slot, tuple(sorted((k, tuple(sorted(v))) for k, v in fact.entities.items())))
+            groups.setdefault(key, []).append(fact)
+    for (slot, _), members in groups.items():
+        if len(members) > 1 and len({f.source for f in members}) == len(members):
+            first_seed = min(int(re.search(r"__seed(\d+)", m.source).group(1)) for m in members)
+            for member in members:
+                # a note quotes the seeds' mean, or names the seeds; where the run reports no mean (a correlation, a
+                # probe) the first seed's own value also stands, as the reference run's
+                reported_mean = member.source.startswith("evaluation/results.json: runs.") and about(member) in reported
+                first = int(re.search(r"__seed(\d+)", member.source).group(1)) == first_seed
+                facts[positions[id(member)]] = dataclasses.replace(member, per_seed=True,
+                                                                   mean_reported=reported_mean or not first)
+            first, values = members[0], [f.value for f in members]
+            where = re.sub(r"__seed\d+", "__seed*", first.source)
+            facts.append(Fact(statistics.fmean(values), first.kind, first.entities,
+                              f"mean over {len(members)} seeds of {where}", slot))
+            for ddof, stat in ((0, statistics.pstdev(values)), (1, statistics.stdev(values))):
+                facts.append(Fact(stat, first.kind, first.entities, f"std (ddof={ddof}) over {len(members)} seeds of {where}",
+                                  slot + f" (seed std{ddof})"))
 
 
 def _pointed_quantities(findings: dict, source: str, facts: list[Fact]) -> dict:
@@ -207,6 +291,9 @@ def _flatten(node: object, source: str, keys: list[str], context: list[str], voc
         for key, value in node.items():
             outer = [t for t in context if not _ordered_arms(t, vocab)] if key in ARMS else context
             here, inner = keys + [str(key)], outer + _own(node, key)  # under an arm's key, the number is that arm's
+            if isinstance(value, list) and (len(value) > 50 or key == "class_weights") and key not in parallel and \
+                    all(_is_number(v) for v in value):
+                continue  # raw samples (latency samples_ms), not quantities a note quotes
             if _is_number(value) or (isinstance(value, list) and value and all(_is_number(v) for v in value)):
                 kind = _kind(here, node)
                 inner = _one_side(str(key), node, inner, vocab) or inner
@@ -214,6 +301,10 @@ def _flatten(node: object, source: str, keys: list[str], context: list[str], voc
                     suffix = f"[{i}]" if isinstance(value, list) else ""
                     about = [parallel[key][i]] if key in parallel else []
                     _add(out, float(item), kind, inner + about, vocab, f"{source}: {'.'.join(here)}{suffix}")
+                    if str(key).startswith("seed_") and isinstance(value, list) and len(value) > 1:
+                        out[-1] = dataclasses.replace(out[-1], per_seed=True, mean_reported=True)  # quoted with "seed"
+                if key in parallel and kind == "count":  # a total over the classes (the test set's size)
+                    _add(out, float(sum(value)), kind, inner, vocab, f"{source}: sum of {'.'.join(here)}")
             elif isinstance(value, (dict, list)):
                 _flatten(value, source, here, inner, vocab, out)
     elif isinstance(node, list):
@@ -247,7 +338,7 @@ def _is_number(value: object) -> bool:
 
 def _own(node: dict, key: str) -> list[str]:
     """The strings of a dict that name entities for one of its members: its key and its string fields."""
-    return [str(key)] + [str(v) for v in node.values() if isinstance(v, str)]
+    return [str(key)] + [str(v) for v in node.values() if isinstance(v, str) and len(v.split()) <= 4]  # names, not prose
 
 
 def _parallel_lists(node: dict) -> dict[str, list[str]]:
@@ -276,7 +367,8 @@ def _kind(keys: list[str], node: dict) -> str | None:
     return None
 
 
-def _add(out: list[Fact], value: float, kind: str | None, context: list[str], vocab: Vocabulary, source: str) -> None:
+def _add(out: list[Fact], value: float, kind: str | None, context: list[str], vocab: Vocabulary, source: str,
+         slot: str | None = None) -> None:
     entities: dict[str, set[str]] = {}
     for text in context:
         text = re.sub(r"__seed\d+", "", text)  # a run name is its arm
@@ -285,7 +377,16 @@ def _add(out: list[Fact], value: float, kind: str | None, context: list[str], vo
                 entities.setdefault(entity_type, set()).update(found)
     if re.search(r"(?:^|[._ ])val(?:_|idation|$)", source.split(": ", 1)[-1]):
         entities["split"] = {"validation"}
-    out.append(Fact(value, kind, {k: frozenset(v) for k, v in entities.items()}, source))
+    out.append(Fact(value, kind, {k: frozenset(v) for k, v in entities.items()}, source, slot or _slot(source, vocab)))
+
+
+def _slot(source: str, vocab: Vocabulary) -> str:
+    """The source with entity names, seeds and list indexes blanked: facts sharing a slot are one quantity of several
+    entities (two arms' test macro F1, two classes' recall), the pairs a note compares."""
+    text = re.sub(r"__seed\d+", "", source)
+    for pattern in vocab._patterns().values():
+        text = pattern.sub("{}", text)
+    return re.sub(r"(?<=\.)\d+(?=\.|$)", "{#}", text)
 
 
 def _to_float(value: object) -> float | None:

@@ -6,6 +6,7 @@ import re
 
 # How a note words a metric kind; more specific kinds first (a span claimed by one is not read again).
 NOTE_KINDS = [
+    ("p_value", r"\bp\s*(?:=|<|>|≤|≈)|\bp[- ]values?\b"),
     ("zero_f1", r"zero[- ]?f1(?:[- ](?:classes|count))?|(?:classes\s+)?(?:at|to|with)\s+(?:an?\s+)?(?:zero|0)(?:[- ]f1)?(?![.\d])|"
                 r"(?:classes\s+)?with\s+f1\s*(?:=|of)\s*(?:0|zero)(?![.\d])|f1\s*(?:=|of)\s*(?:0|zero)(?![.\d])|never predicted|"
                 r"no correct predictions?|never (?:gets?|got) right|without a (?:single )?(?:hit|correct)"),
@@ -17,22 +18,25 @@ NOTE_KINDS = [
     ("rho", r"\brho\b|spearman|ρ|rank correlation"),
     ("tau", r"\btau\b|τ"),
     ("headroom", r"headroom|of (?:the |its )?\w+ free|\bspare\b"),
-    ("share", r"\bshare\b|proportion|fraction|of (?:the |all )?(?:test |its )?(?:[\w'’]+ )?"
+    ("share", r"\bshare\b|\bbusy\b|utili[sz]\w*|occupancy|proportion|fraction|of (?:the |all )?(?:test |its )?(?:[\w'’]+ )?"
               r"(?:predictions|outputs|examples|items|weights|parameters|param)"),
-    ("throughput", r"throughput|examples?/s\b|per second|requests?/s\b|req/s|\brps\b"),
+    ("throughput", r"(?:requests?|examples?|predictions?|items?|queries|complaints|texts?|docs?|documents?)\s*"
+                   r"(?:/\s*s(?:ec)?\b|per sec\w*|a second|each second|/\s*h(?:ou)?r?\b|per hour|an hour)|throughput|examples?/s\b|per second|requests?/s\b|req/s|\brps\b"),
     ("cost", r"\bcosts?\b|price|per month|monthly|budget|per million"),
     ("latency", r"latenc\w*|\bp50\b|\bp95\b|\bp99\b|median|\bsla\b|response time"),
     ("instances", r"\binstances?\b|\breplicas?\b"),
-    ("parameters", r"param\w*"),
+    ("learning_rate", r"\blr\b|learning[- ]rates?"),
+    ("parameters", r"param\w*|(?:trainable|total|more|fewer|frozen|base|model's|its|all|of the|million|[\dMB])\s+weights\b"),
+    ("time", r"seconds? per step|s/step|per[- ]step time"),
     ("steps", r"\bsteps?\b"),
     ("epochs", r"\bepochs?\b"),
     ("batch_size", r"\bbatch(?:es)?\b(?= (?:of )?\d)|batch size"),
     ("memory", r"memory|\bram\b|\bdisk\b|\bsize\b"),
     ("ratio", r"\bfactor of\b|\b\d+-fold\b"),
-    ("time", r"wall[- ]?time|\bminutes?\b|\bhours?\b|\bseconds\b|\bwindow\b|\btakes?\b|\btook\b|\btime\b"),
-    ("count", r"support|train(?:ing)? (?:count|examples|rows|items)|\btrain\b|\bexamples\b|\brows\b|\bitems\b|\bcounts?\b|"
+    ("time", r"seconds? per step|s/step|per step|wall[- ]?time|\bminutes?\b|\bhours?\b|\bseconds\b|\bwindow\b|\btakes?\b|\btook\b|\btime\b"),
+    ("count", r"support|train(?:ing)? (?:count|examples|rows|items)|\btrain\b|\bexamples\b|\bglosses\b|\bdefinitions\b|\brows\b|\bitems\b|\bcounts?\b|"
               r"\bclasses\b|complaints|requests|predictions a month|texts within"),  # a context's volume
-    ("seed", r"\bseeds?\b"),
+    ("seed", r"\bseeds\b"),
 ]
 KIND_ORDER = [kind for kind, _ in NOTE_KINDS]
 UNIT_KIND = {"ms": "latency", "$": "cost", "MB": "memory", "GB": "memory", "min": "time", "h": "time", "s": "time",
@@ -42,6 +46,7 @@ COMPATIBLE = {"f1": {"f1", "macro_f1"}, "share": {"share", "parameters"},
               "parameters": {"parameters", "share"}, "time": {"time", "latency"},
               "count": {"count", "zero_f1", "instances", "steps", "batch_size", "epochs", "seed"}}
 COUNTS = {"count", "zero_f1", "instances", "steps", "epochs", "seed", "batch_size"}
+NOT_PERCENT = COUNTS | {"cost", "latency", "time", "memory", "throughput", "learning_rate"}
 
 
 def _kind_matches(text: str) -> list[tuple[int, int, str]]:
@@ -60,17 +65,30 @@ def _read_kind(sentence: str, clause: tuple[int, int], start: int, end: int, uni
     before it in its clause, else after it in its clause; None when the clause names none."""
     if unit in UNIT_KIND:
         return UNIT_KIND[unit]
+    if unit == "%" and re.match(r"[%\s]*of\s+(?:the\s+|its\s+|all\s+|their\s+)?(?:[\w'’-]+\s+){0,2}?(?:encoder|decoder|model|"
+                                r"network|weights|parameters|params|backbone)\b", sentence[end - 1:], re.I):
+        return "share"  # "2.67% of the encoder", "1.36% of its parameters": a share of the weights
     if re.search(r"(?<![\w.])\d+\s+(?:out\s+)?of\s+(?:the\s+|all\s+)?$", sentence[:start]):
         return "count"  # the M of "N of M classes": a total
+    paired = re.match(r"\s*(?:vs\.?|versus|and|to|→|->|or)\s*[-−+]?\$?\d[\d,.]*\s*(?:%|pp)?\s*", sentence[end:])
+    if paired:  # "10.3 vs 11 zero-F1 classes": the metric named after the pair
+        follow = [k for k in _kind_matches(sentence) if k[0] == end + paired.end()]
+        if follow and not (unit in ("%", "pp") and follow[0][2] in NOT_PERCENT):
+            return follow[0][2]
     kinds = [k for k in _kind_matches(sentence) if clause[0] <= k[0] and k[1] <= clause[1]
-             and not (unit in ("%", "pp") and k[2] in COUNTS)]  # a percentage is never a count
+             and not (unit in ("%", "pp") and k[2] in NOT_PERCENT)]  # a percentage is never a count, cost or time
     after = [k for k in kinds if k[0] >= end]
-    if after and re.fullmatch(r"\s*(?:[\w'’-]+\s+){0,2}", sentence[end:after[0][0]]) and \
+    if after and re.fullmatch(r"\s*(?:±\s?[\d.]+\s*%?\s*)?(?:[\w'’-]+\s+){0,2}", sentence[end:after[0][0]]) and \
             not re.search(r"\b(?:and|or|vs|to|from|but|while)\b", sentence[end:after[0][0]]):
         return after[0][2]
-    if re.fullmatch(r"\d+", sentence[start:end].strip(" +-−")) and re.match(r"\s+(?:\w+\s+)?\w{3,}s\b", sentence[end:]):
+    if re.fullmatch(r"\d+", sentence[start:end].strip(" +-−")) and unit not in ("%", "pp") and \
+            re.match(r"\s+(?:\w+\s+)?\w{3,}s\b", sentence[end:]):
         return "count"  # "12 rare supersenses": an integer counting things
+    if any(k[2] == "rho" for k in kinds) and re.search(r"correlat|spearman|\brho\b|ρ", sentence[clause[0]:start], re.I):
+        return "rho"  # "the Spearman correlation between per-class F1 and training count is 0.82"
     before = [k for k in kinds if k[1] <= start]
+    if len(re.sub(r"^[^.]*\.?", "", sentence[start:end].split()[0] if sentence[start:end].split() else "")) > 2:
+        before = [k for k in before if k[2] not in COUNTS] or before  # "macro F1 at step 125 was 0.425": not a step
     if before:
         return before[-1][2]
     return after[0][2] if after else None

@@ -25,6 +25,7 @@ class _Block:
     heading: str | None = None
     prose: list[str] = field(default_factory=list)
     tables: list[tuple[list[str], list[list[str]]]] = field(default_factory=list)
+    captions: list[str] = field(default_factory=list)  # the prose line right before each table
 
     @property
     def text(self) -> str:
@@ -39,7 +40,7 @@ class _Block:
 
 
 def _sentences(text: str) -> list[str]:
-    return [s.strip() for s in re.split(r"(?<=[.!?])\s+(?=[A-Z(*\[\"“`$+−-])|\n", text) if s.strip()]
+    return [s.strip() for s in re.split(r"(?<=[.!?])\s+(?=[A-Z(*\[\"“`$+−-]|[a-z]+\.[a-z_]+\b)|\n", text) if s.strip()]
 
 
 def _cells(line: str) -> list[str]:
@@ -59,11 +60,16 @@ def _sections(text: str) -> dict[object, _Block]:
         rows = [_cells(line) for line in table if not _is_separator(line)]
         if rows:
             blocks[current].tables.append((rows[0], rows[1:]))
+            prose = [p for p in blocks[current].prose if p]
+            blocks[current].captions.append(prose[-1] if prose and last_kind[0] == "prose" else "")
         table.clear()
 
+    last_kind = [""]
     for kind, line in lines:
         if kind != "table":
             close_table()
+            if line.strip():
+                last_kind[0] = kind
         if kind == "heading":
             level = len(line) - len(line.lstrip("#"))
             if level == 1 and has_h2:

@@ -32,17 +32,21 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from lorastudy.check.derivations import GROUP_WORDS
 from lorastudy.check.entity_names import FULL, UNWEIGHTED, WEIGHTED, _families, _family, _models, _Names, _with_weighted
 from lorastudy.check.facts import Vocabulary
-from lorastudy.check.metric_kinds import COUNTS, KIND_ORDER, UNIT_KIND, _accepted, _kind_matches, _read_kind
+from lorastudy.check.metric_kinds import COUNTS, KIND_ORDER, NOTE_KINDS, UNIT_KIND, _accepted, _kind_matches, _read_kind
 from lorastudy.check.note_sections import _Block, _sections
-from lorastudy.check.printed_numbers import _metric_like, _numbers, _unit
+from lorastudy.check.printed_numbers import _approx, _bound, _metric_like, _numbers, _rate_shared, _unit
 
+PROPOSAL = r"\bexperiment\b|\bre-?run\b|\bre-?train\b|\btry\b|\bdouble\b|\bnext\b|\bpropos\w*|\bplan\b|\bwould\b|\bwill\b|\bshould\b|\bI'd\b|\bexpect|\bpredict|" \
+           r"\bhypothes|\bif\b|\btarget\b"
+FRACTION_KINDS = ("f1", "macro_f1", "accuracy", "recall", "precision")
 COMPARATOR = r"(?:above|below|at least|at most|fewer than|more than|less than|under|over|beyond|exceeds?|exceeding|" \
              r"higher than|lower than|>|<|≥|≤)"
 PREDICTIVE = r"\b(?:predict\w*|expect\w*|hypothes\w*|if|unless|would|should|will|target|threshold|goal|aim)\b"
 DIFFERENCE = r"Δ|delta|change|diff|gain|lift|drop|loss|minus|−|relative|moved|\bby\b|ahead|behind|higher|lower|" \
-             r"more|less|fewer|improv|gap|\bvs\.?\b|versus|over\b|than"
+             r"more|less|fewer|improv|gap|\bvs\.?\b|versus|(?<![\w.])\d\S*\s+(?:\w+\s+)?over\b|than"
 
 
 @dataclass
@@ -62,6 +66,15 @@ class Reading:
     accepts: frozenset[str] | None = None  # fact kinds it may match; None: any
     difference: bool = False  # printed as a change or a gap (signed, pp, "Δ", "by", "minus" ...)
     between: bool = False  # a gap between the models its sentence names: no one arm's value supports it
+    approx: bool = False  # "about", "roughly", "~": within a unit of its last digit
+    bound: str | None = None  # "<" for "under 4%", ">" for "over 90%": a bound, not a value
+    rate: float | None = None  # the period of a rate in seconds ("per hour": 3600), when it is one
+    plusminus: bool = False  # "± 0.4": a spread (std or half a CI)
+    named: dict[str, set[str]] | None = None  # the entities its whole sentence or table row names: what derivations may use
+    context: str = ""  # its clause (prose) or header and cell (table)
+    proposal: bool = False  # part of a proposed experiment (section 5): checked only when the artifacts support it
+    inferred: bool = False  # its kind is the previous sentence's metric: supported if it matches, else not checkable
+    before: str = ""  # the sentence before it (what "their", "it" refer to)
 
     def described(self) -> str:
         names = "; ".join(f"{k} {'/'.join(sorted(v))}" for k, v in self.entities.items() if v) or "no entity"
@@ -89,23 +102,36 @@ def _clauses(sentence: str) -> list[tuple[int, int]]:
 
 
 def _reading(match: re.Match, text: str, kind: str | None, entities: dict[str, set[str]], where: str,
-             section: object, context: str, between: bool = False) -> Reading:
+             section: object, context: str, between: bool = False, named: dict[str, set[str]] | None = None,
+             unit: str | None = None) -> Reading:
     sign = match.group("sign")
-    unit = _unit(match, text)
-    value = float(match.group("int").replace(",", "") + (match.group("dec") or ""))
+    unit = unit or _unit(match, text)
+    value = float(match.group("int").replace(",", "") + (match.group("dec") or "") +
+                  (match.group("exp") or "").replace("−", "-"))
     signed = sign in ("+", "-", "−")
+    plusminus = sign.startswith("±")
     if sign in ("-", "−"):
         value = -value
     before = text[max(0, match.start() - 60):match.start()]
     threshold = bool(re.search(COMPARATOR + r"\s+(?:[\w'’.-]+\s+){0,3}$", before, re.I)) and \
         (section == 5 or bool(re.search(PREDICTIVE, where, re.I)))
+    proposal = section == 5 and bool(re.search(PROPOSAL, where, re.I))
     if match.group("dollar"):
         kind = "cost"
+    if kind in COUNTS and unit == "%":
+        kind = "share"  # a percentage of a count is a share
+    elif kind in COUNTS and unit == "pp":
+        kind = None  # points of something: not a count
     if kind in COUNTS and len(match.group("dec") or "") > 2 and not unit:
         kind = None  # "0.277" is no count: the metric word belonged to another number ("13.7" is a seed mean)
-    difference = _is_gap(match, text, context)
-    return Reading(match.group(0).strip(), value, len(match.group("dec") or ".") - 1, unit, signed,
-                   kind, entities, where, section, threshold, _accepted([kind] if kind else []), difference, between)
+    difference = _is_gap(match, text, context) and not plusminus
+    bound = _bound(match, text)
+    decimals = len(match.group("dec") or ".") - 1
+    if match.group("exp"):
+        decimals -= int(match.group("exp")[1:].replace("−", "-"))  # 2.6e-17: rounded at 1e-18
+    return Reading(match.group(0).strip(), value, decimals, unit, signed,
+                   kind, entities, where, section, threshold, _accepted([kind] if kind else []), difference, between,
+                   _approx(match, text), bound, _rate_shared(match, text), plusminus, named, context, proposal)
 
 
 def _is_gap(match: re.Match, text: str, clause: str) -> bool:
@@ -122,10 +148,40 @@ def read_numbers(blocks: dict[object, _Block], names: _Names) -> list[Reading]:
     """Every metric-like number of the note, read in context (see the module docstring)."""
     readings: list[Reading] = []
     for section, block in blocks.items():
-        for header, rows in block.tables:
-            readings += _read_table(header, rows, names, section)
+        captions = block.captions + [""] * (len(block.tables) - len(block.captions))
+        for (header, rows), caption in zip(block.tables, captions):
+            readings += _read_table(header, rows, names, section, caption)
+        topic, last_sentence, last_arms = None, "", None
         for sentence in block.sentences():
-            readings += _read_sentence(sentence, names, section)
+            found = _read_sentence(sentence, names, section)
+            for reading in found:
+                reading.before = last_sentence
+                if last_arms and not (reading.named or {}).get("arm") and reading.unit != "x":
+                    reading.named = {**(reading.named or {}), "arm": set(last_arms)}  # derivations may use them
+                if not any(reading.entities.values()) and last_arms and reading.kind not in (None, "count"):
+                    # "It cost no measurable macro F1 (−0.35)": about the models of the sentence before
+                    reading.entities = {"arm": set(last_arms)}
+                    reading.named = {**(reading.named or {}), "arm": set(last_arms)}
+                    reading.inferred = True
+                if reading.kind is None and reading.entities.get("label") and reading.unit is None and \
+                        reading.decimals >= 2 and abs(reading.value) <= 1:
+                    reading.kind, reading.accepts = "f1", _accepted(["f1"])  # a class's score: its F1 by default
+                elif reading.kind is None and reading.unit is None and reading.decimals >= 2 and \
+                        abs(reading.value) <= 1 and any(re.search(p, sentence, re.I) for p in GROUP_WORDS.values()):
+                    reading.kind, reading.accepts = "f1", _accepted(["f1"])  # a mean over a group of classes
+                elif reading.kind is None and topic and ((reading.unit is None and reading.decimals >= 2 and
+                                                          abs(reading.value) <= 1) or reading.unit == "pp"):
+                    reading.kind, reading.accepts = topic, _accepted([topic])  # the previous sentence's metric
+                    reading.inferred = True
+                elif reading.kind is None and reading.entities.get("label") and reading.unit is None and \
+                        reading.decimals >= 2 and abs(reading.value) <= 1:
+                    reading.kind, reading.accepts = "f1", _accepted(["f1"])  # a class's score: its F1 by default
+            kinds = [r.kind for r in found if r.kind in FRACTION_KINDS]
+            topic = kinds[-1] if kinds else (topic if not found else None)
+            arms = names.find(sentence, strict_weighting=False).get("arm")
+            last_arms = _with_weighted(arms) if arms and section == 2 else arms or last_arms
+            last_sentence = sentence
+            readings += found
     return readings
 
 
@@ -134,8 +190,9 @@ def _read_sentence(sentence: str, names: _Names, section: object) -> list[Readin
     clauses = _clauses(sentence)
     sentence_entities = names.find(sentence, strict_weighting=False)
     families = _families(sentence_entities.get("arm", ()))
-    about_weighting = re.search(WEIGHTED, sentence, re.I)
+    about_weighting = re.search(WEIGHTED, sentence, re.I) or section == 2
     lora_vs_full = bool(re.search(r"\blora\b", sentence, re.I) and re.search(FULL, sentence, re.I))
+    previous: tuple[re.Match, str | None, str | None] | None = None
     for match in _numbers(sentence):
         if not _metric_like(match, sentence, in_table=False):
             continue
@@ -143,7 +200,10 @@ def _read_sentence(sentence: str, names: _Names, section: object) -> list[Readin
         clause_text = sentence[clause[0]:clause[1]]
         in_clause = names.find(clause_text, strict_weighting=False)
         entities = {**sentence_entities, **in_clause}
-        if "label" in entities and "label" not in in_clause:
+        if "label" in entities and "label" not in in_clause and len(entities["label"]) > 1 and \
+                not re.search(r"\((?:[^()]*\s)?$", sentence[:match.start()]):
+            pass  # "on verb.body and verb.consumption, where the encoder managed 0.188 and 0.111": either class
+        elif "label" in entities and "label" not in in_clause:
             entities["label"] = _nearest_label(sentence, match.start(), names) or entities["label"]
         between = False
         if "arm" in entities and "arm" not in in_clause:
@@ -152,6 +212,16 @@ def _read_sentence(sentence: str, names: _Names, section: object) -> list[Readin
             between = len(families) > 1 or (lora_vs_full and len(_models(entities["arm"])) > 1
                                              and _is_gap(match, sentence, just_before))
             entities["arm"] = set(entities["arm"]) if between else _family(entities["arm"])
+            paired = re.search(r"\b(?:vs\.?|versus|against|compared (?:with|to))\s*(?:the\s+)?$",
+                               sentence[:clause[0]].rstrip(" ,(") + " ", re.I)
+            if not between and len(families) == 1 and not about_weighting and not in_clause and \
+                    not lora_vs_full and paired:
+                # "the decoder reaches 60.4% vs 56.6%": the number set against the named model is another model's
+                entities["arm"] = {a for a in names.vocab.arms if a.split("_")[0] not in families}
+            elif not between and len(families) == 1 and not in_clause and "(" in sentence[max(0, clause[0] - 1):clause[0] + 1] \
+                    and re.match(r"\s*[-−+]?\$?\d[\d,.]*\s?%?\s*(?:vs\.?|versus)\s", sentence[match.start():]):
+                # "(1.36% vs 1.37%)" in a sentence naming one model: which is whose is not said
+                entities["arm"] = set(names.vocab.arms)
         elif "arm" in in_clause and len(families) > len(_families(in_clause["arm"])) and \
                 (_unit(match, sentence) == "pp" or re.search(DIFFERENCE, clause_text, re.I)):
             entities["arm"] = in_clause["arm"] | sentence_entities["arm"]  # a gap to the other model the sentence names
@@ -162,9 +232,32 @@ def _read_sentence(sentence: str, names: _Names, section: object) -> list[Readin
             kind = _parallel_kind(sentence, clauses, clause, names, (_unit(match, sentence), bool(match.group("dec"))))
         if kind is None:
             kind = _topic_kind(sentence, clauses, match.start(), names)
+        if previous and previous[1] and re.fullmatch(r"(?:\s*(?:vs\.?|versus|against|and|to|→|->|,|/|or|\(|;)\s*)+(?:the\s+|a\s+)?",
+                                                   sentence[previous[0].end():match.start()], re.I) and \
+                (kind is None or len(match.group("dec") or "") == len(previous[0].group("dec") or "")) and \
+                _unit(match, sentence) not in UNIT_KIND and \
+                not re.match(r"\s?(?:%|pp\b|ms\b)?\s*(?:[\w-]+\s+)?(?:" + "|".join(p for _, p in NOTE_KINDS) + ")",
+                             sentence[match.end():].lower()):
+            kind = previous[1]  # "0.438 vs 0.374", "0.736 accuracy, or 0.757": the metric of the number it is set against
         if kind is None:
-            kind = _only_kind_before(sentence, match.start())
-        found.append(_reading(match, sentence, kind, entities, sentence, section, clause_text, between))
+            kind = _only_kind_before(sentence, match.start(), len(match.group("dec") or "") > 2)
+        if kind == "macro_f1" and "label" in entities and not re.search(r"macro", clause_text, re.I):
+            kind = "f1"  # a class has an F1, not a macro F1
+        unit = None
+        if previous and _unit(match, sentence) is None and previous[2] in ("pp", "%") and not match.group("dollar") and \
+                (not _kind_matches(sentence[previous[0].end():match.start()]) or
+                 re.search(r"\bCI\b", sentence[previous[0].end():match.start()])) and \
+                re.fullmatch(r"[^.;]{0,60}?\b(?:and|vs\.?|versus|against|to|while|whereas|compared with|but|CI)\b[^.;]{0,30}?|\s*,\s*",
+                             sentence[previous[0].end():match.start()]) and \
+                len(match.group("dec") or "") == len(previous[0].group("dec") or ""):
+            unit = previous[2]  # "+16.1 points for the encoder and +11.2 for the decoder": the same unit
+            if kind is None:
+                kind = previous[1]
+        previous = (match, kind, unit or _unit(match, sentence))
+        named = sentence_entities
+        if about_weighting and "arm" in named:
+            named = {**named, "arm": _with_weighted(named["arm"])}
+        found.append(_reading(match, sentence, kind, entities, sentence, section, clause_text, between, named, unit))
     return found
 
 
@@ -195,9 +288,10 @@ def _topic_kind(sentence: str, clauses: list[tuple[int, int]], start: int, names
     return None
 
 
-def _only_kind_before(sentence: str, start: int) -> str | None:
-    """The metric named before the number when the sentence so far names only one ("... macro F1 change ... (+0.008")."""
-    kinds = {k for _, end, k in _kind_matches(sentence) if end <= start}
+def _only_kind_before(sentence: str, start: int, fraction: bool = False) -> str | None:
+    """The metric named before the number when the sentence so far names only one ("... macro F1 change ... (+0.008");
+    a number with three decimals is no count ("macro F1 over 3 seeds is 0.026")."""
+    kinds = {k for _, end, k in _kind_matches(sentence) if end <= start and not (fraction and k in COUNTS)}
     return kinds.pop() if len(kinds) == 1 else None
 
 
@@ -211,8 +305,16 @@ def _nearest_label(sentence: str, start: int, names: _Names) -> set[str]:
     return {m.group(0) for m in chosen}
 
 
-def _read_table(header: list[str], rows: list[list[str]], names: _Names, section: object) -> list[Reading]:
+def _read_table(header: list[str], rows: list[list[str]], names: _Names, section: object, caption: str = "") -> list[Reading]:
     found = []
+    in_points = re.search(r"\bin (?:percentage |accuracy |f1 )?(?:points|pts|pp)\b", caption, re.I)
+    column_units = []
+    for cell in header:
+        unit = re.search(r"\((pts?|pp|points|%|ms|s|min|h|MB|GB|ex/s|examples/s|req/s|\$)\)|\bin (pts?|pp|points|ms|MB|GB)\b",
+                         cell, re.I)
+        word = (unit.group(1) or unit.group(2)) if unit else None
+        column_units.append({"pt": "pp", "pts": "pp", "points": "pp", "ex/s": "examples/s", "req/s": "examples/s",
+                             "mb": "MB", "gb": "GB"}.get(word.lower() if word else "", word) if word else None)
     column_kinds: list[str | None] = []
     for cell in header:
         kinds = _kind_matches(re.sub(r"\([^)]*\)|\[[^\]]*\]", " ", cell))
@@ -229,6 +331,8 @@ def _read_table(header: list[str], rows: list[list[str]], names: _Names, section
                 for key, value in names.find(cell, strict_weighting=True).items():
                     row_entities.setdefault(key, value)
         where = "| " + " | ".join(row) + " |"
+        row_kinds = [k for cell in row[1:] if not _numbers(cell) for _, _, k in _kind_matches(cell)]
+        row_kind = min(row_kinds, key=KIND_ORDER.index) if row_kinds else None  # "| Rare | mean F1 | 33.4% |"
         for index, cell in enumerate(row):
             for match in _numbers(cell):
                 if not _metric_like(match, cell, in_table=True):
@@ -236,10 +340,25 @@ def _read_table(header: list[str], rows: list[list[str]], names: _Names, section
                 entities = {**row_entities, **(column_entities[index] if index < len(header) else {})}
                 if "arm" in entities and (re.search(r"→|->|\bto\b", cell[:match.start()]) or weighting_table):
                     entities["arm"] = _with_weighted(entities["arm"])
+                if "arm" in entities and re.search(r"→|->", cell[match.end():]) and re.search(r"→|->", " ".join(row[:1])):
+                    entities["arm"] = entities["arm"] | {a.removesuffix("_cw") for a in entities["arm"]}  # the "before"
                 percent = _unit(match, cell) in ("%", "pp")
                 own = [k for k in _kind_matches(cell) if k[1] <= match.start() and not (percent and k[2] in COUNTS)]
-                kind = UNIT_KIND.get(_unit(match, cell) or "") or (own[-1][2] if own else None) or \
+                right_after = [k for k in _kind_matches(cell) if k[0] >= match.end() and
+                               re.fullmatch(r"\s*", cell[match.end():k[0]]) and not (percent and k[2] in COUNTS)]
+                if index == 0 and re.search(r"\(\s*$", cell[:match.start()]) and not match.group("dec"):
+                    right_after = right_after or [(0, 0, "count")]  # "verb (15)": the row's class count
+                column_unit = column_units[index] if index < len(column_units) else None
+                kind = UNIT_KIND.get(_unit(match, cell) or column_unit or "") or (right_after[0][2] if right_after else None) or \
+                    (own[-1][2] if own else None) or (row_kind if index > 0 else None) or \
                     (column_kinds[index] if index < len(column_kinds) else None)
                 context = (header[index] if index < len(header) else "") + " " + cell
-                found.append(_reading(match, cell, kind, entities, where, section, context))
+                unit = _unit(match, cell) or (column_units[index] if index < len(column_units) else None) or \
+                    ("pp" if in_points and (match.group("sign") or match.group("dec")) and
+                     not re.search(r"→|->", cell) and kind not in COUNTS else None)
+                named = {k: set(v) for k, v in row_entities.items()}
+                for cells in (header, row):
+                    for key, value in names.find(" ".join(cells), strict_weighting=False).items():
+                        named.setdefault(key, set()).update(value)
+                found.append(_reading(match, cell, kind, entities, where, section, context, named=named, unit=unit))
     return found

@@ -12,7 +12,7 @@ import re
 from typing import Callable
 
 from lorastudy.check.entity_names import _Names
-from lorastudy.check.note_sections import _Block
+from lorastudy.check.note_sections import _Block, _sentences
 from lorastudy.check.number_reading import COMPARATOR, Reading
 from lorastudy.check.printed_numbers import _metric_like, _numbers
 
@@ -36,6 +36,18 @@ def _sentence_with(pattern: str, numbers: int = 1) -> Callable[[_Block, list[Rea
     return lambda b, rs: any(re.search(pattern, s, re.I) and len(_numbers(s)) >= numbers for s in b.sentences())
 
 
+def _paragraph_with(pattern: str) -> Callable[[_Block, list[Reading]], bool]:
+    """A sentence with the pattern in a paragraph (or a bullet list) with a metric-like number: reasoning grounded in
+    the numbers beside it, as people write it (the claim in one sentence, its numbers in the next)."""
+    def test(block: _Block, readings: list[Reading]) -> bool:
+        for paragraph in block.paragraphs():
+            if any(re.search(pattern, s, re.I) for s in _sentences(paragraph)) and \
+                    any(_metric_like(m, paragraph, False) for m in _numbers(paragraph)):
+                return True
+        return False
+    return test
+
+
 def _named_classes(block: _Block, readings: list[Reading]) -> bool:
     named = {label for r in readings for label in r.entities.get("label", ())}
     if len(named) >= 2:
@@ -44,21 +56,29 @@ def _named_classes(block: _Block, readings: list[Reading]) -> bool:
 
 
 def _bottleneck(block: _Block, readings: list[Reading]) -> bool:
-    pattern = r"bottleneck|limit\w*|constrain\w*|holding (?:it )?back|weak(?:est)? (?:point|link)|the problem is|fails? on"
+    pattern = r"bottleneck|limit\w*|constrain\w*|holding (?:it |them )?back|holds? (?:it |them )?back|weak(?:est)? (?:point|link)|" \
+              r"the (?:main |real |core )?(?:problem|issue|obstacle) is|fails? on|ceiling|root cause|starv\w*|scarcit\w*|" \
+              r"too few|lack of|not enough (?:data|examples|signal)|data-limited|what (?:limits|caps|hurts)|caps? (?:it|the)|" \
+              r"binding|choke|the gap (?:is|comes from|lives in)"
     return any(re.search(pattern, p, re.I) and len([m for m in _numbers(p) if _metric_like(m, p, False)]) >= 2
                for p in block.paragraphs())
 
 
 def _recommendation(block: _Block, readings: list[Reading], names: _Names) -> bool:
-    verbs = r"recommend|\bchoose\b|\bchoice\b|\bpick\b|\bprefer|go with|\bdeploy\b|should (?:use|run|serve|ship)|\buse (?:the )?\w+ for|" \
-            r"is the (?:better |right )?(?:choice|pick)|\bwins\b"
+    verbs = r"recommend|\bchoose\b|\bchoice\b|\bpick\b|\bprefer|go with|\bdeploy\b|should (?:use|run|serve|ship|be)|" \
+            r"\buse (?:the )?\w+ for|is the (?:better |right |clear |obvious )?(?:choice|pick|option|default)|\bwins\b|" \
+            r"\bship\b|\bopt for\b|\bfavou?r\b|\bselect\b|\badopt\b|stick with|(?:i|we)(?:'d|’d| would) (?:use|run|serve|put|go)|" \
+            r"\bserve (?:it |them |this |the \w+ )?(?:with|on|by)\b|my (?:pick|call|recommendation)|the answer is|" \
+            r"\bcandidate\b|\bwinner\b|\bgoes to\b|\)\s*:\s*\*\*[^*]+\*\*"
     lines = block.sentences() + ["| " + " | ".join(h) + " " + " | ".join(c for r in rows for c in r) for h, rows in block.tables]
     return any(re.search(verbs, s, re.I) and names.arms(s, strict_weighting=False) for s in lines)
 
 
 def _evidence(names: _Names) -> dict[int, list[tuple[str, Callable[[_Block, list[Reading]], bool]]]]:
     causal = r"\bbecause\b|\bsince\b|\bso\b|\bexplain|due to|\bas a result\b|\btherefore\b|\bthus\b|which is why|mechanism|" \
-             r"\bdriv|\bcaus|\bleads? to\b"
+             r"\bdriv|\bcaus|\bleads? to\b|\breason\b|\bwhy\b|consistent with|\bsuggests?\b|\bmeans\b|\balready\b|" \
+             r"little (?:room|headroom|left)|saturat|ceiling|attribut|stems? from|comes? from|owing to|result of|\bhence\b|" \
+             r"\bin turn\b|account(?:s|ed)? for|the (?:likely |plausible )?story|what (?:\w+ ){0,3}(?:knew|knows|learned|had learned)"
     conditional = r"\bif\b|\bunless\b|\bonce\b|\bwhenever\b|break[- ]?even|as long as|would (?:change|flip|switch|tip)|" \
                   + COMPARATOR + r"\s+(?:[\w'’.-]+\s+){0,3}\$?\d"
     return {
@@ -72,7 +92,7 @@ def _evidence(names: _Names) -> dict[int, list[tuple[str, Callable[[_Block, list
             ("decoder macro F1 with weighting", lambda b, rs: bool(_about(rs, {"macro_f1"}, "decoder"))),
             ("decoder zero-F1 count with weighting", lambda b, rs: bool(_about(rs, {"zero_f1"}, "decoder"))),
             ("effect size for the encoder", lambda b, rs: any(r.signed or r.unit == "pp" for r in _about(rs, None, "encoder"))),
-            ("a mechanism grounded in numbers", _sentence_with(causal))],
+            ("a mechanism grounded in numbers", _paragraph_with(causal))],
         3: [("tier breakdown", lambda b, rs: len({t for r in rs for t in r.entities.get("tier", ())}) >= 2),
             ("mean F1 per tier for both models", _both({"f1", "macro_f1"}, "tier")),
             ("zero-F1 per tier for both models", _both({"zero_f1"}, "tier")),

@@ -17,8 +17,9 @@ from rich.table import Table
 from lorastudy.core.errors import StudyError
 from lorastudy.core.prose import count_prose_words
 from lorastudy.check.entity_names import _Names
-from lorastudy.check.fact_matching import Mismatch, trace_numbers
-from lorastudy.check.facts import Vocabulary, run_facts, vocabulary
+from lorastudy.check.derivations import FactIndex
+from lorastudy.check.fact_matching import CONTRADICTED, NOT_CHECKABLE, SUPPORTED, Judgement, Mismatch, judge_numbers
+from lorastudy.check.facts import Vocabulary, _read_yaml, run_facts, vocabulary
 from lorastudy.check.note_file import note_text
 from lorastudy.check.note_sections import SECTION_NAMES, _sections
 from lorastudy.check.number_reading import read_numbers
@@ -50,8 +51,16 @@ class CheckOutcome:
     complete: bool
     numbers_checked: int = 0
     results_checked: bool = False
-    mismatches: list[Mismatch] = field(default_factory=list)
+    mismatches: list[Mismatch] = field(default_factory=list)  # the contradicted numbers
     thresholds: int = 0
+    judgements: list[Judgement] = field(default_factory=list)
+
+    def count(self, outcome: str) -> int:
+        return sum(j.outcome == outcome for j in self.judgements)
+
+    @property
+    def not_checkable(self) -> list[Judgement]:
+        return [j for j in self.judgements if j.outcome == NOT_CHECKABLE]
 
 
 def check_note(note: Path, results_dir: Path | None = None) -> CheckOutcome:
@@ -73,13 +82,17 @@ def check_note(note: Path, results_dir: Path | None = None) -> CheckOutcome:
         sections.append(check)
     words = count_prose_words(text)
     mismatches: list[Mismatch] = []
+    judgements: list[Judgement] = []
     if results_dir is not None:
-        mismatches = trace_numbers(readings, run_facts(results_dir, vocab))
+        config = _read_yaml(Path(results_dir) / "config.resolved.yaml")
+        index = FactIndex.of(run_facts(results_dir, vocab), vocab.labels, config if isinstance(config, dict) else {})
+        judgements = judge_numbers(readings, index)
+        mismatches = [Mismatch(j.reading, j.fact) for j in judgements if j.outcome == CONTRADICTED]
     pages = round(words / WORDS_PER_PAGE, 1)
     unmatched = list(dict.fromkeys(m.reading.printed for m in mismatches))
     complete = all(s.complete for s in sections) and pages <= MAX_PAGES and not mismatches
     return CheckOutcome(sections, words, pages, unmatched, complete, len(readings), results_dir is not None, mismatches,
-                        sum(r.threshold for r in readings))
+                        sum(r.threshold for r in readings), judgements)
 
 
 def render_check(outcome: CheckOutcome, console: Console | None = None) -> None:
@@ -98,10 +111,20 @@ def render_check(outcome: CheckOutcome, console: Console | None = None) -> None:
     table.add_row("Length", f"{outcome.prose_words} words of prose", f"~{outcome.pages_estimate} pages at {WORDS_PER_PAGE} words/page",
                   "" if length_ok else f"over the {MAX_PAGES}-page limit", "[green]ok[/green]" if length_ok else "[red]too long[/red]")
     if outcome.results_checked:
-        table.add_row("Numbers", f"{outcome.numbers_checked} metric-like numbers ({outcome.thresholds} thresholds not checked)",
-                      "matched in context" if not outcome.mismatches else "", ", ".join(outcome.unmatched_numbers[:40]),
-                      "[green]ok[/green]" if not outcome.mismatches else f"[red]{len(outcome.mismatches)} unmatched[/red]")
+        table.add_row("Numbers", f"{outcome.numbers_checked} metric-like numbers",
+                      f"{outcome.count(SUPPORTED)} supported", ", ".join(outcome.unmatched_numbers[:40]),
+                      "[green]ok[/green]" if not outcome.mismatches else f"[red]{len(outcome.mismatches)} contradicted[/red]")
     console.print(table)
     for mismatch in outcome.mismatches:
-        console.print(f"[red]unmatched[/red] {mismatch.line()}", markup=True, highlight=False, soft_wrap=True)
+        console.print(f"[red]contradicted[/red] {mismatch.line()}", markup=True, highlight=False, soft_wrap=True)
+    if outcome.results_checked:
+        unchecked = outcome.not_checkable
+        if unchecked:
+            console.print(f"Not checkable ({len(unchecked)}):", highlight=False)
+            for j in unchecked:
+                where = j.reading.where if len(j.reading.where) <= 100 else j.reading.where[:97] + "…"
+                console.print(f"  {j.reading.printed} (read as {j.reading.described()}; {j.why}) in “{where}”",
+                              markup=False, highlight=False, soft_wrap=True)
+        console.print(f"Numbers: {outcome.count(SUPPORTED)} supported, {outcome.count(CONTRADICTED)} contradicted, "
+                      f"{len(unchecked)} not checkable (of {outcome.numbers_checked}).", highlight=False)
     console.print("[green]Complete.[/green]" if outcome.complete else "[red]Incomplete: see the missing items above.[/red]")

@@ -1,0 +1,399 @@
+"""Quantities a careful writer derives from a run's facts, recomputed from the facts about the entities the
+number's sentence (or table row) names, and only the derivations its wording calls for.
+
+* Differences (a gap, "by", "points", a signed number), ratios ("6x", "8.1 times"), relative changes and
+  percentages of a quantity ("40% slower", "under 4% of the Week 2 effect"), shares of a total ("3.15% of the
+  test set"), sums ("in total", "combined"), half-widths of an interval ("± 0.4"), each between two facts of one
+  quantity of two entities (the same artifact key of two arms, classes, tiers) or two quantities of one entity.
+* Means over a group of classes the sentence names ("verbs", "noun classes", "rare classes").
+* Deployment arithmetic: sequential throughput (1000 / ms), utilisation at a context's peak rate, instance
+  counts, compute cost of a month's predictions at the configured price per hour, always-on cost for a
+  30-, 30.4- or 31-day month; periods (per second, hour, day, month) are converted where the value is matched.
+* The share of a macro-F1 gap that a tier's classes make up.
+
+The search is bounded: only facts whose every arm, class, tier and context the sentence names take part, so a
+derivation cannot reach a number about something the sentence does not talk about.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from functools import lru_cache
+from dataclasses import dataclass, field
+from itertools import permutations
+
+from lorastudy.check.facts import ARMS, Fact
+
+RELATIVE = r"relative|\bof (?:the |its |a |that |this |their )?(?:[\w'’.-]+ ){0,4}?(?:effect|gap|change|gain|improvement|" \
+           r"drop|difference|advantage|lift|loss|cost|latency|size|value|score|f1|accuracy|recall|throughput)\b|" \
+           r"%\s*(?:more|less|fewer|higher|lower|larger|smaller|faster|slower|" \
+           r"cheaper|dearer|bigger|increase|decrease|drop|gain|reduction|improvement|worse|better|of)|percent"
+SHARE = r"\bof (?:the |all |its |their |those |these )?(?:[\w.'’-]+ ){0,3}?(?:test|train|training|validation|val|" \
+        r"examples|items|rows|predictions|classes|set|split|weights|parameters|params|gap|difference|total|budget|capacity|" \
+        r"support|volume)\b|\bshare\b|\bfraction\b|\bproportion\b"
+SUM = r"\btotal|combined|together|\bsum\b|in all\b|altogether|overall\b"
+UTILISATION = r"\bbusy\b|utili[sz]|\bload\b|saturat|occupan|capacity|headroom|\bidle\b"
+GROUP_WORDS = {"noun": r"\bnouns?\b(?![.\w])", "verb": r"\bverbs?\b(?![.\w])", "adj": r"\badj(?:ective)?s?\b(?![.\w])",
+               "adv": r"\badv(?:erb)?s?\b(?![.\w])"}
+MAGNITUDES = frozenset({"parameters", "latency", "throughput", "cost", "memory", "time", "count", "steps", "instances"})
+DERIVED_KINDS = {"ratio", "share"}
+TOTAL_KEYS = r"total|_size$|sum of|num_classes|n_classes|classes$|rows|examples$|^train$|^val$|^test$|support"
+COMPARING = r"\b(?:vs\.?|versus|against|than|compared|advantage|lead|gap|behind|ahead|faster|slower|cheaper)\b|\d\s?(?:x|×)"
+
+
+@dataclass
+class FactIndex:
+    """A run's facts, bucketed for fast, bounded look-ups."""
+
+    facts: list[Fact]
+    by_kind: dict[str | None, list[Fact]] = field(default_factory=dict)
+    by_kind_label: dict[tuple[str | None, str | None], list[Fact]] = field(default_factory=dict)  # label None: no class
+    labels: list[str] = field(default_factory=list)
+    contexts: list[dict] = field(default_factory=list)  # deployment contexts: name, peak_rps, monthly_predictions ...
+    prices: list[float] = field(default_factory=list)
+    _pools: dict = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def of(cls, facts: list[Fact], labels: list[str], config: dict) -> "FactIndex":
+        index = cls(facts, labels=labels)
+        for fact in facts:
+            index.by_kind.setdefault(fact.kind, []).append(fact)
+            for label in fact.entities.get("label") or [None]:
+                index.by_kind_label.setdefault((fact.kind, label), []).append(fact)
+        deployment = (config.get("deployment") or {}) if isinstance(config, dict) else {}
+        index.contexts = [c for c in deployment.get("contexts") or [] if isinstance(c, dict)]
+        prices = deployment.get("price_per_hour") or {}
+        index.prices = sorted({float(v) for v in (prices.values() if isinstance(prices, dict) else [prices])
+                               if isinstance(v, (int, float))})
+        return index
+
+    def candidates(self, kinds: frozenset[str] | None, labels: set[str] | None = None) -> list[Fact]:
+        """Facts of some kinds (None: any); with `labels`, only facts about no class or about one of those."""
+        if labels is None:
+            if kinds is None:
+                return self.facts
+            return [f for k in kinds for f in self.by_kind.get(k, ())]
+        kinds_ = list(self.by_kind) if kinds is None else kinds
+        seen: dict[int, Fact] = {}
+        for k in kinds_:
+            for label in [None, *labels]:
+                for f in self.by_kind_label.get((k, label), ()):
+                    seen[id(f)] = f
+        return list(seen.values())
+
+    def pairs(self, pool: list[Fact]) -> list[tuple[Fact, Fact]]:
+        key = ("pairs", id(pool))
+        if key not in self._pools:
+            self._pools[key] = _pairs(pool)
+        return self._pools[key]
+
+    def pool(self, named: dict[str, set[str]], kinds: frozenset[str] | None, seeds: bool = False) -> list[Fact]:
+        """The facts of some kinds about nothing the sentence does not name (facts about no entity included); one
+        seed's values only where the sentence speaks of seeds."""
+        key = (tuple(sorted((k, tuple(sorted(v))) for k, v in named.items())), kinds, seeds)
+        if key not in self._pools:
+            self._pools[key] = [f for f in self.candidates(kinds, set(named.get("label", ())))
+                                if (seeds or not f.per_seed) and "(seed std" not in f.slot and _within(f, named)]
+        return self._pools[key]
+
+
+def _within(fact: Fact, named: dict[str, set[str]]) -> bool:
+    for kind, values in fact.entities.items():
+        if kind == "split" or (kind == "tier" and "label" in fact.entities):
+            continue
+        if not values <= named.get(kind, set()):
+            return False
+    return True
+
+
+def _comparable(a: Fact, b: Fact) -> bool:
+    """One quantity of two entities, or two quantities of one entity (of one kind); one seed's values pair only
+    with the same seed's."""
+    if a is b or a.kind != b.kind:
+        return False
+    if (a.per_seed or b.per_seed) and re.findall(r"__seed(\d+)", a.source) != re.findall(r"__seed(\d+)", b.source):
+        return False
+    return (a.slot == b.slot and a.entities != b.entities and _same_row(a, b)) or \
+        (a.entities == b.entities and bool(a.entities) and _one_key_apart(a.slot, b.slot))
+
+
+def _same_row(a: Fact, b: Fact) -> bool:
+    """Rows of a list are one quantity of two entities when the rows are told apart by an entity (a cost row's model
+    and context); otherwise (batched rows by batch size) only the same row of two arms."""
+    if a.entities.get("context") or a.entities.get("label"):
+        return True
+    return re.findall(r"\.(\d+)(?=\.|$)", a.source) == re.findall(r"\.(\d+)(?=\.|$)", b.source)
+
+
+@lru_cache(maxsize=65536)
+def _one_key_apart(a: str, b: str) -> bool:
+    """Two keys of one record ("rare_f1_before" and "rare_f1_after", "val" and "test"), not an interval's two ends."""
+    left, right = re.split(r"[.:/]", a), re.split(r"[.:/]", b)
+    if len(left) != len(right):
+        return False
+    apart = [(x, y) for x, y in zip(left, right) if x != y]
+    if len(apart) != 1 or re.sub(r"\[\d+\]$", "", apart[0][0]) == re.sub(r"\[\d+\]$", "", apart[0][1]):
+        return False
+    return not any(re.fullmatch(r"(?:ci|lo|hi|low|high|lower|upper|std|ci_\w+|\w+_ci)(?:\[\d+\])?", x) for x in apart[0])
+
+
+def _derived(value: float, kind: str | None, a: Fact, b: Fact | None, how: str) -> Fact:
+    entities = dict(a.entities)
+    if b is not None:
+        for key, values in b.entities.items():
+            entities[key] = entities.get(key, frozenset()) | values
+    source = f"{how}: {a.source}" + (f" and {b.source}" if b is not None else "")
+    return Fact(value, kind, entities, source, "derived")
+
+
+def derive(reading, index: FactIndex) -> list[Fact]:
+    """Derived quantities the reading's wording calls for, from facts about the entities its sentence names."""
+    named = reading.named if reading.named is not None else reading.entities
+    text = reading.context + " " + reading.where
+    families = {a.split("_")[0] for a in named.get("arm", ())}
+    if len(families) == 1 and re.search(COMPARING, text, re.I):
+        # "the encoder scores 344.8 against 46.1, 7.5x more": the model set against it is the other family's
+        named = {**named, "arm": set(named["arm"]) | {a for a in ARMS if a.split("_")[0] not in families}}
+    clause = reading.context
+    unit, out = reading.unit, []
+    base_kinds = reading.accepts
+    ratio_like = unit == "x" or reading.kind == "ratio"
+    percent = unit == "%"
+    if ratio_like or percent:
+        base_kinds = _kinds_named(clause) or _kinds_named(reading.where) or None
+    seeds = bool(re.search(r"\bseeds?\b|\bper seed\b|\beach run\b", reading.where, re.I))
+    pool = index.pool(named, base_kinds, seeds)
+    if len(pool) > 4000:
+        return []
+    pairs = index.pairs(pool)
+    if reading.difference or unit == "pp" or reading.signed or re.search(r"\bpoints?\b|\bgap\b", clause, re.I):
+        out += [_derived(a.value - b.value, a.kind, a, b, "difference") for a, b in pairs]
+    if reading.plusminus:
+        ends = [f for f in pool if f.slot.endswith("[1]")]
+        lows = {f.source[:-3]: f for f in pool if f.slot.endswith("[0]")}
+        out += [_derived((a.value - lows[a.source[:-3]].value) / 2, a.kind, a, lows[a.source[:-3]], "half-width")
+                for a in ends if a.source[:-3] in lows]
+    if ratio_like:
+        out += [_derived(a.value / b.value, "ratio", a, b, "ratio") for a, b in pairs if b.value and a.slot == b.slot
+                and (base_kinds is not None or a.kind in MAGNITUDES or "{#}" not in a.slot)]
+        out += [_derived(b.value / a.value, "ratio", a, b, "ratio") for a, b in _cross_kind_pairs(pool) if a.value]
+    if percent and re.search(RELATIVE, text, re.I):
+        out += [_derived((a.value - b.value) / b.value, "share", a, b, "relative change") for a, b in pairs if b.value]
+        out += [_derived(a.value / b.value, "share", a, b, "percentage of") for a, b in pairs if b.value]
+    if percent and re.search(SHARE, text, re.I):
+        counts = index.pool(named, frozenset({"count", "parameters", "zero_f1", "instances"}))
+        totals = [f for f in counts if re.search(TOTAL_KEYS, f.source.rsplit(":", 1)[-1].rsplit(".", 1)[-1], re.I)]
+        parts = [f for f in counts if f.kind in ("count", "parameters")]
+        if len(parts) * len(totals) <= 40000:
+            out += [_derived(a.value / b.value, "share", a, b, "share") for a in parts for b in totals
+                    if b.value and 0 < a.value < b.value]
+    if re.search(SUM, text, re.I) and not percent:
+        out += [_derived(a.value + b.value, a.kind, a, b, "sum") for a, b in pairs if a.slot == b.slot]
+    out += _group_means(reading, index, named)
+    out += _deployment(reading, index, named, text)
+    if reading.entities.get("tier") and re.search(r"\bgap\b|difference|of the|account|contribut|split|comes? from", text, re.I):
+        out += _tier_share_of_gap(index, named)
+    return out
+
+
+def _kinds_named(text: str) -> frozenset[str] | None:
+    from lorastudy.check.metric_kinds import _accepted, _kind_matches
+
+    kinds = [k for _, _, k in _kind_matches(text) if k not in DERIVED_KINDS]
+    return _accepted(kinds)
+
+
+def _pairs(pool: list[Fact]) -> list[tuple[Fact, Fact]]:
+    """The comparable pairs of a pool (see `_comparable`), found by grouping on slot and on entities."""
+    by_slot: dict[tuple, list[Fact]] = {}
+    by_entities: dict[tuple, list[Fact]] = {}
+    for fact in pool:
+        by_slot.setdefault((fact.kind, fact.slot), []).append(fact)
+        if fact.entities:
+            key = (fact.kind, tuple(sorted((k, tuple(sorted(v))) for k, v in fact.entities.items())))
+            by_entities.setdefault(key, []).append(fact)
+    out = []
+    for members in list(by_slot.values()) + list(by_entities.values()):
+        if len(members) <= 80:
+            out += [(a, b) for a, b in permutations(members, 2) if _comparable(a, b)]
+    seen, unique = set(), []
+    for a, b in out:
+        if (id(a), id(b)) not in seen:
+            seen.add((id(a), id(b)))
+            unique.append((a, b))
+    return unique
+
+
+def _slot_pairs(pool: list[Fact]) -> list[tuple[Fact, Fact]]:
+    by_slot: dict[str, list[Fact]] = {}
+    for fact in pool:
+        by_slot.setdefault(fact.slot, []).append(fact)
+    return [(a, b) for members in by_slot.values() if len(members) <= 60 for a, b in permutations(members, 2)
+            if a.entities != b.entities]
+
+
+def _cross_kind_pairs(pool: list[Fact]) -> list[tuple[Fact, Fact]]:
+    """Trainable and total parameters of one arm ("1 in 73 weights"): a ratio across two parameter counts."""
+    params = [f for f in pool if f.kind == "parameters"]
+    return [(a, b) for a, b in permutations(params, 2) if a.entities == b.entities and a.slot != b.slot][:200]
+
+
+def _group_means(reading, index: FactIndex, named: dict[str, set[str]]) -> list[Fact]:
+    """The mean of a per-class metric over the classes of a group the sentence names ("verbs", "noun classes")."""
+    where = reading.where + (" " + reading.before if re.match(r"(?:their|these|those|they|its|it)\b", reading.where, re.I)
+                             else "")
+    groups = [prefix for prefix, pattern in GROUP_WORDS.items() if re.search(pattern, where, re.I)]
+    tiers = set(reading.entities.get("tier", ())) if not reading.entities.get("label") else set()
+    if (not groups and not tiers) or reading.accepts is None:
+        return []
+    groups = groups or [None]
+    accepts = reading.accepts | ({"f1"} if "macro_f1" in reading.accepts else set())
+    out = []
+    arms = named.get("arm", set())
+    tier_of = {next(iter(f.entities["label"])): f.entities.get("tier", frozenset())
+               for f in index.by_kind.get("f1", ()) if f.source.startswith("evaluation/per_class/") and
+               len(f.entities.get("label", ())) == 1}
+    for prefix in groups:
+        members = {x for x in index.labels if prefix is None or x.split(".")[0] == prefix}
+        if tiers:
+            members = {x for x in members if tier_of.get(x, frozenset()) & tiers}
+        if not members:
+            continue
+        values: dict[tuple, list[float]] = {}
+        for fact in index.candidates(frozenset(accepts)):
+            labels = fact.entities.get("label", frozenset())
+            if len(labels) == 1 and next(iter(labels)) in members and fact.slot.startswith("evaluation/per_class/") \
+                    and not fact.per_seed and "(seed std" not in fact.slot and fact.entities.get("arm", frozenset()) <= arms:
+                values.setdefault((fact.kind, fact.entities.get("arm"), fact.slot), []).append(fact.value)
+        arms_entities = {k[1] for k in values}
+        for (kind, arm, slot), vals in list(values.items()):
+            for other in arms_entities:
+                if other != arm and (kind, other, slot) in values and reading.difference:
+                    mine, theirs = sum(vals) / len(vals), sum(values[(kind, other, slot)]) / len(values[(kind, other, slot)])
+                    out.append(Fact(mine - theirs, kind, {"arm": (arm or frozenset()) | other},
+                                    f"difference of the means over {prefix or '/'.join(sorted(tiers))} classes of {slot}",
+                                    "derived"))
+        for (kind, arm, slot), vals in values.items():
+            kind = "macro_f1" if kind == "f1" and "macro_f1" in reading.accepts and "f1" not in reading.accepts else kind
+            out.append(Fact(sum(vals) / len(vals), kind, {"arm": arm} if arm else {},
+                            f"mean over the {len(vals)} {prefix or '/'.join(sorted(tiers))} classes of {slot}", "derived"))
+        if "count" in reading.accepts:
+            out.append(Fact(float(len(members)), "count", {}, f"the number of {prefix} classes", "derived"))
+    return out
+
+
+def _deployment(reading, index: FactIndex, named: dict[str, set[str]], text: str) -> list[Fact]:
+    """Sequential throughput, utilisation, instance counts and costs recomputed from latency and the contexts."""
+    kind = reading.kind
+    wanted = reading.accepts or frozenset()
+    if not ({"throughput", "cost", "instances", "share", "headroom", "time"} & wanted or reading.unit in ("%", "$")
+            or reading.rate):
+        return []
+    arms = named.get("arm", set())
+    latencies = [f for f in index.by_kind.get("latency", ()) if f.source.endswith("_ms") and _within(f, named)
+                 and f.entities.get("arm") and f.entities["arm"] <= arms and f.value > 0]
+    throughputs = [f for f in index.by_kind.get("throughput", ()) if _within(f, named) and f.value > 0
+                   and f.entities.get("arm")]
+    capacities = [_derived(1000.0 / f.value, "throughput", f, None, "1000 / ms") for f in latencies
+                  if "single" in f.source or "mean" in f.source or "p50" in f.source]
+    out: list[Fact] = list(capacities) if "throughput" in wanted else []
+    contexts = [c for c in index.contexts if not named.get("context") or c.get("name") in named["context"]]
+    rates = []
+    for context in contexts:
+        if isinstance(context.get("peak_rps"), (int, float)):
+            rates.append((float(context["peak_rps"]), context))
+        if isinstance(context.get("monthly_predictions"), (int, float)):
+            rates.append((float(context["monthly_predictions"]) / (730 * 3600), context))
+            rates.append((float(context["monthly_predictions"]) / (720 * 3600), context))
+        if isinstance(context.get("examples"), (int, float)) and isinstance(context.get("window_minutes"), (int, float)):
+            rates.append((float(context["examples"]) / (60 * float(context["window_minutes"])), context))
+    utilisation = "share" in wanted and re.search(UTILISATION, text, re.I)
+    for rate, context in rates:
+        entities_of = {"context": frozenset({str(context.get("name"))})}
+        for capacity in capacities + throughputs:
+            if not capacity.value:
+                continue
+            load = rate / capacity.value
+            base = Fact(load, "share", {**capacity.entities, **entities_of}, f"{rate:g}/s at {context.get('name')}", "")
+            if utilisation:
+                out.append(_derived(load, "share", base, capacity, "utilisation"))
+            if "headroom" in wanted:
+                out.append(_derived(1 - load, "headroom", base, capacity, "headroom"))
+            if "instances" in wanted:
+                out.append(_derived(float(math.ceil(load - 1e-9)), "instances", base, capacity, "instances"))
+    if "time" in wanted or "latency" in wanted:
+        for capacity in capacities + throughputs:
+            for context in contexts:
+                examples = context.get("examples") or context.get("monthly_predictions")
+                if isinstance(examples, (int, float)) and capacity.value:
+                    base = Fact(0.0, "time", {"context": frozenset({str(context.get("name"))})}, str(context.get("name")), "")
+                    out.append(_derived(float(examples) / capacity.value, "time", capacity, base, "examples / throughput"))
+    if "cost" not in wanted:
+        return out
+    words = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6}
+    machines = [int(words.get(m.lower(), m)) for m in re.findall(
+        r"(?<![\w.])(\d{1,3}|one|two|three|four|five|six)\s+(?:[\w-]+\s+){0,2}(?:machines?|instances?|replicas?|servers?|"
+        r"workers?|copies|nodes?)\b", reading.where, re.I)]
+    for count in machines:
+        for price in index.prices:
+            for hours in (720.0, 730.0, 744.0):
+                out.append(Fact(count * price * hours, "cost", {}, f"{count} machines x ${price:g}/h x {hours:g} h",
+                                "derived"))
+    for capacity in capacities + throughputs:
+        for context in contexts:
+            examples = context.get("examples")
+            if isinstance(examples, (int, float)) and capacity.value:
+                for price in index.prices:
+                    base = Fact(0.0, "cost", {"context": frozenset({str(context.get("name"))})}, str(context.get("name")), "")
+                    out.append(_derived(float(examples) / capacity.value / 3600 * price, "cost", capacity, base,
+                                        "one run's compute cost"))
+    for capacity in capacities + throughputs:
+        for context in contexts:
+            monthly = context.get("monthly_predictions")
+            if not isinstance(monthly, (int, float)):
+                continue
+            for price in index.prices:
+                cost = float(monthly) / capacity.value / 3600 * price
+                base = Fact(cost, "cost", {**capacity.entities, "context": frozenset({str(context.get("name"))})},
+                            f"{monthly:g} predictions/month at ${price:g}/h", "")
+                out.append(_derived(cost, "cost", base, capacity, "compute cost"))
+    for instances in index.by_kind.get("instances", ()):
+        if _within(instances, named):
+            for price in index.prices:
+                for hours in (720.0, 730.0, 744.0):
+                    out.append(_derived(instances.value * price * hours, "cost", instances, None,
+                                        f"instances x ${price:g}/h x {hours:g} h"))
+    return out
+
+
+def _tier_share_of_gap(index: FactIndex, named: dict[str, set[str]]) -> list[Fact]:
+    """How much of a macro-F1 gap between two arms a tier's classes make up: n_tier x Δ(tier mean) / (N x Δ macro)."""
+    out = []
+    arms = sorted(named.get("arm", set()))
+    tiers = named.get("tier", set())
+    per_class = [f for f in index.by_kind.get("f1", ()) if f.slot.startswith("evaluation/per_class/")
+                 and not f.per_seed and "(seed std" not in f.slot and f.entities.get("label")]
+    by_arm: dict[str, dict[str, list[tuple[str, float]]]] = {}
+    for fact in per_class:
+        for arm in fact.entities.get("arm", ()):
+            for tier in fact.entities.get("tier", ()):
+                by_arm.setdefault(arm, {}).setdefault(tier, []).append((next(iter(fact.entities["label"])), fact.value))
+    pairs = list(permutations([x for x in arms if x in by_arm], 2))
+    if len(pairs) == 0:
+        pairs = [(a, b) for a in arms if a in by_arm for b in by_arm if b != a]
+    for a, b in pairs:
+        total_a = sum(v for vals in by_arm[a].values() for _, v in vals)
+        total_b = sum(v for vals in by_arm[b].values() for _, v in vals)
+        if abs(total_a - total_b) < 1e-9:
+            continue
+        for tier in tiers:
+            if tier in by_arm[a] and tier in by_arm[b]:
+                part = sum(v for _, v in by_arm[a][tier]) - sum(v for _, v in by_arm[b][tier])
+                n_all = sum(len(vals) for vals in by_arm[a].values())
+                out.append(Fact(part / n_all, "macro_f1", {"arm": frozenset({a, b}), "tier": frozenset({tier})},
+                                f"the {tier} classes' part of the {a} vs {b} macro-F1 gap", "derived"))
+                out.append(Fact(part / (total_a - total_b), "share",
+                                {"arm": frozenset({a, b}), "tier": frozenset({tier})},
+                                f"share of the {a} vs {b} macro-F1 gap from the {tier} classes", "derived"))
+    return out

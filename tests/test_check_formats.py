@@ -1,0 +1,101 @@
+"""`lorastudy check` reads human formats and recomputes the derived numbers careful writers print.
+
+Each case is a correct sentence about the fixture run (tests/fixtures/run) whose number must be *supported*,
+and the same sentence with that number falsified (off by more than its rounding), which must be *contradicted*.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from lorastudy.check.derivations import FactIndex
+from lorastudy.check.fact_matching import CONTRADICTED, NOT_CHECKABLE, SUPPORTED, judge
+from lorastudy.check.facts import _read_yaml, run_facts, vocabulary
+from lorastudy.check.number_reading import read_note_numbers
+
+RUN = Path(__file__).parent / "fixtures" / "run"
+
+
+def outcome_of(sentence: str, printed: str, run_dir: Path = RUN) -> str:
+    vocab = vocabulary(run_dir)
+    index = FactIndex.of(run_facts(run_dir, vocab), vocab.labels, _read_yaml(run_dir / "config.resolved.yaml"))
+    readings = [r for r in read_note_numbers(sentence, vocab) if r.printed == printed]
+    assert readings, (printed, [r.printed for r in read_note_numbers(sentence, vocab)])
+    return judge(readings[0], index).outcome
+
+
+CASES = {
+    # human formats
+    "± half a CI": ("Encoder LoRA's macro F1 is 0.374 ± 0.018 (half the bootstrap CI).", "± 0.018", "± 0.025"),
+    "CI a to b in points": ("Decoder LoRA beats encoder LoRA on macro F1 by 6.4 points (95% CI 4.9 to 7.9).", "7.9", "8.6"),
+    "points below": ("Encoder LoRA is 3.8 accuracy points below decoder LoRA.", "3.8", "4.8"),
+    "unicode minus": ("Encoder LoRA against the encoder full fine-tune: accuracy −1.7 pp.", "−1.7 pp", "−2.7 pp"),
+    "a 30-day month": ("On a 30-day month, real-time triage costs $72 per month with encoder LoRA and $144 per month "
+                       "with decoder LoRA.", "$144", "$164"),
+    "about": ("Decoder LoRA has about 6x more weights in total than encoder LoRA.", "6x", "8x"),
+    "thousands separators": ("Decoder LoRA has 134,549,568 parameters in total.", "134,549,568", "134,549,868"),
+    "a range": ("Decoder LoRA's macro F1 CI runs 0.420–0.456.", "0.456", "0.476"),
+    # derivations
+    "ratio": ("Decoder LoRA's p50 latency is 4.9x encoder LoRA's.", "4.9x", "5.9x"),
+    "per hour": ("Batched, encoder LoRA scores 1.24M examples per hour.", "1.24M", "1.34M"),
+    "utilisation": ("At the 20 requests/s peak of real-time triage, encoder LoRA would be 25% busy.", "25%", "35%"),
+    "sequential throughput": ("Answering one request at a time, decoder LoRA serves about 16 requests/s.", "16", "19"),
+    "compute cost": ("The raw compute for real-time triage's monthly predictions is $0.69 per month on encoder LoRA.",
+                     "$0.69", "$0.89"),
+    "share of a gap": ("About 77% of decoder LoRA's macro-F1 gap over encoder LoRA comes from the common classes.",
+                       "77%", "57%"),
+    "relative change": ("Decoder LoRA's macro F1 is 17% higher than encoder LoRA's.", "17%", "27%"),
+    "share of the test set": ("verb.motion has 350 test examples, 28.6% of the test set.", "28.6%", "26.8%"),
+    "mean over a group of classes": ("Mean F1 over the verbs is 0.458 for decoder LoRA vs 0.379 for encoder LoRA.",
+                                     "0.379", "0.397"),
+    "difference of two arms": ("Decoder LoRA's rare-tier mean F1 is 0.055 higher than encoder LoRA's.", "0.055", "0.075"),
+}
+
+
+@pytest.mark.parametrize("case", CASES, ids=CASES.keys())
+def test_a_correct_number_is_supported_and_a_falsified_one_contradicted(case):
+    sentence, printed, wrong = CASES[case]
+    assert outcome_of(sentence, printed) == SUPPORTED
+    assert outcome_of(sentence.replace(printed, wrong, 1), wrong) == CONTRADICTED
+
+
+@pytest.fixture(scope="module")
+def seeded_run(tmp_path_factory) -> Path:
+    """The fixture run with a training log and a second seed's per-class file for encoder LoRA."""
+    run_dir = tmp_path_factory.mktemp("seeded") / "run"
+    shutil.copytree(RUN, run_dir)
+    log = run_dir / "runs" / "encoder_lora__seed42" / "train_log.jsonl"
+    log.write_text("\n".join(json.dumps(x) for x in [{"epoch": 0.5, "step": 60, "loss": 2.3},
+                                                      {"epoch": 1.0, "step": 125, "val_macro_f1": 0.4251, "val_loss": 1.1},
+                                                      {"epoch": 1.5, "step": 190, "loss": 0.9}]) + "\n")
+    per_class = run_dir / "evaluation" / "per_class"
+    text = (per_class / "encoder_lora__seed42.csv").read_text()
+    (per_class / "encoder_lora__seed7.csv").write_text(text.replace("adj.all,41,rare,12,6,0.1653,0.1653,0.1653",
+                                                                    "adj.all,41,rare,12,6,0.3,0.3347,0.3"))
+    return run_dir
+
+
+def test_validation_scores_from_the_train_log(seeded_run):
+    sentence = "Encoder LoRA's validation macro F1 at step 125 was 0.425."
+    assert outcome_of(sentence, "0.425", seeded_run) == SUPPORTED
+    assert outcome_of(sentence.replace("0.425", "0.435"), "0.435", seeded_run) == CONTRADICTED
+
+
+def test_means_over_seeds_of_the_per_class_files(seeded_run):
+    sentence = "Averaged over both seeds, encoder LoRA's adj.all recall is 25.0%."
+    assert outcome_of(sentence, "25.0%", seeded_run) == SUPPORTED
+    assert outcome_of(sentence.replace("25.0%", "27.0%"), "27.0%", seeded_run) == CONTRADICTED
+
+
+def test_a_bound_holds_or_is_contradicted():
+    sentence = "Weighting moved decoder LoRA's macro F1 by under 1 point."
+    assert outcome_of(sentence, "1") == SUPPORTED
+    assert outcome_of("Weighting moved decoder LoRA's macro F1 by under 0.2 points.", "0.2") == CONTRADICTED
+
+
+def test_a_number_about_nothing_the_run_holds_is_not_checkable():
+    assert outcome_of("The GPU rental would be 17.5 euros per week.", "17.5") == NOT_CHECKABLE
