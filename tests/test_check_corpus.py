@@ -19,10 +19,15 @@ from lorastudy.check.fact_matching import CONTRADICTED
 
 NOTES = corpus_notes()
 pytestmark = pytest.mark.skipif(not NOTES, reason="no corpus notes in tests/fixtures/notes/<dataset>/<writer>/")
-# Issue #28's specificity and sensitivity targets are not met yet on the six corpus notes (specificity 89.5-96.6%,
-# sensitivity 50-75% per note when this was written; not checkable 2.6-6.9%, which meets coverage): these tests
-# report the gap without failing the suite; remove the marks once they pass.
-NOT_YET = pytest.mark.xfail(strict=False, reason="issue #28 target not met yet on this corpus")
+# Issue #28's targets (no contradicted number; >= 95% of falsifications caught) are not met yet on these six notes:
+# per note 89.5-96.6% of numbers supported and 50-75% of falsifications caught when the corpus was first scored
+# (not checkable 2.6-6.9%, which meets coverage). Until they are, these floors hold what was reached, so a change
+# that makes `check` worse on human notes fails; raise them as `check` improves, up to the targets.
+MAX_CONTRADICTED_SHARE = 0.11  # target 0
+MIN_SENSITIVITY = 0.50  # target 0.95
+# Notes whose sections `check` still reads as incomplete although the writer covered them (strict: remove the
+# entry when the section is read as covered).
+INCOMPLETE_YET = {"domains/analyst_f", "domains/student_d"}
 
 
 @pytest.fixture(scope="module")
@@ -38,10 +43,10 @@ def test_the_corpus_spans_six_notes_and_two_datasets():
     assert len(NOTES) >= 6 and len({n.parent.parent.name for n in NOTES}) >= 2, [_id(n) for n in NOTES]
 
 
-@NOT_YET
 @pytest.mark.parametrize("note", NOTES, ids=_id)
-def test_no_correct_number_is_contradicted(scores, note):
-    assert scores[note].contradicted == [], scores[note].summary()
+def test_correct_numbers_are_not_contradicted(scores, note):
+    result = scores[note]
+    assert len(result.contradicted) <= MAX_CONTRADICTED_SHARE * result.numbers, (result.summary(), result.contradicted)
 
 
 @pytest.mark.parametrize("note", NOTES, ids=_id)
@@ -51,18 +56,18 @@ def test_at_most_a_tenth_of_the_numbers_are_not_checkable(scores, note):
     assert len(result.not_checkable) <= 0.10 * result.numbers, (result.summary(), result.not_checkable)
 
 
-@NOT_YET
 @pytest.mark.parametrize("note", NOTES, ids=_id)
 def test_falsified_numbers_are_contradicted(scores, note):
     result = scores[note]
     missed = [(f.how, f.original, f.printed, f.outcome, f.where[:160]) for f in result.falsifications
               if f.outcome != CONTRADICTED]
     assert len(result.falsifications) >= 20, result.summary()
-    assert result.sensitivity >= 0.95, (result.summary(), missed)
+    assert result.sensitivity >= MIN_SENSITIVITY, (result.summary(), missed)
 
 
-@NOT_YET  # domains/analyst_f (sections 1, 3) and domains/student_d (section 5) are read as incomplete
-@pytest.mark.parametrize("note", NOTES, ids=_id)
+@pytest.mark.parametrize("note", [
+    pytest.param(n, marks=pytest.mark.xfail(strict=True, reason="a covered section read as incomplete"))
+    if _id(n) in INCOMPLETE_YET else n for n in NOTES], ids=_id)
 def test_every_rubric_section_is_covered(scores, note):
     assert {n: m for n, m in scores[note].sections.items() if m} == {}, scores[note].summary()
 

@@ -115,7 +115,7 @@ def bottleneck_findings(src: Source, config: StudyConfig, summary: dict | None =
     quantities = [q for c in candidates for q in c["quantities"]]
     if deficit["tier"] is not None:
         quantities += [deficit["quantity"],
-                       Quantity(name=f"{focus}: macro_f1 deficit share, tier {deficit['tier']}",
+                       Quantity(name=f"{focus}: deficit share of the gap, tier {deficit['tier']}",
                                 value=deficit["share"], path="architecture.tier_split (the tier's part / the deficit's sum)")]
     bottleneck = Finding(
         id="bottleneck", kind="bottleneck", section=5,
