@@ -113,21 +113,21 @@ def make_plan(run_dir: Path) -> Plan:
     config = load_config(run_dir / integrity.RESOLVED_CONFIG)
     design = variation.read_design(proposal["facts"]["design"], str(run_dir / FINDINGS))
     variation.check_design(design, config)
+    study_runs = [f"{arm}__seed{seed}" for seed in design.seeds for arm in design.arms]
+    integrity.require_intact(run_dir, integrity.stage_inputs(run_dir, study_runs) + integrity.check_study_files(
+        run_dir, [run_dir / integrity.RESOLVED_CONFIG, run_dir / "evaluation" / "results.json"]))
     results = artifacts.read_json(run_dir / "evaluation" / "results.json")
     level = (results.get("arms", {}).get(design.arms[0], {}).get("ci") or {}).get(design.metric) or {}
     if level.get("ci") is None:
         raise StudyError(f"The proposal predicts {design.arms[0]}'s {design.metric}, which the study did not measure "
                          "with an interval.", "re-write the note with this lorastudy, or run the study's evaluation.")
-    study_runs = [f"{arm}__seed{seed}" for seed in design.seeds for arm in design.arms]
-    integrity.require_intact(run_dir, integrity.stage_inputs(run_dir, study_runs)
-                             + integrity.check_study_files(run_dir, [run_dir / "evaluation" / "results.json"]))
     data = load_prepared(run_dir)
     design, substituted, data, rows_changed = _training_data(design, config, run_dir, data, level["mean"])
     varied = variation.varied_config(config, design)
     specs = variation.varied_specs(varied, design, data.fingerprint)
     _check_models(varied, design)
     steps = variation.planned_steps(specs[0].train, sum(data.train_counts))
-    estimated, basis = _estimate(run_dir, design, specs, steps, data, _summary(run_dir))
+    estimated, basis = _estimate(run_dir, design, specs, steps, _summary(run_dir))
     plan = Plan(run_dir, proposal, design, substituted, varied, data, specs, rows_changed, steps, estimated, basis)
     plan.finished = [spec.run_name for spec in specs if is_finished(run_path_for(plan.folder, spec), spec)]
     return plan
@@ -167,6 +167,9 @@ def _training_data(design: variation.Design, config: StudyConfig, run_dir: Path,
         design = _learning_curve(design, now, reason)
     if design.change == variation.TOP_UP:
         topped, added = variation.topped_up(data, rows, design.value, config.split.seed)
+        if not added:
+            raise StudyError(f"Every rare-tier class already has {design.value} training examples or more, so the "
+                             "top-up would train on the study's own data.", "nothing to run for this proposal.")
         return design, None, topped, added
     smaller, removed = variation.subsampled(data, design.value, config.split.seed)
     if not removed:
@@ -190,7 +193,7 @@ def _learning_curve(design: variation.Design, now: float, reason: str) -> variat
                                           "curve seen from below)"})
 
 
-def _estimate(run_dir: Path, design: variation.Design, specs: list[ArmSpec], steps: int, data: PreparedData,
+def _estimate(run_dir: Path, design: variation.Design, specs: list[ArmSpec], steps: int,
               summary: dict) -> tuple[float, str]:
     """Seconds of training, from the study's own runs of each arm: their measured seconds per step times the
     planned steps, plus what each run spent besides its steps (loading, evaluation, saving)."""

@@ -4,7 +4,8 @@ The runs train with the study's own machinery (`execution.train_runs`, so every 
 finished-check `training.is_finished`) into `<run dir>/next/<design key>/runs/`, under the run directory's lock;
 the study's runs/, data/ and results are only read. An interrupted `next` resumes like a study: finished runs
 (their run.json sealed and every artifact verifying) are skipped. The result is scored on the study's test set
-(`measure.next_result`), written to `evaluation/next.json` (recorded in manifest.json) and worded in the note.
+(`measure.next_result`), written to `evaluation/next.json` (recorded in manifest.json) and worded in the note,
+which is re-written with findings.json left as it was: the proposal stays frozen.
 """
 
 from __future__ import annotations
@@ -54,5 +55,5 @@ def run_next(run_dir: Path, dry_run: bool = False) -> Plan:
         tqdm.write(f"{design.arms[0]}'s {design.metric}: {arms[0]['result']['mean']:.4g} "
                    f"[{arms[0]['result']['ci'][0]:.4g}, {arms[0]['result']['ci'][1]:.4g}] against the threshold "
                    f"{design.threshold:.4g}: {record['verdict']}.")
-        tqdm.write(f"Note written: {write_report(run_dir)}")
+        tqdm.write(f"Note written: {write_report(run_dir, keep_findings=True)}")
     return plan

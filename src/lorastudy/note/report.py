@@ -129,8 +129,10 @@ def _flip_text(flip: dict) -> str:
     return f"a window of {seconds(new * 60)} instead of {seconds(base * 60)}"
 
 
-def write_note(run_dir: Path) -> Path:
-    """Write evaluation/findings.json, note/note.md, a self-contained note/note.html and note/figures/*.png."""
+def write_note(run_dir: Path, keep_findings: bool = False) -> Path:
+    """Write evaluation/findings.json, note/note.md, a self-contained note/note.html and note/figures/*.png.
+
+    `keep_findings`: leave an existing findings.json as it is (`lorastudy next`: the proposal it ran stays frozen)."""
     run_dir = Path(run_dir)
     results_path = run_dir / "evaluation" / "results.json"
     if not results_path.exists():
@@ -149,7 +151,8 @@ def write_note(run_dir: Path) -> Path:
     next_path = run_dir / "evaluation" / "next.json"
     note = build_note(results, latency, runs, load_config(config_path), _data_summary(run_dir), _per_class(run_dir),
                       artifacts.read_json(next_path) if next_path.exists() else None)
-    artifacts.write_json(run_dir / "evaluation" / "findings.json", note.findings.model_dump(mode="json"))
+    if not (keep_findings and (run_dir / "evaluation" / "findings.json").exists()):
+        artifacts.write_json(run_dir / "evaluation" / "findings.json", note.findings.model_dump(mode="json"))
 
     out = run_dir / "note"
     embedded = note.markdown
