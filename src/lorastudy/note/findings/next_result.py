@@ -33,6 +33,7 @@ class NextRun(BaseModel):
     proposed_threshold: float
     proposed_now: float | None
     proposed_allowance: float
+    proposed_direction: Literal["above", "below"]
     arm: str
     metric: str
     threshold: float
@@ -44,7 +45,6 @@ class NextRun(BaseModel):
     collapsed: list[str]
     mean: float
     ci: list[float]
-    interval_source: str
     baseline: float | None
     change_diff: float | None
     change_ci: list[float] | None
@@ -60,11 +60,12 @@ def next_run(record: dict) -> NextRun:
     every_run = [run for row in record["arms"] for run in row["runs"]]
     substituted = record.get("substituted") or {}
     return NextRun(
-        candidate=proposal["verdict"] if proposal["verdict"] != "none" else "training_budget", change=design["change"], value=design["value"],
+        candidate=proposal["verdict"] if proposal["verdict"] != "none" else "training_budget",
+        change=design["change"], value=design["value"],
         describe=design.get("describe", ""), arms=design["arms"], seeds=design["seeds"],
         substituted_for=substituted.get("from"), substitution_reason=substituted.get("reason"),
         proposed_threshold=frozen["threshold"], proposed_now=proposal["facts"].get("now"),
-        proposed_allowance=frozen["noise_allowance"],
+        proposed_allowance=frozen["noise_allowance"], proposed_direction=frozen.get("direction", "above"),
         arm=first["arm"], metric=design["metric"], threshold=design["threshold"],
         direction=design.get("direction", "above"),
         steps=record["plan"]["steps_per_run"], train_rows=record["plan"]["train_rows"],
@@ -72,7 +73,7 @@ def next_run(record: dict) -> NextRun:
         training_s=sum(run["wall_time_s"] or 0 for run in every_run),
         collapsed=[f"{row['arm']}__seed{run['seed']}" for row in record["arms"] for run in row["runs"]
                    if run["collapsed"]],
-        mean=result["mean"], ci=result["ci"], interval_source=result["source"],
+        mean=result["mean"], ci=result["ci"],
         baseline=(first["baseline"] or {}).get("mean"),
         change_diff=change["diff"] if change else None, change_ci=change["ci"] if change else None,
         verdict=prediction_verdict(result["ci"], design["threshold"], design.get("direction", "above")))
