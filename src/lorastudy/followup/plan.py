@@ -127,7 +127,7 @@ def make_plan(run_dir: Path) -> Plan:
     specs = variation.varied_specs(varied, design, data.fingerprint)
     _check_models(varied, design)
     steps = variation.planned_steps(specs[0].train, sum(data.train_counts))
-    estimated, basis = _estimate(run_dir, design, specs, steps, _summary(run_dir))
+    estimated, basis = _estimate(run_dir, design, specs, steps, _summary(run_dir), varied)
     plan = Plan(run_dir, proposal, design, substituted, varied, data, specs, rows_changed, steps, estimated, basis)
     plan.finished = [spec.run_name for spec in specs if is_finished(run_path_for(plan.folder, spec), spec)]
     return plan
@@ -193,10 +193,11 @@ def _learning_curve(design: variation.Design, now: float, reason: str) -> variat
                                           "curve seen from below)"})
 
 
-def _estimate(run_dir: Path, design: variation.Design, specs: list[ArmSpec], steps: int,
-              summary: dict) -> tuple[float, str]:
+def _estimate(run_dir: Path, design: variation.Design, specs: list[ArmSpec], steps: int, summary: dict,
+              config: StudyConfig) -> tuple[float, str]:
     """Seconds of training, from the study's own runs of each arm: their measured seconds per step times the
-    planned steps, plus what each run spent besides its steps (loading, evaluation, saving)."""
+    planned steps, plus what each run spent besides its steps (loading, evaluation, saving), divided among the
+    runs the backend trains at once (the study's step times were measured under the same concurrency)."""
     total, factor = 0.0, 1.0
     if design.change == "data.max_length":
         share = ((summary.get("truncation") or {}).get(design.arms[0].split("_")[0]) or {}).get("share") or 0.0
@@ -211,11 +212,14 @@ def _estimate(run_dir: Path, design: variation.Design, specs: list[ArmSpec], ste
         timed.setdefault(spec.arm, (per_step, besides))
     basis = "; ".join(f"{arm}: {per_step:.3f} s per step and {besides:.0f} s per run besides, as its study runs took"
                       for arm, (per_step, besides) in timed.items())
+    parallel = 1 if config.execution.backend == "local" else min(len(specs), config.execution.max_concurrent or 1)
+    if parallel > 1:
+        basis += f"; {parallel} runs at a time"
     if factor != 1.0:
         basis += f"; steps x{factor:.2f} for the longer texts"
     if design.change.endswith("include_mlp"):
         basis += "; MLP adapters add compute this does not count"
-    return total, basis
+    return total / parallel, basis
 
 
 def _study_record(run_dir: Path, arm: str, seed: int) -> dict:
