@@ -30,7 +30,8 @@ RESOLVED_CONFIG = "config.resolved.yaml"
 STAGE_OF = {"data": "data", "runs": "train", "evaluation": "evaluate", "latency": "bench"}
 EVALUATION_FILES = ("evaluation/results.json", "evaluation/per_class/*.csv")
 NEXT_RECORD = "evaluation/next.json"  # `lorastudy next`'s result; its runs are in next/<design key>/runs/
-NEXT_RUNS = "next/*/runs/*"
+NEXT_FOLDER = "next"
+NEXT_RUNS = f"{NEXT_FOLDER}/*/runs/*"
 # Study-level files `verify` lists even when manifest.json does not record them.
 STUDY_FILES = (RESOLVED_CONFIG, "data/*", *EVALUATION_FILES, NEXT_RECORD, "latency/latency.json")
 

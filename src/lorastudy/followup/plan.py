@@ -24,8 +24,6 @@ from lorastudy.study.prepared_data import PreparedData
 from lorastudy.study.training import is_finished, run_path_for
 
 FINDINGS = "evaluation/findings.json"
-NEXT_FOLDER = "next"
-"""The new runs live in <run dir>/next/<design key>/runs/<arm>__seed<k>/, apart from the study's own runs/."""
 
 
 @dataclass
@@ -52,7 +50,8 @@ class Plan:
 
     @property
     def folder(self) -> Path:
-        return self.run_dir / NEXT_FOLDER / self.key
+        """<run dir>/next/<design key>: its runs/<arm>__seed<k>/ apart from the study's own runs/."""
+        return self.run_dir / integrity.NEXT_FOLDER / self.key
 
     @property
     def train_rows(self) -> int:
