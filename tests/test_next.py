@@ -22,7 +22,8 @@ from lorastudy.measure.next_result import prediction_verdict
 
 STUDY = ["run", "--config", "smoke", "--set", "arms=[encoder_lora,decoder_lora]",
          *[arg for stage in ("data", "train", "evaluate", "report") for arg in ("--stage", stage)]]
-SMALL_BUDGET = {"change": "models.decoder.lora_train.max_steps", "value": 8, "arms": ["decoder_lora"], "seeds": [42]}
+SMALL_BUDGET = {"change": "models.decoder.lora_train.max_steps", "value": 8, "arms": ["decoder_lora"], "seeds": [42],
+                "describe": "train for 8 steps"}
 runner = CliRunner()
 
 
@@ -115,7 +116,7 @@ def test_dry_run_prints_the_plan_and_trains_nothing(study, tmp_path):
     result = next_cli(run_dir, "--dry-run")
     assert result.exit_code == 0, result.output
     for shown in ("models.decoder.lora_train.max_steps = 8", "decoder_lora; seeds: 42", "1 run of 8 steps",
-                  f"macro_f1 above {design['threshold']:.4g}", "estimate:", "s per step"):
+                  f"{design['metric']} above {design['threshold']:.4g}", "estimate:", "s per step"):
         assert shown in result.output, result.output
     assert not (run_dir / "next").exists() and not (run_dir / "evaluation" / "next.json").exists()
     assert study_hashes(run_dir) == before
@@ -198,7 +199,7 @@ def test_next_runs_scores_and_writes_the_result(ran):
     assert lo <= first["result"]["mean"] <= hi
     assert record["verdict"] == prediction_verdict([lo, hi], record["design"]["threshold"])
     results = json.loads((ran / "evaluation" / "results.json").read_text())
-    study_level = results["arms"]["decoder_lora"]["ci"]["macro_f1"]
+    study_level = results["arms"]["decoder_lora"]["ci"][record["design"]["metric"]]
     assert first["baseline"]["mean"] == pytest.approx(study_level["mean"], abs=1e-6)  # the same machinery
     assert first["baseline"]["ci"] == pytest.approx(study_level["ci"], abs=1e-6)
     assert (ran / record["folder"] / "runs" / "decoder_lora__seed42" / "run.json").is_file()
@@ -222,14 +223,16 @@ def test_the_note_words_the_proposal_result_and_verdict(ran):
 
 def test_check_traces_the_new_section_and_catches_a_falsified_number(ran, tmp_path):
     note = (ran / "note" / "note.md").read_text()
-    section_start = note.index("### Next experiment, run")
-    in_section = lambda outcome: [m for m in outcome.mismatches if m.reading.where in note[section_start:]]
-    assert in_section(check_note(ran / "note" / "note.md", ran)) == []
+    section = note[note.index("### Next experiment, run"):note.index("## Limitations")]
+    outcome = check_note(ran / "note" / "note.md", ran)
+    in_section = [j for j in outcome.judgements if j.reading.where and j.reading.where in section]
+    assert in_section and not [j for j in in_section if j.outcome == "contradicted"]
     record = json.loads((ran / "evaluation" / "next.json").read_text())
-    shown = f"{record['arms'][0]['result']['mean']:.3f}"
-    result_line = next(line for line in note[section_start:].splitlines() if line.startswith("Result:"))
-    assert shown in result_line
-    falsified = f"{min(0.999, record['arms'][0]['result']['mean'] + 0.2):.3f}"
+    result_line = next(line for line in section.splitlines() if line.startswith("Result:"))
+    shown = result_line.split("'s ", 1)[1].split(" [")[0].rsplit(" ", 1)[1]  # the result as printed
+    assert any(j.reading.printed == shown and j.outcome == "supported" for j in in_section), shown
+    mean = record["arms"][0]["result"]["mean"]
+    falsified = f"{100 * min(0.999, mean + 0.2):.1f}%" if shown.endswith("%") else f"{min(0.999, mean + 0.2):.3f}"
     tampered = tmp_path / "note.md"
     tampered.write_text(note.replace(result_line, result_line.replace(shown, falsified, 1)))
     caught = check_note(tampered, ran).mismatches
