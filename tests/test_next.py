@@ -203,7 +203,9 @@ def test_next_runs_scores_and_writes_the_result(ran):
     assert first["baseline"]["mean"] == pytest.approx(study_level["mean"], abs=1e-6)  # the same machinery
     assert first["baseline"]["ci"] == pytest.approx(study_level["ci"], abs=1e-6)
     assert (ran / record["folder"] / "runs" / "decoder_lora__seed42" / "run.json").is_file()
-    assert all(state.ok for state in integrity.verify_run_dir(ran).states)  # next.json and the new run recorded
+    states = integrity.verify_run_dir(ran).states
+    assert all(state.ok for state in states)  # next.json and the new run recorded and intact
+    assert {f"{record['folder']}/runs/decoder_lora__seed42/run.json", "evaluation/next.json"} <= {s.path for s in states}
 
 
 def test_the_study_itself_is_untouched(ran):

@@ -262,5 +262,7 @@ def verify_run_dir(run_dir: Path) -> Verification:
     if not study and not run_folders and manifest.state == "missing":
         raise StudyError(f"{run_dir} holds no lorastudy artifacts.", "give a run directory (a study's output_dir).")
     states = [manifest] + check_study_files(run_dir, study)
-    states += [state for folder in run_folders for state in check_run(folder)]
+    for folder in run_folders:  # named by where they are: runs/<run>/... or next/<design>/runs/<run>/...
+        where = folder.parent.relative_to(run_dir).as_posix()
+        states += [replace(state, path=where + state.path.removeprefix("runs")) for state in check_run(folder)]
     return Verification(states, time.perf_counter() - start)
