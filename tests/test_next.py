@@ -146,23 +146,42 @@ def _split_columns(run_dir: Path):
     return frame["text"].tolist(), frame["split"].tolist()
 
 
-def test_no_unused_rows_runs_the_learning_curve_instead(study, tmp_path):
-    """A source the split used up: the top-up becomes the within-class subsample, its prediction pointing down."""
-    run_dir = copy_of(study, tmp_path)
+def without_unused_rows(study: Path, where: Path) -> tuple[Path, dict]:
+    """A copy of the study whose source the split used up (labels.json records no unused rows)."""
+    run_dir = copy_of(study, where)
     labels_path = run_dir / "data" / "labels.json"
     labels = json.loads(labels_path.read_text())
     labels["cleaning"]["unused_rows"] = 0
     labels_path.write_text(json.dumps(labels))
     integrity.record_study_files(run_dir, [labels_path])
-    propose(run_dir, change="data.top_up_rare_to", value=int(labels["tier_thresholds"][0]) + 1,
-            arms=["decoder_lora"], seeds=[42], metric="macro_f1")
-    result = next_cli(run_dir, "--dry-run")
-    if result.exit_code == 2:  # the metric within its noise of 0, or nothing to subsample: one line says why
-        one_error_line(result, "learning curve")
-        return
-    assert result.exit_code == 0, result.output
-    assert "instead of: data.top_up_rare_to" in result.output
-    assert "data.subsample_rare_fraction = 0.5" in result.output and "macro_f1 below" in result.output
+    return run_dir, labels
+
+
+def test_no_unused_rows_runs_the_learning_curve_instead(study, tmp_path):
+    """The top-up becomes the within-class subsample, its prediction pointing down, and runs."""
+    run_dir, labels = without_unused_rows(study, tmp_path)
+    results = json.loads((run_dir / "evaluation" / "results.json").read_text())
+    now = results["arms"]["decoder_lora"]["ci"]["accuracy"]["mean"]
+    propose(run_dir, change="data.top_up_rare_to", value=int(labels["tier_thresholds"][0]) + 1, arms=["decoder_lora"],
+            seeds=[42], metric="accuracy", noise_allowance=now / 2, threshold=now * 1.5)
+    done = smoke_cli(["next", str(run_dir)])
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "instead of: data.top_up_rare_to" in done.stdout and "data.subsample_rare_fraction = 0.5" in done.stdout
+    record = json.loads((run_dir / "evaluation" / "next.json").read_text())
+    design = record["design"]
+    assert (design["direction"], design["threshold"]) == ("below", pytest.approx(now / 2, rel=1e-5))
+    assert sum(record["plan"]["rows_changed"].values()) == sum(labels["train_counts"]) - record["plan"]["train_rows"] > 0
+    assert record["verdict"] == prediction_verdict(record["arms"][0]["result"]["ci"], design["threshold"], "below")
+    assert "so the hypothesis was tested from below" in (run_dir / "note" / "note.md").read_text()
+
+
+def test_no_unused_rows_and_no_room_to_fall_is_one_line(study, tmp_path):
+    run_dir, labels = without_unused_rows(study, tmp_path)
+    results = json.loads((run_dir / "evaluation" / "results.json").read_text())
+    now = results["arms"]["decoder_lora"]["ci"]["macro_f1"]["mean"]
+    propose(run_dir, change="data.top_up_rare_to", value=int(labels["tier_thresholds"][0]) + 1, arms=["decoder_lora"],
+            seeds=[42], metric="macro_f1", noise_allowance=now + 0.01)
+    one_error_line(next_cli(run_dir, "--dry-run"), "unused rows", "learning curve", "noise allowance")
 
 
 @pytest.mark.parametrize("design, fragments", [
@@ -215,11 +234,11 @@ def test_the_study_itself_is_untouched(ran):
 def test_the_note_words_the_proposal_result_and_verdict(ran):
     note = (ran / "note" / "note.md").read_text()
     section = note[note.index("### Next experiment, run"):note.index("## Limitations")]
-    assert "Proposed before the run" in section and "`models.decoder.lora_train.max_steps=8`" in section
-    assert "decoder LoRA with seeds 42, 8 steps each" in section
+    assert "Proposed before the run" in section and "Ran `models.decoder.lora_train.max_steps=8`" in section
+    assert "decoder LoRA, seeds 42, 8 steps each" in section
     record = json.loads((ran / "evaluation" / "next.json").read_text())
-    verdict_words = {"held": "the prediction held", "refuted": "the prediction is refuted",
-                     "inconclusive": "inconclusive within the noise"}
+    verdict_words = {"held": "Verdict: **held**", "refuted": "Verdict: **refuted**",
+                     "inconclusive": "Verdict: **inconclusive within the noise**"}
     assert verdict_words[record["verdict"]] in section
 
 
@@ -231,7 +250,7 @@ def test_check_traces_the_new_section_and_catches_a_falsified_number(ran, tmp_pa
     assert in_section and not [j for j in in_section if j.outcome == "contradicted"]
     record = json.loads((ran / "evaluation" / "next.json").read_text())
     result_line = next(line for line in section.splitlines() if line.startswith("Result:"))
-    shown = result_line.split("'s ", 1)[1].split(" [")[0].rsplit(" ", 1)[1]  # the result as printed
+    shown = result_line.split(" [")[0].rsplit(" ", 1)[1]  # the result as printed
     assert any(j.reading.printed == shown and j.outcome == "supported" for j in in_section), shown
     mean = record["arms"][0]["result"]["mean"]
     falsified = f"{100 * min(0.999, mean + 0.2):.1f}%" if shown.endswith("%") else f"{min(0.999, mean + 0.2):.3f}"
@@ -247,8 +266,8 @@ def test_a_falsified_result_changes_the_verdict_and_the_note(ran, tmp_path):
     path = run_dir / "evaluation" / "next.json"
     record = json.loads(path.read_text())
     threshold = record["design"]["threshold"]
-    for ci, words in (([threshold + 0.05, threshold + 0.15], "the prediction held"),
-                      ([max(0.0, threshold - 0.15), threshold - 0.05], "the prediction is refuted")):
+    for ci, words in (([threshold + 0.05, threshold + 0.15], "Verdict: **held**"),
+                      ([max(0.0, threshold - 0.15), threshold - 0.05], "Verdict: **refuted**")):
         record["arms"][0]["result"].update(mean=sum(ci) / 2, ci=ci)
         path.write_text(json.dumps(record))
         refused = smoke_cli(["report", str(run_dir)])  # an edited record is damaged until recorded again
