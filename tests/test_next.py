@@ -157,9 +157,19 @@ def without_unused_rows(study: Path, where: Path) -> tuple[Path, dict]:
     return run_dir, labels
 
 
-def test_no_unused_rows_runs_the_learning_curve_instead(study, tmp_path):
+@pytest.fixture(scope="module")
+def larger_study(tmp_path_factory) -> Path:
+    """Decoder LoRA alone on 1,200 training rows, so that rare-tier classes have several examples."""
+    run_dir = tmp_path_factory.mktemp("next-larger") / "smoke"
+    args = [arg if not arg.startswith("arms=") else "arms=[decoder_lora]" for arg in STUDY]
+    done = smoke_cli([*args, "--set", "split.train_size=1200", "--output-dir", str(run_dir)])
+    assert done.returncode == 0, done.stderr[-3000:]
+    return run_dir
+
+
+def test_no_unused_rows_runs_the_learning_curve_instead(larger_study, tmp_path):
     """The top-up becomes the within-class subsample, its prediction pointing down, and runs."""
-    run_dir, labels = without_unused_rows(study, tmp_path)
+    run_dir, labels = without_unused_rows(larger_study, tmp_path)
     results = json.loads((run_dir / "evaluation" / "results.json").read_text())
     now = results["arms"]["decoder_lora"]["ci"]["accuracy"]["mean"]
     propose(run_dir, change="data.top_up_rare_to", value=int(labels["tier_thresholds"][0]) + 1, arms=["decoder_lora"],
@@ -182,6 +192,18 @@ def test_no_unused_rows_and_no_room_to_fall_is_one_line(study, tmp_path):
     propose(run_dir, change="data.top_up_rare_to", value=int(labels["tier_thresholds"][0]) + 1, arms=["decoder_lora"],
             seeds=[42], metric="macro_f1", noise_allowance=now + 0.01)
     one_error_line(next_cli(run_dir, "--dry-run"), "unused rows", "learning curve", "noise allowance")
+
+
+def test_no_unused_rows_and_single_examples_is_one_line(study, tmp_path):
+    """The smoke study's rare tier holds one training example per class: nothing to subsample."""
+    run_dir, labels = without_unused_rows(study, tmp_path)
+    rare = [n for n, tier in zip(labels["train_counts"], labels["tier_of"]) if tier == labels["tier_names"][0]]
+    assert max(rare) == 1
+    results = json.loads((run_dir / "evaluation" / "results.json").read_text())
+    now = results["arms"]["decoder_lora"]["ci"]["accuracy"]["mean"]
+    propose(run_dir, change="data.top_up_rare_to", value=2, arms=["decoder_lora"], seeds=[42], metric="accuracy",
+            noise_allowance=now / 2)
+    one_error_line(next_cli(run_dir, "--dry-run"), "learning curve cannot run", "single training example")
 
 
 @pytest.mark.parametrize("design, fragments", [
