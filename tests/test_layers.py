@@ -1,6 +1,6 @@
 """The package's layers (pyproject.toml [tool.importlinter]) hold: no module imports from a layer above its own.
 
-cli > pipeline > serve > (note | check) > measure > study > core; note and check never import each other.
+cli > followup > pipeline > serve > (note | check) > measure > study > core; note and check never import each other.
 """
 
 from __future__ import annotations

@@ -156,6 +156,27 @@ def report(
     _guard(go)
 
 
+@app.command("next")
+def next_(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory whose note has been written (evaluation/findings.json).")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and its estimated time; train nothing.")] = False,
+    debug: DebugOption = False,
+) -> None:
+    """Run the experiment the note's Section 5 proposes and score its prediction: held, refuted or inconclusive.
+
+    The new runs train inside RUN_DIR (next/<design>/runs/), resumable like a study; the study's own runs and
+    results are only read. The result goes to evaluation/next.json and a closing section of the note.
+    """
+    _state["debug"] = _state["debug"] or debug
+
+    def go():
+        from lorastudy.followup.runner import run_next
+
+        run_next(run_dir, dry_run=dry_run)
+
+    _guard(go)
+
+
 @app.command()
 def verify(
     run_dir: Annotated[Path, typer.Argument(help="A run directory (a study's output_dir).")],

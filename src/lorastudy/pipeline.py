@@ -75,12 +75,13 @@ def run_study(config: StudyConfig | str | Path | dict | None = None, *, output_d
     return run_dir
 
 
-def write_report(run_dir: Path) -> Path:
-    """The note, built only from intact artifacts: a damaged input is one error naming it and its rebuild."""
+def write_report(run_dir: Path, keep_findings: bool = False) -> Path:
+    """The note, built only from intact artifacts: a damaged input is one error naming it and its rebuild.
+    `keep_findings`: findings.json is left as it is (see `note.report.write_note`)."""
     from lorastudy.note.report import write_note
 
     integrity.require_intact(run_dir, integrity.report_inputs(run_dir))
-    return write_note(run_dir)
+    return write_note(run_dir, keep_findings)
 
 
 def _ensure_writable(run_dir: Path) -> None:

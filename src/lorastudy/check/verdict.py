@@ -20,6 +20,7 @@ from lorastudy.check.entity_names import _Names
 from lorastudy.check.derivations import FactIndex
 from lorastudy.check.fact_matching import CONTRADICTED, NOT_CHECKABLE, SUPPORTED, Judgement, Mismatch, judge_numbers
 from lorastudy.check.facts import Vocabulary, _read_yaml, run_facts, vocabulary
+from lorastudy.check.next_facts import next_facts
 from lorastudy.check.note_file import note_text
 from lorastudy.check.note_sections import SECTION_NAMES, _sections
 from lorastudy.check.number_reading import read_numbers
@@ -85,7 +86,8 @@ def check_note(note: Path, results_dir: Path | None = None) -> CheckOutcome:
     judgements: list[Judgement] = []
     if results_dir is not None:
         config = _read_yaml(Path(results_dir) / "config.resolved.yaml")
-        index = FactIndex.of(run_facts(results_dir, vocab), vocab.labels, config if isinstance(config, dict) else {})
+        facts = run_facts(results_dir, vocab) + next_facts(results_dir, vocab)
+        index = FactIndex.of(facts, vocab.labels, config if isinstance(config, dict) else {})
         judgements = judge_numbers(readings, index)
         mismatches = [Mismatch(j.reading, j.fact) for j in judgements if j.outcome == CONTRADICTED]
     pages = round(words / WORDS_PER_PAGE, 1)

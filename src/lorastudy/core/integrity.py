@@ -29,8 +29,11 @@ RESOLVED_CONFIG = "config.resolved.yaml"
 # The stage of `lorastudy run` that rebuilds a file, by the first part of its path in the run directory.
 STAGE_OF = {"data": "data", "runs": "train", "evaluation": "evaluate", "latency": "bench"}
 EVALUATION_FILES = ("evaluation/results.json", "evaluation/per_class/*.csv")
+NEXT_RECORD = "evaluation/next.json"  # `lorastudy next`'s result; its runs are in next/<design key>/runs/
+NEXT_FOLDER = "next"
+NEXT_RUNS = f"{NEXT_FOLDER}/*/runs/*"
 # Study-level files `verify` lists even when manifest.json does not record them.
-STUDY_FILES = (RESOLVED_CONFIG, "data/*", *EVALUATION_FILES, "latency/latency.json")
+STUDY_FILES = (RESOLVED_CONFIG, "data/*", *EVALUATION_FILES, NEXT_RECORD, "latency/latency.json")
 
 State = Literal["ok", "damaged", "missing", "unrecorded"]
 
@@ -233,11 +236,11 @@ def stage_inputs(run_dir: Path, run_names: Iterable[str]) -> list[ArtifactState]
 
 def report_inputs(run_dir: Path) -> list[ArtifactState]:
     """What the note is built from: results.json, latency.json (once measured), the resolved config, the data
-    summary, every run.json."""
+    summary, next.json (once `lorastudy next` ran), every run.json."""
     run_dir = Path(run_dir)
     files, _ = read_manifest(run_dir)
     study = [run_dir / "evaluation" / "results.json"]
-    study += [run_dir / rel for rel in ("latency/latency.json", RESOLVED_CONFIG, "data/summary.json")
+    study += [run_dir / rel for rel in ("latency/latency.json", RESOLVED_CONFIG, "data/summary.json", NEXT_RECORD)
               if (run_dir / rel).exists() or rel in files]
     runs = sorted((run_dir / "runs").glob(f"*/{RUN_RECORD}"))
     return check_study_files(run_dir, study) + [read_run_record(path.parent)[1] for path in runs]
@@ -254,9 +257,12 @@ def verify_run_dir(run_dir: Path) -> Verification:
     start = time.perf_counter()
     files, manifest = read_manifest(run_dir)
     study = sorted(set(existing(run_dir, STUDY_FILES)) | {run_dir / rel for rel in files})
-    run_folders = sorted(p for p in (run_dir / "runs").glob("*") if p.is_dir() and not p.name.startswith("."))
+    run_folders = sorted(p for pattern in ("runs/*", NEXT_RUNS) for p in run_dir.glob(pattern)
+                         if p.is_dir() and not p.name.startswith("."))
     if not study and not run_folders and manifest.state == "missing":
         raise StudyError(f"{run_dir} holds no lorastudy artifacts.", "give a run directory (a study's output_dir).")
     states = [manifest] + check_study_files(run_dir, study)
-    states += [state for folder in run_folders for state in check_run(folder)]
+    for folder in run_folders:  # named by where they are: runs/<run>/... or next/<design>/runs/<run>/...
+        where = folder.parent.relative_to(run_dir).as_posix()
+        states += [replace(state, path=where + state.path.removeprefix("runs")) for state in check_run(folder)]
     return Verification(states, time.perf_counter() - start)

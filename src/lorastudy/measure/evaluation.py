@@ -53,7 +53,7 @@ def evaluate_study(run_dir: Path, config: StudyConfig) -> dict:
     for arm, seed in tqdm(names, desc="evaluate", unit="run"):
         name = f"{arm}__seed{seed}"
         folder = run_dir / "runs" / name
-        val, test, meta = _load_run(folder, name, space)
+        val, test, meta = load_run(folder, name, space)
         reference = test["labels"] if reference is None else reference
         if not np.array_equal(test["labels"], reference):
             raise StudyError(f"Run {name} was scored on other test examples, or in another order, "
@@ -95,12 +95,12 @@ def evaluate_study(run_dir: Path, config: StudyConfig) -> dict:
         "class_differences": class_differences(runs, space),
         "external_reference": external_reference() if config.report.external_reference == "course" else None,
     }
-    results = _clean(results)
+    results = json_ready(results)
     artifacts.write_json(run_dir / "evaluation" / "results.json", results)
     return results
 
 
-def _load_run(folder: Path, name: str, space: LabelSpace) -> tuple[dict, dict, dict]:
+def load_run(folder: Path, name: str, space: LabelSpace) -> tuple[dict, dict, dict]:
     """The run's val and test predictions and run.json, checked against the label space."""
     fix = f"re-run training for this run (`lorastudy run --stage train`), or drop {name.split('__')[0]} from arms."
     files = [folder / "predictions_val.safetensors", folder / "predictions_test.safetensors", folder / "run.json"]
@@ -204,14 +204,14 @@ def _write_per_class_csv(run_dir: Path, run: RunEval, space: LabelSpace) -> Path
     return artifacts.write_text(path, buffer.getvalue())
 
 
-def _clean(obj: Any) -> Any:
+def json_ready(obj: Any) -> Any:
     """JSON-ready: plain Python types, NaN as null, floats kept to 6 significant digits."""
     if isinstance(obj, dict):
-        return {str(key): _clean(value) for key, value in obj.items()}
+        return {str(key): json_ready(value) for key, value in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_clean(value) for value in obj]
+        return [json_ready(value) for value in obj]
     if isinstance(obj, np.ndarray):
-        return _clean(obj.tolist())
+        return json_ready(obj.tolist())
     if isinstance(obj, (bool, np.bool_)):
         return bool(obj)
     if isinstance(obj, (int, np.integer)):

@@ -31,6 +31,7 @@ from lorastudy.core.errors import StudyError
 from lorastudy.measure.evaluation import SCHEMA_VERSION as RESULTS_SCHEMA
 from lorastudy.note.figures import FigureSpec, render
 from lorastudy.note.findings import DEC, ENC, Findings, derive
+from lorastudy.note.findings.next_result import next_run
 from lorastudy.note.formatting import FILTERS, count, esc, ms, seconds
 from lorastudy.note.layout import Layout
 from lorastudy.note.tables import finding_ci
@@ -85,8 +86,10 @@ def _per_class(run_dir: Path) -> dict[str, list[dict]]:
 
 
 def build_note(results: dict, latency: dict | None, runs: list[dict], config: StudyConfig,
-               summary: dict | None = None, per_class: dict[str, list[dict]] | None = None) -> Note:
-    """The note as Markdown plus the figures it links; pure, so tests need no files."""
+               summary: dict | None = None, per_class: dict[str, list[dict]] | None = None,
+               next_record: dict | None = None) -> Note:
+    """The note as Markdown plus the figures it links; pure, so tests need no files. `next_record`:
+    evaluation/next.json, once `lorastudy next` has run Section 5's experiment (a closing section words it)."""
     found = derive(results, latency, config, runs, summary, per_class)
     layout = Layout(results, latency, runs, config, found)
     figures = layout.figures()
@@ -97,7 +100,7 @@ def build_note(results: dict, latency: dict | None, runs: list[dict], config: St
         title=esc(config.report.title), config=config, results=results, latency=latency, runs=runs, f=by_id,
         findings=found, layout=layout, figures=figures, fig=numbered, summary=summary or {}, ENC=ENC, DEC=DEC,
         records={(r.get("arm"), r.get("seed")): r for r in runs}, candidate_prose=CANDIDATE_PROSE,
-        ci=finding_ci, flip_text=_flip_text)
+        ci=finding_ci, flip_text=_flip_text, nx=next_run(next_record) if next_record else None)
     text = re.sub(r"(?m)^([^|\n].*)\n(?=\|)", r"\1\n\n", text)  # a table starts a block of its own
     text = re.sub(r"(?m)^(\|.*)\n(?=[^|\n])", r"\1\n\n", text)
     text = re.sub(r"\n{3,}", "\n\n", text)
@@ -126,8 +129,10 @@ def _flip_text(flip: dict) -> str:
     return f"a window of {seconds(new * 60)} instead of {seconds(base * 60)}"
 
 
-def write_note(run_dir: Path) -> Path:
-    """Write evaluation/findings.json, note/note.md, a self-contained note/note.html and note/figures/*.png."""
+def write_note(run_dir: Path, keep_findings: bool = False) -> Path:
+    """Write evaluation/findings.json, note/note.md, a self-contained note/note.html and note/figures/*.png.
+
+    `keep_findings`: leave an existing findings.json as it is (`lorastudy next`: the proposal it ran stays frozen)."""
     run_dir = Path(run_dir)
     results_path = run_dir / "evaluation" / "results.json"
     if not results_path.exists():
@@ -143,8 +148,11 @@ def write_note(run_dir: Path) -> Path:
     config_path = run_dir / "config.resolved.yaml"
     if not config_path.exists():
         raise StudyError(f"{config_path} does not exist.", "report on a folder that `lorastudy run` wrote.")
-    note = build_note(results, latency, runs, load_config(config_path), _data_summary(run_dir), _per_class(run_dir))
-    artifacts.write_json(run_dir / "evaluation" / "findings.json", note.findings.model_dump(mode="json"))
+    next_path = run_dir / "evaluation" / "next.json"
+    note = build_note(results, latency, runs, load_config(config_path), _data_summary(run_dir), _per_class(run_dir),
+                      artifacts.read_json(next_path) if next_path.exists() else None)
+    if not (keep_findings and (run_dir / "evaluation" / "findings.json").exists()):
+        artifacts.write_json(run_dir / "evaluation" / "findings.json", note.findings.model_dump(mode="json"))
 
     out = run_dir / "note"
     embedded = note.markdown

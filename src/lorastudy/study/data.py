@@ -29,14 +29,22 @@ from lorastudy.study.tiers import assign_tiers
 DATA_FILES = ("dataset.parquet", "summary.json", "labels.json")  # labels.json last: it marks data/ complete
 
 
-def build_data(config: StudyConfig) -> PreparedData:
-    """Load, clean, split and tier the configured data in memory (no files written)."""
+def split_source(config: StudyConfig) -> tuple[pd.DataFrame, list[str], dict[str, int], list[str]]:
+    """The cleaned source rows with their split ("" = a row the splits left unused), the label space, the
+    cleaning counts and warnings: what `build_data` keeps, and where `lorastudy next` finds unused rows."""
     raw = load_examples(config.data)
     frame, cleaning, warnings = clean_examples(raw)
     labels = label_space(config.data, frame["label"])
     given = frame["split"].fillna("").to_numpy(object) if "split" in frame else np.full(len(frame), "", object)
     frame["split"] = assign_splits(frame["label"].to_numpy(object), given, config.split)
     cleaning["unused_rows"] = int((frame["split"] == "").sum())
+    return frame, labels, cleaning, warnings
+
+
+def build_data(config: StudyConfig, source: tuple | None = None) -> PreparedData:
+    """Load, clean, split and tier the configured data in memory (no files written); `source`: what
+    `split_source(config)` returned, when the caller has it already."""
+    frame, labels, cleaning, warnings = source or split_source(config)
     frame = frame[frame["split"] != ""]
     frame = frame.sort_values("split", key=lambda s: s.map(SPLITS.index), kind="stable").reset_index(drop=True)
     frame["label_id"] = frame["label"].map({label: i for i, label in enumerate(labels)}).astype(np.int64)

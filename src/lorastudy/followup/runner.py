@@ -1,0 +1,59 @@
+"""`lorastudy next RUN_DIR`: run the experiment the note's Section 5 proposed and score its prediction.
+
+The runs train with the study's own machinery (`execution.train_runs`, so every backend, retry and the
+finished-check `training.is_finished`) into `<run dir>/next/<design key>/runs/`, under the run directory's lock;
+the study's runs/, data/ and results are only read. An interrupted `next` resumes like a study: finished runs
+(their run.json sealed and every artifact verifying) are skipped. The result is scored on the study's test set
+(`measure.next_result`), written to `evaluation/next.json` (recorded in manifest.json) and worded in the note,
+which is re-written with findings.json left as it was: the proposal stays frozen.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from lorastudy.core import artifacts, integrity, runtime
+from lorastudy.core.lock import study_lock
+from lorastudy.followup.plan import Plan, make_plan
+from lorastudy.measure.next_result import evaluate_next, prediction_verdict, write_next
+from lorastudy.pipeline import write_report
+from lorastudy.study.execution import check_backend, train_runs
+
+SCHEMA_VERSION = 1
+
+
+def run_next(run_dir: Path, dry_run: bool = False) -> Plan:
+    """Plan (and unless `dry_run`, run, score and report) the proposed experiment; returns the plan."""
+    run_dir = Path(run_dir)
+    if dry_run:
+        plan = make_plan(run_dir)
+        tqdm.write("\n".join(plan.describe()))
+        return plan
+    with study_lock(run_dir):
+        plan = make_plan(run_dir)
+        tqdm.write("\n".join(plan.describe()))
+        check_backend(plan.config.execution)
+        runtime.set_threads(plan.config.threads)
+        artifacts.write_json(plan.folder / "design.json", {"proposal": plan.proposal,
+                                                           "design": plan.design.model_dump(mode="json"),
+                                                           "substituted": plan.substituted, "plan": plan.budget()})
+        train_runs(plan.specs, plan.data, plan.folder, plan.config)
+        design = plan.design
+        arms = evaluate_next(run_dir, plan.folder, design.arms, design.seeds, design.metric,
+                             plan.config.evaluation, plan.config.split.seed)
+        record = {
+            "schema_version": SCHEMA_VERSION,
+            "proposal": {"finding": plan.proposal, "source": "evaluation/findings.json"},
+            "design": design.model_dump(mode="json"), "substituted": plan.substituted,
+            "folder": plan.folder.relative_to(run_dir).as_posix(), "plan": plan.budget(), "arms": arms,
+            "verdict": prediction_verdict(arms[0]["result"]["ci"], design.threshold, design.direction),
+        }
+        path = write_next(run_dir, record)
+        integrity.record_study_files(run_dir, [path])
+        tqdm.write(f"{design.arms[0]}'s {design.metric}: {arms[0]['result']['mean']:.4g} "
+                   f"[{arms[0]['result']['ci'][0]:.4g}, {arms[0]['result']['ci'][1]:.4g}] against the threshold "
+                   f"{design.threshold:.4g}: {record['verdict']}.")
+        tqdm.write(f"Note written: {write_report(run_dir, keep_findings=True)}")
+    return plan

@@ -1,0 +1,80 @@
+"""The note's closing section when `lorastudy next` has run: the proposal as frozen before the run, what ran, the
+result with its interval and the verdict, as typed data the template (`next_result.md.j2`) only words.
+
+It reads `evaluation/next.json` alone, never findings.json: the proposal is the copy `next` froze when it started,
+so a note re-written later by another lorastudy states what was predicted before the run. The verdict is decided
+again here from the stored result and threshold with the one rule (`measure.next_result.prediction_verdict`), so
+the note follows the numbers it prints.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from lorastudy.measure.next_result import Verdict, prediction_verdict
+
+
+class NextRun(BaseModel):
+    """What the section says, each field read from next.json or decided by the verdict rule."""
+
+    candidate: str
+    """The bottleneck the proposal tested: the prediction finding's verdict (e.g. "training_budget"); with no
+    supported candidate ("none") the note proposed the training budget."""
+    change: str
+    value: Any
+    describe: str
+    arms: list[str]
+    seeds: list[int]
+    substituted_for: str | None
+    """The change the note proposed when `next` ran another in its place (a learning curve for a top-up)."""
+    substitution_reason: str | None
+    proposed_threshold: float
+    proposed_now: float | None
+    proposed_allowance: float
+    proposed_direction: Literal["above", "below"]
+    arm: str
+    metric: str
+    threshold: float
+    direction: Literal["above", "below"]
+    steps: int | None
+    train_rows: int
+    rows_changed: int
+    training_s: float
+    collapsed: list[str]
+    mean: float
+    ci: list[float]
+    baseline: float | None
+    change_diff: float | None
+    change_ci: list[float] | None
+    verdict: Verdict
+
+
+def next_run(record: dict) -> NextRun:
+    """The section's content from next.json (`lorastudy next`'s record)."""
+    proposal = record["proposal"]["finding"]
+    frozen = proposal["facts"]["design"]
+    design, first = record["design"], record["arms"][0]
+    result, change = first["result"], first["change"]
+    every_run = [run for row in record["arms"] for run in row["runs"]]
+    substituted = record.get("substituted") or {}
+    return NextRun(
+        candidate=proposal["verdict"] if proposal["verdict"] != "none" else "training_budget",
+        change=design["change"], value=design["value"],
+        describe=design.get("describe", ""), arms=design["arms"], seeds=design["seeds"],
+        substituted_for=substituted.get("from"), substitution_reason=substituted.get("reason"),
+        proposed_threshold=frozen["threshold"],
+        proposed_now=proposal["facts"].get("now") if proposal["facts"].get("metric") == frozen["metric"] else None,
+        proposed_allowance=frozen["noise_allowance"], proposed_direction=frozen.get("direction", "above"),
+        arm=first["arm"], metric=design["metric"], threshold=design["threshold"],
+        direction=design.get("direction", "above"),
+        steps=record["plan"]["steps_per_run"], train_rows=record["plan"]["train_rows"],
+        rows_changed=sum(record["plan"]["rows_changed"].values()),
+        training_s=sum(run["wall_time_s"] or 0 for run in every_run),
+        collapsed=[f"{row['arm']}__seed{run['seed']}" for row in record["arms"] for run in row["runs"]
+                   if run["collapsed"]],
+        mean=result["mean"], ci=result["ci"],
+        baseline=(first["baseline"] or {}).get("mean"),
+        change_diff=change["diff"] if change else None, change_ci=change["ci"] if change else None,
+        verdict=prediction_verdict(result["ci"], design["threshold"], design.get("direction", "above")))
