@@ -160,19 +160,30 @@ def report(
 def next_(
     run_dir: Annotated[Path, typer.Argument(help="A run directory whose note has been written (evaluation/findings.json).")],
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and its estimated time; train nothing.")] = False,
+    max_minutes: Annotated[float | None, typer.Option(
+        "--max-minutes", help="Train at most this long (estimated from the study's own step times): the other arms "
+                              "are dropped, then seeds (down to 2). Default: no limit, the whole design.")] = None,
+    arms: Annotated[str | None, typer.Option(
+        "--arms", help="Comma-separated arms of the design to train; must include the first (the prediction's).")] = None,
+    seeds: Annotated[str | None, typer.Option(
+        "--seeds", help="Comma-separated seeds of the design to train (2 or more).")] = None,
     debug: DebugOption = False,
 ) -> None:
     """Run the experiment the note's Section 5 proposes and score its prediction: held, refuted or inconclusive.
 
     The new runs train inside RUN_DIR (next/<design>/runs/), resumable like a study; the study's own runs and
-    results are only read. The result goes to evaluation/next.json and a closing section of the note.
+    results are only read. The result goes to evaluation/next.json and a closing section of the note. A subset
+    (--arms, --seeds, --max-minutes) keeps the frozen threshold; fewer seeds widen the interval, so the verdict
+    is more often inconclusive, never an easier "held". Asking a larger subset later reuses the finished runs.
     """
     _state["debug"] = _state["debug"] or debug
 
     def go():
         from lorastudy.followup.runner import run_next
+        from lorastudy.followup.subset import parse_list
 
-        run_next(run_dir, dry_run=dry_run)
+        run_next(run_dir, dry_run=dry_run, max_minutes=max_minutes, arms=parse_list(arms, "--arms"),
+                 seeds=parse_list(seeds, "--seeds", int))
 
     _guard(go)
 

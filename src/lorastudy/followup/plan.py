@@ -1,6 +1,10 @@
 """The plan of `lorastudy next`: the proposal read from the run's findings, checked against what the run can
 provide, and turned into runs with a budget and an estimated time. Nothing here trains or writes.
 
+The runs are the design's arms x seeds, or the subset asked for and fitted to the time given (`subset`): the
+design (and so the folder its runs train in, and the prediction) stays the proposal's whichever subset runs, so a
+later, larger subset reuses the runs a smaller one finished.
+
 Everything is checked before any work is spent, each problem one line (StudyError, exit 2): a proposal the note
 did not type, a change this tool cannot make, arms the study did not train, damaged study artifacts, a model
 that cannot be opened offline, and a top-up with no rows to draw. A top-up the source has no unused rows for is
@@ -12,9 +16,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from lorastudy.core import artifacts, integrity
 from lorastudy.core.errors import StudyError
+from lorastudy.followup import subset as subsets
+from lorastudy.followup.subset import Subset
 from lorastudy.study import variation
 from lorastudy.study.arms import ArmSpec
 from lorastudy.study.config import StudyConfig, stable_hash
@@ -28,8 +35,8 @@ FINDINGS = "evaluation/findings.json"
 
 @dataclass
 class Plan:
-    """The experiment as it will run: the design (possibly the learning curve in place of a top-up), its runs,
-    budget and estimated time, and the frozen proposal it came from."""
+    """The experiment as it will run: the design (possibly the learning curve in place of a top-up), the subset
+    of its runs that trains, budget and estimated time, and the frozen proposal it came from."""
 
     run_dir: Path
     proposal: dict
@@ -37,21 +44,22 @@ class Plan:
     substituted: dict | None
     config: StudyConfig
     data: PreparedData
+    subset: Subset
     specs: list[ArmSpec]
     rows_changed: dict[str, int]
     steps_per_run: int
     estimated_s: float
     estimate_basis: str
+    max_minutes: float | None = None
     finished: list[str] = field(default_factory=list)
 
     @property
-    def key(self) -> str:
-        return f"{artifacts.safe_name(self.design.change)}-{stable_hash(self.design.model_dump(mode='json'))[:8]}"
+    def folder(self) -> Path:
+        return folder_of(self.run_dir, self.design)
 
     @property
-    def folder(self) -> Path:
-        """<run dir>/next/<design key>: its runs/<arm>__seed<k>/ apart from the study's own runs/."""
-        return self.run_dir / integrity.NEXT_FOLDER / self.key
+    def is_subset(self) -> bool:
+        return (list(self.subset.arms), list(self.subset.seeds)) != (self.design.arms, self.design.seeds)
 
     @property
     def train_rows(self) -> int:
@@ -60,7 +68,9 @@ class Plan:
     def budget(self) -> dict:
         return {"n_runs": len(self.specs), "steps_per_run": self.steps_per_run, "train_rows": self.train_rows,
                 "rows_changed": self.rows_changed, "batch_size": self.specs[0].train.batch_size,
-                "estimated_s": self.estimated_s, "estimate_basis": self.estimate_basis}
+                "estimated_s": self.estimated_s, "estimate_basis": self.estimate_basis,
+                "arms": list(self.subset.arms), "seeds": list(self.subset.seeds),
+                "proposed_runs": len(self.design.arms) * len(self.design.seeds), "max_minutes": self.max_minutes}
 
     def describe(self) -> list[str]:
         """The plan in a few lines (what `--dry-run` prints)."""
@@ -71,13 +81,19 @@ class Plan:
             lines.append(f"  instead of: {self.substituted['from']} ({self.substituted['reason']})")
         lines += [f"  change:     {d.change} = {d.value}" + (f", tau {d.tau:g}" if d.tau is not None else "")
                   + (f" ({d.describe})" if d.describe else ""),
-                  f"  arms:       {', '.join(d.arms)}; seeds: {', '.join(map(str, d.seeds))}",
+                  f"  arms:       {', '.join(self.subset.arms)}; seeds: {', '.join(map(str, self.subset.seeds))}"
+                  + (f" ({budget['n_runs']} of the {budget['proposed_runs']} proposed runs: {', '.join(d.arms)} x "
+                     f"seeds {', '.join(map(str, d.seeds))}"
+                     + (f", to fit {self.max_minutes:g} min" if self.max_minutes is not None else "") + ")"
+                     if self.is_subset else ""),
                   f"  budget:     {budget['n_runs']} run{'s' if budget['n_runs'] != 1 else ''} of "
                   f"{self.steps_per_run:,} steps (batch "
                   f"{budget['batch_size']}) on {self.train_rows:,} training examples"
                   + (f" ({sum(self.rows_changed.values()):,} rows changed in {len(self.rows_changed)} classes)"
                      if self.rows_changed else ""),
-                  f"  predicts:   {d.arms[0]}'s {d.metric} {d.direction} {d.threshold:.4g}",
+                  f"  predicts:   {d.arms[0]}'s {d.metric} {d.direction} {d.threshold:.4g}"
+                  + (f" (unchanged; with {len(self.subset.seeds)} of {len(d.seeds)} seeds the interval is wider, so "
+                     "'inconclusive' is likelier and 'held' no easier)" if len(self.subset.seeds) < len(d.seeds) else ""),
                   f"  runs in:    {self.folder}/runs/ ({len(self.finished)} of {len(self.specs)} finished earlier)",
                   f"  estimate:   {_minutes(self.estimated_s)} of training ({self.estimate_basis})"]
         return lines
@@ -85,6 +101,13 @@ class Plan:
 
 def _minutes(seconds: float) -> str:
     return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
+
+
+def folder_of(run_dir: Path, design: variation.Design) -> Path:
+    """<run dir>/next/<design key>: its runs/<arm>__seed<k>/ apart from the study's own runs/; one folder per
+    design, whichever subset of it runs."""
+    key = f"{artifacts.safe_name(design.change)}-{stable_hash(design.model_dump(mode='json'))[:8]}"
+    return Path(run_dir) / integrity.NEXT_FOLDER / key
 
 
 def read_proposal(run_dir: Path) -> dict:
@@ -102,8 +125,10 @@ def read_proposal(run_dir: Path) -> dict:
     return prediction
 
 
-def make_plan(run_dir: Path) -> Plan:
-    """Read and check the proposal against the run; the runs, data and budget it needs. Raises StudyError."""
+def make_plan(run_dir: Path, max_minutes: float | None = None, arms: list[str] | None = None,
+              seeds: list[int] | None = None) -> Plan:
+    """Read and check the proposal against the run; the runs (`arms` x `seeds` of the design, none = all, fitted to
+    `max_minutes`, none = no limit), data and budget it needs. Raises StudyError."""
     run_dir = Path(run_dir)
     if not (run_dir / integrity.RESOLVED_CONFIG).is_file():
         raise StudyError(f"{run_dir} is not a run directory (no {integrity.RESOLVED_CONFIG}).",
@@ -122,14 +147,25 @@ def make_plan(run_dir: Path) -> Plan:
                          "with an interval.", "re-write the note with this lorastudy, or run the study's evaluation.")
     data = load_prepared(run_dir)
     design, substituted, data, rows_changed = _training_data(design, config, run_dir, data, level["mean"])
+    start = subsets.asked(design.arms, design.seeds, arms, seeds)
     varied = variation.varied_config(config, design)
-    specs = variation.varied_specs(varied, design, data.fingerprint)
+    every = variation.varied_specs(varied, design, data.fingerprint)
     _check_models(varied, design)
-    steps = variation.planned_steps(specs[0].train, sum(data.train_counts))
-    estimated, basis = _estimate(run_dir, design, specs, steps, _summary(run_dir), varied)
-    plan = Plan(run_dir, proposal, design, substituted, varied, data, specs, rows_changed, steps, estimated, basis)
-    plan.finished = [spec.run_name for spec in specs if is_finished(run_path_for(plan.folder, spec), spec)]
-    return plan
+    steps = variation.planned_steps(every[0].train, sum(data.train_counts))
+    finished = [spec.run_name for spec in every if is_finished(run_path_for(folder_of(run_dir, design), spec), spec)]
+    seconds, basis_of = _run_seconds(run_dir, design, every, steps, _summary(run_dir))
+    parallel = 1 if varied.execution.backend == "local" else varied.execution.max_concurrent or 1
+
+    def estimate(chosen: Subset) -> float:
+        """Wall seconds of the subset's unfinished runs, `parallel` at a time (finished ones are skipped)."""
+        return subsets.makespan([seconds[name] for name in chosen.run_names if name not in finished], parallel)
+
+    chosen = subsets.fit(start, subsets.min_seeds(design.seeds), estimate, max_minutes)
+    specs = [spec for spec in every if spec.run_name in chosen.run_names]
+    basis = basis_of(chosen.arms) + (f"; {min(parallel, len(specs))} runs at a time" if min(parallel, len(specs)) > 1
+                                     else "")
+    return Plan(run_dir, proposal, design, substituted, varied, data, chosen, specs, rows_changed, steps,
+                estimate(chosen), basis, max_minutes, [name for name in finished if name in chosen.run_names])
 
 
 def _summary(run_dir: Path) -> dict:
@@ -192,33 +228,32 @@ def _learning_curve(design: variation.Design, now: float, reason: str) -> variat
                                           "curve seen from below)"})
 
 
-def _estimate(run_dir: Path, design: variation.Design, specs: list[ArmSpec], steps: int, summary: dict,
-              config: StudyConfig) -> tuple[float, str]:
-    """Seconds of training, from the study's own runs of each arm: their measured seconds per step times the
-    planned steps, plus what each run spent besides its steps (loading, evaluation, saving), divided among the
-    runs the backend trains at once (the study's step times were measured under the same concurrency)."""
-    total, factor = 0.0, 1.0
+def _run_seconds(run_dir: Path, design: variation.Design, specs: list[ArmSpec], steps: int,
+                 summary: dict) -> tuple[dict[str, float], Callable[[tuple[str, ...]], str]]:
+    """Seconds of training of each run (and the basis of the estimate for some of the arms), from the study's own run of its arm (and seed): its measured seconds per
+    step times the planned steps, plus what it spent besides its steps (loading, evaluation, saving). The study's
+    step times were measured under the backend's concurrency, as the new runs train (`subset.makespan`)."""
+    factor = 1.0
     if design.change == "data.max_length":
         share = ((summary.get("truncation") or {}).get(design.arms[0].split("_")[0]) or {}).get("share") or 0.0
         old = (summary.get("truncation") or {}).get("max_length") or design.value
         factor = (1 - share) + share * design.value / old  # an upper bound: truncated texts at the new length
+    seconds: dict[str, float] = {}
     timed: dict[str, tuple[float, float]] = {}
     for spec in specs:
         record = _study_record(run_dir, spec.arm, spec.seed)
         per_step = record.get("seconds_per_step") or 0.0
         besides = max(0.0, (record.get("wall_time_s") or 0.0) - per_step * (record.get("steps") or 0))
-        total += besides + per_step * factor * steps
+        seconds[spec.run_name] = besides + per_step * factor * steps
         timed.setdefault(spec.arm, (per_step, besides))
-    basis = "; ".join(f"{arm}: {per_step:.3f} s per step and {besides:.0f} s per run besides, as its study runs took"
-                      for arm, (per_step, besides) in timed.items())
-    parallel = 1 if config.execution.backend == "local" else min(len(specs), config.execution.max_concurrent or 1)
-    if parallel > 1:
-        basis += f"; {parallel} runs at a time"
-    if factor != 1.0:
-        basis += f"; steps x{factor:.2f} for the longer texts"
-    if design.change.endswith("include_mlp"):
-        basis += "; MLP adapters add compute this does not count"
-    return total / parallel, basis
+    caveats = ([f"steps x{factor:.2f} for the longer texts"] if factor != 1.0 else []) + (
+        ["MLP adapters add compute this does not count"] if design.change.endswith("include_mlp") else [])
+
+    def basis_of(arms: tuple[str, ...]) -> str:
+        return "; ".join([f"{arm}: {timed[arm][0]:.3f} s per step and {timed[arm][1]:.0f} s per run besides, as its "
+                          "study runs took" for arm in arms] + caveats)
+
+    return seconds, basis_of
 
 
 def _study_record(run_dir: Path, arm: str, seed: int) -> dict:

@@ -24,15 +24,17 @@ from lorastudy.study.execution import check_backend, train_runs
 SCHEMA_VERSION = 1
 
 
-def run_next(run_dir: Path, dry_run: bool = False) -> Plan:
-    """Plan (and unless `dry_run`, run, score and report) the proposed experiment; returns the plan."""
+def run_next(run_dir: Path, dry_run: bool = False, max_minutes: float | None = None, arms: list[str] | None = None,
+             seeds: list[int] | None = None) -> Plan:
+    """Plan (and unless `dry_run`, run, score and report) the proposed experiment, or the subset of its runs
+    asked for and fitted to `max_minutes` (`followup.subset`); returns the plan."""
     run_dir = Path(run_dir)
     if dry_run:
-        plan = make_plan(run_dir)
+        plan = make_plan(run_dir, max_minutes, arms, seeds)
         tqdm.write("\n".join(plan.describe()))
         return plan
     with study_lock(run_dir):
-        plan = make_plan(run_dir)
+        plan = make_plan(run_dir, max_minutes, arms, seeds)
         tqdm.write("\n".join(plan.describe()))
         check_backend(plan.config.execution)
         runtime.set_threads(plan.config.threads)
@@ -41,7 +43,7 @@ def run_next(run_dir: Path, dry_run: bool = False) -> Plan:
                                                            "substituted": plan.substituted, "plan": plan.budget()})
         train_runs(plan.specs, plan.data, plan.folder, plan.config)
         design = plan.design
-        arms = evaluate_next(run_dir, plan.folder, design.arms, design.seeds, design.metric,
+        arms = evaluate_next(run_dir, plan.folder, list(plan.subset.arms), list(plan.subset.seeds), design.metric,
                              plan.config.evaluation, plan.config.split.seed)
         record = {
             "schema_version": SCHEMA_VERSION,
