@@ -18,6 +18,9 @@ from typer.testing import CliRunner
 from lorastudy.check.verdict import check_note
 from lorastudy.cli import app
 from lorastudy.core import integrity
+from lorastudy.core.errors import StudyError
+from lorastudy.followup import subset as subsets
+from lorastudy.followup.plan import make_plan
 from lorastudy.measure.next_result import prediction_verdict
 
 STUDY = ["run", "--config", "smoke", "--set", "arms=[encoder_lora,decoder_lora]",
@@ -128,7 +131,6 @@ def test_a_top_up_draws_only_unused_rows_of_the_rare_tier(study, tmp_path):
     rare = labels["tier_names"][0]
     target = int(labels["tier_thresholds"][0]) + 3
     propose(run_dir, change="data.top_up_rare_to", value=target, arms=["decoder_lora"], seeds=[42])
-    from lorastudy.followup.plan import make_plan
 
     plan = make_plan(run_dir)
     needed = sum(max(0, target - n) for n, tier in zip(labels["train_counts"], labels["tier_of"]) if tier == rare)
@@ -311,3 +313,127 @@ def test_a_kill_during_next_resumes_without_redoing_finished_runs(study, tmp_pat
     assert "2 of 2 finished earlier" in resumed.stdout
     assert {p: p.stat().st_mtime_ns for p in finished} == finished
     assert (run_dir / "evaluation" / "next.json").is_file()
+
+
+# --- a subset of the design, fitted to the time given ------------------------------------------------
+
+
+def test_the_fit_drops_the_other_arms_then_seeds_never_below_the_floor():
+    start = subsets.Subset(("focus", "b", "c"), (1, 2, 3))
+    assert [(c.arms, c.seeds) for c in subsets.candidates(start, 2)] == [
+        (("focus", "b", "c"), (1, 2, 3)), (("focus", "b"), (1, 2, 3)), (("focus",), (1, 2, 3)), (("focus",), (1, 2))]
+
+    def ten_s_a_run(chosen):
+        return 10.0 * len(chosen.run_names)
+
+    assert subsets.fit(start, 2, ten_s_a_run, None) == start  # no limit: the design as proposed
+    assert subsets.fit(start, 2, ten_s_a_run, 1.5) == start  # 90 s fit
+    assert subsets.fit(start, 2, ten_s_a_run, 1.0) == subsets.Subset(("focus", "b"), (1, 2, 3))
+    assert subsets.fit(start, 2, ten_s_a_run, 0.4) == subsets.Subset(("focus",), (1, 2))
+    with pytest.raises(StudyError, match="Not even the smallest experiment fits") as refused:
+        subsets.fit(start, 2, ten_s_a_run, 0.3)
+    assert "2 seeds of focus" in str(refused.value) and "--max-minutes 1 or more" in str(refused.value)
+
+
+def test_the_estimate_is_the_runs_makespan_on_the_backends_slots():
+    assert subsets.makespan([5.0, 5.0, 5.0], 2) == 10.0  # three runs on two slots take two rounds
+    assert subsets.makespan([3.0, 1.0, 1.0, 1.0], 2) == 3.0
+    assert subsets.makespan([3.0, 1.0, 1.0, 1.0], 1) == 6.0
+    assert subsets.makespan([], 2) == 0.0  # every run finished earlier
+
+
+TWO_ARMS = {"change": "data.max_length", "value": 24, "arms": ["decoder_lora", "encoder_lora"], "seeds": [42, 43, 44]}
+
+
+def test_max_minutes_keeps_the_focus_arm_and_drops_the_others_then_seeds(study, tmp_path):
+    run_dir = copy_of(study, tmp_path)
+    propose(run_dir, **TWO_ARMS)
+    full = make_plan(run_dir).estimated_s
+    focus = make_plan(run_dir, arms=["decoder_lora"]).estimated_s
+    two_seeds = make_plan(run_dir, arms=["decoder_lora"], seeds=[42, 43]).estimated_s
+    assert full > focus > two_seeds > 0
+    dropped_arm = next_cli(run_dir, "--dry-run", "--max-minutes", (full + focus) / 120)
+    assert dropped_arm.exit_code == 0, dropped_arm.output
+    assert "arms:       decoder_lora; seeds: 42, 43, 44 (3 of the 6 proposed runs" in dropped_arm.output
+    assert "to fit" in dropped_arm.output and "interval is wider" not in dropped_arm.output
+    dropped_seed = next_cli(run_dir, "--dry-run", "--max-minutes", (focus + two_seeds) / 120)
+    assert dropped_seed.exit_code == 0, dropped_seed.output
+    assert "arms:       decoder_lora; seeds: 42, 43 (2 of the 6 proposed runs" in dropped_seed.output
+    assert "with 2 of 3 seeds the interval is wider" in dropped_seed.output
+    assert f"above {make_plan(run_dir).design.threshold:.4g} (unchanged" in dropped_seed.output
+    whole = next_cli(run_dir, "--dry-run", "--max-minutes", 2 * full / 60)
+    assert "decoder_lora, encoder_lora; seeds: 42, 43, 44\n" in whole.output
+    assert not (run_dir / "next").exists()
+
+
+def test_max_minutes_too_short_for_two_seeds_of_the_focus_arm_is_one_line(study, tmp_path):
+    run_dir = copy_of(study, tmp_path)
+    propose(run_dir, **TWO_ARMS)
+    two_seeds = make_plan(run_dir, arms=["decoder_lora"], seeds=[42, 43]).estimated_s
+    one_error_line(next_cli(run_dir, "--max-minutes", two_seeds / 120), "not even the smallest experiment fits",
+                   "2 seeds of decoder_lora", "--max-minutes")
+    assert not (run_dir / "next").exists()
+
+
+@pytest.mark.parametrize("options, fragments", [
+    (["--arms", "encoder_lora"], ["leaves out decoder_lora"]),
+    (["--arms", "decoder_lora,decoder_lora_cw"], ["decoder_lora_cw", "not in the proposed design"]),
+    (["--seeds", "42"], ["1 seed", "run-to-run variance"]),
+    (["--seeds", "42,7"], ["--seeds names 7"]),
+    (["--seeds", "forty-two"], ["not a comma-separated list of ints"]),
+    (["--max-minutes", "0"], ["not a positive number"]),
+])
+def test_a_subset_the_design_does_not_hold_is_one_line(study, tmp_path, options, fragments):
+    run_dir = copy_of(study, tmp_path)
+    propose(run_dir, **TWO_ARMS)
+    one_error_line(next_cli(run_dir, "--dry-run", *options), *fragments)
+
+
+@pytest.fixture(scope="module")
+def fitted(study, tmp_path_factory) -> tuple[Path, float]:
+    """A copy of the study after `lorastudy next --max-minutes` ran 2 of the 3 seeds of a small budget design."""
+    run_dir = copy_of(study, tmp_path_factory.mktemp("next-fitted"))
+    propose(run_dir, **{**SMALL_BUDGET, "seeds": [42, 43, 44]})
+    three, two = make_plan(run_dir).estimated_s, make_plan(run_dir, seeds=[42, 43]).estimated_s
+    minutes = (two + three) / 120
+    done = smoke_cli(["next", str(run_dir), "--max-minutes", str(minutes)])
+    assert done.returncode == 0, done.stderr[-3000:]
+    return run_dir, minutes
+
+
+def test_a_fitted_run_records_what_was_planned_and_what_ran(fitted):
+    run_dir, minutes = fitted
+    record = json.loads((run_dir / "evaluation" / "next.json").read_text())
+    assert record["design"]["seeds"] == [42, 43, 44]  # the proposal's design, unchanged
+    assert (record["plan"]["seeds"], record["plan"]["arms"], record["plan"]["proposed_runs"]) == ([42, 43],
+                                                                                                  ["decoder_lora"], 3)
+    assert record["plan"]["max_minutes"] == pytest.approx(minutes, rel=1e-5) and record["plan"]["cut_to_fit"]
+    assert record["arms"][0]["result"]["seeds"] == [42, 43] and record["arms"][0]["result"]["source"] == "test_and_seeds"
+    assert record["verdict"] == prediction_verdict(record["arms"][0]["result"]["ci"], record["design"]["threshold"])
+    note = (run_dir / "note" / "note.md").read_text()
+    section = note[note.index("### Next experiment, run"):note.index("## Limitations")]
+    assert "decoder LoRA, seeds 42, 43, 8 steps each" in section
+    assert (f"That is 2 of the 3 proposed seeds, to fit {minutes:.1f} minutes: the threshold is the one frozen "
+            "before the run, and fewer seeds widen the interval") in section
+    outcome = check_note(run_dir / "note" / "note.md", run_dir)
+    in_section = [j for j in outcome.judgements if j.reading.where and j.reading.where in section]
+    assert in_section and not [j for j in in_section if j.outcome == "contradicted"]
+
+
+def test_the_same_subset_resumes_and_a_larger_one_reuses_the_finished_runs(fitted, tmp_path):
+    run_dir = tmp_path / "copy"
+    shutil.copytree(fitted[0], run_dir, ignore=shutil.ignore_patterns(".lock"))
+    finished = {p: p.stat().st_mtime_ns for p in (run_dir / "next").rglob("run.json")}
+    assert len(finished) == 2
+    again = smoke_cli(["next", str(run_dir), "--seeds", "42,43"])
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "2 of 2 finished earlier" in again.stdout
+    assert {p: p.stat().st_mtime_ns for p in finished} == finished
+    larger = smoke_cli(["next", str(run_dir)])  # the whole design: only seed 44 trains
+    assert larger.returncode == 0, larger.stderr[-3000:]
+    assert "2 of 3 finished earlier" in larger.stdout
+    assert {p: p.stat().st_mtime_ns for p in finished} == finished
+    record = json.loads((run_dir / "evaluation" / "next.json").read_text())
+    assert record["plan"]["seeds"] == [42, 43, 44] and not record["plan"]["cut_to_fit"]
+    assert [run["seed"] for run in record["arms"][0]["runs"]] == [42, 43, 44]
+    assert "proposed seeds" not in (run_dir / "note" / "note.md").read_text()

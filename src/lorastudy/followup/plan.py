@@ -51,6 +51,8 @@ class Plan:
     estimated_s: float
     estimate_basis: str
     max_minutes: float | None = None
+    cut_to_fit: bool = False
+    """Whether `max_minutes` dropped runs from what was asked (the design, or `--arms` x `--seeds`)."""
     finished: list[str] = field(default_factory=list)
 
     @property
@@ -70,7 +72,8 @@ class Plan:
                 "rows_changed": self.rows_changed, "batch_size": self.specs[0].train.batch_size,
                 "estimated_s": self.estimated_s, "estimate_basis": self.estimate_basis,
                 "arms": list(self.subset.arms), "seeds": list(self.subset.seeds),
-                "proposed_runs": len(self.design.arms) * len(self.design.seeds), "max_minutes": self.max_minutes}
+                "proposed_runs": len(self.design.arms) * len(self.design.seeds), "max_minutes": self.max_minutes,
+                "cut_to_fit": self.cut_to_fit}
 
     def describe(self) -> list[str]:
         """The plan in a few lines (what `--dry-run` prints)."""
@@ -84,7 +87,7 @@ class Plan:
                   f"  arms:       {', '.join(self.subset.arms)}; seeds: {', '.join(map(str, self.subset.seeds))}"
                   + (f" ({budget['n_runs']} of the {budget['proposed_runs']} proposed runs: {', '.join(d.arms)} x "
                      f"seeds {', '.join(map(str, d.seeds))}"
-                     + (f", to fit {self.max_minutes:g} min" if self.max_minutes is not None else "") + ")"
+                     + (f", to fit {self.max_minutes:g} min" if self.cut_to_fit else "") + ")"
                      if self.is_subset else ""),
                   f"  budget:     {budget['n_runs']} run{'s' if budget['n_runs'] != 1 else ''} of "
                   f"{self.steps_per_run:,} steps (batch "
@@ -165,7 +168,8 @@ def make_plan(run_dir: Path, max_minutes: float | None = None, arms: list[str] |
     basis = basis_of(chosen.arms) + (f"; {min(parallel, len(specs))} runs at a time" if min(parallel, len(specs)) > 1
                                      else "")
     return Plan(run_dir, proposal, design, substituted, varied, data, chosen, specs, rows_changed, steps,
-                estimate(chosen), basis, max_minutes, [name for name in finished if name in chosen.run_names])
+                estimate(chosen), basis, max_minutes, chosen != start,
+                [name for name in finished if name in chosen.run_names])
 
 
 def _summary(run_dir: Path) -> dict:

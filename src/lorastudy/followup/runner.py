@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 from lorastudy.core import artifacts, integrity, runtime
 from lorastudy.core.lock import study_lock
 from lorastudy.followup.plan import Plan, make_plan
-from lorastudy.measure.next_result import evaluate_next, prediction_verdict, write_next
+from lorastudy.measure.next_result import evaluate_next, prediction_verdict, training_seconds, write_next
 from lorastudy.pipeline import write_report
 from lorastudy.study.execution import check_backend, train_runs
 
@@ -50,6 +50,7 @@ def run_next(run_dir: Path, dry_run: bool = False, max_minutes: float | None = N
             "proposal": {"finding": plan.proposal, "source": "evaluation/findings.json"},
             "design": design.model_dump(mode="json"), "substituted": plan.substituted,
             "folder": plan.folder.relative_to(run_dir).as_posix(), "plan": plan.budget(), "arms": arms,
+            "training_s": training_seconds(arms),
             "verdict": prediction_verdict(arms[0]["result"]["ci"], design.threshold, design.direction),
         }
         path = write_next(run_dir, record)

@@ -79,6 +79,11 @@ def _level(uncertainty: Uncertainty, runs: dict[str, dict[int, RunEval]], key: s
             "seed_values": [float(run_score(runs[key][seed], metric, space.rare_tier)) for seed in seeds]}
 
 
+def training_seconds(arms: list[dict]) -> float:
+    """Wall seconds the runs of `evaluate_next`'s rows took to train together (run by run, as each recorded)."""
+    return float(sum(run["wall_time_s"] or 0 for row in arms for run in row["runs"]))
+
+
 def _training(record: dict) -> dict:
     return {"seed": record.get("seed"), "steps": record.get("steps"), "wall_time_s": record.get("wall_time_s"),
             "seconds_per_step": record.get("seconds_per_step"), "collapsed": bool((record.get("collapse") or {})

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from lorastudy.measure.next_result import Verdict, prediction_verdict
+from lorastudy.measure.next_result import Verdict, prediction_verdict, training_seconds
 
 
 class NextRun(BaseModel):
@@ -27,6 +27,11 @@ class NextRun(BaseModel):
     describe: str
     arms: list[str]
     seeds: list[int]
+    """The arms and seeds that ran: the design's, or the subset asked for or fitted to `max_minutes`."""
+    proposed_arms: list[str]
+    proposed_seeds: list[int]
+    max_minutes: float | None
+    """The time the runs were cut to fit (`lorastudy next --max-minutes`); None when no limit dropped a run."""
     substituted_for: str | None
     """The change the note proposed when `next` ran another in its place (a learning curve for a top-up)."""
     substitution_reason: str | None
@@ -55,23 +60,23 @@ def next_run(record: dict) -> NextRun:
     """The section's content from next.json (`lorastudy next`'s record)."""
     proposal = record["proposal"]["finding"]
     frozen = proposal["facts"]["design"]
-    design, first = record["design"], record["arms"][0]
+    design, first, plan = record["design"], record["arms"][0], record["plan"]
     result, change = first["result"], first["change"]
-    every_run = [run for row in record["arms"] for run in row["runs"]]
     substituted = record.get("substituted") or {}
     return NextRun(
         candidate=proposal["verdict"] if proposal["verdict"] != "none" else "training_budget",
         change=design["change"], value=design["value"],
-        describe=design.get("describe", ""), arms=design["arms"], seeds=design["seeds"],
+        describe=design.get("describe", ""), arms=plan.get("arms", design["arms"]),
+        seeds=plan.get("seeds", design["seeds"]), proposed_arms=design["arms"], proposed_seeds=design["seeds"],
+        max_minutes=plan.get("max_minutes") if plan.get("cut_to_fit") else None,
         substituted_for=substituted.get("from"), substitution_reason=substituted.get("reason"),
         proposed_threshold=frozen["threshold"],
         proposed_now=proposal["facts"].get("now") if proposal["facts"].get("metric") == frozen["metric"] else None,
         proposed_allowance=frozen["noise_allowance"], proposed_direction=frozen.get("direction", "above"),
         arm=first["arm"], metric=design["metric"], threshold=design["threshold"],
         direction=design.get("direction", "above"),
-        steps=record["plan"]["steps_per_run"], train_rows=record["plan"]["train_rows"],
-        rows_changed=sum(record["plan"]["rows_changed"].values()),
-        training_s=sum(run["wall_time_s"] or 0 for run in every_run),
+        steps=plan["steps_per_run"], train_rows=plan["train_rows"], rows_changed=sum(plan["rows_changed"].values()),
+        training_s=record.get("training_s", training_seconds(record["arms"])),
         collapsed=[f"{row['arm']}__seed{run['seed']}" for row in record["arms"] for run in row["runs"]
                    if run["collapsed"]],
         mean=result["mean"], ci=result["ci"],
