@@ -9,6 +9,10 @@ interval, whose run-to-run term is a Student-t over the seeds that ran, so fewer
 "inconclusive" verdict more often, with a "held" or "refuted" at the same 95% standard. One seed would not: its
 interval has no run-to-run term at all (`uncertainty`: source "test_resampling"), and could show a "held" a second
 seed would undo, so a design of several seeds never runs on fewer than two.
+
+The time is that of the runs this call trains: runs that finished earlier cost nothing, so asking again resumes
+(the same `--arms`/`--seeds`, or a `--max-minutes` that can now only keep as many runs or more) and a larger subset
+trains only what it adds.
 """
 
 from __future__ import annotations
