@@ -96,7 +96,8 @@ class Plan:
                      if self.rows_changed else ""),
                   f"  predicts:   {d.arms[0]}'s {d.metric} {d.direction} {d.threshold:.4g}"
                   + (f" (unchanged; with {len(self.subset.seeds)} of {len(d.seeds)} seeds the interval is wider, so "
-                     "'inconclusive' is likelier and 'held' no easier)" if len(self.subset.seeds) < len(d.seeds) else ""),
+                     "'inconclusive' is likelier and 'held' no easier)"
+                     if len(self.subset.seeds) < len(d.seeds) else ""),
                   f"  runs in:    {self.folder}/runs/ ({len(self.finished)} of {len(self.specs)} finished earlier)",
                   f"  estimate:   {_minutes(self.estimated_s)} of training ({self.estimate_basis})"]
         return lines
@@ -234,9 +235,10 @@ def _learning_curve(design: variation.Design, now: float, reason: str) -> variat
 
 def _run_seconds(run_dir: Path, design: variation.Design, specs: list[ArmSpec], steps: int,
                  summary: dict) -> tuple[dict[str, float], Callable[[tuple[str, ...]], str]]:
-    """Seconds of training of each run (and the basis of the estimate for some of the arms), from the study's own run of its arm (and seed): its measured seconds per
-    step times the planned steps, plus what it spent besides its steps (loading, evaluation, saving). The study's
-    step times were measured under the backend's concurrency, as the new runs train (`subset.makespan`)."""
+    """Seconds of training of each run (and the estimate's basis for some arms), from the study's own run of its
+    arm (and seed): its measured seconds per step times the planned steps, plus what it spent besides its steps
+    (loading, evaluation, saving). The study's step times were measured under the backend's concurrency, as the
+    new runs train (`subset.makespan`)."""
     factor = 1.0
     if design.change == "data.max_length":
         share = ((summary.get("truncation") or {}).get(design.arms[0].split("_")[0]) or {}).get("share") or 0.0
