@@ -23,6 +23,7 @@ from functools import lru_cache
 from dataclasses import dataclass, field
 from itertools import permutations
 
+from lorastudy.check.class_sets import class_counts, class_wise, largest_classes
 from lorastudy.check.facts import ARMS, Fact
 
 RELATIVE = r"relative|\bof (?:the |its |a |that |this |their )?(?:[\w'’.-]+ ){0,4}?(?:effect|gap|change|gain|improvement|" \
@@ -150,6 +151,8 @@ def _derived(value: float, kind: str | None, a: Fact, b: Fact | None, how: str) 
 def derive(reading, index: FactIndex) -> list[Fact]:
     """Derived quantities the reading's wording calls for, from facts about the entities its sentence names."""
     named = reading.named if reading.named is not None else reading.entities
+    if class_wise(reading):
+        return class_counts(reading, index, named)
     text = reading.context + " " + reading.where
     families = {a.split("_")[0] for a in named.get("arm", ())}
     if len(families) == 1 and re.search(COMPARING, text, re.I):
@@ -191,6 +194,7 @@ def derive(reading, index: FactIndex) -> list[Fact]:
     if re.search(SUM, text, re.I) and not percent:
         out += [_derived(a.value + b.value, a.kind, a, b, "sum") for a, b in pairs if a.slot == b.slot]
     out += _group_means(reading, index, named)
+    out += class_counts(reading, index, named) + largest_classes(reading, index, named)
     out += _deployment(reading, index, named, text)
     if reading.entities.get("tier") and re.search(r"\bgap\b|difference|of the|account|contribut|split|comes? from", text, re.I):
         out += _tier_share_of_gap(index, named)

@@ -23,6 +23,7 @@ import re
 from functools import lru_cache
 from dataclasses import dataclass
 
+from lorastudy.check.class_sets import class_wise
 from lorastudy.check.derivations import FactIndex, derive
 from lorastudy.check.entity_names import _families, _models
 from lorastudy.check.facts import Fact
@@ -195,6 +196,8 @@ def judge(reading: Reading, index: FactIndex) -> Judgement:
               and agrees(reading, f)
               and (not CLASS_COUNT.search(reading.context) or f.kind != "count" or reading.kind != "count" or
                    re.search(CLASS_COUNT_KEYS, f.source.rsplit(": ", 1)[-1], re.I))]
+    if class_wise(reading) and any(f.source.startswith("classes") for f in derive(reading, index)):
+        direct = []  # a class-by-class count: only the comparison of the two arms' per-class files supports it
     if reading.bound:
         return _judge_bound(reading, direct + [f for f in derive(reading, index) if _agrees_derived(reading, f)])
     for fact in direct:

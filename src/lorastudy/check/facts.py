@@ -336,9 +336,14 @@ def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+DESCRIPTIVE_FIELDS = {"kind", "type", "source", "metric", "primary_metric", "method", "family", "status", "unit", "device"}
+
+
 def _own(node: dict, key: str) -> list[str]:
-    """The strings of a dict that name entities for one of its members: its key and its string fields."""
-    return [str(key)] + [str(v) for v in node.values() if isinstance(v, str) and len(v.split()) <= 4]  # names, not prose
+    """The strings of a dict that name entities for one of its members: its key and its string fields (not those that
+    describe the record, such as a comparison's `kind`: "architecture" is a comparison type even where it is a class)."""
+    return [str(key)] + [str(v) for k, v in node.items() if isinstance(v, str) and len(v.split()) <= 4  # names, not prose
+                         and str(k).lower() not in DESCRIPTIVE_FIELDS]
 
 
 def _parallel_lists(node: dict) -> dict[str, list[str]]:
@@ -372,9 +377,11 @@ def _add(out: list[Fact], value: float, kind: str | None, context: list[str], vo
     entities: dict[str, set[str]] = {}
     for text in context:
         text = re.sub(r"__seed\d+", "", text)  # a run name is its arm
+        whole = vocab.entities_in(text)
         for piece in [text] + (text.split() if " " in text else []):
             for entity_type, found in vocab.entities_in(piece).items():
-                entities.setdefault(entity_type, set()).update(found)
+                if piece is text or entity_type not in whole:  # "criminal law" is one class, not also "law"
+                    entities.setdefault(entity_type, set()).update(found)
     if re.search(r"(?:^|[._ ])val(?:_|idation|$)", source.split(": ", 1)[-1]):
         entities["split"] = {"validation"}
     out.append(Fact(value, kind, {k: frozenset(v) for k, v in entities.items()}, source, slot or _slot(source, vocab)))

@@ -241,6 +241,11 @@ def _read_sentence(sentence: str, names: _Names, section: object) -> list[Readin
             kind = previous[1]  # "0.438 vs 0.374", "0.736 accuracy, or 0.757": the metric of the number it is set against
         if kind is None:
             kind = _only_kind_before(sentence, match.start(), len(match.group("dec") or "") > 2)
+        if kind == "seed" and not re.match(r"\s*(?:[\w-]+\s+)?seeds?\b", sentence[match.end():], re.I):
+            kind = None  # "3 seeds" counts seeds; in "averaged over seeds, worse on 32" the seeds are the topic
+        if kind is None and not match.group("dec") and not _unit(match, sentence) and not match.group("dollar") and \
+                re.search(r"\b(?:classes|labels|categories|domains|supersenses)\b", sentence, re.I):
+            kind = "count"  # "better on 6 of the 45 classes, worse on 32": an integer in a sentence counting classes
         if kind == "macro_f1" and "label" in entities and not re.search(r"macro", clause_text, re.I):
             kind = "f1"  # a class has an F1, not a macro F1
         unit = None

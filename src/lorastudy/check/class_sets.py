@@ -1,0 +1,110 @@
+"""Quantities over sets of classes that a sentence describes rather than lists, recomputed from the per-class files.
+
+* Class-by-class comparisons of two arms: on how many classes one beats the other, loses, ties; how many are at zero
+  F1 for both, or for one only ("better on 52 of 88 common classes", "17 rare classes are zero for both", "rescues 14
+  classes the encoder zeroes").
+* The k largest (or smallest) classes by training count, and a metric's mean over them ("on the ten largest classes
+  the mean F1 is 0.833").
+
+Bounded like every derivation: the arms are those the sentence names (a single family is set against its counterpart,
+the other family's arm with the same method and weighting), the tier is the one its clause names, if any.
+"""
+
+from __future__ import annotations
+
+import re
+
+from lorastudy.check.facts import ARMS, Fact
+
+CLASS_WISE = r"\b(?:better|worse|wins?|won|loses?|lost|beats?|ties?|tied|level|both|neither|only (?:on|for)|rescues?|" \
+             r"zeroe?s|the other way|the reverse|ahead|behind)\b"
+LARGEST = re.compile(r"\b(\d+|two|three|four|five|six|seven|eight|nine|ten|twenty)\s+(largest|biggest|most frequent|"
+                     r"smallest|least frequent)\b", re.I)
+WORDS = {"two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10, "twenty": 20}
+
+
+def per_class(index, kind: str = "f1") -> dict[str, dict[str, tuple[float, frozenset[str]]]]:
+    """Each arm's value of a per-class metric (its mean over seeds where it has several), with each class's tier."""
+    key = ("per_class", kind)
+    if key not in index._pools:
+        table: dict[str, dict[str, tuple[float, frozenset[str]]]] = {}
+        for fact in index.by_kind.get(kind, ()):
+            labels, arms = fact.entities.get("label", frozenset()), fact.entities.get("arm", frozenset())
+            if fact.slot.startswith("evaluation/per_class/") and not fact.per_seed and "(seed std" not in fact.slot \
+                    and len(labels) == 1 and len(arms) == 1:
+                table.setdefault(next(iter(arms)), {})[next(iter(labels))] = (fact.value, fact.entities.get("tier", frozenset()))
+        index._pools[key] = table
+    return index._pools[key]
+
+
+def counterpart(arm: str) -> str | None:
+    """The other neural family's arm with the same method and weighting (decoder_lora <-> encoder_lora)."""
+    family, _, rest = arm.partition("_")
+    other = {"encoder": "decoder", "decoder": "encoder"}.get(family)
+    return f"{other}_{rest}" if other and f"{other}_{rest}" in ARMS else None
+
+
+def _pairs(arms: set[str], table: dict) -> list[tuple[str, str]]:
+    pairs = [(a, b) for a in arms for b in arms if a != b and a.split("_")[0] != b.split("_")[0]]
+    if not pairs:
+        pairs = [(a, counterpart(a)) for a in arms if counterpart(a)]
+        pairs += [(b, a) for a, b in pairs]
+    return [(a, b) for a, b in pairs if a in table and b in table]
+
+
+def class_wise(reading) -> bool:
+    """An integer counting classes by how two arms compare on them ("worse on 32", "22 of 41 rare classes tied"), not
+    the total it is taken of ("of the 45 classes"): only such counts can support it."""
+    text = reading.context if reading.where.startswith("|") else reading.where
+    at = text.find(reading.printed)
+    return reading.decimals == 0 and not reading.unit and reading.kind in ("count", "zero_f1") and at >= 0 and \
+        bool(re.search(CLASS_WISE, reading.context, re.I)) and \
+        bool(re.search(r"\bclass|\blabel|\bdomain|\bsupersense|\bcategor", reading.where, re.I)) and \
+        not re.search(r"\b(?:of|out of)\s+(?:the\s+|all\s+)?$", text[:at], re.I)
+
+
+def class_counts(reading, index, named: dict[str, set[str]]) -> list[Fact]:
+    """Counts of classes by how two arms compare on them (see the module docstring)."""
+    if reading.decimals != 0 or reading.unit or not re.search(CLASS_WISE, reading.where, re.I):
+        return []
+    table = per_class(index)
+    tiers = set(reading.entities.get("tier", ()))
+    out = []
+    for a, b in _pairs(set(named.get("arm", ())), table):
+        rows = [(table[a][label][0], table[b][label][0]) for label in table[a] if label in table[b] and
+                (not tiers or table[a][label][1] & tiers)]
+        entities = {"arm": frozenset({a}), **({"tier": frozenset(tiers)} if tiers else {})}
+        where = f"classes{' of the ' + '/'.join(sorted(tiers)) + ' tier' if tiers else ''}"
+        for kind, how, count in (
+                ("count", f"{a} above {b}", sum(x > y + 1e-9 for x, y in rows)),
+                ("count", f"{a} below {b}", sum(x < y - 1e-9 for x, y in rows)),
+                ("count", f"{a} tied with {b}", sum(abs(x - y) <= 1e-9 for x, y in rows)),
+                ("zero_f1", f"zero F1 for both {a} and {b}", sum(x == 0 and y == 0 for x, y in rows)),
+                ("zero_f1", f"zero F1 for {a} only, not {b}", sum(x == 0 and y > 0 for x, y in rows))):
+            out.append(Fact(float(count), kind, entities, f"{where} with {how} (per-class F1)", "derived"))
+    return out
+
+
+def largest_classes(reading, index, named: dict[str, set[str]]) -> list[Fact]:
+    """A metric's mean over the k largest (smallest) classes by training count, per arm the sentence names."""
+    found = LARGEST.search(reading.where)
+    if not found or reading.accepts is None:
+        return []
+    k = int(WORDS.get(found.group(1).lower(), found.group(1)) if not found.group(1).isdigit() else found.group(1))
+    largest = not re.match(r"smallest|least", found.group(2), re.I)
+    out = []
+    for size in ("train_count", "test_support"):  # largest in training or in the test set
+        sizes = {next(iter(f.entities["label"])): f.value for f in index.by_kind.get("count", ())
+                 if f.source.startswith("evaluation/per_class/") and f.source.endswith("." + size)
+                 and len(f.entities.get("label", ())) == 1}
+        chosen = set(sorted(sizes, key=lambda x: -sizes[x] if largest else sizes[x])[:k])
+        for kind in reading.accepts & {"f1", "recall", "precision"}:
+            table = per_class(index, kind)
+            arms = set(named.get("arm", ()))
+            for arm in arms | {counterpart(a) for a in arms if counterpart(a)}:
+                values = [v for label, (v, _) in table.get(arm, {}).items() if label in chosen]
+                if len(values) == k:
+                    out.append(Fact(sum(values) / k, kind, {"arm": frozenset({arm})},
+                                    f"mean over the {k} {found.group(2)} classes by {size} of {arm}'s per-class {kind}",
+                                    "derived"))
+    return out
