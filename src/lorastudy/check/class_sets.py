@@ -16,8 +16,8 @@ import re
 
 from lorastudy.check.facts import ARMS, Fact
 
-CLASS_WISE = r"\b(?:better|worse|wins?|won|loses?|lost|beats?|ties?|tied|level|both|neither|only (?:on|for)|rescues?|" \
-             r"zeroe?s|the other way|the reverse|ahead|behind)\b"
+CLASS_WISE = r"\b(?:better|worse|wins?|won|loses?|lost|beats?|ties?|tied|(?:for|on|in|by) both|neither|only (?:on|for)|" \
+             r"rescues?|zeroe?s|the other way|the reverse)\b"
 LARGEST = re.compile(r"\b(\d+|two|three|four|five|six|seven|eight|nine|ten|twenty)\s+(largest|biggest|most frequent|"
                      r"smallest|least frequent)\b", re.I)
 WORDS = {"two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10, "twenty": 20}
@@ -88,7 +88,7 @@ def class_counts(reading, index, named: dict[str, set[str]]) -> list[Fact]:
 def largest_classes(reading, index, named: dict[str, set[str]]) -> list[Fact]:
     """A metric's mean over the k largest (smallest) classes by training count, per arm the sentence names."""
     found = LARGEST.search(reading.where)
-    if not found or reading.accepts is None:
+    if not found:
         return []
     k = int(WORDS.get(found.group(1).lower(), found.group(1)) if not found.group(1).isdigit() else found.group(1))
     largest = not re.match(r"smallest|least", found.group(2), re.I)
@@ -98,7 +98,10 @@ def largest_classes(reading, index, named: dict[str, set[str]]) -> list[Fact]:
                  if f.source.startswith("evaluation/per_class/") and f.source.endswith("." + size)
                  and len(f.entities.get("label", ())) == 1}
         chosen = set(sorted(sizes, key=lambda x: -sizes[x] if largest else sizes[x])[:k])
-        for kind in reading.accepts & {"f1", "recall", "precision"}:
+        if reading.unit == "%" and size == "test_support" and sum(sizes.values()):  # "31.3% of the test set"
+            out.append(Fact(sum(sizes[x] for x in chosen) / sum(sizes.values()), "share", {},
+                            f"the {k} {found.group(2)} classes' share of the test set", "derived"))
+        for kind in (reading.accepts or frozenset()) & {"f1", "recall", "precision"}:
             table = per_class(index, kind)
             arms = set(named.get("arm", ()))
             for arm in arms | {counterpart(a) for a in arms if counterpart(a)}:

@@ -74,6 +74,8 @@ def _scales(reading: Reading, fact: Fact | None = None) -> tuple[float, ...]:
     scales = UNITS.get(reading.unit or "", (1.0,))
     if reading.unit is None and reading.kind in POINTABLE and abs(reading.value) > 1:
         scales = (100.0,)  # "recall rose 5.8" or "CI 7.0 to 25.2": a fraction's points
+    if fact is not None and reading.unit in ("min", "h", "s") and re.search(r"minutes?$", fact.source):
+        scales += tuple(s * 60 for s in scales)  # a fact kept in minutes ("window_minutes"), read in hours or seconds
     if fact is not None and fact.slot == "derived" and reading.unit in ("%", "pp"):
         scales = (100.0,)  # a derived share or change is a fraction
     if fact is not None and reading.rate:
@@ -142,6 +144,9 @@ def agrees(reading: Reading, fact: Fact) -> bool:
     if reading.accepts is None and (reading.unit in ("%", "pp") or (reading.decimals > 0 and abs(reading.value) <= 1)) \
             and fact.kind not in FRACTIONS:
         return False  # a percentage or a number like 0.82 of no read kind is a fraction
+    if fact.entities.get("family") and reading.entities.get("arm") and \
+            not fact.entities["family"] & _families(reading.entities["arm"]):
+        return False  # the encoder's settings are not the decoder's
     if fact.entities.get("label") and not reading.entities.get("label") and not _some_class(reading.where):
         return False
     if "validation" in fact.entities.get("split", ()) and "validation" not in reading.entities.get("split", ()):

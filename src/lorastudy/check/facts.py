@@ -32,6 +32,7 @@ ARMS = ("tfidf_logreg", "encoder_full", "encoder_full_cw", "encoder_lora", "enco
 KIND_OF_KEY = [
     ("p_value", r"^p$|p_?value|_p$"),
     ("learning_rate", r"learning_rate|^lr$"),
+    ("hardware", r"cpu_count|threads$|^n?_?cores$|gpu_count"),
     ("ratio", r"(?:^|_)ratio$|factor"),
     ("zero_f1", r"zero_f1|delta_zero"),
     ("macro_f1", r"macro"),
@@ -384,6 +385,9 @@ def _add(out: list[Fact], value: float, kind: str | None, context: list[str], vo
                     entities.setdefault(entity_type, set()).update(found)
     if re.search(r"(?:^|[._ ])val(?:_|idation|$)", source.split(": ", 1)[-1]):
         entities["split"] = {"validation"}
+    family = re.match(r"config\.resolved\.yaml: models\.(encoder|decoder)\.", source)
+    if family and "arm" not in entities:
+        entities["family"] = {family.group(1)}  # a setting of one model family's arms (its epochs, its LoRA rank)
     out.append(Fact(value, kind, {k: frozenset(v) for k, v in entities.items()}, source, slot or _slot(source, vocab)))
 
 

@@ -57,6 +57,8 @@ def _unit(match: re.Match, text: str) -> str | None:
         return {"pt": "pp", "pts": "pp", "×": "x", "K": "k", "MiB": "MB", "GiB": "GB", "percent": "%", "ex/s": "examples/s",
                 "req/s": "examples/s", "rps": "examples/s"}.get(unit, unit)
     after = text[match.end():]
+    if re.match(r"[-\s](?:v?CPU|GPU|core|machine|instance|compute|node|box)[- ]hours?\b", after, re.I):
+        return "h"  # "847 CPU-hours": time on a machine
     word = re.match(r"[-\s](minutes?|mins?|hours?|seconds?|milliseconds?|times|fold|points?|pts?)\b", after)
     if word:
         return {"mi": "min", "ho": "h", "se": "s", "ti": "x", "fo": "x", "po": "pp", "pt": "pp"}.get(word.group(1)[:2], "ms")
