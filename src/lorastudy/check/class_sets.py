@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import re
 
+from lorastudy.check.entity_names import DECODER_WORDS, ENCODER_WORDS
 from lorastudy.check.facts import ARMS, Fact
 
 CLASS_WISE = r"\b(?:better|worse|wins?|won|loses?|lost|beats?|ties?|tied|(?:for|on|in|by) both|neither|only (?:on|for)|" \
              r"rescues?|zeroe?s|the other way|the reverse)\b"
 LARGEST = re.compile(r"\b(\d+|two|three|four|five|six|seven|eight|nine|ten|twenty)\s+(largest|biggest|most frequent|"
                      r"smallest|least frequent)\b", re.I)
+FAMILY_WORDS = r"\b(?:" + "|".join(ENCODER_WORDS + DECODER_WORDS) + r")\w*"
 WORDS = {"two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10, "twenty": 20}
 
 
@@ -63,26 +65,60 @@ def class_wise(reading) -> bool:
         not re.search(r"\b(?:of|out of)\s+(?:the\s+|all\s+)?$", text[:at], re.I)
 
 
+ABOVE = r"\b(?:better|wins?|won|beats?)\b"
+BELOW = r"\b(?:worse|loses?|lost|the other way|the reverse)\b"
+TIES = r"\b(?:ties?|tied)\b"
+
+
+def _subject(text: str, verb: int) -> str | None:
+    """The family a class-wise verb is about: the last one named before it ("the decoder wins 52"), else, after a
+    pronoun ("it beats the encoder"), the other one than the family named after it."""
+    mentions = [(m.start(), "encoder" if m.group(0).lower().startswith(tuple(ENCODER_WORDS)) else "decoder")
+                for m in re.finditer(FAMILY_WORDS, text, re.I)]
+    before = [f for at, f in mentions if at < verb]
+    if before:
+        return before[-1]
+    after = [f for at, f in mentions if at > verb]
+    return {"encoder": "decoder", "decoder": "encoder"}.get(after[0]) if after else None
+
+
 def class_counts(reading, index, named: dict[str, set[str]]) -> list[Fact]:
-    """Counts of classes by how two arms compare on them (see the module docstring)."""
+    """Counts of classes by how two arms compare on them (see the module docstring). A count after "beats", "better",
+    "wins" is the subject's wins, after "worse", "loses" its losses; ties and zero counts are symmetric."""
     if reading.decimals != 0 or reading.unit or not re.search(CLASS_WISE, reading.where, re.I):
         return []
     table = per_class(index)
     tiers = set(reading.entities.get("tier", ()))
+    text = reading.where
+    at = text.find(reading.printed)
+    verbs = [(m.start(), m.group(0)) for m in re.finditer(CLASS_WISE, text, re.I)]
+    verb = min(verbs, key=lambda v: abs(v[0] - at)) if verbs and at >= 0 else None
+    subject = _subject(text, verb[0]) if verb else None
     out = []
     for a, b in _pairs(set(named.get("arm", ())), table):
         rows = [(table[a][label][0], table[b][label][0]) for label in table[a] if label in table[b] and
                 (not tiers or table[a][label][1] & tiers)]
-        entities = {"arm": frozenset({a}), **({"tier": frozenset(tiers)} if tiers else {})}
+        entities = {"arm": frozenset({a, b}), **({"tier": frozenset(tiers)} if tiers else {})}
         where = f"classes{' of the ' + '/'.join(sorted(tiers)) + ' tier' if tiers else ''}"
-        for kind, how, count in (
-                ("count", f"{a} above {b}", sum(x > y + 1e-9 for x, y in rows)),
-                ("count", f"{a} below {b}", sum(x < y - 1e-9 for x, y in rows)),
-                ("count", f"{a} tied with {b}", sum(abs(x - y) <= 1e-9 for x, y in rows)),
-                ("zero_f1", f"zero F1 for both {a} and {b}", sum(x == 0 and y == 0 for x, y in rows)),
-                ("zero_f1", f"zero F1 for {a} only, not {b}", sum(x == 0 and y > 0 for x, y in rows))):
+        counts = [("count", f"{a} tied with {b}", sum(abs(x - y) <= 1e-9 for x, y in rows)),
+                  ("zero_f1", f"zero F1 for both {a} and {b}", sum(x == 0 and y == 0 for x, y in rows)),
+                  ("zero_f1", f"zero F1 for {a} only, not {b}", sum(x == 0 and y > 0 for x, y in rows))]
+        if verb is None or subject is None or a.startswith(subject):
+            counts += [("count", f"{a} above {b}", sum(x > y + 1e-9 for x, y in rows))] * \
+                (verb is None or not re.match(BELOW + "|" + TIES, verb[1], re.I))
+            counts += [("count", f"{a} below {b}", sum(x < y - 1e-9 for x, y in rows))] * \
+                (verb is None or not re.match(ABOVE + "|" + TIES, verb[1], re.I))
+        for kind, how, count in counts:
             out.append(Fact(float(count), kind, entities, f"{where} with {how} (per-class F1)", "derived"))
     return out
+
+
+def class_count_agrees(reading, fact: Fact) -> bool:
+    """A class-wise count is about a pair of arms of which the sentence names one or both, and about its tier."""
+    arms = set(reading.entities.get("arm", ())) | set((reading.named or {}).get("arm", ()))
+    tiers = reading.entities.get("tier")
+    return bool(fact.entities["arm"] & arms) and (not tiers or bool(fact.entities.get("tier", frozenset()) & tiers)) and \
+        fact.kind in (reading.accepts or {fact.kind})
 
 
 def largest_classes(reading, index, named: dict[str, set[str]]) -> list[Fact]:

@@ -23,7 +23,7 @@ import re
 from functools import lru_cache
 from dataclasses import dataclass
 
-from lorastudy.check.class_sets import class_wise
+from lorastudy.check.class_sets import class_count_agrees, class_wise
 from lorastudy.check.derivations import FactIndex, derive
 from lorastudy.check.entity_names import _families, _models
 from lorastudy.check.facts import Fact
@@ -223,7 +223,8 @@ def judge(reading: Reading, index: FactIndex) -> Judgement:
     if reading.signed and reading.kind is not None:  # the artifacts hold this value with the other sign
         unsigned = Reading(**{**reading.__dict__, "signed": False})
         flipped = [f for f in direct if value_matches(unsigned, f.value, f)]
-    derived = [f for f in derive(reading, index) if _agrees_derived(reading, f)] if not flipped else []
+    agreeing = class_count_agrees if class_wise(reading) else _agrees_derived
+    derived = [f for f in derive(reading, index) if agreeing(reading, f)] if not flipped else []
     for fact in derived:
         if value_matches(reading, fact.value, fact):
             return Judgement(reading, SUPPORTED, fact)

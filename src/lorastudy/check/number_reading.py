@@ -257,7 +257,7 @@ def _read_sentence(sentence: str, names: _Names, section: object) -> list[Readin
             before = [k for s, k in quality if s < match.start()]
             if quality:  # "accuracy costs 0.016", "0.757 at the same inference cost": a score, not money
                 kind = before[-1] if before else quality[0][1]
-        if kind is None and match.group("dec") and abs(float(match.group("int").replace(",", "") + match.group("dec"))) <= 1 and \
+        if (kind is None or kind in COUNTS) and match.group("dec") and abs(float(match.group("int").replace(",", "") + match.group("dec"))) <= 1 and \
                 re.search(r"correlat|spearman|\brho\b|ρ", sentence[:match.start()], re.I):
             kind = "rho"  # "the rank correlation ... is 0.45 for the decoder vs 0.52 for the encoder"
         if kind == "seed" and not re.match(r"\s*(?:[\w-]+\s+)?seeds?\b", sentence[match.end():], re.I):

@@ -1,0 +1,72 @@
+"""How people write numbers that `check` must read (issue #28): each correct sentence about the fixture run
+(tests/fixtures/run) is supported, and the same sentence falsified (a digit off by more than its rounding, or the
+values moved to the other arm) is contradicted.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from lorastudy.check.fact_matching import CONTRADICTED, SUPPORTED
+from lorastudy.check.facts import Vocabulary, _flatten
+from lorastudy.check.number_reading import read_note_numbers
+from test_check_formats import outcome_of
+
+CASES = {
+    # class-by-class comparisons recomputed from the per-class files (33 wins, 11 losses, 1 tie)
+    "classes won": ("Class by class, decoder LoRA beats encoder LoRA on 33 classes and loses on 11.", "33", "36"),
+    "classes lost, seeds as the topic": ("Averaged over seeds, decoder LoRA is worse than encoder LoRA on 11 classes.",
+                                         "11", "14"),
+    "k largest classes": ("On the three largest classes, decoder LoRA's mean F1 is 0.823.", "0.823", "0.853"),
+    # deployment arithmetic in human units
+    "CPU-hours": ("For real-time triage, 2M requests a month at decoder LoRA's 61.3 ms mean is 34.1 CPU-hours.",
+                  "34.1", "37.1"),
+    "a window in hours": ("The compliance audit must finish within a 24-hour window.", "24", "27"),
+    "hardware threads": ("Latency was measured with 2 threads.", "2", "5"),
+    "times the SLA": ("Decoder LoRA's p95 sits at 0.77x the real-time SLA.", "0.77x", "0.87x"),
+    "slower": ("Batched, decoder LoRA is 7.5x slower than encoder LoRA.", "7.5x", "8.5x"),
+    # a verb that is not money: "costs" next to a score
+    "costs a score": ("Choosing encoder LoRA over decoder LoRA costs 0.038 accuracy.", "0.038", "0.068"),
+}
+
+
+@pytest.mark.parametrize("case", CASES, ids=CASES.keys())
+def test_a_correct_number_is_supported_and_a_falsified_one_contradicted(case):
+    sentence, printed, wrong = CASES[case]
+    assert outcome_of(sentence, printed) == SUPPORTED
+    assert outcome_of(sentence.replace(printed, wrong, 1), wrong) == CONTRADICTED
+
+
+SWAPS = {
+    # each value moved to the other arm must be caught
+    "a correlation named earlier": ("The rank correlation between class F1 and training count is 0.902 for decoder "
+                                    "LoRA vs 0.943 for encoder LoRA.", "0.902", "0.943"),
+    "'it' is the model of the sentence before": ("For the nightly batch I pick encoder LoRA. It takes 3.1 minutes on "
+                                                 "one machine; decoder LoRA takes 23.1 minutes.", "3.1", "23.1"),
+}
+
+
+@pytest.mark.parametrize("case", SWAPS, ids=SWAPS.keys())
+def test_values_moved_to_the_other_arm_are_contradicted(case):
+    sentence, first, second = SWAPS[case]
+    assert outcome_of(sentence, first) == SUPPORTED and outcome_of(sentence, second) == SUPPORTED
+    swapped = sentence.replace(first, "@", 1).replace(second, first, 1).replace("@", second, 1)
+    assert outcome_of(swapped, first) == CONTRADICTED
+    assert outcome_of(swapped, second) == CONTRADICTED
+
+
+def test_trainable_weights_are_not_class_weighting():
+    note = "## 1. Systems-level comparison\n\nDecoder LoRA holds 2.0x as many trainable weights as encoder LoRA.\n"
+    (reading,) = [r for r in read_note_numbers(note) if r.printed == "2.0x"]
+    assert not any(arm.endswith("_cw") for arm in reading.named["arm"])
+
+
+def test_a_records_descriptive_fields_and_a_multi_word_class_name_no_other_class():
+    vocab = Vocabulary(labels=["architecture", "law", "criminal law"])
+    facts = []
+    _flatten({"comparisons": [{"a": "encoder_lora", "b": "decoder_lora", "kind": "architecture", "metric": "accuracy",
+                               "diff": 0.03}],
+              "per_class": [{"label": "criminal law", "f1": 0.5}]}, "results.json", [], [], vocab, facts)
+    diff, f1 = facts
+    assert "label" not in diff.entities and diff.entities["arm"] == {"encoder_lora", "decoder_lora"}
+    assert f1.entities["label"] == {"criminal law"}
