@@ -202,7 +202,8 @@ def derive(reading, index: FactIndex) -> list[Fact]:
         parts = [f for f in counts if f.kind in ("count", "parameters")]
         if len(parts) * len(totals) <= 40000:
             out += [_derived(a.value / b.value, "share", a, b, "share") for a in parts for b in totals
-                    if b.value and 0 < a.value < b.value]
+                    if b.value and 0 < a.value < b.value and b.entities.get("arm", a.entities.get("arm")) == a.entities.get("arm")]
+            # a part of one arm's total (or of a total about no arm): not one arm's count over another arm's
     if re.search(SUM, text, re.I) and not percent:
         out += [_derived(a.value + b.value, a.kind, a, b, "sum") for a, b in pairs if a.slot == b.slot]
     out += _group_means(reading, index, named)

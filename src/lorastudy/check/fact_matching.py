@@ -225,6 +225,11 @@ def judge(reading: Reading, index: FactIndex) -> Judgement:
         flipped = [f for f in direct if value_matches(unsigned, f.value, f)]
     agreeing = class_count_agrees if class_wise(reading) else _agrees_derived
     derived = [f for f in derive(reading, index) if agreeing(reading, f)] if not flipped else []
+    if reading.kind == "share" and any(f.kind == "share" and f.entities.get("tier") for f in direct) and \
+            reading.entities.get("tier"):
+        # "3.6% of its predictions went to rare classes": the run states the tier's share; a count over a total that
+        # happens to land near the number does not stand in for it
+        derived = [f for f in derived if not f.source.startswith("share:")]
     for fact in derived:
         if value_matches(reading, fact.value, fact):
             return Judgement(reading, SUPPORTED, fact)

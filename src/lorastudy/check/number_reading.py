@@ -161,7 +161,8 @@ def read_numbers(blocks: dict[object, _Block], names: _Names) -> list[Reading]:
             for reading in found:
                 reading.before = last_sentence
                 if last_arms and re.match(PRONOUN_SUBJECT, reading.context, re.I) and \
-                        not names.find(reading.context, strict_weighting=False).get("arm"):
+                        not names.find(reading.where[:max(0, reading.where.find(reading.context))] + reading.context,
+                                       strict_weighting=False).get("arm"):
                     # "It takes 15.7 minutes; the decoder takes 2.07 hours": "it" is the model of the sentence before
                     reading.entities = {**reading.entities, "arm": set(last_arms)}
                     reading.named = {**(reading.named or {}), "arm": set(reading.named.get("arm", ()) if reading.named
