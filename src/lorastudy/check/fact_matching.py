@@ -120,6 +120,7 @@ def value_matches(reading: Reading, value: float, fact: Fact | None = None) -> b
 
 CLASS_COUNT = re.compile(r"(?<![\w.])\d+\s+(?:[\w\"“”-]+\s+){0,2}?(?:classes|supersenses|labels|domains|categories)\b", re.I)
 CLASS_COUNT_KEYS = r"class|label|tier_sizes|tier_of|zero|n_nonzero|n_predicted|sizes|\.rare$|\.common$|number of"
+INTERVAL_END = r"(?:^|[._])(?:ci|interval)\w*(?:\.\w+)?\[[01]\]$|(?:^|[._])(?:lo|hi|low|high|lower|upper|ci_lo|ci_hi)$"
 POINTABLE = {"accuracy", "f1", "macro_f1", "recall", "precision"}
 SEED_WORDS = r"\bseeds?\b|\branged?\b|\bacross (?:the )?runs\b|\beach run\b|\bper run\b|\bevery run\b|" \
              r"\d\s*[–—]\s*\d|\bvaried\b|\bindividual"
@@ -214,12 +215,13 @@ def judge(reading: Reading, index: FactIndex) -> Judgement:
     interval = bool(re.search(r"(?:\bCI\b|\[)[^\]);]*$", before))
     if interval:  # "CI −7.8 to −1.8": an interval's end, as stored (either orientation), not a derivation
         unsigned = Reading(**{**reading.__dict__, "signed": False})
-        ends = [f for f in direct if value_matches(unsigned, f.value, f)]
+        intervals = [f for f in direct if re.search(INTERVAL_END, f.source.rsplit(": ", 1)[-1], re.I)]
+        ends = [f for f in intervals if value_matches(unsigned, f.value, f)]
         if ends:
             return Judgement(reading, SUPPORTED, ends[0])
-        if reading.inferred or reading.kind is None or not direct:
+        if reading.inferred or reading.kind is None or not intervals:
             return Judgement(reading, NOT_CHECKABLE, why="an interval's end with no interval of that kind for that entity")
-        return Judgement(reading, CONTRADICTED, _nearest(reading, direct))
+        return Judgement(reading, CONTRADICTED, _nearest(reading, intervals))
     if reading.signed and reading.kind is not None:  # the artifacts hold this value with the other sign
         unsigned = Reading(**{**reading.__dict__, "signed": False})
         flipped = [f for f in direct if value_matches(unsigned, f.value, f)]

@@ -42,6 +42,7 @@ from lorastudy.check.printed_numbers import _approx, _bound, _metric_like, _numb
 PROPOSAL = r"\bexperiment\b|\bre-?run\b|\bre-?train\b|\btry\b|\bdouble\b|\bnext\b|\bpropos\w*|\bplan\b|\bwould\b|\bwill\b|\bshould\b|\bI'd\b|\bexpect|\bpredict|" \
            r"\bhypothes|\bif\b|\btarget\b"
 FRACTION_KINDS = ("f1", "macro_f1", "accuracy", "recall", "precision")
+CI_END = r"\bCI\b[^\d−+;)-]{0,12}(?:[-−+]?\d[\d.,]*\s*(?:%|pp|pts?|points?)?\s*(?:to|–|—|-|,|and)\s*)?$"  # its 1st or 2nd number
 SETTINGS = {"epochs", "steps", "seed", "batch_size", "learning_rate"}
 PRONOUN_SUBJECT = r"\s*(?:it|its|it's|this one|that one)\b"
 COMPARATOR = r"(?:above|below|at least|at most|fewer than|more than|less than|under|over|beyond|exceeds?|exceeding|" \
@@ -77,6 +78,7 @@ class Reading:
     proposal: bool = False  # part of a proposed experiment (section 5): checked only when the artifacts support it
     inferred: bool = False  # its kind is the previous sentence's metric: supported if it matches, else not checkable
     before: str = ""  # the sentence before it (what "their", "it" refer to)
+    interval_end: bool = False  # an end of the interval of the estimate before it ("CI −3.6 to −0.6")
 
     def described(self) -> str:
         names = "; ".join(f"{k} {'/'.join(sorted(v))}" for k, v in self.entities.items() if v) or "no entity"
@@ -158,7 +160,14 @@ def read_numbers(blocks: dict[object, _Block], names: _Names) -> list[Reading]:
         topic, last_sentence, last_arms = None, "", None
         for sentence in block.sentences():
             found = _read_sentence(sentence, names, section)
+            estimate = None
             for reading in found:
+                if reading.interval_end and estimate is not None:  # read as the estimate it bounds, once that is read
+                    reading.before = last_sentence
+                    reading.entities, reading.named = estimate.entities, estimate.named
+                    reading.kind, reading.accepts, reading.inferred = estimate.kind, estimate.accepts, estimate.inferred
+                    continue
+                estimate = reading
                 reading.before = last_sentence
                 if last_arms and re.match(PRONOUN_SUBJECT, reading.context, re.I) and \
                         not names.find(reading.where[:max(0, reading.where.find(reading.context))] + reading.context,
@@ -282,7 +291,16 @@ def _read_sentence(sentence: str, names: _Names, section: object) -> list[Readin
         named = sentence_entities
         if about_weighting and "arm" in named:
             named = {**named, "arm": _with_weighted(named["arm"])}
-        found.append(_reading(match, sentence, kind, entities, sentence, section, clause_text, between, named, unit))
+        reading = _reading(match, sentence, kind, entities, sentence, section, clause_text, between, named, unit)
+        estimate = next((r for r in reversed(found) if not r.interval_end), None)
+        if re.search(CI_END, sentence[:match.start()]) and estimate is not None:
+            # "2.1 points of accuracy (95% CI −3.6 to −0.6)": an interval's end bounds the estimate before it
+            if reading.kind is None or not any(reading.entities.values()):
+                reading.interval_end = True
+                reading.kind, reading.accepts = estimate.kind, estimate.accepts
+                reading.entities = {k: set(v) for k, v in estimate.entities.items()}
+                reading.named, reading.between = estimate.named, estimate.between
+        found.append(reading)
     return found
 
 
