@@ -59,6 +59,11 @@ def test_values_moved_to_the_other_arm_are_contradicted(case):
     assert outcome_of(swapped, second) == CONTRADICTED
 
 
+def test_a_group_of_classes_the_run_does_not_record_is_not_checkable():
+    sentence = "Over the 7 motion-related classes, mean F1 is 0.512 for decoder LoRA vs 0.431 for encoder LoRA."
+    assert {outcome_of(sentence, n) for n in ("7", "0.512", "0.431")} == {"not checkable"}
+
+
 def test_trainable_weights_are_not_class_weighting():
     note = "## 1. Systems-level comparison\n\nDecoder LoRA holds 2.0x as many trainable weights as encoder LoRA.\n"
     (reading,) = [r for r in read_note_numbers(note) if r.printed == "2.0x"]

@@ -23,8 +23,8 @@ import re
 from functools import lru_cache
 from dataclasses import dataclass
 
-from lorastudy.check.class_sets import class_count_agrees, class_wise
-from lorastudy.check.derivations import FactIndex, derive
+from lorastudy.check.class_sets import class_count_agrees, class_wise, unnamed_group
+from lorastudy.check.derivations import GROUP_WORDS, FactIndex, derive
 from lorastudy.check.entity_names import _families, _models
 from lorastudy.check.facts import Fact
 from lorastudy.check.number_reading import Reading
@@ -192,6 +192,8 @@ def judge(reading: Reading, index: FactIndex) -> Judgement:
     none does), or not checkable (no fact exists for what it is about, or it is a prediction's threshold)."""
     if reading.threshold:
         return Judgement(reading, NOT_CHECKABLE, why="a prediction's or condition's threshold")
+    if unnamed_group(reading, [*GROUP_WORDS.values(), r"\b(?:rare|common|tail|head|frequent|tier)\b"]):
+        return Judgement(reading, NOT_CHECKABLE, why="about a group of classes the run does not record")
     labels = None if _some_class(reading.where) else set(reading.entities.get("label", ()))
     seeds = bool(re.search(SEED_WORDS, reading.where, re.I))
     spread = reading.plusminus or bool(re.search(SPREAD_WORDS, reading.where, re.I))
