@@ -23,7 +23,7 @@ from functools import lru_cache
 from dataclasses import dataclass, field
 from itertools import permutations
 
-from lorastudy.check.class_sets import class_counts, class_wise, largest_classes
+from lorastudy.check.class_sets import class_counts, class_wise, largest_classes, pooled
 from lorastudy.check.facts import ARMS, Fact
 
 # "17% higher", "+9.2% relative": a relative change; "under 4% of the Week 2 effect": a percentage of a quantity
@@ -208,6 +208,7 @@ def derive(reading, index: FactIndex) -> list[Fact]:
         out += [_derived(a.value + b.value, a.kind, a, b, "sum") for a, b in pairs if a.slot == b.slot]
     out += _group_means(reading, index, named)
     out += class_counts(reading, index, named) + largest_classes(reading, index, named)
+    out += pooled(reading, index, named, [p for p, w in GROUP_WORDS.items() if re.search(w, reading.where, re.I)] or [None])
     out += _deployment(reading, index, named, text)
     if reading.entities.get("tier") and re.search(r"\bgap\b|difference|of the|account|contribut|split|comes? from", text, re.I):
         out += _tier_share_of_gap(index, named)
