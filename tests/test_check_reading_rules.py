@@ -61,6 +61,25 @@ def test_values_moved_to_the_other_arm_are_contradicted(case):
     assert outcome_of(swapped, second) == CONTRADICTED
 
 
+def test_each_number_of_a_slashed_cell_takes_its_part_of_the_header():
+    table = ("## 4. Latency\n\n| Model | p50 / p95 (ms) |\n|---|---|\n| Encoder LoRA | 11.8 / 15.5 |\n"
+             "| Decoder LoRA | 58.4 / 76.5 |\n")
+    assert outcome_of(table, "15.5") == SUPPORTED and outcome_of(table, "58.4") == SUPPORTED
+    swapped = table.replace("11.8 / 15.5", "58.4 / 15.5").replace("58.4 / 76.5", "11.8 / 76.5")
+    assert outcome_of(swapped, "58.4") == CONTRADICTED and outcome_of(swapped, "11.8") == CONTRADICTED
+
+
+def test_a_predicted_value_is_a_numeric_prediction():
+    from lorastudy.check.entity_names import _Names
+    from lorastudy.check.note_sections import _sections
+    from lorastudy.check.rubric_evidence import _evidence
+
+    block = _sections("## 5. Next\n\nPrediction: the decoder's weighting gain will stay near 2 points of macro F1.\n")[5]
+    (test,) = [t for item, t in _evidence(_Names.of(Vocabulary()))[5] if "numeric prediction" in item]
+    assert test(block, [])
+    assert not test(_sections("## 5. Next\n\nThe decoder's weighting gain was small.\n")[5], [])
+
+
 def test_a_group_of_classes_the_run_does_not_record_is_not_checkable():
     sentence = "Over the 7 motion-related classes, mean F1 is 0.512 for decoder LoRA vs 0.431 for encoder LoRA."
     assert {outcome_of(sentence, n) for n in ("7", "0.512", "0.431")} == {"not checkable"}

@@ -395,6 +395,7 @@ def _read_table(header: list[str], rows: list[list[str]], names: _Names, section
                 kind = UNIT_KIND.get(_unit(match, cell) or column_unit or "") or (right_after[0][2] if right_after else None) or \
                     (own[-1][2] if own else None) or (row_kind if index > 0 else None) or \
                     (column_kinds[index] if index < len(column_kinds) else None)
+                kind = _slash_kind(cell, match.start(), [header[index] if index < len(header) else "", row[0]]) or kind
                 context = (header[index] if index < len(header) else "") + " " + cell
                 unit = _unit(match, cell) or (column_units[index] if index < len(column_units) else None) or \
                     ("pp" if in_points and (match.group("sign") or match.group("dec")) and
@@ -405,3 +406,19 @@ def _read_table(header: list[str], rows: list[list[str]], names: _Names, section
                         named.setdefault(key, set()).update(value)
                 found.append(_reading(match, cell, kind, entities, where, section, context, named=named, unit=unit))
     return found
+
+
+def _slash_kind(cell: str, at: int, labels: list[str]) -> str | None:
+    """"0.334 / 22" under "mean F1 / zero-F1": each number of a slashed cell takes the kind of the same part of its
+    column header or row label."""
+    parts = re.split(r"\s/\s", cell)
+    if len(parts) < 2:
+        return None
+    position = len(re.split(r"\s/\s", cell[:at])) - 1
+    for label in labels:
+        label_parts = re.split(r"\s/\s", label)
+        if len(label_parts) == len(parts):
+            kinds = _kind_matches(label_parts[position])
+            if kinds:
+                return min((k for _, _, k in kinds), key=KIND_ORDER.index)
+    return None

@@ -66,7 +66,7 @@ def _unit(match: re.Match, text: str) -> str | None:
         return "x"
     if re.match(r"\s+(?:[a-z][\w-]*\s+){0,2}?(?:percentage[- ])?(?:points?|pts?)\b", after, re.I):
         return "pp"
-    shared = re.match(r"(?:\s*(?:to|–|-|and|,|, and|or|vs\.?|versus|→|->)\s*[-−+]?\$?\d[\d,]*(?:\.\d+)?){1,4}\s?(%|pp|pts?|points|ms|s|min|h|MB|GB|M|k|B)"
+    shared = re.match(r"(?:\s*(?:to|–|-|and|,|, and|or|vs\.?|versus|→|->|/)\s*[-−+]?\$?\d[\d,]*(?:\.\d+)?){1,4}\s?(%|pp|pts?|points|ms|s|min|h|MB|GB|M|k|B)"
                       r"(?![A-Za-z])", after)
     if shared:
         return {"pt": "pp", "pts": "pp", "points": "pp"}.get(shared.group(1), shared.group(1))
