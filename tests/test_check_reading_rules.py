@@ -10,13 +10,15 @@ import pytest
 from lorastudy.check.fact_matching import CONTRADICTED, SUPPORTED
 from lorastudy.check.facts import Vocabulary, _flatten
 from lorastudy.check.number_reading import read_note_numbers
-from test_check_formats import outcome_of
+from test_check_formats import outcome_of, seeded_run  # noqa: F401 (seeded_run is a fixture)
 
 CASES = {
     # class-by-class comparisons recomputed from the per-class files (33 wins, 11 losses, 1 tie)
     "classes won": ("Class by class, decoder LoRA beats encoder LoRA on 33 classes and loses on 11.", "33", "36"),
     "classes lost, seeds as the topic": ("Averaged over seeds, decoder LoRA is worse than encoder LoRA on 11 classes.",
                                          "11", "14"),
+    "the verb before the count": ("Decoder LoRA is better than encoder LoRA on 33 classes, worse on 11 and tied on 1.",
+                                  "11", "14"),
     "k largest classes": ("On the three largest classes, decoder LoRA's mean F1 is 0.823.", "0.823", "0.853"),
     # deployment arithmetic in human units
     "CPU-hours": ("For real-time triage, 2M requests a month at decoder LoRA's 61.3 ms mean is 34.1 CPU-hours.",
@@ -83,6 +85,17 @@ def test_a_predicted_value_is_a_numeric_prediction():
 def test_a_group_of_classes_the_run_does_not_record_is_not_checkable():
     sentence = "Over the 7 motion-related classes, mean F1 is 0.512 for decoder LoRA vs 0.431 for encoder LoRA."
     assert {outcome_of(sentence, n) for n in ("7", "0.512", "0.431")} == {"not checkable"}
+
+
+def test_a_step_is_a_coordinate_not_a_gap(seeded_run):
+    sentence = "At step 125, encoder LoRA's validation macro F1 was 0.425 against decoder LoRA's 0.5."
+    assert outcome_of(sentence, "125", seeded_run) == SUPPORTED
+    assert outcome_of(sentence.replace("125", "128"), "128", seeded_run) == CONTRADICTED
+
+
+def test_how_often_is_not_a_ratio():
+    (reading,) = read_note_numbers("Decoder LoRA labelled adj.all glosses as adv.all 9 times.")
+    assert reading.unit != "x" and reading.kind != "ratio"
 
 
 def test_trainable_weights_are_not_class_weighting():

@@ -86,11 +86,13 @@ TIES = r"\b(?:ties?|tied)\b"
 
 
 def _subject(text: str, verb: int) -> str | None:
-    """The family a class-wise verb is about: the last one named before it ("the decoder wins 52"), else, after a
-    pronoun ("it beats the encoder"), the other one than the family named after it."""
+    """The family the sentence's first class-wise verb is about: the last one named before it in its clause ("..., and
+    the decoder wins 52 ... and loses 29"), else, after a pronoun ("it beats the encoder"), the other one than the
+    family named after it."""
     mentions = [(m.start(), "encoder" if m.group(0).lower().startswith(tuple(ENCODER_WORDS)) else "decoder")
                 for m in re.finditer(FAMILY_WORDS, text, re.I)]
-    before = [f for at, f in mentions if at < verb]
+    clause = max((m.end() for m in re.finditer(r"[.,;:!?]\s|\*\*", text[:verb])), default=0)
+    before = [f for at, f in mentions if clause <= at < verb]
     if before:
         return before[-1]
     after = [f for at, f in mentions if at > verb]
@@ -106,9 +108,12 @@ def class_counts(reading, index, named: dict[str, set[str]]) -> list[Fact]:
     tiers = set(reading.entities.get("tier", ()))
     text = reading.where
     at = text.find(reading.printed)
-    verbs = [(m.start(), m.group(0)) for m in re.finditer(CLASS_WISE, text, re.I)]
-    verb = min(verbs, key=lambda v: abs(v[0] - at)) if verbs and at >= 0 else None
-    subject = _subject(text, verb[0]) if verb else None
+    start = max((m.end() for m in re.finditer(r"[.;:!?]\s|\*\*", text[:max(at, 0)])), default=0)  # its statement
+    verbs = [(m.start(), m.group(0)) for m in re.finditer(CLASS_WISE, text, re.I) if m.start() >= start] or \
+        [(m.start(), m.group(0)) for m in re.finditer(CLASS_WISE, text, re.I)]
+    before = [v for v in verbs if v[0] < at]  # "worse on 32, and tied on 7": the verb before the number, else after
+    verb = (before[-1] if before else verbs[0]) if verbs and at >= 0 else None
+    subject = _subject(text, verbs[0][0]) if verb else None  # "... and 29 go the other way": the same subject
     out = []
     for a, b in _pairs(set(named.get("arm", ())), table):
         rows = [(table[a][label][0], table[b][label][0]) for label in table[a] if label in table[b] and

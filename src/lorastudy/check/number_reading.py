@@ -291,7 +291,12 @@ def _read_sentence(sentence: str, names: _Names, section: object) -> list[Readin
         named = sentence_entities
         if about_weighting and "arm" in named:
             named = {**named, "arm": _with_weighted(named["arm"])}
+        coordinate = re.search(r"\b(step|epoch)\s*$", sentence[:match.start()], re.I)
+        if coordinate and not match.group("dec"):  # "at step 127 its validation macro F1 was ...": where, not what
+            kind = {"step": "steps", "epoch": "epochs"}[coordinate.group(1).lower()]
         reading = _reading(match, sentence, kind, entities, sentence, section, clause_text, between, named, unit)
+        if coordinate and not match.group("dec"):
+            reading.difference = reading.between = False  # a coordinate is never a gap between two models
         estimate = next((r for r in reversed(found) if not r.interval_end), None)
         if re.search(CI_END, sentence[:match.start()]) and estimate is not None:
             # "2.1 points of accuracy (95% CI −3.6 to −0.6)": an interval's end bounds the estimate before it
@@ -389,6 +394,8 @@ def _read_table(header: list[str], rows: list[list[str]], names: _Names, section
                 own = [k for k in _kind_matches(cell) if k[1] <= match.start() and not (percent and k[2] in COUNTS)]
                 right_after = [k for k in _kind_matches(cell) if k[0] >= match.end() and
                                re.fullmatch(r"\s*", cell[match.end():k[0]]) and not (percent and k[2] in COUNTS)]
+                if index == 0 and not match.group("dec") and re.match(r"\s+(?:[A-Z]?\w+\s+)?\w{3,}s\b", cell[match.end():]):
+                    right_after = [(0, 0, "count")]  # "| Time for all 117,659 WordNet glosses |": a count in the label
                 if index == 0 and re.search(r"\(\s*$", cell[:match.start()]) and not match.group("dec"):
                     right_after = right_after or [(0, 0, "count")]  # "verb (15)": the row's class count
                 column_unit = column_units[index] if index < len(column_units) else None
