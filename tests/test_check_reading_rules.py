@@ -49,6 +49,8 @@ SWAPS = {
                                     "LoRA vs 0.943 for encoder LoRA.", "0.902", "0.943"),
     "'it' is the model of the sentence before": ("For the nightly batch I pick encoder LoRA. It takes 3.1 minutes on "
                                                  "one machine; decoder LoRA takes 23.1 minutes.", "3.1", "23.1"),
+    "zero on one arm only": ("Encoder LoRA and decoder LoRA each leave classes at zero F1: 5 only on the encoder, "
+                             "4 only on the decoder.", "5", "4"),
     "a tier's share of the predictions": ("## 3. Per-class analysis\n\nUnweighted, decoder LoRA sent 4.8% of its predictions to rare classes, "
                                           "against 2.8% for encoder LoRA.", "4.8%", "2.8%"),
 }

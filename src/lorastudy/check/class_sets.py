@@ -62,7 +62,10 @@ def counterpart(arm: str) -> str | None:
 
 
 def _pairs(arms: set[str], table: dict) -> list[tuple[str, str]]:
-    pairs = [(a, b) for a in arms for b in arms if a != b and a.split("_")[0] != b.split("_")[0]]
+    """The arm pairs a class-wise comparison is about: counterparts the sentence names (decoder_lora and encoder_lora),
+    else any two of its arms from different families, else each arm and its counterpart."""
+    pairs = [(a, counterpart(a)) for a in arms if counterpart(a) in arms] or \
+        [(a, b) for a in arms for b in arms if a != b and a.split("_")[0] != b.split("_")[0]]
     if not pairs:
         pairs = [(a, counterpart(a)) for a in arms if counterpart(a)]
         pairs += [(b, a) for a, b in pairs]
@@ -105,7 +108,7 @@ def class_counts(reading, index, named: dict[str, set[str]]) -> list[Fact]:
     if reading.decimals != 0 or reading.unit or not re.search(CLASS_WISE, reading.where, re.I):
         return []
     table = per_class(index)
-    tiers = set(reading.entities.get("tier", ()))
+    tiers = _own_tiers(reading)
     text = reading.where
     at = text.find(reading.printed)
     start = max((m.end() for m in re.finditer(r"[.;:!?]\s|\*\*", text[:max(at, 0)])), default=0)  # its statement
@@ -115,14 +118,19 @@ def class_counts(reading, index, named: dict[str, set[str]]) -> list[Fact]:
     verb = (before[-1] if before else verbs[0]) if verbs and at >= 0 else None
     subject = _subject(text, verbs[0][0]) if verb else None  # "... and 29 go the other way": the same subject
     out = []
-    for a, b in _pairs(set(named.get("arm", ())), table):
+    arms = set(named.get("arm", ()))
+    if re.search(r"\bweighted\b", text[start:], re.I) and not re.search(r"\bunweighted\b", text[start:], re.I):
+        arms = {f"{a.removesuffix('_cw')}_cw" for a in arms if f"{a.removesuffix('_cw')}_cw" in ARMS}  # "both weighted arms"
+    for a, b in _pairs(arms, table):
         rows = [(table[a][label][0], table[b][label][0]) for label in table[a] if label in table[b] and
                 (not tiers or table[a][label][1] & tiers)]
         entities = {"arm": frozenset({a, b}), **({"tier": frozenset(tiers)} if tiers else {})}
         where = f"classes{' of the ' + '/'.join(sorted(tiers)) + ' tier' if tiers else ''}"
         counts = [("count", f"{a} tied with {b}", sum(abs(x - y) <= 1e-9 for x, y in rows)),
-                  ("zero_f1", f"zero F1 for both {a} and {b}", sum(x == 0 and y == 0 for x, y in rows)),
-                  ("zero_f1", f"zero F1 for {a} only, not {b}", sum(x == 0 and y > 0 for x, y in rows))]
+                  ("zero_f1", f"zero F1 for both {a} and {b}", sum(x == 0 and y == 0 for x, y in rows))]
+        only = re.match(r"\s+(?:[\w-]+\s+){0,3}?only (?:on|for|in) (?:the )?(\w+)", text[at + len(reading.printed):])
+        if not only or a.startswith(only.group(1).lower()):  # "5 only on the encoder": zero for the encoder only
+            counts.append(("zero_f1", f"zero F1 for {a} only, not {b}", sum(x == 0 and y > 0 for x, y in rows)))
         if verb is None or subject is None or a.startswith(subject):
             counts += [("count", f"{a} above {b}", sum(x > y + 1e-9 for x, y in rows))] * \
                 (verb is None or not re.match(BELOW + "|" + TIES, verb[1], re.I))
@@ -130,13 +138,35 @@ def class_counts(reading, index, named: dict[str, set[str]]) -> list[Fact]:
                 (verb is None or not re.match(ABOVE + "|" + TIES, verb[1], re.I))
         for kind, how, count in counts:
             out.append(Fact(float(count), kind, entities, f"{where} with {how} (per-class F1)", "derived"))
+    if re.search(r"\b(?:all|every|each)\b(?:\s+\w+){0,2}\s+(?:arms?|models?|runs?)\b", text, re.I) and table:
+        labels = set.intersection(*(set(rows) for rows in table.values()))
+        for tier_set in ([None] + [{t} for t in {t for rows in table.values() for _, ts in rows.values() for t in ts}]):
+            chosen = [x for x in labels if tier_set is None or next(iter(table.values()))[x][1] & tier_set]
+            count = sum(all(rows[x][0] == 0 for rows in table.values()) for x in chosen)
+            out.append(Fact(float(count), "zero_f1", {"arm": frozenset(table), **({"tier": frozenset(tier_set)} if tier_set
+                                                                                  else {})},
+                            f"classes at zero F1 under all {len(table)} arms{' (' + next(iter(tier_set)) + ')' if tier_set else ''}",
+                            "derived"))
     return out
+
+
+def _own_tiers(reading) -> set[str]:
+    """The tiers a count's own clause names ("17 rare classes"), else those its statement names before it ("17 rare
+    classes are at zero on both; 5 only on the encoder"), not those named after it in a later statement."""
+    text = reading.where
+    at = max(text.find(reading.printed), 0)
+    start = max((m.end() for m in re.finditer(r"[.!?]\s|\*\*", text[:at])), default=0)
+    for scope in (reading.context, text[start:at]):
+        tiers = {t for t in reading.entities.get("tier", ()) if re.search(rf"\b{re.escape(t)}\b", scope, re.I)}
+        if tiers:
+            return tiers
+    return set()
 
 
 def class_count_agrees(reading, fact: Fact) -> bool:
     """A class-wise count is about a pair of arms of which the sentence names one or both, and about its tier."""
     arms = set(reading.entities.get("arm", ())) | set((reading.named or {}).get("arm", ()))
-    tiers = reading.entities.get("tier")
+    tiers = _own_tiers(reading)
     return bool(fact.entities["arm"] & arms) and (not tiers or bool(fact.entities.get("tier", frozenset()) & tiers)) and \
         fact.kind in (reading.accepts or {fact.kind})
 
