@@ -40,15 +40,17 @@ def unnamed_group(reading, known: list[str]) -> bool:
                for m in GROUP.finditer(text))
 
 
-def per_class(index, kind: str = "f1") -> dict[str, dict[str, tuple[float, frozenset[str]]]]:
-    """Each arm's value of a per-class metric (its mean over seeds where it has several), with each class's tier."""
-    key = ("per_class", kind)
+def per_class(index, kind: str = "f1", first_seed: bool = False) -> dict[str, dict[str, tuple[float, frozenset[str]]]]:
+    """Each arm's value of a per-class metric (its mean over seeds where it has several, or its first seed's: the
+    reference run), with each class's tier."""
+    key = ("per_class", kind, first_seed)
     if key not in index._pools:
         table: dict[str, dict[str, tuple[float, frozenset[str]]]] = {}
         for fact in index.by_kind.get(kind, ()):
             labels, arms = fact.entities.get("label", frozenset()), fact.entities.get("arm", frozenset())
-            if fact.slot.startswith("evaluation/per_class/") and not fact.per_seed and "(seed std" not in fact.slot \
-                    and len(labels) == 1 and len(arms) == 1:
+            if fact.slot.startswith("evaluation/per_class/") and "(seed std" not in fact.slot and \
+                    (fact.mean_reported is False and fact.source.startswith("evaluation/per_class/") if first_seed
+                     else not fact.per_seed) and len(labels) == 1 and len(arms) == 1:
                 table.setdefault(next(iter(arms)), {})[next(iter(labels))] = (fact.value, fact.entities.get("tier", frozenset()))
         index._pools[key] = table
     return index._pools[key]
@@ -107,7 +109,14 @@ def class_counts(reading, index, named: dict[str, set[str]]) -> list[Fact]:
     "wins" is the subject's wins, after "worse", "loses" its losses; ties and zero counts are symmetric."""
     if reading.decimals != 0 or reading.unit or not re.search(CLASS_WISE, reading.where, re.I):
         return []
-    table = per_class(index)
+    out: list[Fact] = []
+    for table in (per_class(index), per_class(index, first_seed=True)):  # over the seeds' means, or the reference run's
+        seen = {(f.value, f.source) for f in out}
+        out += [f for f in _class_counts(reading, table, named) if (f.value, f.source) not in seen]
+    return out
+
+
+def _class_counts(reading, table: dict, named: dict[str, set[str]]) -> list[Fact]:
     tiers = _own_tiers(reading)
     text = reading.where
     at = text.find(reading.printed)
