@@ -19,15 +19,14 @@ from lorastudy.check.fact_matching import CONTRADICTED
 
 NOTES = corpus_notes()
 pytestmark = pytest.mark.skipif(not NOTES, reason="no corpus notes in tests/fixtures/notes/<dataset>/<writer>/")
-# Issue #28's targets (no contradicted number; >= 95% of falsifications caught) are not met yet on these six notes:
-# per note 89.5-96.6% of numbers supported and 50-75% of falsifications caught when the corpus was first scored
-# (not checkable 2.6-6.9%, which meets coverage). Until they are, these floors hold what was reached, so a change
-# that makes `check` worse on human notes fails; raise them as `check` improves, up to the targets.
-MAX_CONTRADICTED_SHARE = 0.11  # target 0
-MIN_SENSITIVITY = 0.50  # target 0.95
-# Notes whose sections `check` still reads as incomplete although the writer covered them (strict: remove the
-# entry when the section is read as covered).
-INCOMPLETE_YET = {"domains/analyst_f", "domains/student_d"}
+# Issue #28's targets (no contradicted number; >= 95% of falsifications caught) are not met yet on these six notes.
+# When the corpus was first scored, 89.5-96.6% of each note's numbers were supported and 50-75% of falsifications
+# caught; after the reading rules of the second pass (class-wise counts, pooled and top-k class metrics, CPU-hours,
+# SLA multiples, interval ends bound to their estimate, coordinates, ...) at most 4.9% of a note's numbers are
+# contradicted (specificity 95.1-98.4%), 2.1-6.5% not checkable and 70.8-95.8% of falsifications are caught. These
+# floors hold what was reached, so a change that makes `check` worse on human notes fails; raise them as it improves.
+MAX_CONTRADICTED_SHARE = 0.05  # target 0
+MIN_SENSITIVITY = 0.70  # target 0.95
 
 
 @pytest.fixture(scope="module")
@@ -65,9 +64,7 @@ def test_falsified_numbers_are_contradicted(scores, note):
     assert result.sensitivity >= MIN_SENSITIVITY, (result.summary(), missed)
 
 
-@pytest.mark.parametrize("note", [
-    pytest.param(n, marks=pytest.mark.xfail(strict=True, reason="a covered section read as incomplete"))
-    if _id(n) in INCOMPLETE_YET else n for n in NOTES], ids=_id)
+@pytest.mark.parametrize("note", NOTES, ids=_id)
 def test_every_rubric_section_is_covered(scores, note):
     assert {n: m for n, m in scores[note].sections.items() if m} == {}, scores[note].summary()
 

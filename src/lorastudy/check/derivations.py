@@ -23,12 +23,14 @@ from functools import lru_cache
 from dataclasses import dataclass, field
 from itertools import permutations
 
+from lorastudy.check.class_sets import class_counts, class_wise, largest_classes, pooled
 from lorastudy.check.facts import ARMS, Fact
 
-RELATIVE = r"relative|\bof (?:the |its |a |that |this |their )?(?:[\w'’.-]+ ){0,4}?(?:effect|gap|change|gain|improvement|" \
-           r"drop|difference|advantage|lift|loss|cost|latency|size|value|score|f1|accuracy|recall|throughput)\b|" \
-           r"%\s*(?:more|less|fewer|higher|lower|larger|smaller|faster|slower|" \
-           r"cheaper|dearer|bigger|increase|decrease|drop|gain|reduction|improvement|worse|better|of)|percent"
+# "17% higher", "+9.2% relative": a relative change; "under 4% of the Week 2 effect": a percentage of a quantity
+RELATIVE = r"relative|%\s*(?:more|less|fewer|higher|lower|larger|smaller|faster|slower|cheaper|dearer|bigger|increase|" \
+           r"decrease|drop|gain|reduction|improvement|worse|better)\b|percent (?:more|less|higher|lower)"
+PERCENT_OF = r"\bof (?:the |its |a |that |this |their )?(?:[\w'’.-]+ ){0,4}?(?:effect|gap|change|gain|improvement|" \
+             r"drop|difference|advantage|lift|loss|cost|latency|size|value|score|f1|accuracy|recall|throughput)\b"
 SHARE = r"\bof (?:the |all |its |their |those |these )?(?:[\w.'’-]+ ){0,3}?(?:test|train|training|validation|val|" \
         r"examples|items|rows|predictions|classes|set|split|weights|parameters|params|gap|difference|total|budget|capacity|" \
         r"support|volume)\b|\bshare\b|\bfraction\b|\bproportion\b"
@@ -102,6 +104,10 @@ def _within(fact: Fact, named: dict[str, set[str]]) -> bool:
     for kind, values in fact.entities.items():
         if kind == "split" or (kind == "tier" and "label" in fact.entities):
             continue
+        if kind == "family":
+            if named.get("arm") and not values & {a.split("_")[0] for a in named["arm"]}:
+                return False
+            continue
         if not values <= named.get(kind, set()):
             return False
     return True
@@ -150,6 +156,8 @@ def _derived(value: float, kind: str | None, a: Fact, b: Fact | None, how: str) 
 def derive(reading, index: FactIndex) -> list[Fact]:
     """Derived quantities the reading's wording calls for, from facts about the entities its sentence names."""
     named = reading.named if reading.named is not None else reading.entities
+    if class_wise(reading):
+        return class_counts(reading, index, named)
     text = reading.context + " " + reading.where
     families = {a.split("_")[0] for a in named.get("arm", ())}
     if len(families) == 1 and re.search(COMPARING, text, re.I):
@@ -178,8 +186,15 @@ def derive(reading, index: FactIndex) -> list[Fact]:
         out += [_derived(a.value / b.value, "ratio", a, b, "ratio") for a, b in pairs if b.value and a.slot == b.slot
                 and (base_kinds is not None or a.kind in MAGNITUDES or "{#}" not in a.slot)]
         out += [_derived(b.value / a.value, "ratio", a, b, "ratio") for a, b in _cross_kind_pairs(pool) if a.value]
+        if re.search(r"\b(?:best|peak|max\w*|highest|fastest|top)\b", text, re.I):
+            out += _best_row_ratios(pool)
+        if re.search(r"\bSLA\b|\bbudget\b|\btarget\b", text, re.I):
+            slas = [f for f in index.by_kind.get("latency", ()) if re.search(r"sla", f.source, re.I) and f.value]
+            out += [_derived(a.value / s.value, "ratio", a, s, "times the SLA") for a in pool
+                    if a.kind == "latency" and a.entities.get("arm") for s in slas]
     if percent and re.search(RELATIVE, text, re.I):
         out += [_derived((a.value - b.value) / b.value, "share", a, b, "relative change") for a, b in pairs if b.value]
+    if percent and re.search(PERCENT_OF, text, re.I):
         out += [_derived(a.value / b.value, "share", a, b, "percentage of") for a, b in pairs if b.value]
     if percent and re.search(SHARE, text, re.I):
         counts = index.pool(named, frozenset({"count", "parameters", "zero_f1", "instances"}))
@@ -187,10 +202,13 @@ def derive(reading, index: FactIndex) -> list[Fact]:
         parts = [f for f in counts if f.kind in ("count", "parameters")]
         if len(parts) * len(totals) <= 40000:
             out += [_derived(a.value / b.value, "share", a, b, "share") for a in parts for b in totals
-                    if b.value and 0 < a.value < b.value]
+                    if b.value and 0 < a.value < b.value and b.entities.get("arm", a.entities.get("arm")) == a.entities.get("arm")]
+            # a part of one arm's total (or of a total about no arm): not one arm's count over another arm's
     if re.search(SUM, text, re.I) and not percent:
         out += [_derived(a.value + b.value, a.kind, a, b, "sum") for a, b in pairs if a.slot == b.slot]
     out += _group_means(reading, index, named)
+    out += class_counts(reading, index, named) + largest_classes(reading, index, named)
+    out += pooled(reading, index, named, [p for p, w in GROUP_WORDS.items() if re.search(w, reading.where, re.I)] or [None])
     out += _deployment(reading, index, named, text)
     if reading.entities.get("tier") and re.search(r"\bgap\b|difference|of the|account|contribut|split|comes? from", text, re.I):
         out += _tier_share_of_gap(index, named)
@@ -201,6 +219,8 @@ def _kinds_named(text: str) -> frozenset[str] | None:
     from lorastudy.check.metric_kinds import _accepted, _kind_matches
 
     kinds = [k for _, _, k in _kind_matches(text) if k not in DERIVED_KINDS]
+    if not kinds and re.search(r"\b(?:slower|faster|quicker|speed\w*)\b", text, re.I):
+        kinds = ["latency", "throughput", "time"]  # "4.8x slower": a ratio of latencies or throughputs
     return _accepted(kinds)
 
 
@@ -231,6 +251,24 @@ def _slot_pairs(pool: list[Fact]) -> list[tuple[Fact, Fact]]:
         by_slot.setdefault(fact.slot, []).append(fact)
     return [(a, b) for members in by_slot.values() if len(members) <= 60 for a, b in permutations(members, 2)
             if a.entities != b.entities]
+
+
+def _best_row_ratios(pool: list[Fact]) -> list[Fact]:
+    """Ratios of two arms' best rows of a list ("best batched throughput": each arm at its own best batch size)."""
+    best: dict[tuple, list[Fact]] = {}
+    for fact in pool:
+        if "{#}" in fact.slot and len(fact.entities.get("arm", ())) == 1:
+            best.setdefault((fact.kind, re.sub(r"\.\d+\.", ".#.", fact.source.split(next(iter(fact.entities["arm"])))[-1])),
+                            []).append(fact)
+    out = []
+    for members in best.values():
+        by_arm: dict[frozenset, list[Fact]] = {}
+        for fact in members:
+            by_arm.setdefault(fact.entities["arm"], []).append(fact)
+        extremes = [pick(facts, key=lambda f: f.value) for facts in by_arm.values() for pick in (max, min)]
+        out += [_derived(a.value / b.value, "ratio", a, b, "ratio of best rows") for a, b in permutations(extremes, 2)
+                if b.value and a.entities != b.entities]
+    return out
 
 
 def _cross_kind_pairs(pool: list[Fact]) -> list[tuple[Fact, Fact]]:
@@ -329,6 +367,14 @@ def _deployment(reading, index: FactIndex, named: dict[str, set[str]], text: str
                 if isinstance(examples, (int, float)) and capacity.value:
                     base = Fact(0.0, "time", {"context": frozenset({str(context.get("name"))})}, str(context.get("name")), "")
                     out.append(_derived(float(examples) / capacity.value, "time", capacity, base, "examples / throughput"))
+    if reading.unit == "%" and re.search(r"\bof (?:the|its|a|each) (?:[\w-]+ )?window\b", text, re.I):
+        for capacity in capacities + throughputs:  # "15.7 min (26% of the window)"
+            for context in contexts:
+                examples, minutes = context.get("examples"), context.get("window_minutes")
+                if isinstance(examples, (int, float)) and isinstance(minutes, (int, float)) and minutes and capacity.value:
+                    base = Fact(0.0, "share", {"context": frozenset({str(context.get("name"))})}, str(context.get("name")), "")
+                    out.append(_derived(examples / capacity.value / (60 * minutes), "share", capacity, base,
+                                        "share of the window"))
     if "cost" not in wanted:
         return out
     words = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6}

@@ -12,7 +12,8 @@ ENCODER_WORDS = ["encoder", "encoders", "minilm", "roberta", "deberta", "electra
 DECODER_WORDS = ["decoder", "decoders", "qwen", "smollm", "smollm2", "llama", "gpt", "mistral", "gemma"]
 TFIDF = r"tf-?idf|logistic regression|\blogreg\b|bag[- ]of[- ]words"
 FULL = r"\bfull(?:y)?\b|full[- ]?f(?:ine[- ]?)?t"
-WEIGHTED = r"weight|\bcw\b"
+WEIGHTED = r"weight(?!s\b)|(?:class|loss|frequency|inverse|sqrt|\+)[- ]?weights\b|weights (?:on|in) the (?:loss|cross)|\bcw\b"
+# ("trainable weights", "6x more weights" are parameters, not class weighting)
 UNWEIGHTED = r"unweighted|without (?:class )?weight|no (?:class )?weight|before weight|vanilla|plain"
 
 

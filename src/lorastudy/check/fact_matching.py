@@ -23,7 +23,8 @@ import re
 from functools import lru_cache
 from dataclasses import dataclass
 
-from lorastudy.check.derivations import FactIndex, derive
+from lorastudy.check.class_sets import class_count_agrees, class_wise, unnamed_group
+from lorastudy.check.derivations import GROUP_WORDS, FactIndex, derive
 from lorastudy.check.entity_names import _families, _models
 from lorastudy.check.facts import Fact
 from lorastudy.check.number_reading import Reading
@@ -73,6 +74,8 @@ def _scales(reading: Reading, fact: Fact | None = None) -> tuple[float, ...]:
     scales = UNITS.get(reading.unit or "", (1.0,))
     if reading.unit is None and reading.kind in POINTABLE and abs(reading.value) > 1:
         scales = (100.0,)  # "recall rose 5.8" or "CI 7.0 to 25.2": a fraction's points
+    if fact is not None and reading.unit in ("min", "h", "s") and re.search(r"minutes?$", fact.source):
+        scales += tuple(s * 60 for s in scales)  # a fact kept in minutes ("window_minutes"), read in hours or seconds
     if fact is not None and fact.slot == "derived" and reading.unit in ("%", "pp"):
         scales = (100.0,)  # a derived share or change is a fraction
     if fact is not None and reading.rate:
@@ -117,6 +120,7 @@ def value_matches(reading: Reading, value: float, fact: Fact | None = None) -> b
 
 CLASS_COUNT = re.compile(r"(?<![\w.])\d+\s+(?:[\w\"“”-]+\s+){0,2}?(?:classes|supersenses|labels|domains|categories)\b", re.I)
 CLASS_COUNT_KEYS = r"class|label|tier_sizes|tier_of|zero|n_nonzero|n_predicted|sizes|\.rare$|\.common$|number of"
+INTERVAL_END = r"(?:^|[._])(?:ci|interval)\w*(?:\.\w+)?\[[01]\]$|(?:^|[._])(?:lo|hi|low|high|lower|upper|ci_lo|ci_hi)$"
 POINTABLE = {"accuracy", "f1", "macro_f1", "recall", "precision"}
 SEED_WORDS = r"\bseeds?\b|\branged?\b|\bacross (?:the )?runs\b|\beach run\b|\bper run\b|\bevery run\b|" \
              r"\d\s*[–—]\s*\d|\bvaried\b|\bindividual"
@@ -141,6 +145,9 @@ def agrees(reading: Reading, fact: Fact) -> bool:
     if reading.accepts is None and (reading.unit in ("%", "pp") or (reading.decimals > 0 and abs(reading.value) <= 1)) \
             and fact.kind not in FRACTIONS:
         return False  # a percentage or a number like 0.82 of no read kind is a fraction
+    if fact.entities.get("family") and reading.entities.get("arm") and \
+            not fact.entities["family"] & _families(reading.entities["arm"]):
+        return False  # the encoder's settings are not the decoder's
     if fact.entities.get("label") and not reading.entities.get("label") and not _some_class(reading.where):
         return False
     if "validation" in fact.entities.get("split", ()) and "validation" not in reading.entities.get("split", ()):
@@ -185,6 +192,8 @@ def judge(reading: Reading, index: FactIndex) -> Judgement:
     none does), or not checkable (no fact exists for what it is about, or it is a prediction's threshold)."""
     if reading.threshold:
         return Judgement(reading, NOT_CHECKABLE, why="a prediction's or condition's threshold")
+    if unnamed_group(reading, [*GROUP_WORDS.values(), r"\b(?:rare|common|tail|head|frequent|tier)\b"]):
+        return Judgement(reading, NOT_CHECKABLE, why="about a group of classes the run does not record")
     labels = None if _some_class(reading.where) else set(reading.entities.get("label", ()))
     seeds = bool(re.search(SEED_WORDS, reading.where, re.I))
     spread = reading.plusminus or bool(re.search(SPREAD_WORDS, reading.where, re.I))
@@ -195,6 +204,8 @@ def judge(reading: Reading, index: FactIndex) -> Judgement:
               and agrees(reading, f)
               and (not CLASS_COUNT.search(reading.context) or f.kind != "count" or reading.kind != "count" or
                    re.search(CLASS_COUNT_KEYS, f.source.rsplit(": ", 1)[-1], re.I))]
+    if class_wise(reading) and any(f.source.startswith("classes") for f in derive(reading, index)):
+        direct = []  # a class-by-class count: only the comparison of the two arms' per-class files supports it
     if reading.bound:
         return _judge_bound(reading, direct + [f for f in derive(reading, index) if _agrees_derived(reading, f)])
     for fact in direct:
@@ -206,16 +217,23 @@ def judge(reading: Reading, index: FactIndex) -> Judgement:
     interval = bool(re.search(r"(?:\bCI\b|\[)[^\]);]*$", before))
     if interval:  # "CI −7.8 to −1.8": an interval's end, as stored (either orientation), not a derivation
         unsigned = Reading(**{**reading.__dict__, "signed": False})
-        ends = [f for f in direct if value_matches(unsigned, f.value, f)]
+        intervals = [f for f in direct if re.search(INTERVAL_END, f.source.rsplit(": ", 1)[-1], re.I)]
+        ends = [f for f in intervals if value_matches(unsigned, f.value, f)]
         if ends:
             return Judgement(reading, SUPPORTED, ends[0])
-        if reading.inferred or reading.kind is None or not direct:
+        if reading.inferred or reading.kind is None or not intervals:
             return Judgement(reading, NOT_CHECKABLE, why="an interval's end with no interval of that kind for that entity")
-        return Judgement(reading, CONTRADICTED, _nearest(reading, direct))
+        return Judgement(reading, CONTRADICTED, _nearest(reading, intervals))
     if reading.signed and reading.kind is not None:  # the artifacts hold this value with the other sign
         unsigned = Reading(**{**reading.__dict__, "signed": False})
         flipped = [f for f in direct if value_matches(unsigned, f.value, f)]
-    derived = [f for f in derive(reading, index) if _agrees_derived(reading, f)] if not flipped else []
+    agreeing = class_count_agrees if class_wise(reading) else _agrees_derived
+    derived = [f for f in derive(reading, index) if agreeing(reading, f)] if not flipped else []
+    if reading.kind == "share" and any(f.kind == "share" and f.entities.get("tier") for f in direct) and \
+            reading.entities.get("tier"):
+        # "3.6% of its predictions went to rare classes": the run states the tier's share; a count over a total that
+        # happens to land near the number does not stand in for it
+        derived = [f for f in derived if not f.source.startswith("share:")]
     for fact in derived:
         if value_matches(reading, fact.value, fact):
             return Judgement(reading, SUPPORTED, fact)

@@ -32,6 +32,7 @@ ARMS = ("tfidf_logreg", "encoder_full", "encoder_full_cw", "encoder_lora", "enco
 KIND_OF_KEY = [
     ("p_value", r"^p$|p_?value|_p$"),
     ("learning_rate", r"learning_rate|^lr$"),
+    ("hardware", r"cpu_count|threads$|^n?_?cores$|gpu_count"),
     ("ratio", r"(?:^|_)ratio$|factor"),
     ("zero_f1", r"zero_f1|delta_zero"),
     ("macro_f1", r"macro"),
@@ -336,9 +337,14 @@ def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+DESCRIPTIVE_FIELDS = {"kind", "type", "source", "metric", "primary_metric", "method", "family", "status", "unit", "device"}
+
+
 def _own(node: dict, key: str) -> list[str]:
-    """The strings of a dict that name entities for one of its members: its key and its string fields."""
-    return [str(key)] + [str(v) for v in node.values() if isinstance(v, str) and len(v.split()) <= 4]  # names, not prose
+    """The strings of a dict that name entities for one of its members: its key and its string fields (not those that
+    describe the record, such as a comparison's `kind`: "architecture" is a comparison type even where it is a class)."""
+    return [str(key)] + [str(v) for k, v in node.items() if isinstance(v, str) and len(v.split()) <= 4  # names, not prose
+                         and str(k).lower() not in DESCRIPTIVE_FIELDS]
 
 
 def _parallel_lists(node: dict) -> dict[str, list[str]]:
@@ -372,11 +378,16 @@ def _add(out: list[Fact], value: float, kind: str | None, context: list[str], vo
     entities: dict[str, set[str]] = {}
     for text in context:
         text = re.sub(r"__seed\d+", "", text)  # a run name is its arm
+        whole = vocab.entities_in(text)
         for piece in [text] + (text.split() if " " in text else []):
             for entity_type, found in vocab.entities_in(piece).items():
-                entities.setdefault(entity_type, set()).update(found)
+                if piece is text or entity_type not in whole:  # "criminal law" is one class, not also "law"
+                    entities.setdefault(entity_type, set()).update(found)
     if re.search(r"(?:^|[._ ])val(?:_|idation|$)", source.split(": ", 1)[-1]):
         entities["split"] = {"validation"}
+    family = re.match(r"config\.resolved\.yaml: models\.(encoder|decoder)\.", source)
+    if family and "arm" not in entities:
+        entities["family"] = {family.group(1)}  # a setting of one model family's arms (its epochs, its LoRA rank)
     out.append(Fact(value, kind, {k: frozenset(v) for k, v in entities.items()}, source, slot or _slot(source, vocab)))
 
 

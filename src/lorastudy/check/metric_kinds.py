@@ -30,13 +30,14 @@ NOTE_KINDS = [
     ("time", r"seconds? per step|s/step|per[- ]step time"),
     ("steps", r"\bsteps?\b"),
     ("epochs", r"\bepochs?\b"),
-    ("batch_size", r"\bbatch(?:es)?\b(?= (?:of )?\d)|batch size"),
+    ("batch_size", r"\bbatch(?:es)?\b(?= (?:of )?\d)|batch size|\bbs\b\s*=?\s*(?=\d)"),
     ("memory", r"memory|\bram\b|\bdisk\b|\bsize\b"),
     ("ratio", r"\bfactor of\b|\b\d+-fold\b"),
-    ("time", r"seconds? per step|s/step|per step|wall[- ]?time|\bminutes?\b|\bhours?\b|\bseconds\b|\bwindow\b|\btakes?\b|\btook\b|\btime\b"),
+    ("time", r"seconds? per step|s/step|per step|wall[- ]?time|\bminutes?\b|\bhours?\b|\bseconds\b|\bwindow\b|\btakes?\b|\btook\b|(?<!of the )\btime\b"),
     ("count", r"support|train(?:ing)? (?:count|examples|rows|items)|\btrain\b|\bexamples\b|\bglosses\b|\bdefinitions\b|\brows\b|\bitems\b|\bcounts?\b|"
               r"\bclasses\b|complaints|requests|predictions a month|texts within"),  # a context's volume
     ("seed", r"\bseeds\b"),
+    ("hardware", r"(?<=\d)[- ]?(?:v?cpus?|cores?|threads?)\b"),  # "a 2-vCPU box", "2 threads"
 ]
 KIND_ORDER = [kind for kind, _ in NOTE_KINDS]
 UNIT_KIND = {"ms": "latency", "$": "cost", "MB": "memory", "GB": "memory", "min": "time", "h": "time", "s": "time",

@@ -35,13 +35,16 @@ from dataclasses import dataclass
 from lorastudy.check.derivations import GROUP_WORDS
 from lorastudy.check.entity_names import FULL, UNWEIGHTED, WEIGHTED, _families, _family, _models, _Names, _with_weighted
 from lorastudy.check.facts import Vocabulary
-from lorastudy.check.metric_kinds import COUNTS, KIND_ORDER, NOTE_KINDS, UNIT_KIND, _accepted, _kind_matches, _read_kind
+from lorastudy.check.metric_kinds import COUNTS, KIND_ORDER, NOT_PERCENT, NOTE_KINDS, UNIT_KIND, _accepted, _kind_matches, _read_kind
 from lorastudy.check.note_sections import _Block, _sections
 from lorastudy.check.printed_numbers import _approx, _bound, _metric_like, _numbers, _rate_shared, _unit
 
 PROPOSAL = r"\bexperiment\b|\bre-?run\b|\bre-?train\b|\btry\b|\bdouble\b|\bnext\b|\bpropos\w*|\bplan\b|\bwould\b|\bwill\b|\bshould\b|\bI'd\b|\bexpect|\bpredict|" \
            r"\bhypothes|\bif\b|\btarget\b"
 FRACTION_KINDS = ("f1", "macro_f1", "accuracy", "recall", "precision")
+CI_END = r"\bCI\b[^\d−+;)-]{0,12}(?:[-−+]?\d[\d.,]*\s*(?:%|pp|pts?|points?)?\s*(?:to|–|—|-|,|and)\s*)?$"  # its 1st or 2nd number
+SETTINGS = {"epochs", "steps", "seed", "batch_size", "learning_rate"}
+PRONOUN_SUBJECT = r"\s*(?:it|its|it's|this one|that one)\b"
 COMPARATOR = r"(?:above|below|at least|at most|fewer than|more than|less than|under|over|beyond|exceeds?|exceeding|" \
              r"higher than|lower than|>|<|≥|≤)"
 PREDICTIVE = r"\b(?:predict\w*|expect\w*|hypothes\w*|if|unless|would|should|will|target|threshold|goal|aim)\b"
@@ -75,6 +78,7 @@ class Reading:
     proposal: bool = False  # part of a proposed experiment (section 5): checked only when the artifacts support it
     inferred: bool = False  # its kind is the previous sentence's metric: supported if it matches, else not checkable
     before: str = ""  # the sentence before it (what "their", "it" refer to)
+    interval_end: bool = False  # an end of the interval of the estimate before it ("CI −3.6 to −0.6")
 
     def described(self) -> str:
         names = "; ".join(f"{k} {'/'.join(sorted(v))}" for k, v in self.entities.items() if v) or "no entity"
@@ -116,6 +120,8 @@ def _reading(match: re.Match, text: str, kind: str | None, entities: dict[str, s
     threshold = bool(re.search(COMPARATOR + r"\s+(?:[\w'’.-]+\s+){0,3}$", before, re.I)) and \
         (section == 5 or bool(re.search(PREDICTIVE, where, re.I)))
     proposal = section == 5 and bool(re.search(PROPOSAL, where, re.I))
+    if kind in SETTINGS and re.search(r"\bwould\b|\bcould\b|\bif\b|\bbelow\b|\bnext\b|\bpropos", where, re.I):
+        proposal = True  # "a decoder that catches up after 2 epochs would change this": a setting not (yet) run
     if match.group("dollar"):
         kind = "cost"
     if kind in COUNTS and unit == "%":
@@ -154,8 +160,22 @@ def read_numbers(blocks: dict[object, _Block], names: _Names) -> list[Reading]:
         topic, last_sentence, last_arms = None, "", None
         for sentence in block.sentences():
             found = _read_sentence(sentence, names, section)
+            estimate = None
             for reading in found:
+                if reading.interval_end and estimate is not None:  # read as the estimate it bounds, once that is read
+                    reading.before = last_sentence
+                    reading.entities, reading.named = estimate.entities, estimate.named
+                    reading.kind, reading.accepts, reading.inferred = estimate.kind, estimate.accepts, estimate.inferred
+                    continue
+                estimate = reading
                 reading.before = last_sentence
+                if last_arms and re.match(PRONOUN_SUBJECT, reading.context, re.I) and \
+                        not names.find(reading.where[:max(0, reading.where.find(reading.context))] + reading.context,
+                                       strict_weighting=False).get("arm"):
+                    # "It takes 15.7 minutes; the decoder takes 2.07 hours": "it" is the model of the sentence before
+                    reading.entities = {**reading.entities, "arm": set(last_arms)}
+                    reading.named = {**(reading.named or {}), "arm": set(reading.named.get("arm", ()) if reading.named
+                                                                        else ()) | set(last_arms)}
                 if last_arms and not (reading.named or {}).get("arm") and reading.unit != "x":
                     reading.named = {**(reading.named or {}), "arm": set(last_arms)}  # derivations may use them
                 if not any(reading.entities.values()) and last_arms and reading.kind not in (None, "count"):
@@ -164,18 +184,16 @@ def read_numbers(blocks: dict[object, _Block], names: _Names) -> list[Reading]:
                     reading.named = {**(reading.named or {}), "arm": set(last_arms)}
                     reading.inferred = True
                 if reading.kind is None and reading.entities.get("label") and reading.unit is None and \
-                        reading.decimals >= 2 and abs(reading.value) <= 1:
-                    reading.kind, reading.accepts = "f1", _accepted(["f1"])  # a class's score: its F1 by default
-                elif reading.kind is None and reading.unit is None and reading.decimals >= 2 and \
-                        abs(reading.value) <= 1 and any(re.search(p, sentence, re.I) for p in GROUP_WORDS.values()):
+                        reading.decimals >= 1 and abs(reading.value) <= 1:
+                    reading.kind, reading.accepts = "f1", _accepted(["f1"])  # a class's score ("1.0"): its F1 by default
+                elif reading.kind is None and ((reading.unit is None and reading.decimals >= 2 and abs(reading.value) <= 1)
+                                               or (reading.unit == "%" and abs(reading.value) <= 100)) and \
+                        any(re.search(p, sentence, re.I) for p in GROUP_WORDS.values()):
                     reading.kind, reading.accepts = "f1", _accepted(["f1"])  # a mean over a group of classes
                 elif reading.kind is None and topic and ((reading.unit is None and reading.decimals >= 2 and
                                                           abs(reading.value) <= 1) or reading.unit == "pp"):
                     reading.kind, reading.accepts = topic, _accepted([topic])  # the previous sentence's metric
                     reading.inferred = True
-                elif reading.kind is None and reading.entities.get("label") and reading.unit is None and \
-                        reading.decimals >= 2 and abs(reading.value) <= 1:
-                    reading.kind, reading.accepts = "f1", _accepted(["f1"])  # a class's score: its F1 by default
             kinds = [r.kind for r in found if r.kind in FRACTION_KINDS]
             topic = kinds[-1] if kinds else (topic if not found else None)
             arms = names.find(sentence, strict_weighting=False).get("arm")
@@ -215,11 +233,12 @@ def _read_sentence(sentence: str, names: _Names, section: object) -> list[Readin
             paired = re.search(r"\b(?:vs\.?|versus|against|compared (?:with|to))\s*(?:the\s+)?$",
                                sentence[:clause[0]].rstrip(" ,(") + " ", re.I)
             if not between and len(families) == 1 and not about_weighting and not in_clause and \
-                    not lora_vs_full and paired:
+                    not lora_vs_full and paired and names.find(sentence[:clause[0]], strict_weighting=False).get("arm"):
                 # "the decoder reaches 60.4% vs 56.6%": the number set against the named model is another model's
                 entities["arm"] = {a for a in names.vocab.arms if a.split("_")[0] not in families}
             elif not between and len(families) == 1 and not in_clause and "(" in sentence[max(0, clause[0] - 1):clause[0] + 1] \
-                    and re.match(r"\s*[-−+]?\$?\d[\d,.]*\s?%?\s*(?:vs\.?|versus)\s", sentence[match.start():]):
+                    and re.match(r"\s*[-−+]?\$?\d[\d,.]*\s?(?:%|[MBk]\b)?(?:\s+of\s+\$?\d[\d,.]*\s?[MBk]?)?\s*(?:vs\.?|versus)\s",
+                                 sentence[match.start():]):
                 # "(1.36% vs 1.37%)" in a sentence naming one model: which is whose is not said
                 entities["arm"] = set(names.vocab.arms)
         elif "arm" in in_clause and len(families) > len(_families(in_clause["arm"])) and \
@@ -236,11 +255,26 @@ def _read_sentence(sentence: str, names: _Names, section: object) -> list[Readin
                                                    sentence[previous[0].end():match.start()], re.I) and \
                 (kind is None or len(match.group("dec") or "") == len(previous[0].group("dec") or "")) and \
                 _unit(match, sentence) not in UNIT_KIND and \
+                not (_unit(match, sentence) in ("%", "pp") and previous[1] in NOT_PERCENT) and \
                 not re.match(r"\s?(?:%|pp\b|ms\b)?\s*(?:[\w-]+\s+)?(?:" + "|".join(p for _, p in NOTE_KINDS) + ")",
                              sentence[match.end():].lower()):
             kind = previous[1]  # "0.438 vs 0.374", "0.736 accuracy, or 0.757": the metric of the number it is set against
         if kind is None:
             kind = _only_kind_before(sentence, match.start(), len(match.group("dec") or "") > 2)
+        if kind == "cost" and not match.group("dollar") and not _rate_shared(match, sentence) and \
+                (match.group("dec") or _unit(match, sentence) in ("%", "pp")):
+            quality = [(s, k) for s, _, k in _kind_matches(sentence) if k in FRACTION_KINDS]
+            before = [k for s, k in quality if s < match.start()]
+            if quality:  # "accuracy costs 0.016", "0.757 at the same inference cost": a score, not money
+                kind = before[-1] if before else quality[0][1]
+        if (kind is None or kind in COUNTS) and match.group("dec") and abs(float(match.group("int").replace(",", "") + match.group("dec"))) <= 1 and \
+                re.search(r"correlat|spearman|\brho\b|ρ", sentence[:match.start()], re.I):
+            kind = "rho"  # "the rank correlation ... is 0.45 for the decoder vs 0.52 for the encoder"
+        if kind == "seed" and not re.match(r"\s*(?:[\w-]+\s+)?seeds?\b", sentence[match.end():], re.I):
+            kind = None  # "3 seeds" counts seeds; in "averaged over seeds, worse on 32" the seeds are the topic
+        if kind is None and not match.group("dec") and not _unit(match, sentence) and not match.group("dollar") and \
+                re.search(r"\b(?:classes|labels|categories|domains|supersenses)\b", sentence, re.I):
+            kind = "count"  # "better on 6 of the 45 classes, worse on 32": an integer in a sentence counting classes
         if kind == "macro_f1" and "label" in entities and not re.search(r"macro", clause_text, re.I):
             kind = "f1"  # a class has an F1, not a macro F1
         unit = None
@@ -257,7 +291,21 @@ def _read_sentence(sentence: str, names: _Names, section: object) -> list[Readin
         named = sentence_entities
         if about_weighting and "arm" in named:
             named = {**named, "arm": _with_weighted(named["arm"])}
-        found.append(_reading(match, sentence, kind, entities, sentence, section, clause_text, between, named, unit))
+        coordinate = re.search(r"\b(step|epoch)\s*$", sentence[:match.start()], re.I)
+        if coordinate and not match.group("dec"):  # "at step 127 its validation macro F1 was ...": where, not what
+            kind = {"step": "steps", "epoch": "epochs"}[coordinate.group(1).lower()]
+        reading = _reading(match, sentence, kind, entities, sentence, section, clause_text, between, named, unit)
+        if coordinate and not match.group("dec"):
+            reading.difference = reading.between = False  # a coordinate is never a gap between two models
+        estimate = next((r for r in reversed(found) if not r.interval_end), None)
+        if re.search(CI_END, sentence[:match.start()]) and estimate is not None:
+            # "2.1 points of accuracy (95% CI −3.6 to −0.6)": an interval's end bounds the estimate before it
+            if reading.kind is None or not any(reading.entities.values()):
+                reading.interval_end = True
+                reading.kind, reading.accepts = estimate.kind, estimate.accepts
+                reading.entities = {k: set(v) for k, v in estimate.entities.items()}
+                reading.named, reading.between = estimate.named, estimate.between
+        found.append(reading)
     return found
 
 
@@ -331,7 +379,7 @@ def _read_table(header: list[str], rows: list[list[str]], names: _Names, section
                 for key, value in names.find(cell, strict_weighting=True).items():
                     row_entities.setdefault(key, value)
         where = "| " + " | ".join(row) + " |"
-        row_kinds = [k for cell in row[1:] if not _numbers(cell) for _, _, k in _kind_matches(cell)]
+        row_kinds = [k for cell in row[1:] if not _numbers(cell) for _, _, k in _kind_matches(re.sub(r"`[^`]*`", " ", cell))]
         row_kind = min(row_kinds, key=KIND_ORDER.index) if row_kinds else None  # "| Rare | mean F1 | 33.4% |"
         for index, cell in enumerate(row):
             for match in _numbers(cell):
@@ -346,12 +394,15 @@ def _read_table(header: list[str], rows: list[list[str]], names: _Names, section
                 own = [k for k in _kind_matches(cell) if k[1] <= match.start() and not (percent and k[2] in COUNTS)]
                 right_after = [k for k in _kind_matches(cell) if k[0] >= match.end() and
                                re.fullmatch(r"\s*", cell[match.end():k[0]]) and not (percent and k[2] in COUNTS)]
+                if index == 0 and not match.group("dec") and re.match(r"\s+(?:[A-Z]?\w+\s+)?\w{3,}s\b", cell[match.end():]):
+                    right_after = [(0, 0, "count")]  # "| Time for all 117,659 WordNet glosses |": a count in the label
                 if index == 0 and re.search(r"\(\s*$", cell[:match.start()]) and not match.group("dec"):
                     right_after = right_after or [(0, 0, "count")]  # "verb (15)": the row's class count
                 column_unit = column_units[index] if index < len(column_units) else None
                 kind = UNIT_KIND.get(_unit(match, cell) or column_unit or "") or (right_after[0][2] if right_after else None) or \
                     (own[-1][2] if own else None) or (row_kind if index > 0 else None) or \
                     (column_kinds[index] if index < len(column_kinds) else None)
+                kind = _slash_kind(cell, match.start(), [header[index] if index < len(header) else "", row[0]]) or kind
                 context = (header[index] if index < len(header) else "") + " " + cell
                 unit = _unit(match, cell) or (column_units[index] if index < len(column_units) else None) or \
                     ("pp" if in_points and (match.group("sign") or match.group("dec")) and
@@ -362,3 +413,19 @@ def _read_table(header: list[str], rows: list[list[str]], names: _Names, section
                         named.setdefault(key, set()).update(value)
                 found.append(_reading(match, cell, kind, entities, where, section, context, named=named, unit=unit))
     return found
+
+
+def _slash_kind(cell: str, at: int, labels: list[str]) -> str | None:
+    """"0.334 / 22" under "mean F1 / zero-F1": each number of a slashed cell takes the kind of the same part of its
+    column header or row label."""
+    parts = re.split(r"\s/\s", cell)
+    if len(parts) < 2:
+        return None
+    position = len(re.split(r"\s/\s", cell[:at])) - 1
+    for label in labels:
+        label_parts = re.split(r"\s/\s", label)
+        if len(label_parts) == len(parts):
+            kinds = _kind_matches(label_parts[position])
+            if kinds:
+                return min((k for _, _, k in kinds), key=KIND_ORDER.index)
+    return None

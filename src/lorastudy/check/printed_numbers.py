@@ -57,14 +57,20 @@ def _unit(match: re.Match, text: str) -> str | None:
         return {"pt": "pp", "pts": "pp", "×": "x", "K": "k", "MiB": "MB", "GiB": "GB", "percent": "%", "ex/s": "examples/s",
                 "req/s": "examples/s", "rps": "examples/s"}.get(unit, unit)
     after = text[match.end():]
+    if re.match(r"[-\s](?:v?CPU|GPU|core|machine|instance|compute|node|box)[- ]hours?\b", after, re.I):
+        return "h"  # "847 CPU-hours": time on a machine
     word = re.match(r"[-\s](minutes?|mins?|hours?|seconds?|milliseconds?|times|fold|points?|pts?)\b", after)
+    if word and word.group(1) == "times" and not re.match(
+            r"\s*(?:more|less|fewer|larger|smaller|bigger|faster|slower|quicker|higher|lower|greater|cheaper|as|the|that|"
+            r"what|over)\b", after[word.end():], re.I):
+        return None  # "labelled adj.all 9 times": how often, not a ratio ("9 times faster", "9 times the cost")
     if word:
         return {"mi": "min", "ho": "h", "se": "s", "ti": "x", "fo": "x", "po": "pp", "pt": "pp"}.get(word.group(1)[:2], "ms")
     if re.match(r"-fold\b", after):
         return "x"
     if re.match(r"\s+(?:[a-z][\w-]*\s+){0,2}?(?:percentage[- ])?(?:points?|pts?)\b", after, re.I):
         return "pp"
-    shared = re.match(r"(?:\s*(?:to|–|-|and|,|, and|or|vs\.?|versus|→|->)\s*[-−+]?\$?\d[\d,]*(?:\.\d+)?){1,4}\s?(%|pp|pts?|points|ms|s|min|h|MB|GB|M|k|B)"
+    shared = re.match(r"(?:\s*(?:to|–|-|and|,|, and|or|vs\.?|versus|→|->|/)\s*[-−+]?\$?\d[\d,]*(?:\.\d+)?){1,4}\s?(%|pp|pts?|points|ms|s|min|h|MB|GB|M|k|B)"
                       r"(?![A-Za-z])", after)
     if shared:
         return {"pt": "pp", "pts": "pp", "points": "pp"}.get(shared.group(1), shared.group(1))

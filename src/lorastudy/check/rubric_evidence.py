@@ -16,6 +16,9 @@ from lorastudy.check.note_sections import _Block, _sentences
 from lorastudy.check.number_reading import COMPARATOR, Reading
 from lorastudy.check.printed_numbers import _metric_like, _numbers
 
+# "Prediction: the gain stays near 3 points", "I expect it to reach about 47%": a predicted value, not only a threshold
+PREDICTED_VALUE = r"\b(?:predict\w*|expect\w*|will|would)\b[^.]*?\b(?:near|around|about|roughly|approximately|within|" \
+                  r"reach\w*|stays?|plateau\w*|falls?|rises?|drops?)\s+(?:[\w'’.-]+\s+){0,3}?[-+−]?\$?\d"
 GENERIC_CONTEXTS = r"real[- ]?time|triage|nightly|batch job|audit|compliance|stream\w*|interactive|online|offline|overnight"
 
 
@@ -110,7 +113,8 @@ def _evidence(names: _Names) -> dict[int, list[tuple[str, Callable[[_Block, list
                                                      r"fine-?tune|swap|replace|test whether|compare)\b", numbers=0)),
             ("a hypothesis (causal statement)", _sentence_with(r"hypothes|\bbecause\b|\bcaus|due to|suppress|\bdriv|"
                                                               r"\blimits?\b|\bexplains?\b|comes from|is responsible", 0)),
-            ("a numeric prediction (a threshold)", _sentence_with(COMPARATOR + r"\s+(?:[\w'’.-]+\s+){0,4}?[-+−]?\$?\d")),
+            ("a numeric prediction (a threshold)", lambda b, rs: _sentence_with(COMPARATOR + r"\s+(?:[\w'’.-]+\s+){0,4}?[-+−]?\$?\d")(b, rs)
+             or _sentence_with(PREDICTED_VALUE)(b, rs)),
             ("a bottleneck with two numbers of evidence", _bottleneck),
             ("an alternative weighed", _sentence_with(r"instead of|rather than|alternative|over (?:a|the) |other option|"
                                                       r"\bchose\b|\bconsidered\b|cheaper than|better than|not (?:a|the) ", 0))],

@@ -77,7 +77,8 @@ def check_note(note: Path, results_dir: Path | None = None) -> CheckOutcome:
     for number, items in _evidence(names).items():
         block = blocks.get(number)
         check = SectionCheck(number, SECTION_NAMES[number], block.heading if block else None)
-        in_section = [r for r in readings if r.section == number]
+        in_section = [r for r in readings if r.section == number or  # a table above the first section is the overview
+                      (number == 1 and r.section == "other" and r.where.startswith("|"))]
         for item, test in items:
             (check.present if block is not None and test(block, in_section) else check.missing).append(item)
         sections.append(check)

@@ -1,0 +1,117 @@
+"""How people write numbers that `check` must read (issue #28): each correct sentence about the fixture run
+(tests/fixtures/run) is supported, and the same sentence falsified (a digit off by more than its rounding, or the
+values moved to the other arm) is contradicted.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from lorastudy.check.fact_matching import CONTRADICTED, SUPPORTED
+from lorastudy.check.facts import Vocabulary, _flatten
+from lorastudy.check.number_reading import read_note_numbers
+from test_check_formats import outcome_of, seeded_run  # noqa: F401 (seeded_run is a fixture)
+
+CASES = {
+    # class-by-class comparisons recomputed from the per-class files (33 wins, 11 losses, 1 tie)
+    "classes won": ("Class by class, decoder LoRA beats encoder LoRA on 33 classes and loses on 11.", "33", "36"),
+    "classes lost, seeds as the topic": ("Averaged over seeds, decoder LoRA is worse than encoder LoRA on 11 classes.",
+                                         "11", "14"),
+    "the verb before the count": ("Decoder LoRA is better than encoder LoRA on 33 classes, worse on 11 and tied on 1.",
+                                  "11", "14"),
+    "k largest classes": ("On the three largest classes, decoder LoRA's mean F1 is 0.823.", "0.823", "0.853"),
+    # deployment arithmetic in human units
+    "CPU-hours": ("For real-time triage, 2M requests a month at decoder LoRA's 61.3 ms mean is 34.1 CPU-hours.",
+                  "34.1", "37.1"),
+    "a window in hours": ("The compliance audit must finish within a 24-hour window.", "24", "27"),
+    "hardware threads": ("Latency was measured with 2 threads.", "2", "5"),
+    "times the SLA": ("Decoder LoRA's p95 sits at 0.77x the real-time SLA.", "0.77x", "0.87x"),
+    "slower": ("Batched, decoder LoRA is 7.5x slower than encoder LoRA.", "7.5x", "8.5x"),
+    # a verb that is not money: "costs" next to a score
+    "costs a score": ("Choosing encoder LoRA over decoder LoRA costs 0.038 accuracy.", "0.038", "0.068"),
+    # precision pooled over a group's classes: Σ true positives / Σ predictions
+    "pooled precision": ("Pooled over the verb classes, decoder LoRA's precision is 0.772.", "0.772", "0.742"),
+    # an interval's end bounds the estimate before it: its kind and arms, and only an interval's ends support it
+    "an interval's end": ("Decoder LoRA beats encoder LoRA on accuracy by 3.8 points (95% CI 2.1 to 5.5).", "2.1", "2.9"),
+}
+
+
+@pytest.mark.parametrize("case", CASES, ids=CASES.keys())
+def test_a_correct_number_is_supported_and_a_falsified_one_contradicted(case):
+    sentence, printed, wrong = CASES[case]
+    assert outcome_of(sentence, printed) == SUPPORTED
+    assert outcome_of(sentence.replace(printed, wrong, 1), wrong) == CONTRADICTED
+
+
+SWAPS = {
+    # each value moved to the other arm must be caught
+    "a correlation named earlier": ("The rank correlation between class F1 and training count is 0.902 for decoder "
+                                    "LoRA vs 0.943 for encoder LoRA.", "0.902", "0.943"),
+    "'it' is the model of the sentence before": ("For the nightly batch I pick encoder LoRA. It takes 3.1 minutes on "
+                                                 "one machine; decoder LoRA takes 23.1 minutes.", "3.1", "23.1"),
+    "zero on one arm only": ("Encoder LoRA and decoder LoRA each leave classes at zero F1: 5 only on the encoder, "
+                             "4 only on the decoder.", "5", "4"),
+    "a tier's share of the predictions": ("## 3. Per-class analysis\n\nUnweighted, decoder LoRA sent 4.8% of its predictions to rare classes, "
+                                          "against 2.8% for encoder LoRA.", "4.8%", "2.8%"),
+}
+
+
+@pytest.mark.parametrize("case", SWAPS, ids=SWAPS.keys())
+def test_values_moved_to_the_other_arm_are_contradicted(case):
+    sentence, first, second = SWAPS[case]
+    assert outcome_of(sentence, first) == SUPPORTED and outcome_of(sentence, second) == SUPPORTED
+    swapped = sentence.replace(first, "@", 1).replace(second, first, 1).replace("@", second, 1)
+    assert outcome_of(swapped, first) == CONTRADICTED
+    assert outcome_of(swapped, second) == CONTRADICTED
+
+
+def test_each_number_of_a_slashed_cell_takes_its_part_of_the_header():
+    table = ("## 4. Latency\n\n| Model | p50 / p95 (ms) |\n|---|---|\n| Encoder LoRA | 11.8 / 15.5 |\n"
+             "| Decoder LoRA | 58.4 / 76.5 |\n")
+    assert outcome_of(table, "15.5") == SUPPORTED and outcome_of(table, "58.4") == SUPPORTED
+    swapped = table.replace("11.8 / 15.5", "58.4 / 15.5").replace("58.4 / 76.5", "11.8 / 76.5")
+    assert outcome_of(swapped, "58.4") == CONTRADICTED and outcome_of(swapped, "11.8") == CONTRADICTED
+
+
+def test_a_predicted_value_is_a_numeric_prediction():
+    from lorastudy.check.entity_names import _Names
+    from lorastudy.check.note_sections import _sections
+    from lorastudy.check.rubric_evidence import _evidence
+
+    block = _sections("## 5. Next\n\nPrediction: the decoder's weighting gain will stay near 2 points of macro F1.\n")[5]
+    (test,) = [t for item, t in _evidence(_Names.of(Vocabulary()))[5] if "numeric prediction" in item]
+    assert test(block, [])
+    assert not test(_sections("## 5. Next\n\nThe decoder's weighting gain was small.\n")[5], [])
+
+
+def test_a_group_of_classes_the_run_does_not_record_is_not_checkable():
+    sentence = "Over the 7 motion-related classes, mean F1 is 0.512 for decoder LoRA vs 0.431 for encoder LoRA."
+    assert {outcome_of(sentence, n) for n in ("7", "0.512", "0.431")} == {"not checkable"}
+
+
+def test_a_step_is_a_coordinate_not_a_gap(seeded_run):
+    sentence = "At step 125, encoder LoRA's validation macro F1 was 0.425 against decoder LoRA's 0.5."
+    assert outcome_of(sentence, "125", seeded_run) == SUPPORTED
+    assert outcome_of(sentence.replace("125", "128"), "128", seeded_run) == CONTRADICTED
+
+
+def test_how_often_is_not_a_ratio():
+    (reading,) = read_note_numbers("Decoder LoRA labelled adj.all glosses as adv.all 9 times.")
+    assert reading.unit != "x" and reading.kind != "ratio"
+
+
+def test_trainable_weights_are_not_class_weighting():
+    note = "## 1. Systems-level comparison\n\nDecoder LoRA holds 2.0x as many trainable weights as encoder LoRA.\n"
+    (reading,) = [r for r in read_note_numbers(note) if r.printed == "2.0x"]
+    assert not any(arm.endswith("_cw") for arm in reading.named["arm"])
+
+
+def test_a_records_descriptive_fields_and_a_multi_word_class_name_no_other_class():
+    vocab = Vocabulary(labels=["architecture", "law", "criminal law"])
+    facts = []
+    _flatten({"comparisons": [{"a": "encoder_lora", "b": "decoder_lora", "kind": "architecture", "metric": "accuracy",
+                               "diff": 0.03}],
+              "per_class": [{"label": "criminal law", "f1": 0.5}]}, "results.json", [], [], vocab, facts)
+    diff, f1 = facts
+    assert "label" not in diff.entities and diff.entities["arm"] == {"encoder_lora", "decoder_lora"}
+    assert f1.entities["label"] == {"criminal law"}
