@@ -99,3 +99,17 @@ def test_a_bound_holds_or_is_contradicted():
 
 def test_a_number_about_nothing_the_run_holds_is_not_checkable():
     assert outcome_of("The GPU rental would be 17.5 euros per week.", "17.5") == NOT_CHECKABLE
+
+
+def test_a_table_row_that_names_its_seed_is_that_runs_value(tmp_path):
+    """An experiment log lists each seed's run: its wall time is that seed's, never the other seed's or the mean."""
+    run_dir = tmp_path / "run"
+    shutil.copytree(RUN, run_dir)
+    record = json.loads((run_dir / "runs" / "encoder_lora__seed42" / "run.json").read_text())
+    (run_dir / "runs" / "encoder_lora__seed43").mkdir()
+    (run_dir / "runs" / "encoder_lora__seed43" / "run.json").write_text(json.dumps({**record, "seed": 43,
+                                                                                     "wall_time_s": 471.9}))
+    table = "| Arm | Seed | Wall time |\n|---|---|---|\n| Encoder LoRA | `42` | {} s |\n| Encoder LoRA | `43` | 471.9 s |\n"
+    assert outcome_of(table.format("442.7"), "442.7 s", run_dir) == SUPPORTED
+    assert outcome_of(table.format("471.9"), "471.9 s", run_dir) == CONTRADICTED  # seed 43's time in seed 42's row
+    assert outcome_of(table.format("457.3"), "457.3 s", run_dir) == CONTRADICTED  # the two seeds' mean

@@ -187,6 +187,15 @@ def _nearest(reading: Reading, facts: list[Fact]) -> Fact | None:
     return min(facts, key=lambda f: min(abs(abs(f.value * s) - abs(reading.value)) for s in _scales(reading, f)))
 
 
+def _of_seed(fact: Fact, seed: int | None) -> bool:
+    """A row that names its seed is that run's value: the seed's own fact or a fact of no run, never another seed's
+    value or the seeds' mean."""
+    if seed is None:
+        return True
+    run = re.search(r"__seed(\d+)", fact.source)
+    return int(run.group(1)) == seed if run else "seeds of" not in fact.source
+
+
 def judge(reading: Reading, index: FactIndex) -> Judgement:
     """Supported (a fact or a derived quantity reads as it), contradicted (facts exist for its entity and kind and
     none does), or not checkable (no fact exists for what it is about, or it is a prediction's threshold)."""
@@ -195,11 +204,11 @@ def judge(reading: Reading, index: FactIndex) -> Judgement:
     if unnamed_group(reading, [*GROUP_WORDS.values(), r"\b(?:rare|common|tail|head|frequent|tier)\b"]):
         return Judgement(reading, NOT_CHECKABLE, why="about a group of classes the run does not record")
     labels = None if _some_class(reading.where) else set(reading.entities.get("label", ()))
-    seeds = bool(re.search(SEED_WORDS, reading.where, re.I))
+    seeds = reading.seed is not None or bool(re.search(SEED_WORDS, reading.where, re.I))
     spread = reading.plusminus or bool(re.search(SPREAD_WORDS, reading.where, re.I))
     integer = reading.decimals == 0 and reading.kind in ("count", "zero_f1") and not reading.approx
     kinds = reading.accepts | {None} if reading.accepts is not None and reading.kind == "count" else reading.accepts
-    direct = [f for f in index.candidates(kinds, labels) if (seeds or not f.mean_reported)
+    direct = [f for f in index.candidates(kinds, labels) if (seeds or not f.mean_reported) and _of_seed(f, reading.seed)
               and (spread or "(seed std" not in f.slot) and (not integer or abs(f.value - round(f.value)) < 1e-9)
               and agrees(reading, f)
               and (not CLASS_COUNT.search(reading.context) or f.kind != "count" or reading.kind != "count" or

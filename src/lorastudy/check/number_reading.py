@@ -29,6 +29,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 
@@ -79,6 +80,7 @@ class Reading:
     inferred: bool = False  # its kind is the previous sentence's metric: supported if it matches, else not checkable
     before: str = ""  # the sentence before it (what "their", "it" refer to)
     interval_end: bool = False  # an end of the interval of the estimate before it ("CI −3.6 to −0.6")
+    seed: int | None = None  # the training seed its table row names (a "Seed" column): that run's value, no other
 
     def described(self) -> str:
         names = "; ".join(f"{k} {'/'.join(sorted(v))}" for k, v in self.entities.items() if v) or "no entity"
@@ -372,7 +374,10 @@ def _read_table(header: list[str], rows: list[list[str]], names: _Names, section
         column_kinds.append(specific or (column_kinds[-1] if column_kinds else None))
     column_entities = [names.find(cell, strict_weighting=True) for cell in header]
     weighting_table = any(re.search(WEIGHTED, cell, re.I) for cell in header)  # its rows are arms before and after
+    seed_column = next((i for i, cell in enumerate(header) if re.fullmatch(r"\s*(?:training\s+)?seed\s*", cell, re.I)), None)
     for row in rows:
+        seed_cell = re.fullmatch(r"\s*`?(\d+)`?\s*", row[seed_column]) if seed_column is not None and \
+            seed_column < len(row) else None
         row_entities: dict[str, set[str]] = {}
         for cell in row:
             if not _numbers(cell) or re.search(r"[A-Za-z]{3}", re.sub(r"`[^`]*`", "", cell)):
@@ -411,7 +416,8 @@ def _read_table(header: list[str], rows: list[list[str]], names: _Names, section
                 for cells in (header, row):
                     for key, value in names.find(" ".join(cells), strict_weighting=False).items():
                         named.setdefault(key, set()).update(value)
-                found.append(_reading(match, cell, kind, entities, where, section, context, named=named, unit=unit))
+                reading = _reading(match, cell, kind, entities, where, section, context, named=named, unit=unit)
+                found.append(dataclasses.replace(reading, seed=int(seed_cell.group(1))) if seed_cell else reading)
     return found
 
 
