@@ -27,6 +27,17 @@ pytestmark = pytest.mark.skipif(not NOTES, reason="no corpus notes in tests/fixt
 # floors hold what was reached, so a change that makes `check` worse on human notes fails; raise them as it improves.
 MAX_CONTRADICTED_SHARE = 0.05  # target 0
 MIN_SENSITIVITY = 0.70  # target 0.95
+# Held out: two notes written from a later demo run (2026-12-02) by writers who saw only the rubric and its artifacts,
+# scored once the second pass's rules were frozen. They measure how those rules generalise: 86.4% and 84.0%
+# specificity, 50.0% and 58.3% sensitivity, and two sections of each read as incomplete, well below the six notes the
+# rules were tuned on. Their floors hold that baseline until the rules generalise.
+HELD_OUT = {"fresh_demo"}
+HELD_OUT_MAX_CONTRADICTED_SHARE = 0.17
+HELD_OUT_MIN_SENSITIVITY = 0.45
+
+
+def _held_out(note) -> bool:
+    return note.parent.parent.name in HELD_OUT
 
 
 @pytest.fixture(scope="module")
@@ -39,13 +50,14 @@ def _id(note) -> str:
 
 
 def test_the_corpus_spans_six_notes_and_two_datasets():
-    assert len(NOTES) >= 6 and len({n.parent.parent.name for n in NOTES}) >= 2, [_id(n) for n in NOTES]
+    assert len(NOTES) - sum(map(_held_out, NOTES)) >= 6 and len({n.parent.parent.name for n in NOTES}) >= 2, [_id(n) for n in NOTES]
 
 
 @pytest.mark.parametrize("note", NOTES, ids=_id)
 def test_correct_numbers_are_not_contradicted(scores, note):
     result = scores[note]
-    assert len(result.contradicted) <= MAX_CONTRADICTED_SHARE * result.numbers, (result.summary(), result.contradicted)
+    limit = HELD_OUT_MAX_CONTRADICTED_SHARE if _held_out(note) else MAX_CONTRADICTED_SHARE
+    assert len(result.contradicted) <= limit * result.numbers, (result.summary(), result.contradicted)
 
 
 @pytest.mark.parametrize("note", NOTES, ids=_id)
@@ -61,10 +73,11 @@ def test_falsified_numbers_are_contradicted(scores, note):
     missed = [(f.how, f.original, f.printed, f.outcome, f.where[:160]) for f in result.falsifications
               if f.outcome != CONTRADICTED]
     assert len(result.falsifications) >= 20, result.summary()
-    assert result.sensitivity >= MIN_SENSITIVITY, (result.summary(), missed)
+    assert result.sensitivity >= (HELD_OUT_MIN_SENSITIVITY if _held_out(note) else MIN_SENSITIVITY), (result.summary(), missed)
 
 
-@pytest.mark.parametrize("note", NOTES, ids=_id)
+@pytest.mark.parametrize("note", [pytest.param(n, marks=pytest.mark.xfail(strict=True, reason="held out: two sections "
+                                                    "each read as incomplete")) if _held_out(n) else n for n in NOTES], ids=_id)
 def test_every_rubric_section_is_covered(scores, note):
     assert {n: m for n, m in scores[note].sections.items() if m} == {}, scores[note].summary()
 
