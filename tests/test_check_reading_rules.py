@@ -115,3 +115,10 @@ def test_a_records_descriptive_fields_and_a_multi_word_class_name_no_other_class
     diff, f1 = facts
     assert "label" not in diff.entities and diff.entities["arm"] == {"encoder_lora", "decoder_lora"}
     assert f1.entities["label"] == {"criminal law"}
+
+
+def test_neither_about_the_aggregates_is_no_class_by_class_count():
+    """"Neither aggregate shows ..." is about the metrics: the count after it is one arm's zero-F1 count."""
+    sentence = "Neither aggregate shows that decoder LoRA leaves {} classes at zero F1."
+    assert outcome_of(sentence.format(5), "5") == SUPPORTED
+    assert outcome_of(sentence.format(8), "8") == CONTRADICTED

@@ -17,7 +17,7 @@ import re
 from lorastudy.check.entity_names import DECODER_WORDS, ENCODER_WORDS
 from lorastudy.check.facts import ARMS, Fact
 
-CLASS_WISE = r"\b(?:better|worse|wins?|won|loses?|lost|beats?|ties?|tied|(?:for|on|in|by) both|neither|only (?:on|for)|" \
+CLASS_WISE = r"\b(?:better|worse|wins?|won|loses?|lost|beats?|ties?|tied|(?:for|on|in|by) both|neither(?= (?:model|arm|family|of (?:them|the)|the (?:encoder|decoder|model)|encoder|decoder))|only (?:on|for)|" \
              r"rescues?|zeroe?s|the other way|the reverse)\b"
 LARGEST = re.compile(r"\b(\d+|two|three|four|five|six|seven|eight|nine|ten|twenty)\s+(largest|biggest|most frequent|"
                      r"smallest|least frequent)\b", re.I)

@@ -30,6 +30,10 @@ class NextRun(BaseModel):
     """The arms and seeds that ran: the design's, or the subset asked for or fitted to `max_minutes`."""
     proposed_arms: list[str]
     proposed_seeds: list[int]
+    dropped_arms: list[str]
+    """The proposed arms that did not run (a subset asked for, or cut to fit the time)."""
+    fewer_seeds: bool
+    """Fewer seeds ran than proposed: the interval is wider, so "inconclusive" is likelier and "held" no easier."""
     max_minutes: float | None
     """The time the runs were cut to fit (`lorastudy next --max-minutes`); None when no limit dropped a run."""
     substituted_for: str | None
@@ -68,6 +72,8 @@ def next_run(record: dict) -> NextRun:
         change=design["change"], value=design["value"],
         describe=design.get("describe", ""), arms=plan.get("arms", design["arms"]),
         seeds=plan.get("seeds", design["seeds"]), proposed_arms=design["arms"], proposed_seeds=design["seeds"],
+        dropped_arms=[arm for arm in design["arms"] if arm not in plan.get("arms", design["arms"])],
+        fewer_seeds=len(plan.get("seeds", design["seeds"])) < len(design["seeds"]),
         max_minutes=plan.get("max_minutes") if plan.get("cut_to_fit") else None,
         substituted_for=substituted.get("from"), substitution_reason=substituted.get("reason"),
         proposed_threshold=frozen["threshold"],
