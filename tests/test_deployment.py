@@ -288,14 +288,19 @@ def test_a_better_arm_that_misses_the_target_says_what_speed_up_would_bring_it_i
     models = {"tfidf": served("tfidf", 3.0), "enc": served("enc", 670.0, spread=0.5)}
     ev = evidence({"tfidf": 0.576, "enc": 0.759})
     rows = deployment.context_rows(models, realtime(), PRICES)
-    decision = deployment.decide(rows, realtime(), PRICES, ev)
+    # the floor is set by the best arm whatever its speed: the only arm that meets the target is not measured
+    # against itself, so 18 points below the best is under the floor and nothing is recommended
+    floored = deployment.decide(rows, realtime(), PRICES, ev)
+    assert floored["choice"] is None and floored["decided_by"] == "below_floor"
+    assert floored["floor"] == pytest.approx(0.759 - 0.03)
+    decision = deployment.decide(rows, realtime(quality_floor=LOOSE), PRICES, ev)
     assert decision["choice"] == "tfidf" and decision["standing"]["enc"]["status"] == "misses_target"
     faster = deployment.better_if_faster(models, rows, realtime(), PRICES, ev, "tfidf")
     assert faster["arm"] == "enc" and faster["quality"] == 0.759
     # a single request's p95 (~1000 ms) must come under the 100 ms target: about 10x, well inside the range
     assert 8 < faster["factor"] < 14 and faster["mean_ms"] == pytest.approx(670.0 / faster["factor"])
     assert deployment.decide(deployment.context_rows(
-        {**models, "enc": deployment._faster(models["enc"], faster["factor"])}, realtime(), PRICES),
+        {**models, "enc": deployment.faster_by(models["enc"], faster["factor"])}, realtime(), PRICES),
         realtime(), PRICES, ev)["choice"] == "enc"
     # nothing better misses the target: nothing to say
     assert deployment.better_if_faster(models, rows, realtime(), PRICES, evidence({"tfidf": 0.8, "enc": 0.7}),
@@ -314,3 +319,20 @@ def test_when_neither_lora_family_meets_the_target_each_gets_its_speed_up_and_a_
     # a tighter SLA leaves no arm at all, a looser one brings the encoder in: the change worth naming is the latter
     flip = deployment.what_would_change(models, realtime(), PRICES, ev, "tfidf_logreg")
     assert flip["new_choice"] == "encoder_lora" and flip["quantity"] == "p95_sla_ms" and flip["direction"] == "up"
+
+
+def test_values_equal_as_printed_are_a_tie_and_batch_speed_is_job_time():
+    """Issue #30: "the higher point estimate" once printed 47.1264% against 47.1264%; a batch job was ranked by one
+    request's p95."""
+    calm = realtime(peak_rps=1, quality_floor=LOOSE)
+    twins = {"a": served("a", 10.0, memory=101.0), "b": served("b", 10.0, memory=100.0)}  # within tolerance
+    ev = evidence({"a": 0.4712644, "b": 0.4712641}, {("a", "b"): (-3e-7, -0.02, 0.02)})
+    tie = decide(twins, calm, ev)
+    assert tie["decided_by"] == "tie" and tie["choice"] == "b" and set(tie["remaining"]) == {"a", "b"}
+    batch = ContextConfig(name="b", kind="batch", examples=10_000, window_minutes=60, quality_floor=LOOSE,
+                          primary_metric="accuracy")
+    # a answers one request faster, b scores the job twice as fast; the cost gap is fractions of a cent
+    pair = {"a": served("a", 5.0, examples_per_s=200.0), "b": served("b", 20.0, examples_per_s=400.0)}
+    close = evidence({"a": 0.70, "b": 0.69}, {("a", "b"): (-0.01, -0.05, 0.03)})
+    decision = decide(pair, batch, close)
+    assert decision["decided_by"] == "p95" and decision["choice"] == "b"

@@ -106,7 +106,7 @@ def _val_curves(data: dict) -> plt.Figure:
     ax.axvline(data["matched"], color="grey", linestyle=":", linewidth=1)
     ax.annotate("matched budget", (data["matched"], ax.get_ylim()[0]), textcoords="offset points", xytext=(4, 4),
                 fontsize=8, color="dimgrey")
-    ax.set(xlabel="training examples seen", ylabel="validation macro F1", title="Validation curves (seed means)")
+    ax.set(xlabel="training examples seen", ylabel="validation macro F1", title="Validation curves")
     ax.legend(frameon=False)
     ax.grid(alpha=0.3)
     return fig

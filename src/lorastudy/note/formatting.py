@@ -73,6 +73,13 @@ def ms(x: float | None) -> str:
     return f"{x:.{max(1, 2 - math.floor(math.log10(abs(x))))}f} ms" if x else "0.0 ms"
 
 
+def rate(x: float | None) -> str:
+    """A throughput to three significant digits (147, 12.3): timing noise is larger than a fourth digit."""
+    if x is None:
+        return "–"
+    return f"{x:,.0f}" if abs(x) >= 100 else f"{x:.{max(0, 2 - math.floor(math.log10(abs(x))))}f}" if x else "0"
+
+
 def money(x: float | None) -> str:
     return "–" if x is None else f"${x:,.{_shown(x, 2)}f}"
 
@@ -118,14 +125,9 @@ def metric_value(value: float | None, metric: str) -> str:
 
 
 def metric_pair(values: list[float], metric: str) -> str:
-    """Two values of a metric, with as many decimals as it takes for them not to print alike."""
-    a, b = values
-    percent = metric in ("accuracy", "rare_recall")
-    for decimals in range(1 if percent else 3, 7):
-        shown = [f"{100 * v:.{decimals}f}%" if percent else f"{v:.{decimals}f}" for v in (a, b)]
-        if shown[0] != shown[1]:
-            break
-    return f"{shown[0]} against {shown[1]}"
+    """Two values of a metric at its printed precision, never more: values equal as printed are a tie, which the
+    decision rule (deployment.PRINTED) words as one rather than print spurious decimals."""
+    return " against ".join(metric_value(v, metric) for v in values)
 
 
 def metric_diff(value: float | None, metric: str) -> str:
@@ -151,7 +153,7 @@ def pct_points(x: float | None) -> str:
 
 FILTERS = {"margin_text": margin_text, "pct_points": pct_points, "esc": esc, "code": code, "pct": pct, "f1": f1, "sf1": sf1, "pp": pp, "ci_f1": ci_f1, "ci_pp": ci_pp,
            "ci_pct": ci_pct, "ms": ms, "money": money, "count": count, "params": params, "seconds": seconds,
-           "ratio": ratio, "p_value": p_value, "name": name, "inline": inline, "metric_value": metric_value, "metric_diff": metric_diff,
+           "ratio": ratio, "rate": rate, "p_value": p_value, "name": name, "inline": inline, "metric_value": metric_value, "metric_diff": metric_diff,
            "metric_pair": metric_pair,
            "metric_ci": metric_ci, "metric_name": lambda m: METRIC_NAMES.get(m, esc(m)),
            "upfirst": lambda text: text[:1].upper() + text[1:]}

@@ -9,7 +9,7 @@ from lorastudy.note.figures import FigureSpec
 from lorastudy.note.findings import DEC, ENC, Findings
 from lorastudy.note.formatting import (
     METRIC_NAMES, ci_f1, ci_pp, code, count, esc, f1, metric_ci, metric_diff, metric_value, model_name, money, ms, name,
-    params, pct, pp, seconds, sf1,
+    params, pct, pp, rate, seconds, sf1,
 )
 from lorastudy.note.tables import CANDIDATE_NAMES, CLASS_ROWS, evidence, finding_ci, table
 from lorastudy.study.arms import arm_spec
@@ -189,8 +189,8 @@ class Layout:
             v = entry["variants"]["merged"]
             best = max(v["batched"], key=lambda b: b["examples_per_s"])
             rows.append([name(arm), ms(v["single"]["p50_ms"]), ms(v["single"]["p95_ms"]),
-                         f"{ms(best['ms_per_example'])} (batch {best['batch_size']})", f"{best['examples_per_s']:.1f}",
-                         f"{v.get('memory_added_mb', v['peak_memory_mb']):.1f} MB"])
+                         f"{ms(best['ms_per_example'])} (batch {best['batch_size']})", rate(best['examples_per_s']),
+                         f"{v.get('memory_added_mb', v['peak_memory_mb']):,.0f} MB"])
         return table(["Model as served", "Single p50", "Single p95", "Batched, per example", "Examples/s",
                       "Memory added"], rows)
 
@@ -260,14 +260,24 @@ class Layout:
 
     # --- figures ---
 
+    def _points(self, arms) -> str:
+        """What one point of a per-arm curve is: the mean of the arm's seeds, or the one seed it has."""
+        seeds = {arm: self.results["arms"][arm]["seeds"] for arm in arms}
+        counts = {len(s) for s in seeds.values()}
+        if counts == {1}:
+            return "one training run (" + ", ".join(f"{name(a)} seed {s[0]}" for a, s in seeds.items()) + ")"
+        if len(counts) == 1:
+            return f"the mean of {counts.pop()} seeds"
+        return "the mean of the arm's seeds (" + ", ".join(f"{name(a)} {len(s)}" for a, s in seeds.items()) + ")"
+
     def figures(self) -> dict[str, FigureSpec]:
         out = {}
         budget = self.findings.get("architecture.matched_budget")
         if budget:
             out["budget"] = FigureSpec(
                 "validation_curves", "val_curves",
-                "Validation macro F1 against training examples seen, mean over each arm's seeds; the dotted line is "
-                "the largest budget both LoRA arms reached, where Section 1 compares them.",
+                f"Validation macro F1 against training examples seen; each point is {self._points(budget.facts['curves'])}"
+                "; the dotted line is the largest budget both LoRA arms reached, where Section 1 compares them.",
                 {"series": {name(arm): [(p["examples"], p["val_macro_f1"]) for p in curve]
                             for arm, curve in budget.facts["curves"].items()},
                  "matched": budget.facts["examples"]})

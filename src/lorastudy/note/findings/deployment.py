@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from lorastudy.measure import deployment
+from lorastudy.measure import deployment, timing_fitness
 from lorastudy.note.findings.base import DEC, ENC, LATENCY, Finding, Quantity, Source, Verdicts, has_tail
 from lorastudy.study.config import ARMS, LORA_ARMS, StudyConfig
 
@@ -131,6 +131,16 @@ class ContextVerdicts(Verdicts):
     the choice (None when none up to deployment.SPEEDUP_RANGE does)."""
     runner_up_level: float | None = None
     """The runner-up's level on the metric after that gain (what the note prints)."""
+    withheld: bool = False
+    """The timings are unfit (timing_fitness) and the choice would change with timings off by the measured drift:
+    the note names no arm for this context on these timings."""
+    holds_under_drift: bool = False
+    """The timings are unfit, but the choice is the same with every timing off by the measured drift."""
+    drift_alternatives: list[str | None] = []
+    """What the rule would choose instead under that drift (None: no arm)."""
+    best_quality: ArmQuality | None = None
+    """The arm with the best point estimate on the context's metric, whatever its speed: the quality-only reading
+    the note gives when it withholds a choice."""
 
 
 def _by_status(decision: dict, *statuses: str) -> list[str]:
@@ -166,6 +176,9 @@ def context_verdicts(finding: Finding, materiality_usd: float = 10.0) -> Context
     candidates = decision.get("candidates") or decision.get("tied") or []
     compute = [row.get("compute_cost") for row in finding.facts["rows"] if row["arm"] in candidates]
     runner = finding.facts.get("runner_up")
+    timing = finding.facts.get("timing") or {}
+    rated = [row for row in finding.facts["rows"] if row.get("quality") is not None]
+    best = max(rated, key=lambda row: row["quality"]) if rated else None
     return ContextVerdicts(context=finding.facts["context"]["name"], margin=margin, margin_ci=margin_ci,
                            tied_set_narrowed=len(remaining) < len(decision.get("tied") or []),
                            several_left=len(remaining) > 2,
@@ -194,7 +207,11 @@ def context_verdicts(finding: Finding, materiality_usd: float = 10.0) -> Context
                            faster=Faster(**{k: v for k, v in finding.facts["faster"].items() if k in Faster.model_fields})
                            if finding.facts.get("faster") else None,
                            runner_up_level=(runner["quality"] + runner["gain"]
-                                            if runner and runner.get("gain") is not None else None))
+                                            if runner and runner.get("gain") is not None else None),
+                           withheld=timing.get("fit") is False and bool(timing.get("alternatives")),
+                           holds_under_drift=timing.get("fit") is False and not timing.get("alternatives"),
+                           drift_alternatives=list(timing.get("alternatives") or []),
+                           best_quality=ArmQuality(arm=best["arm"], quality=best["quality"]) if best else None)
 
 
 def _capacity(rows: list[dict], choice: str | None) -> list[Capacity]:
@@ -282,11 +299,29 @@ def shared_measurement_findings(src: Source) -> list[Finding]:
     return out
 
 
+def fitness_finding(src: Source) -> Finding | None:
+    """Whether the timings are fit to decide on (`measure.timing_fitness`): the worst of the repeated timings of one
+    computation, against the tolerance."""
+    fit = timing_fitness.fitness(src.latency)
+    if fit["fit"] is None:
+        return None
+    worst = fit["worst"]
+    quantities = [Quantity(name=f"{worst['kind']}.slower_ms", value=max(worst["values"]), path=worst["path"]),
+                  Quantity(name=f"{worst['kind']}.faster_ms", value=min(worst["values"]), path=worst["path"])]
+    return Finding(id="latency.fitness", kind="latency", section=4,
+                   test=f"every pair of timings of one computation within 1 + {fit['tolerance']:g} of each other "
+                        "(re-timed requests, a reference workload between models, arms served as one network)",
+                   verdict="fit" if fit["fit"] else "unfit", subjects=list(worst["subjects"]), quantities=quantities,
+                   facts={"drift": fit["drift"], "tolerance": fit["tolerance"], "worst_kind": worst["kind"],
+                          "checks": [check["kind"] for check in fit["checks"]], "n_checks": len(fit["checks"])})
+
+
 def decision_findings(src: Source, config: StudyConfig) -> list[Finding]:
     if not src.latency or not src.latency.get("models"):
         return []
     arms = [arm for arm in ARMS if src.has(arm)]
     models = deployment.served_models(src.latency, arms)
+    fit = timing_fitness.fitness(src.latency)
     out = []
     tail = has_tail(src)
     for context in config.deployment.contexts:
@@ -306,6 +341,10 @@ def decision_findings(src: Source, config: StudyConfig) -> list[Finding]:
         family = deployment.family_answer(models, context, config.deployment, evidence)
         runner_up = deployment.runner_up_gain(rows, context, config.deployment, evidence, decision["choice"])
         faster = deployment.better_if_faster(models, rows, context, config.deployment, evidence, decision["choice"])
+        timing = {"fit": fit["fit"], "drift": fit["drift"]}
+        if fit["fit"] is False:  # contended timings: does the choice survive timings off by the measured drift?
+            timing["alternatives"] = timing_fitness.drift_alternatives(models, context, config.deployment, evidence,
+                                                                       decision["choice"], fit["drift"])
         for row in rows:
             row["quality"] = quality(row["arm"])
         if family:
@@ -352,7 +391,7 @@ def decision_findings(src: Source, config: StudyConfig) -> list[Finding]:
                                   "family": family, "runner_up": runner_up, "faster": faster, "derived": derived,
                                   "cost_materiality_usd": config.deployment.cost_materiality_usd,
                                   "cost_materiality_share": config.deployment.cost_materiality_share,
-                                  "contrast": contrast,
+                                  "contrast": contrast, "timing": timing,
                                   # what a point-estimate tie is decided against: the first arm still tied with it
                                   "next_in_line": {"arm": behind[0], "quality": quality(behind[0])} if behind else None}))
     return out

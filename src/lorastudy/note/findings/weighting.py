@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import BaseModel
 
 from lorastudy.note.findings.base import one_run_arms, DEC, ENC, RESULTS, WEIGHTED, Finding, Quantity, Source, Verdicts, \
-    difference_verdict, has_tail, interval_test
+    difference_verdict, has_tail, interval_test, pooled_tier_precision, probe_over_seeds
 from lorastudy.study.config import StudyConfig
 
 
@@ -104,14 +104,17 @@ def weighting_findings(src: Source, config: StudyConfig) -> list[Finding]:
                                  "lifted": [c["label"] for c in effect["lifted_off_zero"]],
                                  "fell": [c["label"] for c in effect["fell_to_zero"]]})
         finding.facts["accuracy_split"] = _accuracy_split(finding, src.tiers)
-        for tier in src.tiers:  # pooled precision of the tier's predictions = recall x true share / predicted share
-            for when in ("before", "after"):
-                parts = [finding.q(f"{tier}.recall_{when}"), finding.q(f"{tier}.true_share"),
-                         finding.q(f"{tier}.share_{when}")]
-                value = parts[0] * parts[1] / parts[2] if None not in parts and parts[2] else None
-                finding.quantities.append(Quantity(name=f"{tier}.precision_{when}", value=value, path=" × ".join(
-                    q.path for q in finding.quantities if q.name in (f"{tier}.recall_{when}", f"{tier}.true_share",
-                                                                     f"{tier}.share_{when}"))))
+        for tier in src.tiers:  # the precision of the tier's predictions, counted over the seeds (k of n)
+            for when, who in (("before", arm), ("after", WEIGHTED[arm])):
+                pooled = pooled_tier_precision(src, who, tier) if src.has(who) else None
+                path = f"{RESULTS}#/runs/{who}__seed*/test/per_tier/{tier} (recall x true share / predicted share)"
+                values = {"": "precision", "_correct": "correct", "_predicted": "predicted"}
+                finding.quantities += [Quantity(name=f"{tier}.precision_{when}{suffix}",
+                                                value=pooled[key] if pooled else None, path=path)
+                                       for suffix, key in values.items()]
+                finding.quantities += [Quantity(name=f"{tier}.precision_{when}_{end}",
+                                                value=pooled["ci"][i] if pooled else None, path=path + ", Wilson")
+                                       for i, end in enumerate(("lo", "hi"))]
         for tier, value in finding.facts["accuracy_split"].items():
             sources = " × ".join(q.path for q in finding.quantities if q.name in (f"{tier}.true_share",
                                                                                     f"{tier}.delta_recall"))
@@ -232,10 +235,8 @@ def prior_knowledge_finding(src: Source, found: list[Finding]) -> Finding | None
     quantities, values = [], {}
     for arm in (ENC, DEC):
         precision = effects[arm].q(f"{src.rare}.precision_before")
-        gains = [src.results.get("logit_adjustment", {}).get(f"{arm}__seed{seed}", {}).get("test_macro_f1_gain")
-                 for seed in src.results["arms"][arm]["seeds"]]
-        gains = [g for g in gains if g is not None]
-        gain = sum(gains) / len(gains) if gains else None
+        probe = probe_over_seeds(src, arm)  # the same number Section 5 cites
+        gain = probe["test_macro_f1_gain"] if probe else None
         effect = weighting_at_equal_budget(src, arm)
         values[arm] = (precision, gain, effect)
         quantities += [Quantity(name=f"{arm}.{src.rare} precision before weighting", value=precision,
@@ -243,7 +244,7 @@ def prior_knowledge_finding(src: Source, found: list[Finding]) -> Finding | None
                                      "predicted share, before)"),
                        # one model's gain, printed in the sentence that compares the two: about both
                        Quantity(name=f"{ENC} vs {DEC}: {arm}.probe macro_f1 gain", value=gain,
-                                path="results.json logit_adjustment.<run>.test_macro_f1_gain, mean over seeds"),
+                                path=probe["path"] if probe else "results.json logit_adjustment"),
                        Quantity(name=f"{arm}.weighting val_macro_f1 effect at equal examples",
                                 value=None if effect is None else effect["effect"],
                                 path=f"runs/{{{arm},{WEIGHTED[arm]}}}__seed*/train_log.jsonl")]
