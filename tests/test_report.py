@@ -331,9 +331,15 @@ def test_check_traces_every_number_of_every_generated_note(notes):
 def test_one_network_timed_twice_is_priced_once_and_its_gap_stated(notes):
     """A merged LoRA and the full fine-tune of the same model run one network: the contexts price both from one
     timing, and the note states the gap between the two timings only where it is large enough to matter."""
-    stated = {key for key, (_, note) in notes.items() if "are one network" in note}
+    stated = {key for key, (_, note) in notes.items() if "one network" in note}
     assert stated == {"tie"}  # the only scenario whose full fine-tune was timed 1.3x slower
     run_dir, note = notes["tie"]
+    # 1.3x is beyond what one computation may vary on an idle machine: the timings are unfit, and each context
+    # either keeps a choice that survives that drift or names none (issue #30)
+    assert "These timings are unfit for a latency-based decision" in note
+    assert _findings(run_dir).get("latency.fitness").verdict == "unfit"
+    assert all("timing" in d.facts and d.facts["timing"]["fit"] is False
+               for d in _findings(run_dir).findings if d.kind == "decision")
     shared = _findings(run_dir).get("latency.shared.encoder_full")
     assert shared.facts["p50_ratio"] == pytest.approx(1.3)
     decision = next(f for f in _findings(run_dir).findings if f.kind == "decision")
