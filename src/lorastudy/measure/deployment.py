@@ -44,7 +44,7 @@ best by one comparison, the stored paired difference (arm - best) with its inter
    decides only when it is material: above cost_materiality_usd a month and above cost_materiality_share of
    the cheaper arm's cost; speed (the "p95" breaker: p95 at rate for real-time, job time for batch and audit)
    and memory separate values more than TIE_TOLERANCE apart. What remains goes to the higher point estimate as
-   printed (PRINTED decimals); equal as printed is a tie ("tie"), named by the lowest cost, speed and memory.
+   printed (`shown`); equal as printed is a tie ("tie"), named by the lowest cost, speed and memory.
 The floor (step 2) is set by the best arm whatever its speed. When the timings are unfit (timing_fitness),
 `timing_fitness.drift_alternatives` says whether the choice survives timings off by the measured drift.
 Encoder LoRA or decoder LoRA (`family_answer`): the same rule over the LoRA arms alone; the break-even for
@@ -241,11 +241,9 @@ def floor_of(context: ContextConfig, best: float) -> float:
     return max(best - rule.max_drop, best * rule.min_share, -math.inf if rule.minimum is None else rule.minimum)
 
 
-PRINTED = 3  # decimals of a quality as the note prints it (F1 0.473, 47.3%): closer values are a tie
-
-
-def shown(value: float) -> float:
-    return round(value, PRINTED)
+def shown(value: float, metric: str) -> str:
+    """A quality as the note prints it (47.3%, F1 0.473): two arms that print alike are a tie, never ranked."""
+    return f"{100 * value:.1f}" if metric in ("accuracy", "rare_recall") else f"{value:.3f}"
 
 
 def decide(rows: list[dict], context: ContextConfig, deployment: DeploymentConfig, evidence: Evidence) -> dict:
@@ -317,8 +315,8 @@ def decide(rows: list[dict], context: ContextConfig, deployment: DeploymentConfi
                 out["saving"] = min(v for a, v in values.items() if a != close[0]["arm"]) - best
             remaining = close
             decided_by = breaker if len(close) == 1 else None
-    top = max(shown(quality(row["arm"])) for row in remaining)
-    level = [row for row in remaining if shown(quality(row["arm"])) == top]
+    top = shown(max(quality(row["arm"]) for row in remaining), evidence.metric)
+    level = [row for row in remaining if shown(quality(row["arm"]), evidence.metric) == top]
     if not decided_by and len(level) > 1:  # equal as printed: a tie, named by the lowest cost, speed, memory
         choice = min(level, key=lambda row: tuple(_breaker_value(row, b) for b in context.tie_breakers))
         return {**out, "choice": choice["arm"], "decided_by": "tie", "remaining": [row["arm"] for row in level]}
@@ -466,7 +464,7 @@ def family_answer(models: dict[str, Served], context: ContextConfig, deployment:
             "speedup": speedup(lora, context, deployment, evidence, families[other]), "rows": rows}
 
 
-def better_iffaster_by(models: dict[str, Served], rows: list[dict], context: ContextConfig,
+def better_if_faster(models: dict[str, Served], rows: list[dict], context: ContextConfig,
                      deployment: DeploymentConfig, evidence: Evidence, choice: str | None) -> dict | None:
     """The best arm on the metric that misses the target, if it is better than the choice, and the speed-up (up to
     SPEEDUP_RANGE) at which it would be chosen: what the target costs in quality, and what would recover it."""

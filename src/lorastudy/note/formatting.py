@@ -42,6 +42,12 @@ def pct(x: float | None) -> str:
     return "–" if x is None else f"{100 * x:.{_shown(100 * x, 1)}f}%"
 
 
+def share(x: float | None) -> str:
+    """A proportion counted on fewer than a thousand items, in whole percent: a decimal would claim more than the
+    count holds (19 of 29 is 66%, not 65.5%)."""
+    return "–" if x is None else f"{100 * x:.0f}%"
+
+
 def f1(x: float | None) -> str:
     return "–" if x is None else f"{x:.{_shown(x, 3)}f}"
 
@@ -67,10 +73,10 @@ def ci_pct(ci: list[float] | None) -> str:
 
 
 def ms(x: float | None) -> str:
-    """Three significant digits (3.84 ms, 29.2 ms): a ratio the note states can be recomputed from them."""
+    """Three significant digits (3.84 ms, 29.2 ms, 100 ms): a ratio the note states can be recomputed from them."""
     if x is None:
         return "–"
-    return f"{x:.{max(1, 2 - math.floor(math.log10(abs(x))))}f} ms" if x else "0.0 ms"
+    return f"{x:.{max(0, 2 - math.floor(math.log10(abs(x))))}f} ms" if x else "0 ms"
 
 
 def rate(x: float | None) -> str:
@@ -103,7 +109,9 @@ def params(n: int) -> str:
 def seconds(s: float | None) -> str:
     if s is None:
         return "–"
-    return f"{s:.1f} s" if s < 120 else f"{s / 60:.1f} min"
+    if s < 120:
+        return f"{s:.1f} s"
+    return f"{s / 60:.1f} min" if s < 7200 else f"{s / 3600:g} h" if float(s / 3600).is_integer() else f"{s / 3600:.1f} h"
 
 
 def ratio(x: float) -> str:
@@ -153,7 +161,7 @@ def pct_points(x: float | None) -> str:
 
 FILTERS = {"margin_text": margin_text, "pct_points": pct_points, "esc": esc, "code": code, "pct": pct, "f1": f1, "sf1": sf1, "pp": pp, "ci_f1": ci_f1, "ci_pp": ci_pp,
            "ci_pct": ci_pct, "ms": ms, "money": money, "count": count, "params": params, "seconds": seconds,
-           "ratio": ratio, "rate": rate, "p_value": p_value, "name": name, "inline": inline, "metric_value": metric_value, "metric_diff": metric_diff,
+           "ratio": ratio, "rate": rate, "share": share, "p_value": p_value, "name": name, "inline": inline, "metric_value": metric_value, "metric_diff": metric_diff,
            "metric_pair": metric_pair,
            "metric_ci": metric_ci, "metric_name": lambda m: METRIC_NAMES.get(m, esc(m)),
            "upfirst": lambda text: text[:1].upper() + text[1:]}

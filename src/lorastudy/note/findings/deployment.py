@@ -5,7 +5,9 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from lorastudy.measure import deployment, timing_fitness
-from lorastudy.note.findings.base import DEC, ENC, LATENCY, Finding, Quantity, Source, Verdicts, has_tail
+from lorastudy.note.findings.base import DEC, ENC, LATENCY, Finding, Quantity, Source, Verdicts, has_tail, \
+    one_run_arms
+from lorastudy.note.formatting import metric_value
 from lorastudy.study.config import ARMS, LORA_ARMS, StudyConfig
 
 
@@ -138,6 +140,12 @@ class ContextVerdicts(Verdicts):
     """The timings are unfit, but the choice is the same with every timing off by the measured drift."""
     drift_alternatives: list[str | None] = []
     """What the rule would choose instead under that drift (None: no arm)."""
+    choice_one_run: bool = False
+    """The choice trained one seed while other arms trained several: its own training variance is in none of the
+    intervals it was ranked by, which the recommendation says."""
+    runner_up_visible: bool = False
+    """The runner-up's break-even level prints differently from its quality (a gain the note can state), and the
+    choice is no tie."""
     best_quality: ArmQuality | None = None
     """The arm with the best point estimate on the context's metric, whatever its speed: the quality-only reading
     the note gives when it withholds a choice."""
@@ -211,7 +219,12 @@ def context_verdicts(finding: Finding, materiality_usd: float = 10.0) -> Context
                            withheld=timing.get("fit") is False and bool(timing.get("alternatives")),
                            holds_under_drift=timing.get("fit") is False and not timing.get("alternatives"),
                            drift_alternatives=list(timing.get("alternatives") or []),
-                           best_quality=ArmQuality(arm=best["arm"], quality=best["quality"]) if best else None)
+                           best_quality=ArmQuality(arm=best["arm"], quality=best["quality"]) if best else None,
+                           choice_one_run=bool(finding.facts.get("choice_one_run")),
+                           runner_up_visible=bool(runner and runner.get("gain") is not None
+                                                  and finding.verdict != "tie" and metric_value(
+                                                      runner["quality"], finding.facts["metric"]) != metric_value(
+                                                      runner["quality"] + runner["gain"], finding.facts["metric"])))
 
 
 def _capacity(rows: list[dict], choice: str | None) -> list[Capacity]:
@@ -244,6 +257,9 @@ class DeploymentVerdicts(Verdicts):
     only a different quality result would (each context's own sentence says which)."""
     all_steady: bool = False
     """Every context is steady, so the sentence about steady choices needs not name them."""
+    one_family: str | None = None
+    """Every context answers encoder-or-decoder LoRA with this family and no speed-up would change it: the note
+    answers once for all contexts, with each context's quality break-even, instead of once per context."""
 
 
 def context_verdicts_of(found: list[Finding]) -> list[ContextVerdicts]:
@@ -254,8 +270,12 @@ def deployment_verdicts(found: list[Finding]) -> DeploymentVerdicts:
     decisions = [f for f in found if f.kind == "decision"]
     steady = [d.facts["context"]["name"] for d in decisions
               if not d.facts["flip"] and d.facts["decision"]["choice"] is not None]
-    return DeploymentVerdicts(contexts=context_verdicts_of(found), steady=steady,
-                              all_steady=bool(steady) and len(steady) == len(decisions))
+    contexts = context_verdicts_of(found)
+    answers = [c.family for c in contexts]
+    one = {a.family for a in answers if a} if answers and all(a and a.family and a.speedup is None
+                                                                  for a in answers) else set()
+    return DeploymentVerdicts(contexts=contexts, steady=steady, all_steady=bool(steady) and len(steady) == len(decisions),
+                              one_family=one.pop() if len(one) == 1 and len(answers) > 1 else None)
 
 
 def latency_finding(src: Source) -> Finding | None:
@@ -392,6 +412,7 @@ def decision_findings(src: Source, config: StudyConfig) -> list[Finding]:
                                   "cost_materiality_usd": config.deployment.cost_materiality_usd,
                                   "cost_materiality_share": config.deployment.cost_materiality_share,
                                   "contrast": contrast, "timing": timing,
+                                  "choice_one_run": bool(one_run_arms(src, [a for a in [decision["choice"]] if a])),
                                   # what a point-estimate tie is decided against: the first arm still tied with it
                                   "next_in_line": {"arm": behind[0], "quality": quality(behind[0])} if behind else None}))
     return out

@@ -7,6 +7,10 @@ from typing import Literal
 from lorastudy.note.findings.base import DEC, ENC, Source, Verdicts
 
 
+TRUNCATION_WORTH_STATING = 0.01
+"""A share of texts cut below this (a handful of outliers) cannot move a result the note reports."""
+
+
 class LimitationVerdicts(Verdicts):
     sizes_differ: bool = False
     """The two LoRA models have different total parameter counts, so no gap between them is attributable to
@@ -15,7 +19,8 @@ class LimitationVerdicts(Verdicts):
     """The two LoRA arms' first-seed runs trained different numbers of steps (their run records), so every gap
     between them is measured at these budgets."""
     truncated: bool = False
-    """Some of the encoder's or the decoder's inputs lost their end to the maximum length (data summary)."""
+    """At least TRUNCATION_WORTH_STATING of the encoder's or the decoder's inputs lost their end to the maximum
+    length (data summary)."""
     duplicates: Literal["deduplicated", "leaked"] | None = None
     """Texts shared between splits: dropped before training, or left in so that test rows repeat a training text;
     None when neither is recorded."""
@@ -37,7 +42,7 @@ def limitation_verdicts(src: Source, runs: list[dict], summary: dict) -> Limitat
     duplicates = summary.get("duplicates") or {}
     scopes = {scope for r in runs if (scope := r.get("peak_memory_scope"))}
     return LimitationVerdicts(
-        sizes_differ=sizes_differ, budgets_differ=budgets_differ, truncated=cut > 0,
+        sizes_differ=sizes_differ, budgets_differ=budgets_differ, truncated=cut >= TRUNCATION_WORTH_STATING,
         duplicates="deduplicated" if duplicates.get("deduplicated") else
         "leaked" if duplicates.get("test_rows_seen_in_train") else None,
         peak_memory_per_run=scopes == {"run"})
