@@ -140,6 +140,8 @@ class ContextVerdicts(Verdicts):
     """The timings are unfit, but the choice is the same with every timing off by the measured drift."""
     drift_alternatives: list[str | None] = []
     """What the rule would choose instead under that drift (None: no arm)."""
+    tied_with: list[str] = []
+    """On a tie (deployment.decide's "tie"): the other arms that print alike and tie on cost, speed and memory."""
     choice_one_run: bool = False
     """The choice trained one seed while other arms trained several: its own training variance is in none of the
     intervals it was ranked by, which the recommendation says."""
@@ -221,6 +223,8 @@ def context_verdicts(finding: Finding, materiality_usd: float = 10.0) -> Context
                            drift_alternatives=list(timing.get("alternatives") or []),
                            best_quality=ArmQuality(arm=best["arm"], quality=best["quality"]) if best else None,
                            choice_one_run=bool(finding.facts.get("choice_one_run")),
+                           tied_with=[arm for arm in remaining if arm != decision.get("choice")]
+                           if finding.verdict == "tie" else [],
                            runner_up_visible=bool(runner and runner.get("gain") is not None
                                                   and finding.verdict != "tie" and metric_value(
                                                       runner["quality"], finding.facts["metric"]) != metric_value(

@@ -165,7 +165,9 @@ def _budget(src: Source, config: StudyConfig, focus: str, other: str, by_id: dic
     batch = arm_spec(config, focus, 0, "").train.batch_size  # type: ignore[arg-type, union-attr]
     steps = math.ceil(theirs / batch)
     names = [f"{other}.own_examples", f"{focus}.own_examples", f"{other}.val_macro_f1_gain_past_matched"]
-    return {"name": "training_budget", "supported": supported, "macro_f1_size": gain if supported else None,
+    # the size: how much of the validation gap the budget accounts for (matched minus own-budget gap), measured on
+    # the pair; the other arm's own gain past the matched budget is evidence that length matters, not a forecast
+    return {"name": "training_budget", "supported": supported, "macro_f1_size": at_matched - at_own if supported else None,
             "quantities": [q for q in matched.quantities if q.name in names],
             "facts": {"examples": mine, "other_examples": theirs, "matched_examples": matched.facts["examples"],
                       "gap_at_matched": at_matched, "gap_at_own": at_own, "other_gain": gain, "steps": steps,
