@@ -149,13 +149,9 @@ PROBE_KEYS = ("test_macro_f1_gain", "test_macro_f1_before", "test_macro_f1_after
 
 
 def probe_over_seeds(src: Source, arm: str) -> dict | None:
-    """The post-hoc logit-adjustment probe of one arm as one number wherever the note cites it: each reading the
-    mean over the arm's seeds, the gain's interval the mean test-bootstrap half-width widened in quadrature by the
-    t-interval over the seeds' gains (one seed: its bootstrap interval). None when no seed has a probe."""
-    import math
-    from statistics import mean, stdev
-
-    from scipy.stats import t as student_t
+    """The post-hoc logit-adjustment probe of one arm as one number wherever the note cites it: each reading, and
+    each end of the gain's test-bootstrap interval, the mean over the arm's seeds. None when no seed has a probe."""
+    from statistics import mean
 
     probes = [p for seed in src.results["arms"][arm]["seeds"]
               if (p := src.results.get("logit_adjustment", {}).get(f"{arm}__seed{seed}"))]
@@ -164,14 +160,8 @@ def probe_over_seeds(src: Source, arm: str) -> dict | None:
     out = {key: (mean(values) if len(values := [p[key] for p in probes if p.get(key) is not None]) == len(probes)
                  else None) for key in PROBE_KEYS}
     cis = [p["test_gain_ci"]["macro_f1"] for p in probes if (p.get("test_gain_ci") or {}).get("macro_f1")]
-    half = mean((hi - lo) / 2 for lo, hi in cis) if len(cis) == len(probes) else None
-    if half is not None and len(probes) > 1:
-        gains = [p["test_macro_f1_gain"] for p in probes]
-        seeds_half = float(student_t.ppf(0.975, len(gains) - 1)) * stdev(gains) / math.sqrt(len(gains))
-        half = math.hypot(half, seeds_half)
-    gain = out["test_macro_f1_gain"]
     return {**out, "taus": sorted({p["tau"] for p in probes}), "n_seeds": len(probes),
-            "ci": None if half is None else [gain - half, gain + half] if len(probes) > 1 else cis[0],
+            "ci": [mean(lo for lo, _ in cis), mean(hi for _, hi in cis)] if len(cis) == len(probes) else None,
             "path": f"results.json logit_adjustment.{arm}__seed*, mean over {len(probes)} seed(s)"}
 
 
