@@ -273,7 +273,9 @@ def test_capacity_is_stated_in_operational_terms():
 def test_an_arm_that_misses_the_sla_is_never_chosen_and_the_flip_is_computed():
     models = {"enc": served("enc", 10.0), "dec": served("dec", 60.0, spread=0.5)}
     ev = rule()
-    tight = realtime(p95_sla_ms=70)  # the decoder's single p95 is ~87 ms
+    tight = realtime(p95_sla_ms=70, quality_floor=LOOSE)  # the decoder's single p95 is ~87 ms
+    # (the default floor, 3 points below the decoder whatever its speed, would set enc's 0.70 aside)
+    assert decide(models, realtime(p95_sla_ms=70), ev)["decided_by"] == "below_floor"
     decision = decide(models, tight, ev)
     assert decision["choice"] == "enc" and decision["standing"]["dec"]["status"] == "misses_target"
     flip = deployment.what_would_change(models, tight, PRICES, ev, "enc")
@@ -311,13 +313,15 @@ def test_when_neither_lora_family_meets_the_target_each_gets_its_speed_up_and_a_
     models = {"tfidf_logreg": served("tfidf_logreg", 3.0), "encoder_lora": served("encoder_lora", 670.0, spread=0.5),
               "decoder_lora": served("decoder_lora", 1384.0, spread=0.5)}
     ev = evidence({"tfidf_logreg": 0.576, "encoder_lora": 0.736, "decoder_lora": 0.688})
-    answer = deployment.family_answer(models, realtime(), PRICES, ev)
+    # with the default floor the decoder, 4.8 points below the encoder, is under it at any speed: no speed-up
+    assert deployment.family_answer(models, realtime(), PRICES, ev)["each_speedup"]["decoder"] is None
+    answer = deployment.family_answer(models, realtime(quality_floor=LOOSE), PRICES, ev)
     assert answer["family"] is None
     encoder, decoder = answer["each_speedup"]["encoder"], answer["each_speedup"]["decoder"]
     assert 1 < encoder["factor"] < decoder["factor"]  # the decoder is slower: it needs the larger speed-up
     assert encoder["mean_ms"] == pytest.approx(670.0 / encoder["factor"])
     # a tighter SLA leaves no arm at all, a looser one brings the encoder in: the change worth naming is the latter
-    flip = deployment.what_would_change(models, realtime(), PRICES, ev, "tfidf_logreg")
+    flip = deployment.what_would_change(models, realtime(quality_floor=LOOSE), PRICES, ev, "tfidf_logreg")
     assert flip["new_choice"] == "encoder_lora" and flip["quantity"] == "p95_sla_ms" and flip["direction"] == "up"
 
 
