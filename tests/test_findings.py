@@ -563,7 +563,16 @@ def test_the_budget_candidate_is_supported_when_the_focus_arm_saw_fewer_examples
     found = findings_of(study, shorter)
     assert found.get("bottleneck").verdict == "training_budget"
     assert found.get("prediction").facts["design"]["value"] == 250
-    assert found.get("prediction").facts["expected"] == pytest.approx(found.get("prediction").facts["now"] + 0.09)
+    # issue #30: the encoder's +0.09 is evidence that length matters, never the decoder's forecast; with one point of
+    # its own curve the decoder has no slope to extend, so nothing is forecast
+    assert found.get("prediction").facts["expected"] is None
+    bottleneck = found.get("bottleneck")
+    budget = next(c for c in bottleneck.facts["candidates"] if c["name"] == "training_budget")
+    assert budget["macro_f1_size"] == pytest.approx(0.05 - (-0.04))  # the gap at matched minus the gap at the end
+    # two points of its own: its last slope (+0.03 over 63 steps) extended over the 125 steps it would add
+    sloped = findings_of(study, set_curves([(125, 0.38), (250, 0.47)], [(62, 0.40), (125, 0.43)]))
+    assert sloped.get("prediction").facts["expected"] == pytest.approx(
+        sloped.get("prediction").facts["now"] + 0.03 * 125 / 63)
     # the encoder's extra examples did not help it: the gap is no smaller at the matched budget
     flat = findings_of(study, set_curves([(125, 0.47), (250, 0.45)], [(125, 0.40)]))
     assert flat.get("bottleneck").verdict != "training_budget"
@@ -597,9 +606,12 @@ def test_model_sizes_and_training_budgets_differ_or_not(study):
 
 @pytest.mark.parametrize("truncation, truncated", [
     (None, False), ({"encoder": {"share": 0.0}, "decoder": None}, False),
-    ({"encoder": {"share": 0.0}, "decoder": {"share": 0.004}}, True), ({"encoder": {"share": 0.02}}, True),
+    ({"encoder": {"share": 0.0}, "decoder": {"share": 0.004}}, False), ({"encoder": {"share": 0.0}, "decoder":
+                                                                        {"share": 0.01}}, True),
+    ({"encoder": {"share": 0.02}}, True),
 ])
-def test_truncation_is_a_limitation_only_when_some_input_lost_its_end(study, truncation, truncated):
+def test_truncation_is_a_limitation_only_when_enough_inputs_lost_their_end(study, truncation, truncated):
+    """A handful of cut outliers (under 1% of texts) cannot move a reported result: no sentence for them."""
     def change(inputs):
         inputs["summary"]["truncation"] = truncation
 
@@ -756,9 +768,10 @@ def test_weighting_is_explained_by_prior_knowledge_only_when_one_model_leads_on_
     def agreeing(probe_ahead: str):
         def change(inputs):
             results = inputs["results"]
-            for arm, recall in ((ENC, 0.5), (DEC, 0.2)):
-                tier = results["weighting_effect"][arm]["per_tier"][rare]
-                tier["recall_before"], tier["predicted_share_before"] = recall, tier["true_share"]
+            for arm, recall in ((ENC, 0.5), (DEC, 0.2)):  # each run's rare-tier predictions, counted
+                for seed in results["arms"][arm]["seeds"]:
+                    tier = results["runs"][f"{arm}__seed{seed}"]["test"]["per_tier"][rare]
+                    tier["recall"], tier["predicted_share"] = recall, tier["true_share"]
             for arm in (ENC, DEC):
                 for seed in results["arms"][arm]["seeds"]:
                     results["logit_adjustment"][f"{arm}__seed{seed}"]["test_macro_f1_gain"] = \

@@ -43,6 +43,30 @@ __all__ = ["DEC", "ENC", "LATENCY", "RESULTS", "WEIGHTED", "Finding", "Findings"
            "difference_verdict"]
 
 
+class SeedGroup(BaseModel):
+    """Arms that trained the same number of seeds, for the note's opening line."""
+
+    n: int
+    arms: list[str]
+    words: str | None = None
+    """How the note names the group when a short name fits ("the 4 LoRA arms", "the other arms"); None: list them."""
+
+
+def seed_groups(seeds_per_arm: dict[str, int]) -> list[SeedGroup]:
+    """Most seeds first; a group that is exactly the LoRA arms, or the rest after one, is named rather than listed."""
+    from lorastudy.study.config import LORA_ARMS
+
+    counts = sorted(set(seeds_per_arm.values()), reverse=True)
+    groups = [SeedGroup(n=n, arms=[arm for arm, k in seeds_per_arm.items() if k == n]) for n in counts]
+    lora = sorted(arm for arm in seeds_per_arm if arm in LORA_ARMS)
+    for index, group in enumerate(groups):
+        if sorted(group.arms) == lora:
+            group.words = f"the {len(lora)} LoRA arms"
+        elif index == len(groups) - 1 and len(groups) == 2:
+            group.words = "the other arms"
+    return groups
+
+
 class Findings(BaseModel):
     """Every finding the note may word, and each section's verdicts over them (schema 2 added the verdicts)."""
 
@@ -60,6 +84,8 @@ class Findings(BaseModel):
     deployment: DeploymentVerdicts = Field(default_factory=DeploymentVerdicts)
     next_step: NextStepVerdicts = Field(default_factory=NextStepVerdicts)
     limitations: LimitationVerdicts = Field(default_factory=LimitationVerdicts)
+    seed_groups: list[SeedGroup] = []
+    """The arms by how many seeds they trained (the opening line of a study with mixed seeds)."""
 
     def get(self, finding_id: str) -> Finding | None:
         return next((f for f in self.findings if f.id == finding_id), None)
@@ -101,5 +127,6 @@ def derive(results: dict, latency: dict | None, config: StudyConfig, runs: list[
                     systems=systems_verdicts(src, found), weighting=weighting_verdicts(src, found),
                     tiers=tier_verdicts(src, found), deployment=deployment_verdicts(found),
                     next_step=next_step_verdicts(found),
-                    limitations=limitation_verdicts(src, runs or [], summary or {}))
+                    limitations=limitation_verdicts(src, runs or [], summary or {}),
+                    seed_groups=seed_groups(found[0].facts.get("seeds_per_arm") or {}))
 

@@ -41,6 +41,9 @@ class FamilyAnswer(BaseModel):
     """That arm's mean single-request latency at the break-even speed-up (real-time), in ms."""
     speedup_examples_per_s: float | None = None
     """That arm's batched throughput at the break-even speed-up (batch and audit)."""
+    gain_arm_named: bool = False
+    """The arm that gain would make the choice is not the family's plain LoRA arm (e.g. its weighted twin), so the
+    note names it."""
     each_speedup: dict[str, float | None] = {}
     """When neither family meets the target: per family, the speed-up that would make its LoRA arm the choice
     (None: none up to deployment.SPEEDUP_RANGE)."""
@@ -140,6 +143,8 @@ class ContextVerdicts(Verdicts):
     """The timings are unfit, but the choice is the same with every timing off by the measured drift."""
     drift_alternatives: list[str | None] = []
     """What the rule would choose instead under that drift (None: no arm)."""
+    name_next_in_line: bool = False
+    """The arm the point estimate is decided against is not the unranked arm the sentence already named."""
     tied_with: list[str] = []
     """On a tie (deployment.decide's "tie"): the other arms that print alike and tie on cost, speed and memory."""
     choice_one_run: bool = False
@@ -167,6 +172,7 @@ def _family(answer: dict | None) -> FamilyAnswer | None:
     return FamilyAnswer(family=answer["family"], arm=answer["choice"], decided_by=answer["decided_by"],
                         other=answer["other"], gain=gain["gain"] if gain else None,
                         gain_arm=ArmQuality(arm=gain["arm"], quality=gain.get("quality_after")) if gain else None,
+                        gain_arm_named=bool(gain) and gain["arm"] != f"{answer['other']}_lora",
                         speedup=speed["factor"] if speed else None, speedup_arm=speed["arm"] if speed else None,
                         speedup_mean_ms=speed["mean_ms"] if speed else None,
                         speedup_examples_per_s=speed["examples_per_s"] if speed else None,
@@ -223,6 +229,9 @@ def context_verdicts(finding: Finding, materiality_usd: float = 10.0) -> Context
                            drift_alternatives=list(timing.get("alternatives") or []),
                            best_quality=ArmQuality(arm=best["arm"], quality=best["quality"]) if best else None,
                            choice_one_run=bool(finding.facts.get("choice_one_run")),
+                           name_next_in_line=bool(finding.facts.get("next_in_line")) and (
+                               not _by_status(decision, "unranked")
+                               or finding.facts["next_in_line"]["arm"] != _by_status(decision, "unranked")[0]),
                            tied_with=[arm for arm in remaining if arm != decision.get("choice")]
                            if finding.verdict == "tie" else [],
                            runner_up_visible=bool(runner and runner.get("gain") is not None
@@ -337,6 +346,8 @@ def fitness_finding(src: Source) -> Finding | None:
                         "(re-timed requests, a reference workload between models, arms served as one network)",
                    verdict="fit" if fit["fit"] else "unfit", subjects=list(worst["subjects"]), quantities=quantities,
                    facts={"drift": fit["drift"], "tolerance": fit["tolerance"], "worst_kind": worst["kind"],
+                          "tolerance_ratio": 1.0 + fit["tolerance"],
+                          "only_same_network": [check["kind"] for check in fit["checks"]] == ["same_network"],
                           "checks": [check["kind"] for check in fit["checks"]], "n_checks": len(fit["checks"])})
 
 

@@ -259,7 +259,7 @@ def _decision_rule(src: Source, focus: str) -> dict | None:
               "probe.rare_recall_after": probe["rare_recall_after"]}
     return {"name": "decision_rule", "supported": supported, "macro_f1_size": gain if supported else None,
             "quantities": [Quantity(name=name, value=value, path=probe["path"]) for name, value in values.items()],
-            "facts": {"gain": gain, "ci": ci, "tau": tau, "taus": probe["taus"], "n_seeds": probe["n_seeds"]},
+            "facts": {"gain": gain, "ci": ci, "tau": tau, "taus": probe["taus"], "several_seeds": probe["n_seeds"] > 1},
             "design": {"change": "weighting.loss", "value": "logit_adjusted", "tau": tau,
                        "describe": f"a logit-adjusted loss with tau {tau:g}"}}
 
