@@ -139,12 +139,8 @@ class ContextVerdicts(Verdicts):
     withheld: bool = False
     """The timings are unfit (timing_fitness) and the choice would change with timings off by the measured drift:
     the note names no arm for this context on these timings."""
-    holds_under_drift: bool = False
-    """The timings are unfit, but the choice is the same with every timing off by the measured drift."""
     drift_alternatives: list[str | None] = []
     """What the rule would choose instead under that drift (None: no arm)."""
-    name_next_in_line: bool = False
-    """The arm the point estimate is decided against is not the unranked arm the sentence already named."""
     tied_with: list[str] = []
     """On a tie (deployment.decide's "tie"): the other arms that print alike and tie on cost, speed and memory."""
     choice_one_run: bool = False
@@ -225,13 +221,9 @@ def context_verdicts(finding: Finding, materiality_usd: float = 10.0) -> Context
                            runner_up_level=(runner["quality"] + runner["gain"]
                                             if runner and runner.get("gain") is not None else None),
                            withheld=timing.get("fit") is False and bool(timing.get("alternatives")),
-                           holds_under_drift=timing.get("fit") is False and not timing.get("alternatives"),
                            drift_alternatives=list(timing.get("alternatives") or []),
                            best_quality=ArmQuality(arm=best["arm"], quality=best["quality"]) if best else None,
                            choice_one_run=bool(finding.facts.get("choice_one_run")),
-                           name_next_in_line=bool(finding.facts.get("next_in_line")) and (
-                               not _by_status(decision, "unranked")
-                               or finding.facts["next_in_line"]["arm"] != _by_status(decision, "unranked")[0]),
                            tied_with=[arm for arm in remaining if arm != decision.get("choice")]
                            if finding.verdict == "tie" else [],
                            runner_up_visible=bool(runner and runner.get("gain") is not None

@@ -107,7 +107,7 @@ def weighting_findings(src: Source, config: StudyConfig) -> list[Finding]:
         for tier in src.tiers:  # the precision of the tier's predictions, counted over the seeds (k of n)
             for when, who in (("before", arm), ("after", WEIGHTED[arm])):
                 pooled = pooled_tier_precision(src, who, tier) if src.has(who) else None
-                path = f"{RESULTS}#/runs/{who}__seed*/test/per_tier/{tier} (recall x true share / predicted share)"
+                path = f"{RESULTS}#/runs/{who}__seed*/test/per_tier/{tier}/recall × true_share ÷ predicted_share"
                 values = {"": "precision", "_correct": "correct", "_predicted": "predicted"}
                 finding.quantities += [Quantity(name=f"{tier}.precision_{when}{suffix}",
                                                 value=pooled[key] if pooled else None, path=path)
@@ -115,6 +115,9 @@ def weighting_findings(src: Source, config: StudyConfig) -> list[Finding]:
                 finding.quantities += [Quantity(name=f"{tier}.precision_{when}_{end}",
                                                 value=pooled["ci"][i] if pooled else None, path=path + ", Wilson")
                                        for i, end in enumerate(("lo", "hi"))]
+                # every prediction right: the note says "all n", not "n of n"
+                finding.facts.setdefault("all_right", {})[f"{tier}.precision_{when}"] = bool(
+                    pooled and pooled["correct"] == pooled["predicted"])
         for tier, value in finding.facts["accuracy_split"].items():
             sources = " × ".join(q.path for q in finding.quantities if q.name in (f"{tier}.true_share",
                                                                                     f"{tier}.delta_recall"))
