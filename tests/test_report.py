@@ -398,3 +398,20 @@ def test_the_note_names_models_without_their_scheme(notes):
     _, note = notes["decoder_wins"]
     header = note.split("\n## ")[0]
     assert "synthetic:" not in header and "pypi:" not in header
+
+
+def test_a_choice_that_contended_timings_could_flip_is_withheld(tmp_path):
+    """Issue #30: Section 4 decided on a CPU that timed one network 1.5x apart. Timed 7.8x apart, the tie scenario's
+    real-time choice (one instance against four, by cost) could flip, so the note names no arm there and says why."""
+    run_dir = build(tmp_path, SCENARIOS["tie"])
+    latency = artifacts.read_json(run_dir / "latency" / "latency.json")
+    latency["models"]["encoder_full"]["variants"]["merged"]["single"]["p50_ms"] *= 6  # the same network, timed 7.8x apart
+    artifacts.write_json(run_dir / "latency" / "latency.json", latency)
+    write_note(run_dir)
+    section = _section((run_dir / "note" / "note.md").read_text(encoding="utf-8"), 4)
+    found = _findings(run_dir)
+    assert found.get("latency.fitness").verdict == "unfit" and found.get("latency.fitness").facts["drift"] > 5
+    withheld = [c for c in found.deployment.contexts if c.withheld]
+    assert withheld and all(c.drift_alternatives for c in withheld)
+    assert section.count("No recommendation on these timings") == len(withheld)
+    assert section.count("Recommend **") == len(found.deployment.contexts) - len(withheld)
