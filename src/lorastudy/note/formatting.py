@@ -138,6 +138,21 @@ def metric_pair(values: list[float], metric: str) -> str:
     return " against ".join(metric_value(v, metric) for v in values)
 
 
+def threshold_value(value: float | None, metric: str) -> str:
+    """A level the note derives rather than measures (a break-even): whole percent or two decimals of F1,
+    since a search's last digit is not evidence."""
+    if value is None:
+        return "–"
+    return f"{100 * value:.0f}%" if metric in ("accuracy", "rare_recall") else f"{value:.2f}"
+
+
+def threshold_diff(value: float | None, metric: str) -> str:
+    """A gain the note derives (what an arm would need), at `threshold_value`'s precision."""
+    if value is None:
+        return "–"
+    return f"{100 * value:+.0f} pp" if metric in ("accuracy", "rare_recall") else f"{value:+.2f}"
+
+
 def metric_diff(value: float | None, metric: str) -> str:
     return pp(value) if metric in ("accuracy", "rare_recall") else sf1(value)
 
@@ -162,7 +177,7 @@ def pct_points(x: float | None) -> str:
 FILTERS = {"margin_text": margin_text, "pct_points": pct_points, "esc": esc, "code": code, "pct": pct, "f1": f1, "sf1": sf1, "pp": pp, "ci_f1": ci_f1, "ci_pp": ci_pp,
            "ci_pct": ci_pct, "ms": ms, "money": money, "count": count, "params": params, "seconds": seconds,
            "ratio": ratio, "rate": rate, "share": share, "p_value": p_value, "name": name, "inline": inline, "metric_value": metric_value, "metric_diff": metric_diff,
-           "metric_pair": metric_pair,
+           "metric_pair": metric_pair, "threshold_value": threshold_value, "threshold_diff": threshold_diff,
            "metric_ci": metric_ci, "metric_name": lambda m: METRIC_NAMES.get(m, esc(m)),
            "upfirst": lambda text: text[:1].upper() + text[1:]}
 
