@@ -204,15 +204,21 @@ Quality = Callable[[str], "float | None"]
 Difference = Callable[[str, str], "tuple[float, float, float] | None"]
 """difference(a, b): b - a on the context's metric with its interval, (diff, lo, hi); None when not measured."""
 CANDIDATE = ("leader", "equivalent", "unranked")
+Secondary = Callable[[str, str], "list[tuple[str, float, float, float]]"]
+"""secondary(a, b): b - a on each other quality metric the note reports, [(metric, diff, lo, hi)]."""
 
 
 @dataclass(frozen=True)
 class Evidence:
-    """What the evaluation says about quality on one metric: each arm's point estimate and each pair's difference."""
+    """What the evaluation says about quality on one metric: each arm's point estimate and each pair's difference;
+    optionally the other metrics' differences and each arm's seed count, which break a tie the deciding metric
+    leaves (a tie is decided on a stated ground, never on a point estimate inside the noise)."""
 
     metric: str
     quality: Quality
     difference: Difference
+    secondary: Secondary | None = None
+    seeds: Callable[[str], int] | None = None
 
     def lifted(self, arms: frozenset[str], gain: float) -> "Evidence":
         """The same evidence with `arms` `gain` higher (their differences to every other arm move with them)."""
@@ -226,7 +232,7 @@ class Evidence:
                 return None
             shift = gain * ((b in arms) - (a in arms))
             return tuple(x + shift for x in found)  # type: ignore[return-value]
-        return Evidence(self.metric, quality, difference)
+        return Evidence(self.metric, quality, difference, self.secondary, self.seeds)
 
 
 def margin_of(context: ContextConfig, deployment: DeploymentConfig, metric: str) -> float:
@@ -259,7 +265,7 @@ def decide(rows: list[dict], context: ContextConfig, deployment: DeploymentConfi
     feasible = sorted((row for row in rows if row["arm"] not in standing), key=lambda row: -quality(row["arm"]))
     out = {"choice": None, "decided_by": "no_arm_meets", "leader": None, "candidates": [], "tied": [],
            "remaining": [], "standing": standing, "margin": margin, "floor": None, "ranking": None,
-           "cost_immaterial": False, "cost_spread": None, "saving": None, "narrowed_by": []}
+           "cost_immaterial": False, "cost_spread": None, "saving": None, "narrowed_by": [], "ground": None}
     if not feasible:
         return out
     leader = feasible[0]["arm"]
@@ -315,6 +321,11 @@ def decide(rows: list[dict], context: ContextConfig, deployment: DeploymentConfi
                 out["saving"] = min(v for a, v in values.items() if a != close[0]["arm"]) - best
             remaining = close
             decided_by = breaker if len(close) == 1 else None
+    if not decided_by and len(remaining) > 1:
+        ground = tie_ground([row["arm"] for row in remaining], evidence)
+        if ground:
+            return {**out, "choice": ground["arm"], "decided_by": ground["by"], "ground": ground,
+                    "remaining": [row["arm"] for row in remaining]}
     top = shown(max(quality(row["arm"]) for row in remaining), evidence.metric)
     level = [row for row in remaining if shown(quality(row["arm"]), evidence.metric) == top]
     if not decided_by and len(level) > 1:  # equal as printed: a tie, named by the lowest cost, speed, memory
@@ -323,6 +334,37 @@ def decide(rows: list[dict], context: ContextConfig, deployment: DeploymentConfi
     choice = max(remaining, key=lambda row: quality(row["arm"]))
     return {**out, "choice": choice["arm"], "decided_by": decided_by or "point_estimate",
             "remaining": [row["arm"] for row in remaining]}
+
+
+def tie_ground(arms: list[str], evidence: Evidence) -> dict | None:
+    """The stated ground that decides candidates the deciding metric, cost, speed and memory leave tied: first an
+    arm clearly ahead of every other on another quality metric and clearly behind none ("secondary"); else the one
+    arm with the most training seeds ("seeds": its run-to-run variance is measured, the others' is not). None: no
+    ground, and the point estimate (or a printed tie) decides, which the note words as such."""
+    if evidence.secondary is not None:
+        for arm in arms:
+            leads, behind = [], False
+            for other in arms:
+                if other == arm:
+                    continue
+                diffs = evidence.secondary(other, arm)  # arm - other
+                ahead = [d for d in diffs if d[2] > 0]
+                behind = behind or any(d[3] < 0 for d in diffs)
+                if not ahead:
+                    break
+                leads.append({"against": other, "metric": ahead[0][0], "diff": ahead[0][1], "lo": ahead[0][2],
+                              "hi": ahead[0][3]})
+            else:
+                if not behind:
+                    return {"by": "secondary", "arm": arm, "leads": leads}
+    if evidence.seeds is not None:
+        counts = {arm: evidence.seeds(arm) for arm in arms}
+        most = max(counts.values())
+        top = [arm for arm, n in counts.items() if n == most]
+        if len(top) == 1 and most > 1:
+            return {"by": "seeds", "arm": top[0], "seeds": most,
+                    "fewer": {arm: n for arm, n in counts.items() if arm != top[0]}}
+    return None
 
 
 def _breaker_value(row: dict, breaker: str) -> float:

@@ -9,7 +9,7 @@ the same computation (slower / faster), read from `latency/latency.json`:
 * `reference`: a fixed workload (`reference_ms`: a float32 matrix product on the serving threads) is timed before
   the first model and after each one (`latency.bench_study`); ratio of the slowest to the fastest reading.
 * `same_network`: two arms served as one network (a merged LoRA and the full fine-tune of the same model) that
-  were timed separately; ratio of their single-request p50s.
+  were timed separately; ratio of their single-request p50s, and of their p95s (a p95 target decides on the tail).
 
 The measurement is fit when every ratio is at most 1 + `DRIFT_TOLERANCE`; `drift` is the largest ratio, the factor
 by which any one timing may be off. With no check available (an older latency.json, one model), fitness is unknown
@@ -53,7 +53,7 @@ def retimed_drift(first_ms: list[float], again_ms: list[float]) -> float | None:
     return max(a, b) / min(a, b) if min(a, b) > 0 else None
 
 
-def _same_network(models: dict) -> list[tuple[str, str]]:
+def same_network_pairs(models: dict) -> list[tuple[str, str]]:
     """Pairs of timed arms that serve as one network: a LoRA arm (merged) and the full fine-tune of its model."""
     return [(f"{family}_lora", f"{family}_full") for family in ("encoder", "decoder")
             if f"{family}_lora" in models and f"{family}_full" in models]
@@ -76,12 +76,14 @@ def fitness(latency: dict | None, tolerance: float = DRIFT_TOLERANCE) -> dict:
     if len(readings) >= 2 and min(readings) > 0:
         checks.append({"kind": "reference", "subjects": [], "ratio": max(readings) / min(readings),
                        "values": [min(readings), max(readings)], "path": "latency/latency.json#/reference_ms"})
-    for lora, full in _same_network(models):
-        p50 = [models[arm]["variants"]["merged"]["single"]["p50_ms"] for arm in (lora, full)]
-        if min(p50) > 0:
-            checks.append({"kind": "same_network", "subjects": [lora, full], "ratio": max(p50) / min(p50),
-                           "values": p50, "path": f"latency/latency.json#/models/{{{lora},{full}}}/variants/merged/"
-                                                  "single/p50_ms"})
+    for lora, full in same_network_pairs(models):
+        for percentile in ("p50", "p95"):  # a p95-decided context needs the tail fit as well as the median
+            values = [models[arm]["variants"]["merged"]["single"].get(f"{percentile}_ms") or 0.0 for arm in (lora, full)]
+            if min(values) > 0:
+                checks.append({"kind": "same_network", "percentile": percentile, "subjects": [lora, full],
+                               "ratio": max(values) / min(values), "values": values,
+                               "path": f"latency/latency.json#/models/{{{lora},{full}}}/variants/merged/single/"
+                                       f"{percentile}_ms"})
     if not checks:
         return {"fit": None, "drift": None, "tolerance": tolerance, "checks": [], "worst": None}
     worst = max(checks, key=lambda check: check["ratio"])

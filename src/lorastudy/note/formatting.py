@@ -86,6 +86,11 @@ def rate(x: float | None) -> str:
     return f"{x:,.0f}" if abs(x) >= 100 else f"{x:.{max(0, 2 - math.floor(math.log10(abs(x))))}f}" if x else "0"
 
 
+def mb(x: float | None) -> str:
+    """Memory in whole megabytes, as the latency table prints it."""
+    return "–" if x is None else f"{x:,.0f} MB"
+
+
 def money(x: float | None) -> str:
     return "–" if x is None else f"${x:,.{_shown(x, 2)}f}"
 
@@ -175,7 +180,7 @@ def pct_points(x: float | None) -> str:
 
 
 FILTERS = {"margin_text": margin_text, "pct_points": pct_points, "esc": esc, "code": code, "pct": pct, "f1": f1, "sf1": sf1, "pp": pp, "ci_f1": ci_f1, "ci_pp": ci_pp,
-           "ci_pct": ci_pct, "ms": ms, "money": money, "count": count, "params": params, "seconds": seconds,
+           "ci_pct": ci_pct, "ms": ms, "mb": mb, "money": money, "count": count, "params": params, "seconds": seconds,
            "ratio": ratio, "rate": rate, "share": share, "p_value": p_value, "name": name, "inline": inline, "metric_value": metric_value, "metric_diff": metric_diff,
            "metric_pair": metric_pair, "threshold_value": threshold_value, "threshold_diff": threshold_diff,
            "metric_ci": metric_ci, "metric_name": lambda m: METRIC_NAMES.get(m, esc(m)),

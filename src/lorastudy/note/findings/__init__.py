@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from lorastudy.note.findings.base import DEC, ENC, LATENCY, RESULTS, WEIGHTED, Finding, Quantity, Source, \
     difference_verdict
 from lorastudy.note.findings.deployment import DeploymentVerdicts, decision_findings, deployment_verdicts, \
-    fitness_finding, latency_finding, shared_measurement_findings
+    fitness_finding, latency_finding, memory_baseline_findings, shared_measurement_findings
 from lorastudy.note.findings.limitations import LimitationVerdicts, limitation_verdicts
 from lorastudy.note.findings.next_experiment import NextStepVerdicts, bottleneck_findings, next_step_verdicts
 from lorastudy.note.findings.systems import SystemsVerdicts, architecture_split_finding, hidden_tail_finding, \
@@ -121,7 +121,7 @@ def derive(results: dict, latency: dict | None, config: StudyConfig, runs: list[
     found += [f for f in (architecture_split_finding(src), hidden_tail_finding(src), matched_budget_finding(src)) if f]
     found += weighting_findings(src, config) + tier_findings(src, config)
     found += [f for f in (latency_finding(src), fitness_finding(src)) if f]
-    found += shared_measurement_findings(src) + decision_findings(src, config)
+    found += shared_measurement_findings(src) + memory_baseline_findings(src) + decision_findings(src, config)
     found += bottleneck_findings(src, config, summary, found)
     return Findings(uncertainty=found[0].facts, findings=found, rare_and_common=rare_and_common(src),
                     systems=systems_verdicts(src, found), weighting=weighting_verdicts(src, found),

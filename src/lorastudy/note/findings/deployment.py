@@ -63,6 +63,8 @@ class Capacity(BaseModel):
     compute_cost: float | None = None
     examples_per_s: float | None = None
     time_s: float | None = None
+    p95_at_rate_ms: float | None = None
+    sla_ms: float | None = None
 
 
 class Faster(BaseModel):
@@ -149,9 +151,19 @@ class ContextVerdicts(Verdicts):
     runner_up_visible: bool = False
     """The runner-up's break-even level prints differently from its quality (a gain the note can state), and the
     choice is no tie."""
+    thin_margin: list[Capacity] = []
+    """Real-time: the arms shown at the peak whose p95 there lies within `THIN_MARGIN` of the target: a burst or a
+    slower machine breaches it, which the note flags."""
+    misses_most: bool = False
+    """The choice's deciding metric is a share of examples found (accuracy, rare-tier recall) whose whole interval
+    lies below one half: even the chosen arm misses most of them, so it cannot serve the context alone."""
     best_quality: ArmQuality | None = None
     """The arm with the best point estimate on the context's metric, whatever its speed: the quality-only reading
     the note gives when it withholds a choice."""
+
+
+SECONDARY_METRICS = ("accuracy", "macro_f1", "rare_recall")
+"""The quality metrics the note reports: a tie on a context's own metric is broken by a clear lead on another."""
 
 
 def _by_status(decision: dict, *statuses: str) -> list[str]:
@@ -223,6 +235,10 @@ def context_verdicts(finding: Finding, materiality_usd: float = 10.0) -> Context
                            withheld=timing.get("fit") is False and bool(timing.get("alternatives")),
                            drift_alternatives=list(timing.get("alternatives") or []),
                            best_quality=ArmQuality(arm=best["arm"], quality=best["quality"]) if best else None,
+                           thin_margin=[c for c in _capacity(finding.facts["rows"], decision.get("choice"))
+                                        if c.p95_at_rate_ms and c.sla_ms and c.meets
+                                        and c.p95_at_rate_ms > (1 - THIN_MARGIN) * c.sla_ms],
+                           misses_most=_misses_most(finding),
                            choice_one_run=bool(finding.facts.get("choice_one_run")),
                            tied_with=[arm for arm in remaining if arm != decision.get("choice")]
                            if finding.verdict == "tie" else [],
@@ -230,6 +246,19 @@ def context_verdicts(finding: Finding, materiality_usd: float = 10.0) -> Context
                                                   and finding.verdict != "tie" and metric_value(
                                                       runner["quality"], finding.facts["metric"]) != metric_value(
                                                       runner["quality"] + runner["gain"], finding.facts["metric"])))
+
+
+THIN_MARGIN = 0.1
+"""A p95 at the peak within 10% of the target: the queue's tail grows steeply near saturation, so the margin is thin."""
+SHARE_METRICS = ("accuracy", "rare_recall")
+"""Metrics that are a share of examples got right: below one half, the model misses most of them."""
+
+
+def _misses_most(finding: Finding) -> bool:
+    if finding.facts["metric"] not in SHARE_METRICS or finding.facts["decision"]["choice"] is None:
+        return False
+    hi = next((q.value for q in finding.quantities if q.name == "choice.metric_hi"), None)
+    return hi is not None and hi < 0.5
 
 
 def _capacity(rows: list[dict], choice: str | None) -> list[Capacity]:
@@ -262,6 +291,8 @@ class DeploymentVerdicts(Verdicts):
     only a different quality result would (each context's own sentence says which)."""
     all_steady: bool = False
     """Every context is steady, so the sentence about steady choices needs not name them."""
+    hold_under_drift: bool = False
+    """The timings are unfit, yet no context's choice changes with every timing off by the measured drift."""
     one_family: str | None = None
     """Every context answers encoder-or-decoder LoRA with this family and no speed-up would change it: the note
     answers once for all contexts, with each context's quality break-even, instead of once per context."""
@@ -279,7 +310,9 @@ def deployment_verdicts(found: list[Finding]) -> DeploymentVerdicts:
     answers = [c.family for c in contexts]
     one = {a.family for a in answers if a} if answers and all(a and a.family and a.speedup is None
                                                                   for a in answers) else set()
-    return DeploymentVerdicts(contexts=contexts, steady=steady, all_steady=bool(steady) and len(steady) == len(decisions),
+    unfit = any(d.facts.get("timing", {}).get("fit") is False for d in decisions)
+    return DeploymentVerdicts(contexts=contexts, steady=steady,
+                              hold_under_drift=unfit and not any(c.withheld or c.drift_alternatives for c in contexts), all_steady=bool(steady) and len(steady) == len(decisions),
                               one_family=one.pop() if len(one) == 1 and len(answers) > 1 else None)
 
 
@@ -324,6 +357,43 @@ def shared_measurement_findings(src: Source) -> list[Finding]:
     return out
 
 
+MEMORY_AGREE = 0.05
+"""Two peaks (or two additions) of resident memory within 5% of each other read as the same."""
+
+
+def memory_baseline_findings(src: Source) -> list[Finding]:
+    """One network served as two arms whose "memory added" differs while their peaks agree: the later one was
+    loaded into a process that already held more (what the earlier model left allocated), so the difference is the
+    baseline, not the model, and the decision prices both as one network."""
+    models = (src.latency or {}).get("models", {})
+    out = []
+    for lora, full in timing_fitness.same_network_pairs(models):
+        merged = {arm: models[arm]["variants"]["merged"] for arm in (lora, full)}
+        if any(m.get("memory_added_mb") is None or m.get("memory_before_load_mb") is None or
+               not m.get("peak_memory_mb") for m in merged.values()):
+            continue
+        added = [merged[arm]["memory_added_mb"] for arm in (lora, full)]
+        peaks = [merged[arm]["peak_memory_mb"] for arm in (lora, full)]
+        if max(peaks) > (1 + MEMORY_AGREE) * min(peaks) or max(added) <= (1 + MEMORY_AGREE) * min(added):
+            continue
+        quantities = [Quantity(name=f"{arm}.{key}", value=merged[arm][key],
+                               path=f"{LATENCY}#/models/{arm}/variants/merged/{key}")
+                      for arm in (lora, full) for key in ("memory_added_mb", "memory_before_load_mb", "peak_memory_mb")]
+        out.append(Finding(id=f"latency.memory_baseline.{lora}", kind="latency", section=4,
+                           test=f"peaks within {MEMORY_AGREE:.0%} while memory added differs by more",
+                           verdict="baseline_differs", subjects=[full, lora], quantities=quantities, facts={}))
+    return out
+
+
+def _single_attention(src: Source, arms: list[str]) -> list[str] | None:
+    """The attention kernels the arms' single requests ran with, when they differ: then "one network" was two
+    computations, and part of a timing gap may be the kernel, not the machine."""
+    models = (src.latency or {}).get("models", {})
+    kernels = [((models.get(arm, {}).get("variants", {}).get("merged", {}).get("attention") or {}).get("single"))
+               for arm in arms]
+    return kernels if all(kernels) and len(set(kernels)) > 1 else None
+
+
 def fitness_finding(src: Source) -> Finding | None:
     """Whether the timings are fit to decide on (`measure.timing_fitness`): the worst of the repeated timings of one
     computation, against the tolerance."""
@@ -339,7 +409,10 @@ def fitness_finding(src: Source) -> Finding | None:
                    verdict="fit" if fit["fit"] else "unfit", subjects=list(worst["subjects"]), quantities=quantities,
                    facts={"drift": fit["drift"], "tolerance": fit["tolerance"], "worst_kind": worst["kind"],
                           "tolerance_ratio": 1.0 + fit["tolerance"],
-                          "only_same_network": [check["kind"] for check in fit["checks"]] == ["same_network"],
+                          "only_same_network": {check["kind"] for check in fit["checks"]} == {"same_network"},
+                          "percentile": worst.get("percentile"),
+                          "attention": _single_attention(src, worst["subjects"]) if worst["kind"] == "same_network"
+                          else None,
                           "checks": [check["kind"] for check in fit["checks"]], "n_checks": len(fit["checks"])})
 
 
@@ -361,7 +434,16 @@ def decision_findings(src: Source, config: StudyConfig) -> list[Finding]:
             found = src.comparison(a, b, metric)
             return None if found is None else (found[0]["diff"], *found[0]["ci"])
 
-        evidence = deployment.Evidence(metric, quality, difference)
+        others = [m for m in SECONDARY_METRICS if m != metric and (tail or m != "rare_recall")]
+
+        def secondary(a: str, b: str, others: list[str] = others) -> list[tuple[str, float, float, float]]:
+            found = ((m, src.comparison(a, b, m)) for m in others)
+            return [(m, row[0]["diff"], *row[0]["ci"]) for m, row in found if row is not None]
+
+        def seeds(arm: str) -> int:
+            return int(src.results["arms"][arm].get("n_seeds", 1))
+
+        evidence = deployment.Evidence(metric, quality, difference, secondary, seeds)
         rows = deployment.context_rows(models, context, config.deployment)
         decision = deployment.decide(rows, context, config.deployment, evidence)
         flip = deployment.what_would_change(models, context, config.deployment, evidence, decision["choice"])
