@@ -8,7 +8,7 @@ from pathlib import Path
 from lorastudy.note.figures import FigureSpec
 from lorastudy.note.findings import DEC, ENC, Findings
 from lorastudy.note.formatting import (
-    METRIC_NAMES, ci_f1, ci_pp, code, count, esc, f1, metric_ci, metric_diff, metric_value, model_name, money, ms, name,
+    METRIC_NAMES, ci_f1, ci_pp, code, count, esc, f1, inline, metric_ci, metric_diff, metric_value, model_name, money, ms, name,
     params, pct, pp, rate, seconds, sf1,
 )
 from lorastudy.note.tables import CANDIDATE_NAMES, CLASS_ROWS, evidence, finding_ci, table
@@ -217,11 +217,18 @@ class Layout:
                       "Raw compute", ""], out)
 
     def candidates_table(self) -> str | None:
+        def unmeasured(c: dict) -> str:
+            """A supported candidate without a size: what the run does show, never another arm's gain as this one's."""
+            facts = c.get("facts") or {}
+            if c["name"] == "training_budget" and facts.get("other_gain") is not None:
+                return f"unmeasured ({inline(facts['other'])} gained {sf1(facts['other_gain'])} past the matched budget)"
+            return "unmeasured: the next experiment is its test"
+
         finding = self.findings.get("bottleneck")
         if finding is None:
             return None
         rows = [[CANDIDATE_NAMES[c["name"]], evidence(c), {True: "yes", False: "no"}.get(c["supported"], "not testable here"),
-                 "not measurable here" if c["macro_f1_size"] is None and c["supported"] else sf1(c["macro_f1_size"])]
+                 sf1(c["macro_f1_size"]) if c["macro_f1_size"] is not None else unmeasured(c) if c["supported"] else "–"]
                 for c in finding.facts["candidates"]]
         return table(["Candidate bottleneck", "Evidence in this run", "Supported", "Macro F1 it accounts for"], rows)
 

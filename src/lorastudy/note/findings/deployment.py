@@ -255,7 +255,7 @@ SHARE_METRICS = ("accuracy", "rare_recall")
 
 
 def _misses_most(finding: Finding) -> bool:
-    if finding.facts["metric"] not in SHARE_METRICS or finding.facts["decision"]["choice"] is None:
+    if finding.facts.get("metric") not in SHARE_METRICS or finding.facts["decision"]["choice"] is None:
         return False
     hi = next((q.value for q in finding.quantities if q.name == "choice.metric_hi"), None)
     return hi is not None and hi < 0.5
