@@ -165,7 +165,7 @@ def test_lora_seeds_word_each_interval_by_its_own_source(notes):
     assert spread.verdict == ("gap_below_both" if gap < min(stds) else "gap_above_both" if gap > max(stds)
                               else "gap_between")
     if findings.systems.macro_f1_seed_bound:  # the per-seed gaps say more than the spread, and replace it
-        assert "Macro F1's interval is mostly run-to-run variation: the gap was" in first
+        assert "Macro F1's interval is mostly seed variation: per seed, the gap was" in first
     else:
         assert "Run-to-run spread (standard deviation of test macro F1 over 3 seeds)" in first
     assert "Run-to-run spread" not in notes["tie"][1]  # one seed: no spread to report
@@ -198,7 +198,7 @@ def test_every_context_is_decided_as_an_engineer_would_and_says_why(notes):
     assert "unranked" in worded
     _, tie = notes["tie"]
     assert "the data cannot rank" in _section(tie, 4)
-    assert "the machines the target keeps on set the cost" in _section(tie, 4) and "always on" in _section(tie, 4)
+    assert "always-on machines set the cost" in _section(tie, 4) and "a month (" in _section(tie, 4)
 
 
 def test_decisions_follow_the_rule_and_a_cost_tie_never_decides(notes):
@@ -231,7 +231,7 @@ def test_the_bottleneck_is_chosen_among_candidates_and_the_prediction_can_fail(n
         assert facts["threshold"] == pytest.approx(facts["now"] + facts["noise_allowance"])
         assert facts["noise_allowance"] > 0 and facts["design"]["threshold"] == facts["threshold"]
         assert facts["design"]["change"] and facts["design"]["arms"][0] == bottleneck.facts["focus"]
-        assert "for noise, the half-width of its 95% interval" in _section(note, 5)
+        assert "the half-width of its 95% interval: a smaller gain would go unseen" in _section(note, 5)
     assert seen == {"none_supported", "training_budget"}
     run_dir, note = notes["decoder_undertrained"]
     assert _findings(run_dir).get("prediction").facts["design"]["change"] == "models.decoder.lora_train.max_steps"
@@ -338,7 +338,7 @@ def test_one_network_timed_twice_is_priced_once_and_its_gap_stated(notes):
     run_dir, note = notes["tie"]
     # 1.3x is beyond what one computation may vary on an idle machine: the timings are unfit, and each context
     # either keeps a choice that survives that drift or names none (issue #30)
-    assert "These timings are unfit for a latency-based decision" in note
+    assert "Timings unfit by the project's 1.20x tolerance" in note
     assert _findings(run_dir).get("latency.fitness").verdict == "unfit"
     assert all("timing" in d.facts and d.facts["timing"]["fit"] is False
                for d in _findings(run_dir).findings if d.kind == "decision")

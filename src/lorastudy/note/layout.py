@@ -194,6 +194,24 @@ class Layout:
         return table(["Model as served", "Single p50", "Single p95", "Batched, per example", "Examples/s",
                       "Memory added"], rows)
 
+    def serving_setup(self) -> str:
+        """The serving threads and the networks' precision, as the latency table was measured (", 2 threads, ...")."""
+        latency = self.latency or {}
+        threads = (latency.get("environment") or {}).get("torch_threads")
+        precisions = sorted({p for model in (latency.get("models") or {}).values()
+                             if (p := ((model.get("variants") or {}).get("merged") or {}).get("precision"))})
+        return ((f", {count(threads)} threads" if threads else "")
+                + (f", networks in {', '.join(esc(p) for p in precisions)}" if precisions else ""))
+
+    def _one_seed_best(self, decision, arm: str, entry: dict) -> str:
+        """A clear difference from a best arm that trained one seed, for an arm that trained several, holds for that
+        one run of the best: the best's own training variance is in no interval."""
+        leader = decision.facts["decision"].get("leader")
+        seeds = {a: self.results["arms"].get(a, {}).get("n_seeds", 1) for a in (leader, arm) if a}
+        one_run = (entry.get("status") == "clearly_below" and leader is not None and seeds.get(leader) == 1
+                   and seeds.get(arm, 1) > 1)
+        return " (best: one seed)" if one_run else ""
+
     def contexts_table(self, decisions) -> str:
         out = []
         for decision in decisions:
@@ -208,7 +226,7 @@ class Layout:
                           if entry.get("diff") is not None else "–")
                 out.append([esc(context["name"]), name(row["arm"]),
                             f"{METRIC_NAMES[metric]} {metric_value(row['quality'], metric)}", versus,
-                            STANDING.get(entry.get("status"), "–"),
+                            STANDING.get(entry.get("status"), "–") + self._one_seed_best(decision, row["arm"], entry),
                             "yes" if row["meets"] else "**no**", target, count(row["instances"]),
                             pct(row.get("busy_instances")) if realtime else "–", pct(row["headroom"]),
                             money(row["monthly_cost"]), money(row.get("compute_cost")), chosen])

@@ -157,6 +157,9 @@ class ContextVerdicts(Verdicts):
     misses_most: bool = False
     """The choice's deciding metric is a share of examples found (accuracy, rare-tier recall) whose whole interval
     lies below one half: even the chosen arm misses most of them, so it cannot serve the context alone."""
+    leads: list[dict] = []
+    """On a "secondary" decision: each clear lead on another metric that decided it, with `named` False when it is
+    over the arm the sentence already names (the first the data cannot rank), so the note says it once."""
     best_quality: ArmQuality | None = None
     """The arm with the best point estimate on the context's metric, whatever its speed: the quality-only reading
     the note gives when it withholds a choice."""
@@ -239,6 +242,8 @@ def context_verdicts(finding: Finding, materiality_usd: float = 10.0) -> Context
                                         if c.p95_at_rate_ms and c.sla_ms and c.meets
                                         and c.p95_at_rate_ms > (1 - THIN_MARGIN) * c.sla_ms],
                            misses_most=_misses_most(finding),
+                           leads=[{**lead, "named": lead["against"] not in _by_status(decision, "unranked")[:1]}
+                                  for lead in (decision.get("ground") or {}).get("leads") or []],
                            choice_one_run=bool(finding.facts.get("choice_one_run")),
                            tied_with=[arm for arm in remaining if arm != decision.get("choice")]
                            if finding.verdict == "tie" else [],
