@@ -302,8 +302,9 @@ class Layout:
             out["budget"] = FigureSpec(
                 "validation_curves", "val_curves",
                 f"Validation macro F1 against training examples seen; each point is {self._points(budget.facts['curves'])}"
-                "; the dotted line is the largest budget both LoRA arms reached, where Section 1 compares them.",
-                {"series": {name(arm): [(p["examples"], p["val_macro_f1"]) for p in curve]
+                "; bars: ± one standard deviation over seeds; the dotted line is the largest budget both LoRA arms "
+                "reached, where Section 1 compares them.",
+                {"series": {name(arm): [(p["examples"], p["val_macro_f1"], p.get("sd")) for p in curve]
                             for arm, curve in budget.facts["curves"].items()},
                  "matched": budget.facts["examples"]})
         effects = {f.subjects[0]: f for f in self.findings.of_kind("effect")}
