@@ -340,3 +340,32 @@ def test_values_equal_as_printed_are_a_tie_and_batch_speed_is_job_time():
     close = evidence({"a": 0.70, "b": 0.69}, {("a", "b"): (-0.01, -0.05, 0.03)})
     decision = decide(pair, batch, close)
     assert decision["decided_by"] == "p95" and decision["choice"] == "b"
+
+
+def test_a_tie_left_by_cost_and_speed_is_decided_on_a_stated_ground_not_a_point_estimate():
+    """Issue #30: a 0.012 edge inside the seed noise chose a one-seed arm over a three-seed arm as if it were a
+    decision. A clear lead on another reported metric decides first, then the arm whose seed variance is measured;
+    only then the point estimate, which the note calls a call inside the noise."""
+    calm = realtime(peak_rps=1, quality_floor=LOOSE)
+    twins = {"a": served("a", 10.0), "b": served("b", 10.0)}
+    unranked = {("a", "b"): (-0.012, -0.07, 0.05)}  # b - a on the deciding metric: the data cannot rank them
+    base = evidence({"a": 0.522, "b": 0.510}, unranked, metric="macro_f1")
+
+    def with_ground(secondary=None, seeds=None):
+        return deployment.Evidence(base.metric, base.quality, base.difference, secondary, seeds)
+
+    assert decide(twins, calm, base)["decided_by"] == "point_estimate"
+    # b is clearly ahead of a on accuracy and behind on nothing: that decides, against the point estimate
+    lead = {("a", "b"): [("accuracy", 0.025, 0.003, 0.047)], ("b", "a"): [("accuracy", -0.025, -0.047, -0.003)]}
+    decision = decide(twins, calm, with_ground(secondary=lambda x, y: lead[(x, y)]))
+    assert (decision["choice"], decision["decided_by"]) == ("b", "secondary")
+    assert decision["ground"]["leads"][0]["against"] == "a" and decision["ground"]["leads"][0]["metric"] == "accuracy"
+    # a lead on one metric with a clear deficit on another is no ground
+    mixed = {("a", "b"): [("accuracy", 0.025, 0.003, 0.047), ("rare_recall", -0.1, -0.2, -0.01)],
+             ("b", "a"): [("accuracy", -0.025, -0.047, -0.003), ("rare_recall", 0.1, 0.01, 0.2)]}
+    seeds = {"a": 1, "b": 3}.get
+    decision = decide(twins, calm, with_ground(secondary=lambda x, y: mixed[(x, y)], seeds=seeds))
+    assert (decision["choice"], decision["decided_by"]) == ("b", "seeds")  # then the measured variance decides
+    assert decision["ground"]["fewer"] == {"a": 1}
+    same = decide(twins, calm, with_ground(secondary=lambda x, y: [], seeds=lambda arm: 3))
+    assert same["decided_by"] == "point_estimate" and same["choice"] == "a"  # no ground: the point estimate

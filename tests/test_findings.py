@@ -18,6 +18,7 @@ import pytest
 
 from lorastudy.core import artifacts
 from lorastudy.note.findings import DEC, ENC, Finding, Findings, derive
+from lorastudy.note.findings.base import Quantity
 from lorastudy.note.findings.deployment import context_verdicts, deployment_verdicts
 from lorastudy.note.findings.next_experiment import next_step_verdicts
 from lorastudy.note.report import _data_summary
@@ -815,3 +816,59 @@ def test_the_group_split_reads_every_seed_when_the_per_class_rows_are_given(stud
     per_class[f"{DEC}__seed42"] = rows("verb", 0.3)
     assert derive(results, study["latency"], study["config"], study["runs"], study["summary"],
                   per_class).get("groups.split").verdict == "verb"
+
+
+def test_one_network_whose_memory_added_differs_only_by_its_baseline_is_explained(study):
+    """Issue #30: a full fine-tune and its merged LoRA, one network, read 490 MB against 240 MB of memory added
+    because the second was loaded into a process already holding more; their peaks agreed."""
+    def baseline(before_full: float, before_lora: float, peak_lora: float):
+        def change(inputs):
+            merged = {arm: inputs["latency"]["models"][arm]["variants"]["merged"]
+                      for arm in ("encoder_full", "encoder_lora")}
+            for arm, before, peak in (("encoder_full", before_full, 1200.0), ("encoder_lora", before_lora, peak_lora)):
+                merged[arm].update(memory_before_load_mb=before, peak_memory_mb=peak, memory_added_mb=peak - before)
+        return change
+
+    found = findings_of(study, baseline(700.0, 950.0, 1190.0)).get("latency.memory_baseline.encoder_lora")
+    assert found is not None and found.subjects == ["encoder_full", "encoder_lora"]
+    assert found.q("encoder_lora.memory_before_load_mb") == 950.0
+    # the peaks differ too: the models use different memory, nothing to explain away
+    assert findings_of(study, baseline(700.0, 950.0, 1600.0)).get("latency.memory_baseline.encoder_lora") is None
+    # the same baseline: the additions agree, nothing to explain
+    assert findings_of(study, baseline(700.0, 700.0, 1190.0)).get("latency.memory_baseline.encoder_lora") is None
+
+
+def test_a_choice_that_misses_most_examples_or_serves_near_its_target_is_flagged():
+    """Issue #30: an audit crowned an arm that finds 25.9% [6.2%, 46.1%] of the rare tier; a decoder met a 100 ms
+    target at 92.7 ms without a word on the margin."""
+    def audit(metric: str, hi: float, p95: float) -> Finding:
+        rows = [{"arm": "encoder_lora_cw", "quality": 0.26, "meets": True, "p95_at_rate_ms": p95, "sla_ms": 100.0}]
+        return Finding(id="decision.c", kind="decision", section=4, test="", verdict="quality",
+                       subjects=["encoder_lora_cw"], quantities=[Quantity(name="choice.metric_hi", value=hi, path="x")],
+                       facts={"context": {"name": "c"}, "metric": metric, "contrast": None, "flip": None, "rows": rows,
+                              "decision": {"choice": "encoder_lora_cw", "tied": [], "remaining": []}})
+    assert context_verdicts(audit("rare_recall", 0.461, 50.0)).misses_most
+    assert not context_verdicts(audit("rare_recall", 0.55, 50.0)).misses_most  # half may be found: no claim
+    assert not context_verdicts(audit("macro_f1", 0.461, 50.0)).misses_most  # not a share of examples found
+    assert [c.arm for c in context_verdicts(audit("accuracy", 0.9, 92.7)).thin_margin] == ["encoder_lora_cw"]
+    assert context_verdicts(audit("accuracy", 0.9, 80.0)).thin_margin == []
+
+
+def test_the_prediction_uses_the_interval_half_width_and_names_the_level_that_closes_the_gap(study):
+    """Issue #30: the threshold added the interval's longer arm (0.038) for its half-width (0.035), and the
+    hypothesis "its deficit comes from shorter training" predicted closing the gap, which no level said."""
+    shorter = set_curves([(125, 0.38), (250, 0.47)], [(125, 0.43)])
+
+    def other_at(level: float):
+        def change(inputs):
+            shorter(inputs)
+            inputs["results"]["arms"][ENC]["ci"]["macro_f1"]["mean"] = level
+        return change
+
+    ahead = findings_of(study, other_at(0.99)).get("prediction")
+    assert ahead.subjects == [DEC] and ahead.facts["metric"] == "macro_f1"
+    lo, hi = study["results"]["arms"][DEC]["ci"]["macro_f1"]["ci"]
+    assert ahead.facts["noise_allowance"] == pytest.approx((hi - lo) / 2)
+    assert ahead.facts["gap_level"] == pytest.approx(0.99) and ahead.facts["gap_arm"] == ENC
+    behind = findings_of(study, other_at(0.01)).get("prediction")
+    assert behind.facts["gap_level"] is None  # no gap to close

@@ -77,11 +77,13 @@ def test_measure_model_reports_every_key_with_sane_orderings(tokenizer):
     assert len(result["single"]["retimed_ms"]) == min(timing_fitness.RETIMED_REQUESTS, SMALL.single_requests)
 
 
-def fitness_document(retimed_scale: float = 1.0, reference=(2.0, 2.1), full_p50: float | None = 10.4) -> dict:
-    single = {"p50_ms": 10.0, "samples_ms": [10.0, 10.0, 9.0, 11.0], "retimed_ms": [10.0 * retimed_scale] * 2}
+def fitness_document(retimed_scale: float = 1.0, reference=(2.0, 2.1), full_p50: float | None = 10.4,
+                     full_p95: float = 14.0) -> dict:
+    single = {"p50_ms": 10.0, "p95_ms": 14.0, "samples_ms": [10.0, 10.0, 9.0, 11.0],
+              "retimed_ms": [10.0 * retimed_scale] * 2}
     models = {"encoder_lora": {"variants": {"merged": {"single": single}}}}
     if full_p50 is not None:
-        models["encoder_full"] = {"variants": {"merged": {"single": {"p50_ms": full_p50}}}}
+        models["encoder_full"] = {"variants": {"merged": {"single": {"p50_ms": full_p50, "p95_ms": full_p95}}}}
     return {"models": models, "reference_ms": list(reference)}
 
 
@@ -95,6 +97,10 @@ def test_timings_of_one_computation_that_disagree_make_the_latencies_unfit():
     assert slowed["fit"] is False and slowed["drift"] == pytest.approx(1.5) and slowed["worst"]["kind"] == "retimed"
     assert timing_fitness.fitness(fitness_document(reference=(2.0, 3.0)))["fit"] is False
     assert timing_fitness.fitness({"models": {}})["fit"] is None  # nothing timed twice: unknown, not fit
+    # issue #30: the p50s agreed (1.11x) while the p95s read 1.41x apart; a p95 target decides on the tail
+    tail = timing_fitness.fitness(fitness_document(full_p50=11.1, full_p95=19.7))
+    assert tail["fit"] is False and tail["worst"]["percentile"] == "p95"
+    assert tail["drift"] == pytest.approx(19.7 / 14.0)
 
 
 def test_a_choice_that_timing_drift_could_flip_is_found():
