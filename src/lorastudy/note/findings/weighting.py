@@ -33,6 +33,10 @@ class WeightingVerdicts(Verdicts):
     accuracy_cost_from: Literal["common", "rare"] | None = None
     """Where that arm's accuracy loss comes from: "common" when its common-tier examples lost accuracy (they pay
     the cost), "rare" when only the rest of the tiers did; None when its accuracy did not fall."""
+    cost_beyond_tail_shift: bool = False
+    """That arm lost more accuracy than the share of test predictions weighting moved into the rare tier: even had
+    every moved prediction been a correct common-tier one, the loss would be smaller, so weighting also moved
+    predictions among the common classes."""
 
 
 def more_under_predicted(under_ratio: dict[str, float | None]) -> str | None:
@@ -60,6 +64,9 @@ def weighting_verdicts(src: Source, found: list[Finding]) -> WeightingVerdicts:
     return WeightingVerdicts(
         zero_count_unchanged={arm: f.q("zero_before") == f.q("zero_after") for arm, f in effects.items()},
         transferred=transferred, accuracy_worst_hit=worst, accuracy_cost_from=cost_from,
+        cost_beyond_tail_shift=bool(mechanism and worst and cost_from and (mechanism.facts.get("moved_share") or {})
+                                    .get(worst) is not None
+                                    and -effects[worst].q("accuracy_delta") > mechanism.facts["moved_share"][worst]),
         more_under_predicted=more_under_predicted(mechanism.facts["under_ratio"]) if mechanism else None)
 
 
