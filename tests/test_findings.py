@@ -872,3 +872,30 @@ def test_the_prediction_uses_the_interval_half_width_and_names_the_level_that_cl
     assert ahead.facts["gap_level"] == pytest.approx(0.99) and ahead.facts["gap_arm"] == ENC
     behind = findings_of(study, other_at(0.01)).get("prediction")
     assert behind.facts["gap_level"] is None  # no gap to close
+
+
+def test_weightings_added_precision_and_its_accuracy_cost_are_worded_only_where_defined():
+    """Issue #30: the precision of the rare-tier predictions weighting added (decoder ~16%, encoder ~30%) is the
+    direct evidence of what each model knew; a net count that fell is no precision. The decoder's 3.3 pp accuracy
+    cost exceeded the 1.5% of predictions it moved into the rare tier, so it also reshuffled common classes."""
+    from lorastudy.note.findings.weighting import weighting_verdicts
+
+    def mechanism(moved: dict, precision: dict) -> Finding:
+        return Finding(id="weighting.mechanism", kind="mechanism", section=2, test="", verdict="better_aimed",
+                       facts={"moved_share": moved, "added_precision": precision, "under_ratio": {ENC: 0.2, DEC: 0.3}})
+
+    class Src:
+        tiers = ["rare", "common"]
+
+    def effect(arm: str, accuracy: float) -> Finding:
+        return Finding(id=f"weighting.{arm}", kind="effect", section=2, test="", verdict="x", subjects=[arm],
+                       quantities=[Quantity(name="accuracy_delta", value=accuracy, path="x"),
+                                   Quantity(name="common.accuracy_change_from_tier", value=accuracy, path="x"),
+                                   Quantity(name="zero_before", value=10, path="x"),
+                                   Quantity(name="zero_after", value=8, path="x")])
+
+    effects = [effect(ENC, -0.002), effect(DEC, -0.033)]
+    shown = weighting_verdicts(Src(), effects + [mechanism({ENC: 0.017, DEC: 0.015}, {ENC: 0.30, DEC: 0.15})])
+    assert shown.added_precision_shown and shown.cost_beyond_tail_shift and shown.accuracy_worst_hit == DEC
+    negative = weighting_verdicts(Src(), effects + [mechanism({ENC: 0.1, DEC: 0.27}, {ENC: 0.10, DEC: -0.017})])
+    assert not negative.added_precision_shown and not negative.cost_beyond_tail_shift  # 3.3 pp < 27% moved

@@ -33,6 +33,9 @@ class WeightingVerdicts(Verdicts):
     accuracy_cost_from: Literal["common", "rare"] | None = None
     """Where that arm's accuracy loss comes from: "common" when its common-tier examples lost accuracy (they pay
     the cost), "rare" when only the rest of the tiers did; None when its accuracy did not fall."""
+    added_precision_shown: bool = False
+    """Weighting moved predictions into the rare tier on both LoRA arms, and the net precision of the moved ones
+    (newly right / newly predicted there) lies in [0, 1] for both: only then is it a precision the note can print."""
     cost_beyond_tail_shift: bool = False
     """That arm lost more accuracy than the share of test predictions weighting moved into the rare tier: even had
     every moved prediction been a correct common-tier one, the loss would be smaller, so weighting also moved
@@ -44,6 +47,14 @@ def more_under_predicted(under_ratio: dict[str, float | None]) -> str | None:
     if under_ratio.get(ENC) is None or under_ratio.get(DEC) is None or under_ratio[ENC] == under_ratio[DEC]:
         return None
     return DEC if under_ratio[DEC] < under_ratio[ENC] else ENC
+
+
+def _added_precision_defined(facts: dict, arm: str) -> bool:
+    """The arm moved predictions into the rare tier and their net precision is a proportion (a net count of newly
+    right predictions can fall while the tier gains predictions)."""
+    moved = (facts.get("moved_share") or {}).get(arm)
+    precision = (facts.get("added_precision") or {}).get(arm)
+    return moved is not None and moved > 0 and precision is not None and 0 <= precision <= 1
 
 
 def weighting_verdicts(src: Source, found: list[Finding]) -> WeightingVerdicts:
@@ -64,6 +75,7 @@ def weighting_verdicts(src: Source, found: list[Finding]) -> WeightingVerdicts:
     return WeightingVerdicts(
         zero_count_unchanged={arm: f.q("zero_before") == f.q("zero_after") for arm, f in effects.items()},
         transferred=transferred, accuracy_worst_hit=worst, accuracy_cost_from=cost_from,
+        added_precision_shown=bool(mechanism) and all(_added_precision_defined(mechanism.facts, arm) for arm in (ENC, DEC)),
         cost_beyond_tail_shift=bool(mechanism and worst and cost_from and (mechanism.facts.get("moved_share") or {})
                                     .get(worst) is not None
                                     and -effects[worst].q("accuracy_delta") > mechanism.facts["moved_share"][worst]),
