@@ -70,6 +70,7 @@ import numpy as np
 
 from lorastudy.study.config import LORA_ARMS, ContextConfig, DeploymentConfig
 from lorastudy.core.errors import StudyError
+from lorastudy.measure import tie_grounds
 
 HOURS_PER_MONTH = 730
 RUNS_PER_MONTH = {"batch": 30, "audit": 1}
@@ -211,8 +212,7 @@ Secondary = Callable[[str, str], "list[tuple[str, float, float, float]]"]
 @dataclass(frozen=True)
 class Evidence:
     """What the evaluation says about quality on one metric: each arm's point estimate and each pair's difference;
-    optionally the other metrics' differences and each arm's seed count, which break a tie the deciding metric
-    leaves (a tie is decided on a stated ground, never on a point estimate inside the noise)."""
+    optionally the other metrics' differences and each arm's seed count, the grounds of a tie (tie_grounds.py)."""
 
     metric: str
     quality: Quality
@@ -321,11 +321,10 @@ def decide(rows: list[dict], context: ContextConfig, deployment: DeploymentConfi
                 out["saving"] = min(v for a, v in values.items() if a != close[0]["arm"]) - best
             remaining = close
             decided_by = breaker if len(close) == 1 else None
-    if not decided_by and len(remaining) > 1:
-        ground = tie_ground([row["arm"] for row in remaining], evidence)
-        if ground:
-            return {**out, "choice": ground["arm"], "decided_by": ground["by"], "ground": ground,
-                    "remaining": [row["arm"] for row in remaining]}
+    if not decided_by and len(remaining) > 1 and (ground := tie_grounds.tie_ground([r["arm"] for r in remaining],
+                                                                                    evidence)):
+        return {**out, "choice": ground["arm"], "decided_by": ground["by"], "ground": ground,
+                "remaining": [row["arm"] for row in remaining]}
     top = shown(max(quality(row["arm"]) for row in remaining), evidence.metric)
     level = [row for row in remaining if shown(quality(row["arm"]), evidence.metric) == top]
     if not decided_by and len(level) > 1:  # equal as printed: a tie, named by the lowest cost, speed, memory
@@ -334,37 +333,6 @@ def decide(rows: list[dict], context: ContextConfig, deployment: DeploymentConfi
     choice = max(remaining, key=lambda row: quality(row["arm"]))
     return {**out, "choice": choice["arm"], "decided_by": decided_by or "point_estimate",
             "remaining": [row["arm"] for row in remaining]}
-
-
-def tie_ground(arms: list[str], evidence: Evidence) -> dict | None:
-    """The stated ground that decides candidates the deciding metric, cost, speed and memory leave tied: first an
-    arm clearly ahead of every other on another quality metric and clearly behind none ("secondary"); else the one
-    arm with the most training seeds ("seeds": its run-to-run variance is measured, the others' is not). None: no
-    ground, and the point estimate (or a printed tie) decides, which the note words as such."""
-    if evidence.secondary is not None:
-        for arm in arms:
-            leads, behind = [], False
-            for other in arms:
-                if other == arm:
-                    continue
-                diffs = evidence.secondary(other, arm)  # arm - other
-                ahead = [d for d in diffs if d[2] > 0]
-                behind = behind or any(d[3] < 0 for d in diffs)
-                if not ahead:
-                    break
-                leads.append({"against": other, "metric": ahead[0][0], "diff": ahead[0][1], "lo": ahead[0][2],
-                              "hi": ahead[0][3]})
-            else:
-                if not behind:
-                    return {"by": "secondary", "arm": arm, "leads": leads}
-    if evidence.seeds is not None:
-        counts = {arm: evidence.seeds(arm) for arm in arms}
-        most = max(counts.values())
-        top = [arm for arm, n in counts.items() if n == most]
-        if len(top) == 1 and most > 1:
-            return {"by": "seeds", "arm": top[0], "seeds": most,
-                    "fewer": {arm: n for arm, n in counts.items() if arm != top[0]}}
-    return None
 
 
 def _breaker_value(row: dict, breaker: str) -> float:

@@ -29,8 +29,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from lorastudy.note.findings.base import DEC, ENC, LATENCY, RESULTS, WEIGHTED, Finding, Quantity, Source, \
     difference_verdict
-from lorastudy.note.findings.deployment import DeploymentVerdicts, decision_findings, deployment_verdicts, \
-    fitness_finding, latency_finding, memory_baseline_findings, shared_measurement_findings
+from lorastudy.note.findings.deployment import DeploymentVerdicts, decision_findings, deployment_verdicts
+from lorastudy.note.findings.latency import fitness_finding, latency_finding, memory_baseline_findings, \
+    shared_measurement_findings
 from lorastudy.note.findings.limitations import LimitationVerdicts, limitation_verdicts
 from lorastudy.note.findings.next_experiment import NextStepVerdicts, bottleneck_findings, next_step_verdicts
 from lorastudy.note.findings.systems import SystemsVerdicts, architecture_split_finding, hidden_tail_finding, \
