@@ -312,7 +312,8 @@ class Layout:
             out["weighting"] = FigureSpec(
                 "weighting_by_tier", "weighting_tiers",
                 "Where class weighting changed macro F1: each tier's contribution (share of classes × change in the "
-                "tier's mean F1); the bars of an arm add up to its Δ macro F1.",
+                "tier's mean F1); the bars of an arm add up to its Δ macro F1; point estimates, without intervals (Section "
+                "2's table gives the totals' intervals).",
                 {"tiers": self.tiers, "series": {name(arm): [f.q(f"{t}.contribution") or 0.0 for t in self.tiers]
                                                  for arm, f in effects.items()}})
         classes = (self.results.get("class_differences") or {}).get("classes", [])
