@@ -899,3 +899,8 @@ def test_weightings_added_precision_and_its_accuracy_cost_are_worded_only_where_
     assert shown.added_precision_shown and shown.cost_beyond_tail_shift and shown.accuracy_worst_hit == DEC
     negative = weighting_verdicts(Src(), effects + [mechanism({ENC: 0.1, DEC: 0.27}, {ENC: 0.10, DEC: -0.017})])
     assert not negative.added_precision_shown and not negative.cost_beyond_tail_shift  # 3.3 pp < 27% moved
+    # 10 -> 8 zero-F1 classes with a macro F1 change the interval cannot tell from 0: the lifted classes score low
+    flat = [effect(ENC, -0.002), effect(DEC, -0.033)]
+    flat[1].facts["verdicts"] = {"macro_f1": "not_distinguishable"}
+    flat[0].facts["verdicts"] = {"macro_f1": "b_higher"}
+    assert weighting_verdicts(Src(), flat).zeros_fell_macro_flat == [DEC]

@@ -33,6 +33,9 @@ class WeightingVerdicts(Verdicts):
     accuracy_cost_from: Literal["common", "rare"] | None = None
     """Where that arm's accuracy loss comes from: "common" when its common-tier examples lost accuracy (they pay
     the cost), "rare" when only the rest of the tiers did; None when its accuracy did not fall."""
+    zeros_fell_macro_flat: list[str] = []
+    """Weighted arms whose zero-F1 count fell while their macro F1 change is not distinguishable: the classes
+    lifted off zero score low, or others lost F1, which the note says beside the two numbers."""
     added_precision_shown: bool = False
     """Weighting moved predictions into the rare tier on both LoRA arms, and the net precision of the moved ones
     (newly right / newly predicted there) lies in [0, 1] for both: only then is it a precision the note can print."""
@@ -75,6 +78,8 @@ def weighting_verdicts(src: Source, found: list[Finding]) -> WeightingVerdicts:
     return WeightingVerdicts(
         zero_count_unchanged={arm: f.q("zero_before") == f.q("zero_after") for arm, f in effects.items()},
         transferred=transferred, accuracy_worst_hit=worst, accuracy_cost_from=cost_from,
+        zeros_fell_macro_flat=[arm for arm, f in effects.items() if (f.q("zero_after") or 0) < (f.q("zero_before") or 0)
+                               and (f.facts.get("verdicts") or {}).get("macro_f1") == "not_distinguishable"],
         added_precision_shown=bool(mechanism) and all(_added_precision_defined(mechanism.facts, arm) for arm in (ENC, DEC)),
         cost_beyond_tail_shift=bool(mechanism and worst and cost_from and (mechanism.facts.get("moved_share") or {})
                                     .get(worst) is not None
