@@ -5,7 +5,8 @@ then a deployment decision ranks the machine's load, not the models. Three check
 the same computation (slower / faster), read from `latency/latency.json`:
 
 * `retimed`: a model's first `RETIMED_REQUESTS` single requests are timed again after its batched runs (the same
-  texts, so only the machine can differ); ratio of the two medians (`latency.benchmark`).
+  texts, so only the machine can differ); ratio of the two medians `latency.benchmark` records
+  (`first_median_ms`, `retimed_median_ms`).
 * `reference`: a fixed workload (`reference_ms`: a float32 matrix product on the serving threads) is timed before
   the first model and after each one (`latency.bench_study`); ratio of the slowest to the fastest reading.
 * `same_network`: two arms served as one network (a merged LoRA and the full fine-tune of the same model) that
@@ -45,14 +46,6 @@ def reference_ms() -> float:
     return float(median(times))
 
 
-def retimed_drift(first_ms: list[float], again_ms: list[float]) -> float | None:
-    """Slower / faster median of the same requests timed twice; None without both timings."""
-    if not first_ms or not again_ms:
-        return None
-    a, b = median(first_ms), median(again_ms)
-    return max(a, b) / min(a, b) if min(a, b) > 0 else None
-
-
 def same_network_pairs(models: dict) -> list[tuple[str, str]]:
     """Pairs of timed arms that serve as one network: a LoRA arm (merged) and the full fine-tune of its model."""
     return [(f"{family}_lora", f"{family}_full") for family in ("encoder", "decoder")
@@ -65,13 +58,12 @@ def fitness(latency: dict | None, tolerance: float = DRIFT_TOLERANCE) -> dict:
     checks = []
     for arm, entry in models.items():
         single = entry.get("variants", {}).get("merged", {}).get("single", {})
-        if single.get("retimed_ms"):
-            ratio = retimed_drift(single["samples_ms"][:len(single["retimed_ms"])], single["retimed_ms"])
-            if ratio is not None:
-                checks.append({"kind": "retimed", "subjects": [arm], "ratio": ratio,
-                               "values": [median(single["samples_ms"][:len(single["retimed_ms"])]),
-                                          median(single["retimed_ms"])],
-                               "path": f"latency/latency.json#/models/{arm}/variants/merged/single/retimed_ms"})
+        first, again = single.get("first_median_ms"), single.get("retimed_median_ms")
+        if first and again:
+            checks.append({"kind": "retimed", "subjects": [arm], "ratio": max(first, again) / min(first, again),
+                           "values": [first, again],
+                           "path": f"latency/latency.json#/models/{arm}/variants/merged/single/"
+                                   "{first_median_ms,retimed_median_ms}"})
     readings = (latency or {}).get("reference_ms") or []
     if len(readings) >= 2 and min(readings) > 0:
         checks.append({"kind": "reference", "subjects": [], "ratio": max(readings) / min(readings),
