@@ -132,7 +132,7 @@ def test_every_arm_trains_with_the_course_models_and_predicts_every_row(rehearsa
 
 def test_the_note_is_complete_with_the_course_reference_rows_and_passes_check(rehearsal):
     note = (rehearsal / "note" / "note.md").read_text(encoding="utf-8")
-    assert "113 classes" in note and "The test set has 21,432 examples." in note
+    assert "113 classes" in note and "21,432 test examples" in note
     external = read(rehearsal, "evaluation/results.json")["external_reference"]
     assert len(external["rows"]) == 4 and external["num_classes"] == 113
     for row in external["rows"]:

@@ -273,7 +273,9 @@ def test_capacity_is_stated_in_operational_terms():
 def test_an_arm_that_misses_the_sla_is_never_chosen_and_the_flip_is_computed():
     models = {"enc": served("enc", 10.0), "dec": served("dec", 60.0, spread=0.5)}
     ev = rule()
-    tight = realtime(p95_sla_ms=70)  # the decoder's single p95 is ~87 ms
+    tight = realtime(p95_sla_ms=70, quality_floor=LOOSE)  # the decoder's single p95 is ~87 ms
+    # (the default floor, 3 points below the decoder whatever its speed, would set enc's 0.70 aside)
+    assert decide(models, realtime(p95_sla_ms=70), ev)["decided_by"] == "below_floor"
     decision = decide(models, tight, ev)
     assert decision["choice"] == "enc" and decision["standing"]["dec"]["status"] == "misses_target"
     flip = deployment.what_would_change(models, tight, PRICES, ev, "enc")
@@ -288,14 +290,19 @@ def test_a_better_arm_that_misses_the_target_says_what_speed_up_would_bring_it_i
     models = {"tfidf": served("tfidf", 3.0), "enc": served("enc", 670.0, spread=0.5)}
     ev = evidence({"tfidf": 0.576, "enc": 0.759})
     rows = deployment.context_rows(models, realtime(), PRICES)
-    decision = deployment.decide(rows, realtime(), PRICES, ev)
+    # the floor is set by the best arm whatever its speed: the only arm that meets the target is not measured
+    # against itself, so 18 points below the best is under the floor and nothing is recommended
+    floored = deployment.decide(rows, realtime(), PRICES, ev)
+    assert floored["choice"] is None and floored["decided_by"] == "below_floor"
+    assert floored["floor"] == pytest.approx(0.759 - 0.03)
+    decision = deployment.decide(rows, realtime(quality_floor=LOOSE), PRICES, ev)
     assert decision["choice"] == "tfidf" and decision["standing"]["enc"]["status"] == "misses_target"
     faster = deployment.better_if_faster(models, rows, realtime(), PRICES, ev, "tfidf")
     assert faster["arm"] == "enc" and faster["quality"] == 0.759
     # a single request's p95 (~1000 ms) must come under the 100 ms target: about 10x, well inside the range
     assert 8 < faster["factor"] < 14 and faster["mean_ms"] == pytest.approx(670.0 / faster["factor"])
     assert deployment.decide(deployment.context_rows(
-        {**models, "enc": deployment._faster(models["enc"], faster["factor"])}, realtime(), PRICES),
+        {**models, "enc": deployment.faster_by(models["enc"], faster["factor"])}, realtime(), PRICES),
         realtime(), PRICES, ev)["choice"] == "enc"
     # nothing better misses the target: nothing to say
     assert deployment.better_if_faster(models, rows, realtime(), PRICES, evidence({"tfidf": 0.8, "enc": 0.7}),
@@ -306,11 +313,59 @@ def test_when_neither_lora_family_meets_the_target_each_gets_its_speed_up_and_a_
     models = {"tfidf_logreg": served("tfidf_logreg", 3.0), "encoder_lora": served("encoder_lora", 670.0, spread=0.5),
               "decoder_lora": served("decoder_lora", 1384.0, spread=0.5)}
     ev = evidence({"tfidf_logreg": 0.576, "encoder_lora": 0.736, "decoder_lora": 0.688})
-    answer = deployment.family_answer(models, realtime(), PRICES, ev)
+    # with the default floor the decoder, 4.8 points below the encoder, is under it at any speed: no speed-up
+    assert deployment.family_answer(models, realtime(), PRICES, ev)["each_speedup"]["decoder"] is None
+    answer = deployment.family_answer(models, realtime(quality_floor=LOOSE), PRICES, ev)
     assert answer["family"] is None
     encoder, decoder = answer["each_speedup"]["encoder"], answer["each_speedup"]["decoder"]
     assert 1 < encoder["factor"] < decoder["factor"]  # the decoder is slower: it needs the larger speed-up
     assert encoder["mean_ms"] == pytest.approx(670.0 / encoder["factor"])
     # a tighter SLA leaves no arm at all, a looser one brings the encoder in: the change worth naming is the latter
-    flip = deployment.what_would_change(models, realtime(), PRICES, ev, "tfidf_logreg")
+    flip = deployment.what_would_change(models, realtime(quality_floor=LOOSE), PRICES, ev, "tfidf_logreg")
     assert flip["new_choice"] == "encoder_lora" and flip["quantity"] == "p95_sla_ms" and flip["direction"] == "up"
+
+
+def test_values_equal_as_printed_are_a_tie_and_batch_speed_is_job_time():
+    """Issue #30: "the higher point estimate" once printed 47.1264% against 47.1264%; a batch job was ranked by one
+    request's p95."""
+    calm = realtime(peak_rps=1, quality_floor=LOOSE)
+    twins = {"a": served("a", 10.0, memory=101.0), "b": served("b", 10.0, memory=100.0)}  # within tolerance
+    ev = evidence({"a": 0.4712644, "b": 0.4712641}, {("a", "b"): (-3e-7, -0.02, 0.02)})
+    tie = decide(twins, calm, ev)
+    assert tie["decided_by"] == "tie" and tie["choice"] == "b" and set(tie["remaining"]) == {"a", "b"}
+    batch = ContextConfig(name="b", kind="batch", examples=10_000, window_minutes=60, quality_floor=LOOSE,
+                          primary_metric="accuracy")
+    # a answers one request faster, b scores the job twice as fast; the cost gap is fractions of a cent
+    pair = {"a": served("a", 5.0, examples_per_s=200.0), "b": served("b", 20.0, examples_per_s=400.0)}
+    close = evidence({"a": 0.70, "b": 0.69}, {("a", "b"): (-0.01, -0.05, 0.03)})
+    decision = decide(pair, batch, close)
+    assert decision["decided_by"] == "p95" and decision["choice"] == "b"
+
+
+def test_a_tie_left_by_cost_and_speed_is_decided_on_a_stated_ground_not_a_point_estimate():
+    """Issue #30: a 0.012 edge inside the seed noise chose a one-seed arm over a three-seed arm as if it were a
+    decision. A clear lead on another reported metric decides first, then the arm whose seed variance is measured;
+    only then the point estimate, which the note calls a call inside the noise."""
+    calm = realtime(peak_rps=1, quality_floor=LOOSE)
+    twins = {"a": served("a", 10.0), "b": served("b", 10.0)}
+    unranked = {("a", "b"): (-0.012, -0.07, 0.05)}  # b - a on the deciding metric: the data cannot rank them
+    base = evidence({"a": 0.522, "b": 0.510}, unranked, metric="macro_f1")
+
+    def with_ground(secondary=None, seeds=None):
+        return deployment.Evidence(base.metric, base.quality, base.difference, secondary, seeds)
+
+    assert decide(twins, calm, base)["decided_by"] == "point_estimate"
+    # b is clearly ahead of a on accuracy and behind on nothing: that decides, against the point estimate
+    lead = {("a", "b"): [("accuracy", 0.025, 0.003, 0.047)], ("b", "a"): [("accuracy", -0.025, -0.047, -0.003)]}
+    decision = decide(twins, calm, with_ground(secondary=lambda x, y: lead[(x, y)]))
+    assert (decision["choice"], decision["decided_by"]) == ("b", "secondary")
+    assert decision["ground"]["leads"][0]["against"] == "a" and decision["ground"]["leads"][0]["metric"] == "accuracy"
+    # a lead on one metric with a clear deficit on another is no ground
+    mixed = {("a", "b"): [("accuracy", 0.025, 0.003, 0.047), ("rare_recall", -0.1, -0.2, -0.01)],
+             ("b", "a"): [("accuracy", -0.025, -0.047, -0.003), ("rare_recall", 0.1, 0.01, 0.2)]}
+    seeds = {"a": 1, "b": 3}.get
+    decision = decide(twins, calm, with_ground(secondary=lambda x, y: mixed[(x, y)], seeds=seeds))
+    assert (decision["choice"], decision["decided_by"]) == ("b", "seeds")  # then the measured variance decides
+    assert decision["ground"]["fewer"] == {"a": 1}
+    same = decide(twins, calm, with_ground(secondary=lambda x, y: [], seeds=lambda arm: 3))
+    assert same["decided_by"] == "point_estimate" and same["choice"] == "a"  # no ground: the point estimate

@@ -19,7 +19,7 @@ from tokenizers import Tokenizer, models, pre_tokenizers, processors
 from transformers import BertConfig, BertForSequenceClassification, PreTrainedTokenizerFast
 
 from lorastudy.core import artifacts
-from lorastudy.measure import latency
+from lorastudy.measure import latency, timing_fitness
 from lorastudy.study.config import LatencyConfig
 from lorastudy.study.config_loading import load_config
 from lorastudy.core.errors import StudyError
@@ -73,6 +73,53 @@ def check_measurement(result: dict, cfg: LatencyConfig) -> None:
 def test_measure_model_reports_every_key_with_sane_orderings(tokenizer):
     result = latency.measure_model(tiny_bert(tokenizer), tokenizer, TEXTS, SMALL, max_length=16, device="cpu")
     check_measurement(result, SMALL)
+    # the first requests are timed again at the end: the same texts, so only the machine can tell them apart
+    assert len(result["single"]["retimed_ms"]) == min(timing_fitness.RETIMED_REQUESTS, SMALL.single_requests)
+    assert result["single"]["retimed_median_ms"] > 0 and result["single"]["first_median_ms"] > 0
+
+
+def fitness_document(retimed_scale: float = 1.0, reference=(2.0, 2.1), full_p50: float | None = 10.4,
+                     full_p95: float = 14.0) -> dict:
+    single = {"p50_ms": 10.0, "p95_ms": 14.0, "first_median_ms": 10.0, "retimed_median_ms": 10.0 * retimed_scale}
+    models = {"encoder_lora": {"variants": {"merged": {"single": single}}}}
+    if full_p50 is not None:
+        models["encoder_full"] = {"variants": {"merged": {"single": {"p50_ms": full_p50, "p95_ms": full_p95}}}}
+    return {"models": models, "reference_ms": list(reference)}
+
+
+def test_timings_of_one_computation_that_disagree_make_the_latencies_unfit():
+    """Issue #30: one network was timed 1.5x apart on a contended CPU and Section 4 decided on it."""
+    calm = timing_fitness.fitness(fitness_document())
+    assert calm["fit"] is True and {c["kind"] for c in calm["checks"]} == {"retimed", "reference", "same_network"}
+    assert calm["drift"] == pytest.approx(1.05)  # the reference's 2.1 / 2.0 is the worst
+    assert timing_fitness.fitness(fitness_document(full_p50=15.0))["worst"]["kind"] == "same_network"
+    slowed = timing_fitness.fitness(fitness_document(retimed_scale=1.5))
+    assert slowed["fit"] is False and slowed["drift"] == pytest.approx(1.5) and slowed["worst"]["kind"] == "retimed"
+    assert timing_fitness.fitness(fitness_document(reference=(2.0, 3.0)))["fit"] is False
+    assert timing_fitness.fitness({"models": {}})["fit"] is None  # nothing timed twice: unknown, not fit
+    # issue #30: the p50s agreed (1.11x) while the p95s read 1.41x apart; a p95 target decides on the tail
+    tail = timing_fitness.fitness(fitness_document(full_p50=11.1, full_p95=19.7))
+    assert tail["fit"] is False and tail["worst"]["percentile"] == "p95"
+    assert tail["drift"] == pytest.approx(19.7 / 14.0)
+
+
+def test_a_choice_that_timing_drift_could_flip_is_found():
+    from lorastudy.measure import deployment
+    from lorastudy.study.config import ContextConfig, DeploymentConfig
+
+    def served(arm, mean_ms):
+        return deployment.Served(arm=arm, measured_as=arm, p95_ms=mean_ms, mean_ms=mean_ms, samples_ms=(mean_ms,),
+                                 examples_per_s=100.0, memory_mb=100.0, device="cpu")
+
+    prices = DeploymentConfig(price_per_hour={"cpu": 0.1})
+    context = ContextConfig(name="rt", kind="realtime", p95_sla_ms=100, peak_rps=1, primary_metric="accuracy",
+                            quality_floor={"max_drop": 1.0, "min_share": 0.0})
+    quality = {"fast": 0.70, "slow": 0.80}
+    evidence = deployment.Evidence("accuracy", quality.get, lambda a, b: (quality[b] - quality[a],) * 3)
+    near = {"fast": served("fast", 10.0), "slow": served("slow", 90.0)}  # the better arm meets 100 ms by 10%
+    assert timing_fitness.drift_alternatives(near, context, prices, evidence, "slow", 1.5) == ["fast"]
+    clear = {"fast": served("fast", 10.0), "slow": served("slow", 40.0)}
+    assert timing_fitness.drift_alternatives(clear, context, prices, evidence, "slow", 1.5) == []
 
 
 def test_merged_and_unmerged_lora_both_measure(tokenizer):
@@ -98,7 +145,8 @@ def test_the_serving_attention_kernel_is_chosen_and_recorded(attention, tokenize
     model = tiny_bert(tokenizer)
     cfg = SMALL.model_copy(update={"attention": attention})
     result = latency.measure_model(model, tokenizer, TEXTS, cfg, max_length=16, device="cpu")
-    assert result["attention"]["batched"] == model.config._attn_implementation  # batches were timed last
+    # the first single requests are timed again after the batches, so the single path's kernel is the last one set
+    assert result["attention"]["single"] == model.config._attn_implementation
     if attention != "auto":
         assert result["attention"] == {"single": attention, "batched": attention}
 
@@ -188,6 +236,7 @@ def test_bench_study_writes_latency_json_and_resumes(tmp_path, monkeypatch):
     on_disk = artifacts.read_json(tmp_path / "latency" / "latency.json")
     assert on_disk["schema_version"] == latency.SCHEMA_VERSION and set(on_disk["models"]) == {"encoder_lora", "decoder_lora"}
     assert "costs" not in on_disk  # what a model costs is deployment.py's, computed when the note is written
+    assert len(on_disk["reference_ms"]) == 3 and min(on_disk["reference_ms"]) > 0  # before, and after each model
     assert on_disk["environment"]["torch_threads"] >= 1
 
     latency.bench_study(tmp_path, config)

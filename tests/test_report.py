@@ -130,7 +130,7 @@ def test_balanced_data_has_no_rare_tier_and_says_so(notes):
 def test_several_seeds_report_seed_level_spread_and_count_both_sources_in_every_interval(notes):
     run_dir, note = notes["three_seeds"]
     assert "3 training seeds per arm" in note
-    assert "holds both sources of variation" in note and "on this test set" not in note
+    assert "holds both test-set and seed variation" in note and "on this test set" not in note
     assert re.search(r"\| \d\.\d{3} ± \d\.\d{3} \| \[", _section(note, 1))  # mean ± std | [interval]
     results = artifacts.read_json(run_dir / "evaluation" / "results.json")
     assert all(row["source"] == "test_and_seeds" for row in results["comparisons"])
@@ -155,16 +155,17 @@ def test_lora_seeds_word_each_interval_by_its_own_source(notes):
     assert findings.get("diff.encoder_lora.decoder_lora.macro_f1").facts["source"] == "test_and_seeds"
     assert findings.get("diff.encoder_full.encoder_lora.macro_f1").facts["source"] == "test_and_seeds"
     first = _section(note, 1)
-    assert "3 training seeds for Encoder LoRA" in note and "1 training seed for TF-IDF" in note
+    assert "3 training seeds for the 4 LoRA arms, 1 for the other arms" in note
+    assert [(g.n, g.words) for g in findings.seed_groups] == [(3, "the 4 LoRA arms"), (1, "the other arms")]
     assert re.search(r"Decoder minus encoder LoRA: .*\] \((clear|not distinguishable)\)", first)
     assert re.search(r"Against the encoder's full fine-tune, .*\] \((clear|not distinguishable)\)", first)
-    assert "on this test set" not in first and "a one-seed arm's own training variation is in no interval" in note
+    assert "on this test set" not in first and "(a one-seed arm's, the test set's only)" in note
     spread = findings.get("architecture.seed_spread")
     gap, stds = abs(spread.q("diff")), [spread.q("encoder_lora.std"), spread.q("decoder_lora.std")]
     assert spread.verdict == ("gap_below_both" if gap < min(stds) else "gap_above_both" if gap > max(stds)
                               else "gap_between")
-    if findings.systems.macro_f1_seed_bound:  # the per-seed gaps say more than the spread, and replace it
-        assert "Macro F1's interval is mostly run-to-run variation: the gap was" in first
+    if findings.systems.macro_f1_seed_bound:  # the interval is mostly seed variation: the spread says no more
+        assert "Run-to-run spread" not in first
     else:
         assert "Run-to-run spread (standard deviation of test macro F1 over 3 seeds)" in first
     assert "Run-to-run spread" not in notes["tie"][1]  # one seed: no spread to report
@@ -192,11 +193,12 @@ def test_every_context_is_decided_as_an_engineer_would_and_says_why(notes):
             worded.add(dec["ranking"])
         decisions = [d for d in _findings(run_dir).of_kind("decision") if d.facts["decision"]["choice"]]
         assert section.count("What would change it:") == len(decisions), key
-        assert section.count("Encoder or decoder LoRA:") == len(decisions), key
+        answers = section.count("Encoder or decoder LoRA:")  # once per context, or once when every context agrees
+        assert answers == len(decisions) or (answers == 1 and "in every context" in section), key
     assert "unranked" in worded
     _, tie = notes["tie"]
     assert "the data cannot rank" in _section(tie, 4)
-    assert "Raw compute is trivial" in _section(tie, 4) and "always on" in _section(tie, 4)
+    assert "always-on machines set the cost" in _section(tie, 4) and "a month (" in _section(tie, 4)
 
 
 def test_decisions_follow_the_rule_and_a_cost_tie_never_decides(notes):
@@ -229,7 +231,7 @@ def test_the_bottleneck_is_chosen_among_candidates_and_the_prediction_can_fail(n
         assert facts["threshold"] == pytest.approx(facts["now"] + facts["noise_allowance"])
         assert facts["noise_allowance"] > 0 and facts["design"]["threshold"] == facts["threshold"]
         assert facts["design"]["change"] and facts["design"]["arms"][0] == bottleneck.facts["focus"]
-        assert "for noise, the half-width of its 95% interval" in _section(note, 5)
+        assert "the half-width of its 95% interval: a smaller gain would go unseen" in _section(note, 5)
     assert seen == {"none_supported", "training_budget"}
     run_dir, note = notes["decoder_undertrained"]
     assert _findings(run_dir).get("prediction").facts["design"]["change"] == "models.decoder.lora_train.max_steps"
@@ -331,9 +333,15 @@ def test_check_traces_every_number_of_every_generated_note(notes):
 def test_one_network_timed_twice_is_priced_once_and_its_gap_stated(notes):
     """A merged LoRA and the full fine-tune of the same model run one network: the contexts price both from one
     timing, and the note states the gap between the two timings only where it is large enough to matter."""
-    stated = {key for key, (_, note) in notes.items() if "are one network" in note}
+    stated = {key for key, (_, note) in notes.items() if re.search(r"one network, read [\d.]+x apart", note)}
     assert stated == {"tie"}  # the only scenario whose full fine-tune was timed 1.3x slower
     run_dir, note = notes["tie"]
+    # 1.3x is beyond what one computation may vary on an idle machine: the timings are unfit, and each context
+    # either keeps a choice that survives that drift or names none (issue #30)
+    assert "Timings unfit by the project's 1.20x tolerance" in note
+    assert _findings(run_dir).get("latency.fitness").verdict == "unfit"
+    assert all("timing" in d.facts and d.facts["timing"]["fit"] is False
+               for d in _findings(run_dir).findings if d.kind == "decision")
     shared = _findings(run_dir).get("latency.shared.encoder_full")
     assert shared.facts["p50_ratio"] == pytest.approx(1.3)
     decision = next(f for f in _findings(run_dir).findings if f.kind == "decision")
@@ -390,3 +398,20 @@ def test_the_note_names_models_without_their_scheme(notes):
     _, note = notes["decoder_wins"]
     header = note.split("\n## ")[0]
     assert "synthetic:" not in header and "pypi:" not in header
+
+
+def test_a_choice_that_contended_timings_could_flip_is_withheld(tmp_path):
+    """Issue #30: Section 4 decided on a CPU that timed one network 1.5x apart. Timed 7.8x apart, the tie scenario's
+    real-time choice (one instance against four, by cost) could flip, so the note names no arm there and says why."""
+    run_dir = build(tmp_path, SCENARIOS["tie"])
+    latency = artifacts.read_json(run_dir / "latency" / "latency.json")
+    latency["models"]["encoder_full"]["variants"]["merged"]["single"]["p50_ms"] *= 6  # the same network, timed 7.8x apart
+    artifacts.write_json(run_dir / "latency" / "latency.json", latency)
+    write_note(run_dir)
+    section = _section((run_dir / "note" / "note.md").read_text(encoding="utf-8"), 4)
+    found = _findings(run_dir)
+    assert found.get("latency.fitness").verdict == "unfit" and found.get("latency.fitness").facts["drift"] > 5
+    withheld = [c for c in found.deployment.contexts if c.withheld]
+    assert withheld and all(c.drift_alternatives for c in withheld)
+    assert section.count("No recommendation on these timings") == len(withheld)
+    assert section.count("Recommend **") == len(found.deployment.contexts) - len(withheld)

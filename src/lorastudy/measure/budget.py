@@ -40,8 +40,9 @@ def curves(results: dict, arm: str, per_step: int) -> dict[int, dict[int, tuple[
 def mean_curve(seeded: dict[int, dict[int, tuple[int, float]]]) -> list[dict]:
     """The curve averaged over the seeds that reached each point."""
     budgets = sorted({b for points in seeded.values() for b in points})
-    return [{"examples": b, "val_macro_f1": mean(points[b][1] for points in seeded.values() if b in points),
-             "n_seeds": sum(1 for points in seeded.values() if b in points)} for b in budgets]
+    values = {b: [points[b][1] for points in seeded.values() if b in points] for b in budgets}
+    return [{"examples": b, "val_macro_f1": mean(values[b]), "n_seeds": len(values[b]),
+             "sd": stdev(values[b]) if len(values[b]) >= 2 else None} for b in budgets]
 
 
 def last_gain(curve: list[dict]) -> float | None:

@@ -31,18 +31,22 @@ like its unweighted twin, so it takes that twin's measurements). q(arm) is the
 point estimate on the context's primary metric; every arm is compared with the
 best by one comparison, the stored paired difference (arm - best) with its interval:
 1. keep the arms that meet the context's constraint;
-2. quality floor: the best (highest q) leads; an arm with q below
-   max(best - quality_floor.max_drop, best * quality_floor.min_share, quality_floor.minimum) is not a candidate;
+2. quality floor: the best feasible arm (highest q) leads; an arm with q below
+   max(top - quality_floor.max_drop, top * quality_floor.min_share, quality_floor.minimum), top the best q of any
+   arm (target met or not), is not a candidate;
 3. equivalence: with margin m (ContextConfig.equivalence_margin, else DeploymentConfig.equivalence_margins
    of the metric) an arm whose difference interval lies inside [-m, +m] is `equivalent`; one whose interval
    lies below 0 is `clearly_below` and out; otherwise it is `unranked` (the data cannot rank it against the
    best) and stays a candidate;
 4. monotone: going down the point estimates, once an arm is out every arm below it is out too, so a lower
    point estimate is never a candidate while a higher one is excluded;
-5. among the candidates the tie breakers decide in order (cost, then p95, then memory). A cost difference
+5. among the candidates the tie breakers decide in order (cost, then speed, then memory). A cost difference
    decides only when it is material: above cost_materiality_usd a month and above cost_materiality_share of
-   the cheaper arm's cost; p95 and memory separate values more than TIE_TOLERANCE apart. What remains goes to
-   the higher point estimate, and the decision says so.
+   the cheaper arm's cost; speed (the "p95" breaker: p95 at rate for real-time, job time for batch and audit)
+   and memory separate values more than TIE_TOLERANCE apart. What remains goes to the higher point estimate as
+   printed (`shown`); equal as printed is a tie ("tie"), named by the lowest cost, speed and memory.
+The floor (step 2) is set by the best arm whatever its speed. When the timings are unfit (timing_fitness),
+`timing_fitness.drift_alternatives` says whether the choice survives timings off by the measured drift.
 Encoder LoRA or decoder LoRA (`family_answer`): the same rule over the LoRA arms alone; the break-even for
 the other family is the smallest quality gain on the metric (`quality_gain`) and the smallest serving speed-up
 (`speedup`, latency divided and throughput multiplied) that would make one of its arms the choice.
@@ -66,6 +70,7 @@ import numpy as np
 
 from lorastudy.study.config import LORA_ARMS, ContextConfig, DeploymentConfig
 from lorastudy.core.errors import StudyError
+from lorastudy.measure import tie_grounds
 
 HOURS_PER_MONTH = 730
 RUNS_PER_MONTH = {"batch": 30, "audit": 1}
@@ -200,15 +205,20 @@ Quality = Callable[[str], "float | None"]
 Difference = Callable[[str, str], "tuple[float, float, float] | None"]
 """difference(a, b): b - a on the context's metric with its interval, (diff, lo, hi); None when not measured."""
 CANDIDATE = ("leader", "equivalent", "unranked")
+Secondary = Callable[[str, str], "list[tuple[str, float, float, float]]"]
+"""secondary(a, b): b - a on each other quality metric the note reports, [(metric, diff, lo, hi)]."""
 
 
 @dataclass(frozen=True)
 class Evidence:
-    """What the evaluation says about quality on one metric: each arm's point estimate and each pair's difference."""
+    """What the evaluation says about quality on one metric: each arm's point estimate and each pair's difference;
+    optionally the other metrics' differences and each arm's seed count, the grounds of a tie (tie_grounds.py)."""
 
     metric: str
     quality: Quality
     difference: Difference
+    secondary: Secondary | None = None
+    seeds: Callable[[str], int] | None = None
 
     def lifted(self, arms: frozenset[str], gain: float) -> "Evidence":
         """The same evidence with `arms` `gain` higher (their differences to every other arm move with them)."""
@@ -222,7 +232,7 @@ class Evidence:
                 return None
             shift = gain * ((b in arms) - (a in arms))
             return tuple(x + shift for x in found)  # type: ignore[return-value]
-        return Evidence(self.metric, quality, difference)
+        return Evidence(self.metric, quality, difference, self.secondary, self.seeds)
 
 
 def margin_of(context: ContextConfig, deployment: DeploymentConfig, metric: str) -> float:
@@ -230,8 +240,16 @@ def margin_of(context: ContextConfig, deployment: DeploymentConfig, metric: str)
 
 
 def floor_of(context: ContextConfig, best: float) -> float:
+    """The context's floor from the best quality any arm reached, whether or not it meets the target: fixed before
+    the target filters the arms, so the only arm that meets a target is not waved through by measuring it against
+    itself. `quality_floor.minimum` is an absolute floor on top."""
     rule = context.quality_floor
     return max(best - rule.max_drop, best * rule.min_share, -math.inf if rule.minimum is None else rule.minimum)
+
+
+def shown(value: float, metric: str) -> str:
+    """A quality as the note prints it (47.3%, F1 0.473): two arms that print alike are a tie, never ranked."""
+    return f"{100 * value:.1f}" if metric in ("accuracy", "rare_recall") else f"{value:.3f}"
 
 
 def decide(rows: list[dict], context: ContextConfig, deployment: DeploymentConfig, evidence: Evidence) -> dict:
@@ -247,11 +265,11 @@ def decide(rows: list[dict], context: ContextConfig, deployment: DeploymentConfi
     feasible = sorted((row for row in rows if row["arm"] not in standing), key=lambda row: -quality(row["arm"]))
     out = {"choice": None, "decided_by": "no_arm_meets", "leader": None, "candidates": [], "tied": [],
            "remaining": [], "standing": standing, "margin": margin, "floor": None, "ranking": None,
-           "cost_immaterial": False, "cost_spread": None, "saving": None, "narrowed_by": []}
+           "cost_immaterial": False, "cost_spread": None, "saving": None, "narrowed_by": [], "ground": None}
     if not feasible:
         return out
     leader = feasible[0]["arm"]
-    floor = floor_of(context, quality(leader))
+    floor = floor_of(context, max(q for row in rows if (q := quality(row["arm"])) is not None))
     candidates: list[dict] = []
     cut = False  # once an arm is out, every arm with a lower point estimate is out too: the set is monotone
     for row in feasible:
@@ -303,14 +321,25 @@ def decide(rows: list[dict], context: ContextConfig, deployment: DeploymentConfi
                 out["saving"] = min(v for a, v in values.items() if a != close[0]["arm"]) - best
             remaining = close
             decided_by = breaker if len(close) == 1 else None
+    if not decided_by and len(remaining) > 1 and (ground := tie_grounds.tie_ground([r["arm"] for r in remaining],
+                                                                                    evidence)):
+        return {**out, "choice": ground["arm"], "decided_by": ground["by"], "ground": ground,
+                "remaining": [row["arm"] for row in remaining]}
+    top = shown(max(quality(row["arm"]) for row in remaining), evidence.metric)
+    level = [row for row in remaining if shown(quality(row["arm"]), evidence.metric) == top]
+    if not decided_by and len(level) > 1:  # equal as printed: a tie, named by the lowest cost, speed, memory
+        choice = min(level, key=lambda row: tuple(_breaker_value(row, b) for b in context.tie_breakers))
+        return {**out, "choice": choice["arm"], "decided_by": "tie", "remaining": [row["arm"] for row in level]}
     choice = max(remaining, key=lambda row: quality(row["arm"]))
     return {**out, "choice": choice["arm"], "decided_by": decided_by or "point_estimate",
             "remaining": [row["arm"] for row in remaining]}
 
 
 def _breaker_value(row: dict, breaker: str) -> float:
-    return {"cost": row["monthly_cost"], "p95": row.get("p95_at_rate_ms") or row["p95_ms"],
-            "memory": row["memory_mb"]}[breaker]
+    """The "p95" breaker is speed as the context meets it: p95 at the arrival rate for real-time, the job time for
+    batch and audit (a batch job is served by throughput; one request's p95 says nothing about it)."""
+    speed = row["time_s"] if row.get("time_s") is not None else row.get("p95_at_rate_ms") or row["p95_ms"]
+    return {"cost": row["monthly_cost"], "p95": speed, "memory": row["memory_mb"]}[breaker]
 
 
 # --- what would change a choice --------------------------------------------------------------
@@ -406,7 +435,7 @@ def speedup(models: dict[str, Served], context: ContextConfig, deployment: Deplo
     """The smallest speed-up of `arms`' serving (latency divided, throughput multiplied; within `limit`) that
     makes one of them the choice; None when none does (a quality gap no speed closes)."""
     def choice_at(factor: float) -> str | None:
-        faster = {arm: (_faster(served, factor) if arm in arms else served) for arm, served in models.items()}
+        faster = {arm: (faster_by(served, factor) if arm in arms else served) for arm, served in models.items()}
         return decide(context_rows(faster, context, deployment), context, deployment, evidence)["choice"]
 
     found = _geometric_search(choice_at, 1.0, 1, lambda new: new in arms, limit, steps)
@@ -417,7 +446,7 @@ def speedup(models: dict[str, Served], context: ContextConfig, deployment: Deplo
             "examples_per_s": models[arm].examples_per_s * factor}
 
 
-def _faster(served: Served, factor: float) -> Served:
+def faster_by(served: Served, factor: float) -> Served:
     return Served(arm=served.arm, measured_as=served.measured_as, p95_ms=served.p95_ms / factor,
                   mean_ms=served.mean_ms / factor, samples_ms=tuple(x / factor for x in served.samples_ms),
                   examples_per_s=served.examples_per_s * factor, memory_mb=served.memory_mb, device=served.device)

@@ -17,6 +17,8 @@ Measurement (`measure_model`)
   neither padding waste nor one part of the length distribution dominates.
   ms/example = total time / examples; examples/s = 1000 / ms per example.
   `padding_share` (padded positions / all positions) shows how little padding was timed.
+* Fitness (`timing_fitness`): the first requests are timed again at the end, and a fixed reference workload
+  before the first model and after each, so a contended machine is detected rather than ranked.
 * Time to score `latency.score_examples` examples = that many / the best examples/s.
 * Attention kernel (`latency.attention`, auto by default), chosen per serving path:
   before the warm-up, one single request and one batch of the largest batch size
@@ -49,8 +51,9 @@ from lorastudy.study.config import LatencyConfig, StudyConfig, stable_hash
 from lorastudy.study.config_loading import load_config
 from lorastudy.core.errors import StudyError
 from lorastudy.core.quiet import quiet_library_calls
+from lorastudy.measure.timing_fitness import RETIMED_REQUESTS, reference_ms
 
-SCHEMA_VERSION = 3  # 3: attention is chosen per serving path
+SCHEMA_VERSION = 4  # 3: attention is chosen per serving path; 4: fitness timings (retimed_ms, reference_ms)
 PIPED_WIDTH = 120
 BUILTIN_TEXTS = (
     "I was charged a late fee even though my payment posted on time.",
@@ -145,7 +148,8 @@ def benchmark(predict: Predict, texts: Sequence[str], cfg: LatencyConfig, *, dev
     plans = {size: _sorted_batches(lengths, size, cfg.batched_examples) for size in cfg.batch_sizes}
     warmup = [[texts[single[k % len(single)]]] for k in range(cfg.warmup)]
     warmup += [[texts[i] for i in batches[0]] for batches in plans.values()]
-    total_calls = len(warmup) + len(single) + sum(len(batches) for batches in plans.values())
+    total_calls = len(warmup) + len(single) + sum(len(batches) for batches in plans.values()) \
+        + min(RETIMED_REQUESTS, len(single))
 
     with tqdm(total=total_calls, desc=desc, unit="call", leave=False) as bar, runtime.PeakMemory(device) as memory:
         for batch in warmup:
@@ -166,6 +170,8 @@ def benchmark(predict: Predict, texts: Sequence[str], cfg: LatencyConfig, *, dev
             batched.append({"batch_size": size, "ms_per_example": ms_per_example,
                             "examples_per_s": 1000.0 / ms_per_example, "n_examples": n_examples,
                             "padding_share": _padding_share(batches, lengths) if token_counts else None})
+        # the first requests again, after everything else: only the machine can make them differ (timing_fitness)
+        retimed_ms = [_timed_ms(predict, [texts[i]], device) for i in single[:RETIMED_REQUESTS]]
 
     best = max(batched, key=lambda row: row["examples_per_s"])
     p50, p95, p99 = np.percentile(single_ms, [50, 95, 99])
@@ -173,6 +179,9 @@ def benchmark(predict: Predict, texts: Sequence[str], cfg: LatencyConfig, *, dev
         "single": {"p50_ms": float(p50), "p95_ms": float(p95), "p99_ms": float(p99),
                    "mean_ms": float(np.mean(single_ms)), "n_requests": len(single_ms),
                    "samples_ms": [round(ms, 3) for ms in single_ms],  # the service-time distribution
+                   "retimed_ms": [round(ms, 3) for ms in retimed_ms],  # the first requests again, at the end
+                   "first_median_ms": float(np.median(single_ms[:len(retimed_ms)])) if retimed_ms else None,
+                   "retimed_median_ms": float(np.median(retimed_ms)) if retimed_ms else None,
                    "mean_tokens": float(np.mean([lengths[i] for i in single])) if token_counts else None},
         "batched": batched,
         "best_batch_size": best["batch_size"],
@@ -234,6 +243,7 @@ def bench_study(run_dir: Path, config: StudyConfig) -> dict:
     settings = {"latency": config.latency.model_dump(mode="json"), "max_length": config.data.max_length,
                 "device": device, "threads": threads, "schema_version": SCHEMA_VERSION}
     models: dict[str, dict] = {}
+    reference = [reference_ms()]  # the machine's own speed before the first model and after each (timing_fitness)
     for arm in inference_arms(config.arms):
         run_path = run_dir / "runs" / f"{arm}__seed{config.seeds[0]}"
         if not (run_path / "run.json").exists():
@@ -246,12 +256,13 @@ def bench_study(run_dir: Path, config: StudyConfig) -> dict:
             models[arm] = previous[arm]
             continue
         models[arm] = {**bench_run(run_path, config, texts, device), "bench_hash": bench_hash}
-        artifacts.write_json(out, _latency_document(models, config, device))
+        reference.append(reference_ms())
+        artifacts.write_json(out, _latency_document(models, config, device, reference))
         integrity.record_study_files(run_dir, [out])
     if not models:
         raise StudyError(f"No trained runs to benchmark in {run_dir / 'runs'}.",
                          "train first: lorastudy run --stage train.")
-    document = _latency_document(models, config, device)
+    document = _latency_document(models, config, device, reference)
     artifacts.write_json(out, document)
     integrity.record_study_files(run_dir, [out])
     return document
@@ -316,9 +327,9 @@ def _run_identity(run: dict, run_path: Path) -> dict:
             "run_config_hash": run["config_hash"], "parameters": run.get("parameters")}
 
 
-def _latency_document(models: dict, config: StudyConfig, device: str) -> dict:
+def _latency_document(models: dict, config: StudyConfig, device: str, reference: list[float]) -> dict:
     return {"schema_version": SCHEMA_VERSION, "environment": runtime.environment_info(),
-            "memory_method": runtime.MEMORY_METHOD,
+            "memory_method": runtime.MEMORY_METHOD, "reference_ms": reference,
             "models": models}
 
 

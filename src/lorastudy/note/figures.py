@@ -101,12 +101,13 @@ def _val_curves(data: dict) -> plt.Figure:
     fig, ax = plt.subplots(figsize=(5.4, 3.2))
     for i, (name, points) in enumerate(data["series"].items()):
         xs, ys = [p[0] for p in points], [p[1] for p in points]
-        ax.plot(xs, ys, color=OKABE_ITO[(i + 1) % 8], marker=MARKERS[i % 6], markeredgecolor="black",
-                linewidth=1.5, linestyle=["-", "--", ":", "-."][i % 4], label=name)
+        spread = [p[2] if len(p) > 2 and p[2] is not None else 0.0 for p in points]  # seed SD; 0 with one seed
+        ax.errorbar(xs, ys, yerr=spread, color=OKABE_ITO[(i + 1) % 8], marker=MARKERS[i % 6], markeredgecolor="black",
+                    linewidth=1.5, linestyle=["-", "--", ":", "-."][i % 4], capsize=3, label=name)
     ax.axvline(data["matched"], color="grey", linestyle=":", linewidth=1)
     ax.annotate("matched budget", (data["matched"], ax.get_ylim()[0]), textcoords="offset points", xytext=(4, 4),
                 fontsize=8, color="dimgrey")
-    ax.set(xlabel="training examples seen", ylabel="validation macro F1", title="Validation curves (seed means)")
+    ax.set(xlabel="training examples seen", ylabel="validation macro F1", title="Validation curves")
     ax.legend(frameon=False)
     ax.grid(alpha=0.3)
     return fig

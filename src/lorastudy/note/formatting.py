@@ -42,6 +42,12 @@ def pct(x: float | None) -> str:
     return "–" if x is None else f"{100 * x:.{_shown(100 * x, 1)}f}%"
 
 
+def share(x: float | None) -> str:
+    """A proportion counted on fewer than a thousand items, in whole percent: a decimal would claim more than the
+    count holds (19 of 29 is 66%, not 65.5%)."""
+    return "–" if x is None else f"{100 * x:.0f}%"
+
+
 def f1(x: float | None) -> str:
     return "–" if x is None else f"{x:.{_shown(x, 3)}f}"
 
@@ -67,10 +73,22 @@ def ci_pct(ci: list[float] | None) -> str:
 
 
 def ms(x: float | None) -> str:
-    """Three significant digits (3.84 ms, 29.2 ms): a ratio the note states can be recomputed from them."""
+    """Three significant digits (3.84 ms, 29.2 ms, 100 ms): a ratio the note states can be recomputed from them."""
     if x is None:
         return "–"
-    return f"{x:.{max(1, 2 - math.floor(math.log10(abs(x))))}f} ms" if x else "0.0 ms"
+    return f"{x:.{max(0, 2 - math.floor(math.log10(abs(x))))}f} ms" if x else "0 ms"
+
+
+def rate(x: float | None) -> str:
+    """A throughput to three significant digits (147, 12.3): timing noise is larger than a fourth digit."""
+    if x is None:
+        return "–"
+    return f"{x:,.0f}" if abs(x) >= 100 else f"{x:.{max(0, 2 - math.floor(math.log10(abs(x))))}f}" if x else "0"
+
+
+def mb(x: float | None) -> str:
+    """Memory in whole megabytes, as the latency table prints it."""
+    return "–" if x is None else f"{x:,.0f} MB"
 
 
 def money(x: float | None) -> str:
@@ -96,7 +114,9 @@ def params(n: int) -> str:
 def seconds(s: float | None) -> str:
     if s is None:
         return "–"
-    return f"{s:.1f} s" if s < 120 else f"{s / 60:.1f} min"
+    if s < 120:
+        return f"{s:.1f} s"
+    return f"{s / 60:.1f} min" if s < 7200 else f"{s / 3600:g} h" if float(s / 3600).is_integer() else f"{s / 3600:.1f} h"
 
 
 def ratio(x: float) -> str:
@@ -118,14 +138,24 @@ def metric_value(value: float | None, metric: str) -> str:
 
 
 def metric_pair(values: list[float], metric: str) -> str:
-    """Two values of a metric, with as many decimals as it takes for them not to print alike."""
-    a, b = values
-    percent = metric in ("accuracy", "rare_recall")
-    for decimals in range(1 if percent else 3, 7):
-        shown = [f"{100 * v:.{decimals}f}%" if percent else f"{v:.{decimals}f}" for v in (a, b)]
-        if shown[0] != shown[1]:
-            break
-    return f"{shown[0]} against {shown[1]}"
+    """Two values of a metric at its printed precision, never more: values equal as printed are a tie, which the
+    decision rule (deployment.PRINTED) words as one rather than print spurious decimals."""
+    return " against ".join(metric_value(v, metric) for v in values)
+
+
+def threshold_value(value: float | None, metric: str) -> str:
+    """A level the note derives rather than measures (a break-even): whole percent or two decimals of F1,
+    since a search's last digit is not evidence."""
+    if value is None:
+        return "–"
+    return f"{100 * value:.0f}%" if metric in ("accuracy", "rare_recall") else f"{value:.2f}"
+
+
+def threshold_diff(value: float | None, metric: str) -> str:
+    """A gain the note derives (what an arm would need), at `threshold_value`'s precision."""
+    if value is None:
+        return "–"
+    return f"{100 * value:+.0f} pp" if metric in ("accuracy", "rare_recall") else f"{value:+.2f}"
 
 
 def metric_diff(value: float | None, metric: str) -> str:
@@ -150,9 +180,9 @@ def pct_points(x: float | None) -> str:
 
 
 FILTERS = {"margin_text": margin_text, "pct_points": pct_points, "esc": esc, "code": code, "pct": pct, "f1": f1, "sf1": sf1, "pp": pp, "ci_f1": ci_f1, "ci_pp": ci_pp,
-           "ci_pct": ci_pct, "ms": ms, "money": money, "count": count, "params": params, "seconds": seconds,
-           "ratio": ratio, "p_value": p_value, "name": name, "inline": inline, "metric_value": metric_value, "metric_diff": metric_diff,
-           "metric_pair": metric_pair,
+           "ci_pct": ci_pct, "ms": ms, "mb": mb, "money": money, "count": count, "params": params, "seconds": seconds,
+           "ratio": ratio, "rate": rate, "share": share, "p_value": p_value, "name": name, "inline": inline, "metric_value": metric_value, "metric_diff": metric_diff,
+           "metric_pair": metric_pair, "threshold_value": threshold_value, "threshold_diff": threshold_diff,
            "metric_ci": metric_ci, "metric_name": lambda m: METRIC_NAMES.get(m, esc(m)),
            "upfirst": lambda text: text[:1].upper() + text[1:]}
 

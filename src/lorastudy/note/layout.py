@@ -8,8 +8,8 @@ from pathlib import Path
 from lorastudy.note.figures import FigureSpec
 from lorastudy.note.findings import DEC, ENC, Findings
 from lorastudy.note.formatting import (
-    METRIC_NAMES, ci_f1, ci_pp, code, count, esc, f1, metric_ci, metric_diff, metric_value, model_name, money, ms, name,
-    params, pct, pp, seconds, sf1,
+    METRIC_NAMES, ci_f1, ci_pp, code, count, esc, f1, inline, metric_ci, metric_diff, metric_value, model_name, money, ms, name,
+    params, pct, pp, rate, seconds, sf1,
 )
 from lorastudy.note.tables import CANDIDATE_NAMES, CLASS_ROWS, evidence, finding_ci, table
 from lorastudy.study.arms import arm_spec
@@ -189,10 +189,28 @@ class Layout:
             v = entry["variants"]["merged"]
             best = max(v["batched"], key=lambda b: b["examples_per_s"])
             rows.append([name(arm), ms(v["single"]["p50_ms"]), ms(v["single"]["p95_ms"]),
-                         f"{ms(best['ms_per_example'])} (batch {best['batch_size']})", f"{best['examples_per_s']:.1f}",
-                         f"{v.get('memory_added_mb', v['peak_memory_mb']):.1f} MB"])
+                         f"{ms(best['ms_per_example'])} (batch {best['batch_size']})", rate(best['examples_per_s']),
+                         f"{v.get('memory_added_mb', v['peak_memory_mb']):,.0f} MB"])
         return table(["Model as served", "Single p50", "Single p95", "Batched, per example", "Examples/s",
                       "Memory added"], rows)
+
+    def serving_setup(self) -> str:
+        """The serving threads and the networks' precision, as the latency table was measured (", 2 threads, ...")."""
+        latency = self.latency or {}
+        threads = (latency.get("environment") or {}).get("torch_threads")
+        precisions = sorted({p for model in (latency.get("models") or {}).values()
+                             if (p := ((model.get("variants") or {}).get("merged") or {}).get("precision"))})
+        return ((f", {count(threads)} threads" if threads else "")
+                + (f", networks in {', '.join(esc(p) for p in precisions)}" if precisions else ""))
+
+    def _one_seed_best(self, decision, arm: str, entry: dict) -> str:
+        """A clear difference from a best arm that trained one seed, for an arm that trained several, holds for that
+        one run of the best: the best's own training variance is in no interval."""
+        leader = decision.facts["decision"].get("leader")
+        seeds = {a: self.results["arms"].get(a, {}).get("n_seeds", 1) for a in (leader, arm) if a}
+        one_run = (entry.get("status") == "clearly_below" and leader is not None and seeds.get(leader) == 1
+                   and seeds.get(arm, 1) > 1)
+        return " (best: one seed)" if one_run else ""
 
     def contexts_table(self, decisions) -> str:
         out = []
@@ -208,7 +226,7 @@ class Layout:
                           if entry.get("diff") is not None else "–")
                 out.append([esc(context["name"]), name(row["arm"]),
                             f"{METRIC_NAMES[metric]} {metric_value(row['quality'], metric)}", versus,
-                            STANDING.get(entry.get("status"), "–"),
+                            STANDING.get(entry.get("status"), "–") + self._one_seed_best(decision, row["arm"], entry),
                             "yes" if row["meets"] else "**no**", target, count(row["instances"]),
                             pct(row.get("busy_instances")) if realtime else "–", pct(row["headroom"]),
                             money(row["monthly_cost"]), money(row.get("compute_cost")), chosen])
@@ -217,11 +235,18 @@ class Layout:
                       "Raw compute", ""], out)
 
     def candidates_table(self) -> str | None:
+        def unmeasured(c: dict) -> str:
+            """A supported candidate without a size: what the run does show, never another arm's gain as this one's."""
+            facts = c.get("facts") or {}
+            if c["name"] == "training_budget" and facts.get("other_gain") is not None:
+                return f"unmeasured ({inline(facts['other'])} gained {sf1(facts['other_gain'])} past the matched budget)"
+            return "unmeasured: the next experiment is its test"
+
         finding = self.findings.get("bottleneck")
         if finding is None:
             return None
         rows = [[CANDIDATE_NAMES[c["name"]], evidence(c), {True: "yes", False: "no"}.get(c["supported"], "not testable here"),
-                 "not measurable here" if c["macro_f1_size"] is None and c["supported"] else sf1(c["macro_f1_size"])]
+                 sf1(c["macro_f1_size"]) if c["macro_f1_size"] is not None else unmeasured(c) if c["supported"] else "–"]
                 for c in finding.facts["candidates"]]
         return table(["Candidate bottleneck", "Evidence in this run", "Supported", "Macro F1 it accounts for"], rows)
 
@@ -260,15 +285,26 @@ class Layout:
 
     # --- figures ---
 
+    def _points(self, arms) -> str:
+        """What one point of a per-arm curve is: the mean of the arm's seeds, or the one seed it has."""
+        seeds = {arm: self.results["arms"][arm]["seeds"] for arm in arms}
+        counts = {len(s) for s in seeds.values()}
+        if counts == {1}:
+            return "one training run (" + ", ".join(f"{name(a)} seed {s[0]}" for a, s in seeds.items()) + ")"
+        if len(counts) == 1:
+            return f"the mean of {counts.pop()} seeds"
+        return "the mean of the arm's seeds (" + ", ".join(f"{name(a)} {len(s)}" for a, s in seeds.items()) + ")"
+
     def figures(self) -> dict[str, FigureSpec]:
         out = {}
         budget = self.findings.get("architecture.matched_budget")
         if budget:
             out["budget"] = FigureSpec(
                 "validation_curves", "val_curves",
-                "Validation macro F1 against training examples seen, mean over each arm's seeds; the dotted line is "
-                "the largest budget both LoRA arms reached, where Section 1 compares them.",
-                {"series": {name(arm): [(p["examples"], p["val_macro_f1"]) for p in curve]
+                f"Validation macro F1 against training examples seen; each point is {self._points(budget.facts['curves'])}"
+                "; bars: ± one standard deviation over seeds; the dotted line is the largest budget both LoRA arms "
+                "reached, where Section 1 compares them.",
+                {"series": {name(arm): [(p["examples"], p["val_macro_f1"], p.get("sd")) for p in curve]
                             for arm, curve in budget.facts["curves"].items()},
                  "matched": budget.facts["examples"]})
         effects = {f.subjects[0]: f for f in self.findings.of_kind("effect")}
@@ -276,7 +312,8 @@ class Layout:
             out["weighting"] = FigureSpec(
                 "weighting_by_tier", "weighting_tiers",
                 "Where class weighting changed macro F1: each tier's contribution (share of classes × change in the "
-                "tier's mean F1); the bars of an arm add up to its Δ macro F1.",
+                "tier's mean F1); the bars of an arm add up to its Δ macro F1; point estimates, without intervals (Section "
+                "2's table gives the totals' intervals).",
                 {"tiers": self.tiers, "series": {name(arm): [f.q(f"{t}.contribution") or 0.0 for t in self.tiers]
                                                  for arm, f in effects.items()}})
         classes = (self.results.get("class_differences") or {}).get("classes", [])

@@ -38,7 +38,7 @@ from lorastudy.note.tables import finding_ci
 
 CANDIDATE_PROSE = {"decision_rule": "the decision rule on the tail", "rare_data": "too few rare-tier examples",
                    "training_budget": "the training budget", "truncation": "truncated inputs",
-                   "representation": "adapter capacity"}
+                   "representation": "adapter capacity", "quantised_base": "the quantised base weights"}
 
 
 @dataclass

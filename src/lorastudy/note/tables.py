@@ -16,7 +16,8 @@ CANDIDATE_NAMES = {"decision_rule": "Decision rule on the tail (logit-adjustment
                    "rare_data": "Too few rare-tier examples (unused rows of the source)",
                    "training_budget": "Training budget (matched-budget validation)",
                    "truncation": "Truncated inputs",
-                   "representation": "Representation / adapter capacity (full fine-tune vs LoRA)"}
+                   "representation": "Representation / adapter capacity (full fine-tune vs LoRA)",
+                   "quantised_base": "Quantised base weights (GGUF source)"}
 
 
 def evidence(candidate: dict) -> str:

@@ -175,11 +175,13 @@ class EvaluationConfig(Strict):
 
 
 class QualityFloor(Strict):
-    """The least quality a context accepts on its primary metric, relative to the best arm that meets its target.
+    """The least quality a context accepts on its primary metric, fixed before its target filters the arms: from the
+    best arm of the study whatever its speed (so the only arm that meets a target is not measured against itself),
+    and `minimum`, an absolute floor per context.
 
-    An arm below the floor is never a candidate, however cheap or fast. Both relative rules apply at once (the
-    stricter one binds): with the defaults an arm is out when it is more than 3 points below the best, or below 90%
-    of the best. Three points is about the half-width of a 95% interval on a test set of a few thousand examples,
+    An arm below the floor is never a candidate, however cheap or fast; when every arm that meets the target is
+    below it, nothing is recommended. Both relative rules apply at once (the stricter one binds): with the defaults
+    an arm is out when it is more than 3 points below the best, or below 90% of the best. Three points is about the half-width of a 95% interval on a test set of a few thousand examples,
     the most an engineer gives up without a business case that should then be written into the config; 90% of the
     best keeps the rule meaningful on small metrics (a rare tier's recall of 26% allows 23%, not 6%).
     """

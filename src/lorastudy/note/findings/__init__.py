@@ -29,8 +29,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from lorastudy.note.findings.base import DEC, ENC, LATENCY, RESULTS, WEIGHTED, Finding, Quantity, Source, \
     difference_verdict
-from lorastudy.note.findings.deployment import DeploymentVerdicts, decision_findings, deployment_verdicts, \
-    latency_finding, shared_measurement_findings
+from lorastudy.note.findings.deployment import DeploymentVerdicts, decision_findings, deployment_verdicts
+from lorastudy.note.findings.latency import fitness_finding, latency_finding, memory_baseline_findings, \
+    shared_measurement_findings
 from lorastudy.note.findings.limitations import LimitationVerdicts, limitation_verdicts
 from lorastudy.note.findings.next_experiment import NextStepVerdicts, bottleneck_findings, next_step_verdicts
 from lorastudy.note.findings.systems import SystemsVerdicts, architecture_split_finding, hidden_tail_finding, \
@@ -41,6 +42,30 @@ from lorastudy.study.config import StudyConfig
 
 __all__ = ["DEC", "ENC", "LATENCY", "RESULTS", "WEIGHTED", "Finding", "Findings", "Quantity", "Source", "derive",
            "difference_verdict"]
+
+
+class SeedGroup(BaseModel):
+    """Arms that trained the same number of seeds, for the note's opening line."""
+
+    n: int
+    arms: list[str]
+    words: str | None = None
+    """How the note names the group when a short name fits ("the 4 LoRA arms", "the other arms"); None: list them."""
+
+
+def seed_groups(seeds_per_arm: dict[str, int]) -> list[SeedGroup]:
+    """Most seeds first; a group that is exactly the LoRA arms, or the rest after one, is named rather than listed."""
+    from lorastudy.study.config import LORA_ARMS
+
+    counts = sorted(set(seeds_per_arm.values()), reverse=True)
+    groups = [SeedGroup(n=n, arms=[arm for arm, k in seeds_per_arm.items() if k == n]) for n in counts]
+    lora = sorted(arm for arm in seeds_per_arm if arm in LORA_ARMS)
+    for index, group in enumerate(groups):
+        if sorted(group.arms) == lora:
+            group.words = f"the {len(lora)} LoRA arms"
+        elif index == len(groups) - 1 and len(groups) == 2:
+            group.words = "the other arms"
+    return groups
 
 
 class Findings(BaseModel):
@@ -60,6 +85,8 @@ class Findings(BaseModel):
     deployment: DeploymentVerdicts = Field(default_factory=DeploymentVerdicts)
     next_step: NextStepVerdicts = Field(default_factory=NextStepVerdicts)
     limitations: LimitationVerdicts = Field(default_factory=LimitationVerdicts)
+    seed_groups: list[SeedGroup] = []
+    """The arms by how many seeds they trained (the opening line of a study with mixed seeds)."""
 
     def get(self, finding_id: str) -> Finding | None:
         return next((f for f in self.findings if f.id == finding_id), None)
@@ -94,12 +121,13 @@ def derive(results: dict, latency: dict | None, config: StudyConfig, runs: list[
     found = [uncertainty_finding(src), *systems_findings(src)]
     found += [f for f in (architecture_split_finding(src), hidden_tail_finding(src), matched_budget_finding(src)) if f]
     found += weighting_findings(src, config) + tier_findings(src, config)
-    ratio = latency_finding(src)
-    found += ([ratio] if ratio else []) + shared_measurement_findings(src) + decision_findings(src, config)
+    found += [f for f in (latency_finding(src), fitness_finding(src)) if f]
+    found += shared_measurement_findings(src) + memory_baseline_findings(src) + decision_findings(src, config)
     found += bottleneck_findings(src, config, summary, found)
     return Findings(uncertainty=found[0].facts, findings=found, rare_and_common=rare_and_common(src),
                     systems=systems_verdicts(src, found), weighting=weighting_verdicts(src, found),
                     tiers=tier_verdicts(src, found), deployment=deployment_verdicts(found),
                     next_step=next_step_verdicts(found),
-                    limitations=limitation_verdicts(src, runs or [], summary or {}))
+                    limitations=limitation_verdicts(src, runs or [], summary or {}),
+                    seed_groups=seed_groups(found[0].facts.get("seeds_per_arm") or {}))
 

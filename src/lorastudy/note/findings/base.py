@@ -142,3 +142,54 @@ def seed_bound(row: dict) -> dict | None:
     return {"seeds_half_width": seeds_half, "test_half_width": test_half, "dof": len(values) - 1,
             "seeds_dominate": bool(seeds_half > test_half)}
 
+
+
+PROBE_KEYS = ("test_macro_f1_gain", "test_macro_f1_before", "test_macro_f1_after", "rare_recall_before",
+              "rare_recall_after", "tau")
+
+
+def probe_over_seeds(src: Source, arm: str) -> dict | None:
+    """The post-hoc logit-adjustment probe of one arm as one number wherever the note cites it: each reading, and
+    each end of the gain's test-bootstrap interval, the mean over the arm's seeds. None when no seed has a probe."""
+    from statistics import mean
+
+    probes = [p for seed in src.results["arms"][arm]["seeds"]
+              if (p := src.results.get("logit_adjustment", {}).get(f"{arm}__seed{seed}"))]
+    if not probes:
+        return None
+    out = {key: (mean(values) if len(values := [p[key] for p in probes if p.get(key) is not None]) == len(probes)
+                 else None) for key in PROBE_KEYS}
+    cis = [p["test_gain_ci"]["macro_f1"] for p in probes if (p.get("test_gain_ci") or {}).get("macro_f1")]
+    return {**out, "taus": sorted({p["tau"] for p in probes}), "n_seeds": len(probes),
+            "ci": [mean(lo for lo, _ in cis), mean(hi for _, hi in cis)] if len(cis) == len(probes) else None,
+            "path": f"results.json logit_adjustment.{arm}__seed*, mean over {len(probes)} seed(s)"}
+
+
+def pooled_tier_precision(src: Source, arm: str, tier: str) -> dict | None:
+    """How often an arm's predictions of a tier's classes were right: correct / predicted, counted over its seeds'
+    test predictions (predicted = predicted share x test examples; correct = recall x true share x test
+    examples), with a 95% Wilson interval on one seed's worth of predictions (the seeds predict the same test
+    examples, so pooling them is not more evidence)."""
+    total = src.results["data"]["n_test_examples"]
+    correct = predicted = 0
+    seeds = src.results["arms"][arm]["seeds"]
+    for seed in seeds:
+        row = ((src.results["runs"].get(f"{arm}__seed{seed}") or {}).get("test") or {}).get("per_tier", {}).get(tier)
+        if not row or row.get("recall") is None:
+            return None
+        correct += round(row["recall"] * row["true_share"] * total)
+        predicted += round(row["predicted_share"] * total)
+    if not predicted:
+        return None
+    return {"precision": correct / predicted, "correct": correct, "predicted": predicted, "n_seeds": len(seeds),
+            "ci": wilson(correct / len(seeds), predicted / len(seeds))}
+
+
+def wilson(successes: float, trials: float, z: float = 1.959964) -> list[float]:
+    """The 95% Wilson score interval of a proportion (stays inside [0, 1] and is sound for few trials)."""
+    import math
+
+    p = successes / trials
+    centre = (p + z * z / (2 * trials)) / (1 + z * z / trials)
+    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / (1 + z * z / trials)
+    return [max(0.0, centre - half), min(1.0, centre + half)]

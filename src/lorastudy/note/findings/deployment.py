@@ -1,11 +1,13 @@
-"""Section 4, latency and deployment: measured ratios, shared measurements and one decision per context."""
+"""Section 4, deployment: one decision per context and the verdicts the note words about it (the timing facts
+are findings/latency.py)."""
 
 from __future__ import annotations
 
 from pydantic import BaseModel
 
-from lorastudy.measure import deployment
-from lorastudy.note.findings.base import DEC, ENC, LATENCY, Finding, Quantity, Source, Verdicts, has_tail
+from lorastudy.measure import deployment, timing_fitness
+from lorastudy.note.findings.base import Finding, Quantity, Source, Verdicts, has_tail, one_run_arms
+from lorastudy.note.formatting import metric_value
 from lorastudy.study.config import ARMS, LORA_ARMS, StudyConfig
 
 
@@ -39,6 +41,9 @@ class FamilyAnswer(BaseModel):
     """That arm's mean single-request latency at the break-even speed-up (real-time), in ms."""
     speedup_examples_per_s: float | None = None
     """That arm's batched throughput at the break-even speed-up (batch and audit)."""
+    gain_arm_named: bool = False
+    """The arm that gain would make the choice is not the family's plain LoRA arm (e.g. its weighted twin), so the
+    note names it."""
     each_speedup: dict[str, float | None] = {}
     """When neither family meets the target: per family, the speed-up that would make its LoRA arm the choice
     (None: none up to deployment.SPEEDUP_RANGE)."""
@@ -58,6 +63,8 @@ class Capacity(BaseModel):
     compute_cost: float | None = None
     examples_per_s: float | None = None
     time_s: float | None = None
+    p95_at_rate_ms: float | None = None
+    sla_ms: float | None = None
 
 
 class Faster(BaseModel):
@@ -131,6 +138,35 @@ class ContextVerdicts(Verdicts):
     the choice (None when none up to deployment.SPEEDUP_RANGE does)."""
     runner_up_level: float | None = None
     """The runner-up's level on the metric after that gain (what the note prints)."""
+    withheld: bool = False
+    """The timings are unfit (timing_fitness) and the choice would change with timings off by the measured drift:
+    the note names no arm for this context on these timings."""
+    drift_alternatives: list[str | None] = []
+    """What the rule would choose instead under that drift (None: no arm)."""
+    tied_with: list[str] = []
+    """On a tie (deployment.decide's "tie"): the other arms that print alike and tie on cost, speed and memory."""
+    choice_one_run: bool = False
+    """The choice trained one seed while other arms trained several: its own training variance is in none of the
+    intervals it was ranked by, which the recommendation says."""
+    runner_up_visible: bool = False
+    """The runner-up's break-even level prints differently from its quality (a gain the note can state), and the
+    choice is no tie."""
+    thin_margin: list[Capacity] = []
+    """Real-time: the arms shown at the peak whose p95 there lies within `THIN_MARGIN` of the target: a burst or a
+    slower machine breaches it, which the note flags."""
+    misses_most: bool = False
+    """The choice's deciding metric is a share of examples found (accuracy, rare-tier recall) whose whole interval
+    lies below one half: even the chosen arm misses most of them, so it cannot serve the context alone."""
+    leads: list[dict] = []
+    """On a "secondary" decision: each clear lead on another metric that decided it, with `named` False when it is
+    over the arm the sentence already names (the first the data cannot rank), so the note says it once."""
+    best_quality: ArmQuality | None = None
+    """The arm with the best point estimate on the context's metric, whatever its speed: the quality-only reading
+    the note gives when it withholds a choice."""
+
+
+SECONDARY_METRICS = ("accuracy", "macro_f1", "rare_recall")
+"""The quality metrics the note reports: a tie on a context's own metric is broken by a clear lead on another."""
 
 
 def _by_status(decision: dict, *statuses: str) -> list[str]:
@@ -147,6 +183,7 @@ def _family(answer: dict | None) -> FamilyAnswer | None:
     return FamilyAnswer(family=answer["family"], arm=answer["choice"], decided_by=answer["decided_by"],
                         other=answer["other"], gain=gain["gain"] if gain else None,
                         gain_arm=ArmQuality(arm=gain["arm"], quality=gain.get("quality_after")) if gain else None,
+                        gain_arm_named=bool(gain) and gain["arm"] != f"{answer['other']}_lora",
                         speedup=speed["factor"] if speed else None, speedup_arm=speed["arm"] if speed else None,
                         speedup_mean_ms=speed["mean_ms"] if speed else None,
                         speedup_examples_per_s=speed["examples_per_s"] if speed else None,
@@ -166,6 +203,9 @@ def context_verdicts(finding: Finding, materiality_usd: float = 10.0) -> Context
     candidates = decision.get("candidates") or decision.get("tied") or []
     compute = [row.get("compute_cost") for row in finding.facts["rows"] if row["arm"] in candidates]
     runner = finding.facts.get("runner_up")
+    timing = finding.facts.get("timing") or {}
+    rated = [row for row in finding.facts["rows"] if row.get("quality") is not None]
+    best = max(rated, key=lambda row: row["quality"]) if rated else None
     return ContextVerdicts(context=finding.facts["context"]["name"], margin=margin, margin_ci=margin_ci,
                            tied_set_narrowed=len(remaining) < len(decision.get("tied") or []),
                            several_left=len(remaining) > 2,
@@ -194,7 +234,36 @@ def context_verdicts(finding: Finding, materiality_usd: float = 10.0) -> Context
                            faster=Faster(**{k: v for k, v in finding.facts["faster"].items() if k in Faster.model_fields})
                            if finding.facts.get("faster") else None,
                            runner_up_level=(runner["quality"] + runner["gain"]
-                                            if runner and runner.get("gain") is not None else None))
+                                            if runner and runner.get("gain") is not None else None),
+                           withheld=timing.get("fit") is False and bool(timing.get("alternatives")),
+                           drift_alternatives=list(timing.get("alternatives") or []),
+                           best_quality=ArmQuality(arm=best["arm"], quality=best["quality"]) if best else None,
+                           thin_margin=[c for c in _capacity(finding.facts["rows"], decision.get("choice"))
+                                        if c.p95_at_rate_ms and c.sla_ms and c.meets
+                                        and c.p95_at_rate_ms > (1 - THIN_MARGIN) * c.sla_ms],
+                           misses_most=_misses_most(finding),
+                           leads=[{**lead, "named": lead["against"] not in _by_status(decision, "unranked")[:1]}
+                                  for lead in (decision.get("ground") or {}).get("leads") or []],
+                           choice_one_run=bool(finding.facts.get("choice_one_run")),
+                           tied_with=[arm for arm in remaining if arm != decision.get("choice")]
+                           if finding.verdict == "tie" else [],
+                           runner_up_visible=bool(runner and runner.get("gain") is not None
+                                                  and finding.verdict != "tie" and metric_value(
+                                                      runner["quality"], finding.facts["metric"]) != metric_value(
+                                                      runner["quality"] + runner["gain"], finding.facts["metric"])))
+
+
+THIN_MARGIN = 0.1
+"""A p95 at the peak within 10% of the target: the queue's tail grows steeply near saturation, so the margin is thin."""
+SHARE_METRICS = ("accuracy", "rare_recall")
+"""Metrics that are a share of examples got right: below one half, the model misses most of them."""
+
+
+def _misses_most(finding: Finding) -> bool:
+    if finding.facts.get("metric") not in SHARE_METRICS or finding.facts["decision"]["choice"] is None:
+        return False
+    hi = next((q.value for q in finding.quantities if q.name == "choice.metric_hi"), None)
+    return hi is not None and hi < 0.5
 
 
 def _capacity(rows: list[dict], choice: str | None) -> list[Capacity]:
@@ -227,6 +296,11 @@ class DeploymentVerdicts(Verdicts):
     only a different quality result would (each context's own sentence says which)."""
     all_steady: bool = False
     """Every context is steady, so the sentence about steady choices needs not name them."""
+    hold_under_drift: bool = False
+    """The timings are unfit, yet no context's choice changes with every timing off by the measured drift."""
+    one_family: str | None = None
+    """Every context answers encoder-or-decoder LoRA with this family and no speed-up would change it: the note
+    answers once for all contexts, with each context's quality break-even, instead of once per context."""
 
 
 def context_verdicts_of(found: list[Finding]) -> list[ContextVerdicts]:
@@ -237,49 +311,14 @@ def deployment_verdicts(found: list[Finding]) -> DeploymentVerdicts:
     decisions = [f for f in found if f.kind == "decision"]
     steady = [d.facts["context"]["name"] for d in decisions
               if not d.facts["flip"] and d.facts["decision"]["choice"] is not None]
-    return DeploymentVerdicts(contexts=context_verdicts_of(found), steady=steady,
-                              all_steady=bool(steady) and len(steady) == len(decisions))
-
-
-def latency_finding(src: Source) -> Finding | None:
-    models = (src.latency or {}).get("models", {})
-    if ENC not in models or DEC not in models:
-        return None
-    quantities = []
-    for arm in (ENC, DEC):
-        merged = models[arm]["variants"]["merged"]
-        best = max(range(len(merged["batched"])), key=lambda i: merged["batched"][i]["examples_per_s"])
-        base = f"{LATENCY}#/models/{arm}/variants/merged"
-        quantities += [Quantity(name=f"{arm}.p50", value=merged["single"]["p50_ms"], path=base + "/single/p50_ms"),
-                       Quantity(name=f"{arm}.p95", value=merged["single"]["p95_ms"], path=base + "/single/p95_ms"),
-                       Quantity(name=f"{arm}.throughput", value=merged["batched"][best]["examples_per_s"],
-                                path=f"{base}/batched/{best}/examples_per_s")]
-    ratio_p50 = quantities[3].value / quantities[0].value
-    ratio_throughput = quantities[2].value / quantities[5].value
-    return Finding(id="latency.ratio", kind="latency", section=4, test="measured ratios, decoder over encoder",
-                   verdict="decoder_slower" if ratio_p50 > 1 else "decoder_faster", subjects=[ENC, DEC],
-                   quantities=quantities, facts={"p50_ratio": ratio_p50, "throughput_ratio": ratio_throughput})
-
-
-def shared_measurement_findings(src: Source) -> list[Finding]:
-    """Arms priced from another arm's measurement of the same network (a merged LoRA is a full fine-tune's shape):
-    where the study also timed them separately, the gap between the two timings is the machine's timing noise."""
-    models = (src.latency or {}).get("models", {})
-    out = []
-    for arm, served in deployment.served_models(src.latency or {}, [a for a in ARMS if src.has(a)]).items():
-        if served.measured_as == arm or arm not in models or served.measured_as.removesuffix("_cw") == arm:
-            continue
-        quantities = [Quantity(name=f"{a}.p50", value=models[a]["variants"]["merged"]["single"]["p50_ms"],
-                               path=f"{LATENCY}#/models/{a}/variants/merged/single/p50_ms")
-                      for a in (arm, served.measured_as)]
-        own, shared = (q.value for q in quantities)
-        if max(own, shared) / min(own, shared) <= 1 + deployment.TIE_TOLERANCE["p95"]:
-            continue  # the two timings agree: pricing from either reads the same
-        out.append(Finding(id=f"latency.shared.{arm}", kind="latency", section=4,
-                           test="one network timed twice: the relative gap of the two p50s",
-                           verdict="same_network", subjects=[arm, served.measured_as], quantities=quantities,
-                           facts={"p50_ratio": max(own, shared) / min(own, shared)}))
-    return out
+    contexts = context_verdicts_of(found)
+    answers = [c.family for c in contexts]
+    one = {a.family for a in answers if a} if answers and all(a and a.family and a.speedup is None
+                                                                  for a in answers) else set()
+    unfit = any(d.facts.get("timing", {}).get("fit") is False for d in decisions)
+    return DeploymentVerdicts(contexts=contexts, steady=steady,
+                              hold_under_drift=unfit and not any(c.withheld or c.drift_alternatives for c in contexts), all_steady=bool(steady) and len(steady) == len(decisions),
+                              one_family=one.pop() if len(one) == 1 and len(answers) > 1 else None)
 
 
 def decision_findings(src: Source, config: StudyConfig) -> list[Finding]:
@@ -287,6 +326,7 @@ def decision_findings(src: Source, config: StudyConfig) -> list[Finding]:
         return []
     arms = [arm for arm in ARMS if src.has(arm)]
     models = deployment.served_models(src.latency, arms)
+    fit = timing_fitness.fitness(src.latency)
     out = []
     tail = has_tail(src)
     for context in config.deployment.contexts:
@@ -299,13 +339,26 @@ def decision_findings(src: Source, config: StudyConfig) -> list[Finding]:
             found = src.comparison(a, b, metric)
             return None if found is None else (found[0]["diff"], *found[0]["ci"])
 
-        evidence = deployment.Evidence(metric, quality, difference)
+        others = [m for m in SECONDARY_METRICS if m != metric and (tail or m != "rare_recall")]
+
+        def secondary(a: str, b: str, others: list[str] = others) -> list[tuple[str, float, float, float]]:
+            found = ((m, src.comparison(a, b, m)) for m in others)
+            return [(m, row[0]["diff"], *row[0]["ci"]) for m, row in found if row is not None]
+
+        def seeds(arm: str) -> int:
+            return int(src.results["arms"][arm].get("n_seeds", 1))
+
+        evidence = deployment.Evidence(metric, quality, difference, secondary, seeds)
         rows = deployment.context_rows(models, context, config.deployment)
         decision = deployment.decide(rows, context, config.deployment, evidence)
         flip = deployment.what_would_change(models, context, config.deployment, evidence, decision["choice"])
         family = deployment.family_answer(models, context, config.deployment, evidence)
         runner_up = deployment.runner_up_gain(rows, context, config.deployment, evidence, decision["choice"])
         faster = deployment.better_if_faster(models, rows, context, config.deployment, evidence, decision["choice"])
+        timing = {"fit": fit["fit"], "drift": fit["drift"]}
+        if fit["fit"] is False:  # contended timings: does the choice survive timings off by the measured drift?
+            timing["alternatives"] = timing_fitness.drift_alternatives(models, context, config.deployment, evidence,
+                                                                       decision["choice"], fit["drift"])
         for row in rows:
             row["quality"] = quality(row["arm"])
         if family:
@@ -352,7 +405,8 @@ def decision_findings(src: Source, config: StudyConfig) -> list[Finding]:
                                   "family": family, "runner_up": runner_up, "faster": faster, "derived": derived,
                                   "cost_materiality_usd": config.deployment.cost_materiality_usd,
                                   "cost_materiality_share": config.deployment.cost_materiality_share,
-                                  "contrast": contrast,
+                                  "contrast": contrast, "timing": timing,
+                                  "choice_one_run": bool(one_run_arms(src, [a for a in [decision["choice"]] if a])),
                                   # what a point-estimate tie is decided against: the first arm still tied with it
                                   "next_in_line": {"arm": behind[0], "quality": quality(behind[0])} if behind else None}))
     return out

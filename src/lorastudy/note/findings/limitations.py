@@ -5,17 +5,32 @@ from __future__ import annotations
 from typing import Literal
 
 from lorastudy.note.findings.base import DEC, ENC, Source, Verdicts
+from lorastudy.note.findings.next_experiment import QUANTISED
+from lorastudy.study.arms import arm_spec
+
+
+TRUNCATION_WORTH_STATING = 0.01
+"""A share of texts cut below this (a handful of outliers) cannot move a result the note reports."""
 
 
 class LimitationVerdicts(Verdicts):
     sizes_differ: bool = False
     """The two LoRA models have different total parameter counts, so no gap between them is attributable to
     architecture alone."""
+    pooling: list[str] | None = None
+    """The encoder's and the decoder's LoRA pooling, when they differ (e.g. mean vs last token): one more
+    difference between the two besides architecture."""
+    passes: list[float] | None = None
+    """Passes over the training data of the encoder's and the decoder's LoRA arm, when they differ."""
+    quantised: str | None = None
+    """The quantisation the decoder's base weights were dequantised from (e.g. Q4_1), when its source is a quantised
+    GGUF file: a loss of precision that confounds every encoder-vs-decoder number."""
     budgets_differ: bool = False
     """The two LoRA arms' first-seed runs trained different numbers of steps (their run records), so every gap
     between them is measured at these budgets."""
     truncated: bool = False
-    """Some of the encoder's or the decoder's inputs lost their end to the maximum length (data summary)."""
+    """At least TRUNCATION_WORTH_STATING of the encoder's or the decoder's inputs lost their end to the maximum
+    length (data summary)."""
     duplicates: Literal["deduplicated", "leaked"] | None = None
     """Texts shared between splits: dropped before training, or left in so that test rows repeat a training text;
     None when neither is recorded."""
@@ -26,7 +41,12 @@ class LimitationVerdicts(Verdicts):
 
 def limitation_verdicts(src: Source, runs: list[dict], summary: dict) -> LimitationVerdicts:
     sizes_differ = budgets_differ = False
+    pooling = passes = None
     if src.has(ENC) and src.has(DEC):
+        pools = [arm_spec(src.config, arm, 0, "").model.pooling for arm in (ENC, DEC)]  # type: ignore[arg-type, union-attr]
+        pooling = pools if pools[0] != pools[1] else None
+        epochs = [(src.results["runs"][src.first_run(arm)].get("training") or {}).get("epochs") for arm in (ENC, DEC)]
+        passes = epochs if all(epochs) and epochs[0] != epochs[1] else None
         totals = [(src.results["runs"][src.first_run(arm)].get("parameters") or {}).get("total") for arm in (ENC, DEC)]
         sizes_differ = totals[0] != totals[1]
         records = {(r.get("arm"), r.get("seed")): r for r in runs}
@@ -36,8 +56,10 @@ def limitation_verdicts(src: Source, runs: list[dict], summary: dict) -> Limitat
     cut = max((truncation.get(model) or {}).get("share") or 0 for model in ("encoder", "decoder"))
     duplicates = summary.get("duplicates") or {}
     scopes = {scope for r in runs if (scope := r.get("peak_memory_scope"))}
+    quantised = QUANTISED.search(src.config.models.decoder.source)
     return LimitationVerdicts(
-        sizes_differ=sizes_differ, budgets_differ=budgets_differ, truncated=cut > 0,
+        pooling=pooling, passes=passes, quantised=quantised.group(1).upper() if quantised else None,
+        sizes_differ=sizes_differ, budgets_differ=budgets_differ, truncated=cut >= TRUNCATION_WORTH_STATING,
         duplicates="deduplicated" if duplicates.get("deduplicated") else
         "leaked" if duplicates.get("test_rows_seen_in_train") else None,
         peak_memory_per_run=scopes == {"run"})

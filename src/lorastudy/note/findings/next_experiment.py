@@ -3,8 +3,9 @@
 Candidates are what this run can actually change and test, each read from direct evidence, never from an
 across-class correlation read as a cause:
 - training budget: the focus arm saw fewer training examples than the other LoRA arm, and at the matched
-  budget (Section 1) it stood better against it than at its own; size = what the other arm gained on
-  validation past the matched budget. Change: train the focus arm to the other's number of examples.
+  budget (Section 1) it stood better against it than at its own; its size for the focus arm is unmeasured (what
+  the other arm gained past the matched budget shows that length matters, not what the focus arm would gain).
+  Change: train the focus arm to the other's number of examples.
 - truncation: at least `TRUNCATION_SHARE` of texts lost their end to the maximum length for the focus arm's
   tokenizer (data summary); size = TF-IDF's clear lead over it (TF-IDF reads every word), unknown otherwise.
   Change: the maximum length.
@@ -12,29 +13,34 @@ across-class correlation read as a cause:
   study never drew (labels.json `cleaning.unused_rows`). Change: top up the rare tier from those rows.
 - decision rule: the logit-adjustment probe's test gain has an interval above 0. Change: a logit-adjusted loss.
 - representation: the same model's full fine-tune beats its LoRA. Change: adapter capacity.
+- quantised base: the focus model's weights were dequantised from a lossy GGUF quantisation; listed, never
+  testable here (the run has only the quantised file).
 
 The supported candidates aimed at the located deficit (the tier holding most of the focus arm's macro F1 deficit
 against the other arm; Section 1's split) rank first, then by the macro F1 each accounts for, then by cost. The
 prediction's threshold is the focus arm's current value plus the half-width of its 95% interval (seeds and test
-resampling as the run measured them), so noise alone cannot pass it; the experiment is typed (`facts.design`)
+resampling as the run measured them), so noise alone cannot pass it, and the other arm's level is what closing the
+gap would reach; the experiment is typed (`facts.design`)
 for a later `lorastudy next` to run.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from typing import Literal
 
-from lorastudy.note.findings.base import DEC, ENC, RESULTS, Finding, Quantity, Source, Verdicts, has_tail
+from lorastudy.note.findings.base import DEC, ENC, RESULTS, Finding, Quantity, Source, Verdicts, has_tail, \
+    probe_over_seeds
 from lorastudy.study.arms import arm_spec
 from lorastudy.study.config import StudyConfig
 
 TRUNCATION_SHARE = 0.1
 """A candidate when at least this share of the focus arm's texts lose their end."""
-COST_ORDER = ["decision_rule", "training_budget", "truncation", "rare_data", "representation"]
+COST_ORDER = ["decision_rule", "training_budget", "truncation", "rare_data", "representation", "quantised_base"]
 """Cheapest first: a probe needs no retraining; a budget or a length is one setting; new data and capacity more."""
 AIMS = {"decision_rule": "rare", "rare_data": "rare", "training_budget": "all", "truncation": "all",
-        "representation": "all"}
+        "representation": "all", "quantised_base": "all"}
 
 
 class NextStepVerdicts(Verdicts):
@@ -42,6 +48,8 @@ class NextStepVerdicts(Verdicts):
     """Why the favoured candidate ranks above the runner-up: it aims at the located deficit and the runner-up does
     not ("aimed"), else the runner-up's size is not measured, or the favoured one's is not (neither size decides),
     or it accounts for more macro F1; None without a runner-up."""
+    broader_than_runner_up: bool = False
+    """The favoured candidate aims at every class while the runner-up aims at one tier only."""
     untested: list[str] = []
     """The candidates this run could not test (supported is None), named when the favoured one is the only one
     the evidence supports."""
@@ -52,14 +60,15 @@ def next_step_verdicts(found: list[Finding]) -> NextStepVerdicts:
     if bottleneck is None:
         return NextStepVerdicts()
     by_name = {c["name"]: c for c in bottleneck.facts["candidates"]}
-    why = None
+    why, broader = None, False
     if bottleneck.facts["runner_up"]:
         favoured, runner = by_name[bottleneck.verdict], by_name[bottleneck.facts["runner_up"]]
         deficit = bottleneck.facts.get("deficit_tier")
         aimed = deficit is not None and _aimed(favoured, deficit) and not _aimed(runner, deficit)
-        why = ("aimed" if aimed else "runner_up_unmeasured" if runner["macro_f1_size"] is None else
-               "favoured_unmeasured" if favoured["macro_f1_size"] is None else "larger_size")
-    return NextStepVerdicts(why_over_runner_up=why,
+        why = ("aimed" if aimed else "favoured_unmeasured" if favoured["macro_f1_size"] is None else
+               "runner_up_unmeasured" if runner["macro_f1_size"] is None else "larger_size")
+        broader = favoured.get("aims") == "all" and runner.get("aims") != "all"
+    return NextStepVerdicts(why_over_runner_up=why, broader_than_runner_up=broader,
                             untested=[c["name"] for c in bottleneck.facts["candidates"] if c["supported"] is None])
 
 
@@ -104,11 +113,11 @@ def bottleneck_findings(src: Source, config: StudyConfig, summary: dict | None =
     deficit = located_deficit(src, found, focus) if src.has(other) else {"tier": None}
     candidates = [c for c in (_budget(src, config, focus, other, by_id), _truncation(src, config, focus, summary),
                               _rare_data(src, focus, summary), _decision_rule(src, focus),
-                              _representation(src, focus)) if c]
+                              _representation(src, focus), _quantised_base(src, config, focus)) if c]
     for c in candidates:
         c["aims"] = AIMS[c["name"]]
     ranked = sorted(candidates, key=lambda c: (c["supported"] is not True, not _aimed(c, deficit["tier"]),
-                                               c["macro_f1_size"] is None, -(c["macro_f1_size"] or 0),
+                                               _rank_size(c) is None, -(_rank_size(c) or 0),
                                                COST_ORDER.index(c["name"])))
     favoured = ranked[0] if ranked and ranked[0]["supported"] is True else None
     runner_up = next((c for c in ranked[1:] if c["supported"] is True), None) if favoured else None
@@ -120,7 +129,7 @@ def bottleneck_findings(src: Source, config: StudyConfig, summary: dict | None =
     bottleneck = Finding(
         id="bottleneck", kind="bottleneck", section=5,
         test="supported candidates aimed at the tier holding most of the focus arm's deficit first, then by the "
-             "macro F1 each accounts for (measured sizes before unknown ones), then cheapest",
+             "macro F1 each accounts for or the size of its evidence (known sizes before unknown ones), then cheapest",
         verdict=favoured["name"] if favoured else "none_supported", subjects=[focus, other],
         quantities=quantities,
         facts={"focus": focus, "other": other, "deficit_tier": deficit["tier"], "deficit_share": deficit.get("share"),
@@ -128,6 +137,13 @@ def bottleneck_findings(src: Source, config: StudyConfig, summary: dict | None =
                "candidates": [{k: v for k, v in c.items() if k not in ("quantities", "design")} for c in candidates],
                "runner_up": runner_up["name"] if runner_up else None})
     return [bottleneck, prediction_finding(src, config, focus, favoured, runner_up)]
+
+
+def _rank_size(candidate: dict) -> float | None:
+    """What a candidate is ranked by: the macro F1 it accounts for, else the size of the evidence for it (the budget:
+    how far the gap moved while the other arm kept training), never printed as the focus arm's own size."""
+    size = candidate["macro_f1_size"]
+    return size if size is not None else candidate.get("evidence_size")
 
 
 def _steps(src: Source, arm: str) -> int | None:
@@ -155,13 +171,21 @@ def _budget(src: Source, config: StudyConfig, focus: str, other: str, by_id: dic
     at_own = sign * matched.q(f"{DEC}_minus_{ENC}.val_macro_f1_own_budget_diff")
     gain = matched.q(f"{other}.val_macro_f1_gain_past_matched")
     supported = bool(mine < theirs and at_matched > at_own)
+    curve = matched.facts["curves"][focus]  # the focus arm's own evidence: its last validation slope, extended
+    slope = ((curve[-1]["val_macro_f1"] - curve[-2]["val_macro_f1"]) / (curve[-1]["examples"] - curve[-2]["examples"])
+             if len(curve) >= 2 and curve[-1]["examples"] > curve[-2]["examples"] else None)
     batch = arm_spec(config, focus, 0, "").train.batch_size  # type: ignore[arg-type, union-attr]
     steps = math.ceil(theirs / batch)
     names = [f"{other}.own_examples", f"{focus}.own_examples", f"{other}.val_macro_f1_gain_past_matched"]
-    return {"name": "training_budget", "supported": supported, "macro_f1_size": gain if supported else None,
+    # no size: the gap's change past the matched budget is the other arm's own gain, evidence that length matters,
+    # not what the focus arm would gain (its own curve, when it has two points, gives the prediction's forecast)
+    return {"name": "training_budget", "supported": supported, "macro_f1_size": None,
+            "evidence_size": at_matched - at_own if supported else None,
             "quantities": [q for q in matched.quantities if q.name in names],
             "facts": {"examples": mine, "other_examples": theirs, "matched_examples": matched.facts["examples"],
-                      "gap_at_matched": at_matched, "gap_at_own": at_own, "other_gain": gain, "steps": steps},
+                      "control_steps": _steps(src, focus), "other": other,
+                      "gap_at_matched": at_matched, "gap_at_own": at_own, "other_gain": gain, "steps": steps,
+                      "own_slope_gain": None if slope is None else slope * (theirs - mine)},
             "design": {"change": f"models.{_family(focus)}.lora_train.max_steps", "value": steps,
                        "describe": f"train to {theirs} examples, the other LoRA arm's budget"}}
 
@@ -237,27 +261,37 @@ def _rare_data(src: Source, focus: str, summary: dict) -> dict | None:
 
 
 def _decision_rule(src: Source, focus: str) -> dict | None:
-    run = src.first_run(focus)
-    probe = src.results.get("logit_adjustment", {}).get(run)
+    probe = probe_over_seeds(src, focus)  # seed means: the number Section 2 cites for the same probe
     if not probe:
         return None
-    gain = probe["test_macro_f1_gain"]
-    ci = probe.get("test_gain_ci", {}).get("macro_f1")
+    gain, ci = probe["test_macro_f1_gain"], probe["ci"]
     supported = bool(ci and ci[0] > 0)
-    base = ("logit_adjustment", run)
+    tau = sorted(probe["taus"])[len(probe["taus"]) // 2]  # the seeds' median choice
+    values = {"probe.tau": tau, "probe.before": probe["test_macro_f1_before"],
+              "probe.after": probe["test_macro_f1_after"], "probe.gain_lo": ci[0] if ci else None,
+              "probe.gain_hi": ci[1] if ci else None, "probe.rare_recall_before": probe["rare_recall_before"],
+              "probe.rare_recall_after": probe["rare_recall_after"]}
     return {"name": "decision_rule", "supported": supported, "macro_f1_size": gain if supported else None,
-            "quantities": [src.value("probe.tau", *base, "tau"),
-                           src.value("probe.val_before", *base, "val_macro_f1_before"),
-                           src.value("probe.val_after", *base, "val_macro_f1_after"),
-                           src.value("probe.before", *base, "test_macro_f1_before"),
-                           src.value("probe.after", *base, "test_macro_f1_after"),
-                           src.value("probe.gain_lo", *base, "test_gain_ci", "macro_f1", 0),
-                           src.value("probe.gain_hi", *base, "test_gain_ci", "macro_f1", 1),
-                           src.value("probe.rare_recall_before", *base, "rare_recall_before"),
-                           src.value("probe.rare_recall_after", *base, "rare_recall_after")],
-            "facts": {"gain": gain, "ci": ci, "tau": probe["tau"]},
-            "design": {"change": "weighting.loss", "value": "logit_adjusted", "tau": probe["tau"],
-                       "describe": f"a logit-adjusted loss with tau {probe['tau']:g}"}}
+            "quantities": [Quantity(name=name, value=value, path=probe["path"]) for name, value in values.items()],
+            "facts": {"gain": gain, "ci": ci, "tau": tau, "taus": probe["taus"], "several_seeds": probe["n_seeds"] > 1},
+            "design": {"change": "weighting.loss", "value": "logit_adjusted", "tau": tau,
+                       "describe": f"a logit-adjusted loss with tau {tau:g}"}}
+
+
+QUANTISED = re.compile(r"[.\-_]((?:i?q\d[\w]*)|int[48])\.gguf$", re.I)
+
+
+def _quantised_base(src: Source, config: StudyConfig, focus: str) -> dict | None:
+    """The focus model's base weights were dequantised from a lossy GGUF quantisation (Q4_1, Q8_0, ...): a
+    candidate whenever the source says so, untestable without an unquantised copy of the same model."""
+    found = QUANTISED.search(getattr(config.models, _family(focus)).source)
+    if not found:
+        return None
+    return {"name": "quantised_base", "supported": None, "macro_f1_size": None, "quantities": [],
+            "facts": {"quantisation": found.group(1).upper(),
+                      "untestable": f"base weights dequantised from {found.group(1).upper()}; the offline run has "
+                                    "only that file, no unquantised copy to compare"},
+            "design": None}
 
 
 def _representation(src: Source, focus: str) -> dict:
@@ -275,7 +309,8 @@ def _representation(src: Source, focus: str) -> dict:
 
 
 PREDICTED_METRIC = {"decision_rule": "rare_recall", "rare_data": "rare_recall", "training_budget": "macro_f1",
-                    "truncation": "macro_f1", "representation": "macro_f1", None: "macro_f1"}
+                    "truncation": "macro_f1", "representation": "macro_f1", "quantised_base": "macro_f1",
+                    None: "macro_f1"}
 
 
 def prediction_finding(src: Source, config: StudyConfig, focus: str, favoured: dict | None,
@@ -294,30 +329,37 @@ def prediction_finding(src: Source, config: StudyConfig, focus: str, favoured: d
         metric, entry = "macro_f1", src.results["arms"][focus]["ci"]["macro_f1"]
     now = Quantity(name=f"{focus}.{metric}", value=entry["mean"], path=f"{RESULTS}#/arms/{focus}/ci/{metric}/mean")
     lo, hi = entry["ci"]
-    allowance = max(hi - entry["mean"], entry["mean"] - lo)
+    allowance = (hi - lo) / 2
     noise = Quantity(name=f"{focus}.{metric}_noise_allowance", value=allowance,
                      path=f"half-width of results.json arms.{focus}.ci.{metric}")
     threshold = entry["mean"] + allowance
     design = (favoured or {}).get("design") or {
         "change": f"models.{_family(focus)}.lora_train.max_steps",
         "value": 2 * (_steps(src, focus) or 0), "describe": "train for twice the steps"}
-    expected = None
-    if name == "training_budget":
-        expected = entry["mean"] + favoured["facts"]["other_gain"] if metric == "macro_f1" else None
+    other = _other(focus)
+    other_entry = (src.results["arms"].get(other, {}).get("ci") or {}).get(metric) if src.has(other) else None
+    gap_level = (Quantity(name=f"{other}.{metric}", value=other_entry["mean"],
+                          path=f"{RESULTS}#/arms/{other}/ci/{metric}/mean")
+                 if other_entry and other_entry.get("mean") is not None and other_entry["mean"] > threshold else None)
+    expected = None  # a gain measured on the other arm is no prediction for this one: only its own curve is
+    if name == "training_budget" and metric == "macro_f1" and favoured["facts"]["own_slope_gain"] is not None:
+        expected = entry["mean"] + favoured["facts"]["own_slope_gain"]
     arms = [focus] + ([focus.replace("_lora", "_lora_cw")] if src.has(focus.replace("_lora", "_lora_cw"))
                       and name in ("training_budget", "truncation") else [])
     return Finding(id="prediction", kind="prediction", section=5,
                    test="the focus arm's metric after the change must exceed its current value plus the half-width "
                         "of its 95% interval (what test resampling and seed variation alone could move)",
                    verdict=name or "none", subjects=[focus],
-                   quantities=[now, noise] + ([Quantity(name=f"{focus}.macro_f1 + {_other(focus)}.val_macro_f1 gain",
-                                                         value=expected, path="now + the other arm's validation gain")]
+                   quantities=[now, noise] + ([gap_level] if gap_level else []) + ([Quantity(name=f"{focus}.macro_f1 + own validation slope x added examples",
+                                                         value=expected, path="now + the focus arm's last validation "
+                                                                              "slope (seed mean) x the added examples")]
                                               if expected is not None else [])
                    + ([Quantity(name=f"{focus}.proposed_steps", value=design["value"], path="the design's step count")]
                       if design["change"].endswith("max_steps") else []),
                    facts={"metric": metric, "threshold": threshold, "now": entry["mean"], "noise_allowance": allowance,
                           "noise_source": entry.get("source", src.source), "expected": expected,
                           "expected_clears": expected is not None and expected > threshold,
+                          "gap_level": gap_level.value if gap_level else None, "gap_arm": other if gap_level else None,
                           "design": {**design, "arms": arms, "seeds": src.results["arms"][focus]["seeds"],
                                      "metric": metric, "threshold": threshold, "noise_allowance": allowance},
                           "alternative": runner_up["name"] if runner_up else None})

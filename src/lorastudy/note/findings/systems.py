@@ -207,6 +207,11 @@ def matched_budget_finding(src: Source) -> Finding | None:
         verdict = "tied" if m["diff"] == 0 else "b_ahead_one_run" if m["diff"] > 0 else "a_ahead_one_run"
     reverses = m["diff"] * m["own_diff"] < 0
     more = [arm for arm in (ENC, DEC) if m["own"][arm]["examples"] > m["examples"]]
+    # the longer-trained arm is mid-schedule at the matched budget (its learning rate not yet annealed): the
+    # comparison there flatters the other arm, so an advantage it shows is an upper bound
+    shorter = next((arm for arm in (ENC, DEC) if arm not in more[:1]), None) if more else None
+    shorter_ahead = shorter is not None and (m["diff"] > 0) == (shorter == DEC) and m["diff"] != 0
+    epochs = {arm: (src.results["runs"][src.first_run(arm)].get("training") or {}).get("epochs") for arm in (ENC, DEC)}
     return Finding(id="architecture.matched_budget", kind="difference", section=1,
                    test="decoder minus encoder LoRA validation macro F1 at the largest number of training examples "
                         "both saw (seed means; 95% t-interval over the shared seeds' paired differences when "
@@ -218,4 +223,7 @@ def matched_budget_finding(src: Source) -> Finding | None:
                           "not_longer": [arm for arm in (ENC, DEC) if arm not in more[:1]],
                           "still_rising": {arm: (g is not None and g > 0) for arm, g in m["last_gain"].items()},
                           "one_point": [arm for arm, g in m["last_gain"].items() if g is None],
+                          "two_points": [arm for arm in (ENC, DEC) if len(m["curves"][arm]) == 2],
+                          "shorter": shorter, "shorter_ahead": shorter_ahead,
+                          "epochs": epochs if all(epochs.values()) else None,
                           "curves": m["curves"], "paired": m["paired"]})

@@ -10,21 +10,34 @@ from lorastudy.note.findings.base import DEC, ENC, RESULTS, Finding, Quantity, S
 from lorastudy.study.config import StudyConfig
 
 
+HEAD_ABSORBS = 0.5
+"""The share of a model's misclassified rare-tier examples the three largest classes must take for the note to say
+that errors flow into the head."""
+
+
 class TierVerdicts(Verdicts):
     first_seed_only: list[str] = []
     """Arms with several seeds: per-class facts (a tier wiped out, a tier mean resting on few classes) read their
     first seed only, which the note says."""
     both_wrong_on_rare: bool = False
-    """Both LoRA models predicted some rare-tier test examples wrongly: only then can the note compare where their
-    wrong predictions go."""
+    """Both LoRA models predicted some rare-tier test examples wrongly, and the three largest classes absorb at least
+    half of either model's misclassified rare-tier examples: only then is where they go a finding worth a sentence
+    (the confusion table shows the rest)."""
+    majority_absorbers: list[str] = []
+    """LoRA arms whose top absorber of misclassified rare-tier test examples is the class with the most training
+    examples: errors pulled toward the prior, rather than toward a neighbouring class."""
 
 
 def tier_verdicts(src: Source, found: list[Finding]) -> TierVerdicts:
     confusions = next((f for f in found if f.id == "tier.confusions"), None)
     flows = confusions.facts["flows"] if confusions else {}
+    largest = max(src.results["data"].get("train_counts") or [0])
     return TierVerdicts(
+        majority_absorbers=[arm for arm in (ENC, DEC) if ((flows.get(arm) or {}).get("top_absorbers") or [{}])[0]
+                            .get("train_count") == largest and largest > 0],
         first_seed_only=[arm for arm, entry in src.results["arms"].items() if entry["n_seeds"] > 1],
-        both_wrong_on_rare=all(bool((flows.get(arm) or {}).get("wrong")) for arm in (ENC, DEC)))
+        both_wrong_on_rare=all(bool((flows.get(arm) or {}).get("wrong")) for arm in (ENC, DEC)) and any(
+            flows[arm]["into_largest_classes"]["wrong_count"] >= HEAD_ABSORBS * flows[arm]["wrong"] for arm in (ENC, DEC)))
 
 
 def tier_findings(src: Source, config: StudyConfig) -> list[Finding]:

@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import BaseModel
 
 from lorastudy.note.findings.base import one_run_arms, DEC, ENC, RESULTS, WEIGHTED, Finding, Quantity, Source, Verdicts, \
-    difference_verdict, has_tail, interval_test
+    difference_verdict, has_tail, interval_test, pooled_tier_precision, probe_over_seeds
 from lorastudy.study.config import StudyConfig
 
 
@@ -33,6 +33,16 @@ class WeightingVerdicts(Verdicts):
     accuracy_cost_from: Literal["common", "rare"] | None = None
     """Where that arm's accuracy loss comes from: "common" when its common-tier examples lost accuracy (they pay
     the cost), "rare" when only the rest of the tiers did; None when its accuracy did not fall."""
+    zeros_fell_macro_flat: list[str] = []
+    """Weighted arms whose zero-F1 count fell while their macro F1 change is not distinguishable: the classes
+    lifted off zero score low, or others lost F1, which the note says beside the two numbers."""
+    added_precision_shown: bool = False
+    """Weighting moved predictions into the rare tier on both LoRA arms, and the net precision of the moved ones
+    (newly right / newly predicted there) lies in [0, 1] for both: only then is it a precision the note can print."""
+    cost_beyond_tail_shift: bool = False
+    """That arm lost more accuracy than the share of test predictions weighting moved into the rare tier: even had
+    every moved prediction been a correct common-tier one, the loss would be smaller, so weighting also moved
+    predictions among the common classes."""
 
 
 def more_under_predicted(under_ratio: dict[str, float | None]) -> str | None:
@@ -40,6 +50,14 @@ def more_under_predicted(under_ratio: dict[str, float | None]) -> str | None:
     if under_ratio.get(ENC) is None or under_ratio.get(DEC) is None or under_ratio[ENC] == under_ratio[DEC]:
         return None
     return DEC if under_ratio[DEC] < under_ratio[ENC] else ENC
+
+
+def _added_precision_defined(facts: dict, arm: str) -> bool:
+    """The arm moved predictions into the rare tier and their net precision is a proportion (a net count of newly
+    right predictions can fall while the tier gains predictions)."""
+    moved = (facts.get("moved_share") or {}).get(arm)
+    precision = (facts.get("added_precision") or {}).get(arm)
+    return moved is not None and moved > 0 and precision is not None and 0 <= precision <= 1
 
 
 def weighting_verdicts(src: Source, found: list[Finding]) -> WeightingVerdicts:
@@ -60,6 +78,12 @@ def weighting_verdicts(src: Source, found: list[Finding]) -> WeightingVerdicts:
     return WeightingVerdicts(
         zero_count_unchanged={arm: f.q("zero_before") == f.q("zero_after") for arm, f in effects.items()},
         transferred=transferred, accuracy_worst_hit=worst, accuracy_cost_from=cost_from,
+        zeros_fell_macro_flat=[arm for arm, f in effects.items() if (f.q("zero_after") or 0) < (f.q("zero_before") or 0)
+                               and (f.facts.get("verdicts") or {}).get("macro_f1") == "not_distinguishable"],
+        added_precision_shown=bool(mechanism) and all(_added_precision_defined(mechanism.facts, arm) for arm in (ENC, DEC)),
+        cost_beyond_tail_shift=bool(mechanism and worst and cost_from and (mechanism.facts.get("moved_share") or {})
+                                    .get(worst) is not None
+                                    and -effects[worst].q("accuracy_delta") > mechanism.facts["moved_share"][worst]),
         more_under_predicted=more_under_predicted(mechanism.facts["under_ratio"]) if mechanism else None)
 
 
@@ -104,14 +128,20 @@ def weighting_findings(src: Source, config: StudyConfig) -> list[Finding]:
                                  "lifted": [c["label"] for c in effect["lifted_off_zero"]],
                                  "fell": [c["label"] for c in effect["fell_to_zero"]]})
         finding.facts["accuracy_split"] = _accuracy_split(finding, src.tiers)
-        for tier in src.tiers:  # pooled precision of the tier's predictions = recall x true share / predicted share
-            for when in ("before", "after"):
-                parts = [finding.q(f"{tier}.recall_{when}"), finding.q(f"{tier}.true_share"),
-                         finding.q(f"{tier}.share_{when}")]
-                value = parts[0] * parts[1] / parts[2] if None not in parts and parts[2] else None
-                finding.quantities.append(Quantity(name=f"{tier}.precision_{when}", value=value, path=" × ".join(
-                    q.path for q in finding.quantities if q.name in (f"{tier}.recall_{when}", f"{tier}.true_share",
-                                                                     f"{tier}.share_{when}"))))
+        for tier in src.tiers:  # the precision of the tier's predictions, counted over the seeds (k of n)
+            for when, who in (("before", arm), ("after", WEIGHTED[arm])):
+                pooled = pooled_tier_precision(src, who, tier) if src.has(who) else None
+                path = f"{RESULTS}#/runs/{who}__seed*/test/per_tier/{tier}/recall × true_share ÷ predicted_share"
+                values = {"": "precision", "_correct": "correct", "_predicted": "predicted"}
+                finding.quantities += [Quantity(name=f"{tier}.precision_{when}{suffix}",
+                                                value=pooled[key] if pooled else None, path=path)
+                                       for suffix, key in values.items()]
+                finding.quantities += [Quantity(name=f"{tier}.precision_{when}_{end}",
+                                                value=pooled["ci"][i] if pooled else None, path=path + ", Wilson")
+                                       for i, end in enumerate(("lo", "hi"))]
+                # every prediction right: the note says "all n", not "n of n"
+                finding.facts.setdefault("all_right", {})[f"{tier}.precision_{when}"] = bool(
+                    pooled and pooled["correct"] == pooled["predicted"])
         for tier, value in finding.facts["accuracy_split"].items():
             sources = " × ".join(q.path for q in finding.quantities if q.name in (f"{tier}.true_share",
                                                                                     f"{tier}.delta_recall"))
@@ -232,10 +262,8 @@ def prior_knowledge_finding(src: Source, found: list[Finding]) -> Finding | None
     quantities, values = [], {}
     for arm in (ENC, DEC):
         precision = effects[arm].q(f"{src.rare}.precision_before")
-        gains = [src.results.get("logit_adjustment", {}).get(f"{arm}__seed{seed}", {}).get("test_macro_f1_gain")
-                 for seed in src.results["arms"][arm]["seeds"]]
-        gains = [g for g in gains if g is not None]
-        gain = sum(gains) / len(gains) if gains else None
+        probe = probe_over_seeds(src, arm)  # the same number Section 5 cites
+        gain = probe["test_macro_f1_gain"] if probe else None
         effect = weighting_at_equal_budget(src, arm)
         values[arm] = (precision, gain, effect)
         quantities += [Quantity(name=f"{arm}.{src.rare} precision before weighting", value=precision,
@@ -243,7 +271,7 @@ def prior_knowledge_finding(src: Source, found: list[Finding]) -> Finding | None
                                      "predicted share, before)"),
                        # one model's gain, printed in the sentence that compares the two: about both
                        Quantity(name=f"{ENC} vs {DEC}: {arm}.probe macro_f1 gain", value=gain,
-                                path="results.json logit_adjustment.<run>.test_macro_f1_gain, mean over seeds"),
+                                path=probe["path"] if probe else "results.json logit_adjustment"),
                        Quantity(name=f"{arm}.weighting val_macro_f1 effect at equal examples",
                                 value=None if effect is None else effect["effect"],
                                 path=f"runs/{{{arm},{WEIGHTED[arm]}}}__seed*/train_log.jsonl")]

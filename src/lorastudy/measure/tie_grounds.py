@@ -1,0 +1,42 @@
+"""The stated ground that breaks a tie the deployment rule's metric, cost, speed and memory leave (issue #30): a
+point estimate inside the noise is no decision, so a clear lead on another reported metric decides first, then the
+arm whose run-to-run variance was measured (more training seeds); without either the rule falls back to the point
+estimate and the note calls it a call inside the noise."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from lorastudy.measure.deployment import Evidence
+
+
+def tie_ground(arms: list[str], evidence: Evidence) -> dict | None:
+    """The stated ground that decides candidates the deciding metric, cost, speed and memory leave tied: first an
+    arm clearly ahead of every other on another quality metric and clearly behind none ("secondary"); else the one
+    arm with the most training seeds ("seeds": its run-to-run variance is measured, the others' is not). None: no
+    ground, and the point estimate (or a printed tie) decides, which the note words as such."""
+    if evidence.secondary is not None:
+        for arm in arms:
+            leads, behind = [], False
+            for other in arms:
+                if other == arm:
+                    continue
+                diffs = evidence.secondary(other, arm)  # arm - other
+                ahead = [d for d in diffs if d[2] > 0]
+                behind = behind or any(d[3] < 0 for d in diffs)
+                if not ahead:
+                    break
+                leads.append({"against": other, "metric": ahead[0][0], "diff": ahead[0][1], "lo": ahead[0][2],
+                              "hi": ahead[0][3]})
+            else:
+                if not behind:
+                    return {"by": "secondary", "arm": arm, "leads": leads}
+    if evidence.seeds is not None:
+        counts = {arm: evidence.seeds(arm) for arm in arms}
+        most = max(counts.values())
+        top = [arm for arm, n in counts.items() if n == most]
+        if len(top) == 1 and most > 1:
+            return {"by": "seeds", "arm": top[0], "seeds": most,
+                    "fewer": {arm: n for arm, n in counts.items() if arm != top[0]}}
+    return None
