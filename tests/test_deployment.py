@@ -367,5 +367,8 @@ def test_a_tie_left_by_cost_and_speed_is_decided_on_a_stated_ground_not_a_point_
     decision = decide(twins, calm, with_ground(secondary=lambda x, y: mixed[(x, y)], seeds=seeds))
     assert (decision["choice"], decision["decided_by"]) == ("b", "seeds")  # then the measured variance decides
     assert decision["ground"]["fewer"] == {"a": 1}
+    # a lead between one-seed arms is no ground: its interval holds the test set's noise only
+    one_seed = decide(twins, calm, with_ground(secondary=lambda x, y: lead[(x, y)], seeds=lambda arm: 1))
+    assert one_seed["decided_by"] == "point_estimate" and one_seed["choice"] == "a"
     same = decide(twins, calm, with_ground(secondary=lambda x, y: [], seeds=lambda arm: 3))
     assert same["decided_by"] == "point_estimate" and same["choice"] == "a"  # no ground: the point estimate

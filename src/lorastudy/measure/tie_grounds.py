@@ -13,15 +13,21 @@ if TYPE_CHECKING:
 
 def tie_ground(arms: list[str], evidence: Evidence) -> dict | None:
     """The stated ground that decides candidates the deciding metric, cost, speed and memory leave tied: first an
-    arm clearly ahead of every other on another quality metric and clearly behind none ("secondary"); else the one
+    arm clearly ahead of every other on another quality metric and clearly behind none ("secondary"), where every
+    arm trained several seeds (else the interval lacks run-to-run variance); else the one
     arm with the most training seeds ("seeds": its run-to-run variance is measured, the others' is not). None: no
     ground, and the point estimate (or a printed tie) decides, which the note words as such."""
+    def several_seeds(arm: str) -> bool:
+        return evidence.seeds is None or evidence.seeds(arm) > 1
+
     if evidence.secondary is not None:
         for arm in arms:
             leads, behind = [], False
             for other in arms:
                 if other == arm:
                     continue
+                if not (several_seeds(arm) and several_seeds(other)):
+                    break  # a one-seed arm's interval holds the test set's noise only: its lead is no ground
                 diffs = evidence.secondary(other, arm)  # arm - other
                 ahead = [d for d in diffs if d[2] > 0]
                 behind = behind or any(d[3] < 0 for d in diffs)

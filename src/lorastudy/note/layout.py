@@ -245,7 +245,7 @@ class Layout:
         finding = self.findings.get("bottleneck")
         if finding is None:
             return None
-        rows = [[CANDIDATE_NAMES[c["name"]], evidence(c), {True: "yes", False: "no"}.get(c["supported"], "not testable here"),
+        rows = [[CANDIDATE_NAMES[c["name"]], evidence(c), {True: "yes", False: "not detected"}.get(c["supported"], "not testable here"),
                  sf1(c["macro_f1_size"]) if c["macro_f1_size"] is not None else unmeasured(c) if c["supported"] else "–"]
                 for c in finding.facts["candidates"]]
         return table(["Candidate bottleneck", "Evidence in this run", "Supported", "Macro F1 it accounts for"], rows)
