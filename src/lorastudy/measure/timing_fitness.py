@@ -60,22 +60,23 @@ def fitness(latency: dict | None, tolerance: float = DRIFT_TOLERANCE) -> dict:
         single = entry.get("variants", {}).get("merged", {}).get("single", {})
         first, again = single.get("first_median_ms"), single.get("retimed_median_ms")
         if first and again:
+            base = f"latency/latency.json#/models/{arm}/variants/merged/single/"
             checks.append({"kind": "retimed", "subjects": [arm], "ratio": max(first, again) / min(first, again),
-                           "values": [first, again],
-                           "path": f"latency/latency.json#/models/{arm}/variants/merged/single/"
-                                   "{first_median_ms,retimed_median_ms}"})
+                           "values": [first, again], "paths": [base + "first_median_ms", base + "retimed_median_ms"]})
     readings = (latency or {}).get("reference_ms") or []
     if len(readings) >= 2 and min(readings) > 0:
         checks.append({"kind": "reference", "subjects": [], "ratio": max(readings) / min(readings),
-                       "values": [min(readings), max(readings)], "path": "latency/latency.json#/reference_ms"})
+                       "values": [min(readings), max(readings)],
+                       "paths": [f"latency/latency.json#/reference_ms/{readings.index(v)}"
+                                 for v in (min(readings), max(readings))]})
     for lora, full in same_network_pairs(models):
         for percentile in ("p50", "p95"):  # a p95-decided context needs the tail fit as well as the median
             values = [models[arm]["variants"]["merged"]["single"].get(f"{percentile}_ms") or 0.0 for arm in (lora, full)]
             if min(values) > 0:
                 checks.append({"kind": "same_network", "percentile": percentile, "subjects": [lora, full],
                                "ratio": max(values) / min(values), "values": values,
-                               "path": f"latency/latency.json#/models/{{{lora},{full}}}/variants/merged/single/"
-                                       f"{percentile}_ms"})
+                               "paths": [f"latency/latency.json#/models/{arm}/variants/merged/single/{percentile}_ms"
+                                         for arm in (lora, full)]})
     if not checks:
         return {"fit": None, "drift": None, "tolerance": tolerance, "checks": [], "worst": None}
     worst = max(checks, key=lambda check: check["ratio"])

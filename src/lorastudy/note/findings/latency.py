@@ -93,8 +93,11 @@ def fitness_finding(src: Source) -> Finding | None:
     if fit["fit"] is None:
         return None
     worst = fit["worst"]
-    quantities = [Quantity(name=f"{worst['kind']}.slower_ms", value=max(worst["values"]), path=worst["path"]),
-                  Quantity(name=f"{worst['kind']}.faster_ms", value=min(worst["values"]), path=worst["path"])]
+    slower, faster = max(worst["values"]), min(worst["values"])
+    at = dict(zip(worst["values"], worst["paths"]))  # each printed timing's own pointer, so check traces it
+    quantities = [Quantity(name=f"{worst['kind']}.slower_ms", value=slower, path=at[slower]),
+                  Quantity(name=f"{worst['kind']}.faster_ms", value=faster, path=at[faster]),
+                  Quantity(name=f"{worst['kind']}.drift_ratio", value=worst["ratio"], path="slower_ms / faster_ms")]
     return Finding(id="latency.fitness", kind="latency", section=4,
                    test=f"every pair of timings of one computation within 1 + {fit['tolerance']:g} of each other "
                         "(re-timed requests, a reference workload between models, arms served as one network)",
