@@ -375,6 +375,26 @@ def test_max_minutes_too_short_for_two_seeds_of_the_focus_arm_is_one_line(study,
     assert not (run_dir / "next").exists()
 
 
+def test_with_nothing_asked_next_fits_the_default_target_and_runs_the_smallest_subset_past_it(study, tmp_path,
+                                                                                              monkeypatch):
+    """The default time is a target: the design is cut to fit it as --max-minutes would, but on a machine too slow
+    for even 2 seeds of the focus arm those run (and the plan says so) where --max-minutes would refuse."""
+    run_dir = copy_of(study, tmp_path)
+    propose(run_dir, **TWO_ARMS)
+    focus = make_plan(run_dir, arms=["decoder_lora"]).estimated_s
+    two_seeds = make_plan(run_dir, arms=["decoder_lora"], seeds=[42, 43]).estimated_s
+    monkeypatch.setattr(subsets, "DEFAULT_MAX_MINUTES", (focus + two_seeds) / 120)
+    fitted = next_cli(run_dir, "--dry-run")
+    assert fitted.exit_code == 0, fitted.output
+    assert "seeds: 42, 43 (2 of the 6 proposed runs" in fitted.output and "over the default" not in fitted.output
+    monkeypatch.setattr(subsets, "DEFAULT_MAX_MINUTES", two_seeds / 120)
+    past = next_cli(run_dir, "--dry-run")
+    assert past.exit_code == 0, past.output
+    assert "seeds: 42, 43 (2 of the 6 proposed runs" in past.output and "over the default" in past.output
+    assert make_plan(run_dir).estimated_s > focus  # make_plan itself keeps no limit unless asked
+    assert not (run_dir / "next").exists()
+
+
 @pytest.mark.parametrize("options, fragments", [
     (["--arms", "encoder_lora"], ["leaves out decoder_lora"]),
     (["--arms", "decoder_lora,decoder_lora_cw"], ["decoder_lora_cw", "not in the proposed design"]),

@@ -162,7 +162,9 @@ def next_(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and its estimated time; train nothing.")] = False,
     max_minutes: Annotated[float | None, typer.Option(
         "--max-minutes", help="Train at most this long (estimated from the study's own step times): the other arms "
-                              "are dropped, then seeds (down to 2). Default: no limit, the whole design.")] = None,
+                              "are dropped, then seeds (down to 2); exit 2 if not even that fits. Default, when neither "
+                              "--arms nor --seeds is given: fit to 10 minutes, running the smallest honest subset "
+                              "(2 seeds of the prediction's arm) where not even that fits.")] = None,
     arms: Annotated[str | None, typer.Option(
         "--arms", help="Comma-separated arms of the design to train; must include the first (the prediction's).")] = None,
     seeds: Annotated[str | None, typer.Option(

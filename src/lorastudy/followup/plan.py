@@ -53,6 +53,8 @@ class Plan:
     max_minutes: float | None = None
     cut_to_fit: bool = False
     """Whether `max_minutes` dropped runs from what was asked (the design, or `--arms` x `--seeds`)."""
+    max_is_default: bool = False
+    """Whether `max_minutes` is `subsets.DEFAULT_MAX_MINUTES`, a target the estimate may exceed."""
     finished: list[str] = field(default_factory=list)
 
     @property
@@ -73,7 +75,7 @@ class Plan:
                 "estimated_s": self.estimated_s, "estimate_basis": self.estimate_basis,
                 "arms": list(self.subset.arms), "seeds": list(self.subset.seeds),
                 "proposed_runs": len(self.design.arms) * len(self.design.seeds), "max_minutes": self.max_minutes,
-                "cut_to_fit": self.cut_to_fit}
+                "max_minutes_is_default": self.max_is_default, "cut_to_fit": self.cut_to_fit}
 
     def describe(self) -> list[str]:
         """The plan in a few lines (what `--dry-run` prints)."""
@@ -100,6 +102,10 @@ class Plan:
                      if len(self.subset.seeds) < len(d.seeds) else ""),
                   f"  runs in:    {self.folder}/runs/ ({len(self.finished)} of {len(self.specs)} finished earlier)",
                   f"  estimate:   {_minutes(self.estimated_s)} of training ({self.estimate_basis})"]
+        if self.max_is_default and self.estimated_s > self.max_minutes * 60:
+            lines.append(f"  note:       over the default {self.max_minutes:g}-minute target: the smallest honest "
+                         f"subset ({len(self.subset.seeds)} seeds of {self.subset.arms[0]}) needs longer on this "
+                         "machine; --max-minutes makes the limit strict")
         return lines
 
 
@@ -130,9 +136,10 @@ def read_proposal(run_dir: Path) -> dict:
 
 
 def make_plan(run_dir: Path, max_minutes: float | None = None, arms: list[str] | None = None,
-              seeds: list[int] | None = None) -> Plan:
+              seeds: list[int] | None = None, default_budget: bool = False) -> Plan:
     """Read and check the proposal against the run; the runs (`arms` x `seeds` of the design, none = all, fitted to
-    `max_minutes`, none = no limit), data and budget it needs. Raises StudyError."""
+    `max_minutes`, none = no limit), data and budget it needs. `default_budget`: with nothing asked, fit to
+    `subsets.DEFAULT_MAX_MINUTES` as a target rather than a cap. Raises StudyError."""
     run_dir = Path(run_dir)
     if not (run_dir / integrity.RESOLVED_CONFIG).is_file():
         raise StudyError(f"{run_dir} is not a run directory (no {integrity.RESOLVED_CONFIG}).",
@@ -164,12 +171,15 @@ def make_plan(run_dir: Path, max_minutes: float | None = None, arms: list[str] |
         """Wall seconds of the subset's unfinished runs, `parallel` at a time (finished ones are skipped)."""
         return subsets.makespan([seconds[name] for name in chosen.run_names if name not in finished], parallel)
 
-    chosen = subsets.fit(start, subsets.min_seeds(design.seeds), estimate, max_minutes)
+    max_is_default = default_budget and max_minutes is None and arms is None and seeds is None
+    if max_is_default:
+        max_minutes = subsets.DEFAULT_MAX_MINUTES
+    chosen = subsets.fit(start, subsets.min_seeds(design.seeds), estimate, max_minutes, strict=not max_is_default)
     specs = [spec for spec in every if spec.run_name in chosen.run_names]
     basis = basis_of(chosen.arms) + (f"; {min(parallel, len(specs))} runs at a time" if min(parallel, len(specs)) > 1
                                      else "")
     return Plan(run_dir, proposal, design, substituted, varied, data, chosen, specs, rows_changed, steps,
-                estimate(chosen), basis, max_minutes, chosen != start,
+                estimate(chosen), basis, max_minutes, chosen != start, max_is_default,
                 [name for name in finished if name in chosen.run_names])
 
 

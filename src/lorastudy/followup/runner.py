@@ -27,14 +27,15 @@ SCHEMA_VERSION = 1
 def run_next(run_dir: Path, dry_run: bool = False, max_minutes: float | None = None, arms: list[str] | None = None,
              seeds: list[int] | None = None) -> Plan:
     """Plan (and unless `dry_run`, run, score and report) the proposed experiment, or the subset of its runs
-    asked for and fitted to `max_minutes` (`followup.subset`); returns the plan."""
+    asked for and fitted to `max_minutes` (`followup.subset`; nothing asked: the default target); returns the
+    plan."""
     run_dir = Path(run_dir)
     if dry_run:
-        plan = make_plan(run_dir, max_minutes, arms, seeds)
+        plan = make_plan(run_dir, max_minutes, arms, seeds, default_budget=True)
         tqdm.write("\n".join(plan.describe()))
         return plan
     with study_lock(run_dir):
-        plan = make_plan(run_dir, max_minutes, arms, seeds)
+        plan = make_plan(run_dir, max_minutes, arms, seeds, default_budget=True)
         tqdm.write("\n".join(plan.describe()))
         check_backend(plan.config.execution)
         runtime.set_threads(plan.config.threads)

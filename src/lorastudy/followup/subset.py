@@ -27,6 +27,11 @@ from lorastudy.core.errors import StudyError
 MIN_SEEDS = 2
 """The fewest seeds whose interval counts run-to-run variance (a t-interval needs two)."""
 
+DEFAULT_MAX_MINUTES = 10.0
+"""The time `lorastudy next` fits the design to when no subset is asked for (no --max-minutes, --arms or
+--seeds). Unlike an explicit --max-minutes it is a target, not a cap: where not even the smallest honest subset
+fits (a slow machine), that subset runs and the plan says how far over the target it is."""
+
 
 @dataclass(frozen=True)
 class Subset:
@@ -94,9 +99,10 @@ def candidates(start: Subset, floor: int) -> list[Subset]:
     return found
 
 
-def fit(start: Subset, floor: int, seconds: Callable[[Subset], float], max_minutes: float | None) -> Subset:
-    """The largest candidate whose estimated seconds fit `max_minutes`; `start` itself with no limit. One line
-    (exit 2, nothing trained) when not even the smallest fits."""
+def fit(start: Subset, floor: int, seconds: Callable[[Subset], float], max_minutes: float | None,
+        strict: bool = True) -> Subset:
+    """The largest candidate whose estimated seconds fit `max_minutes`; `start` itself with no limit. When not
+    even the smallest fits: one line (exit 2, nothing trained) if `strict`, else that smallest subset."""
     if max_minutes is None:
         return start
     if not max_minutes > 0:
@@ -104,6 +110,8 @@ def fit(start: Subset, floor: int, seconds: Callable[[Subset], float], max_minut
                          "give the minutes the experiment may train, e.g. --max-minutes 10.")
     options = candidates(start, floor)
     chosen = next((subset for subset in options if seconds(subset) <= max_minutes * 60), None)
+    if chosen is None and not strict:
+        return options[-1]
     if chosen is None:
         smallest = options[-1]
         need = seconds(smallest)

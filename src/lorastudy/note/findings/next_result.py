@@ -36,6 +36,8 @@ class NextRun(BaseModel):
     """Fewer seeds ran than proposed: the interval is wider, so "inconclusive" is likelier and "held" no easier."""
     max_minutes: float | None
     """The time the runs were cut to fit (`lorastudy next --max-minutes`); None when no limit dropped a run."""
+    over_target: bool
+    """`next`'s default time was a target that not even the smallest honest subset (2 seeds) met."""
     substituted_for: str | None
     """The change the note proposed when `next` ran another in its place (a learning curve for a top-up)."""
     substitution_reason: str | None
@@ -75,6 +77,7 @@ def next_run(record: dict) -> NextRun:
         dropped_arms=[arm for arm in design["arms"] if arm not in plan.get("arms", design["arms"])],
         fewer_seeds=len(plan.get("seeds", design["seeds"])) < len(design["seeds"]),
         max_minutes=plan.get("max_minutes") if plan.get("cut_to_fit") else None,
+        over_target=bool(plan.get("max_minutes_is_default")) and plan["estimated_s"] > 60 * plan["max_minutes"],
         substituted_for=substituted.get("from"), substitution_reason=substituted.get("reason"),
         proposed_threshold=frozen["threshold"],
         proposed_now=proposal["facts"].get("now") if proposal["facts"].get("metric") == frozen["metric"] else None,
