@@ -217,6 +217,7 @@ def test_each_falsified_number_is_named(generated, tmp_path, falsify):
     assert len(lines) == len(wrong), lines
 
 
+@pytest.mark.slow  # in `pytest -m slow`: CI's time budget keeps each falsification's own test
 def test_all_falsifications_at_once_are_each_named(generated, tmp_path):
     text, wrong = (generated / "note" / "note.md").read_text(encoding="utf-8"), []
     for falsify in FALSIFICATIONS.values():

@@ -63,6 +63,15 @@ CASES = {
 }
 
 
+SLOW = {"two_classes", "balanced", "many_small_classes", "duplicates_deduplicated"}
+"""Shapes whose code path a faster case also takes (three_classes, numeric_labels, the default-split error,
+duplicates): `pytest -m slow` runs them, CI's time budget does not."""
+
+
+def _cases(names) -> list:
+    return [pytest.param(name, marks=pytest.mark.slow) if name in SLOW else name for name in names]
+
+
 @pytest.fixture(scope="module")
 def studies(tmp_path_factory, request):
     """One run per case, shared by the tests below: the cases the selected tests need start at once, two at a
@@ -92,7 +101,7 @@ def studies(tmp_path_factory, request):
         yield run
 
 
-@pytest.mark.parametrize("name", CASES)
+@pytest.mark.parametrize("name", _cases(CASES))
 def test_shape_runs_end_to_end(name, studies):
     process, run_dir = studies(name)
     assert "Traceback" not in process.stderr, process.stderr[-3000:]
@@ -106,7 +115,7 @@ def test_shape_runs_end_to_end(name, studies):
         assert len(errors) == 1 and expected_error in errors[0] and "Fix:" in errors[0], process.stderr
 
 
-@pytest.mark.parametrize("name", [name for name, case in CASES.items() if case.note_says])
+@pytest.mark.parametrize("name", _cases(name for name, case in CASES.items() if case.note_says))
 def test_note_states_the_peculiarity_of_the_shape(name, studies):
     """What the note must say for each shape (listed in CASES[name].note_says as (statement, regex))."""
     process, run_dir = studies(name)

@@ -72,6 +72,7 @@ def test_ray_backend_gives_the_local_results(tmp_path, monkeypatch, capsys, ray_
     assert printed.count("val macro F1") == len(RUNS), printed
 
 
+@pytest.mark.slow  # in `pytest -m slow`: CI's time budget keeps the Ray backend's equivalence test
 def test_ray_task_killed_once_is_retried_and_returned_files_give_the_local_results(
         tmp_path, monkeypatch, capsys, ray_cluster, local_results):
     """Workers that cannot see the run directory (forced here) send their run folders back to the driver."""

@@ -81,7 +81,8 @@ def copy(finished, tmp_path) -> Path:
     return Path(shutil.copytree(finished, tmp_path / "smoke"))
 
 
-@pytest.mark.parametrize("how", ["truncate", "garbage", "delete"])
+@pytest.mark.parametrize("how", ["truncate", pytest.param("garbage", marks=pytest.mark.slow),
+                                 pytest.param("delete", marks=pytest.mark.slow)])  # CI's budget: truncation of each
 @pytest.mark.parametrize("kind", list(ARTIFACTS))
 def test_damaged_artifact_is_redone_and_results_are_unchanged(finished, copy, kind, how):
     relpath = ARTIFACTS[kind]

@@ -441,6 +441,7 @@ def test_a_fitted_run_records_what_was_planned_and_what_ran(fitted):
     assert in_section and not [j for j in in_section if j.outcome == "contradicted"]
 
 
+@pytest.mark.slow  # in `pytest -m slow`: CI's time budget keeps the kill-resume test of next's runs
 def test_the_same_subset_resumes_and_a_larger_one_reuses_the_finished_runs(fitted, tmp_path):
     run_dir = tmp_path / "copy"
     shutil.copytree(fitted[0], run_dir, ignore=shutil.ignore_patterns(".lock"))

@@ -70,11 +70,11 @@ AFTER_TRAINING = ("results.json", "latency.json", "note.md")
 
 @pytest.mark.parametrize("kill_before", [
     "run.json",                        # while saving the first trained run
-    "predictions_test.safetensors",    # after training, before its logits land
+    pytest.param("predictions_test.safetensors", marks=pytest.mark.slow),  # after training, before its logits land
     "results.json",                    # during evaluation
-    "latency.json",                    # during the benchmark
-    "note.md",                         # while writing the note
-])
+    pytest.param("latency.json", marks=pytest.mark.slow),  # during the benchmark
+    pytest.param("note.md", marks=pytest.mark.slow),       # while writing the note
+])  # the slow ones run with `pytest -m slow`: CI's time budget keeps one kill during training and one after it
 def test_killed_study_resumes_to_identical_results(tmp_path, reference_run, kill_before):
     run_dir = tmp_path / "smoke"
     if kill_before in AFTER_TRAINING:  # what is killed comes after training: start from the reference's trained runs

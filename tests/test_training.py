@@ -114,6 +114,7 @@ def test_neural_arm_trains_and_writes_every_artifact(arm, share, data, tmp_path)
     assert record["wall_time_s"] > 0 and record["seconds_per_step"] > 0 and record["peak_memory_mb"] > 100
 
 
+@pytest.mark.slow  # in `pytest -m slow`: CI's time budget keeps the training tests on the smoke data
 def test_easy_task_is_learned_and_not_flagged(data, tmp_path):
     run = train("decoder_lora", data, tmp_path, "train.epochs=8")
     record = artifacts.read_json(run / "run.json")
