@@ -27,7 +27,7 @@ from lorastudy.check.class_sets import class_count_agrees, class_wise, unnamed_g
 from lorastudy.check.derivations import GROUP_WORDS, FactIndex, derive
 from lorastudy.check.entity_names import _families, _models
 from lorastudy.check.facts import Fact
-from lorastudy.check.number_reading import Reading
+from lorastudy.check.readings import Reading
 
 UNITS = {"%": (100.0, 1.0), "pp": (100.0, 1.0), "M": (1e-6,), "k": (1e-3,), "B": (1e-9,), "min": (1 / 60, 1.0),
          "h": (1 / 3600, 1.0), "GB": (1 / 1024, 1 / 1000, 1.0), "MB": (1.0, 1024.0, 1000.0), "ms": (1.0, 1000.0),
@@ -74,6 +74,9 @@ def _scales(reading: Reading, fact: Fact | None = None) -> tuple[float, ...]:
     scales = UNITS.get(reading.unit or "", (1.0,))
     if reading.unit is None and reading.kind in POINTABLE and abs(reading.value) > 1:
         scales = (100.0,)  # "recall rose 5.8" or "CI 7.0 to 25.2": a fraction's points
+    elif reading.unit is None and reading.kind in POINTABLE and reading.decimals <= 1 and \
+            (reading.signed or reading.plusminus or reading.difference or reading.interval_end):
+        scales = (100.0,)  # "+0.1 (CI -0.8 to +1.0)", "73.6 ± 0.5": a change or spread of one decimal is in points
     if fact is not None and reading.unit in ("min", "h", "s") and re.search(r"minutes?$", fact.source):
         scales += tuple(s * 60 for s in scales)  # a fact kept in minutes ("window_minutes"), read in hours or seconds
     if fact is not None and fact.slot == "derived" and reading.unit in ("%", "pp"):
@@ -203,16 +206,10 @@ def judge(reading: Reading, index: FactIndex) -> Judgement:
         return Judgement(reading, NOT_CHECKABLE, why="a prediction's or condition's threshold")
     if unnamed_group(reading, [*GROUP_WORDS.values(), r"\b(?:rare|common|tail|head|frequent|tier)\b"]):
         return Judgement(reading, NOT_CHECKABLE, why="about a group of classes the run does not record")
-    labels = None if _some_class(reading.where) else set(reading.entities.get("label", ()))
-    seeds = reading.seed is not None or bool(re.search(SEED_WORDS, reading.where, re.I))
-    spread = reading.plusminus or bool(re.search(SPREAD_WORDS, reading.where, re.I))
-    integer = reading.decimals == 0 and reading.kind in ("count", "zero_f1") and not reading.approx
-    kinds = reading.accepts | {None} if reading.accepts is not None and reading.kind == "count" else reading.accepts
-    direct = [f for f in index.candidates(kinds, labels) if (seeds or not f.mean_reported) and _of_seed(f, reading.seed)
-              and (spread or "(seed std" not in f.slot) and (not integer or abs(f.value - round(f.value)) < 1e-9)
-              and agrees(reading, f)
-              and (not CLASS_COUNT.search(reading.context) or f.kind != "count" or reading.kind != "count" or
-                   re.search(CLASS_COUNT_KEYS, f.source.rsplit(": ", 1)[-1], re.I))]
+    direct = _direct(reading, index)
+    bound = _bound_to_estimate(reading, index)
+    if bound is not None:
+        return bound
     if class_wise(reading) and any(f.source.startswith("classes") for f in derive(reading, index)):
         direct = []  # a class-by-class count: only the comparison of the two arms' per-class files supports it
     if reading.bound:
@@ -260,6 +257,66 @@ def judge(reading: Reading, index: FactIndex) -> Judgement:
     if not candidates:
         return Judgement(reading, NOT_CHECKABLE, why="no artifact value of that kind for that entity")
     return Judgement(reading, CONTRADICTED, _nearest(reading, candidates))
+
+
+def _direct(reading: Reading, index: FactIndex) -> list[Fact]:
+    """The artifact facts that agree with what a number was read as (kind, entities, seed, spread, integer)."""
+    labels = None if _some_class(reading.where) else set(reading.entities.get("label", ()))
+    seeds = reading.seed is not None or bool(re.search(SEED_WORDS, reading.where, re.I))
+    spread = reading.plusminus or bool(re.search(SPREAD_WORDS, reading.where, re.I))
+    integer = reading.decimals == 0 and reading.kind in ("count", "zero_f1") and not reading.approx
+    kinds = reading.accepts | {None} if reading.accepts is not None and reading.kind == "count" else reading.accepts
+    return [f for f in index.candidates(kinds, labels) if (seeds or not f.mean_reported) and _of_seed(f, reading.seed)
+            and (spread or "(seed std" not in f.slot) and (not integer or abs(f.value - round(f.value)) < 1e-9)
+            and agrees(reading, f)
+            and (not CLASS_COUNT.search(reading.context) or f.kind != "count" or reading.kind != "count" or
+                 re.search(CLASS_COUNT_KEYS, f.source.rsplit(": ", 1)[-1], re.I))]
+
+
+QUANTITY_WORDS = {"arms", "runs", "test", "mean", "std", "ci", "lo", "hi", "low", "high", "lower", "upper", "value",
+                  "estimate", "point", "diff", "delta", "intervals", "interval", "seed_values", "values"}
+SPREAD_KEYS = r"\bstd\b|\bci\b|\[[01]\]$|(?:^|[._])(?:lo|hi|low|high|lower|upper|sd|stdev)$"
+
+
+@lru_cache(maxsize=65536)
+def _quantity(source: str) -> tuple[str, ...]:
+    """What a fact is a value of, whatever statistic of it: its file and key path without the statistic's words and
+    seeds ("runs.encoder_lora__seed42.test.accuracy", "arms.encoder_lora.test.accuracy.std" and
+    "arms.encoder_lora.ci.accuracy.ci[0]" are all encoder_lora's accuracy; "comparisons.6.diff" and
+    "comparisons.6.ci[1]" one comparison)."""
+    source = re.sub(r"^(?:half-width|difference): ", "", source).split(" and ", 1)[0]
+    head, _, path = source.rpartition(": ")
+    file = re.findall(r"[\w/.-]+\.(?:json|csv|yaml|jsonl)", head)
+    tokens = [re.sub(r"__seed(?:\d+|\*)$", "", re.sub(r"\[\d+\]$", "", t)) for t in path.split(".")]
+    return tuple(file[-1:]) + tuple(t for t in tokens if t and t not in QUANTITY_WORDS)
+
+
+def _bound_to_estimate(reading: Reading, index: FactIndex) -> Judgement | None:
+    """A spread ("73.6 ± 0.5") or an interval's end ("−2.2 points (CI −3.8 to −0.6)") printed with an estimate is a
+    statistic of the very quantity that estimate is: judged only against that quantity's spreads (standard deviations,
+    half-widths) or interval ends, not another arm's or metric's. None when the estimate is not supported by a fact
+    or the run holds no spread or interval of its quantity (then it is judged as any number)."""
+    estimate = reading.estimate
+    if estimate is None or estimate.estimate is not None:
+        return None
+    supporting = [f for f in _direct(estimate, index) if value_matches(estimate, f.value, f)]
+    quantities = {_quantity(f.source) for f in supporting}
+    if not quantities:
+        return None
+    kinds = reading.accepts or frozenset(f.kind for f in supporting if f.kind)
+    pool = [f for f in index.candidates(frozenset(kinds)) if _quantity(f.source) in quantities and
+            re.search(SPREAD_KEYS if reading.plusminus else INTERVAL_END, f.source.rsplit(": ", 1)[-1], re.I) and
+            not f.entities.get("label", frozenset()) - set(estimate.entities.get("label", ()))]
+    if reading.plusminus:
+        pool = [f for f in pool if not re.search(INTERVAL_END, f.source.rsplit(": ", 1)[-1], re.I)]
+        pool += [f for f in derive(reading, index) if f.source.startswith("half-width") and _quantity(f.source) in quantities]
+    if not pool:
+        return None
+    unsigned = Reading(**{**reading.__dict__, "signed": False}) if not reading.plusminus else reading
+    for fact in pool:
+        if value_matches(unsigned, fact.value, fact):
+            return Judgement(reading, SUPPORTED, fact)
+    return Judgement(reading, CONTRADICTED, _nearest(reading, pool))
 
 
 def _judge_bound(reading: Reading, candidates: list[Fact]) -> Judgement:
