@@ -122,3 +122,27 @@ def test_neither_about_the_aggregates_is_no_class_by_class_count():
     sentence = "Neither aggregate shows that decoder LoRA leaves {} classes at zero F1."
     assert outcome_of(sentence.format(5), "5") == SUPPORTED
     assert outcome_of(sentence.format(8), "8") == CONTRADICTED
+
+
+GROUP_TABLE = ("| Class group | Classes | Encoder LoRA F1 | Decoder LoRA F1 | Gap | Share of macro-F1 gap |\n"
+               "|---|---|---|---|---|---|\n| verb.* | 15 | 0.379 | 0.458 | 0.0791 | 41.2% |\n")
+
+
+@pytest.mark.parametrize("printed, wrong", [("15", "18"), ("0.458", "0.488"), ("0.0791", "0.0761"), ("41.2%", "44.2%")])
+def test_a_row_of_a_part_of_speech_group(printed, wrong):
+    """"verb.*" names the verb classes: their number, each arm's mean F1 over them, the gap between the two arms its
+    header names, and the verbs' share of the macro-F1 gap (Σ over verbs of ΔF1 / Σ over all classes of ΔF1)."""
+    assert outcome_of(GROUP_TABLE, printed) == SUPPORTED
+    assert outcome_of(GROUP_TABLE.replace(f"| {printed} |", f"| {wrong} |"), wrong) == CONTRADICTED
+
+
+def test_a_model_set_against_after_the_number_leaves_it_to_the_sentence_before():
+    sentence = "Weighting helped decoder LoRA. Macro F1 rose {} points, against {} points on the encoder LoRA."
+    assert outcome_of(sentence.format("0.8", "2.1"), "0.8") == SUPPORTED
+    assert outcome_of(sentence.format("2.1", "0.8"), "2.1") == CONTRADICTED
+
+
+def test_glosses_are_no_loss_and_the_weighted_arms_are_all_weighted_arms():
+    (reading,) = [r for r in read_note_numbers("All weighted arms stop at 41 of 87 rare glosses.") if r.printed == "87"]
+    assert not reading.difference
+    assert {"encoder_lora_cw", "decoder_lora_cw"} <= reading.entities["arm"]

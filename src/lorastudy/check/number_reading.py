@@ -96,6 +96,11 @@ def read_numbers(blocks: dict[object, _Block], names: _Names) -> list[Reading]:
                     reading.entities = {**reading.entities, "arm": set(last_arms)}
                     reading.named = {**(reading.named or {}), "arm": set(reading.named.get("arm", ()) if reading.named
                                                                         else ()) | set(last_arms)}
+                if last_arms and reading.entities.get("arm") and _subject_before(reading, names):
+                    # "Weighting transferred to the decoder. Macro F1 rose 3.2 points, against 13.2% on the encoder":
+                    # the model set against it is named after it, the subject in the sentence before
+                    reading.entities = {**reading.entities, "arm": set(last_arms)}
+                    reading.named = {**(reading.named or {}), "arm": set((reading.named or {}).get("arm", ())) | set(last_arms)}
                 if last_arms and not (reading.named or {}).get("arm") and reading.unit != "x":
                     reading.named = {**(reading.named or {}), "arm": set(last_arms)}  # derivations may use them
                 if not any(reading.entities.values()) and last_arms and reading.kind not in (None, "count"):
@@ -217,10 +222,12 @@ def _read_sentence(sentence: str, names: _Names, section: object) -> list[Readin
         reading = _reading(match, sentence, kind, entities, sentence, section, clause_text, between, named, unit)
         if coordinate and not match.group("dec"):
             reading.difference = reading.between = False  # a coordinate is never a gap between two models
-        estimate = next((r for r in reversed(found) if not r.interval_end and not r.plusminus), None)
+        estimate = next((r for r in reversed(found) if not r.interval_end and not r.plusminus and not r.estimates), None)
         if estimate is not None and (reading.plusminus and re.fullmatch(r"\s*(?:%|pp|pts?|points)?\s*", sentence[
                 estimate_end(estimate, sentence, match.start()):match.start()]) or re.search(CI_END, sentence[:match.start()])):
-            reading.estimate = estimate  # "73.6% ± 0.5", "−2.2 points (CI −3.8 to −0.6)": bound to that estimate
+            # "73.6% ± 0.5", "−2.2 points (CI −3.8 to −0.6)": bound to that estimate (or an earlier one of the sentence)
+            reading.estimates = [estimate] + [r for r in reversed(found) if r is not estimate and not r.interval_end
+                                              and not r.plusminus and not r.estimates]
         if re.search(CI_END, sentence[:match.start()]) and estimate is not None:
             # "2.1 points of accuracy (95% CI −3.6 to −0.6)": an interval's end bounds the estimate before it
             if reading.kind is None or not any(reading.entities.values()):
@@ -230,6 +237,19 @@ def _read_sentence(sentence: str, names: _Names, section: object) -> list[Readin
                 reading.named, reading.between = estimate.named, estimate.between
         found.append(reading)
     return found
+
+
+def _subject_before(reading: Reading, names: _Names) -> bool:
+    """No model is named up to the number's clause, and the sentence names one only after it, set against it ("...,
+    against 13.2% on the encoder LoRA"): the number is about the model of the sentence before."""
+    at = reading.where.find(reading.context)
+    if at < 0:
+        return False
+    upto, rest = reading.where[:at + len(reading.context)], reading.where[at + len(reading.context):]
+    contrast = re.search(r"\b(?:against|vs\.?|versus|compared (?:with|to)|unlike|whereas|while)\b", rest, re.I)
+    return bool(contrast) and not names.find(upto, strict_weighting=False).get("arm") and \
+        not names.find(rest[:contrast.start()], strict_weighting=False).get("arm") and \
+        bool(names.find(rest[contrast.end():], strict_weighting=False).get("arm"))
 
 
 def estimate_end(estimate: Reading, sentence: str, before: int) -> int:

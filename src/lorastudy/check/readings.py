@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from lorastudy.check.metric_kinds import COUNTS, _accepted
 from lorastudy.check.printed_numbers import _approx, _bound, _rate_shared, _unit
@@ -17,8 +17,9 @@ PRONOUN_SUBJECT = r"\s*(?:it|its|it's|this one|that one)\b"
 COMPARATOR = r"(?:above|below|at least|at most|fewer than|more than|less than|under|over|beyond|exceeds?|exceeding|" \
              r"higher than|lower than|>|<|≥|≤)"
 PREDICTIVE = r"\b(?:predict\w*|expect\w*|hypothes\w*|if|unless|would|should|will|target|threshold|goal|aim)\b"
-DIFFERENCE = r"Δ|delta|change|diff|gain|lift|drop|loss|minus|−|relative|moved|\bby\b|ahead|behind|higher|lower|" \
-             r"more|less|fewer|improv|gap|\bvs\.?\b|versus|(?<![\w.])\d\S*\s+(?:\w+\s+)?over\b|than"
+DIFFERENCE = r"Δ|delta|\b(?:chang|diff|gain|lift|drop|loss|minus)\w*|−|relative|moved|\bby\b|ahead|behind|higher|" \
+             r"lower|\bmore\b|\w+less\b|\bless\b|fewer|improv|\bgaps?\b|\bvs\.?\b|versus|(?<![\w.])\d\S*\s+(?:\w+\s+)?over\b|than"
+# (word starts: "glosses" holds no loss, "again" no gain)
 
 
 @dataclass
@@ -49,7 +50,12 @@ class Reading:
     before: str = ""  # the sentence before it (what "their", "it" refer to)
     interval_end: bool = False  # an end of the interval of the estimate before it ("CI −3.6 to −0.6")
     seed: int | None = None  # the training seed its table row names (a "Seed" column): that run's value, no other
-    estimate: "Reading | None" = None  # for a spread ("± 0.4") or an interval's end, the estimate it is printed with
+    estimates: list["Reading"] = field(default_factory=list)  # for a spread ("± 0.4") or an interval's end, the
+    # estimates it may bound, nearest first: the number it follows, then the sentence's (or cell's) earlier ones
+
+    @property
+    def estimate(self) -> "Reading | None":
+        return self.estimates[0] if self.estimates else None
 
     def described(self) -> str:
         names = "; ".join(f"{k} {'/'.join(sorted(v))}" for k, v in self.entities.items() if v) or "no entity"

@@ -22,10 +22,13 @@ def _read_table(header: list[str], rows: list[list[str]], names: _Names, section
         if all(k == "count" for _, _, k in kinds):
             kinds = _kind_matches(cell) or kinds
         specific = min((k for _, _, k in kinds), key=KIND_ORDER.index, default=None)
-        # the first column's header describes the row labels ("Measured on a 2-thread CPU"): no column inherits it
-        column_kinds.append(specific or (column_kinds[-1] if i > 1 else None))
+        if re.match(r"\s*(?:share|fraction|proportion|percent(?:age)?)\s+of\b", cell, re.I):
+            specific = "share"  # "Share of macro-F1 gap": a share, whatever it is a share of
+        column_kinds.append(specific or (column_kinds[-1] if column_kinds else None))
     own_kind = [bool(i and _kind_matches(re.sub(r"\([^)]*\)|\[[^\]]*\]", " ", cell))) for i, cell in enumerate(header)]
     column_entities = [names.find(cell, strict_weighting=True) for cell in header]
+    header_arms = set().union(*(e.get("arm", set()) for e in column_entities)) if column_entities else set()
+    compared = header_arms if len({a.removesuffix("_cw") for a in header_arms}) == 2 else set()  # "Encoder F1 | Decoder F1"
     weighting_table = any(re.search(WEIGHTED, cell, re.I) for cell in header)  # its rows are arms before and after
     seed_column = next((i for i, cell in enumerate(header) if re.fullmatch(r"\s*(?:training\s+)?seed\s*", cell, re.I)), None)
     for row in rows:
@@ -53,7 +56,7 @@ def _read_table(header: list[str], rows: list[list[str]], names: _Names, section
                 entities = {**row_entities, **(column_entities[index] if index < len(header) else {})}
                 if "arm" in entities and (re.search(r"→|->|\bto\b", cell[:match.start()]) or weighting_table):
                     entities["arm"] = _with_weighted(entities["arm"])
-                if "arm" in entities and re.search(r"→|->", cell[match.end():]) and re.search(r"→|->", " ".join(row[:1])):
+                if "arm" in entities and re.search(r"^\s*(?:→|->)", cell[match.end():]):
                     entities["arm"] = entities["arm"] | {a.removesuffix("_cw") for a in entities["arm"]}  # the "before"
                 percent = _unit(match, cell) in ("%", "pp")
                 own = [k for k in _kind_matches(cell) if k[1] <= match.start() and not (percent and k[2] in COUNTS)]
@@ -83,8 +86,12 @@ def _read_table(header: list[str], rows: list[list[str]], names: _Names, section
                     for key, value in names.find(" ".join(cells), strict_weighting=False).items():
                         named.setdefault(key, set()).update(value)
                 reading = _reading(match, cell, kind, entities, where, section, context, named=named, unit=unit)
+                if compared and not entities.get("arm") and reading.difference and index > 0:
+                    # "| verb.* | 21.7 | 12.1 | 9.7 |" under "Encoder F1 | Decoder F1 | Gap": the gap between those two
+                    reading.entities = {**reading.entities, "arm": set(compared)}
+                    reading.between = True
                 if cell_estimate is not None and (reading.plusminus or re.search(r"(?:\bCI\b|\[)[^\]);]*$", cell[:match.start()])):
-                    reading.estimate = cell_estimate  # "73.6 ± 0.5", "+4.4 [-2.5, 11.2]": the cell's estimate
+                    reading.estimates = [cell_estimate]  # "73.6 ± 0.5", "+4.4 [-2.5, 11.2]": the cell's estimate
                 elif cell_estimate is None:
                     cell_estimate = reading
                 found.append(dataclasses.replace(reading, seed=int(seed_cell.group(1))) if seed_cell else reading)
