@@ -146,3 +146,25 @@ def test_glosses_are_no_loss_and_the_weighted_arms_are_all_weighted_arms():
     (reading,) = [r for r in read_note_numbers("All weighted arms stop at 41 of 87 rare glosses.") if r.printed == "87"]
     assert not reading.difference
     assert {"encoder_lora_cw", "decoder_lora_cw"} <= reading.entities["arm"]
+
+
+def test_a_pair_in_brackets_after_a_metric_is_that_metric():
+    """"on macro F1 (43.8% vs 37.4%)": the brackets hold the metric named right before them; "1 epoch (125 steps)"
+    keeps the kind its own bracket names."""
+    sentence = "Decoder LoRA leads on macro F1 ({} vs {}) and on accuracy."
+    assert outcome_of(sentence.format("43.8%", "37.4%"), "43.8%") == SUPPORTED
+    assert outcome_of(sentence.format("60.4%", "37.4%"), "60.4%") == CONTRADICTED  # its accuracy, not its macro F1
+    (steps,) = [r for r in read_note_numbers("Decoder LoRA trained 1 epoch (125 steps).") if r.printed == "125"]
+    assert steps.kind == "steps"
+
+
+def test_the_best_arm_is_whichever_arm_is_best():
+    sentence = "Encoder LoRA's accuracy is 3.8 points below the best arm ({})."
+    assert outcome_of(sentence.format("60.4%"), "60.4%") == SUPPORTED
+    assert outcome_of(sentence.format("63.4%"), "63.4%") == CONTRADICTED
+
+
+def test_took_away_is_no_time():
+    (reading,) = [r for r in read_note_numbers("On decoder LoRA the rare tier added 0.96 macro-F1 points and the common "
+                                               "tier took away 0.26.") if r.printed == "0.26"]
+    assert reading.kind != "time"

@@ -134,7 +134,8 @@ SEED_WORDS = r"\bseeds?\b|\branged?\b|\bacross (?:the )?runs\b|\beach run\b|\bpe
 SPREAD_WORDS = r"±|\bstd\b|standard deviation|\bspread\b|\bs\.?d\.?\b|run-to-run|variation|varies|\bnoise\b"
 FRACTIONS = frozenset({"accuracy", "f1", "macro_f1", "recall", "precision", "share", "headroom", "rho", None})
 SOME_CLASS = r"\b(?:best|worst|highest|lowest|top|bottom|most|least|any|one|single|each|every|some|a|another)\s+" \
-             r"(?:\w+\s+)?(?:class|classes|label|supersense|domain|category)\b|\bclass(?:es)? (?:like|such as)|\bmax|\bmin"
+             r"(?:\w+\s+)?(?:class|classes|label|supersense|domain|category)\b|\bclass(?:es)? (?:like|such as)|\bmax|\bmin|" \
+             r"\bmajority[- ]class"
 
 
 @lru_cache(maxsize=4096)

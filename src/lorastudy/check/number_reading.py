@@ -149,7 +149,10 @@ def _read_sentence(sentence: str, names: _Names, section: object) -> list[Readin
         elif "label" in entities and "label" not in in_clause:
             entities["label"] = _nearest_label(sentence, match.start(), names) or entities["label"]
         between = False
-        if "arm" in entities and "arm" not in in_clause:
+        if re.search(r"\bthe best (?:arm|model|system|run|configuration)(?:'s)?\s*(?:\w+\s*){0,2}\(?\s*$",
+                     sentence[:match.start()], re.I):
+            entities["arm"] = set(names.vocab.arms)  # "7.1 points below the best arm (75.8%)": whichever arm is best
+        elif "arm" in entities and "arm" not in in_clause:
             # about every arm named: two families, or a gap in a sentence setting LoRA against a full fine-tune
             just_before = sentence[max(clause[0], match.start() - 30):match.start()]
             between = len(families) > 1 or (lora_vs_full and len(_models(entities["arm"])) > 1
