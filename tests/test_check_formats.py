@@ -164,3 +164,19 @@ def test_a_spread_is_the_spread_of_its_own_estimate(spread_run):
     assert outcome_of(table.format("1.9"), "± 1.9", spread_run) == SUPPORTED
     assert outcome_of(table.format("1.6"), "± 1.6", spread_run) == CONTRADICTED  # its validation score's spread
     assert outcome_of(table.format("0.4"), "± 0.4", spread_run) == CONTRADICTED  # the decoder's validation spread
+
+
+SLA_CASES = {
+    # the SLA minus a named latency statistic, and the SLA over it ("6.5x inside the SLA")
+    "headroom under the SLA": ("Decoder LoRA's p95 leaves only 23.5 ms under the real-time SLA.", "23.5 ms", "26.5 ms"),
+    "times inside the SLA": ("Encoder LoRA's p95 is 6.5x inside the SLA.", "6.5x", "7.5x"),
+    # a named p95 is that statistic: the median's value does not stand for it
+    "a named p95": ("Decoder LoRA's p95 latency is 76.5 ms.", "76.5 ms", "58.4 ms"),
+}
+
+
+@pytest.mark.parametrize("case", SLA_CASES, ids=SLA_CASES.keys())
+def test_latency_against_the_sla_and_named_statistics(case):
+    sentence, printed, wrong = SLA_CASES[case]
+    assert outcome_of(sentence, printed) == SUPPORTED
+    assert outcome_of(sentence.replace(printed, wrong, 1), wrong) == CONTRADICTED

@@ -180,7 +180,8 @@ def derive(reading, index: FactIndex) -> list[Fact]:
     pool = index.pool(named, base_kinds, seeds)
     if len(pool) > 4000:
         return []
-    pairs = index.pairs(pool)
+    kept = [f for f in pool if of_statistic(reading, f)]
+    pool, pairs = (pool, index.pairs(pool)) if len(kept) == len(pool) else (kept, _pairs(kept))
     if reading.difference or unit == "pp" or reading.signed or re.search(r"\bpoints?\b|\bgap\b", clause, re.I):
         out += [_derived(a.value - b.value, a.kind, a, b, "difference") for a, b in pairs]
     if reading.plusminus:
@@ -198,6 +199,13 @@ def derive(reading, index: FactIndex) -> list[Fact]:
             slas = [f for f in index.by_kind.get("latency", ()) if re.search(r"sla", f.source, re.I) and f.value]
             out += [_derived(a.value / s.value, "ratio", a, s, "times the SLA") for a in pool
                     if a.kind == "latency" and a.entities.get("arm") for s in slas]
+            out += [_derived(s.value / a.value, "ratio", a, s, "SLA over latency") for a in pool  # "7.4x inside the SLA"
+                    if a.kind == "latency" and a.entities.get("arm") and a.value for s in slas]
+    if reading.kind == "latency" and re.search(r"\bSLA\b|\bbudget\b|headroom|\bleaves?\b|\bmargin\b|\bspare\b", text, re.I):
+        # "the decoder's p95 leaves only 12.8 ms": the SLA minus the named arm's latency
+        slas = [f for f in index.by_kind.get("latency", ()) if re.search(r"sla", f.source, re.I) and f.value]
+        out += [_derived(s.value - a.value, "latency", a, s, "SLA minus latency") for a in pool
+                if a.kind == "latency" and a.entities.get("arm") and re.search(r"p\d\d|mean|median", a.source) for s in slas]
     if percent and re.search(RELATIVE, text, re.I):
         out += [_derived((a.value - b.value) / b.value, "share", a, b, "relative change") for a, b in pairs if b.value]
     if percent and re.search(PERCENT_OF, text, re.I):
@@ -220,6 +228,21 @@ def derive(reading, index: FactIndex) -> list[Fact]:
             re.search(r"\bgap\b|difference|of the|account|contribut|split|comes? from", text, re.I):
         out += group_share_of_gap(index, named, set(reading.entities.get("tier", ())), groups, labels)
     return out
+
+
+def of_statistic(reading, fact: Fact) -> bool:
+    """A number whose clause (or column) names one latency statistic ("the encoder's p95", "| p50 ms |") is about that
+    statistic's latencies only, not the median's or a batch's per-example time."""
+    if fact.kind != "latency":
+        return True
+    text = reading.context.lower()  # its clause, or its header and cell
+    named = set(re.findall(r"\b(p50|p95|p99|median)\b", text))
+    if len(named) != 1:
+        return True
+    stat = named.pop().replace("median", "p50")
+    source = fact.source.lower().replace("median", "p50")
+    # a measured statistic of another kind is not it; a value naming none (an SLA, a flip threshold) may be
+    return stat in source or not re.search(r"p\d\d|mean|ms_per_example|batched", source)
 
 
 def _kinds_named(text: str) -> frozenset[str] | None:

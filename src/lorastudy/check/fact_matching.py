@@ -24,7 +24,7 @@ from functools import lru_cache
 from dataclasses import dataclass
 
 from lorastudy.check.class_sets import class_count_agrees, class_wise, unnamed_group
-from lorastudy.check.derivations import GROUP_WORDS, FactIndex, derive
+from lorastudy.check.derivations import GROUP_WORDS, FactIndex, derive, of_statistic
 from lorastudy.check.entity_names import _families, _models
 from lorastudy.check.facts import Fact
 from lorastudy.check.note_sections import _cells
@@ -282,7 +282,7 @@ def _direct(reading: Reading, index: FactIndex) -> list[Fact]:
     kinds = reading.accepts | {None} if reading.accepts is not None and reading.kind == "count" else reading.accepts
     return [f for f in index.candidates(kinds, labels) if (seeds or not f.mean_reported) and _of_seed(f, reading.seed)
             and (spread or "(seed std" not in f.slot) and (not integer or abs(f.value - round(f.value)) < 1e-9)
-            and agrees(reading, f)
+            and agrees(reading, f) and of_statistic(reading, f)
             and (not (CLASS_COUNT.search(reading.context) or re.match(CLASS_COLUMN, reading.context, re.I))
                  or f.kind != "count" or reading.kind != "count" or
                  re.search(CLASS_COUNT_KEYS, f.source.rsplit(": ", 1)[-1], re.I))]
