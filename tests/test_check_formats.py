@@ -113,3 +113,70 @@ def test_a_table_row_that_names_its_seed_is_that_runs_value(tmp_path):
     assert outcome_of(table.format("442.7"), "442.7 s", run_dir) == SUPPORTED
     assert outcome_of(table.format("471.9"), "471.9 s", run_dir) == CONTRADICTED  # seed 43's time in seed 42's row
     assert outcome_of(table.format("457.3"), "457.3 s", run_dir) == CONTRADICTED  # the two seeds' mean
+
+
+TABLES = {
+    # a row label naming a metric and its unit, under headers naming the arms (and a first header naming neither)
+    "a row label's metric and unit": ("| Measured on 2 threads | Encoder LoRA | Decoder LoRA |\n|---|---|---|\n"
+                                      "| Single request p95 (ms) | 15.5 | 76.5 |\n", "76.5", "79.5"),
+    # a unit written bare in the header ("Trainable share %") and millions in brackets ("(M)")
+    "a header's bare %": ("| Arm | Trainable share % |\n|---|---|\n| Decoder LoRA | 0.88 |\n", "0.88", "0.58"),
+    "millions in brackets": ("| Arm | Trainable / total params (M) |\n|---|---|\n| Decoder LoRA | 1.18 / 134.5 |\n",
+                             "134.5", "137.5"),
+    # a signed one-decimal change in a points column is in points, and its interval's ends are that comparison's
+    "a signed change in points": ("| Comparison | Δ accuracy |\n|---|---|\n| Decoder LoRA vs encoder LoRA | +3.8 "
+                                  "[2.1, 5.5] |\n", "+3.8", "+3.5"),
+    "an interval's end in a cell": ("| Comparison | Δ accuracy |\n|---|---|\n| Decoder LoRA vs encoder LoRA | +3.8 "
+                                    "[2.1, 5.5] |\n", "5.5", "5.8"),
+}
+
+
+@pytest.mark.parametrize("case", TABLES, ids=TABLES.keys())
+def test_table_cells_read_with_their_row_label_and_header(case):
+    table, printed, wrong = TABLES[case]
+    assert outcome_of(table, printed) == SUPPORTED
+    assert outcome_of(table.replace(printed, wrong, 1), wrong) == CONTRADICTED
+
+
+def test_a_row_labels_metric_binds_each_arms_column():
+    table = "| Measured on 2 threads | Encoder LoRA | Decoder LoRA |\n|---|---|---|\n| Single request p95 (ms) | {} | {} |\n"
+    assert outcome_of(table.format("76.5", "15.5"), "76.5") == CONTRADICTED  # the values moved to the other arm
+
+
+@pytest.fixture(scope="module")
+def spread_run(tmp_path_factory) -> Path:
+    """The fixture run with seed spreads: each arm's test macro F1 and validation macro F1 with a standard deviation."""
+    run_dir = tmp_path_factory.mktemp("spread") / "run"
+    shutil.copytree(RUN, run_dir)
+    path = run_dir / "evaluation" / "results.json"
+    results = json.loads(path.read_text())
+    for arm, test_std, val_std in (("encoder_lora", 0.0193, 0.0162), ("decoder_lora", 0.0007, 0.0041)):
+        results["arms"][arm]["test"]["macro_f1"]["std"] = test_std
+        results["arms"][arm]["val"] = {"macro_f1": {"mean": 0.41, "std": val_std}}
+    path.write_text(json.dumps(results))
+    return run_dir
+
+
+def test_a_spread_is_the_spread_of_its_own_estimate(spread_run):
+    """"± 1.9" after encoder LoRA's test macro F1 is that quantity's standard deviation: not its validation score's,
+    not another arm's."""
+    table = "| Arm | Macro F1 % |\n|---|---|\n| Encoder LoRA | 37.4 ± {} |\n| Decoder LoRA | 43.8 ± 0.1 |\n"
+    assert outcome_of(table.format("1.9"), "± 1.9", spread_run) == SUPPORTED
+    assert outcome_of(table.format("1.6"), "± 1.6", spread_run) == CONTRADICTED  # its validation score's spread
+    assert outcome_of(table.format("0.4"), "± 0.4", spread_run) == CONTRADICTED  # the decoder's validation spread
+
+
+SLA_CASES = {
+    # the SLA minus a named latency statistic, and the SLA over it ("6.5x inside the SLA")
+    "headroom under the SLA": ("Decoder LoRA's p95 leaves only 23.5 ms under the real-time SLA.", "23.5 ms", "26.5 ms"),
+    "times inside the SLA": ("Encoder LoRA's p95 is 6.5x inside the SLA.", "6.5x", "7.5x"),
+    # a named p95 is that statistic: the median's value does not stand for it
+    "a named p95": ("Decoder LoRA's p95 latency is 76.5 ms.", "76.5 ms", "58.4 ms"),
+}
+
+
+@pytest.mark.parametrize("case", SLA_CASES, ids=SLA_CASES.keys())
+def test_latency_against_the_sla_and_named_statistics(case):
+    sentence, printed, wrong = SLA_CASES[case]
+    assert outcome_of(sentence, printed) == SUPPORTED
+    assert outcome_of(sentence.replace(printed, wrong, 1), wrong) == CONTRADICTED

@@ -122,3 +122,49 @@ def test_neither_about_the_aggregates_is_no_class_by_class_count():
     sentence = "Neither aggregate shows that decoder LoRA leaves {} classes at zero F1."
     assert outcome_of(sentence.format(5), "5") == SUPPORTED
     assert outcome_of(sentence.format(8), "8") == CONTRADICTED
+
+
+GROUP_TABLE = ("| Class group | Classes | Encoder LoRA F1 | Decoder LoRA F1 | Gap | Share of macro-F1 gap |\n"
+               "|---|---|---|---|---|---|\n| verb.* | 15 | 0.379 | 0.458 | 0.0791 | 41.2% |\n")
+
+
+@pytest.mark.parametrize("printed, wrong", [("15", "18"), ("0.458", "0.488"), ("0.0791", "0.0761"), ("41.2%", "44.2%")])
+def test_a_row_of_a_part_of_speech_group(printed, wrong):
+    """"verb.*" names the verb classes: their number, each arm's mean F1 over them, the gap between the two arms its
+    header names, and the verbs' share of the macro-F1 gap (Σ over verbs of ΔF1 / Σ over all classes of ΔF1)."""
+    assert outcome_of(GROUP_TABLE, printed) == SUPPORTED
+    assert outcome_of(GROUP_TABLE.replace(f"| {printed} |", f"| {wrong} |"), wrong) == CONTRADICTED
+
+
+def test_a_model_set_against_after_the_number_leaves_it_to_the_sentence_before():
+    sentence = "Weighting helped decoder LoRA. Macro F1 rose {} points, against {} points on the encoder LoRA."
+    assert outcome_of(sentence.format("0.8", "2.1"), "0.8") == SUPPORTED
+    assert outcome_of(sentence.format("2.1", "0.8"), "2.1") == CONTRADICTED
+
+
+def test_glosses_are_no_loss_and_the_weighted_arms_are_all_weighted_arms():
+    (reading,) = [r for r in read_note_numbers("All weighted arms stop at 41 of 87 rare glosses.") if r.printed == "87"]
+    assert not reading.difference
+    assert {"encoder_lora_cw", "decoder_lora_cw"} <= reading.entities["arm"]
+
+
+def test_a_pair_in_brackets_after_a_metric_is_that_metric():
+    """"on macro F1 (43.8% vs 37.4%)": the brackets hold the metric named right before them; "1 epoch (125 steps)"
+    keeps the kind its own bracket names."""
+    sentence = "Decoder LoRA leads on macro F1 ({} vs {}) and on accuracy."
+    assert outcome_of(sentence.format("43.8%", "37.4%"), "43.8%") == SUPPORTED
+    assert outcome_of(sentence.format("60.4%", "37.4%"), "60.4%") == CONTRADICTED  # its accuracy, not its macro F1
+    (steps,) = [r for r in read_note_numbers("Decoder LoRA trained 1 epoch (125 steps).") if r.printed == "125"]
+    assert steps.kind == "steps"
+
+
+def test_the_best_arm_is_whichever_arm_is_best():
+    sentence = "Encoder LoRA's accuracy is 3.8 points below the best arm ({})."
+    assert outcome_of(sentence.format("60.4%"), "60.4%") == SUPPORTED
+    assert outcome_of(sentence.format("63.4%"), "63.4%") == CONTRADICTED
+
+
+def test_took_away_is_no_time():
+    (reading,) = [r for r in read_note_numbers("On decoder LoRA the rare tier added 0.96 macro-F1 points and the common "
+                                               "tier took away 0.26.") if r.printed == "0.26"]
+    assert reading.kind != "time"

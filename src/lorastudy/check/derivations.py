@@ -23,6 +23,7 @@ from functools import lru_cache
 from dataclasses import dataclass, field
 from itertools import permutations
 
+from lorastudy.check.class_groups import GROUP_WORDS, group_means, group_share_of_gap
 from lorastudy.check.class_sets import class_counts, class_wise, largest_classes, pooled
 from lorastudy.check.facts import ARMS, Fact
 
@@ -36,11 +37,11 @@ SHARE = r"\bof (?:the |all |its |their |those |these )?(?:[\w.'’-]+ ){0,3}?(?:
         r"support|volume)\b|\bshare\b|\bfraction\b|\bproportion\b"
 SUM = r"\btotal|combined|together|\bsum\b|in all\b|altogether|overall\b"
 UTILISATION = r"\bbusy\b|utili[sz]|\bload\b|saturat|occupan|capacity|headroom|\bidle\b"
-GROUP_WORDS = {"noun": r"\bnouns?\b(?![.\w])", "verb": r"\bverbs?\b(?![.\w])", "adj": r"\badj(?:ective)?s?\b(?![.\w])",
-               "adv": r"\badv(?:erb)?s?\b(?![.\w])"}
 MAGNITUDES = frozenset({"parameters", "latency", "throughput", "cost", "memory", "time", "count", "steps", "instances"})
 DERIVED_KINDS = {"ratio", "share"}
 TOTAL_KEYS = r"total|_size$|sum of|num_classes|n_classes|classes$|rows|examples$|^train$|^val$|^test$|support"
+GAP_SHARE = r"\b(?:share|fraction|proportion|part)\s+of\s+(?:the\s+|its\s+)?(?:[\w-]+\s+){0,2}gap\b|" \
+            r"%\s+of\s+(?:the\s+|its\s+)?(?:[\w-]+\s+){0,2}gap\b"
 COMPARING = r"\b(?:vs\.?|versus|against|than|compared|advantage|lead|gap|behind|ahead|faster|slower|cheaper)\b|\d\s?(?:x|×)"
 
 
@@ -165,6 +166,11 @@ def derive(reading, index: FactIndex) -> list[Fact]:
         named = {**named, "arm": set(named["arm"]) | {a for a in ARMS if a.split("_")[0] not in families}}
     clause = reading.context
     unit, out = reading.unit, []
+    groups = [p for p, w in GROUP_WORDS.items() if re.search(w, reading.where, re.I)]
+    labels = set(reading.entities.get("label", ())) if reading.kind == "share" else set()
+    if unit == "%" and re.search(GAP_SHARE, reading.context, re.I) and (reading.entities.get("tier") or groups or labels):
+        # "18% of the macro-F1 gap", under "Share of macro-F1 gap": only the group's part of that gap reads as it
+        return group_share_of_gap(index, named, set(reading.entities.get("tier", ())), groups, labels)
     base_kinds = reading.accepts
     ratio_like = unit == "x" or reading.kind == "ratio"
     percent = unit == "%"
@@ -174,7 +180,8 @@ def derive(reading, index: FactIndex) -> list[Fact]:
     pool = index.pool(named, base_kinds, seeds)
     if len(pool) > 4000:
         return []
-    pairs = index.pairs(pool)
+    kept = [f for f in pool if of_statistic(reading, f)]
+    pool, pairs = (pool, index.pairs(pool)) if len(kept) == len(pool) else (kept, _pairs(kept))
     if reading.difference or unit == "pp" or reading.signed or re.search(r"\bpoints?\b|\bgap\b", clause, re.I):
         out += [_derived(a.value - b.value, a.kind, a, b, "difference") for a, b in pairs]
     if reading.plusminus:
@@ -192,6 +199,13 @@ def derive(reading, index: FactIndex) -> list[Fact]:
             slas = [f for f in index.by_kind.get("latency", ()) if re.search(r"sla", f.source, re.I) and f.value]
             out += [_derived(a.value / s.value, "ratio", a, s, "times the SLA") for a in pool
                     if a.kind == "latency" and a.entities.get("arm") for s in slas]
+            out += [_derived(s.value / a.value, "ratio", a, s, "SLA over latency") for a in pool  # "7.4x inside the SLA"
+                    if a.kind == "latency" and a.entities.get("arm") and a.value for s in slas]
+    if reading.kind == "latency" and re.search(r"\bSLA\b|\bbudget\b|headroom|\bleaves?\b|\bmargin\b|\bspare\b", text, re.I):
+        # "the decoder's p95 leaves only 12.8 ms": the SLA minus the named arm's latency
+        slas = [f for f in index.by_kind.get("latency", ()) if re.search(r"sla", f.source, re.I) and f.value]
+        out += [_derived(s.value - a.value, "latency", a, s, "SLA minus latency") for a in pool
+                if a.kind == "latency" and a.entities.get("arm") and re.search(r"p\d\d|mean|median", a.source) for s in slas]
     if percent and re.search(RELATIVE, text, re.I):
         out += [_derived((a.value - b.value) / b.value, "share", a, b, "relative change") for a, b in pairs if b.value]
     if percent and re.search(PERCENT_OF, text, re.I):
@@ -206,13 +220,29 @@ def derive(reading, index: FactIndex) -> list[Fact]:
             # a part of one arm's total (or of a total about no arm): not one arm's count over another arm's
     if re.search(SUM, text, re.I) and not percent:
         out += [_derived(a.value + b.value, a.kind, a, b, "sum") for a, b in pairs if a.slot == b.slot]
-    out += _group_means(reading, index, named)
+    out += group_means(reading, index, named)
     out += class_counts(reading, index, named) + largest_classes(reading, index, named)
     out += pooled(reading, index, named, [p for p, w in GROUP_WORDS.items() if re.search(w, reading.where, re.I)] or [None])
     out += _deployment(reading, index, named, text)
-    if reading.entities.get("tier") and re.search(r"\bgap\b|difference|of the|account|contribut|split|comes? from", text, re.I):
-        out += _tier_share_of_gap(index, named)
+    if (reading.entities.get("tier") or groups or labels) and \
+            re.search(r"\bgap\b|difference|of the|account|contribut|split|comes? from", text, re.I):
+        out += group_share_of_gap(index, named, set(reading.entities.get("tier", ())), groups, labels)
     return out
+
+
+def of_statistic(reading, fact: Fact) -> bool:
+    """A number whose clause (or column) names one latency statistic ("the encoder's p95", "| p50 ms |") is about that
+    statistic's latencies only, not the median's or a batch's per-example time."""
+    if fact.kind != "latency":
+        return True
+    text = reading.context.lower()  # its clause, or its header and cell
+    named = set(re.findall(r"\b(p50|p95|p99|median)\b", text))
+    if len(named) != 1:
+        return True
+    stat = named.pop().replace("median", "p50")
+    source = fact.source.lower().replace("median", "p50")
+    # a measured statistic of another kind is not it; a value naming none (an SLA, a flip threshold) may be
+    return stat in source or not re.search(r"p\d\d|mean|ms_per_example|batched", source)
 
 
 def _kinds_named(text: str) -> frozenset[str] | None:
@@ -275,50 +305,6 @@ def _cross_kind_pairs(pool: list[Fact]) -> list[tuple[Fact, Fact]]:
     """Trainable and total parameters of one arm ("1 in 73 weights"): a ratio across two parameter counts."""
     params = [f for f in pool if f.kind == "parameters"]
     return [(a, b) for a, b in permutations(params, 2) if a.entities == b.entities and a.slot != b.slot][:200]
-
-
-def _group_means(reading, index: FactIndex, named: dict[str, set[str]]) -> list[Fact]:
-    """The mean of a per-class metric over the classes of a group the sentence names ("verbs", "noun classes")."""
-    where = reading.where + (" " + reading.before if re.match(r"(?:their|these|those|they|its|it)\b", reading.where, re.I)
-                             else "")
-    groups = [prefix for prefix, pattern in GROUP_WORDS.items() if re.search(pattern, where, re.I)]
-    tiers = set(reading.entities.get("tier", ())) if not reading.entities.get("label") else set()
-    if (not groups and not tiers) or reading.accepts is None:
-        return []
-    groups = groups or [None]
-    accepts = reading.accepts | ({"f1"} if "macro_f1" in reading.accepts else set())
-    out = []
-    arms = named.get("arm", set())
-    tier_of = {next(iter(f.entities["label"])): f.entities.get("tier", frozenset())
-               for f in index.by_kind.get("f1", ()) if f.source.startswith("evaluation/per_class/") and
-               len(f.entities.get("label", ())) == 1}
-    for prefix in groups:
-        members = {x for x in index.labels if prefix is None or x.split(".")[0] == prefix}
-        if tiers:
-            members = {x for x in members if tier_of.get(x, frozenset()) & tiers}
-        if not members:
-            continue
-        values: dict[tuple, list[float]] = {}
-        for fact in index.candidates(frozenset(accepts)):
-            labels = fact.entities.get("label", frozenset())
-            if len(labels) == 1 and next(iter(labels)) in members and fact.slot.startswith("evaluation/per_class/") \
-                    and not fact.per_seed and "(seed std" not in fact.slot and fact.entities.get("arm", frozenset()) <= arms:
-                values.setdefault((fact.kind, fact.entities.get("arm"), fact.slot), []).append(fact.value)
-        arms_entities = {k[1] for k in values}
-        for (kind, arm, slot), vals in list(values.items()):
-            for other in arms_entities:
-                if other != arm and (kind, other, slot) in values and reading.difference:
-                    mine, theirs = sum(vals) / len(vals), sum(values[(kind, other, slot)]) / len(values[(kind, other, slot)])
-                    out.append(Fact(mine - theirs, kind, {"arm": (arm or frozenset()) | other},
-                                    f"difference of the means over {prefix or '/'.join(sorted(tiers))} classes of {slot}",
-                                    "derived"))
-        for (kind, arm, slot), vals in values.items():
-            kind = "macro_f1" if kind == "f1" and "macro_f1" in reading.accepts and "f1" not in reading.accepts else kind
-            out.append(Fact(sum(vals) / len(vals), kind, {"arm": arm} if arm else {},
-                            f"mean over the {len(vals)} {prefix or '/'.join(sorted(tiers))} classes of {slot}", "derived"))
-        if "count" in reading.accepts:
-            out.append(Fact(float(len(members)), "count", {}, f"the number of {prefix} classes", "derived"))
-    return out
 
 
 def _deployment(reading, index: FactIndex, named: dict[str, set[str]], text: str) -> list[Fact]:
@@ -410,36 +396,4 @@ def _deployment(reading, index: FactIndex, named: dict[str, set[str]], text: str
                 for hours in (720.0, 730.0, 744.0):
                     out.append(_derived(instances.value * price * hours, "cost", instances, None,
                                         f"instances x ${price:g}/h x {hours:g} h"))
-    return out
-
-
-def _tier_share_of_gap(index: FactIndex, named: dict[str, set[str]]) -> list[Fact]:
-    """How much of a macro-F1 gap between two arms a tier's classes make up: n_tier x Δ(tier mean) / (N x Δ macro)."""
-    out = []
-    arms = sorted(named.get("arm", set()))
-    tiers = named.get("tier", set())
-    per_class = [f for f in index.by_kind.get("f1", ()) if f.slot.startswith("evaluation/per_class/")
-                 and not f.per_seed and "(seed std" not in f.slot and f.entities.get("label")]
-    by_arm: dict[str, dict[str, list[tuple[str, float]]]] = {}
-    for fact in per_class:
-        for arm in fact.entities.get("arm", ()):
-            for tier in fact.entities.get("tier", ()):
-                by_arm.setdefault(arm, {}).setdefault(tier, []).append((next(iter(fact.entities["label"])), fact.value))
-    pairs = list(permutations([x for x in arms if x in by_arm], 2))
-    if len(pairs) == 0:
-        pairs = [(a, b) for a in arms if a in by_arm for b in by_arm if b != a]
-    for a, b in pairs:
-        total_a = sum(v for vals in by_arm[a].values() for _, v in vals)
-        total_b = sum(v for vals in by_arm[b].values() for _, v in vals)
-        if abs(total_a - total_b) < 1e-9:
-            continue
-        for tier in tiers:
-            if tier in by_arm[a] and tier in by_arm[b]:
-                part = sum(v for _, v in by_arm[a][tier]) - sum(v for _, v in by_arm[b][tier])
-                n_all = sum(len(vals) for vals in by_arm[a].values())
-                out.append(Fact(part / n_all, "macro_f1", {"arm": frozenset({a, b}), "tier": frozenset({tier})},
-                                f"the {tier} classes' part of the {a} vs {b} macro-F1 gap", "derived"))
-                out.append(Fact(part / (total_a - total_b), "share",
-                                {"arm": frozenset({a, b}), "tier": frozenset({tier})},
-                                f"share of the {a} vs {b} macro-F1 gap from the {tier} classes", "derived"))
     return out

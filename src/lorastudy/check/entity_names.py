@@ -75,6 +75,8 @@ class _Names:
     def arms(self, text: str, strict_weighting: bool) -> set[str]:
         """Arms named in text: canonical ids, TF-IDF, or a family word (encoder, a model name) with its qualifiers."""
         arms = {a for a in ARMS if re.search(rf"(?<![a-z_]){a}(?![a-z_])", text)}
+        if re.search(r"\b(?:the|both|two|all)\s+(?:class-?)?weighted\s+(?:arms|models|runs|variants)\b", text, re.I):
+            arms |= {a for a in ARMS if a.endswith("_cw")}  # "the weighted arms' macro F1 differ by 0.004"
         text = re.sub(r"(?:" + "|".join(ARMS) + r")", " ", text)
         if re.search(TFIDF, text, re.I):
             arms.add("tfidf_logreg")

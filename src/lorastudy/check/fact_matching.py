@@ -24,10 +24,11 @@ from functools import lru_cache
 from dataclasses import dataclass
 
 from lorastudy.check.class_sets import class_count_agrees, class_wise, unnamed_group
-from lorastudy.check.derivations import GROUP_WORDS, FactIndex, derive
+from lorastudy.check.derivations import GROUP_WORDS, FactIndex, derive, of_statistic
 from lorastudy.check.entity_names import _families, _models
 from lorastudy.check.facts import Fact
-from lorastudy.check.number_reading import Reading
+from lorastudy.check.note_sections import _cells
+from lorastudy.check.readings import Reading
 
 UNITS = {"%": (100.0, 1.0), "pp": (100.0, 1.0), "M": (1e-6,), "k": (1e-3,), "B": (1e-9,), "min": (1 / 60, 1.0),
          "h": (1 / 3600, 1.0), "GB": (1 / 1024, 1 / 1000, 1.0), "MB": (1.0, 1024.0, 1000.0), "ms": (1.0, 1000.0),
@@ -74,6 +75,11 @@ def _scales(reading: Reading, fact: Fact | None = None) -> tuple[float, ...]:
     scales = UNITS.get(reading.unit or "", (1.0,))
     if reading.unit is None and reading.kind in POINTABLE and abs(reading.value) > 1:
         scales = (100.0,)  # "recall rose 5.8" or "CI 7.0 to 25.2": a fraction's points
+    elif reading.unit is None and reading.kind in POINTABLE and reading.decimals <= 1 and \
+            (reading.signed or reading.plusminus or reading.interval_end or reading.estimate is not None):
+        scales = (100.0,)  # "+0.1 (CI -0.8 to +1.0)", "73.6 ± 0.5": a signed change or a spread of one decimal is in points
+    elif reading.unit is None and reading.kind in POINTABLE and reading.decimals <= 1 and reading.difference:
+        scales = (1.0, 100.0)  # "moves a class by 0.5-1.0 F1" or "a gap of 0.4" points
     if fact is not None and reading.unit in ("min", "h", "s") and re.search(r"minutes?$", fact.source):
         scales += tuple(s * 60 for s in scales)  # a fact kept in minutes ("window_minutes"), read in hours or seconds
     if fact is not None and fact.slot == "derived" and reading.unit in ("%", "pp"):
@@ -119,6 +125,7 @@ def value_matches(reading: Reading, value: float, fact: Fact | None = None) -> b
 
 
 CLASS_COUNT = re.compile(r"(?<![\w.])\d+\s+(?:[\w\"“”-]+\s+){0,2}?(?:classes|supersenses|labels|domains|categories)\b", re.I)
+CLASS_COLUMN = r"\s*(?:#\s*|n\s+|number of\s+)?(?:classes|labels|supersenses|domains|categories)\s*(?:\(\w*\)\s*)?\d+\s*$"
 CLASS_COUNT_KEYS = r"class|label|tier_sizes|tier_of|zero|n_nonzero|n_predicted|sizes|\.rare$|\.common$|number of"
 INTERVAL_END = r"(?:^|[._])(?:ci|interval)\w*(?:\.\w+)?\[[01]\]$|(?:^|[._])(?:lo|hi|low|high|lower|upper|ci_lo|ci_hi)$"
 POINTABLE = {"accuracy", "f1", "macro_f1", "recall", "precision"}
@@ -127,7 +134,8 @@ SEED_WORDS = r"\bseeds?\b|\branged?\b|\bacross (?:the )?runs\b|\beach run\b|\bpe
 SPREAD_WORDS = r"±|\bstd\b|standard deviation|\bspread\b|\bs\.?d\.?\b|run-to-run|variation|varies|\bnoise\b"
 FRACTIONS = frozenset({"accuracy", "f1", "macro_f1", "recall", "precision", "share", "headroom", "rho", None})
 SOME_CLASS = r"\b(?:best|worst|highest|lowest|top|bottom|most|least|any|one|single|each|every|some|a|another)\s+" \
-             r"(?:\w+\s+)?(?:class|classes|label|supersense|domain|category)\b|\bclass(?:es)? (?:like|such as)|\bmax|\bmin"
+             r"(?:\w+\s+)?(?:class|classes|label|supersense|domain|category)\b|\bclass(?:es)? (?:like|such as)|\bmax|\bmin|" \
+             r"\bmajority[- ]class"
 
 
 @lru_cache(maxsize=4096)
@@ -203,27 +211,28 @@ def judge(reading: Reading, index: FactIndex) -> Judgement:
         return Judgement(reading, NOT_CHECKABLE, why="a prediction's or condition's threshold")
     if unnamed_group(reading, [*GROUP_WORDS.values(), r"\b(?:rare|common|tail|head|frequent|tier)\b"]):
         return Judgement(reading, NOT_CHECKABLE, why="about a group of classes the run does not record")
-    labels = None if _some_class(reading.where) else set(reading.entities.get("label", ()))
-    seeds = reading.seed is not None or bool(re.search(SEED_WORDS, reading.where, re.I))
-    spread = reading.plusminus or bool(re.search(SPREAD_WORDS, reading.where, re.I))
-    integer = reading.decimals == 0 and reading.kind in ("count", "zero_f1") and not reading.approx
-    kinds = reading.accepts | {None} if reading.accepts is not None and reading.kind == "count" else reading.accepts
-    direct = [f for f in index.candidates(kinds, labels) if (seeds or not f.mean_reported) and _of_seed(f, reading.seed)
-              and (spread or "(seed std" not in f.slot) and (not integer or abs(f.value - round(f.value)) < 1e-9)
-              and agrees(reading, f)
-              and (not CLASS_COUNT.search(reading.context) or f.kind != "count" or reading.kind != "count" or
-                   re.search(CLASS_COUNT_KEYS, f.source.rsplit(": ", 1)[-1], re.I))]
+    direct = _direct(reading, index)
+    if reading.where.startswith("|"):  # "| verb.* | 15 |" under "Classes"
+        own = _cells(reading.where)[0] if re.match(CLASS_COLUMN, reading.context, re.I) else ""
+    else:  # "the 15 verb classes", not "6 of the 12 rare classes are verbs"
+        own = next((m.group(0) for m in CLASS_COUNT.finditer(reading.context) if m.group(0).startswith(reading.printed)), "")
+    group_size = reading.kind == "count" and reading.decimals == 0 and any(re.search(w, own, re.I) for w in GROUP_WORDS.values())
+    if group_size:
+        direct = []  # "| verb.* | 15 |" under "Classes": the number of the group's classes, counted from the run's labels
+    bound = _bound_to_estimate(reading, index)
+    if bound is not None:
+        return bound
     if class_wise(reading) and any(f.source.startswith("classes") for f in derive(reading, index)):
         direct = []  # a class-by-class count: only the comparison of the two arms' per-class files supports it
     if reading.bound:
         return _judge_bound(reading, direct + [f for f in derive(reading, index) if _agrees_derived(reading, f)])
-    for fact in direct:
-        if value_matches(reading, fact.value, fact):
-            return Judgement(reading, SUPPORTED, fact)
-    flipped = []
     text = reading.context if reading.where.startswith("|") else reading.where
     before = text[:text.find(reading.printed)] if reading.printed in text else ""
     interval = bool(re.search(r"(?:\bCI\b|\[)[^\]);]*$", before))
+    for fact in direct if not (interval and reading.estimates) else ():  # an interval's end is no other value
+        if value_matches(reading, fact.value, fact):
+            return Judgement(reading, SUPPORTED, fact)
+    flipped = []
     if interval:  # "CI −7.8 to −1.8": an interval's end, as stored (either orientation), not a derivation
         unsigned = Reading(**{**reading.__dict__, "signed": False})
         intervals = [f for f in direct if re.search(INTERVAL_END, f.source.rsplit(": ", 1)[-1], re.I)]
@@ -238,6 +247,8 @@ def judge(reading: Reading, index: FactIndex) -> Judgement:
         flipped = [f for f in direct if value_matches(unsigned, f.value, f)]
     agreeing = class_count_agrees if class_wise(reading) else _agrees_derived
     derived = [f for f in derive(reading, index) if agreeing(reading, f)] if not flipped else []
+    if group_size:
+        derived = [f for f in derived if f.source.startswith("the number of")]
     if reading.kind == "share" and any(f.kind == "share" and f.entities.get("tier") for f in direct) and \
             reading.entities.get("tier"):
         # "3.6% of its predictions went to rare classes": the run states the tier's share; a count over a total that
@@ -260,6 +271,68 @@ def judge(reading: Reading, index: FactIndex) -> Judgement:
     if not candidates:
         return Judgement(reading, NOT_CHECKABLE, why="no artifact value of that kind for that entity")
     return Judgement(reading, CONTRADICTED, _nearest(reading, candidates))
+
+
+def _direct(reading: Reading, index: FactIndex) -> list[Fact]:
+    """The artifact facts that agree with what a number was read as (kind, entities, seed, spread, integer)."""
+    labels = None if _some_class(reading.where) else set(reading.entities.get("label", ()))
+    seeds = reading.seed is not None or bool(re.search(SEED_WORDS, reading.where, re.I))
+    spread = reading.plusminus or bool(re.search(SPREAD_WORDS, reading.where, re.I))
+    integer = reading.decimals == 0 and reading.kind in ("count", "zero_f1") and not reading.approx
+    kinds = reading.accepts | {None} if reading.accepts is not None and reading.kind == "count" else reading.accepts
+    return [f for f in index.candidates(kinds, labels) if (seeds or not f.mean_reported) and _of_seed(f, reading.seed)
+            and (spread or "(seed std" not in f.slot) and (not integer or abs(f.value - round(f.value)) < 1e-9)
+            and agrees(reading, f) and of_statistic(reading, f)
+            and (not (CLASS_COUNT.search(reading.context) or re.match(CLASS_COLUMN, reading.context, re.I))
+                 or f.kind != "count" or reading.kind != "count" or
+                 re.search(CLASS_COUNT_KEYS, f.source.rsplit(": ", 1)[-1], re.I))]
+
+
+QUANTITY_WORDS = {"arms", "runs", "test", "mean", "std", "ci", "lo", "hi", "low", "high", "lower", "upper", "value",
+                  "estimate", "point", "diff", "delta", "intervals", "interval", "seed_values", "values"}
+SPREAD_KEYS = r"\bstd\b|\bci\b|\[[01]\]$|(?:^|[._])(?:lo|hi|low|high|lower|upper|sd|stdev)$"
+
+
+@lru_cache(maxsize=65536)
+def _quantity(source: str) -> tuple[str, ...]:
+    """What a fact is a value of, whatever statistic of it: its file and key path without the statistic's words and
+    seeds ("runs.encoder_lora__seed42.test.accuracy", "arms.encoder_lora.test.accuracy.std" and
+    "arms.encoder_lora.ci.accuracy.ci[0]" are all encoder_lora's accuracy; "comparisons.6.diff" and
+    "comparisons.6.ci[1]" one comparison)."""
+    source = re.sub(r"^(?:half-width|difference): ", "", source).split(" and ", 1)[0]
+    head, _, path = source.rpartition(": ")
+    file = re.findall(r"[\w/.-]+\.(?:json|csv|yaml|jsonl)", head)
+    tokens = [re.sub(r"__seed(?:\d+|\*)$", "", re.sub(r"\[\d+\]$", "", t)) for t in path.split(".")]
+    return tuple(file[-1:]) + tuple(t for t in tokens if t and t not in QUANTITY_WORDS)
+
+
+def _bound_to_estimate(reading: Reading, index: FactIndex) -> Judgement | None:
+    """A spread ("73.6 ± 0.5") or an interval's end ("−2.2 points (CI −3.8 to −0.6)") printed with an estimate is a
+    statistic of the very quantity that estimate is: judged only against that quantity's spreads (standard deviations,
+    half-widths) or interval ends, not another arm's or metric's: supported when one reads as it; a spread is
+    contradicted when none does; an interval's end is then judged as any interval end of its kind and entities."""
+    unsigned = Reading(**{**reading.__dict__, "signed": False}) if not reading.plusminus else reading
+    for estimate in reading.estimates:  # the nearest first; "0.016 (0.720 vs 0.736, CI −0.009 to 0.041)": any of them
+        supporting = [f for f in _direct(estimate, index) if value_matches(estimate, f.value, f)]
+        quantities = {_quantity(f.source) for f in supporting}
+        if not quantities:
+            continue
+        kinds = reading.accepts or frozenset(f.kind for f in supporting if f.kind)
+        own = [f for f in index.candidates(frozenset(kinds)) if _quantity(f.source) in quantities and
+               re.search(SPREAD_KEYS if reading.plusminus else INTERVAL_END, f.source.rsplit(": ", 1)[-1], re.I) and
+               not f.entities.get("label", frozenset()) - set(estimate.entities.get("label", ()))]
+        if reading.plusminus:
+            own = [f for f in own if not re.search(INTERVAL_END, f.source.rsplit(": ", 1)[-1], re.I)]
+            own += [f for f in derive(reading, index) if f.source.startswith("half-width") and _quantity(f.source) in quantities]
+        for fact in own:
+            if value_matches(unsigned, fact.value, fact):
+                return Judgement(reading, SUPPORTED, fact)
+        if reading.plusminus and own and estimate is reading.estimate and not estimate.inferred:
+            # "73.6 ± 0.5": the spread printed right after a supported estimate is that quantity's, no other
+            return Judgement(reading, CONTRADICTED, _nearest(reading, own))
+    # an interval's end: its estimate may have been read as another quantity than the writer's (the sentence before
+    # named the model): judged as any interval end of its kind and entities
+    return None
 
 
 def _judge_bound(reading: Reading, candidates: list[Fact]) -> Judgement:

@@ -383,7 +383,7 @@ def _add(out: list[Fact], value: float, kind: str | None, context: list[str], vo
             for entity_type, found in vocab.entities_in(piece).items():
                 if piece is text or entity_type not in whole:  # "criminal law" is one class, not also "law"
                     entities.setdefault(entity_type, set()).update(found)
-    if re.search(r"(?:^|[._ ])val(?:_|idation|$)", source.split(": ", 1)[-1]):
+    if re.search(r"(?:^|[._ ])val(?:idation)?(?:[._]|$)", source.split(": ", 1)[-1]):  # "val_macro_f1", "runs.x.val.f1"
         entities["split"] = {"validation"}
     family = re.match(r"config\.resolved\.yaml: models\.(encoder|decoder)\.", source)
     if family and "arm" not in entities:

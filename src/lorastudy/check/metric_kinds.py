@@ -33,7 +33,8 @@ NOTE_KINDS = [
     ("batch_size", r"\bbatch(?:es)?\b(?= (?:of )?\d)|batch size|\bbs\b\s*=?\s*(?=\d)"),
     ("memory", r"memory|\bram\b|\bdisk\b|\bsize\b"),
     ("ratio", r"\bfactor of\b|\b\d+-fold\b"),
-    ("time", r"seconds? per step|s/step|per step|wall[- ]?time|\bminutes?\b|\bhours?\b|\bseconds\b|\bwindow\b|\btakes?\b|\btook\b|(?<!of the )\btime\b"),
+    ("time", r"seconds? per step|s/step|per step|wall[- ]?time|\bminutes?\b|\bhours?\b|\bseconds\b|\bwindow\b|"
+             r"\b(?:takes?|took)\b(?!\s+away)|(?<!of the )\btime\b"),
     ("count", r"support|train(?:ing)? (?:count|examples|rows|items)|\btrain\b|\bexamples\b|\bglosses\b|\bdefinitions\b|\brows\b|\bitems\b|\bcounts?\b|"
               r"\bclasses\b|complaints|requests|predictions a month|texts within"),  # a context's volume
     ("seed", r"\bseeds\b"),
@@ -66,6 +67,13 @@ def _read_kind(sentence: str, clause: tuple[int, int], start: int, end: int, uni
     before it in its clause, else after it in its clause; None when the clause names none."""
     if unit in UNIT_KIND:
         return UNIT_KIND[unit]
+    opening = sentence.rfind("(", 0, start)
+    closing = sentence.find(")", end)
+    if opening >= 0 and not _kind_matches(sentence[opening + 1:closing if closing >= 0 else len(sentence)]) and re.fullmatch(r"[\s\d.,%+−-]*(?:(?:vs\.?|versus|and|to|→|->)[\s\d.,%+−-]*)?", sentence[opening + 1:start]):
+        named = [k for k in _kind_matches(sentence) if k[1] <= opening and re.fullmatch(r"[\s*_]*", sentence[k[1]:opening])
+                 and not (unit in ("%", "pp") and k[2] in NOT_PERCENT)]
+        if named:  # "on validation macro-F1 (42.1% vs 38.6%)": the metric named right before the brackets
+            return named[-1][2]
     if unit == "%" and re.match(r"[%\s]*of\s+(?:the\s+|its\s+|all\s+|their\s+)?(?:[\w'’-]+\s+){0,2}?(?:encoder|decoder|model|"
                                 r"network|weights|parameters|params|backbone)\b", sentence[end - 1:], re.I):
         return "share"  # "2.67% of the encoder", "1.36% of its parameters": a share of the weights

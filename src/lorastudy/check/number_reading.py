@@ -4,11 +4,13 @@
   table cell, an integer next to a metric word; not code, years, section or
   figure numbers, confidence levels) is *read*: its metric kind, its entities
   (arm, class, tier, deployment context) and its sign.
-  - A table cell takes its entities from its row (the first cell naming an arm,
+  - A table cell (`lorastudy.check.table_reading`) takes its entities from its row (the first cell naming an arm,
     a class, a tier or a context, in human wording too: "Encoder LoRA +
     weighting", "SmolLM2 (weighted)", a model name from the config) and from
     its column header, its kind from its own text or else its column header
-    (a header that names none inherits the kind of the column to its left).
+    (a header that names none inherits the kind of the column to its left), or from a row label naming a metric
+    and its unit ("Single request p95 (ms)") under headers that name none; a spread ("± 0.5") or an interval's ends
+    ("[1.8, 9.2]") are bound to the estimate they follow in their cell or sentence.
   - A prose number takes, per entity type, the entities named in its clause
     (split at , ; : ( ) and "vs", "and", "while" ...), else in its sentence (an
     arm named only there stands for its family, except that a gap in a
@@ -29,62 +31,18 @@
 
 from __future__ import annotations
 
-import dataclasses
 import re
-from dataclasses import dataclass
 
 from lorastudy.check.derivations import GROUP_WORDS
 from lorastudy.check.entity_names import FULL, UNWEIGHTED, WEIGHTED, _families, _family, _models, _Names, _with_weighted
 from lorastudy.check.facts import Vocabulary
-from lorastudy.check.metric_kinds import COUNTS, KIND_ORDER, NOT_PERCENT, NOTE_KINDS, UNIT_KIND, _accepted, _kind_matches, _read_kind
+from lorastudy.check.metric_kinds import COUNTS, NOT_PERCENT, NOTE_KINDS, UNIT_KIND, _accepted, _kind_matches, _read_kind
 from lorastudy.check.note_sections import _Block, _sections
-from lorastudy.check.printed_numbers import _approx, _bound, _metric_like, _numbers, _rate_shared, _unit
+from lorastudy.check.printed_numbers import _metric_like, _numbers, _rate_shared, _unit
+from lorastudy.check.readings import CI_END, DIFFERENCE, FRACTION_KINDS, PRONOUN_SUBJECT, Reading, _is_gap, _reading
+from lorastudy.check.table_reading import _read_table
 
-PROPOSAL = r"\bexperiment\b|\bre-?run\b|\bre-?train\b|\btry\b|\bdouble\b|\bnext\b|\bpropos\w*|\bplan\b|\bwould\b|\bwill\b|\bshould\b|\bI'd\b|\bexpect|\bpredict|" \
-           r"\bhypothes|\bif\b|\btarget\b"
-FRACTION_KINDS = ("f1", "macro_f1", "accuracy", "recall", "precision")
-CI_END = r"\bCI\b[^\d−+;)-]{0,12}(?:[-−+]?\d[\d.,]*\s*(?:%|pp|pts?|points?)?\s*(?:to|–|—|-|,|and)\s*)?$"  # its 1st or 2nd number
-SETTINGS = {"epochs", "steps", "seed", "batch_size", "learning_rate"}
-PRONOUN_SUBJECT = r"\s*(?:it|its|it's|this one|that one)\b"
-COMPARATOR = r"(?:above|below|at least|at most|fewer than|more than|less than|under|over|beyond|exceeds?|exceeding|" \
-             r"higher than|lower than|>|<|≥|≤)"
-PREDICTIVE = r"\b(?:predict\w*|expect\w*|hypothes\w*|if|unless|would|should|will|target|threshold|goal|aim)\b"
-DIFFERENCE = r"Δ|delta|change|diff|gain|lift|drop|loss|minus|−|relative|moved|\bby\b|ahead|behind|higher|lower|" \
-             r"more|less|fewer|improv|gap|\bvs\.?\b|versus|(?<![\w.])\d\S*\s+(?:\w+\s+)?over\b|than"
-
-
-@dataclass
-class Reading:
-    """One number of the note and what it was read as."""
-
-    printed: str
-    value: float  # as printed, sign included
-    decimals: int
-    unit: str | None
-    signed: bool
-    kind: str | None  # the metric word it was read with (None: any)
-    entities: dict[str, set[str]]
-    where: str  # the sentence or table row it sits in
-    section: object
-    threshold: bool = False
-    accepts: frozenset[str] | None = None  # fact kinds it may match; None: any
-    difference: bool = False  # printed as a change or a gap (signed, pp, "Δ", "by", "minus" ...)
-    between: bool = False  # a gap between the models its sentence names: no one arm's value supports it
-    approx: bool = False  # "about", "roughly", "~": within a unit of its last digit
-    bound: str | None = None  # "<" for "under 4%", ">" for "over 90%": a bound, not a value
-    rate: float | None = None  # the period of a rate in seconds ("per hour": 3600), when it is one
-    plusminus: bool = False  # "± 0.4": a spread (std or half a CI)
-    named: dict[str, set[str]] | None = None  # the entities its whole sentence or table row names: what derivations may use
-    context: str = ""  # its clause (prose) or header and cell (table)
-    proposal: bool = False  # part of a proposed experiment (section 5): checked only when the artifacts support it
-    inferred: bool = False  # its kind is the previous sentence's metric: supported if it matches, else not checkable
-    before: str = ""  # the sentence before it (what "their", "it" refer to)
-    interval_end: bool = False  # an end of the interval of the estimate before it ("CI −3.6 to −0.6")
-    seed: int | None = None  # the training seed its table row names (a "Seed" column): that run's value, no other
-
-    def described(self) -> str:
-        names = "; ".join(f"{k} {'/'.join(sorted(v))}" for k, v in self.entities.items() if v) or "no entity"
-        return f"{self.kind or 'any kind'}, {names}"
+__all__ = ["Reading", "read_note_numbers", "read_numbers"]
 
 
 def _clauses(sentence: str) -> list[tuple[int, int]]:
@@ -105,46 +63,6 @@ def _clauses(sentence: str) -> list[tuple[int, int]]:
             cut = s + m.end()
         result.append((cut, e))
     return result
-
-
-def _reading(match: re.Match, text: str, kind: str | None, entities: dict[str, set[str]], where: str,
-             section: object, context: str, between: bool = False, named: dict[str, set[str]] | None = None,
-             unit: str | None = None) -> Reading:
-    sign = match.group("sign")
-    unit = unit or _unit(match, text)
-    value = float(match.group("int").replace(",", "") + (match.group("dec") or "") +
-                  (match.group("exp") or "").replace("−", "-"))
-    signed = sign in ("+", "-", "−")
-    plusminus = sign.startswith("±")
-    if sign in ("-", "−"):
-        value = -value
-    before = text[max(0, match.start() - 60):match.start()]
-    threshold = bool(re.search(COMPARATOR + r"\s+(?:[\w'’.-]+\s+){0,3}$", before, re.I)) and \
-        (section == 5 or bool(re.search(PREDICTIVE, where, re.I)))
-    proposal = section == 5 and bool(re.search(PROPOSAL, where, re.I))
-    if kind in SETTINGS and re.search(r"\bwould\b|\bcould\b|\bif\b|\bbelow\b|\bnext\b|\bpropos", where, re.I):
-        proposal = True  # "a decoder that catches up after 2 epochs would change this": a setting not (yet) run
-    if match.group("dollar"):
-        kind = "cost"
-    if kind in COUNTS and unit == "%":
-        kind = "share"  # a percentage of a count is a share
-    elif kind in COUNTS and unit == "pp":
-        kind = None  # points of something: not a count
-    if kind in COUNTS and len(match.group("dec") or "") > 2 and not unit:
-        kind = None  # "0.277" is no count: the metric word belonged to another number ("13.7" is a seed mean)
-    difference = _is_gap(match, text, context) and not plusminus
-    bound = _bound(match, text)
-    decimals = len(match.group("dec") or ".") - 1
-    if match.group("exp"):
-        decimals -= int(match.group("exp")[1:].replace("−", "-"))  # 2.6e-17: rounded at 1e-18
-    return Reading(match.group(0).strip(), value, decimals, unit, signed,
-                   kind, entities, where, section, threshold, _accepted([kind] if kind else []), difference, between,
-                   _approx(match, text), bound, _rate_shared(match, text), plusminus, named, context, proposal)
-
-
-def _is_gap(match: re.Match, text: str, clause: str) -> bool:
-    """A signed number, a number in pp, or one in a clause that words a change ("by", "minus", "Δ" ...)."""
-    return match.group("sign") in ("+", "-", "−") or _unit(match, text) == "pp" or bool(re.search(DIFFERENCE, clause, re.I))
 
 
 def read_note_numbers(text: str, vocab: Vocabulary | None = None) -> list[Reading]:
@@ -178,6 +96,11 @@ def read_numbers(blocks: dict[object, _Block], names: _Names) -> list[Reading]:
                     reading.entities = {**reading.entities, "arm": set(last_arms)}
                     reading.named = {**(reading.named or {}), "arm": set(reading.named.get("arm", ()) if reading.named
                                                                         else ()) | set(last_arms)}
+                if last_arms and reading.entities.get("arm") and _subject_before(reading, names):
+                    # "Weighting transferred to the decoder. Macro F1 rose 3.2 points, against 13.2% on the encoder":
+                    # the model set against it is named after it, the subject in the sentence before
+                    reading.entities = {**reading.entities, "arm": set(last_arms)}
+                    reading.named = {**(reading.named or {}), "arm": set((reading.named or {}).get("arm", ())) | set(last_arms)}
                 if last_arms and not (reading.named or {}).get("arm") and reading.unit != "x":
                     reading.named = {**(reading.named or {}), "arm": set(last_arms)}  # derivations may use them
                 if not any(reading.entities.values()) and last_arms and reading.kind not in (None, "count"):
@@ -226,7 +149,10 @@ def _read_sentence(sentence: str, names: _Names, section: object) -> list[Readin
         elif "label" in entities and "label" not in in_clause:
             entities["label"] = _nearest_label(sentence, match.start(), names) or entities["label"]
         between = False
-        if "arm" in entities and "arm" not in in_clause:
+        if re.search(r"\bthe best (?:arm|model|system|run|configuration)(?:'s)?\s*(?:\w+\s*){0,2}\(?\s*$",
+                     sentence[:match.start()], re.I):
+            entities["arm"] = set(names.vocab.arms)  # "7.1 points below the best arm (75.8%)": whichever arm is best
+        elif "arm" in entities and "arm" not in in_clause:
             # about every arm named: two families, or a gap in a sentence setting LoRA against a full fine-tune
             just_before = sentence[max(clause[0], match.start() - 30):match.start()]
             between = len(families) > 1 or (lora_vs_full and len(_models(entities["arm"])) > 1
@@ -299,7 +225,12 @@ def _read_sentence(sentence: str, names: _Names, section: object) -> list[Readin
         reading = _reading(match, sentence, kind, entities, sentence, section, clause_text, between, named, unit)
         if coordinate and not match.group("dec"):
             reading.difference = reading.between = False  # a coordinate is never a gap between two models
-        estimate = next((r for r in reversed(found) if not r.interval_end), None)
+        estimate = next((r for r in reversed(found) if not r.interval_end and not r.plusminus and not r.estimates), None)
+        if estimate is not None and (reading.plusminus and re.fullmatch(r"\s*(?:%|pp|pts?|points)?\s*", sentence[
+                estimate_end(estimate, sentence, match.start()):match.start()]) or re.search(CI_END, sentence[:match.start()])):
+            # "73.6% ± 0.5", "−2.2 points (CI −3.8 to −0.6)": bound to that estimate (or an earlier one of the sentence)
+            reading.estimates = [estimate] + [r for r in reversed(found) if r is not estimate and not r.interval_end
+                                              and not r.plusminus and not r.estimates]
         if re.search(CI_END, sentence[:match.start()]) and estimate is not None:
             # "2.1 points of accuracy (95% CI −3.6 to −0.6)": an interval's end bounds the estimate before it
             if reading.kind is None or not any(reading.entities.values()):
@@ -309,6 +240,25 @@ def _read_sentence(sentence: str, names: _Names, section: object) -> list[Readin
                 reading.named, reading.between = estimate.named, estimate.between
         found.append(reading)
     return found
+
+
+def _subject_before(reading: Reading, names: _Names) -> bool:
+    """No model is named up to the number's clause, and the sentence names one only after it, set against it ("...,
+    against 13.2% on the encoder LoRA"): the number is about the model of the sentence before."""
+    at = reading.where.find(reading.context)
+    if at < 0:
+        return False
+    upto, rest = reading.where[:at + len(reading.context)], reading.where[at + len(reading.context):]
+    contrast = re.search(r"\b(?:against|vs\.?|versus|compared (?:with|to)|unlike|whereas|while)\b", rest, re.I)
+    return bool(contrast) and not names.find(upto, strict_weighting=False).get("arm") and \
+        not names.find(rest[:contrast.start()], strict_weighting=False).get("arm") and \
+        bool(names.find(rest[contrast.end():], strict_weighting=False).get("arm"))
+
+
+def estimate_end(estimate: Reading, sentence: str, before: int) -> int:
+    """Where an estimate's printed number ends in its sentence (the last time it is printed before a position)."""
+    at = sentence.rfind(estimate.printed, 0, before)
+    return at + len(estimate.printed) if at >= 0 else 0
 
 
 def _parallel_kind(sentence: str, clauses: list[tuple[int, int]], clause: tuple[int, int], names: _Names,
@@ -353,85 +303,3 @@ def _nearest_label(sentence: str, start: int, names: _Names) -> set[str]:
     before = [m for m in mentions if m.end() <= start]
     chosen = before[-1:] or [m for m in mentions if m.start() >= start][:1]
     return {m.group(0) for m in chosen}
-
-
-def _read_table(header: list[str], rows: list[list[str]], names: _Names, section: object, caption: str = "") -> list[Reading]:
-    found = []
-    in_points = re.search(r"\bin (?:percentage |accuracy |f1 )?(?:points|pts|pp)\b", caption, re.I)
-    column_units = []
-    for cell in header:
-        unit = re.search(r"\((pts?|pp|points|%|ms|s|min|h|MB|GB|ex/s|examples/s|req/s|\$)\)|\bin (pts?|pp|points|ms|MB|GB)\b",
-                         cell, re.I)
-        word = (unit.group(1) or unit.group(2)) if unit else None
-        column_units.append({"pt": "pp", "pts": "pp", "points": "pp", "ex/s": "examples/s", "req/s": "examples/s",
-                             "mb": "MB", "gb": "GB"}.get(word.lower() if word else "", word) if word else None)
-    column_kinds: list[str | None] = []
-    for cell in header:
-        kinds = _kind_matches(re.sub(r"\([^)]*\)|\[[^\]]*\]", " ", cell))
-        if all(k == "count" for _, _, k in kinds):
-            kinds = _kind_matches(cell) or kinds
-        specific = min((k for _, _, k in kinds), key=KIND_ORDER.index, default=None)
-        column_kinds.append(specific or (column_kinds[-1] if column_kinds else None))
-    column_entities = [names.find(cell, strict_weighting=True) for cell in header]
-    weighting_table = any(re.search(WEIGHTED, cell, re.I) for cell in header)  # its rows are arms before and after
-    seed_column = next((i for i, cell in enumerate(header) if re.fullmatch(r"\s*(?:training\s+)?seed\s*", cell, re.I)), None)
-    for row in rows:
-        seed_cell = re.fullmatch(r"\s*`?(\d+)`?\s*", row[seed_column]) if seed_column is not None and \
-            seed_column < len(row) else None
-        row_entities: dict[str, set[str]] = {}
-        for cell in row:
-            if not _numbers(cell) or re.search(r"[A-Za-z]{3}", re.sub(r"`[^`]*`", "", cell)):
-                for key, value in names.find(cell, strict_weighting=True).items():
-                    row_entities.setdefault(key, value)
-        where = "| " + " | ".join(row) + " |"
-        row_kinds = [k for cell in row[1:] if not _numbers(cell) for _, _, k in _kind_matches(re.sub(r"`[^`]*`", " ", cell))]
-        row_kind = min(row_kinds, key=KIND_ORDER.index) if row_kinds else None  # "| Rare | mean F1 | 33.4% |"
-        for index, cell in enumerate(row):
-            for match in _numbers(cell):
-                if not _metric_like(match, cell, in_table=True):
-                    continue
-                entities = {**row_entities, **(column_entities[index] if index < len(header) else {})}
-                if "arm" in entities and (re.search(r"→|->|\bto\b", cell[:match.start()]) or weighting_table):
-                    entities["arm"] = _with_weighted(entities["arm"])
-                if "arm" in entities and re.search(r"→|->", cell[match.end():]) and re.search(r"→|->", " ".join(row[:1])):
-                    entities["arm"] = entities["arm"] | {a.removesuffix("_cw") for a in entities["arm"]}  # the "before"
-                percent = _unit(match, cell) in ("%", "pp")
-                own = [k for k in _kind_matches(cell) if k[1] <= match.start() and not (percent and k[2] in COUNTS)]
-                right_after = [k for k in _kind_matches(cell) if k[0] >= match.end() and
-                               re.fullmatch(r"\s*", cell[match.end():k[0]]) and not (percent and k[2] in COUNTS)]
-                if index == 0 and not match.group("dec") and re.match(r"\s+(?:[A-Z]?\w+\s+)?\w{3,}s\b", cell[match.end():]):
-                    right_after = [(0, 0, "count")]  # "| Time for all 117,659 WordNet glosses |": a count in the label
-                if index == 0 and re.search(r"\(\s*$", cell[:match.start()]) and not match.group("dec"):
-                    right_after = right_after or [(0, 0, "count")]  # "verb (15)": the row's class count
-                column_unit = column_units[index] if index < len(column_units) else None
-                kind = UNIT_KIND.get(_unit(match, cell) or column_unit or "") or (right_after[0][2] if right_after else None) or \
-                    (own[-1][2] if own else None) or (row_kind if index > 0 else None) or \
-                    (column_kinds[index] if index < len(column_kinds) else None)
-                kind = _slash_kind(cell, match.start(), [header[index] if index < len(header) else "", row[0]]) or kind
-                context = (header[index] if index < len(header) else "") + " " + cell
-                unit = _unit(match, cell) or (column_units[index] if index < len(column_units) else None) or \
-                    ("pp" if in_points and (match.group("sign") or match.group("dec")) and
-                     not re.search(r"→|->", cell) and kind not in COUNTS else None)
-                named = {k: set(v) for k, v in row_entities.items()}
-                for cells in (header, row):
-                    for key, value in names.find(" ".join(cells), strict_weighting=False).items():
-                        named.setdefault(key, set()).update(value)
-                reading = _reading(match, cell, kind, entities, where, section, context, named=named, unit=unit)
-                found.append(dataclasses.replace(reading, seed=int(seed_cell.group(1))) if seed_cell else reading)
-    return found
-
-
-def _slash_kind(cell: str, at: int, labels: list[str]) -> str | None:
-    """"0.334 / 22" under "mean F1 / zero-F1": each number of a slashed cell takes the kind of the same part of its
-    column header or row label."""
-    parts = re.split(r"\s/\s", cell)
-    if len(parts) < 2:
-        return None
-    position = len(re.split(r"\s/\s", cell[:at])) - 1
-    for label in labels:
-        label_parts = re.split(r"\s/\s", label)
-        if len(label_parts) == len(parts):
-            kinds = _kind_matches(label_parts[position])
-            if kinds:
-                return min((k for _, _, k in kinds), key=KIND_ORDER.index)
-    return None

@@ -13,7 +13,7 @@ from typing import Callable
 
 from lorastudy.check.entity_names import _Names
 from lorastudy.check.note_sections import _Block, _sentences
-from lorastudy.check.number_reading import COMPARATOR, Reading
+from lorastudy.check.readings import COMPARATOR, Reading
 from lorastudy.check.printed_numbers import _metric_like, _numbers
 
 # "Prediction: the gain stays near 3 points", "I expect it to reach about 47%": a predicted value, not only a threshold

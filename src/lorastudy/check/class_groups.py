@@ -1,0 +1,90 @@
+"""Quantities over a group of classes a sentence or a table row names by its part of speech ("verbs", "noun
+classes", "noun.*") or its tier ("rare classes"): the mean of a per-class metric over the group's classes, their
+number, and the share of a macro-F1 gap between two arms that the group's classes make up."""
+
+from __future__ import annotations
+
+import re
+from itertools import permutations
+
+from lorastudy.check.facts import Fact
+
+GROUP_WORDS = {pos: rf"\b{word}\b(?![.\w])|\b{pos}\.\*" for pos, word in
+               (("noun", "nouns?"), ("verb", "verbs?"), ("adj", "adj(?:ective)?s?"), ("adv", "adv(?:erb)?s?"))}
+# "verbs", "noun classes", "adj.*": a part of speech's classes (a class is named "noun.act", "verb.motion" ...)
+
+
+def group_means(reading, index, named: dict[str, set[str]]) -> list[Fact]:
+    """The mean of a per-class metric over the classes of a group the sentence names ("verbs", "noun classes")."""
+    where = reading.where + (" " + reading.before if re.match(r"(?:their|these|those|they|its|it)\b", reading.where, re.I)
+                             else "")
+    groups = [prefix for prefix, pattern in GROUP_WORDS.items() if re.search(pattern, where, re.I)]
+    tiers = set(reading.entities.get("tier", ())) if not reading.entities.get("label") else set()
+    if (not groups and not tiers) or reading.accepts is None:
+        return []
+    groups = groups or [None]
+    accepts = reading.accepts | ({"f1"} if "macro_f1" in reading.accepts else set())
+    out = []
+    arms = named.get("arm", set())
+    tier_of = {next(iter(f.entities["label"])): f.entities.get("tier", frozenset())
+               for f in index.by_kind.get("f1", ()) if f.source.startswith("evaluation/per_class/") and
+               len(f.entities.get("label", ())) == 1}
+    for prefix in groups:
+        members = {x for x in index.labels if prefix is None or x.split(".")[0] == prefix}
+        if tiers:
+            members = {x for x in members if tier_of.get(x, frozenset()) & tiers}
+        if not members:
+            continue
+        values: dict[tuple, list[float]] = {}
+        for fact in index.candidates(frozenset(accepts)):
+            labels = fact.entities.get("label", frozenset())
+            if len(labels) == 1 and next(iter(labels)) in members and fact.slot.startswith("evaluation/per_class/") \
+                    and not fact.per_seed and "(seed std" not in fact.slot and fact.entities.get("arm", frozenset()) <= arms:
+                values.setdefault((fact.kind, fact.entities.get("arm"), fact.slot), []).append(fact.value)
+        arms_entities = {k[1] for k in values}
+        for (kind, arm, slot), vals in list(values.items()):
+            for other in arms_entities:
+                if other != arm and (kind, other, slot) in values and reading.difference:
+                    mine, theirs = sum(vals) / len(vals), sum(values[(kind, other, slot)]) / len(values[(kind, other, slot)])
+                    out.append(Fact(mine - theirs, kind, {"arm": (arm or frozenset()) | other},
+                                    f"difference of the means over {prefix or '/'.join(sorted(tiers))} classes of {slot}",
+                                    "derived"))
+        for (kind, arm, slot), vals in values.items():
+            kind = "macro_f1" if kind == "f1" and "macro_f1" in reading.accepts and "f1" not in reading.accepts else kind
+            out.append(Fact(sum(vals) / len(vals), kind, {"arm": arm} if arm else {},
+                            f"mean over the {len(vals)} {prefix or '/'.join(sorted(tiers))} classes of {slot}", "derived"))
+        if "count" in reading.accepts:
+            out.append(Fact(float(len(members)), "count", {}, f"the number of {prefix} classes", "derived"))
+    return out
+
+
+def group_share_of_gap(index, named: dict[str, set[str]], tiers: set[str], groups: list[str],
+                       labels: set[str] = frozenset()) -> list[Fact]:
+    """How much of a macro-F1 gap between two arms a group's classes (a tier, a part of speech) make up:
+    n_group x Δ(group mean) / (N x Δ macro) = Σ_group ΔF1 / Σ_all ΔF1, and the group's part n_group x Δ / N."""
+    out = []
+    arms = sorted(named.get("arm", set()))
+    by_arm: dict[str, dict[str, tuple[float, frozenset[str]]]] = {}
+    for fact in index.by_kind.get("f1", ()):
+        if fact.slot.startswith("evaluation/per_class/") and not fact.per_seed and "(seed std" not in fact.slot and \
+                len(fact.entities.get("label", ())) == 1:
+            for arm in fact.entities.get("arm", ()):
+                by_arm.setdefault(arm, {})[next(iter(fact.entities["label"]))] = (fact.value, fact.entities.get("tier", frozenset()))
+    pairs = list(permutations([x for x in arms if x in by_arm], 2)) or \
+        [(a, b) for a in arms if a in by_arm for b in by_arm if b != a]
+    selections = [(t, {"tier": frozenset({t})}, lambda label, tiers_, t=t: t in tiers_) for t in tiers] + \
+                 [(g, {}, lambda label, tiers_, g=g: label.split(".")[0] == g) for g in groups] + \
+                 [(x, {"label": frozenset({x})}, lambda label, tiers_, x=x: label == x) for x in labels]
+    for a, b in pairs:
+        labels = [x for x in by_arm[a] if x in by_arm[b]]
+        total = sum(by_arm[a][x][0] - by_arm[b][x][0] for x in labels)
+        if abs(total) < 1e-9:
+            continue
+        for name, entities, chosen in selections:
+            part = sum(by_arm[a][x][0] - by_arm[b][x][0] for x in labels if chosen(x, by_arm[a][x][1]))
+            entities = {"arm": frozenset({a, b}), **entities}
+            out.append(Fact(part / len(labels), "macro_f1", entities,
+                            f"the {name} classes' part of the {a} vs {b} macro-F1 gap", "derived"))
+            out.append(Fact(part / total, "share", entities, f"share of the {a} vs {b} macro-F1 gap from the {name} classes",
+                            "derived"))
+    return out
