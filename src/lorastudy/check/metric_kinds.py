@@ -22,7 +22,7 @@ NOTE_KINDS = [
               r"(?:predictions|outputs|examples|items|weights|parameters|param)"),
     ("throughput", r"(?:requests?|examples?|predictions?|items?|queries|complaints|texts?|docs?|documents?)\s*"
                    r"(?:/\s*s(?:ec)?\b|per sec\w*|a second|each second|/\s*h(?:ou)?r?\b|per hour|an hour)|throughput|examples?/s\b|per second|requests?/s\b|req/s|\brps\b"),
-    ("cost", r"\bcosts?\b|price|per month|monthly|budget|per million"),
+    ("cost", r"\bcosts?\b|price|per month|monthly|(?<!training )(?<!step )(?<!time )(?<!matched )(?<!matched-)budget|per million"),
     ("latency", r"latenc\w*|\bp50\b|\bp95\b|\bp99\b|median|\bsla\b|response time"),
     ("instances", r"\binstances?\b|\breplicas?\b"),
     ("learning_rate", r"\blr\b|learning[- ]rates?"),
