@@ -23,6 +23,7 @@ import re
 from functools import lru_cache
 from dataclasses import dataclass
 
+from lorastudy.check.class_bands import band_facts
 from lorastudy.check.class_sets import class_count_agrees, class_wise, unnamed_group
 from lorastudy.check.derivations import GROUP_WORDS, FactIndex, derive, of_statistic
 from lorastudy.check.entity_names import _families, _models
@@ -184,7 +185,9 @@ def _agrees_derived(reading: Reading, fact: Fact) -> bool:
     """A derived quantity: a ratio or share matches whatever kind the reading's unit or wording gives it, and is
     about every entity type the reading names (it was derived from facts about entities its sentence names)."""
     if fact.kind in ("ratio", "share") and (reading.unit in ("x", "%") or reading.kind in ("ratio", "share", None)):
-        return all(not fact.entities.get(kind) or fact.entities[kind] & names
+        serving = fact.source.startswith(("utilisation", "share of the window"))  # one model serves both twins
+        return all(not fact.entities.get(kind) or fact.entities[kind] & names or
+                   (serving and kind == "arm" and _models(fact.entities[kind]) & _models(names))
                    for kind, names in reading.entities.items() if names)
     return agrees(reading, fact)
 
@@ -209,6 +212,8 @@ def judge(reading: Reading, index: FactIndex) -> Judgement:
     none does), or not checkable (no fact exists for what it is about, or it is a prediction's threshold)."""
     if reading.threshold:
         return Judgement(reading, NOT_CHECKABLE, why="a prediction's or condition's threshold")
+    if reading.band is not None:
+        return _judge_band(reading, index)
     if unnamed_group(reading, [*GROUP_WORDS.values(), r"\b(?:rare|common|tail|head|frequent|tier)\b"]):
         return Judgement(reading, NOT_CHECKABLE, why="about a group of classes the run does not record")
     direct = _direct(reading, index)
@@ -246,7 +251,7 @@ def judge(reading: Reading, index: FactIndex) -> Judgement:
         unsigned = Reading(**{**reading.__dict__, "signed": False})
         flipped = [f for f in direct if value_matches(unsigned, f.value, f)]
     agreeing = class_count_agrees if class_wise(reading) else _agrees_derived
-    derived = [f for f in derive(reading, index) if agreeing(reading, f)] if not flipped else []
+    derived = [f for f in _at_step(reading, derive(reading, index)) if agreeing(reading, f)] if not flipped else []
     if group_size:
         derived = [f for f in derived if f.source.startswith("the number of")]
     if reading.kind == "share" and any(f.kind == "share" and f.entities.get("tier") for f in direct) and \
@@ -276,16 +281,27 @@ def judge(reading: Reading, index: FactIndex) -> Judgement:
 def _direct(reading: Reading, index: FactIndex) -> list[Fact]:
     """The artifact facts that agree with what a number was read as (kind, entities, seed, spread, integer)."""
     labels = None if _some_class(reading.where) else set(reading.entities.get("label", ()))
-    seeds = reading.seed is not None or bool(re.search(SEED_WORDS, reading.where, re.I))
+    seeds = reading.seed is not None or bool(re.search(SEED_WORDS, reading.where, re.I)) or \
+        (reading.where.startswith("|") and bool(re.search(r"\bseeds?\b|\bper[- ]seed\b", reading.context, re.I)))
     spread = reading.plusminus or bool(re.search(SPREAD_WORDS, reading.where, re.I))
     integer = reading.decimals == 0 and reading.kind in ("count", "zero_f1") and not reading.approx
     kinds = reading.accepts | {None} if reading.accepts is not None and reading.kind == "count" else reading.accepts
-    return [f for f in index.candidates(kinds, labels) if (seeds or not f.mean_reported) and _of_seed(f, reading.seed)
+    return [f for f in _at_step(reading, index.candidates(kinds, labels)) if (seeds or not f.mean_reported) and _of_seed(f, reading.seed)
             and (spread or "(seed std" not in f.slot) and (not integer or abs(f.value - round(f.value)) < 1e-9)
             and agrees(reading, f) and of_statistic(reading, f)
             and (not (CLASS_COUNT.search(reading.context) or re.match(CLASS_COLUMN, reading.context, re.I))
                  or f.kind != "count" or reading.kind != "count" or
                  re.search(CLASS_COUNT_KEYS, f.source.rsplit(": ", 1)[-1], re.I))]
+
+
+def _at_step(reading: Reading, facts: list[Fact]) -> list[Fact]:
+    """A number whose sentence or row names a training step ("at step 125 the train logs show ...") is about the values
+    logged at that step, not at another."""
+    steps = set(re.findall(r"\bsteps?\s+(\d+)\b", reading.where + " " + reading.context, re.I))
+    if not steps:
+        return facts
+    return [f for f in facts if not re.search(r"train_log\.jsonl: step \d+\.", f.source) or
+            any(re.search(rf"train_log\.jsonl: step {n}\.", f.source) for n in steps)]
 
 
 QUANTITY_WORDS = {"arms", "runs", "test", "mean", "std", "ci", "lo", "hi", "low", "high", "lower", "upper", "value",
@@ -347,6 +363,17 @@ def _judge_bound(reading: Reading, candidates: list[Fact]) -> Judgement:
     near = sorted((f for f in candidates if distance(f) <= math.log(2)), key=distance) or [min(candidates, key=distance)]
     holding = [f for f in near if value_matches(reading, f.value, f)]
     return Judgement(reading, SUPPORTED if holding else CONTRADICTED, (holding or near)[0])
+
+
+def _judge_band(reading: Reading, index: FactIndex) -> Judgement:
+    """A number about a training-count band's classes: only the band's own quantities (`class_bands`) can read as it."""
+    facts = [f for f in band_facts(reading, index) if agrees(reading, f)]
+    for fact in facts:
+        if value_matches(reading, fact.value, fact):
+            return Judgement(reading, SUPPORTED, fact)
+    if not facts or reading.kind is None or reading.proposal or reading.threshold:
+        return Judgement(reading, NOT_CHECKABLE, why="about a band of classes with no value of that kind for it")
+    return Judgement(reading, CONTRADICTED, _nearest(reading, facts))
 
 
 def judge_numbers(readings: list[Reading], index: FactIndex) -> list[Judgement]:

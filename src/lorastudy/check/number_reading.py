@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import re
 
+from lorastudy.check.class_bands import prose_band
 from lorastudy.check.derivations import GROUP_WORDS
 from lorastudy.check.entity_names import FULL, UNWEIGHTED, WEIGHTED, _families, _family, _models, _Names, _with_weighted
 from lorastudy.check.facts import Vocabulary
@@ -51,7 +52,11 @@ def _clauses(sentence: str) -> list[tuple[int, int]]:
     for i, char in enumerate(sentence):
         depth += char == "["
         depth -= char == "]" and depth > 0
-        if depth == 0 and char in ",;:()" and not (char == "," and re.match(r",\d{3}", sentence[i:i + 4])):
+        before_, after_ = re.search(r"([-−+]?)\d+(\.\d+)?%?$", sentence[:i]), re.match(r",\s*([-−+]?)\d+(\.\d+)?", sentence[i:])
+        listed = char == "," and before_ and after_ and (before_.group(1) or before_.group(2)) and \
+            bool(before_.group(1)) == bool(after_.group(1)) and len(before_.group(2) or "") == len(after_.group(2) or "")
+        if depth == 0 and char in ",;:()" and not (char == "," and re.match(r",\d{3}", sentence[i:i + 4])) and not listed:
+            # (a list of numbers, "+4.7, +0.7, +1.6 macro F1 points on encoder LoRA seeds", is one clause)
             spans.append((start, i))
             start = i + 1
     spans.append((start, len(sentence)))
@@ -170,7 +175,9 @@ def _read_sentence(sentence: str, names: _Names, section: object) -> list[Readin
                 # "(1.36% vs 1.37%)" in a sentence naming one model: which is whose is not said
                 entities["arm"] = set(names.vocab.arms)
         elif "arm" in in_clause and len(families) > len(_families(in_clause["arm"])) and \
-                (_unit(match, sentence) == "pp" or re.search(DIFFERENCE, clause_text, re.I)):
+                (_unit(match, sentence) == "pp" or re.search(DIFFERENCE, clause_text, re.I)) and \
+                not re.search(r"\b(?:on|for|in|across) (?:the |its |their )?(?:[\w-]+ ){0,3}seeds\b", clause_text, re.I):
+            # (but "+4.7, +0.7, +1.6 points on encoder LoRA seeds" is that arm's, seed by seed)
             entities["arm"] = in_clause["arm"] | sentence_entities["arm"]  # a gap to the other model the sentence names
         if "arm" in entities and about_weighting and not re.search(UNWEIGHTED, clause_text, re.I):
             entities["arm"] = _with_weighted(entities["arm"])
@@ -238,6 +245,7 @@ def _read_sentence(sentence: str, names: _Names, section: object) -> list[Readin
                 reading.kind, reading.accepts = estimate.kind, estimate.accepts
                 reading.entities = {k: set(v) for k, v in estimate.entities.items()}
                 reading.named, reading.between = estimate.named, estimate.between
+        reading.band = prose_band(clause_text) or prose_band(sentence[:match.start()])
         found.append(reading)
     return found
 
