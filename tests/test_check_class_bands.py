@@ -86,3 +86,67 @@ def test_a_named_step_is_that_steps_value(logged_run):
     sentence = "At step 125 the train log shows encoder LoRA's validation macro F1 at {}."
     assert outcome_of(sentence.format("0.425"), "0.425", logged_run) == SUPPORTED
     assert outcome_of(sentence.format("0.391"), "0.391", logged_run) == CONTRADICTED  # step 60's value
+
+
+MORE = {
+    # a count a comparison's statement governs: "the encoder 37" after "the decoder wins 63 classes"
+    "a count after the verb's statement": ("Class by class, decoder LoRA wins 33 classes, encoder LoRA 11, with 1 tie.",
+                                           "11", "14"),
+    # a correlation named before a pair with their entities in brackets
+    "a correlation's pair": ("Spearman ρ between F1 and training count is 0.943 (encoder LoRA) and 0.902 (decoder LoRA).",
+                             "0.902", "0.932"),
+    # a context's volume per month
+    "predictions per month": ("Real-time triage expects 2,000,000 predictions/month.", "2,000,000", "2,300,000"),
+    # a percentage of another arm's trainable count
+    "a percentage of a count": ("Encoder LoRA trains 2.67% of the encoder full fine-tune's trainable count.", "2.67%",
+                                "2.97%"),
+    # a list's metric and unit are named after its last number
+    "a list's metric and unit": ("Decoder LoRA beats encoder LoRA, the full fine-tune and the weighted full fine-tune by "
+                                 "3.8, 2.1 and 4.3 accuracy points.", "3.8", "3.3"),
+    # in the weighting section, a row saying "after" is about the weighted twins of its columns' arms
+    "after weighting": ("## 2. Class weighting\n\n| | Encoder LoRA | Decoder LoRA |\n|---|---|---|\n"
+                        "| Rare-tier share of predictions after (%) | 4.06 | 5.02 |\n", "5.02", "5.32"),
+}
+
+
+@pytest.mark.parametrize("case", MORE, ids=MORE.keys())
+def test_more_phrasings_are_supported_and_their_falsifications_contradicted(case):
+    text, printed, wrong = MORE[case]
+    assert outcome_of(text, printed) == SUPPORTED
+    assert outcome_of(text.replace(printed, wrong, 1), wrong) == CONTRADICTED
+
+
+def test_a_correlations_pair_moved_to_the_other_arm_is_contradicted():
+    sentence = "Spearman ρ between F1 and training count is {} (encoder LoRA) and {} (decoder LoRA)."
+    assert outcome_of(sentence.format("0.902", "0.943"), "0.902") == CONTRADICTED
+
+
+def test_classes_never_predicted(tmp_path):
+    run_dir = tmp_path / "run"
+    shutil.copytree(RUN, run_dir)
+    table = run_dir / "evaluation" / "per_class" / "encoder_lora__seed42.csv"
+    lines = table.read_text().splitlines()
+    lines[1:4] = [",".join(line.split(",")[:-2] + ["0", line.split(",")[-1]]) for line in lines[1:4]]
+    table.write_text("\n".join(lines) + "\n")
+    sentence = "Encoder LoRA never predicts {} of the 45 classes."
+    assert outcome_of(sentence.format("3"), "3", run_dir) == SUPPORTED
+    assert outcome_of(sentence.format("5"), "5", run_dir) == CONTRADICTED
+
+
+def test_a_score_in_a_tiers_column_is_that_tiers():
+    table = "| Arm | Rare mean F1 |\n|---|---|\n| Decoder LoRA | {} |\n"
+    assert outcome_of(table.format("0.146"), "0.146") == SUPPORTED
+    assert outcome_of(table.format("0.438"), "0.438") == CONTRADICTED  # the whole test set's macro F1
+
+
+def test_two_intervals_ends_make_no_difference():
+    from lorastudy.check.derivations import FactIndex, derive
+    from lorastudy.check.facts import _read_yaml, run_facts, vocabulary
+    from lorastudy.check.number_reading import read_note_numbers
+
+    vocab = vocabulary(RUN)
+    index = FactIndex.of(run_facts(RUN, vocab), vocab.labels, _read_yaml(RUN / "config.resolved.yaml"))
+    reading = next(r for r in read_note_numbers("Decoder LoRA's accuracy is 3.8 points above encoder LoRA's.", vocab)
+                   if r.printed == "3.8")
+    differences = [f.source for f in derive(reading, index) if f.source.startswith("difference")]
+    assert differences and not [s for s in differences if re.search(r"ci\.\w+\[[01]\]", s)], differences[:5]

@@ -91,3 +91,27 @@ def band_facts(reading, index) -> list[Fact]:
             out.append(Fact(means[(a, kind)] - means[(b, kind)], kind, {"arm": frozenset({a, b})},
                             f"{a} minus {b}: mean {kind} over {where}", "derived"))
     return out
+
+
+NEVER_PREDICTED = r"\bnever (?:predict\w*|guess\w*|output\w*)|\bnot (?:once )?predicted\b|\bno predictions\b"
+
+
+def never_predicted(reading, index, named: dict[str, set[str]]) -> list[Fact]:
+    """"The encoder never predicts 29 of the 129 classes": per arm the sentence names, its classes with no prediction
+    in the per-class files (per seed, averaged; and in every seed), counted from their `predicted_count`."""
+    if reading.decimals > 1 or reading.unit or reading.kind not in ("count", "zero_f1") or \
+            not re.search(NEVER_PREDICTED, reading.where, re.I):
+        return []
+    out = []
+    for arm in sorted(named.get("arm", ())):
+        files = [classes for classes in _per_seed_rows(index).get(arm, {}).values()
+                 if all("predicted_count" in row for row in classes.values())]
+        if not files:
+            continue
+        counts = [sum(row["predicted_count"] == 0 for row in classes.values()) for classes in files]
+        every = set.intersection(*({label for label, row in classes.items() if row["predicted_count"] == 0}
+                                   for classes in files))
+        for value, how in ((sum(counts) / len(counts), "per seed"), (float(len(every)), "in every seed")):
+            out.append(Fact(value, reading.kind, {"arm": frozenset({arm})}, f"{arm}'s classes never predicted ({how})",
+                            "derived"))
+    return out

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from itertools import permutations
 
 from lorastudy.check.class_groups import GROUP_WORDS, group_means, group_share_of_gap
+from lorastudy.check.class_bands import never_predicted
 from lorastudy.check.class_sets import class_counts, class_wise, largest_classes, pooled
 from lorastudy.check.facts import ARMS, Fact
 
@@ -31,7 +32,7 @@ from lorastudy.check.facts import ARMS, Fact
 RELATIVE = r"relative|%\s*(?:more|less|fewer|higher|lower|larger|smaller|faster|slower|cheaper|dearer|bigger|increase|" \
            r"decrease|drop|gain|reduction|improvement|worse|better)\b|percent (?:more|less|higher|lower)"
 PERCENT_OF = r"\bof (?:the |its |a |that |this |their )?(?:[\w'’.-]+ ){0,4}?(?:effect|gap|change|gain|improvement|" \
-             r"drop|difference|advantage|lift|loss|cost|latency|size|value|score|f1|accuracy|recall|throughput)\b"
+             r"drop|difference|advantage|lift|loss|cost|latency|size|value|score|f1|accuracy|recall|throughput|count)\b"
 SHARE = r"\bof (?:the |all |its |their |those |these )?(?:[\w.'’-]+ ){0,3}?(?:test|train|training|validation|val|" \
         r"examples|items|rows|predictions|classes|set|split|weights|parameters|params|gap|difference|total|budget|capacity|" \
         r"support|volume)\b|\bshare\b|\bfraction\b|\bproportion\b"
@@ -184,7 +185,8 @@ def derive(reading, index: FactIndex) -> list[Fact]:
     kept = [f for f in pool if of_statistic(reading, f)]
     pool, pairs = (pool, index.pairs(pool)) if len(kept) == len(pool) else (kept, _pairs(kept))
     if reading.difference or unit == "pp" or reading.signed or re.search(r"\bpoints?\b|\bgap\b", clause, re.I):
-        out += [_derived(a.value - b.value, a.kind, a, b, "difference") for a, b in pairs]
+        out += [_derived(a.value - b.value, a.kind, a, b, "difference") for a, b in pairs
+                if not _interval_end(a) and not _interval_end(b)]  # two intervals' ends are no quantity's change
     if reading.plusminus:
         ends = [f for f in pool if f.slot.endswith("[1]")]
         lows = {f.source[:-3]: f for f in pool if f.slot.endswith("[0]")}
@@ -221,7 +223,7 @@ def derive(reading, index: FactIndex) -> list[Fact]:
             # a part of one arm's total (or of a total about no arm): not one arm's count over another arm's
     if re.search(SUM, text, re.I) and not percent:
         out += [_derived(a.value + b.value, a.kind, a, b, "sum") for a, b in pairs if a.slot == b.slot]
-    out += group_means(reading, index, named)
+    out += group_means(reading, index, named) + never_predicted(reading, index, named) + _net_examples(reading, index, named)
     out += class_counts(reading, index, named) + largest_classes(reading, index, named)
     out += pooled(reading, index, named, [p for p, w in GROUP_WORDS.items() if re.search(w, reading.where, re.I)] or [None])
     out += _deployment(reading, index, named, text)
@@ -229,6 +231,17 @@ def derive(reading, index: FactIndex) -> list[Fact]:
             re.search(r"\bgap\b|difference|of the|account|contribut|split|comes? from", text, re.I):
         out += group_share_of_gap(index, named, set(reading.entities.get("tier", ())), groups, labels)
     return out
+
+
+@lru_cache(maxsize=65536)
+def _interval_end_key(source: str) -> bool:
+    key = source.rsplit(": ", 1)[-1]
+    return bool(re.search(r"(?:^|[._])ci\w*(?:\.\w+)?\[[01]\]$|(?:^|[._])(?:ci_)?(?:lo|hi|low|high|lower|upper)$", key))
+
+
+def _interval_end(fact: Fact) -> bool:
+    """An end of a confidence interval ("...test.ci.accuracy[0]"), not a value of the quantity."""
+    return _interval_end_key(fact.source)
 
 
 def of_statistic(reading, fact: Fact) -> bool:
@@ -435,3 +448,17 @@ def _queueing(rates: list, capacities: list[Fact]) -> list[Fact]:
                 out.append(_derived(wait, "latency", base, capacity, f"{how} queue wait (ms)"))
                 out.append(_derived(wait + service, "latency", base, capacity, f"{how} response (ms)"))
     return out
+
+
+def _net_examples(reading, index: FactIndex, named: dict[str, set[str]]) -> list[Fact]:
+    """"The net is −18 test examples": an accuracy change between two arms the sentence names, in examples of the
+    test set (Δ accuracy x the number of test examples)."""
+    if reading.kind != "count" or reading.decimals or not reading.signed or \
+            not re.search(r"\bnet\w*\b", reading.where, re.I) or not re.search(r"\bexamples|\brows\b", reading.where, re.I):
+        return []
+    sizes = {f.value for f in index.by_kind.get("count", ()) if re.search(r"n_test_examples$|test_size$|sum of test_support$",
+                                                                           f.source)}
+    accuracies = [f for f in index.pool(named, frozenset({"accuracy"})) if f.entities.get("arm") and
+                  re.search(r"\.test\.accuracy(?:\.mean)?$", f.source)]
+    return [_derived((a.value - b.value) * n, "count", a, b, f"accuracy change x {n:g} test examples")
+            for a, b in permutations(accuracies, 2) if a.entities != b.entities for n in sizes]

@@ -159,6 +159,9 @@ def agrees(reading: Reading, fact: Fact) -> bool:
         return False  # the encoder's settings are not the decoder's
     if fact.entities.get("label") and not reading.entities.get("label") and not _some_class(reading.where):
         return False
+    if reading.entities.get("tier") and fact.kind in POINTABLE and not fact.entities.get("tier") and fact.slot != "derived" and \
+            not fact.entities.get("label") and reading.where.startswith("|"):
+        return False  # a score in a tier's row or column ("| Rare (12) | 10.9 |") is that tier's, not the whole test set's
     if "validation" in fact.entities.get("split", ()) and "validation" not in reading.entities.get("split", ()):
         return False  # a validation score does not stand for the test score a note reports by default
     arms = fact.entities.get("arm", frozenset())

@@ -26,7 +26,7 @@ NOTE_KINDS = [
     ("latency", r"latenc\w*|\bp50\b|\bp95\b|\bp99\b|median|\bsla\b|response time"),
     ("instances", r"\binstances?\b|\breplicas?\b|\b(?:boxes|machines|servers|nodes)\b"),
     ("learning_rate", r"\blr\b|learning[- ]rates?"),
-    ("parameters", r"param\w*|(?:trainable|total|more|fewer|frozen|base|model's|its|all|of the|million|[\dMB])\s+weights\b"),
+    ("parameters", r"param\w*|\btrainable (?:count|share)\b|(?:trainable|total|more|fewer|frozen|base|model's|its|all|of the|million|[\dMB])\s+weights\b"),
     ("time", r"seconds? per step|s/step|per[- ]step time"),
     ("steps", r"\bsteps?\b"),
     ("epochs", r"\bepochs?\b"),
@@ -36,7 +36,7 @@ NOTE_KINDS = [
     ("time", r"seconds? per step|s/step|per step|wall[- ]?time|\bminutes?\b|\bhours?\b|\bseconds\b|\bwindow\b|"
              r"\b(?:takes?|took)\b(?!\s+away)|(?<!of the )\btime\b"),
     ("count", r"support|train(?:ing)? (?:count|examples|rows|items)|\btrain\b|\bexamples\b|\bglosses\b|\bdefinitions\b|\brows\b|\bitems\b|\bcounts?\b|"
-              r"\bclasses\b|complaints|requests|predictions a month|texts within"),  # a context's volume
+              r"\bclasses\b|complaints|requests|predictions?\s*(?:a\s+|per\s+|/\s*)month|texts within"),  # a context's volume
     ("seed", r"\bseeds\b"),
     ("hardware", r"(?<=\d)[- ]?(?:v?cpus?|cores?|threads?)\b"),  # "a 2-vCPU box", "2 threads"
 ]

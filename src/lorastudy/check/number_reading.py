@@ -179,6 +179,9 @@ def _read_sentence(sentence: str, names: _Names, section: object) -> list[Readin
                 not re.search(r"\b(?:on|for|in|across) (?:the |its |their )?(?:[\w-]+ ){0,3}seeds\b", clause_text, re.I):
             # (but "+4.7, +0.7, +1.6 points on encoder LoRA seeds" is that arm's, seed by seed)
             entities["arm"] = in_clause["arm"] | sentence_entities["arm"]  # a gap to the other model the sentence names
+        bracketed = re.match(r"\s?(?:%|pp)?\s*\(([^()\d]{1,40})\)", sentence[match.end():])
+        if bracketed and names.find(bracketed.group(1), strict_weighting=False).get("arm"):
+            entities["arm"] = names.find(bracketed.group(1), strict_weighting=False)["arm"]  # "0.823 (encoder)": its model
         if "arm" in entities and about_weighting and not re.search(UNWEIGHTED, clause_text, re.I):
             entities["arm"] = _with_weighted(entities["arm"])
         kind = _read_kind(sentence, clause, match.start(), match.end(), _unit(match, sentence))
@@ -186,7 +189,7 @@ def _read_sentence(sentence: str, names: _Names, section: object) -> list[Readin
             kind = _parallel_kind(sentence, clauses, clause, names, (_unit(match, sentence), bool(match.group("dec"))))
         if kind is None:
             kind = _topic_kind(sentence, clauses, match.start(), names)
-        if previous and previous[1] and re.fullmatch(r"(?:\s*(?:vs\.?|versus|against|and|to|→|->|,|/|or|\(|;)\s*)+(?:the\s+|a\s+)?",
+        if previous and previous[1] and re.fullmatch(r"(?:\s*\([^()\d]{1,30}\))?(?:\s*(?:vs\.?|versus|against|and|to|→|->|,|/|or|\(|;)\s*)+(?:the\s+|a\s+)?",
                                                    sentence[previous[0].end():match.start()], re.I) and \
                 (kind is None or len(match.group("dec") or "") == len(previous[0].group("dec") or "")) and \
                 _unit(match, sentence) not in UNIT_KIND and \

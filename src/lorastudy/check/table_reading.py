@@ -7,6 +7,7 @@ import dataclasses
 import re
 
 from lorastudy.check.class_bands import table_band
+from lorastudy.check.facts import ARMS
 from lorastudy.check.entity_names import WEIGHTED, _Names, _with_weighted
 from lorastudy.check.metric_kinds import COUNTS, KIND_ORDER, UNIT_KIND, _kind_matches
 from lorastudy.check.printed_numbers import _metric_like, _numbers, _unit
@@ -64,7 +65,13 @@ def _read_table(header: list[str], rows: list[list[str]], names: _Names, section
                 entities = {**row_entities, **(column_entities[index] if index < len(header) else {})}
                 entities.update(_slash_entities(cell, match.start(), [header[index] if index < len(header) else "",
                                                                      row[0]], names))
-                if "arm" in entities and (re.search(r"→|->|\bto\b", cell[:match.start()]) or weighting_table):
+                if "arm" in entities and section == 2 and re.search(r"\b(?:after|before)\b", row[0], re.I) and \
+                        len(re.findall(r"\b(?:after|before)\b", row[0], re.I)) == 1:
+                    # "| Rare-tier share of predictions after | 2.17% | 2.50% |": weighting's after is the weighted twin
+                    after = re.search(r"\bafter\b", row[0], re.I) is not None
+                    entities["arm"] = {f"{a.removesuffix('_cw')}_cw" if after else a.removesuffix("_cw")
+                                       for a in entities["arm"] if f"{a.removesuffix('_cw')}_cw" in ARMS}
+                elif "arm" in entities and (re.search(r"→|->|\bto\b", cell[:match.start()]) or weighting_table):
                     entities["arm"] = _with_weighted(entities["arm"])
                 if "arm" in entities and re.search(r"^\s*(?:→|->)", cell[match.end():]):
                     entities["arm"] = entities["arm"] | {a.removesuffix("_cw") for a in entities["arm"]}  # the "before"
@@ -125,7 +132,7 @@ def _read_table(header: list[str], rows: list[list[str]], names: _Names, section
 
 def _label_unit(cell: str) -> str | None:
     """The unit a column header or row label states: "(ms)", "(M)", "in points", "Accuracy %", "p95 ms"."""
-    found = re.search(r"\((pts?|pp|points|%|ms|s|min|h|MB|GB|ex/s|examples/s|req/s|\$)[,)]|\bin (pts?|pp|points|ms|MB|GB)\b|"
+    found = re.search(r"\((pts?|pp|points|%|ms|s|min|h|MB|GB|ex/s|examples/s|req/s|\$)[,;)]|\bin (pts?|pp|points|ms|MB|GB)\b|"
                       r"(?:^|\s)(%|ms|MB|GB|pp|ex/s|examples/s|req/s)(?=\s|$|,)", cell, re.I)
     word = next((g for g in found.groups() if g), None) if found else None
     if word is None:
