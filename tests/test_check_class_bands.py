@@ -150,3 +150,10 @@ def test_two_intervals_ends_make_no_difference():
                    if r.printed == "3.8")
     differences = [f.source for f in derive(reading, index) if f.source.startswith("difference")]
     assert differences and not [s for s in differences if re.search(r"ci\.\w+\[[01]\]", s)], differences[:5]
+
+
+
+def test_a_count_of_classes_is_no_zero_f1_count():
+    sentence = "Rare means 19 or fewer training examples: {} classes."
+    assert outcome_of(sentence.format("12"), "12") == SUPPORTED
+    assert outcome_of(sentence.format("6"), "6") == CONTRADICTED  # encoder LoRA's zero-F1 count, not a class count

@@ -127,7 +127,7 @@ def value_matches(reading: Reading, value: float, fact: Fact | None = None) -> b
 
 CLASS_COUNT = re.compile(r"(?<![\w.])\d+\s+(?:[\w\"“”-]+\s+){0,2}?(?:classes|supersenses|labels|domains|categories)\b", re.I)
 CLASS_COLUMN = r"\s*(?:#\s*|n\s+|number of\s+)?(?:classes|labels|supersenses|domains|categories)\s*(?:\(\w*\)\s*)?\d+\s*$"
-CLASS_COUNT_KEYS = r"class|label|tier_sizes|tier_of|zero|n_nonzero|n_predicted|sizes|\.rare$|\.common$|number of"
+CLASS_COUNT_KEYS = r"class|label|tier_sizes|tier_of|zero|n_nonzero|n_predicted|sizes|(?<!_tier)\.rare$|(?<!_tier)\.common$|number of"
 INTERVAL_END = r"(?:^|[._])(?:ci|interval)\w*(?:\.\w+)?\[[01]\]$|(?:^|[._])(?:lo|hi|low|high|lower|upper|ci_lo|ci_hi)$"
 POINTABLE = {"accuracy", "f1", "macro_f1", "recall", "precision"}
 SEED_WORDS = r"\bseeds?\b|\branged?\b|\bacross (?:the )?runs\b|\beach run\b|\bper run\b|\bevery run\b|" \
@@ -288,9 +288,11 @@ def _direct(reading: Reading, index: FactIndex) -> list[Fact]:
         (reading.where.startswith("|") and bool(re.search(r"\bseeds?\b|\bper[- ]seed\b", reading.context, re.I)))
     spread = reading.plusminus or bool(re.search(SPREAD_WORDS, reading.where, re.I))
     integer = reading.decimals == 0 and reading.kind in ("count", "zero_f1") and not reading.approx
+    zero = bool(re.search(r"zero|\b0(?:\.0+)?\b|never|no correct|rescue|lifted", reading.where, re.I))
     kinds = reading.accepts | {None} if reading.accepts is not None and reading.kind == "count" else reading.accepts
     return [f for f in _at_step(reading, index.candidates(kinds, labels)) if (seeds or not f.mean_reported) and _of_seed(f, reading.seed)
             and (spread or "(seed std" not in f.slot) and (not integer or abs(f.value - round(f.value)) < 1e-9)
+            and (f.kind != "zero_f1" or reading.kind == "zero_f1" or zero)  # "12 classes" is no zero-F1 count
             and agrees(reading, f) and of_statistic(reading, f)
             and (not (CLASS_COUNT.search(reading.context) or re.match(CLASS_COLUMN, reading.context, re.I))
                  or f.kind != "count" or reading.kind != "count" or

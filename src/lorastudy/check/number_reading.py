@@ -153,6 +153,10 @@ def _read_sentence(sentence: str, names: _Names, section: object) -> list[Readin
             pass  # "on verb.body and verb.consumption, where the encoder managed 0.188 and 0.111": either class
         elif "label" in entities and "label" not in in_clause:
             entities["label"] = _nearest_label(sentence, match.start(), names) or entities["label"]
+            before_number = sentence[:match.start()]
+            if not names.find(before_number, strict_weighting=False).get("label") and \
+                    any(re.search(p, before_number, re.I) for p in GROUP_WORDS.values()):
+                del entities["label"]  # "On rare nouns ... (0.219 vs 0.201), mostly via noun.shape": the group's
         between = False
         if re.search(r"\bthe best (?:arm|model|system|run|configuration)(?:'s)?\s*(?:\w+\s*){0,2}\(?\s*$",
                      sentence[:match.start()], re.I):
@@ -165,7 +169,7 @@ def _read_sentence(sentence: str, names: _Names, section: object) -> list[Readin
             entities["arm"] = set(entities["arm"]) if between else _family(entities["arm"])
             paired = re.search(r"\b(?:vs\.?|versus|against|compared (?:with|to))\s*(?:the\s+)?$",
                                sentence[:clause[0]].rstrip(" ,(") + " ", re.I)
-            if not between and len(families) == 1 and not about_weighting and not in_clause and \
+            if not between and len(families) == 1 and (not about_weighting or section != 2) and not in_clause and \
                     not lora_vs_full and paired and names.find(sentence[:clause[0]], strict_weighting=False).get("arm"):
                 # "the decoder reaches 60.4% vs 56.6%": the number set against the named model is another model's
                 entities["arm"] = {a for a in names.vocab.arms if a.split("_")[0] not in families}
@@ -260,7 +264,7 @@ def _subject_before(reading: Reading, names: _Names) -> bool:
     if at < 0:
         return False
     upto, rest = reading.where[:at + len(reading.context)], reading.where[at + len(reading.context):]
-    contrast = re.search(r"\b(?:against|vs\.?|versus|compared (?:with|to)|unlike|whereas|while)\b", rest, re.I)
+    contrast = re.search(r"\b(?:against|vs\.?|versus|compared (?:with|to)|unlike|whereas|while|beats?|than)\b", rest, re.I)
     return bool(contrast) and not names.find(upto, strict_weighting=False).get("arm") and \
         not names.find(rest[:contrast.start()], strict_weighting=False).get("arm") and \
         bool(names.find(rest[contrast.end():], strict_weighting=False).get("arm"))
