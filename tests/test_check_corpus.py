@@ -26,8 +26,10 @@ pytestmark = pytest.mark.skipif(not NOTES, reason="no corpus notes in tests/fixt
 # contradicted (specificity 95.1-98.4%). After the third pass (a spread or an interval's end judged against its own
 # estimate's quantity, row labels naming a metric and its unit, part-of-speech group rows, bracketed pairs after a
 # metric, the SLA minus or over a named latency statistic, ...) at most 4.3% are contradicted (specificity
-# 95.7-98.8%), 2.1-5.7% not checkable and 70.8-83.3% of falsifications are caught. These floors hold what was
-# reached, so a change that makes `check` worse on human notes fails; raise them as it improves.
+# 95.7-98.8%), 2.1-5.7% not checkable and 70.8-83.3% of falsifications are caught. After the fourth pass (rules for
+# the two notes below) the six are at specificity 95.8-98.8%, 2.1-5.7% not checkable, 70.8-83.3% caught (the 24
+# falsifications are sampled from the supported numbers, so a note's rate moves when its supported set does). These
+# floors hold what was reached, so a change that makes `check` worse on human notes fails; raise them as it improves.
 MAX_CONTRADICTED_SHARE = 0.045  # target 0
 MIN_SENSITIVITY = 0.70  # target 0.95
 # Held out: two notes written from a later demo run (2026-12-02) by writers who saw only the rubric and its artifacts,

@@ -160,7 +160,7 @@ def agrees(reading: Reading, fact: Fact) -> bool:
     if fact.entities.get("label") and not reading.entities.get("label") and not _some_class(reading.where):
         return False
     if reading.entities.get("tier") and fact.kind in POINTABLE and not fact.entities.get("tier") and fact.slot != "derived" and \
-            not fact.entities.get("label") and reading.where.startswith("|"):
+            not fact.entities.get("label") and _tier_table_cell(reading):
         return False  # a score in a tier's row or column ("| Rare (12) | 10.9 |") is that tier's, not the whole test set's
     if "validation" in fact.entities.get("split", ()) and "validation" not in reading.entities.get("split", ()):
         return False  # a validation score does not stand for the test score a note reports by default
@@ -179,6 +179,15 @@ def agrees(reading: Reading, fact: Fact) -> bool:
                    for kind, names in reading.entities.items() if names and kind != "arm")
     return all(not fact.entities.get(kind) or fact.entities[kind] & names
                for kind, names in reading.entities.items() if names)
+
+
+def _tier_table_cell(reading: Reading) -> bool:
+    """A table cell whose row label starts with a tier's name ("| Rare (12) |") or whose column header names it."""
+    if not reading.where.startswith("|"):
+        return False
+    label = _cells(reading.where)[0]
+    return any(re.match(rf"\W*{re.escape(t)}\b", label, re.I) or re.search(rf"\b{re.escape(t)}\b", reading.context, re.I)
+               and not re.search(rf"\b{re.escape(t)}\b", label, re.I) for t in reading.entities.get("tier", ()))
 
 
 SERVING = {"latency", "throughput", "cost", "memory", "instances", "headroom"}
