@@ -26,8 +26,10 @@ pytestmark = pytest.mark.skipif(not NOTES, reason="no corpus notes in tests/fixt
 # contradicted (specificity 95.1-98.4%). After the third pass (a spread or an interval's end judged against its own
 # estimate's quantity, row labels naming a metric and its unit, part-of-speech group rows, bracketed pairs after a
 # metric, the SLA minus or over a named latency statistic, ...) at most 4.3% are contradicted (specificity
-# 95.7-98.8%), 2.1-5.7% not checkable and 70.8-83.3% of falsifications are caught. These floors hold what was
-# reached, so a change that makes `check` worse on human notes fails; raise them as it improves.
+# 95.7-98.8%), 2.1-5.7% not checkable and 70.8-83.3% of falsifications are caught. After the fourth pass (rules for
+# the two notes below) the six are at specificity 95.8-98.8%, 2.1-5.7% not checkable, 70.8-83.3% caught (the 24
+# falsifications are sampled from the supported numbers, so a note's rate moves when its supported set does). These
+# floors hold what was reached, so a change that makes `check` worse on human notes fails; raise them as it improves.
 MAX_CONTRADICTED_SHARE = 0.045  # target 0
 MIN_SENSITIVITY = 0.70  # target 0.95
 # Held out: two notes written from a later demo run (2026-12-02) by writers who saw only the rubric and its artifacts,
@@ -38,10 +40,27 @@ MIN_SENSITIVITY = 0.70  # target 0.95
 HELD_OUT = {"fresh_demo"}
 HELD_OUT_MAX_CONTRADICTED_SHARE = 0.065
 HELD_OUT_MIN_SENSITIVITY = 0.60
+# Unseen by the third pass: two more notes (fresh_demo/ops_i, domains/course_j), written from the rubric and artifacts
+# alone, scored once the third pass's rules were frozen: 84.6% and 88.2% specificity, 76.5% and 79.0% coverage, 75.0%
+# and 62.5% sensitivity, far below the notes the rules were tuned on. The fourth pass worked on them (so they are no
+# longer unseen), with rules meant to generalise (classes picked by a band of training counts, slashed cells, lists of
+# numbers, a named training step, the instances a peak needs and their always-on cost, queueing at the peak, classes
+# never predicted, ...): 91.9% and 95.2% specificity, 86.9% and 85.4% coverage, 79.2% and 87.5% sensitivity; no other
+# note gained a contradicted number. Their floors hold what was reached.
+PER_NOTE_MAX_CONTRADICTED_SHARE = {"fresh_demo/ops_i": 0.085, "domains/course_j": 0.05}
+PER_NOTE_MAX_NOT_CHECKABLE_SHARE = {"fresh_demo/ops_i": 0.14, "domains/course_j": 0.15}  # target 0.10
+SECTIONS_INCOMPLETE = {"fresh_demo/engineer_g": "two sections read as incomplete",
+                       "fresh_demo/student_h": "one section reads as incomplete",
+                       "domains/course_j": "section 4's recommendation is not read as naming a model"}
 
 
 def _held_out(note) -> bool:
     return note.parent.parent.name in HELD_OUT
+
+
+def _max_contradicted(note) -> float:
+    return PER_NOTE_MAX_CONTRADICTED_SHARE.get(_id(note), HELD_OUT_MAX_CONTRADICTED_SHARE if _held_out(note)
+                                               else MAX_CONTRADICTED_SHARE)
 
 
 class _Scores(dict):
@@ -76,15 +95,15 @@ def test_the_corpus_spans_six_notes_and_two_datasets():
 @pytest.mark.parametrize("note", _params())
 def test_correct_numbers_are_not_contradicted(scores, note):
     result = scores[note]
-    limit = HELD_OUT_MAX_CONTRADICTED_SHARE if _held_out(note) else MAX_CONTRADICTED_SHARE
-    assert len(result.contradicted) <= limit * result.numbers, (result.summary(), result.contradicted)
+    assert len(result.contradicted) <= _max_contradicted(note) * result.numbers, (result.summary(), result.contradicted)
 
 
 @pytest.mark.parametrize("note", _params())
 def test_at_most_a_tenth_of_the_numbers_are_not_checkable(scores, note):
     result = scores[note]
     assert result.numbers >= 0.9 * result.tsv_rows, result.summary()  # the note's numbers are read at all
-    assert len(result.not_checkable) <= 0.10 * result.numbers, (result.summary(), result.not_checkable)
+    limit = PER_NOTE_MAX_NOT_CHECKABLE_SHARE.get(_id(note), 0.10)
+    assert len(result.not_checkable) <= limit * result.numbers, (result.summary(), result.not_checkable)
 
 
 @pytest.mark.parametrize("note", _params())
@@ -96,8 +115,8 @@ def test_falsified_numbers_are_contradicted(scores, note):
     assert result.sensitivity >= (HELD_OUT_MIN_SENSITIVITY if _held_out(note) else MIN_SENSITIVITY), (result.summary(), missed)
 
 
-@pytest.mark.parametrize("note", _params(lambda n: (pytest.mark.xfail(strict=True, reason="held out: two sections each "
-                                                                   "read as incomplete"),) if _held_out(n) else ()))
+@pytest.mark.parametrize("note", _params(lambda n: (pytest.mark.xfail(strict=True, reason=SECTIONS_INCOMPLETE[_id(n)]),)
+                                         if _id(n) in SECTIONS_INCOMPLETE else ()))
 def test_every_rubric_section_is_covered(scores, note):
     assert {n: m for n, m in scores[note].sections.items() if m} == {}, scores[note].summary()
 

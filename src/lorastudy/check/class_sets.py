@@ -79,8 +79,11 @@ def class_wise(reading) -> bool:
     the total it is taken of ("of the 45 classes"): only such counts can support it."""
     text = reading.context if reading.where.startswith("|") else reading.where
     at = text.find(reading.printed)
+    elliptical = re.fullmatch(r"\W*(?:and |but |while )?(?:the )?" + FAMILY_WORDS + r"(?:\s+[\w-]+){0,2}\s+" +
+                              re.escape(reading.printed) + r"\W*",
+                              reading.context)  # "the decoder wins 63 classes, the encoder 37": the verb is the statement's
     return reading.decimals == 0 and not reading.unit and reading.kind in ("count", "zero_f1") and at >= 0 and \
-        bool(re.search(CLASS_WISE, reading.context, re.I)) and \
+        bool(re.search(CLASS_WISE, reading.context if not elliptical else reading.where, re.I)) and \
         bool(re.search(r"\bclass|\blabel|\bdomain|\bsupersense|\bcategor", reading.where, re.I)) and \
         not re.search(r"\b(?:of|out of)\s+(?:the\s+|all\s+)?$", text[:at], re.I)
 
@@ -126,6 +129,11 @@ def _class_counts(reading, table: dict, named: dict[str, set[str]]) -> list[Fact
     before = [v for v in verbs if v[0] < at]  # "worse on 32, and tied on 7": the verb before the number, else after
     verb = (before[-1] if before else verbs[0]) if verbs and at >= 0 else None
     subject = _subject(text, verbs[0][0]) if verb else None  # "... and 29 go the other way": the same subject
+    if verb and at >= 0:
+        own = max((m.end() for m in re.finditer(r"[,;]\s", text[:at])), default=0)
+        mentions = [m.group(0).lower() for m in re.finditer(FAMILY_WORDS, text[max(own, verb[0]):at], re.I)]
+        if own > verb[0] and mentions:  # "the decoder wins 63 classes, the encoder 37": the clause's own subject
+            subject = "encoder" if mentions[-1].startswith(tuple(ENCODER_WORDS)) else "decoder"
     out = []
     arms = set(named.get("arm", ()))
     if re.search(r"\bweighted\b", text[start:], re.I) and not re.search(r"\bunweighted\b", text[start:], re.I):

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from itertools import permutations
 
 from lorastudy.check.class_groups import GROUP_WORDS, group_means, group_share_of_gap
+from lorastudy.check.class_bands import never_predicted
 from lorastudy.check.class_sets import class_counts, class_wise, largest_classes, pooled
 from lorastudy.check.facts import ARMS, Fact
 
@@ -31,7 +32,7 @@ from lorastudy.check.facts import ARMS, Fact
 RELATIVE = r"relative|%\s*(?:more|less|fewer|higher|lower|larger|smaller|faster|slower|cheaper|dearer|bigger|increase|" \
            r"decrease|drop|gain|reduction|improvement|worse|better)\b|percent (?:more|less|higher|lower)"
 PERCENT_OF = r"\bof (?:the |its |a |that |this |their )?(?:[\w'’.-]+ ){0,4}?(?:effect|gap|change|gain|improvement|" \
-             r"drop|difference|advantage|lift|loss|cost|latency|size|value|score|f1|accuracy|recall|throughput)\b"
+             r"drop|difference|advantage|lift|loss|cost|latency|size|value|score|f1|accuracy|recall|throughput|count)\b"
 SHARE = r"\bof (?:the |all |its |their |those |these )?(?:[\w.'’-]+ ){0,3}?(?:test|train|training|validation|val|" \
         r"examples|items|rows|predictions|classes|set|split|weights|parameters|params|gap|difference|total|budget|capacity|" \
         r"support|volume)\b|\bshare\b|\bfraction\b|\bproportion\b"
@@ -176,14 +177,16 @@ def derive(reading, index: FactIndex) -> list[Fact]:
     percent = unit == "%"
     if ratio_like or percent:
         base_kinds = _kinds_named(clause) or _kinds_named(reading.where) or None
-    seeds = bool(re.search(r"\bseeds?\b|\bper seed\b|\beach run\b", reading.where, re.I))
+    seeds = bool(re.search(r"\bseeds?\b|\bper seed\b|\beach run\b", reading.where, re.I)) or reading.seed is not None or \
+        (reading.where.startswith("|") and bool(re.search(r"\bseeds?\b|\bper[- ]seed\b", reading.context, re.I)))
     pool = index.pool(named, base_kinds, seeds)
     if len(pool) > 4000:
         return []
     kept = [f for f in pool if of_statistic(reading, f)]
     pool, pairs = (pool, index.pairs(pool)) if len(kept) == len(pool) else (kept, _pairs(kept))
     if reading.difference or unit == "pp" or reading.signed or re.search(r"\bpoints?\b|\bgap\b", clause, re.I):
-        out += [_derived(a.value - b.value, a.kind, a, b, "difference") for a, b in pairs]
+        out += [_derived(a.value - b.value, a.kind, a, b, "difference") for a, b in pairs
+                if not _interval_end(a) and not _interval_end(b)]  # two intervals' ends are no quantity's change
     if reading.plusminus:
         ends = [f for f in pool if f.slot.endswith("[1]")]
         lows = {f.source[:-3]: f for f in pool if f.slot.endswith("[0]")}
@@ -220,7 +223,7 @@ def derive(reading, index: FactIndex) -> list[Fact]:
             # a part of one arm's total (or of a total about no arm): not one arm's count over another arm's
     if re.search(SUM, text, re.I) and not percent:
         out += [_derived(a.value + b.value, a.kind, a, b, "sum") for a, b in pairs if a.slot == b.slot]
-    out += group_means(reading, index, named)
+    out += group_means(reading, index, named) + never_predicted(reading, index, named) + _net_examples(reading, index, named)
     out += class_counts(reading, index, named) + largest_classes(reading, index, named)
     out += pooled(reading, index, named, [p for p, w in GROUP_WORDS.items() if re.search(w, reading.where, re.I)] or [None])
     out += _deployment(reading, index, named, text)
@@ -228,6 +231,17 @@ def derive(reading, index: FactIndex) -> list[Fact]:
             re.search(r"\bgap\b|difference|of the|account|contribut|split|comes? from", text, re.I):
         out += group_share_of_gap(index, named, set(reading.entities.get("tier", ())), groups, labels)
     return out
+
+
+@lru_cache(maxsize=65536)
+def _interval_end_key(source: str) -> bool:
+    key = source.rsplit(": ", 1)[-1]
+    return bool(re.search(r"(?:^|[._])ci\w*(?:\.\w+)?\[[01]\]$|(?:^|[._])(?:ci_)?(?:lo|hi|low|high|lower|upper)$", key))
+
+
+def _interval_end(fact: Fact) -> bool:
+    """An end of a confidence interval ("...test.ci.accuracy[0]"), not a value of the quantity."""
+    return _interval_end_key(fact.source)
 
 
 def of_statistic(reading, fact: Fact) -> bool:
@@ -311,13 +325,16 @@ def _deployment(reading, index: FactIndex, named: dict[str, set[str]], text: str
     """Sequential throughput, utilisation, instance counts and costs recomputed from latency and the contexts."""
     kind = reading.kind
     wanted = reading.accepts or frozenset()
+    queue = "latency" in wanted and re.search(r"\bqueue|\bwait", text, re.I)
     if not ({"throughput", "cost", "instances", "share", "headroom", "time"} & wanted or reading.unit in ("%", "$")
-            or reading.rate):
+            or reading.rate or queue):
         return []
-    arms = named.get("arm", set())
-    latencies = [f for f in index.by_kind.get("latency", ()) if f.source.endswith("_ms") and _within(f, named)
+    arms = set(named.get("arm", set()))
+    arms |= {a.removesuffix("_cw") for a in arms}  # a weighted arm is served by its unweighted twin's model
+    served = {**named, "arm": arms}
+    latencies = [f for f in index.by_kind.get("latency", ()) if f.source.endswith("_ms") and _within(f, served)
                  and f.entities.get("arm") and f.entities["arm"] <= arms and f.value > 0]
-    throughputs = [f for f in index.by_kind.get("throughput", ()) if _within(f, named) and f.value > 0
+    throughputs = [f for f in index.by_kind.get("throughput", ()) if _within(f, served) and f.value > 0
                    and f.entities.get("arm")]
     capacities = [_derived(1000.0 / f.value, "throughput", f, None, "1000 / ms") for f in latencies
                   if "single" in f.source or "mean" in f.source or "p50" in f.source]
@@ -342,10 +359,24 @@ def _deployment(reading, index: FactIndex, named: dict[str, set[str]], text: str
             base = Fact(load, "share", {**capacity.entities, **entities_of}, f"{rate:g}/s at {context.get('name')}", "")
             if utilisation:
                 out.append(_derived(load, "share", base, capacity, "utilisation"))
+                if load > 1:  # spread over the instances the peak needs ("2 / 56.2%")
+                    out.append(_derived(load / math.ceil(load - 1e-9), "share", base, capacity, "utilisation per instance"))
             if "headroom" in wanted:
                 out.append(_derived(1 - load, "headroom", base, capacity, "headroom"))
             if "instances" in wanted:
                 out.append(_derived(float(math.ceil(load - 1e-9)), "instances", base, capacity, "instances"))
+            if "cost" in wanted and rate == context.get("peak_rps"):  # always on: the instances the peak needs, each a month
+                needed = _derived(float(math.ceil(load - 1e-9)), "instances", base, capacity, "instances")
+                for price in index.prices:
+                    monthly = _derived(needed.value * price * 730, "cost", needed, None, f"instances x ${price:g}/h x 730 h")
+                    out.append(monthly)
+                    if isinstance(context.get("monthly_predictions"), (int, float)) and context["monthly_predictions"] and \
+                            re.search(r"\bper (?:million|1M|1,000,000)\b", text, re.I):
+                        out += [Fact(needed.value * price * hours * 1e6 / context["monthly_predictions"], "cost",
+                                     monthly.entities, f"instances x ${price:g}/h x {hours:g} h per million predictions: "
+                                     f"{needed.source}", "derived") for hours in (720.0, 730.0, 744.0)]
+    if queue:
+        out += _queueing(rates, [c for c in capacities if "mean" in c.source])
     if "time" in wanted or "latency" in wanted:
         for capacity in capacities + throughputs:
             for context in contexts:
@@ -353,7 +384,7 @@ def _deployment(reading, index: FactIndex, named: dict[str, set[str]], text: str
                 if isinstance(examples, (int, float)) and capacity.value:
                     base = Fact(0.0, "time", {"context": frozenset({str(context.get("name"))})}, str(context.get("name")), "")
                     out.append(_derived(float(examples) / capacity.value, "time", capacity, base, "examples / throughput"))
-    if reading.unit == "%" and re.search(r"\bof (?:the|its|a|each) (?:[\w-]+ )?window\b", text, re.I):
+    if reading.unit == "%" and re.search(r"\bof (?:the |its |a |each )?(?:[\w-]+ )?window\b", text, re.I):
         for capacity in capacities + throughputs:  # "15.7 min (26% of the window)"
             for context in contexts:
                 examples, minutes = context.get("examples"), context.get("window_minutes")
@@ -366,7 +397,7 @@ def _deployment(reading, index: FactIndex, named: dict[str, set[str]], text: str
     words = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6}
     machines = [int(words.get(m.lower(), m)) for m in re.findall(
         r"(?<![\w.])(\d{1,3}|one|two|three|four|five|six)\s+(?:[\w-]+\s+){0,2}(?:machines?|instances?|replicas?|servers?|"
-        r"workers?|copies|nodes?)\b", reading.where, re.I)]
+        r"workers?|copies|nodes?|box(?:es)?)\b", reading.where, re.I)]
     for count in machines:
         for price in index.prices:
             for hours in (720.0, 730.0, 744.0):
@@ -397,3 +428,37 @@ def _deployment(reading, index: FactIndex, named: dict[str, set[str]], text: str
                     out.append(_derived(instances.value * price * hours, "cost", instances, None,
                                         f"instances x ${price:g}/h x {hours:g} h"))
     return out
+
+
+def _queueing(rates: list, capacities: list[Fact]) -> list[Fact]:
+    """Mean queue wait and response at a context's peak, each instance taking an equal share of it: fixed service time
+    (M/D/1, Pollaczek–Khinchine: W = ρS / 2(1 − ρ)) or exponential (M/M/1: W = ρS / (1 − ρ)), S the mean latency."""
+    out = []
+    for rate, context in rates:
+        if rate != context.get("peak_rps"):
+            continue
+        for capacity in capacities:
+            load = rate / capacity.value
+            rho, service = load / math.ceil(load - 1e-9), 1000.0 / capacity.value
+            if rho >= 1:
+                continue
+            base = Fact(rho, "share", {**capacity.entities, "context": frozenset({str(context.get("name"))})},
+                        f"{rate:g}/s at {context.get('name')}", "")
+            for how, wait in (("M/D/1", rho * service / (2 * (1 - rho))), ("M/M/1", rho * service / (1 - rho))):
+                out.append(_derived(wait, "latency", base, capacity, f"{how} queue wait (ms)"))
+                out.append(_derived(wait + service, "latency", base, capacity, f"{how} response (ms)"))
+    return out
+
+
+def _net_examples(reading, index: FactIndex, named: dict[str, set[str]]) -> list[Fact]:
+    """"The net is −18 test examples": an accuracy change between two arms the sentence names, in examples of the
+    test set (Δ accuracy x the number of test examples)."""
+    if reading.kind != "count" or reading.decimals or not reading.signed or \
+            not re.search(r"\bnet\w*\b", reading.where, re.I) or not re.search(r"\bexamples|\brows\b", reading.where, re.I):
+        return []
+    sizes = {f.value for f in index.by_kind.get("count", ()) if re.search(r"n_test_examples$|test_size$|sum of test_support$",
+                                                                           f.source)}
+    accuracies = [f for f in index.pool(named, frozenset({"accuracy"})) if f.entities.get("arm") and
+                  re.search(r"\.test\.accuracy(?:\.mean)?$", f.source)]
+    return [_derived((a.value - b.value) * n, "count", a, b, f"accuracy change x {n:g} test examples")
+            for a, b in permutations(accuracies, 2) if a.entities != b.entities for n in sizes]

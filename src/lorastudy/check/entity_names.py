@@ -34,7 +34,11 @@ class _Names:
             names = sorted(set(words) | set(vocab.model_names.get(key, [])), key=len, reverse=True)
             return r"\b(?:" + "|".join(re.escape(n) for n in names) + r")(?:[-\w]*)\b"
 
-        names = cls(vocab, family(ENCODER_WORDS, "encoder"), family(DECODER_WORDS, "decoder"))
+        # "Enc LoRA", "Zero-F1 enc / dec", "Dec − enc": the families' abbreviations, next to a method, a slash or a minus
+        short = r"(?=\.?\s*(?:lora\b|full\b|ft\b|[+/−)|,-]|vs\b|$))"
+        after = r"|(?<=[/−-]\s)(?:{0})\b|(?<=[/−-])(?:{0})\b"
+        names = cls(vocab, family(ENCODER_WORDS, "encoder") + r"|\benc\b" + short + after.format("enc"),
+                    family(DECODER_WORDS, "decoder") + r"|\bdec\b" + short + after.format("dec"))
         labels = sorted((x for x in vocab.labels if len(x) > 2 and not x.isdigit()), key=len, reverse=True)
         if labels:
             names.labels = re.compile(r"(?<![\w.])(?:" + "|".join(re.escape(x) for x in labels) + r")(?![\w])")

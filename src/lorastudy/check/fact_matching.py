@@ -23,6 +23,7 @@ import re
 from functools import lru_cache
 from dataclasses import dataclass
 
+from lorastudy.check.class_bands import band_facts
 from lorastudy.check.class_sets import class_count_agrees, class_wise, unnamed_group
 from lorastudy.check.derivations import GROUP_WORDS, FactIndex, derive, of_statistic
 from lorastudy.check.entity_names import _families, _models
@@ -126,7 +127,7 @@ def value_matches(reading: Reading, value: float, fact: Fact | None = None) -> b
 
 CLASS_COUNT = re.compile(r"(?<![\w.])\d+\s+(?:[\w\"“”-]+\s+){0,2}?(?:classes|supersenses|labels|domains|categories)\b", re.I)
 CLASS_COLUMN = r"\s*(?:#\s*|n\s+|number of\s+)?(?:classes|labels|supersenses|domains|categories)\s*(?:\(\w*\)\s*)?\d+\s*$"
-CLASS_COUNT_KEYS = r"class|label|tier_sizes|tier_of|zero|n_nonzero|n_predicted|sizes|\.rare$|\.common$|number of"
+CLASS_COUNT_KEYS = r"class|label|tier_sizes|tier_of|zero|n_nonzero|n_predicted|sizes|(?<!_tier)\.rare$|(?<!_tier)\.common$|number of"
 INTERVAL_END = r"(?:^|[._])(?:ci|interval)\w*(?:\.\w+)?\[[01]\]$|(?:^|[._])(?:lo|hi|low|high|lower|upper|ci_lo|ci_hi)$"
 POINTABLE = {"accuracy", "f1", "macro_f1", "recall", "precision"}
 SEED_WORDS = r"\bseeds?\b|\branged?\b|\bacross (?:the )?runs\b|\beach run\b|\bper run\b|\bevery run\b|" \
@@ -158,6 +159,9 @@ def agrees(reading: Reading, fact: Fact) -> bool:
         return False  # the encoder's settings are not the decoder's
     if fact.entities.get("label") and not reading.entities.get("label") and not _some_class(reading.where):
         return False
+    if reading.entities.get("tier") and fact.kind in POINTABLE and not fact.entities.get("tier") and fact.slot != "derived" and \
+            not fact.entities.get("label") and _tier_table_cell(reading):
+        return False  # a score in a tier's row or column ("| Rare (12) | 10.9 |") is that tier's, not the whole test set's
     if "validation" in fact.entities.get("split", ()) and "validation" not in reading.entities.get("split", ()):
         return False  # a validation score does not stand for the test score a note reports by default
     arms = fact.entities.get("arm", frozenset())
@@ -177,6 +181,15 @@ def agrees(reading: Reading, fact: Fact) -> bool:
                for kind, names in reading.entities.items() if names)
 
 
+def _tier_table_cell(reading: Reading) -> bool:
+    """A table cell whose row label starts with a tier's name ("| Rare (12) |") or whose column header names it."""
+    if not reading.where.startswith("|"):
+        return False
+    label = _cells(reading.where)[0]
+    return any(re.match(rf"\W*{re.escape(t)}\b", label, re.I) or re.search(rf"\b{re.escape(t)}\b", reading.context, re.I)
+               and not re.search(rf"\b{re.escape(t)}\b", label, re.I) for t in reading.entities.get("tier", ()))
+
+
 SERVING = {"latency", "throughput", "cost", "memory", "instances", "headroom"}
 
 
@@ -184,7 +197,9 @@ def _agrees_derived(reading: Reading, fact: Fact) -> bool:
     """A derived quantity: a ratio or share matches whatever kind the reading's unit or wording gives it, and is
     about every entity type the reading names (it was derived from facts about entities its sentence names)."""
     if fact.kind in ("ratio", "share") and (reading.unit in ("x", "%") or reading.kind in ("ratio", "share", None)):
-        return all(not fact.entities.get(kind) or fact.entities[kind] & names
+        serving = fact.source.startswith(("utilisation", "share of the window"))  # one model serves both twins
+        return all(not fact.entities.get(kind) or fact.entities[kind] & names or
+                   (serving and kind == "arm" and _models(fact.entities[kind]) & _models(names))
                    for kind, names in reading.entities.items() if names)
     return agrees(reading, fact)
 
@@ -209,6 +224,8 @@ def judge(reading: Reading, index: FactIndex) -> Judgement:
     none does), or not checkable (no fact exists for what it is about, or it is a prediction's threshold)."""
     if reading.threshold:
         return Judgement(reading, NOT_CHECKABLE, why="a prediction's or condition's threshold")
+    if reading.band is not None:
+        return _judge_band(reading, index)
     if unnamed_group(reading, [*GROUP_WORDS.values(), r"\b(?:rare|common|tail|head|frequent|tier)\b"]):
         return Judgement(reading, NOT_CHECKABLE, why="about a group of classes the run does not record")
     direct = _direct(reading, index)
@@ -246,7 +263,7 @@ def judge(reading: Reading, index: FactIndex) -> Judgement:
         unsigned = Reading(**{**reading.__dict__, "signed": False})
         flipped = [f for f in direct if value_matches(unsigned, f.value, f)]
     agreeing = class_count_agrees if class_wise(reading) else _agrees_derived
-    derived = [f for f in derive(reading, index) if agreeing(reading, f)] if not flipped else []
+    derived = [f for f in _at_step(reading, derive(reading, index)) if agreeing(reading, f)] if not flipped else []
     if group_size:
         derived = [f for f in derived if f.source.startswith("the number of")]
     if reading.kind == "share" and any(f.kind == "share" and f.entities.get("tier") for f in direct) and \
@@ -276,16 +293,29 @@ def judge(reading: Reading, index: FactIndex) -> Judgement:
 def _direct(reading: Reading, index: FactIndex) -> list[Fact]:
     """The artifact facts that agree with what a number was read as (kind, entities, seed, spread, integer)."""
     labels = None if _some_class(reading.where) else set(reading.entities.get("label", ()))
-    seeds = reading.seed is not None or bool(re.search(SEED_WORDS, reading.where, re.I))
+    seeds = reading.seed is not None or bool(re.search(SEED_WORDS, reading.where, re.I)) or \
+        (reading.where.startswith("|") and bool(re.search(r"\bseeds?\b|\bper[- ]seed\b", reading.context, re.I)))
     spread = reading.plusminus or bool(re.search(SPREAD_WORDS, reading.where, re.I))
     integer = reading.decimals == 0 and reading.kind in ("count", "zero_f1") and not reading.approx
+    zero = bool(re.search(r"zero|\b0(?:\.0+)?\b|never|no correct|rescue|lifted", reading.where, re.I))
     kinds = reading.accepts | {None} if reading.accepts is not None and reading.kind == "count" else reading.accepts
-    return [f for f in index.candidates(kinds, labels) if (seeds or not f.mean_reported) and _of_seed(f, reading.seed)
+    return [f for f in _at_step(reading, index.candidates(kinds, labels)) if (seeds or not f.mean_reported) and _of_seed(f, reading.seed)
             and (spread or "(seed std" not in f.slot) and (not integer or abs(f.value - round(f.value)) < 1e-9)
+            and (f.kind != "zero_f1" or reading.kind == "zero_f1" or zero)  # "12 classes" is no zero-F1 count
             and agrees(reading, f) and of_statistic(reading, f)
             and (not (CLASS_COUNT.search(reading.context) or re.match(CLASS_COLUMN, reading.context, re.I))
                  or f.kind != "count" or reading.kind != "count" or
                  re.search(CLASS_COUNT_KEYS, f.source.rsplit(": ", 1)[-1], re.I))]
+
+
+def _at_step(reading: Reading, facts: list[Fact]) -> list[Fact]:
+    """A number whose sentence or row names a training step ("at step 125 the train logs show ...") is about the values
+    logged at that step, not at another."""
+    steps = set(re.findall(r"\bsteps?\s+(\d+)\b", reading.where + " " + reading.context, re.I))
+    if not steps:
+        return facts
+    return [f for f in facts if not re.search(r"train_log\.jsonl: step \d+\.", f.source) or
+            any(re.search(rf"train_log\.jsonl: step {n}\.", f.source) for n in steps)]
 
 
 QUANTITY_WORDS = {"arms", "runs", "test", "mean", "std", "ci", "lo", "hi", "low", "high", "lower", "upper", "value",
@@ -347,6 +377,17 @@ def _judge_bound(reading: Reading, candidates: list[Fact]) -> Judgement:
     near = sorted((f for f in candidates if distance(f) <= math.log(2)), key=distance) or [min(candidates, key=distance)]
     holding = [f for f in near if value_matches(reading, f.value, f)]
     return Judgement(reading, SUPPORTED if holding else CONTRADICTED, (holding or near)[0])
+
+
+def _judge_band(reading: Reading, index: FactIndex) -> Judgement:
+    """A number about a training-count band's classes: only the band's own quantities (`class_bands`) can read as it."""
+    facts = [f for f in band_facts(reading, index) if agrees(reading, f)]
+    for fact in facts:
+        if value_matches(reading, fact.value, fact):
+            return Judgement(reading, SUPPORTED, fact)
+    if not facts or reading.kind is None or reading.proposal or reading.threshold:
+        return Judgement(reading, NOT_CHECKABLE, why="about a band of classes with no value of that kind for it")
+    return Judgement(reading, CONTRADICTED, _nearest(reading, facts))
 
 
 def judge_numbers(readings: list[Reading], index: FactIndex) -> list[Judgement]:

@@ -24,9 +24,9 @@ NOTE_KINDS = [
                    r"(?:/\s*s(?:ec)?\b|per sec\w*|a second|each second|/\s*h(?:ou)?r?\b|per hour|an hour)|throughput|examples?/s\b|per second|requests?/s\b|req/s|\brps\b"),
     ("cost", r"\bcosts?\b|price|per month|monthly|(?<!training )(?<!step )(?<!time )(?<!matched )(?<!matched-)budget|per million"),
     ("latency", r"latenc\w*|\bp50\b|\bp95\b|\bp99\b|median|\bsla\b|response time"),
-    ("instances", r"\binstances?\b|\breplicas?\b"),
+    ("instances", r"\binstances?\b|\breplicas?\b|\b(?:boxes|machines|servers|nodes)\b"),
     ("learning_rate", r"\blr\b|learning[- ]rates?"),
-    ("parameters", r"param\w*|(?:trainable|total|more|fewer|frozen|base|model's|its|all|of the|million|[\dMB])\s+weights\b"),
+    ("parameters", r"param\w*|\btrainable (?:count|share)\b|(?:trainable|total|more|fewer|frozen|base|model's|its|all|of the|million|[\dMB])\s+weights\b"),
     ("time", r"seconds? per step|s/step|per[- ]step time"),
     ("steps", r"\bsteps?\b"),
     ("epochs", r"\bepochs?\b"),
@@ -36,7 +36,7 @@ NOTE_KINDS = [
     ("time", r"seconds? per step|s/step|per step|wall[- ]?time|\bminutes?\b|\bhours?\b|\bseconds\b|\bwindow\b|"
              r"\b(?:takes?|took)\b(?!\s+away)|(?<!of the )\btime\b"),
     ("count", r"support|train(?:ing)? (?:count|examples|rows|items)|\btrain\b|\bexamples\b|\bglosses\b|\bdefinitions\b|\brows\b|\bitems\b|\bcounts?\b|"
-              r"\bclasses\b|complaints|requests|predictions a month|texts within"),  # a context's volume
+              r"\bclasses\b|complaints|requests|predictions?\s*(?:a\s+|per\s+|/\s*)month|texts within"),  # a context's volume
     ("seed", r"\bseeds\b"),
     ("hardware", r"(?<=\d)[- ]?(?:v?cpus?|cores?|threads?)\b"),  # "a 2-vCPU box", "2 threads"
 ]
@@ -79,9 +79,16 @@ def _read_kind(sentence: str, clause: tuple[int, int], start: int, end: int, uni
         return "share"  # "2.67% of the encoder", "1.36% of its parameters": a share of the weights
     if re.search(r"(?<![\w.])\d+\s+(?:out\s+)?of\s+(?:the\s+|all\s+)?$", sentence[:start]):
         return "count"  # the M of "N of M classes": a total
-    paired = re.match(r"\s*(?:vs\.?|versus|and|to|→|->|or)\s*[-−+]?\$?\d[\d,.]*\s*(?:%|pp)?\s*", sentence[end:])
-    if paired:  # "10.3 vs 11 zero-F1 classes": the metric named after the pair
-        follow = [k for k in _kind_matches(sentence) if k[0] == end + paired.end()]
+    item = r"\s*[-−+]?\$?\d+(?:,\d{3})*(?:\.\d+)?\s*(?:%|pp)?"
+    paired = re.match(r"(?:\s*(?:,\s*and|,|vs\.?|versus|and|to|→|->|or)" + item + r"){1,5}\s*", sentence[end:])
+    connectors = re.findall(r"(,\s*and|,|vs\.?|versus|and|to|→|->|or)" + item, paired.group(0)) if paired else []
+    if paired and connectors[-1] == "," and (len(connectors) < 2 or len({len(x) for x in re.findall(
+            r"\.\d+", sentence[start:end] + paired.group(0))}) > 1):
+        paired = None  # "LoRA r 16, 2 epochs": a comma list is one only with an "and" or three numbers of one shape
+    if paired:  # "10.3 vs 11 zero-F1 classes", "0.28, 1.26 and -0.29 test macro-F1 points": the metric named after the list
+        at = end + paired.end()
+        follow = [k for k in _kind_matches(sentence) if k[0] >= at and
+                  re.fullmatch(r"(?:test|validation|val)?\s*", sentence[at:k[0]], re.I)]
         if follow and not (unit in ("%", "pp") and follow[0][2] in NOT_PERCENT):
             return follow[0][2]
     kinds = [k for k in _kind_matches(sentence) if clause[0] <= k[0] and k[1] <= clause[1]

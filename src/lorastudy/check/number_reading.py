@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import re
 
+from lorastudy.check.class_bands import prose_band
 from lorastudy.check.derivations import GROUP_WORDS
 from lorastudy.check.entity_names import FULL, UNWEIGHTED, WEIGHTED, _families, _family, _models, _Names, _with_weighted
 from lorastudy.check.facts import Vocabulary
@@ -51,7 +52,11 @@ def _clauses(sentence: str) -> list[tuple[int, int]]:
     for i, char in enumerate(sentence):
         depth += char == "["
         depth -= char == "]" and depth > 0
-        if depth == 0 and char in ",;:()" and not (char == "," and re.match(r",\d{3}", sentence[i:i + 4])):
+        before_, after_ = re.search(r"([-−+]?)\d+(\.\d+)?%?$", sentence[:i]), re.match(r",\s*([-−+]?)\d+(\.\d+)?", sentence[i:])
+        listed = char == "," and before_ and after_ and (before_.group(1) or before_.group(2)) and \
+            bool(before_.group(1)) == bool(after_.group(1)) and len(before_.group(2) or "") == len(after_.group(2) or "")
+        if depth == 0 and char in ",;:()" and not (char == "," and re.match(r",\d{3}", sentence[i:i + 4])) and not listed:
+            # (a list of numbers, "+4.7, +0.7, +1.6 macro F1 points on encoder LoRA seeds", is one clause)
             spans.append((start, i))
             start = i + 1
     spans.append((start, len(sentence)))
@@ -148,6 +153,10 @@ def _read_sentence(sentence: str, names: _Names, section: object) -> list[Readin
             pass  # "on verb.body and verb.consumption, where the encoder managed 0.188 and 0.111": either class
         elif "label" in entities and "label" not in in_clause:
             entities["label"] = _nearest_label(sentence, match.start(), names) or entities["label"]
+            before_number = sentence[:match.start()]
+            if not names.find(before_number, strict_weighting=False).get("label") and \
+                    any(re.search(p, before_number, re.I) for p in GROUP_WORDS.values()):
+                del entities["label"]  # "On rare nouns ... (0.219 vs 0.201), mostly via noun.shape": the group's
         between = False
         if re.search(r"\bthe best (?:arm|model|system|run|configuration)(?:'s)?\s*(?:\w+\s*){0,2}\(?\s*$",
                      sentence[:match.start()], re.I):
@@ -160,7 +169,7 @@ def _read_sentence(sentence: str, names: _Names, section: object) -> list[Readin
             entities["arm"] = set(entities["arm"]) if between else _family(entities["arm"])
             paired = re.search(r"\b(?:vs\.?|versus|against|compared (?:with|to))\s*(?:the\s+)?$",
                                sentence[:clause[0]].rstrip(" ,(") + " ", re.I)
-            if not between and len(families) == 1 and not about_weighting and not in_clause and \
+            if not between and len(families) == 1 and (not about_weighting or section != 2) and not in_clause and \
                     not lora_vs_full and paired and names.find(sentence[:clause[0]], strict_weighting=False).get("arm"):
                 # "the decoder reaches 60.4% vs 56.6%": the number set against the named model is another model's
                 entities["arm"] = {a for a in names.vocab.arms if a.split("_")[0] not in families}
@@ -170,8 +179,13 @@ def _read_sentence(sentence: str, names: _Names, section: object) -> list[Readin
                 # "(1.36% vs 1.37%)" in a sentence naming one model: which is whose is not said
                 entities["arm"] = set(names.vocab.arms)
         elif "arm" in in_clause and len(families) > len(_families(in_clause["arm"])) and \
-                (_unit(match, sentence) == "pp" or re.search(DIFFERENCE, clause_text, re.I)):
+                (_unit(match, sentence) == "pp" or re.search(DIFFERENCE, clause_text, re.I)) and \
+                not re.search(r"\b(?:on|for|in|across) (?:the |its |their )?(?:[\w-]+ ){0,3}seeds\b", clause_text, re.I):
+            # (but "+4.7, +0.7, +1.6 points on encoder LoRA seeds" is that arm's, seed by seed)
             entities["arm"] = in_clause["arm"] | sentence_entities["arm"]  # a gap to the other model the sentence names
+        bracketed = re.match(r"\s?(?:%|pp)?\s*\(([^()\d]{1,40})\)", sentence[match.end():])
+        if bracketed and names.find(bracketed.group(1), strict_weighting=False).get("arm"):
+            entities["arm"] = names.find(bracketed.group(1), strict_weighting=False)["arm"]  # "0.823 (encoder)": its model
         if "arm" in entities and about_weighting and not re.search(UNWEIGHTED, clause_text, re.I):
             entities["arm"] = _with_weighted(entities["arm"])
         kind = _read_kind(sentence, clause, match.start(), match.end(), _unit(match, sentence))
@@ -179,7 +193,7 @@ def _read_sentence(sentence: str, names: _Names, section: object) -> list[Readin
             kind = _parallel_kind(sentence, clauses, clause, names, (_unit(match, sentence), bool(match.group("dec"))))
         if kind is None:
             kind = _topic_kind(sentence, clauses, match.start(), names)
-        if previous and previous[1] and re.fullmatch(r"(?:\s*(?:vs\.?|versus|against|and|to|→|->|,|/|or|\(|;)\s*)+(?:the\s+|a\s+)?",
+        if previous and previous[1] and re.fullmatch(r"(?:\s*\([^()\d]{1,30}\))?(?:\s*(?:vs\.?|versus|against|and|to|→|->|,|/|or|\(|;)\s*)+(?:the\s+|a\s+)?",
                                                    sentence[previous[0].end():match.start()], re.I) and \
                 (kind is None or len(match.group("dec") or "") == len(previous[0].group("dec") or "")) and \
                 _unit(match, sentence) not in UNIT_KIND and \
@@ -238,6 +252,7 @@ def _read_sentence(sentence: str, names: _Names, section: object) -> list[Readin
                 reading.kind, reading.accepts = estimate.kind, estimate.accepts
                 reading.entities = {k: set(v) for k, v in estimate.entities.items()}
                 reading.named, reading.between = estimate.named, estimate.between
+        reading.band = prose_band(clause_text) or prose_band(sentence[:match.start()])
         found.append(reading)
     return found
 
@@ -249,7 +264,7 @@ def _subject_before(reading: Reading, names: _Names) -> bool:
     if at < 0:
         return False
     upto, rest = reading.where[:at + len(reading.context)], reading.where[at + len(reading.context):]
-    contrast = re.search(r"\b(?:against|vs\.?|versus|compared (?:with|to)|unlike|whereas|while)\b", rest, re.I)
+    contrast = re.search(r"\b(?:against|vs\.?|versus|compared (?:with|to)|unlike|whereas|while|beats?|than)\b", rest, re.I)
     return bool(contrast) and not names.find(upto, strict_weighting=False).get("arm") and \
         not names.find(rest[:contrast.start()], strict_weighting=False).get("arm") and \
         bool(names.find(rest[contrast.end():], strict_weighting=False).get("arm"))

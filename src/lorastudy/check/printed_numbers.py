@@ -74,6 +74,9 @@ def _unit(match: re.Match, text: str) -> str | None:
                       r"(?![A-Za-z])", after)
     if shared:
         return {"pt": "pp", "pts": "pp", "points": "pp"}.get(shared.group(1), shared.group(1))
+    if re.match(r"(?:\s*(?:,\s*and|,|and|or|/)\s*[-−+]?\d+(?:\.\d+)?){1,4}\s+(?:[a-z][\w-]*\s+){1,2}?(?:percentage[- ])?"
+                r"(?:points?|pts?)\b", after, re.I):
+        return "pp"  # "adds 0.28, 1.26 and -0.29 test macro-F1 points": the list's unit
     before = text[max(0, match.start() - 60):match.start()]
     if match.group("sign").startswith("±") or re.search(r"\bCI\s*\[?\s*[-−+]?\d*\.?\d*\s*(?:to|–|,)?\s*$", before):
         earlier = list(re.finditer(r"\d(?:\s?(%|pp|pts?|points|ms|s|min|h|MB|GB|M|k)(?![A-Za-z]))?", before))

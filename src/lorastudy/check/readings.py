@@ -17,7 +17,7 @@ PRONOUN_SUBJECT = r"\s*(?:it|its|it's|this one|that one)\b"
 COMPARATOR = r"(?:above|below|at least|at most|fewer than|more than|less than|under|over|beyond|exceeds?|exceeding|" \
              r"higher than|lower than|>|<|≥|≤)"
 PREDICTIVE = r"\b(?:predict\w*|expect\w*|hypothes\w*|if|unless|would|should|will|target|threshold|goal|aim)\b"
-DIFFERENCE = r"Δ|delta|\b(?:chang|diff|gain|lift|drop|loss|minus)\w*|−|relative|moved|\bby\b|ahead|behind|higher|" \
+DIFFERENCE = r"Δ|delta|\bextra\b|\bnet\b|\b(?:chang|diff|gain|lift|drop|loss|minus)\w*|−|relative|moved|\bby\b|ahead|behind|higher|" \
              r"lower|\bmore\b|\w+less\b|\bless\b|fewer|improv|\bgaps?\b|\bvs\.?\b|versus|(?<![\w.])\d\S*\s+(?:\w+\s+)?over\b|than"
 # (word starts: "glosses" holds no loss, "again" no gain)
 
@@ -50,6 +50,7 @@ class Reading:
     before: str = ""  # the sentence before it (what "their", "it" refer to)
     interval_end: bool = False  # an end of the interval of the estimate before it ("CI −3.6 to −0.6")
     seed: int | None = None  # the training seed its table row names (a "Seed" column): that run's value, no other
+    band: tuple[int, int] | None = None  # the training-count band of classes its row or clause is about ("9 to 20")
     estimates: list["Reading"] = field(default_factory=list)  # for a spread ("± 0.4") or an interval's end, the
     # estimates it may bound, nearest first: the number it follows, then the sentence's (or cell's) earlier ones
 
@@ -66,7 +67,7 @@ def _reading(match: re.Match, text: str, kind: str | None, entities: dict[str, s
              section: object, context: str, between: bool = False, named: dict[str, set[str]] | None = None,
              unit: str | None = None) -> Reading:
     sign = match.group("sign")
-    unit = unit or _unit(match, text)
+    unit = _unit(match, text) if unit is None else (unit or None)  # "": no unit, whatever follows
     value = float(match.group("int").replace(",", "") + (match.group("dec") or "") +
                   (match.group("exp") or "").replace("−", "-"))
     signed = sign in ("+", "-", "−")

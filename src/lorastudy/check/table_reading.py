@@ -6,6 +6,8 @@ from __future__ import annotations
 import dataclasses
 import re
 
+from lorastudy.check.class_bands import table_band
+from lorastudy.check.facts import ARMS
 from lorastudy.check.entity_names import WEIGHTED, _Names, _with_weighted
 from lorastudy.check.metric_kinds import COUNTS, KIND_ORDER, UNIT_KIND, _kind_matches
 from lorastudy.check.printed_numbers import _metric_like, _numbers, _unit
@@ -17,6 +19,11 @@ def _read_table(header: list[str], rows: list[list[str]], names: _Names, section
     in_points = re.search(r"\bin (?:percentage |accuracy |f1 )?(?:points|pts|pp)\b", caption, re.I)
     column_units = [_label_unit(cell) for cell in header]
     column_kinds: list[str | None] = []
+    # "| Class group (seed-mean F1) | Classes | Encoder LoRA | Gap (pts) |": a metric in brackets in the first header
+    # is the table's, for the columns whose headers name none
+    table_kinds = [k for inner in re.findall(r"\(([^)]*)\)", header[0] if header else "") for _, _, k in _kind_matches(inner)
+                   if k not in COUNTS]
+    table_kind = min(table_kinds, key=KIND_ORDER.index) if table_kinds else None
     for i, cell in enumerate(header):
         kinds = _kind_matches(re.sub(r"\([^)]*\)|\[[^\]]*\]", " ", cell))
         if all(k == "count" for _, _, k in kinds):
@@ -24,7 +31,7 @@ def _read_table(header: list[str], rows: list[list[str]], names: _Names, section
         specific = min((k for _, _, k in kinds), key=KIND_ORDER.index, default=None)
         if re.match(r"\s*(?:share|fraction|proportion|percent(?:age)?)\s+of\b", cell, re.I):
             specific = "share"  # "Share of macro-F1 gap": a share, whatever it is a share of
-        column_kinds.append(specific or (column_kinds[-1] if column_kinds else None))
+        column_kinds.append(specific or (table_kind if i else None) or (column_kinds[-1] if column_kinds else None))
     own_kind = [bool(i and _kind_matches(re.sub(r"\([^)]*\)|\[[^\]]*\]", " ", cell))) for i, cell in enumerate(header)]
     column_entities = [names.find(cell, strict_weighting=True) for cell in header]
     header_arms = set().union(*(e.get("arm", set()) for e in column_entities)) if column_entities else set()
@@ -43,25 +50,38 @@ def _read_table(header: list[str], rows: list[list[str]], names: _Names, section
         row_kinds = [k for cell in row[1:] if not _numbers(cell) for _, _, k in _kind_matches(re.sub(r"`[^`]*`", " ", cell))]
         row_kind = min(row_kinds, key=KIND_ORDER.index) if row_kinds else None  # "| Rare | mean F1 | 33.4% |"
         label = re.sub(r"\([^)]*\)|`[^`]*`", " ", row[0]) if row else ""
-        label_kinds = [k for _, _, k in _kind_matches(label)] if row and not _numbers(label) else []
+        label_kinds = [k for _, _, k in _kind_matches(label)] if row and not _numbers(
+            re.sub(r"\b(?:at\s+)?(?:step|epoch)s?\s+\d+", " ", label, flags=re.I)) else []  # "at step 125": where
         # "| Single request p95 (ms) | 13.5 | 87.2 |": a row label naming a metric (and its unit) gives the kind of the
         # row's cells under headers that name none (the arms)
         label_kind = min(label_kinds, key=KIND_ORDER.index) if label_kinds else None
         label_unit = _label_unit(row[0]) if label_kind else None
+        band = table_band(row[0], header[0]) if row and header else None  # "| 9 to 20 |" under "Train-count band"
         for index, cell in enumerate(row):
             cell_estimate = None
             for match in _numbers(cell):
                 if not _metric_like(match, cell, in_table=True):
                     continue
                 entities = {**row_entities, **(column_entities[index] if index < len(header) else {})}
-                if "arm" in entities and (re.search(r"→|->|\bto\b", cell[:match.start()]) or weighting_table):
+                entities.update(_slash_entities(cell, match.start(), [header[index] if index < len(header) else "",
+                                                                     row[0]], names))
+                if "arm" in entities and section == 2 and re.search(r"\b(?:after|before)\b", row[0], re.I) and \
+                        len(re.findall(r"\b(?:after|before)\b", row[0], re.I)) == 1:
+                    # "| Rare-tier share of predictions after | 2.17% | 2.50% |": weighting's after is the weighted twin
+                    after = re.search(r"\bafter\b", row[0], re.I) is not None
+                    entities["arm"] = {f"{a.removesuffix('_cw')}_cw" if after else a.removesuffix("_cw")
+                                       for a in entities["arm"] if f"{a.removesuffix('_cw')}_cw" in ARMS}
+                elif "arm" in entities and (re.search(r"→|->|\bto\b", cell[:match.start()]) or weighting_table):
                     entities["arm"] = _with_weighted(entities["arm"])
                 if "arm" in entities and re.search(r"^\s*(?:→|->)", cell[match.end():]):
                     entities["arm"] = entities["arm"] | {a.removesuffix("_cw") for a in entities["arm"]}  # the "before"
                 percent = _unit(match, cell) in ("%", "pp")
-                own = [k for k in _kind_matches(cell) if k[1] <= match.start() and not (percent and k[2] in COUNTS)]
+                start = cell.rfind(";", 0, match.start()) + 1  # "accuracy 0.7585; 1 box at 23% peak utilisation"
+                own = [k for k in _kind_matches(cell) if start <= k[0] and k[1] <= match.start() and
+                       not (percent and k[2] in COUNTS)]
                 right_after = [k for k in _kind_matches(cell) if k[0] >= match.end() and
-                               re.fullmatch(r"\s*", cell[match.end():k[0]]) and not (percent and k[2] in COUNTS)]
+                               re.fullmatch(r"\s*(?:[a-z][\w-]*\s+)?", cell[match.end():k[0]]) and
+                               not (percent and k[2] in COUNTS)]
                 if index == 0 and not match.group("dec") and re.match(r"\s+(?:[A-Z]?\w+\s+)?\w{3,}s\b", cell[match.end():]):
                     right_after = [(0, 0, "count")]  # "| Time for all 117,659 WordNet glosses |": a count in the label
                 if index == 0 and re.search(r"\(\s*$", cell[:match.start()]) and not match.group("dec"):
@@ -73,19 +93,31 @@ def _read_table(header: list[str], rows: list[list[str]], names: _Names, section
                 kind = UNIT_KIND.get(_unit(match, cell) or column_unit or "") or (right_after[0][2] if right_after else None) or \
                     (own[-1][2] if own else None) or (row_kind if index > 0 else None) or \
                     (label_kind if by_label else None) or (column_kinds[index] if index < len(column_kinds) else None)
-                kind = _slash_kind(cell, match.start(), [header[index] if index < len(header) else "", row[0]]) or kind
+                kind = UNIT_KIND.get(_unit(match, cell) or "") or \
+                    _slash_kind(cell, match.start(), [header[index] if index < len(header) else "", row[0]]) or kind
                 bracketed = _bracketed_kind(cell, match, header[index] if index < len(header) else "")
                 if bracketed:  # "7,752 (64)" under "throughput, ex/s (batch)": the bracketed number is the batch size
                     kind, column_unit = bracketed, None
                 context = (header[index] if index < len(header) else "") + " " + cell
-                unit = _unit(match, cell) or column_unit or \
+                apart = _slashed_apart(cell, [header[index] if index < len(header) else "", row[0]])
+                if apart:
+                    cell_unit = match.group("unit") and _unit(match, cell)  # "1 / 23.4%": each part its own unit
+                    column_unit = _label_unit(_slash_part(cell, match.start(), header[index] if index < len(header)
+                                                          else "") or "") or (column_unit if not by_label else None)
+                else:
+                    cell_unit = _unit(match, cell)
+                unit = cell_unit or column_unit or \
                     ("pp" if in_points and (match.group("sign") or match.group("dec")) and
                      not re.search(r"→|->", cell) and kind not in COUNTS else None)
                 named = {k: set(v) for k, v in row_entities.items()}
                 for cells in (header, row):
                     for key, value in names.find(" ".join(cells), strict_weighting=False).items():
                         named.setdefault(key, set()).update(value)
-                reading = _reading(match, cell, kind, entities, where, section, context, named=named, unit=unit)
+                if section == 2 and named.get("arm"):
+                    named["arm"] = _with_weighted(named["arm"])  # the weighting section's rows set arms against their weighted twins
+                reading = _reading(match, cell, kind, entities, where, section, context, named=named,
+                                   unit=unit or ("" if apart else None))
+                reading.band = band
                 if compared and not entities.get("arm") and reading.difference and index > 0:
                     # "| verb.* | 21.7 | 12.1 | 9.7 |" under "Encoder F1 | Decoder F1 | Gap": the gap between those two
                     reading.entities = {**reading.entities, "arm": set(compared)}
@@ -100,7 +132,7 @@ def _read_table(header: list[str], rows: list[list[str]], names: _Names, section
 
 def _label_unit(cell: str) -> str | None:
     """The unit a column header or row label states: "(ms)", "(M)", "in points", "Accuracy %", "p95 ms"."""
-    found = re.search(r"\((pts?|pp|points|%|ms|s|min|h|MB|GB|ex/s|examples/s|req/s|\$)[,)]|\bin (pts?|pp|points|ms|MB|GB)\b|"
+    found = re.search(r"\((pts?|pp|points|%|ms|s|min|h|MB|GB|ex/s|examples/s|req/s|\$)[,;)]|\bin (pts?|pp|points|ms|MB|GB)\b|"
                       r"(?:^|\s)(%|ms|MB|GB|pp|ex/s|examples/s|req/s)(?=\s|$|,)", cell, re.I)
     word = next((g for g in found.groups() if g), None) if found else None
     if word is None:
@@ -133,7 +165,40 @@ def _slash_kind(cell: str, at: int, labels: list[str]) -> str | None:
     for label in labels:
         label_parts = re.split(r"\s/\s", label)
         if len(label_parts) == len(parts):
+            if re.fullmatch(r"\s*(?:#\s*)?zeros?(?:\s+classes)?\s*", label_parts[position], re.I):
+                return "zero_f1"  # "mean F1 / zero": the zero-F1 classes
             kinds = _kind_matches(label_parts[position])
             if kinds:
                 return min((k for _, _, k in kinds), key=KIND_ORDER.index)
     return None
+
+
+def _slash_entities(cell: str, at: int, labels: list[str], names: _Names) -> dict[str, set[str]]:
+    """"9 / 5" under "Zero-F1 enc / dec", "27 / 794" beside "Correct: rare / common": each number of a slashed cell is
+    about the entities the same part of its column header or row label names (where the parts name any)."""
+    parts = re.split(r"\s/\s", cell)
+    if len(parts) < 2:
+        return {}
+    position = len(re.split(r"\s/\s", cell[:at])) - 1
+    for label in labels:
+        label_parts = re.split(r"\s/\s", label)
+        if len(label_parts) == len(parts):
+            found = [names.find(part, strict_weighting=True) for part in label_parts]
+            types = {t for f in found for t in f if t != "split"}
+            if types and all(found[position].get(t) for t in types):
+                return {t: set(found[position][t]) for t in types}
+    return {}
+
+
+def _slashed_apart(cell: str, labels: list[str]) -> bool:
+    """A slashed cell under a header or beside a label slashed into as many parts: different quantities."""
+    parts = len(re.split(r"\s/\s", cell))
+    return parts > 1 and any(len(re.split(r"\s/\s", label)) == parts for label in labels)
+
+
+def _slash_part(cell: str, at: int, label: str) -> str | None:
+    """The part of a slashed header that the number at `at` of a slashed cell sits under."""
+    parts = re.split(r"\s/\s", label)
+    if len(parts) != len(re.split(r"\s/\s", cell)):
+        return None
+    return parts[len(re.split(r"\s/\s", cell[:at])) - 1]
