@@ -47,7 +47,8 @@ def _read_table(header: list[str], rows: list[list[str]], names: _Names, section
                 for key, value in names.find(cell, strict_weighting=True).items():
                     row_entities.setdefault(key, value)
         where = "| " + " | ".join(row) + " |"
-        row_kinds = [k for cell in row[1:] if not _numbers(cell) for _, _, k in _kind_matches(re.sub(r"`[^`]*`", " ", cell))]
+        row_kinds = [k for cell in row[1:] if not _numbers(cell) and not re.search(r"\s[–—-]\s*$", cell)  # "p95 –": no value
+                     for _, _, k in _kind_matches(re.sub(r"`[^`]*`", " ", cell))]
         row_kind = min(row_kinds, key=KIND_ORDER.index) if row_kinds else None  # "| Rare | mean F1 | 33.4% |"
         label = re.sub(r"\([^)]*\)|`[^`]*`", " ", row[0]) if row else ""
         label_kinds = [k for _, _, k in _kind_matches(label)] if row and not _numbers(
