@@ -248,7 +248,7 @@ class Layout:
         rows = [[CANDIDATE_NAMES[c["name"]], evidence(c), {True: "yes", False: "not detected"}.get(c["supported"], "not testable here"),
                  sf1(c["macro_f1_size"]) if c["macro_f1_size"] is not None else unmeasured(c) if c["supported"] else "–"]
                 for c in finding.facts["candidates"]]
-        return table(["Candidate bottleneck", "Evidence in this run", "Supported", "Macro F1 it accounts for"], rows)
+        return table(["Candidate bottleneck", "Evidence in this run", "Consistent with the evidence", "Macro F1 it accounts for"], rows)
 
     def experiment_log(self) -> str:
         order = {arm: i for i, arm in enumerate(ARMS)}
