@@ -128,6 +128,8 @@ def _class_counts(reading, table: dict, named: dict[str, set[str]]) -> list[Fact
         [(m.start(), m.group(0)) for m in re.finditer(CLASS_WISE, text, re.I)]
     before = [v for v in verbs if v[0] < at]  # "worse on 32, and tied on 7": the verb before the number, else after
     verb = (before[-1] if before else verbs[0]) if verbs and at >= 0 else None
+    if verb and not before and re.search(r"[,;]\s", text[at:verb[0]]):
+        verb = None  # "encoder LoRA on 6, 0 tied": a verb of a later clause says nothing of this count
     subject = _subject(text, verbs[0][0]) if verb else None  # "... and 29 go the other way": the same subject
     if verb and at >= 0:
         own = max((m.end() for m in re.finditer(r"[,;]\s", text[:at])), default=0)

@@ -186,7 +186,8 @@ def _tier_table_cell(reading: Reading) -> bool:
     if not reading.where.startswith("|"):
         return False
     label = _cells(reading.where)[0]
-    return any(re.match(rf"\W*{re.escape(t)}\b", label, re.I) or re.search(rf"\b{re.escape(t)}\b", reading.context, re.I)
+    # "rare-supersense audit" is a context's name, not the rare tier's row
+    return any(re.match(rf"\W*{re.escape(t)}\b(?!-)", label, re.I) or re.search(rf"\b{re.escape(t)}\b", reading.context, re.I)
                and not re.search(rf"\b{re.escape(t)}\b", label, re.I) for t in reading.entities.get("tier", ()))
 
 

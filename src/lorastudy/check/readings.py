@@ -17,7 +17,7 @@ PRONOUN_SUBJECT = r"\s*(?:it|its|it's|this one|that one)\b"
 COMPARATOR = r"(?:above|below|at least|at most|fewer than|more than|less than|under|over|beyond|exceeds?|exceeding|" \
              r"higher than|lower than|>|<|≥|≤)"
 PREDICTIVE = r"\b(?:predict\w*|expect\w*|hypothes\w*|if|unless|would|should|will|target|threshold|goal|aim)\b"
-DIFFERENCE = r"Δ|delta|\bextra\b|\bnet\b|\b(?:chang|diff|gain|lift|drop|loss|minus)\w*|−|relative|moved|\bby\b|ahead|behind|higher|" \
+DIFFERENCE = r"Δ|delta|\bnet\b|\b(?:chang|diff|gain|lift|drop|loss|minus)\w*|−|relative|moved|\bby\b|ahead|behind|higher|" \
              r"lower|\bmore\b|\w+less\b|\bless\b|fewer|improv|\bgaps?\b|\bvs\.?\b|versus|(?<![\w.])\d\S*\s+(?:\w+\s+)?over\b|than"
 # (word starts: "glosses" holds no loss, "again" no gain)
 

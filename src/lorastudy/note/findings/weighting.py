@@ -221,6 +221,9 @@ def weighting_mechanism(src: Source, found: list[Finding], equal_within: float) 
     quantities += [Quantity(name=f"{arm}.{rare}.added_precision", value=value,
                             path=f"results.json weighting: Δ {rare}-tier recall x true share / Δ predicted share")
                    for arm, value in added_precision.items() if value is not None]
+    quantities += [Quantity(name=f"{arm}.{rare}.moved_share", value=value,
+                            path=f"results.json weighting: Δ {rare}-tier share of test predictions")
+                   for arm, value in moved.items() if value is not None]
     aimed = None not in added_precision.values() and min(newly_right.values()) > 0 and \
         newly_right[gained_more] > newly_right[loser] and \
         added_precision[gained_more] / added_precision[loser] > max(1.0, moved[gained_more] / moved[loser])
