@@ -63,9 +63,9 @@ CASES = {
 }
 
 
-SLOW = {"two_classes", "balanced", "many_small_classes", "duplicates_deduplicated"}
+SLOW = {"two_classes", "balanced", "many_small_classes", "duplicates_deduplicated", "many_scripts", "html_and_path_labels"}
 """Shapes whose code path a faster case also takes (three_classes, numeric_labels, the default-split error,
-duplicates): `pytest -m slow` runs them, CI's time budget does not."""
+duplicates; the label and script shapes go through the same reading of the CSV as the others): `pytest -m slow` runs them, CI's time budget does not."""
 
 
 def _cases(names) -> list:

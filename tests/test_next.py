@@ -259,7 +259,7 @@ def test_the_note_words_the_proposal_result_and_verdict(ran):
     note = (ran / "note" / "note.md").read_text()
     section = note[note.index("### Next experiment, run"):note.index("## Limitations")]
     assert "Proposed before the run" in section and "Ran `models.decoder.lora_train.max_steps=8`" in section
-    assert "decoder LoRA, seeds 42, 8 steps each" in section
+    assert "decoder LoRA, seeds 42; 8 steps each" in section
     record = json.loads((ran / "evaluation" / "next.json").read_text())
     verdict_words = {"held": "Verdict: **held**", "refuted": "Verdict: **refuted**",
                      "inconclusive": "Verdict: **inconclusive within the noise**"}
@@ -433,7 +433,7 @@ def test_a_fitted_run_records_what_was_planned_and_what_ran(fitted):
     assert record["verdict"] == prediction_verdict(record["arms"][0]["result"]["ci"], record["design"]["threshold"])
     note = (run_dir / "note" / "note.md").read_text()
     section = note[note.index("### Next experiment, run"):note.index("## Limitations")]
-    assert "decoder LoRA, seeds 42, 43, 8 steps each" in section
+    assert "decoder LoRA, seeds 42, 43; 8 steps each" in section
     assert (f"That is 2 of the 3 proposed seeds, to fit {minutes:.1f} minutes: the threshold is the one frozen "
             "before the run, and fewer seeds widen the interval") in section
     outcome = check_note(run_dir / "note" / "note.md", run_dir)

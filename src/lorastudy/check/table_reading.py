@@ -50,7 +50,7 @@ def _read_table(header: list[str], rows: list[list[str]], names: _Names, section
         row_kinds = [k for cell in row[1:] if not _numbers(cell) and not re.search(r"\s[–—-]\s*$", cell)  # "p95 –": no value
                      for _, _, k in _kind_matches(re.sub(r"`[^`]*`", " ", cell))]
         row_kind = min(row_kinds, key=KIND_ORDER.index) if row_kinds else None  # "| Rare | mean F1 | 33.4% |"
-        label = re.sub(r"\([^)]*\)|`[^`]*`", " ", row[0]) if row else ""
+        label = re.sub(r"\([^)]*\)|`[^`]*`|\b\w+-\w+\b", " ", row[0]) if row else ""  # "real-time triage" names no time
         label_kinds = [k for _, _, k in _kind_matches(label)] if row and not _numbers(
             re.sub(r"\b(?:at\s+)?(?:step|epoch)s?\s+\d+", " ", label, flags=re.I)) else []  # "at step 125": where
         # "| Single request p95 (ms) | 13.5 | 87.2 |": a row label naming a metric (and its unit) gives the kind of the
