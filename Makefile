@@ -50,8 +50,9 @@ chromium:
 demo: $(CORE) wordnet
 	$(BIN)/lorastudy run
 
+# The fast suite runs one test file per worker (module fixtures are built once), on up to 4 cores.
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --maxprocesses 4 --dist loadfile
 
 bench: setup
 	$(BIN)/python benchmarks/bench_speed.py --quick

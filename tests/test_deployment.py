@@ -372,3 +372,25 @@ def test_a_tie_left_by_cost_and_speed_is_decided_on_a_stated_ground_not_a_point_
     assert one_seed["decided_by"] == "point_estimate" and one_seed["choice"] == "a"
     same = decide(twins, calm, with_ground(secondary=lambda x, y: [], seeds=lambda arm: 3))
     assert same["decided_by"] == "point_estimate" and same["choice"] == "a"  # no ground: the point estimate
+
+
+def test_a_tie_goes_to_the_arm_that_ships_a_tenth_of_the_trained_weights_before_seed_counts():
+    """Issue #30: seed count is no property of the shipped model; an adapter a tenth the size (or less) of a full
+    copy is. Within 10x, the footprint decides nothing and the seed counts do."""
+    calm = realtime(peak_rps=1, quality_floor=LOOSE)
+    twins = {"a": served("a", 10.0), "b": served("b", 10.0)}
+    base = evidence({"a": 0.522, "b": 0.510}, {("a", "b"): (-0.012, -0.07, 0.05)}, metric="macro_f1")
+
+    def decided(trainable, seeds={"a": 1, "b": 3}.get):
+        ev = deployment.Evidence(base.metric, base.quality, base.difference, None, seeds, trainable)
+        return decide(twins, calm, ev)
+
+    small_b = decided({"a": 22_600_000, "b": 312_000}.get)
+    assert (small_b["choice"], small_b["decided_by"]) == ("b", "footprint")
+    assert small_b["ground"]["nearest"] == "a" and small_b["ground"]["nearest_trainable"] == 22_600_000
+    small_a = decided({"a": 312_000, "b": 22_600_000}.get)  # the footprint outranks b's three seeds
+    assert (small_a["choice"], small_a["decided_by"]) == ("a", "footprint")
+    close = decided({"a": 3_000_000, "b": 312_000}.get)  # under 10x apart: the seeds decide
+    assert (close["choice"], close["decided_by"]) == ("b", "seeds")
+    unknown = decided({"a": None, "b": 312_000}.get)  # a missing count is no ground
+    assert unknown["decided_by"] == "seeds"

@@ -552,14 +552,23 @@ def test_the_experiment_aims_at_the_tier_holding_the_deficit(study):
         "bottleneck").facts["deficit_tier"] is None
 
 
-def test_the_prediction_threshold_allows_for_the_focus_arms_interval(study):
+def test_the_prediction_threshold_allows_for_the_noise_of_a_paired_change(study):
+    """Issue #30: the experiment's result is a paired change of the focus arm (same seeds, same test examples), so
+    its threshold allows for a paired change's noise measured on that arm (its weighting effect), not for the
+    arm's own interval; without a weighted twin, the arm's own interval is the allowance."""
     def wider(inputs):
-        entry = inputs["results"]["arms"][DEC]["ci"]["macro_f1"]
-        entry["ci"] = [entry["mean"] - 0.2, entry["mean"] + 0.2]
+        interval = inputs["results"]["weighting_effect"][DEC]["intervals"]["macro_f1"]
+        interval["ci"] = [interval["diff"] - 0.2, interval["diff"] + 0.2]
 
-    narrow, wide = (findings_of(study, change).get("prediction").facts for change in (None, wider))
+    def no_twin(inputs):
+        del inputs["results"]["weighting_effect"][DEC]
+        entry = inputs["results"]["arms"][DEC]["ci"]["macro_f1"]
+        entry["ci"] = [entry["mean"] - 0.3, entry["mean"] + 0.3]
+
+    narrow, wide, own = (findings_of(study, change).get("prediction").facts for change in (None, wider, no_twin))
     assert wide["noise_allowance"] == pytest.approx(0.2) and wide["threshold"] == pytest.approx(wide["now"] + 0.2)
-    assert narrow["threshold"] < wide["threshold"]
+    assert narrow["threshold"] < wide["threshold"] and narrow["paired_noise"] and wide["paired_noise"]
+    assert own["noise_allowance"] == pytest.approx(0.3) and not own["paired_noise"]
 
 
 def test_the_budget_candidate_is_supported_when_the_focus_arm_saw_fewer_examples_and_gained_from_matching(study):
@@ -868,7 +877,7 @@ def test_the_prediction_uses_the_interval_half_width_and_names_the_level_that_cl
 
     ahead = findings_of(study, other_at(0.99)).get("prediction")
     assert ahead.subjects == [DEC] and ahead.facts["metric"] == "macro_f1"
-    lo, hi = study["results"]["arms"][DEC]["ci"]["macro_f1"]["ci"]
+    lo, hi = study["results"]["weighting_effect"][DEC]["intervals"]["macro_f1"]["ci"]  # a paired change's noise
     assert ahead.facts["noise_allowance"] == pytest.approx((hi - lo) / 2)
     assert ahead.facts["gap_level"] == pytest.approx(0.99) and ahead.facts["gap_arm"] == ENC
     behind = findings_of(study, other_at(0.01)).get("prediction")
@@ -905,3 +914,10 @@ def test_weightings_added_precision_and_its_accuracy_cost_are_worded_only_where_
     flat[1].facts["verdicts"] = {"macro_f1": "not_distinguishable"}
     flat[0].facts["verdicts"] = {"macro_f1": "b_higher"}
     assert weighting_verdicts(Src(), flat).zeros_fell_macro_flat == [DEC]
+    # "does weighting help both": macro F1 first (clear only on encoder LoRA here), then every other clear change
+    flat[0].facts["verdicts"].update({"accuracy": "not_distinguishable", "rare_recall": "b_higher"})
+    flat[1].facts["verdicts"].update({"accuracy": "a_higher"})
+    answer = weighting_verdicts(Src(), flat)
+    assert answer.macro_f1_clear == [ENC]
+    assert [(c.arm, c.metric, c.direction) for c in answer.clear_changes] == [(ENC, "rare_recall", "raised"),
+                                                                              (DEC, "accuracy", "lowered")]

@@ -231,7 +231,7 @@ def test_the_bottleneck_is_chosen_among_candidates_and_the_prediction_can_fail(n
         assert facts["threshold"] == pytest.approx(facts["now"] + facts["noise_allowance"])
         assert facts["noise_allowance"] > 0 and facts["design"]["threshold"] == facts["threshold"]
         assert facts["design"]["change"] and facts["design"]["arms"][0] == bottleneck.facts["focus"]
-        assert "the half-width of its 95% interval: a smaller gain would go unseen" in _section(note, 5)
+        assert "95% interval on it (its weighting effect): a smaller gain would go unseen" in _section(note, 5)
     assert seen == {"none_supported", "training_budget"}
     run_dir, note = notes["decoder_undertrained"]
     assert _findings(run_dir).get("prediction").facts["design"]["change"] == "models.decoder.lora_train.max_steps"

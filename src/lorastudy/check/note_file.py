@@ -4,7 +4,8 @@
   CSV-shaped file (rows with the same number of delimiters) or fewer than 20
   words of prose and no heading is refused with a one-line error (exit 2).
 * HTML is first flattened to the same Markdown-like text as a `.md` note
-  (headings as `#`, table rows as `| a | b |`, `<code>` as backticks).
+  (headings as `#`, table rows as `| a | b |`, `<code>` as backticks, `<em>` as asterisks, so an italic
+  caption is no more prose than in Markdown).
 """
 
 from __future__ import annotations
@@ -50,6 +51,8 @@ class _HtmlToText(HTMLParser):
             self.header_row = self.header_row and tag == "th"  # a row of <th> only; <th scope="row"> starts a data row
         elif tag == "code":
             self._text("`")
+        elif tag in ("em", "i") and self.cell is None:  # a paragraph all in italics is a caption, as in Markdown
+            self._text("*")
         elif tag == "img":
             self._flush()
             self.lines.append("![figure]()")
@@ -72,6 +75,8 @@ class _HtmlToText(HTMLParser):
             self.row = None
         elif tag == "code":
             self._text("`")
+        elif tag in ("em", "i") and self.cell is None:
+            self._text("*")
         elif tag in self.BLOCKS:
             self._flush()
 

@@ -43,16 +43,15 @@ best by one comparison, the stored paired difference (arm - best) with its inter
 5. among the candidates the tie breakers decide in order (cost, then speed, then memory). A cost difference
    decides only when it is material: above cost_materiality_usd a month and above cost_materiality_share of
    the cheaper arm's cost; speed (the "p95" breaker: p95 at rate for real-time, job time for batch and audit)
-   and memory separate values more than TIE_TOLERANCE apart. What remains goes to the higher point estimate as
-   printed (`shown`); equal as printed is a tie ("tie"), named by the lowest cost, speed and memory.
+   and memory separate values more than TIE_TOLERANCE apart. What remains goes to a stated ground
+   (tie_grounds.py), else to the higher point estimate as printed (`shown`); equal as printed is a tie ("tie").
 The floor (step 2) is set by the best arm whatever its speed. When the timings are unfit (timing_fitness),
 `timing_fitness.drift_alternatives` says whether the choice survives timings off by the measured drift.
 Encoder LoRA or decoder LoRA (`family_answer`): the same rule over the LoRA arms alone; the break-even for
 the other family is the smallest quality gain on the metric (`quality_gain`) and the smallest serving speed-up
 (`speedup`, latency divided and throughput multiplied) that would make one of its arms the choice.
-What would change it: each quantity the context fixes (arrival rate and SLA, or
-volume and window) is moved up and down by factors of up to FLIP_RANGE, the rule
-re-run, and the nearest value at which the choice changes is reported; and the
+What would change it: each quantity the context fixes (arrival rate and SLA, or volume and window) is moved up
+and down by factors of up to FLIP_RANGE, the rule re-run, and the nearest value at which the choice changes is reported; and the
 gain the best other arm that meets the target would need to become the choice (`runner_up_gain`); and,
 when a better arm misses the target, the speed-up (up to SPEEDUP_RANGE) that would make it the choice
 (`better_if_faster`): what the target costs in quality, and what would recover it.
@@ -212,13 +211,14 @@ Secondary = Callable[[str, str], "list[tuple[str, float, float, float]]"]
 @dataclass(frozen=True)
 class Evidence:
     """What the evaluation says about quality on one metric: each arm's point estimate and each pair's difference;
-    optionally the other metrics' differences and each arm's seed count, the grounds of a tie (tie_grounds.py)."""
+    optionally the grounds of a tie (tie_grounds.py): other metrics' differences, trained weights, seed counts."""
 
     metric: str
     quality: Quality
     difference: Difference
     secondary: Secondary | None = None
     seeds: Callable[[str], int] | None = None
+    trainable: Callable[[str], int | None] | None = None
 
     def lifted(self, arms: frozenset[str], gain: float) -> "Evidence":
         """The same evidence with `arms` `gain` higher (their differences to every other arm move with them)."""
@@ -232,7 +232,7 @@ class Evidence:
                 return None
             shift = gain * ((b in arms) - (a in arms))
             return tuple(x + shift for x in found)  # type: ignore[return-value]
-        return Evidence(self.metric, quality, difference, self.secondary, self.seeds)
+        return Evidence(self.metric, quality, difference, self.secondary, self.seeds, self.trainable)
 
 
 def margin_of(context: ContextConfig, deployment: DeploymentConfig, metric: str) -> float:

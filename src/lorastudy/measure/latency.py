@@ -5,8 +5,8 @@ Measurement (`measure_model`)
 * A timed call is what a server's request handler does: tokenise, forward pass,
   argmax, labels back on the host. Timer: `time.perf_counter`; on a GPU
   `torch.cuda.synchronize()` before and after, so queued kernels are counted.
-* Warm-up first (untimed): `latency.warmup` single requests and one batch per
-  batch size, because first calls pay for lazy initialisation and allocator growth.
+* Warm-up first (untimed): `latency.warmup` single requests (at least the ones timed again at the end) and one
+  batch per batch size, because first calls pay for lazy initialisation and allocator growth.
 * Single-example latency: `latency.single_requests` test texts drawn at random
   (seed 0), each sent alone at its real length (a batch of one: no padding);
   p50/p95/p99/mean over those requests.
@@ -53,7 +53,7 @@ from lorastudy.core.errors import StudyError
 from lorastudy.core.quiet import quiet_library_calls
 from lorastudy.measure.timing_fitness import RETIMED_REQUESTS, reference_ms
 
-SCHEMA_VERSION = 4  # 3: attention is chosen per serving path; 4: fitness timings (retimed_ms, reference_ms)
+SCHEMA_VERSION = 5  # 3: attention per serving path; 4: fitness timings; 5: warm retimed requests, fastest reference
 PIPED_WIDTH = 120
 BUILTIN_TEXTS = (
     "I was charged a late fee even though my payment posted on time.",
@@ -146,7 +146,8 @@ def benchmark(predict: Predict, texts: Sequence[str], cfg: LatencyConfig, *, dev
                                              replace=cfg.single_requests > len(texts)).tolist()
     lengths = token_counts(list(texts)) if token_counts else [len(text) for text in texts]
     plans = {size: _sorted_batches(lengths, size, cfg.batched_examples) for size in cfg.batch_sizes}
-    warmup = [[texts[single[k % len(single)]]] for k in range(cfg.warmup)]
+    # the retimed requests are warmed up too: their first timing must not be their first run (new shapes build kernels)
+    warmup = [[texts[single[k % len(single)]]] for k in range(max(cfg.warmup, min(RETIMED_REQUESTS, len(single))))]
     warmup += [[texts[i] for i in batches[0]] for batches in plans.values()]
     total_calls = len(warmup) + len(single) + sum(len(batches) for batches in plans.values()) \
         + min(RETIMED_REQUESTS, len(single))

@@ -1,11 +1,16 @@
 """The stated ground that breaks a tie the deployment rule's metric, cost, speed and memory leave (issue #30): a
-point estimate inside the noise is no decision, so a clear lead on another reported metric decides first, then the
-arm whose run-to-run variance was measured (more training seeds); without either the rule falls back to the point
-estimate and the note calls it a call inside the noise."""
+point estimate inside the noise is no decision, so a clear lead on another reported metric decides first, then what
+the shipped model is (an adapter a tenth the size or less of the other's trained weights: one file to version, a base
+shared across tasks), then the arm whose run-to-run variance was measured (more training seeds); without any the
+rule falls back to the point estimate and the note calls it a call inside the noise."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
+
+FOOTPRINT_RATIO = 10
+"""Trained weights this many times fewer than every other tied arm's: a difference in what is shipped and versioned
+(an adapter file against a full copy of the model), not in a rounding."""
 
 if TYPE_CHECKING:
     from lorastudy.measure.deployment import Evidence
@@ -14,7 +19,8 @@ if TYPE_CHECKING:
 def tie_ground(arms: list[str], evidence: Evidence) -> dict | None:
     """The stated ground that decides candidates the deciding metric, cost, speed and memory leave tied: first an
     arm clearly ahead of every other on another quality metric and clearly behind none ("secondary"), where every
-    arm trained several seeds (else the interval lacks run-to-run variance); else the one
+    arm trained several seeds (else the interval lacks run-to-run variance); else the one arm whose trained weights
+    are FOOTPRINT_RATIO times fewer than every other's ("footprint": the smaller artifact to ship); else the one
     arm with the most training seeds ("seeds": its run-to-run variance is measured, the others' is not). None: no
     ground, and the point estimate (or a printed tie) decides, which the note words as such."""
     def several_seeds(arm: str) -> bool:
@@ -38,6 +44,15 @@ def tie_ground(arms: list[str], evidence: Evidence) -> dict | None:
             else:
                 if not behind:
                     return {"by": "secondary", "arm": arm, "leads": leads}
+    if evidence.trainable is not None:
+        sizes = {arm: evidence.trainable(arm) for arm in arms}
+        if all(sizes.values()):
+            smallest = min(arms, key=lambda arm: sizes[arm])
+            if all(sizes[other] >= FOOTPRINT_RATIO * sizes[smallest] for other in arms if other != smallest):
+                larger = {arm: n for arm, n in sizes.items() if arm != smallest}
+                nearest = min(larger, key=larger.get)
+                return {"by": "footprint", "arm": smallest, "trainable": sizes[smallest], "larger": larger,
+                        "nearest": nearest, "nearest_trainable": larger[nearest]}
     if evidence.seeds is not None:
         counts = {arm: evidence.seeds(arm) for arm in arms}
         most = max(counts.values())

@@ -7,7 +7,8 @@ the same computation (slower / faster), read from `latency/latency.json`:
 * `retimed`: a model's first `RETIMED_REQUESTS` single requests are timed again after its batched runs (the same
   texts, so only the machine can differ); ratio of the two medians `latency.benchmark` records
   (`first_median_ms`, `retimed_median_ms`).
-* `reference`: a fixed workload (`reference_ms`: a float32 matrix product on the serving threads) is timed before
+* `reference`: a fixed workload (`reference_ms`: a float32 matrix product chain on the serving threads, ~10 ms, its
+  fastest of `REFERENCE_REPEATS`, so a passing interrupt does not count and a sustained load does) is timed before
   the first model and after each one (`latency.bench_study`); ratio of the slowest to the fastest reading.
 * `same_network`: two arms served as one network (a merged LoRA and the full fine-tune of the same model) that
   were timed separately; ratio of their single-request p50s, and of their p95s (a p95 target decides on the tail).
@@ -20,7 +21,6 @@ and the note says so.
 from __future__ import annotations
 
 import time
-from statistics import median
 from typing import Callable
 
 from lorastudy.measure import deployment
@@ -29,11 +29,15 @@ DRIFT_TOLERANCE = 0.2
 """Two timings of one computation more than 20% apart: a deployment ratio (often 2-10x) survives 20%, a capacity
 count (instances, busy share) near its threshold does not, so beyond it the note decides nothing on latency alone."""
 RETIMED_REQUESTS = 20
-REFERENCE_SIZE, REFERENCE_REPEATS = 256, 30
+REFERENCE_SIZE, REFERENCE_REPEATS = 512, 30
+"""Four 512 x 512 products (~1 GFLOP, ~10 ms on 2 cores): long enough that timer and scheduler noise stay small."""
 
 
 def reference_ms() -> float:
-    """Median time of a fixed float32 matrix product chain (CPU, the serving threads): the machine's own speed."""
+    """Fastest time of a fixed float32 matrix product chain (CPU, the serving threads): the machine's own speed.
+
+    The fastest of the repeats, as timeit advises: a median of sub-millisecond timings on a shared VM moved 2x on an
+    idle machine, while the fastest moves only when the machine is slower for the whole reading."""
     import torch
 
     a = torch.randn(REFERENCE_SIZE, REFERENCE_SIZE, generator=torch.Generator().manual_seed(0))
@@ -43,7 +47,7 @@ def reference_ms() -> float:
         for _ in range(4):
             a @ a
         times.append((time.perf_counter() - start) * 1000.0)
-    return float(median(times))
+    return float(min(times))
 
 
 def same_network_pairs(models: dict) -> list[tuple[str, str]]:

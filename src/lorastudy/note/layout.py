@@ -212,16 +212,27 @@ class Layout:
                    and seeds.get(arm, 1) > 1)
         return " (best: one seed)" if one_run else ""
 
-    def contexts_table(self, decisions) -> str:
-        out = []
-        for decision in decisions:
+    def contexts_table(self, decisions, verdicts) -> str:
+        """One row per context and arm the rule weighed; the last column marks the recommendation, or why the rule's
+        pick is none. Arms below an arm the rule already excluded add nothing to the decision and are named under
+        the table instead of filling it."""
+        out, hidden = [], []
+        for decision, verdict in zip(decisions, verdicts):
             context, metric = decision.facts["context"], decision.facts["metric"]
             realtime = context["kind"] == "realtime"
             standing = decision.facts["decision"].get("standing") or {}
+            mark = ("best, not fit" if verdict.misses_most else "rule's pick, withheld" if verdict.withheld
+                    else "**chosen**")
+            below = [inline(row["arm"]) for row in decision.facts["rows"]
+                     if (standing.get(row["arm"]) or {}).get("status") == "below_an_excluded_arm"]
+            if below:
+                hidden.append(f"{esc(context['name'])}: {', '.join(below)}")
             for row in decision.facts["rows"]:
-                chosen = "**chosen**" if row["arm"] == decision.facts["decision"]["choice"] else ""
+                chosen = mark if row["arm"] == decision.facts["decision"]["choice"] else ""
                 target = f"p95 {ms(row['p95_at_rate_ms'])}" if realtime else f"job {seconds(row['time_s'])}"
                 entry = standing.get(row["arm"]) or {}
+                if entry.get("status") == "below_an_excluded_arm":
+                    continue
                 versus = (f"{metric_diff(entry['diff'], metric)} {metric_ci([entry['lo'], entry['hi']], metric)}"
                           if entry.get("diff") is not None else "–")
                 out.append([esc(context["name"]), name(row["arm"]),
@@ -232,7 +243,8 @@ class Layout:
                             money(row["monthly_cost"]), money(row.get("compute_cost")), chosen])
         return table(["Context", "Arm", "Deciding metric", "Against the best", "Standing", "Meets target",
                       "Against the target", "Instances", "One instance busy at peak", "Headroom", "Monthly cost",
-                      "Raw compute", ""], out)
+                      "Raw compute", ""], out) + (
+            f"\n\n*Not shown, each below an arm the rule already excluded: {'; '.join(hidden)}.*" if hidden else "")
 
     def candidates_table(self) -> str | None:
         def unmeasured(c: dict) -> str:

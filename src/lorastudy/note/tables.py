@@ -29,7 +29,8 @@ def evidence(candidate: dict) -> str:
         zero = ("every class up to " + count(facts["zero_below"]) + " training examples at F1 0"
                 if facts["zero_below"] is not None else "the rarest class scores above 0")
         rows = f"{count(facts['unused_rows'])} unused rows of the source" if facts.get("unused_rows") else "no unused rows"
-        return f"{rows}; {count(facts['rare_zero'])} of {count(facts['rare_n'])} rare-tier classes at F1 0; {zero}"
+        seed = f" (seed {facts['seed']})" if facts.get("seed") is not None else ""
+        return f"{rows}; {count(facts['rare_zero'])} of {count(facts['rare_n'])} rare-tier classes at F1 0; {zero}{seed}"
     if candidate["name"] == "training_budget":
         if facts.get("same_budget"):
             return "both LoRA arms saw the same number of examples"

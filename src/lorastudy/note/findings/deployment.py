@@ -348,7 +348,10 @@ def decision_findings(src: Source, config: StudyConfig) -> list[Finding]:
         def seeds(arm: str) -> int:
             return int(src.results["arms"][arm].get("n_seeds", 1))
 
-        evidence = deployment.Evidence(metric, quality, difference, secondary, seeds)
+        def trainable(arm: str) -> int | None:
+            return (src.results["runs"][src.first_run(arm)].get("parameters") or {}).get("trainable")
+
+        evidence = deployment.Evidence(metric, quality, difference, secondary, seeds, trainable)
         rows = deployment.context_rows(models, context, config.deployment)
         decision = deployment.decide(rows, context, config.deployment, evidence)
         flip = deployment.what_would_change(models, context, config.deployment, evidence, decision["choice"])

@@ -34,6 +34,9 @@ class LimitationVerdicts(Verdicts):
     duplicates: Literal["deduplicated", "leaked"] | None = None
     """Texts shared between splits: dropped before training, or left in so that test rows repeat a training text;
     None when neither is recorded."""
+    commits_mixed: int = 0
+    """How many commits of this tool the runs were trained at (their records' git commit) when more than one, else
+    0: a code change between runs is then not ruled out, which the note discloses."""
     peak_memory_per_run: bool = False
     """Every run that records its peak-memory scope trained in its own process, so a peak is that run's alone (the
     log's caption); otherwise a peak may include what earlier runs left allocated."""
@@ -62,4 +65,10 @@ def limitation_verdicts(src: Source, runs: list[dict], summary: dict) -> Limitat
         sizes_differ=sizes_differ, budgets_differ=budgets_differ, truncated=cut >= TRUNCATION_WORTH_STATING,
         duplicates="deduplicated" if duplicates.get("deduplicated") else
         "leaked" if duplicates.get("test_rows_seen_in_train") else None,
-        peak_memory_per_run=scopes == {"run"})
+        peak_memory_per_run=scopes == {"run"},
+        commits_mixed=_commits_mixed(runs))
+
+
+def _commits_mixed(runs: list[dict]) -> int:
+    commits = {commit for r in runs if (commit := (r.get("environment") or {}).get("git_commit"))}
+    return len(commits) if len(commits) > 1 else 0

@@ -18,8 +18,8 @@ across-class correlation read as a cause:
 
 The supported candidates aimed at the located deficit (the tier holding most of the focus arm's macro F1 deficit
 against the other arm; Section 1's split) rank first, then by the macro F1 each accounts for, then by cost. The
-prediction's threshold is the focus arm's current value plus the half-width of its 95% interval (seeds and test
-resampling as the run measured them), so noise alone cannot pass it, and the other arm's level is what closing the
+prediction's threshold is the focus arm's current value plus the half-width of a paired change's 95% interval on
+that arm (its weighting effect; seeds and test resampling as the run measured them), so noise alone cannot pass it, and the other arm's level is what closing the
 gap would reach; the experiment is typed (`facts.design`)
 for a later `lorastudy next` to run.
 """
@@ -313,25 +313,41 @@ PREDICTED_METRIC = {"decision_rule": "rare_recall", "rare_data": "rare_recall", 
                     None: "macro_f1"}
 
 
+def _clear_deficit_metric(src: Source, focus: str, metric: str) -> str:
+    """Macro F1, unless the focus arm's macro F1 deficit to the other LoRA arm is not distinguishable while its
+    accuracy deficit is: a hypothesis about a gap the run cannot see is aimed at the gap it can (issue #30)."""
+    if metric != "macro_f1" or not src.has(_other(focus)):
+        return metric
+    f1_gap, accuracy_gap = (src.comparison(_other(focus), focus, m) for m in ("macro_f1", "accuracy"))
+    if (f1_gap and not f1_gap[0]["distinguishable"] and accuracy_gap and accuracy_gap[0]["distinguishable"]
+            and accuracy_gap[0]["diff"] < 0):
+        return "accuracy"
+    return metric
+
+
 def prediction_finding(src: Source, config: StudyConfig, focus: str, favoured: dict | None,
                        runner_up: dict | None) -> Finding:
-    """The focus arm's metric must rise past its current value plus the half-width of its 95% interval.
+    """The focus arm's metric must rise past its current value plus the noise of a change to it.
 
-    The interval is the arm's own (results.json `arms.<arm>.ci`): test resampling, widened by the seed t-interval
-    where the arm trained several seeds, so the threshold allows for both. Without any supported candidate the
+    That noise is the half-width of a paired change's 95% interval measured on this arm: its weighting effect
+    (weighted minus unweighted, same seeds and test examples; results.json `weighting_effect`), the same kind of
+    contrast the experiment's result will be. Without a weighted twin it is the arm's own interval (`arms.<arm>.ci`):
+    test resampling, widened by the seed t-interval where the arm trained several seeds. Without any supported candidate the
     experiment is the cheapest direct test, twice the focus arm's budget."""
     name = favoured["name"] if favoured else None
-    metric = PREDICTED_METRIC[name]
+    metric = _clear_deficit_metric(src, focus, PREDICTED_METRIC[name])
     if metric == "rare_recall" and (src.results["arms"][focus].get("ci", {}).get("rare_recall") or {}).get("ci") is None:
         metric = "macro_f1"
     entry = src.results["arms"][focus]["ci"][metric]
     if entry.get("mean") is None or entry.get("ci") is None:  # the rare tier has no test examples
         metric, entry = "macro_f1", src.results["arms"][focus]["ci"]["macro_f1"]
     now = Quantity(name=f"{focus}.{metric}", value=entry["mean"], path=f"{RESULTS}#/arms/{focus}/ci/{metric}/mean")
-    lo, hi = entry["ci"]
+    paired = ((src.results.get("weighting_effect") or {}).get(focus) or {}).get("intervals", {}).get(metric)
+    lo, hi = paired["ci"] if paired and paired.get("ci") else entry["ci"]
     allowance = (hi - lo) / 2
     noise = Quantity(name=f"{focus}.{metric}_noise_allowance", value=allowance,
-                     path=f"half-width of results.json arms.{focus}.ci.{metric}")
+                     path=f"half-width of results.json weighting_effect.{focus}.intervals.{metric}.ci" if paired
+                     and paired.get("ci") else f"half-width of results.json arms.{focus}.ci.{metric}")
     threshold = entry["mean"] + allowance
     design = (favoured or {}).get("design") or {
         "change": f"models.{_family(focus)}.lora_train.max_steps",
@@ -348,7 +364,8 @@ def prediction_finding(src: Source, config: StudyConfig, focus: str, favoured: d
                       and name in ("training_budget", "truncation") else [])
     return Finding(id="prediction", kind="prediction", section=5,
                    test="the focus arm's metric after the change must exceed its current value plus the half-width "
-                        "of its 95% interval (what test resampling and seed variation alone could move)",
+                        "of a paired change's 95% interval on it (what test resampling and seed variation alone "
+                        "could move)",
                    verdict=name or "none", subjects=[focus],
                    quantities=[now, noise] + ([gap_level] if gap_level else []) + ([Quantity(name=f"{focus}.macro_f1 + own validation slope x added examples",
                                                          value=expected, path="now + the focus arm's last validation "
@@ -358,6 +375,7 @@ def prediction_finding(src: Source, config: StudyConfig, focus: str, favoured: d
                       if design["change"].endswith("max_steps") else []),
                    facts={"metric": metric, "threshold": threshold, "now": entry["mean"], "noise_allowance": allowance,
                           "noise_source": entry.get("source", src.source), "expected": expected,
+                          "paired_noise": bool(paired and paired.get("ci")),
                           "expected_clears": expected is not None and expected > threshold,
                           "gap_level": gap_level.value if gap_level else None, "gap_arm": other if gap_level else None,
                           "design": {**design, "arms": arms, "seeds": src.results["arms"][focus]["seeds"],

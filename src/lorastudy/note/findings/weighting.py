@@ -18,6 +18,14 @@ class Transfer(BaseModel):
     metric: Literal["macro_f1", "accuracy"]
 
 
+class ClearChange(BaseModel):
+    """A change weighting made to one LoRA arm whose interval excludes 0."""
+
+    arm: str
+    metric: str
+    direction: Literal["raised", "lowered"]
+
+
 class WeightingVerdicts(Verdicts):
     zero_count_unchanged: dict[str, bool] = {}
     """Per weighted arm: weighting left its zero-F1 count where it was, so the note says it was left, not moved."""
@@ -39,6 +47,11 @@ class WeightingVerdicts(Verdicts):
     added_precision_shown: bool = False
     """Weighting moved predictions into the rare tier on both LoRA arms, and the net precision of the moved ones
     (newly right / newly predicted there) lies in [0, 1] for both: only then is it a precision the note can print."""
+    macro_f1_clear: list[str] = []
+    """The LoRA arms whose macro F1 change from weighting excludes 0: Section 2 answers "does weighting help both"
+    on macro F1 first, naming these, or saying neither's change is distinguishable."""
+    clear_changes: list[ClearChange] = []
+    """Every other clear change weighting made to a LoRA arm (accuracy, rare-tier recall), with its direction."""
     cost_beyond_tail_shift: bool = False
     """That arm lost more accuracy than the share of test predictions weighting moved into the rare tier: even had
     every moved prediction been a correct common-tier one, the loss would be smaller, so weighting also moved
@@ -75,7 +88,13 @@ def weighting_verdicts(src: Source, found: list[Finding]) -> WeightingVerdicts:
         common = effects[worst].q(f"{src.tiers[-1]}.accuracy_change_from_tier")
         if change is not None and change < 0:
             cost_from = "common" if common is not None and common < 0 else "rare"
+    lora = [arm for arm in (ENC, DEC) if arm in effects]
+    verdicts = {arm: effects[arm].facts.get("verdicts") or {} for arm in lora}
     return WeightingVerdicts(
+        macro_f1_clear=[arm for arm in lora if verdicts[arm].get("macro_f1") not in (None, "not_distinguishable")],
+        clear_changes=[ClearChange(arm=arm, metric=metric, direction="raised" if verdicts[arm][metric] == "b_higher"
+                                   else "lowered") for arm in lora for metric in ("accuracy", "rare_recall")
+                       if verdicts[arm].get(metric) not in (None, "not_distinguishable")],
         zero_count_unchanged={arm: f.q("zero_before") == f.q("zero_after") for arm, f in effects.items()},
         transferred=transferred, accuracy_worst_hit=worst, accuracy_cost_from=cost_from,
         zeros_fell_macro_flat=[arm for arm, f in effects.items() if (f.q("zero_after") or 0) < (f.q("zero_before") or 0)
