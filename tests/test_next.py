@@ -20,7 +20,7 @@ from lorastudy.cli import app
 from lorastudy.core import integrity
 from lorastudy.core.errors import StudyError
 from lorastudy.followup import subset as subsets
-from lorastudy.followup.plan import make_plan
+from lorastudy.followup.plan import make_plan, metric_level
 from lorastudy.measure.next_result import prediction_verdict
 
 STUDY = ["run", "--config", "smoke", "--set", "arms=[encoder_lora,decoder_lora]",
@@ -119,7 +119,7 @@ def test_dry_run_prints_the_plan_and_trains_nothing(study, tmp_path):
     result = next_cli(run_dir, "--dry-run")
     assert result.exit_code == 0, result.output
     for shown in ("models.decoder.lora_train.max_steps = 8", "decoder_lora; seeds: 42", "1 run of 8 steps",
-                  f"{design['metric']} above {design['threshold']:.4g}", "estimate:", "s per step"):
+                  f"{design['metric']} above {metric_level(design['threshold'], design['metric'])}", "estimate:", "s per step"):
         assert shown in result.output, result.output
     assert not (run_dir / "next").exists() and not (run_dir / "evaluation" / "next.json").exists()
     assert study_hashes(run_dir) == before
@@ -360,7 +360,7 @@ def test_max_minutes_keeps_the_focus_arm_and_drops_the_others_then_seeds(study, 
     assert dropped_seed.exit_code == 0, dropped_seed.output
     assert "arms:       decoder_lora; seeds: 42, 43 (2 of the 6 proposed runs" in dropped_seed.output
     assert "with 2 of 3 seeds the interval is wider" in dropped_seed.output
-    assert f"above {make_plan(run_dir).design.threshold:.4g} (unchanged" in dropped_seed.output
+    assert f"above {metric_level(make_plan(run_dir).design.threshold, make_plan(run_dir).design.metric)} (unchanged" in dropped_seed.output
     whole = next_cli(run_dir, "--dry-run", "--max-minutes", 2 * full / 60)
     assert "decoder_lora, encoder_lora; seeds: 42, 43, 44\n" in whole.output
     assert not (run_dir / "next").exists()

@@ -96,7 +96,7 @@ class Plan:
                   f"{budget['batch_size']}) on {self.train_rows:,} training examples"
                   + (f" ({sum(self.rows_changed.values()):,} rows changed in {len(self.rows_changed)} classes)"
                      if self.rows_changed else ""),
-                  f"  predicts:   {d.arms[0]}'s {d.metric} {d.direction} {d.threshold:.4g}"
+                  f"  predicts:   {d.arms[0]}'s {d.metric} {d.direction} {metric_level(d.threshold, d.metric)}"
                   + (f" (unchanged; with {len(self.subset.seeds)} of {len(d.seeds)} seeds the interval is wider, so "
                      "'inconclusive' is likelier and 'held' no easier)"
                      if len(self.subset.seeds) < len(d.seeds) else ""),
@@ -280,3 +280,7 @@ def _study_record(run_dir: Path, arm: str, seed: int) -> dict:
     raise StudyError(f"The study has no finished run of {arm} to time the experiment by.",
                      "run the study's training first.")
 
+
+def metric_level(value: float, metric: str) -> str:
+    """A threshold as the note prints it: a share of examples as a percentage, an F1 to three decimals."""
+    return f"{value:.1%}" if metric in ("accuracy", "rare_recall") else f"{value:.3f}"

@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 from lorastudy.core import artifacts, integrity, runtime
 from lorastudy.core.lock import study_lock
-from lorastudy.followup.plan import Plan, make_plan
+from lorastudy.followup.plan import Plan, make_plan, metric_level
 from lorastudy.measure.next_result import evaluate_next, prediction_verdict, training_seconds, write_next
 from lorastudy.pipeline import write_report
 from lorastudy.study.execution import check_backend, train_runs
@@ -56,8 +56,9 @@ def run_next(run_dir: Path, dry_run: bool = False, max_minutes: float | None = N
         }
         path = write_next(run_dir, record)
         integrity.record_study_files(run_dir, [path])
-        tqdm.write(f"{design.arms[0]}'s {design.metric}: {arms[0]['result']['mean']:.4g} "
-                   f"[{arms[0]['result']['ci'][0]:.4g}, {arms[0]['result']['ci'][1]:.4g}] against the threshold "
-                   f"{design.threshold:.4g}: {record['verdict']}.")
+        result, metric = arms[0]["result"], design.metric
+        tqdm.write(f"{design.arms[0]}'s {metric}: {metric_level(result['mean'], metric)} [{metric_level(result['ci'][0], metric)}, "
+                   f"{metric_level(result['ci'][1], metric)}] against the threshold {metric_level(design.threshold, metric)}: "
+                   f"{record['verdict']}.")
         tqdm.write(f"Note written: {write_report(run_dir, keep_findings=True)}")
     return plan

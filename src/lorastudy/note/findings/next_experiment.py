@@ -187,7 +187,7 @@ def _budget(src: Source, config: StudyConfig, focus: str, other: str, by_id: dic
                       "gap_at_matched": at_matched, "gap_at_own": at_own, "other_gain": gain, "steps": steps,
                       "own_slope_gain": None if slope is None else slope * (theirs - mine)},
             "design": {"change": f"models.{_family(focus)}.lora_train.max_steps", "value": steps,
-                       "describe": f"train to {theirs} examples, the other LoRA arm's budget"}}
+                       "describe": f"train to {theirs:,.0f} examples, the other LoRA arm's budget"}}
 
 
 def _truncation(src: Source, config: StudyConfig, focus: str, summary: dict) -> dict | None:
