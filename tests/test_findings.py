@@ -921,3 +921,18 @@ def test_weightings_added_precision_and_its_accuracy_cost_are_worded_only_where_
     assert answer.macro_f1_clear == [ENC]
     assert [(c.arm, c.metric, c.direction) for c in answer.clear_changes] == [(ENC, "rare_recall", "raised"),
                                                                               (DEC, "accuracy", "lowered")]
+
+
+def test_runs_of_one_arm_at_unequal_speed_or_at_several_commits_are_disclosed():
+    """Issue #30: the log showed one recipe's seeds taking 748 s and 1,341 s, and seeds trained at different
+    commits; the note must say the machine was shared and the code may have changed, and stay silent otherwise."""
+    from lorastudy.note.findings.limitations import _commits_mixed, _uneven_step_time
+
+    def run(arm, seconds, commit="a"):
+        return {"arm": arm, "steps": 100, "wall_time_s": seconds, "environment": {"git_commit": commit}}
+
+    even = [run(DEC, 700.0), run(DEC, 800.0), run(ENC, 100.0)]
+    assert _uneven_step_time(even) is None and _commits_mixed(even) == 0
+    uneven = even + [run(DEC, 1340.0, commit="b")]
+    assert _uneven_step_time(uneven) == {"arm": DEC, "ratio": pytest.approx(1340.0 / 700.0)}
+    assert _commits_mixed(uneven) == 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from lorastudy.measure import deployment
 from lorastudy.note.figures import FigureSpec
 from lorastudy.note.findings import DEC, ENC, Findings
 from lorastudy.note.formatting import (
@@ -244,7 +245,18 @@ class Layout:
         return table(["Context", "Arm", "Deciding metric", "Against the best", "Standing", "Meets target",
                       "Against the target", "Instances", "One instance busy at peak", "Headroom", "Monthly cost",
                       "Raw compute", ""], out) + (
-            f"\n\n*Not shown, each below an arm the rule already excluded: {'; '.join(hidden)}.*" if hidden else "")
+            f"\n\n*Not shown, each below an arm the rule already excluded: {'; '.join(hidden)}.*" if hidden else "") + (
+            f"\n\n*Priced from one timing per network: {'; '.join(self._priced_from())} (the latency table's "
+            f"own timings of one network differ only by the machine's noise).*" if self._priced_from() else "")
+
+    def _priced_from(self) -> list[str]:
+        """Arms priced from another arm's timing of the same network (deployment.served_models)."""
+        served = deployment.served_models(self.latency or {}, self.arms)
+        by_source: dict[str, list[str]] = {}
+        for arm, entry in served.items():
+            if entry.measured_as != arm:
+                by_source.setdefault(entry.measured_as, []).append(inline(arm))
+        return [f"{', '.join(arms)} from {inline(source)}'s" for source, arms in by_source.items()]
 
     def candidates_table(self) -> str | None:
         def unmeasured(c: dict) -> str:

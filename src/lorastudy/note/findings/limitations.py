@@ -9,6 +9,8 @@ from lorastudy.note.findings.next_experiment import QUANTISED
 from lorastudy.study.arms import arm_spec
 
 
+UNEVEN_STEP_TIME = 1.5
+"""Seconds per step of one arm's runs this far apart: more than run-to-run jitter, a machine shared while training."""
 TRUNCATION_WORTH_STATING = 0.01
 """A share of texts cut below this (a handful of outliers) cannot move a result the note reports."""
 
@@ -37,6 +39,10 @@ class LimitationVerdicts(Verdicts):
     commits_mixed: int = 0
     """How many commits of this tool the runs were trained at (their records' git commit) when more than one, else
     0: a code change between runs is then not ruled out, which the note discloses."""
+    uneven_step_time: dict | None = None
+    """The arm whose runs' seconds per step differ most, with the ratio (slowest / fastest), when it exceeds
+    UNEVEN_STEP_TIME: runs of one recipe on one machine took unequal time, so the machine was shared while
+    training and the log's wall times measure no speed."""
     peak_memory_per_run: bool = False
     """Every run that records its peak-memory scope trained in its own process, so a peak is that run's alone (the
     log's caption); otherwise a peak may include what earlier runs left allocated."""
@@ -66,7 +72,19 @@ def limitation_verdicts(src: Source, runs: list[dict], summary: dict) -> Limitat
         duplicates="deduplicated" if duplicates.get("deduplicated") else
         "leaked" if duplicates.get("test_rows_seen_in_train") else None,
         peak_memory_per_run=scopes == {"run"},
-        commits_mixed=_commits_mixed(runs))
+        commits_mixed=_commits_mixed(runs), uneven_step_time=_uneven_step_time(runs))
+
+
+def _uneven_step_time(runs: list[dict]) -> dict | None:
+    per_step: dict[str, list[float]] = {}
+    for r in runs:
+        if r.get("arm") and (r.get("steps") or 0) > 0 and (r.get("wall_time_s") or 0) > 0:
+            per_step.setdefault(r["arm"], []).append(r["wall_time_s"] / r["steps"])
+    spreads = {arm: max(v) / min(v) for arm, v in per_step.items() if len(v) > 1}
+    if not spreads:
+        return None
+    arm = max(spreads, key=spreads.get)
+    return {"arm": arm, "ratio": spreads[arm]} if spreads[arm] > UNEVEN_STEP_TIME else None
 
 
 def _commits_mixed(runs: list[dict]) -> int:

@@ -327,7 +327,8 @@ def _clear_deficit_metric(src: Source, focus: str, metric: str) -> str:
 
 def prediction_finding(src: Source, config: StudyConfig, focus: str, favoured: dict | None,
                        runner_up: dict | None) -> Finding:
-    """The focus arm's metric must rise past its current value plus the noise of a change to it.
+    """The focus arm's metric must rise past its current value plus the noise of a change to it, and, where the
+    hypothesis is that most of its deficit is training length, past half the gap to the other LoRA arm.
 
     That noise is the half-width of a paired change's 95% interval measured on this arm: its weighting effect
     (weighted minus unweighted, same seeds and test examples; results.json `weighting_effect`), the same kind of
@@ -349,6 +350,12 @@ def prediction_finding(src: Source, config: StudyConfig, focus: str, favoured: d
                      path=f"half-width of results.json weighting_effect.{focus}.intervals.{metric}.ci" if paired
                      and paired.get("ci") else f"half-width of results.json arms.{focus}.ci.{metric}")
     threshold = entry["mean"] + allowance
+    other_mean = ((src.results["arms"].get(_other(focus), {}).get("ci") or {}).get(metric) or {}).get("mean") \
+        if src.has(_other(focus)) else None
+    half_gap = (other_mean - entry["mean"]) / 2 if name == "training_budget" and other_mean is not None \
+        and other_mean > entry["mean"] else None
+    if half_gap is not None and half_gap > allowance:  # "most of its deficit" needs more than half the gap closed
+        threshold = entry["mean"] + half_gap
     design = (favoured or {}).get("design") or {
         "change": f"models.{_family(focus)}.lora_train.max_steps",
         "value": 2 * (_steps(src, focus) or 0), "describe": "train for twice the steps"}
@@ -376,6 +383,7 @@ def prediction_finding(src: Source, config: StudyConfig, focus: str, favoured: d
                    facts={"metric": metric, "threshold": threshold, "now": entry["mean"], "noise_allowance": allowance,
                           "noise_source": entry.get("source", src.source), "expected": expected,
                           "paired_noise": bool(paired and paired.get("ci")),
+                          "half_gap": half_gap if half_gap is not None and half_gap > allowance else None,
                           "expected_clears": expected is not None and expected > threshold,
                           "gap_level": gap_level.value if gap_level else None, "gap_arm": other if gap_level else None,
                           "design": {**design, "arms": arms, "seeds": src.results["arms"][focus]["seeds"],
