@@ -880,6 +880,9 @@ def test_the_prediction_uses_the_interval_half_width_and_names_the_level_that_cl
     lo, hi = study["results"]["weighting_effect"][DEC]["intervals"]["macro_f1"]["ci"]  # a paired change's noise
     assert ahead.facts["noise_allowance"] == pytest.approx((hi - lo) / 2)
     assert ahead.facts["gap_level"] == pytest.approx(0.99) and ahead.facts["gap_arm"] == ENC
+    # "most of its deficit is training length" passes only past half the gap, when that exceeds the noise
+    assert ahead.facts["half_gap"] == pytest.approx((0.99 - ahead.facts["now"]) / 2)
+    assert ahead.facts["threshold"] == pytest.approx(ahead.facts["now"] + ahead.facts["half_gap"])
     behind = findings_of(study, other_at(0.01)).get("prediction")
     assert behind.facts["gap_level"] is None  # no gap to close
 
