@@ -168,3 +168,22 @@ def test_took_away_is_no_time():
     (reading,) = [r for r in read_note_numbers("On decoder LoRA the rare tier added 0.96 macro-F1 points and the common "
                                                "tier took away 0.26.") if r.printed == "0.26"]
     assert reading.kind != "time"
+
+
+def test_a_seed_mean_takes_one_value_per_seed_never_two_points_of_one_seed():
+    """A slot blanks list positions, so one seed's validation-curve points (val_curve.0, val_curve.1) shared a
+    group and were averaged into a 'mean over 2 seeds' no run reports: a fact a falsified number could match."""
+    from lorastudy.check.facts import Fact, _seed_means
+
+    def point(seed: int, position: int, value: float) -> Fact:
+        return Fact(value, "macro_f1", {"arm": frozenset({"encoder_lora"})},
+                    f"evaluation/results.json: runs.encoder_lora__seed{seed}.training.val_curve.{position}.val_macro_f1",
+                    "runs.{arm}.training.val_curve.{#}.val_macro_f1")
+
+    one_seed = [point(42, 0, 0.37), point(42, 1, 0.48)]
+    _seed_means(one_seed)
+    assert not any(f.source.startswith("mean over") for f in one_seed)
+    two_seeds = [point(42, 0, 0.37), point(42, 1, 0.48), point(43, 0, 0.39), point(43, 1, 0.50)]
+    _seed_means(two_seeds)
+    means = sorted(round(f.value, 3) for f in two_seeds if f.source.startswith("mean over 2 seeds"))
+    assert means == [0.38, 0.49]  # each position's mean over the two seeds, nothing across positions

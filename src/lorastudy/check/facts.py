@@ -240,14 +240,29 @@ def _seed_means(facts: list[Fact]) -> None:
         if re.search(r"__seed\d+", fact.source):
             key = (fact.slot, tuple(sorted((k, tuple(sorted(v))) for k, v in fact.entities.items())))
             groups.setdefault(key, []).append(fact)
-    for (slot, _), members in groups.items():
-        if len(members) > 1 and len({f.source for f in members}) == len(members):
-            first_seed = min(int(re.search(r"__seed(\d+)", m.source).group(1)) for m in members)
+    def seed(fact: Fact) -> int:
+        return int(re.search(r"__seed(\d+)", fact.source).group(1))
+
+    def one_per_seed(members: list[Fact]) -> list[list[Fact]]:
+        """A slot blanks list positions, so one seed can sit in a group twice (its validation curve's points):
+        those split by their source, seed blanked, and only a group with one value per seed is a seed mean."""
+        if len({seed(f) for f in members}) == len(members):
+            return [members]
+        by_source: dict[str, list[Fact]] = {}
+        for fact in members:
+            by_source.setdefault(re.sub(r"__seed\d+", "__seed*", fact.source), []).append(fact)
+        return [group for group in by_source.values() if len({seed(f) for f in group}) == len(group)]
+
+    for (slot, _), grouped in groups.items():
+        for members in one_per_seed(grouped):
+            if len(members) < 2:
+                continue
+            first_seed = min(seed(m) for m in members)
             for member in members:
                 # a note quotes the seeds' mean, or names the seeds; where the run reports no mean (a correlation, a
                 # probe) the first seed's own value also stands, as the reference run's
                 reported_mean = member.source.startswith("evaluation/results.json: runs.") and about(member) in reported
-                first = int(re.search(r"__seed(\d+)", member.source).group(1)) == first_seed
+                first = seed(member) == first_seed
                 facts[positions[id(member)]] = dataclasses.replace(member, per_seed=True,
                                                                    mean_reported=reported_mean or not first)
             first, values = members[0], [f.value for f in members]
