@@ -40,9 +40,9 @@ class LimitationVerdicts(Verdicts):
     """How many commits of this tool the runs were trained at (their records' git commit) when more than one, else
     0: a code change between runs is then not ruled out, which the note discloses."""
     uneven_step_time: dict | None = None
-    """The arm whose runs' seconds per step differ most, with the ratio (slowest / fastest), when it exceeds
-    UNEVEN_STEP_TIME: runs of one recipe on one machine took unequal time, so the machine was shared while
-    training and the log's wall times measure no speed."""
+    """The recipe (an arm and its weighted twin: weights cost nothing per step) whose runs' seconds per step differ
+    most, with the ratio (slowest / fastest), when it exceeds UNEVEN_STEP_TIME: runs of one recipe took unequal
+    time, so the machine was shared while training and the log's wall times measure no speed."""
     peak_memory_per_run: bool = False
     """Every run that records its peak-memory scope trained in its own process, so a peak is that run's alone (the
     log's caption); otherwise a peak may include what earlier runs left allocated."""
@@ -79,7 +79,7 @@ def _uneven_step_time(runs: list[dict]) -> dict | None:
     per_step: dict[str, list[float]] = {}
     for r in runs:
         if r.get("arm") and (r.get("steps") or 0) > 0 and (r.get("wall_time_s") or 0) > 0:
-            per_step.setdefault(r["arm"], []).append(r["wall_time_s"] / r["steps"])
+            per_step.setdefault(r["arm"].removesuffix("_cw"), []).append(r["wall_time_s"] / r["steps"])  # one cost
     spreads = {arm: max(v) / min(v) for arm, v in per_step.items() if len(v) > 1}
     if not spreads:
         return None
