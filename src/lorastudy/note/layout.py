@@ -242,12 +242,15 @@ class Layout:
                             "yes" if row["meets"] else "**no**", target, count(row["instances"]),
                             pct(row.get("busy_instances")) if realtime else "–", pct(row["headroom"]),
                             money(row["monthly_cost"]), money(row.get("compute_cost")), chosen])
-        return table(["Context", "Arm", "Deciding metric", "Against the best", "Standing", "Meets target",
-                      "Against the target", "Instances", "One instance busy at peak", "Headroom", "Monthly cost",
-                      "Raw compute", ""], out) + (
-            f"\n\n*Not shown, each below an arm the rule already excluded: {'; '.join(hidden)}.*" if hidden else "") + (
-            f"\n\n*Priced from one timing per network: {'; '.join(self._priced_from())} (the latency table's "
-            f"own timings of one network differ only by the machine's noise).*" if self._priced_from() else "")
+        notes = []
+        if hidden:
+            notes.append(f"*Not shown, each below an arm the rule already excluded: {'; '.join(hidden)}.*")
+        if priced := self._priced_from():
+            notes.append(f"*Priced from one timing per network: {'; '.join(priced)} (the latency table's own timings "
+                         f"of one network differ only by the machine's noise).*")
+        return "\n\n".join([table(["Context", "Arm", "Deciding metric", "Against the best", "Standing", "Meets target",
+                                     "Against the target", "Instances", "One instance busy at peak", "Headroom",
+                                     "Monthly cost", "Raw compute", ""], out), *notes])
 
     def _priced_from(self) -> list[str]:
         """Arms priced from another arm's timing of the same network (deployment.served_models)."""

@@ -10,7 +10,7 @@ from lorastudy.study.arms import arm_spec
 
 
 UNEVEN_STEP_TIME = 1.5
-"""Seconds per step of one arm's runs this far apart: more than run-to-run jitter, a machine shared while training."""
+"""Seconds per step of one recipe's runs this far apart: more than run-to-run jitter, a machine shared while training."""
 TRUNCATION_WORTH_STATING = 0.01
 """A share of texts cut below this (a handful of outliers) cannot move a result the note reports."""
 
@@ -79,7 +79,7 @@ def _uneven_step_time(runs: list[dict]) -> dict | None:
     per_step: dict[str, list[float]] = {}
     for r in runs:
         if r.get("arm") and (r.get("steps") or 0) > 0 and (r.get("wall_time_s") or 0) > 0:
-            per_step.setdefault(r["arm"].removesuffix("_cw"), []).append(r["wall_time_s"] / r["steps"])  # one cost
+            per_step.setdefault(r["arm"].removesuffix("_cw"), []).append(r["wall_time_s"] / r["steps"])
     spreads = {arm: max(v) / min(v) for arm, v in per_step.items() if len(v) > 1}
     if not spreads:
         return None

@@ -19,8 +19,8 @@ across-class correlation read as a cause:
 The supported candidates aimed at the located deficit (the tier holding most of the focus arm's macro F1 deficit
 against the other arm; Section 1's split) rank first, then by the macro F1 each accounts for, then by cost. The
 prediction's threshold is the focus arm's current value plus the half-width of a paired change's 95% interval on
-that arm (its weighting effect; seeds and test resampling as the run measured them), so noise alone cannot pass it, and the other arm's level is what closing the
-gap would reach; the experiment is typed (`facts.design`)
+that arm (its weighting effect; seeds and test resampling as the run measured them), so noise alone cannot pass
+it, and the other arm's level is what closing the gap would reach; the experiment is typed (`facts.design`)
 for a later `lorastudy next` to run.
 """
 
@@ -333,8 +333,8 @@ def prediction_finding(src: Source, config: StudyConfig, focus: str, favoured: d
     That noise is the half-width of a paired change's 95% interval measured on this arm: its weighting effect
     (weighted minus unweighted, same seeds and test examples; results.json `weighting_effect`), the same kind of
     contrast the experiment's result will be. Without a weighted twin it is the arm's own interval (`arms.<arm>.ci`):
-    test resampling, widened by the seed t-interval where the arm trained several seeds. Without any supported candidate the
-    experiment is the cheapest direct test, twice the focus arm's budget."""
+    test resampling, widened by the seed t-interval where the arm trained several seeds. Without any supported
+    candidate the experiment is the cheapest direct test, twice the focus arm's budget."""
     name = favoured["name"] if favoured else None
     metric = _clear_deficit_metric(src, focus, PREDICTED_METRIC[name])
     if metric == "rare_recall" and (src.results["arms"][focus].get("ci", {}).get("rare_recall") or {}).get("ci") is None:
@@ -343,24 +343,24 @@ def prediction_finding(src: Source, config: StudyConfig, focus: str, favoured: d
     if entry.get("mean") is None or entry.get("ci") is None:  # the rare tier has no test examples
         metric, entry = "macro_f1", src.results["arms"][focus]["ci"]["macro_f1"]
     now = Quantity(name=f"{focus}.{metric}", value=entry["mean"], path=f"{RESULTS}#/arms/{focus}/ci/{metric}/mean")
-    paired = ((src.results.get("weighting_effect") or {}).get(focus) or {}).get("intervals", {}).get(metric)
-    lo, hi = paired["ci"] if paired and paired.get("ci") else entry["ci"]
+    paired_ci = (((src.results.get("weighting_effect") or {}).get(focus) or {}).get("intervals", {}).get(metric)
+                 or {}).get("ci")
+    lo, hi = paired_ci or entry["ci"]
     allowance = (hi - lo) / 2
     noise = Quantity(name=f"{focus}.{metric}_noise_allowance", value=allowance,
-                     path=f"half-width of results.json weighting_effect.{focus}.intervals.{metric}.ci" if paired
-                     and paired.get("ci") else f"half-width of results.json arms.{focus}.ci.{metric}")
-    threshold = entry["mean"] + allowance
-    other_mean = ((src.results["arms"].get(_other(focus), {}).get("ci") or {}).get(metric) or {}).get("mean") \
-        if src.has(_other(focus)) else None
-    half_gap = (other_mean - entry["mean"]) / 2 if name == "training_budget" and other_mean is not None \
-        and other_mean > entry["mean"] else None
-    if half_gap is not None and half_gap > allowance:  # "most of its deficit" needs more than half the gap closed
-        threshold = entry["mean"] + half_gap
+                     path=f"half-width of results.json weighting_effect.{focus}.intervals.{metric}.ci" if paired_ci
+                     else f"half-width of results.json arms.{focus}.ci.{metric}")
+    other = _other(focus)
+    other_entry = (src.results["arms"].get(other, {}).get("ci") or {}).get(metric) if src.has(other) else None
+    other_mean = (other_entry or {}).get("mean")
+    # "most of its deficit is training length" needs more than half the gap closed, where that exceeds the noise
+    half_gap = (other_mean - entry["mean"]) / 2 if name == "training_budget" and other_mean is not None else None
+    if half_gap is None or half_gap <= allowance:
+        half_gap = None
+    threshold = entry["mean"] + (half_gap if half_gap is not None else allowance)
     design = (favoured or {}).get("design") or {
         "change": f"models.{_family(focus)}.lora_train.max_steps",
         "value": 2 * (_steps(src, focus) or 0), "describe": "train for twice the steps"}
-    other = _other(focus)
-    other_entry = (src.results["arms"].get(other, {}).get("ci") or {}).get(metric) if src.has(other) else None
     gap_level = (Quantity(name=f"{other}.{metric}", value=other_entry["mean"],
                           path=f"{RESULTS}#/arms/{other}/ci/{metric}/mean")
                  if other_entry and other_entry.get("mean") is not None and other_entry["mean"] > threshold else None)
@@ -382,8 +382,7 @@ def prediction_finding(src: Source, config: StudyConfig, focus: str, favoured: d
                       if design["change"].endswith("max_steps") else []),
                    facts={"metric": metric, "threshold": threshold, "now": entry["mean"], "noise_allowance": allowance,
                           "noise_source": entry.get("source", src.source), "expected": expected,
-                          "paired_noise": bool(paired and paired.get("ci")),
-                          "half_gap": half_gap if half_gap is not None and half_gap > allowance else None,
+                          "paired_noise": bool(paired_ci), "half_gap": half_gap,
                           "expected_clears": expected is not None and expected > threshold,
                           "gap_level": gap_level.value if gap_level else None, "gap_arm": other if gap_level else None,
                           "design": {**design, "arms": arms, "seeds": src.results["arms"][focus]["seeds"],
