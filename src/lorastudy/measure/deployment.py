@@ -31,16 +31,20 @@ like its unweighted twin, so it takes that twin's measurements). q(arm) is the
 point estimate on the context's primary metric; every arm is compared with the
 best by one comparison, the stored paired difference (arm - best) with its interval:
 1. keep the arms that meet the context's constraint;
-2. quality floor: the best feasible arm (highest q) leads; an arm with q below
+2. quality floor: the best feasible arm (highest q) leads; the floor is
    max(top - quality_floor.max_drop, top * quality_floor.min_share, quality_floor.minimum), top the best q of any
-   arm (target met or not), is not a candidate;
-3. equivalence: with margin m (ContextConfig.equivalence_margin, else DeploymentConfig.equivalence_margins
-   of the metric) an arm whose difference interval lies inside [-m, +m] is `equivalent`; one whose interval
-   lies below 0 is `clearly_below` and out; otherwise it is `unranked` (the data cannot rank it against the
-   best) and stays a candidate;
-4. monotone: going down the point estimates, once an arm is out every arm below it is out too, so a lower
-   point estimate is never a candidate while a higher one is excluded;
-5. among the candidates the tie breakers decide in order (cost, then speed, then memory). A cost difference
+   arm (target met or not). The leader is out when its q is under the floor (a better arm misses the target);
+3. every other arm is judged on its own paired difference to the leader, never on its point estimate alone:
+   with margin m (ContextConfig.equivalence_margin, else DeploymentConfig.equivalence_margins of the metric) an
+   arm whose difference interval lies inside [-m, +m] is `equivalent`; one whose interval lies below 0 is
+   `clearly_below` and out; one whose interval reaches under the floor (q(leader) + lower end < floor) is
+   `below_floor` and out: the data cannot show it is no worse than the floor allows (a non-inferiority test at
+   the floor); otherwise it is `unranked` (the data cannot rank it against the leader, yet bound it above the
+   floor) and stays a candidate. The interval test applies only where the leader's own interval
+   (Evidence.level_ci) clears the floor: when it does not, the data cannot resolve a gap of the floor's size, so
+   every arm alike, the leader included, is held to the floor by its point estimate (`floor_test`), as is an arm
+   without a stored difference;
+4. among the candidates the tie breakers decide in order (cost, then speed, then memory). A cost difference
    decides only when it is material: above cost_materiality_usd a month and above cost_materiality_share of
    the cheaper arm's cost; speed (the "p95" breaker: p95 at rate for real-time, job time for batch and audit)
    and memory separate values more than TIE_TOLERANCE apart. What remains goes to a stated ground
@@ -99,25 +103,27 @@ class Served:
 def served_models(latency: dict, arms: list[str]) -> dict[str, Served]:
     """Each trained arm with the measurements of the computation it deploys as.
 
-    A weighted arm serves exactly like its unweighted twin, and a merged LoRA like a full fine-tune of the
-    same model, so every arm of a family takes one measurement (the LoRA arm's when there is one): timing
-    noise between two copies of the same computation must never decide a context.
-    """
+    A weighted arm serves exactly like its unweighted twin, and a merged LoRA like a full fine-tune of the same
+    model, so every arm of a family is priced alike, from the slower of the family's timings on each measure
+    (single requests from the timing with the higher mean, the lowest batched throughput, the most memory): timing
+    noise between two copies of the same computation must never decide a context, nor flatter one."""
     models = latency.get("models", {})
     out = {}
     for arm in arms:
         family = arm.split("_")[0]
-        key = next((k for k in (f"{family}_lora", f"{family}_lora_cw", arm, arm.removesuffix("_cw"),
-                                f"{family}_full", f"{family}_full_cw") if k in models), None)
-        if key is None:
+        timed = [k for k in dict.fromkeys((f"{family}_lora", f"{family}_lora_cw", arm, arm.removesuffix("_cw"),
+                                           f"{family}_full", f"{family}_full_cw")) if k in models]
+        if not timed:
             continue
-        merged = models[key]["variants"]["merged"]
-        single = merged["single"]
+        merged = {key: models[key]["variants"]["merged"] for key in timed}
+        key = max(timed, key=lambda k: merged[k]["single"]["mean_ms"])
+        single = merged[key]["single"]
         out[arm] = Served(arm=arm, measured_as=key, p95_ms=single["p95_ms"], mean_ms=single["mean_ms"],
                           samples_ms=tuple(single.get("samples_ms") or [single["mean_ms"]]),
-                          examples_per_s=max(row["examples_per_s"] for row in merged["batched"]),
-                          memory_mb=merged.get("memory_added_mb", merged.get("peak_memory_mb", 0.0)),
-                          device=merged.get("device") or latency.get("environment", {}).get("device", "cpu"))
+                          examples_per_s=min(max(row["examples_per_s"] for row in m["batched"])
+                                             for m in merged.values()),
+                          memory_mb=max(m.get("memory_added_mb", m.get("peak_memory_mb", 0.0)) for m in merged.values()),
+                          device=merged[key].get("device") or latency.get("environment", {}).get("device", "cpu"))
     return out
 
 
@@ -219,6 +225,8 @@ class Evidence:
     secondary: Secondary | None = None
     seeds: Callable[[str], int] | None = None
     trainable: Callable[[str], int | None] | None = None
+    level_ci: Callable[[str], "tuple[float, float] | None"] | None = None
+    """An arm's own 95% interval on the metric: whether the best is itself resolved above the floor."""
 
     def lifted(self, arms: frozenset[str], gain: float) -> "Evidence":
         """The same evidence with `arms` `gain` higher (their differences to every other arm move with them)."""
@@ -232,7 +240,12 @@ class Evidence:
                 return None
             shift = gain * ((b in arms) - (a in arms))
             return tuple(x + shift for x in found)  # type: ignore[return-value]
-        return Evidence(self.metric, quality, difference, self.secondary, self.seeds, self.trainable)
+
+        def level_ci(arm: str) -> tuple[float, float] | None:
+            found = self.level_ci(arm) if self.level_ci else None
+            return None if found is None else (found[0] + gain * (arm in arms), found[1] + gain * (arm in arms))
+        return Evidence(self.metric, quality, difference, self.secondary, self.seeds, self.trainable,
+                        level_ci if self.level_ci else None)
 
 
 def margin_of(context: ContextConfig, deployment: DeploymentConfig, metric: str) -> float:
@@ -271,16 +284,19 @@ def decide(rows: list[dict], context: ContextConfig, deployment: DeploymentConfi
     leader = feasible[0]["arm"]
     floor = floor_of(context, max(q for row in rows if (q := quality(row["arm"])) is not None))
     candidates: list[dict] = []
-    cut = False  # once an arm is out, every arm with a lower point estimate is out too: the set is monotone
+    top = quality(leader)
+    own = evidence.level_ci(leader) if evidence.level_ci else None
+    resolved = own is None or own[0] >= floor - 1e-12
     for row in feasible:
         arm, value = row["arm"], quality(row["arm"])
         entry: dict = {"quality": value, "metric": evidence.metric}
         found = None if arm == leader else evidence.difference(leader, arm)
         if found is not None:
             entry.update(diff=found[0], lo=found[1], hi=found[2])
-        if cut:
-            status = "below_an_excluded_arm"
-        elif value < floor - 1e-12:
+        # the lowest level the data leave the arm at, where the best's own interval clears the floor (the data resolve
+        # a gap of the floor's size); otherwise only the point estimate is held to the floor, for every arm alike
+        lowest = value if found is None or not resolved else top + found[1]
+        if top < floor - 1e-12:
             status = "below_floor"
         elif arm == leader:
             status = "leader"
@@ -288,10 +304,11 @@ def decide(rows: list[dict], context: ContextConfig, deployment: DeploymentConfi
             status = "equivalent"
         elif found is not None and found[2] < 0:
             status = "clearly_below"
+        elif lowest < floor - 1e-12:
+            status = "below_floor"
         else:
             status = "unranked"
-        cut = cut or status not in CANDIDATE
-        standing[arm] = {"status": status, **entry}
+        standing[arm] = {"status": status, **entry, "floor_test": "interval" if lowest < value else "point"}
         if status in CANDIDATE:
             candidates.append(row)
     out.update(leader=leader, floor=floor, candidates=[row["arm"] for row in candidates])

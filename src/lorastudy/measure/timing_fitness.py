@@ -11,7 +11,8 @@ the same computation (slower / faster), read from `latency/latency.json`:
   fastest of `REFERENCE_REPEATS`, so a passing interrupt does not count and a sustained load does) is timed before
   the first model and after each one (`latency.bench_study`); ratio of the slowest to the fastest reading.
 * `same_network`: two arms served as one network (a merged LoRA and the full fine-tune of the same model) that
-  were timed separately; ratio of their single-request p50s, and of their p95s (a p95 target decides on the tail).
+  were timed separately; ratio of their single-request p50s, of their p95s (a p95 target decides on the tail), and
+  of their per-example times at their fastest batch (a batch job is priced from throughput).
 
 The measurement is fit when every ratio is at most 1 + `DRIFT_TOLERANCE`; `drift` is the largest ratio, the factor
 by which any one timing may be off. With no check available (an older latency.json, one model), fitness is unknown
@@ -56,6 +57,13 @@ def same_network_pairs(models: dict) -> list[tuple[str, str]]:
             if f"{family}_lora" in models and f"{family}_full" in models]
 
 
+def _fastest_batch(model: dict) -> tuple[int, dict] | None:
+    """The batched row with the highest throughput (the one a batch context is priced from), with its index."""
+    rows = model.get("variants", {}).get("merged", {}).get("batched") or []
+    found = [(i, row) for i, row in enumerate(rows) if row.get("ms_per_example")]
+    return max(found, key=lambda pair: pair[1].get("examples_per_s") or 0.0) if found else None
+
+
 def fitness(latency: dict | None, tolerance: float = DRIFT_TOLERANCE) -> dict:
     """The checks above over one latency document: {"fit": True/False/None, "drift", "tolerance", "checks", "worst"}."""
     models = (latency or {}).get("models", {})
@@ -81,6 +89,13 @@ def fitness(latency: dict | None, tolerance: float = DRIFT_TOLERANCE) -> dict:
                                "ratio": max(values) / min(values), "values": values,
                                "paths": [f"latency/latency.json#/models/{arm}/variants/merged/single/{percentile}_ms"
                                          for arm in (lora, full)]})
+        fastest = [_fastest_batch(models[arm]) for arm in (lora, full)]  # a batch job is priced from throughput
+        if all(fastest):
+            values = [row["ms_per_example"] for _, row in fastest]
+            checks.append({"kind": "same_network", "percentile": "batched per-example time", "subjects": [lora, full],
+                           "ratio": max(values) / min(values), "values": values,
+                           "paths": [f"latency/latency.json#/models/{arm}/variants/merged/batched/{index}/ms_per_example"
+                                     for arm, (index, _) in zip((lora, full), fastest)]})
     if not checks:
         return {"fit": None, "drift": None, "tolerance": tolerance, "checks": [], "worst": None}
     worst = max(checks, key=lambda check: check["ratio"])

@@ -179,17 +179,19 @@ class QualityFloor(Strict):
     best arm of the study whatever its speed (so the only arm that meets a target is not measured against itself),
     and `minimum`, an absolute floor per context.
 
-    An arm below the floor is never a candidate, however cheap or fast; when every arm that meets the target is
-    below it, nothing is recommended. Both relative rules apply at once (the stricter one binds): with the defaults
-    an arm is out when it is more than 3 points below the best, or below 90% of the best. Three points is about the half-width of a 95% interval on a test set of a few thousand examples,
+    An arm that may lie below the floor is never a candidate, however cheap or fast: one whose paired difference to
+    the best reaches under it (`deployment.decide`, a non-inferiority test), or, where the best's own interval
+    reaches under it too, one whose point estimate lies under it; when the best arm that meets the target is
+    itself below it, nothing is recommended. Both relative rules apply at once (the stricter one binds): with the
+    defaults the floor is 3 points below the best, or 90% of the best. Three points is about the half-width of a 95% interval on a test set of a few thousand examples,
     the most an engineer gives up without a business case that should then be written into the config; 90% of the
     best keeps the rule meaningful on small metrics (a rare tier's recall of 26% allows 23%, not 6%).
     """
 
-    max_drop: float = Field(0.03, ge=0, le=1, description="an arm more than this many points (0.03 = 3 points) "
-                                                          "below the best on the primary metric is not a candidate")
-    min_share: float = Field(0.9, ge=0, le=1, description="an arm whose point estimate is below this share of the "
-                                                          "best's is not a candidate")
+    max_drop: float = Field(0.03, ge=0, le=1, description="the floor lies this many points (0.03 = 3 points) "
+                                                          "below the best on the primary metric")
+    min_share: float = Field(0.9, ge=0, le=1, description="the floor lies at least at this share of the best's "
+                                                          "point estimate")
     minimum: float | None = Field(None, ge=0, le=1, description="an absolute minimum on the primary metric; None: none")
 
 
