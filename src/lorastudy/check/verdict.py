@@ -8,6 +8,8 @@ against the run (`fact_matching`), evidence per section (`rubric_evidence`) and 
 
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -87,15 +89,27 @@ def check_note(note: Path, results_dir: Path | None = None) -> CheckOutcome:
     judgements: list[Judgement] = []
     if results_dir is not None:
         config = _read_yaml(Path(results_dir) / "config.resolved.yaml")
-        facts = run_facts(results_dir, vocab) + next_facts(results_dir, vocab)
-        index = FactIndex.of(facts, vocab.labels, config if isinstance(config, dict) else {})
-        judgements = judge_numbers(readings, index)
+        settings = config if isinstance(config, dict) else {}
+        study, follow_up = run_facts(results_dir, vocab), next_facts(results_dir, vocab)
+        index = FactIndex.of(study + follow_up, vocab.labels, settings)
+        # a rerun's numbers (evaluation/next.json) are about the same arms trained differently: they belong where a
+        # note reports the next experiment (Section 5, or a section of its own), never to Sections 1-4's results
+        before = FactIndex.of(study, vocab.labels, settings) if follow_up else index
+        own = [r for r in readings if r.section in STUDY_SECTIONS and not FOLLOW_UP.search(r.where)]
+        judgements = sorted(judge_numbers(own, before) + judge_numbers([r for r in readings if r not in own], index),
+                            key=lambda j: readings.index(j.reading))
         mismatches = [Mismatch(j.reading, j.fact) for j in judgements if j.outcome == CONTRADICTED]
     pages = round(words / WORDS_PER_PAGE, 1)
     unmatched = list(dict.fromkeys(m.reading.printed for m in mismatches))
     complete = all(s.complete for s in sections) and pages <= MAX_PAGES and not mismatches
     return CheckOutcome(sections, words, pages, unmatched, complete, len(readings), results_dir is not None, mismatches,
                         sum(r.threshold for r in readings), judgements)
+
+
+STUDY_SECTIONS = (1, 2, 3, 4)
+"""The rubric's sections that report the study's own runs (Section 5 and any other section may report a rerun)."""
+FOLLOW_UP = re.compile(r"\bre-?runs?\b|\bre-?trained\b|next experiment|follow-?up", re.I)
+"""A sentence in Sections 1-4 that points at the rerun ("Section 5's rerun moved ...") may quote its numbers."""
 
 
 def render_check(outcome: CheckOutcome, console: Console | None = None) -> None:
