@@ -10,6 +10,8 @@ which is re-written with findings.json left as it was: the proposal stays frozen
 
 from __future__ import annotations
 
+import time
+
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -42,16 +44,22 @@ def run_next(run_dir: Path, dry_run: bool = False, max_minutes: float | None = N
         artifacts.write_json(plan.folder / "design.json", {"proposal": plan.proposal,
                                                            "design": plan.design.model_dump(mode="json"),
                                                            "substituted": plan.substituted, "plan": plan.budget()})
+        started = time.monotonic()
         train_runs(plan.specs, plan.data, plan.folder, plan.config)
+        wall_s = time.monotonic() - started  # runs train side by side: their summed wall times overstate the wait
         design = plan.design
         arms = evaluate_next(run_dir, plan.folder, list(plan.subset.arms), list(plan.subset.seeds), design.metric,
                              plan.config.evaluation, plan.config.split.seed)
+        budget = plan.budget()
+        earlier = _earlier_record(run_dir, plan)
+        if earlier and len(plan.finished) == len(plan.specs):  # only re-scored: what was run and how long it took stand
+            budget, wall_s = earlier["plan"], earlier.get("wall_s")
         record = {
             "schema_version": SCHEMA_VERSION,
             "proposal": {"finding": plan.proposal, "source": "evaluation/findings.json"},
             "design": design.model_dump(mode="json"), "substituted": plan.substituted,
-            "folder": plan.folder.relative_to(run_dir).as_posix(), "plan": plan.budget(), "arms": arms,
-            "training_s": training_seconds(arms),
+            "folder": plan.folder.relative_to(run_dir).as_posix(), "plan": budget, "arms": arms,
+            "training_s": training_seconds(arms), "wall_s": wall_s,
             "verdict": prediction_verdict(arms[0]["result"]["ci"], design.threshold, design.direction),
         }
         path = write_next(run_dir, record)
@@ -62,3 +70,15 @@ def run_next(run_dir: Path, dry_run: bool = False, max_minutes: float | None = N
                    f"{record['verdict']}.")
         tqdm.write(f"Note written: {write_report(run_dir, keep_findings=True)}")
     return plan
+
+
+def _earlier_record(run_dir: Path, plan: Plan) -> dict | None:
+    """The record an earlier `next` wrote for the same runs (same folder, arms and seeds), if any."""
+    path = run_dir / "evaluation" / "next.json"
+    if not path.exists():
+        return None
+    earlier = artifacts.read_json(path)
+    same = (earlier.get("folder") == plan.folder.relative_to(run_dir).as_posix()
+            and earlier.get("plan", {}).get("arms") == list(plan.subset.arms)
+            and earlier.get("plan", {}).get("seeds") == list(plan.subset.seeds))
+    return earlier if same else None

@@ -186,8 +186,16 @@ def _data_section(space: LabelSpace) -> dict:
         "not_evaluable": [space.labels[i] for i in np.flatnonzero(space.test_counts == 0)],
         "majority_class": {"label": space.labels[majority],
                            "test_accuracy": float(space.test_counts[majority] / max(space.test_counts.sum(), 1)),
-                           "val_accuracy": float(space.val_counts[majority] / max(space.val_counts.sum(), 1))},
+                           "val_accuracy": float(space.val_counts[majority] / max(space.val_counts.sum(), 1)),
+                           "test_macro_f1": _majority_macro_f1(space.test_counts, majority)},
     }
+
+
+def _majority_macro_f1(test_counts: np.ndarray, majority: int) -> float:
+    """Macro F1 of always predicting the majority class: its F1 is 2p / (1 + p) (precision p, its test share; recall
+    1), every other class scores 0, averaged over the classes with test examples as the arms' macro F1 is."""
+    share = float(test_counts[majority] / max(test_counts.sum(), 1))
+    return (2 * share / (1 + share) if share else 0.0) / max(int((test_counts > 0).sum()), 1)
 
 
 def _write_per_class_csv(run_dir: Path, run: RunEval, space: LabelSpace) -> Path:

@@ -12,7 +12,7 @@ from typing import Literal
 
 from lorastudy.core import artifacts
 from lorastudy.measure.evaluation import json_ready, load_run
-from lorastudy.measure.metrics import RARE_RECALL, LabelSpace, RunEval, score_run
+from lorastudy.measure.metrics import METRICS, RARE_RECALL, LabelSpace, RunEval, score_run
 from lorastudy.measure.uncertainty import Uncertainty, run_score
 from lorastudy.study.config import EvaluationConfig
 
@@ -67,8 +67,27 @@ def evaluate_next(run_dir: Path, next_dir: Path, arms: list[str], seeds: list[in
                      "baseline": {**about, **_level(uncertainty, runs, arm, metric, space)} if arm in runs else None,
                      "change": {**about, "diff": change["diff"], "ci": change["ci"], "source": change["source"]}
                      if change else None,
+                     "also": [_also(uncertainty, runs, arm, other, space) for other in (*METRICS, RARE_RECALL)
+                              if other != metric and (other != RARE_RECALL or len(space.tier_names) > 1)],
+                     "zero_f1": {"arm": arm, "result": _mean_zero(runs[NEXT + arm]),
+                                 "baseline": _mean_zero(runs[arm]) if arm in runs else None},
                      "runs": [{"arm": arm, **record} for record in records[arm]]})
     return rows
+
+
+def _also(uncertainty: Uncertainty, runs: dict[str, dict[int, RunEval]], arm: str, metric: str,
+          space: LabelSpace) -> dict:
+    """Another metric of the same runs, level and paired change: the prediction is on one metric, the reader asks
+    what the change did to the others."""
+    about = {"arm": arm, "metric": metric, **({"tier": space.rare_tier} if metric == RARE_RECALL else {})}
+    change = uncertainty.contrast({NEXT + arm: 1.0, arm: -1.0}, metric) if arm in runs else None
+    return {**about, "result": {**about, **_level(uncertainty, runs, NEXT + arm, metric, space)},
+            "baseline": {**about, **_level(uncertainty, runs, arm, metric, space)} if arm in runs else None,
+            "change": {**about, "diff": change["diff"], "ci": change["ci"]} if change else None}
+
+
+def _mean_zero(by_seed: dict[int, RunEval]) -> float:
+    return sum(run.metrics["zero_f1_count"] for run in by_seed.values()) / len(by_seed)
 
 
 def _level(uncertainty: Uncertainty, runs: dict[str, dict[int, RunEval]], key: str, metric: str,

@@ -102,12 +102,14 @@ def _val_curves(data: dict) -> plt.Figure:
     for i, (name, points) in enumerate(data["series"].items()):
         xs, ys = [p[0] for p in points], [p[1] for p in points]
         spread = [p[2] if len(p) > 2 and p[2] is not None else 0.0 for p in points]  # seed SD; 0 with one seed
+        # two evaluations are no curve: a line between them would draw a trajectory nobody measured
+        style = ["-", "--", ":", "-."][i % 4] if len(points) >= 3 else "none"
         ax.errorbar(xs, ys, yerr=spread, color=OKABE_ITO[(i + 1) % 8], marker=MARKERS[i % 6], markeredgecolor="black",
-                    linewidth=1.5, linestyle=["-", "--", ":", "-."][i % 4], capsize=3, label=name)
+                    linewidth=1.5, linestyle=style, capsize=3, label=name)
     ax.axvline(data["matched"], color="grey", linestyle=":", linewidth=1)
     ax.annotate("matched budget", (data["matched"], ax.get_ylim()[0]), textcoords="offset points", xytext=(4, 4),
                 fontsize=8, color="dimgrey")
-    ax.set(xlabel="training examples seen", ylabel="validation macro F1", title="Validation curves")
+    ax.set(xlabel="training examples seen", ylabel="validation macro F1", title="Validation macro F1 at each evaluation")
     ax.legend(frameon=False)
     ax.grid(alpha=0.3)
     return fig

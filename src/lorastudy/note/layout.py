@@ -19,7 +19,7 @@ from lorastudy.study.config import ARMS, StudyConfig
 
 # an arm's standing in a context's decision (deployment.decide's statuses), as the contexts table words it
 STANDING = {"leader": "best", "equivalent": "equivalent", "unranked": "cannot be ranked",
-            "below_floor": "under the floor", "clearly_below": "clearly below", "below_an_excluded_arm": "below an excluded arm",
+            "below_floor": "may be under the floor", "clearly_below": "clearly below",
             "misses_target": "misses the target", "no_quality": "no quality value"}
 
 
@@ -79,8 +79,9 @@ class Layout:
 
     def systems(self) -> str:
         data = self.results["data"]
-        rows = [[f"Majority class ({esc(data['majority_class']['label'])})", pct(data["majority_class"]["test_accuracy"]),
-                 "", "–", "", "–", "–", "–"]]
+        majority = data["majority_class"]
+        rows = [[f"Majority class ({esc(majority['label'])})", pct(majority["test_accuracy"]), "",
+                 f1(majority["test_macro_f1"]) if "test_macro_f1" in majority else "–", "", "–", "–", "–"]]
         for arm in self.arms:
             p = self.first_run(arm)["parameters"] or {}
             zero = self.results["arms"][arm]["test"]["zero_f1_count"]
@@ -205,18 +206,19 @@ class Layout:
                 + (f", networks in {', '.join(esc(p) for p in precisions)}" if precisions else ""))
 
     def _one_seed_best(self, decision, arm: str, entry: dict) -> str:
-        """A clear difference from a best arm that trained one seed, for an arm that trained several, holds for that
-        one run of the best: the best's own training variance is in no interval."""
+        """A clear difference (or a reach under the floor) from a best arm that trained one seed, for an arm that
+        trained several, holds for that one run of the best: the best's own training variance is in no interval."""
         leader = decision.facts["decision"].get("leader")
         seeds = {a: self.results["arms"].get(a, {}).get("n_seeds", 1) for a in (leader, arm) if a}
-        one_run = (entry.get("status") == "clearly_below" and leader is not None and seeds.get(leader) == 1
+        one_run = (entry.get("status") in ("clearly_below", "below_floor") and leader is not None and seeds.get(leader) == 1
                    and seeds.get(arm, 1) > 1)
         return " (best: one seed)" if one_run else ""
 
     def contexts_table(self, decisions, verdicts) -> str:
         """One row per context and arm the rule weighed; the last column marks the recommendation, or why the rule's
-        pick is none. Arms below an arm the rule already excluded add nothing to the decision and are named under
-        the table instead of filling it."""
+        pick is none. Arms that meet the target with a point estimate under the floor are out by their own interval
+        too (it reaches lower still), add nothing to the decision, and are named under the table instead of filling
+        it."""
         out, hidden = [], []
         for decision, verdict in zip(decisions, verdicts):
             context, metric = decision.facts["context"], decision.facts["metric"]
@@ -224,15 +226,18 @@ class Layout:
             standing = decision.facts["decision"].get("standing") or {}
             mark = ("best, not fit" if verdict.misses_most else "rule's pick, withheld" if verdict.withheld
                     else "**chosen**")
-            below = [inline(row["arm"]) for row in decision.facts["rows"]
-                     if (standing.get(row["arm"]) or {}).get("status") == "below_an_excluded_arm"]
+            floor = decision.facts["decision"].get("floor")
+            under = {row["arm"] for row in decision.facts["rows"] if floor is not None and row["meets"]
+                     and (standing.get(row["arm"]) or {}).get("status") in ("below_floor", "clearly_below")
+                     and row["quality"] is not None and row["quality"] < floor}
+            below = [inline(row["arm"]) for row in decision.facts["rows"] if row["arm"] in under]
             if below:
                 hidden.append(f"{esc(context['name'])}: {', '.join(below)}")
             for row in decision.facts["rows"]:
                 chosen = mark if row["arm"] == decision.facts["decision"]["choice"] else ""
                 target = f"p95 {ms(row['p95_at_rate_ms'])}" if realtime else f"job {seconds(row['time_s'])}"
                 entry = standing.get(row["arm"]) or {}
-                if entry.get("status") == "below_an_excluded_arm":
+                if row["arm"] in under:
                     continue
                 versus = (f"{metric_diff(entry['diff'], metric)} {metric_ci([entry['lo'], entry['hi']], metric)}"
                           if entry.get("diff") is not None else "–")
@@ -244,10 +249,13 @@ class Layout:
                             money(row["monthly_cost"]), money(row.get("compute_cost")), chosen])
         notes = []
         if hidden:
-            notes.append(f"*Not shown, each below an arm the rule already excluded: {'; '.join(hidden)}.*")
+            notes.append(f"*Not shown, each meeting the target with a point estimate under the floor, so out: "
+                         f"{'; '.join(hidden)}.*")
         if priced := self._priced_from():
-            notes.append(f"*Priced from one timing per network: {'; '.join(priced)} (the latency table's own timings "
-                         f"of one network differ only by the machine's noise).*")
+            notes.append(f"*Priced alike per network, from the slower of its timings on each measure: single requests of "
+                         f"{'; of '.join(priced)}; batched throughput and memory, the network's lowest and highest "
+                         f"(two timings of one network differ only by the machine's noise, which must not favour an "
+                         f"arm).*")
         return "\n\n".join([table(["Context", "Arm", "Deciding metric", "Against the best", "Standing", "Meets target",
                                      "Against the target", "Instances", "One instance busy at peak", "Headroom",
                                      "Monthly cost", "Raw compute", ""], out), *notes])
@@ -330,7 +338,7 @@ class Layout:
                 "validation_curves", "val_curves",
                 f"Validation macro F1 against training examples seen; each point is {self._points(budget.facts['curves'])}"
                 "; bars: ± one standard deviation over seeds; the dotted line is the largest budget both LoRA arms "
-                "reached, where Section 1 compares them.",
+                "reached, where Section 1's matched-budget comparison reads them.",
                 {"series": {name(arm): [(p["examples"], p["val_macro_f1"], p.get("sd")) for p in curve]
                             for arm, curve in budget.facts["curves"].items()},
                  "matched": budget.facts["examples"]})

@@ -118,15 +118,17 @@ DIFFERENCE_INTERVAL = re.compile(r"((?:[+−-]|\bby )\d[\d.]*)(?: ?pp)? \[([−+
 
 
 def _flip_text(flip: dict) -> str:
-    """The quantity that flips a decision, at its threshold, against the context's own value."""
+    """The quantity that flips a decision, at its threshold, against the context's own value; with unfit timings,
+    the range the threshold moves over with the measured drift (`low`, `high`, set in the findings)."""
     quantity, new, base = flip["quantity"], flip["value"], flip["base"]
-    if quantity == "peak_rps":
-        return f"an arrival rate of {new:,.1f} requests/s instead of {base:,.1f}"
-    if quantity == "p95_sla_ms":
-        return f"a p95 target of {ms(new)} instead of {ms(base)}"
-    if quantity == "examples":
-        return f"{count(round(new))} texts per job instead of {count(base)}"
-    return f"a window of {seconds(new * 60)} instead of {seconds(base * 60)}"
+    word = {"peak_rps": lambda v: f"{v:,.1f} requests/s", "p95_sla_ms": ms,
+            "examples": lambda v: f"{count(round(v))} texts", "window_minutes": lambda v: seconds(v * 60)}[quantity]
+    spread = (f" (between {word(flip['low'])} and {word(flip['high'])} with timings off by the measured drift)"
+              if flip.get("low") else "")
+    what = {"peak_rps": "an arrival rate of", "p95_sla_ms": "a p95 target of", "examples": "",
+            "window_minutes": "a window of"}[quantity]
+    per_job = " per job" if quantity == "examples" else ""
+    return f"{what} {word(new)}{per_job}{spread} instead of {word(base)}".strip()
 
 
 def write_note(run_dir: Path, keep_findings: bool = False) -> Path:

@@ -101,6 +101,16 @@ def difference_verdict(row: dict) -> str:
 
 
 
+NARROW = 0.05
+"""A clear interval whose nearer end lies within this share of its width from zero: clear, but narrowly."""
+
+
+def narrowly_clear(ci: list[float]) -> bool:
+    """The interval excludes zero by less than NARROW of its width: one more seed could move it back across."""
+    lo, hi = ci
+    return (lo > 0 or hi < 0) and min(abs(lo), abs(hi)) < NARROW * (hi - lo)
+
+
 def interval_test(source: str) -> str:
     return {"test_resampling": "95% interval of the paired difference excludes 0 (bootstrap over test examples, "
                                "one training seed)",

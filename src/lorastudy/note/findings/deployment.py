@@ -96,15 +96,16 @@ class ContextVerdicts(Verdicts):
     """What the smallest flipping change would choose, with its quality on the deciding metric; None when it would
     choose no arm at all (or nothing flips)."""
     candidates: list[str] = []
-    """The arms still candidates after the floor, the equivalence test and the monotone cut, best first."""
+    """The arms still candidates after the floor and the equivalence test, best first."""
     equivalent: list[str] = []
     """Candidates whose difference from the best lies wholly inside the equivalence margin."""
     unranked: list[str] = []
     """Candidates the data cannot rank against the best: not distinguishable, not equivalent either."""
     below_floor: list[str] = []
-    """Arms that meet the target but sit under the context's quality floor (or below such an arm)."""
+    """Arms that meet the target whose difference interval reaches under the context's quality floor: the data
+    cannot show they are no worse than the floor allows."""
     clearly_below: list[str] = []
-    """Arms that meet the target, above the floor, whose interval lies below the best's (or below such an arm)."""
+    """Arms that meet the target whose difference interval lies below zero: clearly worse than the best."""
     misses_target: list[str] = []
     """Arms that cannot meet the context's latency or window target."""
     leader_chosen: bool = False
@@ -160,6 +161,17 @@ class ContextVerdicts(Verdicts):
     leads: list[dict] = []
     """On a "secondary" decision: each clear lead on another metric that decided it, with `named` False when it is
     over the arm the sentence already names (the first the data cannot rank), so the note says it once."""
+    unranked_arm: str | None = None
+    """The arm whose difference from the best the note quotes when the data cannot rank the candidates: the choice
+    itself when a ground chose it over the best, else the best-placed arm the data cannot rank against the choice."""
+    unranked_is_choice: bool = False
+    """`unranked_arm` is the choice, so the note says "it" rather than naming it twice."""
+    job_times: list[Capacity] = []
+    """Batch and audit: the chosen arm and the best LoRA arm of each other family, with one instance's job time, so
+    the note says what each takes to run (empty for real-time, or with no other family to compare)."""
+    over_window: list[str] = []
+    """Of `job_times`, the arms one instance cannot finish within the window: they run on several in parallel,
+    billed per second, so the job costs the same."""
     best_quality: ArmQuality | None = None
     """The arm with the best point estimate on the context's metric, whatever its speed: the quality-only reading
     the note gives when it withholds a choice."""
@@ -205,6 +217,11 @@ def context_verdicts(finding: Finding, materiality_usd: float = 10.0) -> Context
     runner = finding.facts.get("runner_up")
     timing = finding.facts.get("timing") or {}
     rated = [row for row in finding.facts["rows"] if row.get("quality") is not None]
+    capacity = _capacity(finding.facts["rows"], decision.get("choice"))
+    unranked = _by_status(decision, "unranked")
+    quoted = (decision.get("choice") if decision.get("choice") in unranked
+              else unranked[0] if unranked else None)
+    job_times = capacity if finding.facts["context"].get("kind") != "realtime" and len(capacity) > 1 else []
     best = max(rated, key=lambda row: row["quality"]) if rated else None
     return ContextVerdicts(context=finding.facts["context"]["name"], margin=margin, margin_ci=margin_ci,
                            tied_set_narrowed=len(remaining) < len(decision.get("tied") or []),
@@ -212,12 +229,8 @@ def context_verdicts(finding: Finding, materiality_usd: float = 10.0) -> Context
                            flip_choice=ArmQuality(arm=new_row["arm"], quality=new_row["quality"]) if new_row else None,
                            candidates=candidates, equivalent=_by_status(decision, "equivalent"),
                            unranked=_by_status(decision, "unranked"),
-                           below_floor=_by_status(decision, "below_floor") + (
-                               _by_status(decision, "below_an_excluded_arm")
-                               if _cut_by(decision) == "below_floor" else []),
-                           clearly_below=_by_status(decision, "clearly_below") + (
-                               _by_status(decision, "below_an_excluded_arm")
-                               if _cut_by(decision) == "clearly_below" else []),
+                           below_floor=_by_status(decision, "below_floor"),
+                           clearly_below=_by_status(decision, "clearly_below"),
                            misses_target=_by_status(decision, "misses_target"),
                            ranking=decision.get("ranking"),
                            leader_chosen=decision.get("leader") is not None and decision.get("leader") == decision.get("choice"),
@@ -238,6 +251,9 @@ def context_verdicts(finding: Finding, materiality_usd: float = 10.0) -> Context
                            withheld=timing.get("fit") is False and bool(timing.get("alternatives")),
                            drift_alternatives=list(timing.get("alternatives") or []),
                            best_quality=ArmQuality(arm=best["arm"], quality=best["quality"]) if best else None,
+                           job_times=job_times,
+                           unranked_arm=quoted, unranked_is_choice=quoted is not None and quoted == decision.get("choice"),
+                           over_window=[c.arm for c in job_times if c.instances and c.instances > 1],
                            thin_margin=[c for c in _capacity(finding.facts["rows"], decision.get("choice"))
                                         if c.p95_at_rate_ms and c.sla_ms and c.meets
                                         and c.p95_at_rate_ms > (1 - THIN_MARGIN) * c.sla_ms],
@@ -251,6 +267,18 @@ def context_verdicts(finding: Finding, materiality_usd: float = 10.0) -> Context
                                                   and finding.verdict != "tie" and metric_value(
                                                       runner["quality"], finding.facts["metric"]) != metric_value(
                                                       runner["quality"] + runner["gain"], finding.facts["metric"])))
+
+
+def _support(secondary, decision: dict, behind: list[str]) -> list[dict]:
+    """On a point-estimate call, the other metrics on which the choice is clearly ahead of the arm it was called
+    against (and behind on none): not a ground (one-seed intervals lack training variance), but where the rest of
+    the evidence points, which the note says beside the call."""
+    if decision["decided_by"] != "point_estimate" or not behind:
+        return []
+    diffs = secondary(behind[0], decision["choice"])
+    if any(hi < 0 for _, _, _, hi in diffs):
+        return []
+    return [{"metric": m, "diff": d, "lo": lo, "hi": hi} for m, d, lo, hi in diffs if lo > 0]
 
 
 THIN_MARGIN = 0.1
@@ -278,14 +306,6 @@ def _capacity(rows: list[dict], choice: str | None) -> list[Capacity]:
     by_arm = {row["arm"]: row for row in rows}
     return [Capacity(**{key: value for key, value in by_arm[arm].items() if key in Capacity.model_fields})
             for arm in shown]
-
-
-def _cut_by(decision: dict) -> str | None:
-    """The status of the first arm that was set aside, which every arm below it shares in the note's words."""
-    standing = decision.get("standing") or {}
-    ordered = sorted((entry["quality"], entry["status"]) for entry in standing.values()
-                     if entry["status"] in ("below_floor", "clearly_below"))
-    return ordered[-1][1] if ordered else None
 
 
 class DeploymentVerdicts(Verdicts):
@@ -351,7 +371,11 @@ def decision_findings(src: Source, config: StudyConfig) -> list[Finding]:
         def trainable(arm: str) -> int | None:
             return (src.results["runs"][src.first_run(arm)].get("parameters") or {}).get("trainable")
 
-        evidence = deployment.Evidence(metric, quality, difference, secondary, seeds, trainable)
+        def level_ci(arm: str, metric: str = metric) -> tuple[float, float] | None:
+            found = ((src.results["arms"].get(arm) or {}).get("ci") or {}).get(metric) or {}
+            return tuple(found["ci"]) if found.get("ci") else None  # type: ignore[return-value]
+
+        evidence = deployment.Evidence(metric, quality, difference, secondary, seeds, trainable, level_ci)
         rows = deployment.context_rows(models, context, config.deployment)
         decision = deployment.decide(rows, context, config.deployment, evidence)
         flip = deployment.what_would_change(models, context, config.deployment, evidence, decision["choice"])
@@ -362,6 +386,8 @@ def decision_findings(src: Source, config: StudyConfig) -> list[Finding]:
         if fit["fit"] is False:  # contended timings: does the choice survive timings off by the measured drift?
             timing["alternatives"] = timing_fitness.drift_alternatives(models, context, config.deployment, evidence,
                                                                        decision["choice"], fit["drift"])
+        if flip and fit["fit"] is False:  # the threshold moves with the timings: the range their drift allows
+            flip.update(low=flip["value"] / fit["drift"], high=flip["value"] * fit["drift"])
         for row in rows:
             row["quality"] = quality(row["arm"])
         if family:
@@ -397,8 +423,8 @@ def decision_findings(src: Source, config: StudyConfig) -> list[Finding]:
                                           "value": runner_up["quality"] + runner_up["gain"]}
         behind = [arm for arm in decision.get("remaining") or [] if arm != decision["choice"]]
         out.append(Finding(id=f"decision.{context.name}", kind="decision", section=4,
-                           test="deployment.decide: constraint, quality floor, equivalence margin on the paired "
-                                "difference from the best (monotone), then " + ", ".join(context.tie_breakers)
+                           test="deployment.decide: constraint, then each arm's paired difference from the best: "
+                                "equivalence margin, below zero, or reaching under the quality floor; then " + ", ".join(context.tie_breakers)
                                 + " (cost only when material)",
                            verdict=decision["decided_by"], subjects=[a for a in [decision["choice"]] if a],
                            quantities=_decision_quantities(src, decision, metric),
@@ -411,7 +437,10 @@ def decision_findings(src: Source, config: StudyConfig) -> list[Finding]:
                                   "contrast": contrast, "timing": timing,
                                   "choice_one_run": bool(one_run_arms(src, [a for a in [decision["choice"]] if a])),
                                   # what a point-estimate tie is decided against: the first arm still tied with it
-                                  "next_in_line": {"arm": behind[0], "quality": quality(behind[0])} if behind else None}))
+                                  "next_in_line": {"arm": behind[0], "quality": quality(behind[0])} if behind else None,
+                                  "support": _support(secondary, decision, behind),
+                                  "support_one_run": bool(behind) and decision["choice"] is not None
+                                  and seeds(decision["choice"]) == 1 and seeds(behind[0]) == 1}))
     return out
 
 

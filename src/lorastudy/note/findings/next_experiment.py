@@ -53,6 +53,9 @@ class NextStepVerdicts(Verdicts):
     untested: list[str] = []
     """The candidates this run could not test (supported is None), named when the favoured one is the only one
     the evidence supports."""
+    runner_up_tier_alike: bool = False
+    """The runner-up aims at one tier on which the two LoRA models are not distinguishable (Section 3's pooled
+    recall difference): that tier is the task's weakness, not the focus arm's deficit, which the note says."""
 
 
 def next_step_verdicts(found: list[Finding]) -> NextStepVerdicts:
@@ -68,7 +71,11 @@ def next_step_verdicts(found: list[Finding]) -> NextStepVerdicts:
         why = ("aimed" if aimed else "favoured_unmeasured" if favoured["macro_f1_size"] is None else
                "runner_up_unmeasured" if runner["macro_f1_size"] is None else "larger_size")
         broader = favoured.get("aims") == "all" and runner.get("aims") != "all"
-    return NextStepVerdicts(why_over_runner_up=why, broader_than_runner_up=broader,
+    recall = next((f for f in found if f.id == "tier.rare_recall"), None)
+    alike = (bool(bottleneck.facts["runner_up"]) and by_name[bottleneck.facts["runner_up"]].get(
+        "aims", AIMS.get(bottleneck.facts["runner_up"], "all")) != "all" and recall is not None
+        and recall.verdict == "not_distinguishable")
+    return NextStepVerdicts(why_over_runner_up=why, broader_than_runner_up=broader, runner_up_tier_alike=alike,
                             untested=[c["name"] for c in bottleneck.facts["candidates"] if c["supported"] is None])
 
 
@@ -381,6 +388,7 @@ def prediction_finding(src: Source, config: StudyConfig, focus: str, favoured: d
                    + ([Quantity(name=f"{focus}.proposed_steps", value=design["value"], path="the design's step count")]
                       if design["change"].endswith("max_steps") else []),
                    facts={"metric": metric, "threshold": threshold, "now": entry["mean"], "noise_allowance": allowance,
+                          "aimed_at_clear_gap": metric == "accuracy" and PREDICTED_METRIC[name] == "macro_f1",
                           "noise_source": entry.get("source", src.source), "expected": expected,
                           "paired_noise": bool(paired_ci), "half_gap": half_gap,
                           "expected_clears": expected is not None and expected > threshold,

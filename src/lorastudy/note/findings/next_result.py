@@ -53,6 +53,9 @@ class NextRun(BaseModel):
     train_rows: int
     rows_changed: int
     training_s: float
+    wall_s: float | None
+    """Wall-clock seconds of the invocation that trained the runs (they train side by side, so less than
+    `training_s`, the runs' own wall times summed); None in a record written before it was kept."""
     collapsed: list[str]
     mean: float
     ci: list[float]
@@ -60,6 +63,19 @@ class NextRun(BaseModel):
     change_diff: float | None
     change_ci: list[float] | None
     verdict: Verdict
+    also: list[dict] = []
+    """The same runs on the other metrics (level, interval, paired change), as `measure.next_result` scored them."""
+    zero_f1: dict | None = None
+    """Zero-F1 classes, mean over the new runs' seeds, and over the study's runs of the same seeds."""
+    change_clear: bool = False
+    """The paired change on the predicted metric excludes zero in the predicted direction: whatever the verdict
+    against the threshold, the change moved the arm, so the note's earlier comparisons with it hold for its study
+    budget only, which the section says."""
+    proposed_half_gap: float | None = None
+    """Half the arm's deficit to the other LoRA arm, when the frozen threshold was the level plus that (it was
+    larger than the noise allowance), so the section states the threshold as it was derived."""
+    gap_arm: str | None = None
+    gap_level: float | None = None
 
 
 def next_run(record: dict) -> NextRun:
@@ -85,10 +101,15 @@ def next_run(record: dict) -> NextRun:
         arm=first["arm"], metric=design["metric"], threshold=design["threshold"],
         direction=design.get("direction", "above"),
         steps=plan["steps_per_run"], train_rows=plan["train_rows"], rows_changed=sum(plan["rows_changed"].values()),
-        training_s=record.get("training_s", training_seconds(record["arms"])),
+        training_s=record.get("training_s", training_seconds(record["arms"])), wall_s=record.get("wall_s"),
         collapsed=[f"{row['arm']}__seed{run['seed']}" for row in record["arms"] for run in row["runs"]
                    if run["collapsed"]],
         mean=result["mean"], ci=result["ci"],
         baseline=(first["baseline"] or {}).get("mean"),
         change_diff=change["diff"] if change else None, change_ci=change["ci"] if change else None,
-        verdict=prediction_verdict(result["ci"], design["threshold"], design.get("direction", "above")))
+        verdict=prediction_verdict(result["ci"], design["threshold"], design.get("direction", "above")),
+        also=first.get("also") or [], zero_f1=first.get("zero_f1"),
+        change_clear=bool(change) and (change["ci"][0] > 0 if design.get("direction", "above") == "above"
+                                       else change["ci"][1] < 0),
+        proposed_half_gap=proposal["facts"].get("half_gap"), gap_arm=proposal["facts"].get("gap_arm"),
+        gap_level=proposal["facts"].get("gap_level"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 from lorastudy.measure.budget import matched_budget
-from lorastudy.note.findings.base import DEC, ENC, RESULTS, Finding, Quantity, Source, Verdicts, difference_verdict, \
+from lorastudy.note.findings.base import narrowly_clear, DEC, ENC, RESULTS, Finding, Quantity, Source, Verdicts, difference_verdict, \
     has_tail, interval_test, one_run_arms, seed_bound
 
 
@@ -84,6 +84,7 @@ def systems_findings(src: Source) -> list[Finding]:
             sign = 1 if raw["b"] == b else -1
             seeds = seed_bound(raw) if row["source"] == "test_and_seeds" else None
             facts = {"metric": metric, "source": row["source"], "one_run": one_run_arms(src, [a, b]),
+                     "narrow": narrowly_clear(row["ci"]),
                      "seed_bound": seeds, "seed_values": [sign * v for v in raw.get("seed_values") or []],
                      "seeds": raw.get("seeds") or []}
             out.append(Finding(id=f"diff.{a}.{b}.{metric}", kind="difference", section=1,
@@ -132,7 +133,11 @@ def architecture_split_finding(src: Source) -> Finding | None:
         accuracy = None if None in recalls else tiers[tier]["true_share"] * (recalls[1] - recalls[0])
         sources = " − ".join(paths[arm] for arm in (DEC, ENC))
         quantities += [Quantity(name=f"{tier}.macro_f1_gap_from_tier", value=macro[tier], path=sources + " (mean_f1)"),
-                       Quantity(name=f"{tier}.accuracy_gap_from_tier", value=accuracy, path=sources + " (recall)")]
+                       Quantity(name=f"{tier}.accuracy_gap_from_tier", value=accuracy, path=sources + " (recall)"),
+                       Quantity(name=f"{tier}.recall_gap", value=None if None in recalls else recalls[1] - recalls[0],
+                                path=sources + " (recall)"),
+                       Quantity(name=f"{tier}.example_share", value=tiers[tier]["true_share"],
+                                path=f"{RESULTS}#/runs/{enc_run}/test/per_tier/{tier}/true_share")]
     defined = {t: v for t, v in macro.items() if v is not None}
     if not defined:
         return None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from scipy.stats import binomtest, spearmanr
 
 from lorastudy.measure.label_groups import group_split, label_groups
-from lorastudy.note.findings.base import DEC, ENC, RESULTS, Finding, Quantity, Source, Verdicts, difference_verdict, has_tail, \
+from lorastudy.note.findings.base import narrowly_clear, DEC, ENC, RESULTS, Finding, Quantity, Source, Verdicts, difference_verdict, has_tail, \
     interval_test, one_run_arms
 from lorastudy.study.config import StudyConfig
 
@@ -24,17 +24,17 @@ class TierVerdicts(Verdicts):
     half of either model's misclassified rare-tier examples: only then is where they go a finding worth a sentence
     (the confusion table shows the rest)."""
     majority_absorbers: list[str] = []
-    """LoRA arms whose top absorber of misclassified rare-tier test examples is the class with the most training
-    examples: errors pulled toward the prior, rather than toward a neighbouring class."""
+    """LoRA arms that, in every seed, send the largest class a larger share of their misclassified rare-tier test
+    examples than that class's share of the training examples: errors pulled toward the prior (`tier.prior_pull`),
+    not one seed's top absorber."""
 
 
 def tier_verdicts(src: Source, found: list[Finding]) -> TierVerdicts:
     confusions = next((f for f in found if f.id == "tier.confusions"), None)
     flows = confusions.facts["flows"] if confusions else {}
-    largest = max(src.results["data"].get("train_counts") or [0])
+    pull = next((f for f in found if f.id == "tier.prior_pull"), None)
     return TierVerdicts(
-        majority_absorbers=[arm for arm in (ENC, DEC) if ((flows.get(arm) or {}).get("top_absorbers") or [{}])[0]
-                            .get("train_count") == largest and largest > 0],
+        majority_absorbers=list(pull.facts["every_seed"]) if pull else [],
         first_seed_only=[arm for arm, entry in src.results["arms"].items() if entry["n_seeds"] > 1],
         both_wrong_on_rare=all(bool((flows.get(arm) or {}).get("wrong")) for arm in (ENC, DEC)) and any(
             flows[arm]["into_largest_classes"]["wrong_count"] >= HEAD_ABSORBS * flows[arm]["wrong"] for arm in (ENC, DEC)))
@@ -81,9 +81,10 @@ def tier_findings(src: Source, config: StudyConfig) -> list[Finding]:
         row, quantities, _ = recall
         out.append(Finding(id="tier.rare_recall", kind="difference", section=3, test=interval_test(row["source"]),
                            verdict=difference_verdict(row), subjects=[ENC, DEC], quantities=quantities,
-                           facts={"metric": "rare_recall", "source": row["source"],
+                           facts={"metric": "rare_recall", "source": row["source"], "narrow": narrowly_clear(row["ci"]),
                                   "one_run": one_run_arms(src, [ENC, DEC])}))
     out.append(confusion_finding(src))
+    out += [pull] if (pull := prior_pull_finding(src)) else []
     groups = label_group_finding(src)
     out += [groups] if groups else []
     rho = [src.value(f"{arm}.rho", "runs", src.first_run(arm), "test", "spearman_f1_vs_train_count", "rho")
@@ -106,6 +107,8 @@ def tier_findings(src: Source, config: StudyConfig) -> list[Finding]:
                        "f1_follows_count" if follows else "no_clear_count_dependence",
                        subjects=[ENC, DEC], quantities=rho + p_values,
                        facts={"within_tier": biggest, "within_rho": within,
+                              "seed": (src.results["runs"][src.first_run(ENC)].get("seed")
+                                       if src.results["arms"][ENC].get("n_seeds", 1) > 1 else None),
                               "across_only": bool(has_tail(src) and all(v is not None and v <= 0 for v in within.values()))}))
     return out
 
@@ -133,6 +136,45 @@ def confusion_finding(src: Source) -> Finding:
                    test="the top absorber of wrongly predicted rare-tier examples is the same class for both models",
                    verdict="same_top_absorber" if shared else "different_top_absorbers", subjects=[ENC, DEC],
                    quantities=quantities, facts={"flows": flows})
+
+
+def prior_pull_finding(src: Source) -> Finding | None:
+    """How much of each LoRA model's misclassified rare-tier test examples goes to the largest class, per seed and
+    pooled, against that class's share of the training examples. An arm is pulled toward the prior when every seed
+    sends it more than its share (a seed whose tier flow does not list the class among its top absorbers counts as
+    not); one seed's top absorber is no such finding."""
+    counts = src.results["data"].get("train_counts") or []
+    if not counts or sum(counts) == 0 or not (src.has(ENC) and src.has(DEC)):
+        return None
+    largest = src.results["data"]["labels"][max(range(len(counts)), key=counts.__getitem__)]
+    prior = max(counts) / sum(counts)
+    quantities = [Quantity(name="largest.train_share", value=prior,
+                           path=f"{RESULTS} data.train_counts: the largest ÷ their sum")]
+    every_seed, pooled = [], {}
+    for arm in (ENC, DEC):
+        into, wrong, shares = 0, 0, []
+        for seed in src.results["arms"][arm]["seeds"]:
+            flow = src.results["runs"].get(f"{arm}__seed{seed}", {}).get("test", {}).get("tier_flow", {}).get(src.rare)
+            if not flow or not flow.get("wrong"):
+                continue
+            count = next((t["count"] for t in flow.get("top_absorbers") or [] if t["label"] == largest), None)
+            shares.append(None if count is None else count / flow["wrong"])
+            into, wrong = into + (count or 0), wrong + flow["wrong"]
+        if not wrong:
+            continue
+        pooled[arm] = into / wrong
+        quantities.append(Quantity(name=f"{arm}.share_into_largest", value=pooled[arm],
+                                   path=f"{RESULTS} runs.{arm}__seed*.test.tier_flow.{src.rare}: into the largest ÷ wrong, pooled"))
+        if shares and all(share is not None and share > prior for share in shares):
+            every_seed.append(arm)
+    if not pooled:
+        return None
+    return Finding(id="tier.prior_pull", kind="confusion", section=3,
+                   test="every seed sends the largest class more of its misclassified rare-tier examples than the "
+                        "class's share of the training examples",
+                   verdict="pulled" if every_seed else "not_pulled", subjects=[ENC, DEC], quantities=quantities,
+                   facts={"largest": largest, "every_seed": every_seed,
+                          "n_seeds": {arm: src.results["arms"][arm]["n_seeds"] for arm in pooled}})
 
 
 def label_group_finding(src: Source) -> Finding | None:

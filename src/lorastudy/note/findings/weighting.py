@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from lorastudy.note.findings.base import one_run_arms, DEC, ENC, RESULTS, WEIGHTED, Finding, Quantity, Source, Verdicts, \
+from lorastudy.note.findings.base import narrowly_clear, one_run_arms, DEC, ENC, RESULTS, WEIGHTED, Finding, Quantity, Source, Verdicts, \
     difference_verdict, has_tail, interval_test, pooled_tier_precision, probe_over_seeds
 from lorastudy.study.config import StudyConfig
 
@@ -41,9 +41,6 @@ class WeightingVerdicts(Verdicts):
     accuracy_cost_from: Literal["common", "rare"] | None = None
     """Where that arm's accuracy loss comes from: "common" when its common-tier examples lost accuracy (they pay
     the cost), "rare" when only the rest of the tiers did; None when its accuracy did not fall."""
-    zeros_fell_macro_flat: list[str] = []
-    """Weighted arms whose zero-F1 count fell while their macro F1 change is not distinguishable: the classes
-    lifted off zero score low, or others lost F1, which the note says beside the two numbers."""
     added_precision_shown: bool = False
     """Weighting moved predictions into the rare tier on both LoRA arms, and the net precision of the moved ones
     (newly right / newly predicted there) lies in [0, 1] for both: only then is it a precision the note can print."""
@@ -97,8 +94,6 @@ def weighting_verdicts(src: Source, found: list[Finding]) -> WeightingVerdicts:
                        if verdicts[arm].get(metric) not in (None, "not_distinguishable")],
         zero_count_unchanged={arm: f.q("zero_before") == f.q("zero_after") for arm, f in effects.items()},
         transferred=transferred, accuracy_worst_hit=worst, accuracy_cost_from=cost_from,
-        zeros_fell_macro_flat=[arm for arm, f in effects.items() if (f.q("zero_after") or 0) < (f.q("zero_before") or 0)
-                               and (f.facts.get("verdicts") or {}).get("macro_f1") == "not_distinguishable"],
         added_precision_shown=bool(mechanism) and all(_added_precision_defined(mechanism.facts, arm) for arm in (ENC, DEC)),
         cost_beyond_tail_shift=bool(mechanism and worst and cost_from and (mechanism.facts.get("moved_share") or {})
                                     .get(worst) is not None
@@ -174,7 +169,7 @@ def weighting_findings(src: Source, config: StudyConfig) -> list[Finding]:
                            quantities=[Quantity(name="did", value=row["diff"], path=path + "/diff"),
                                        Quantity(name="did_lo", value=row["ci"][0], path=path + "/ci/0"),
                                        Quantity(name="did_hi", value=row["ci"][1], path=path + "/ci/1")],
-                           facts={"metric": row["metric"], "source": src.source_of(row),
+                           facts={"metric": row["metric"], "source": src.source_of(row), "narrow": narrowly_clear(row["ci"]),
                                   "one_run": one_run_arms(src, [row["encoder"], WEIGHTED.get(row["encoder"], row["encoder"])])}))
     mechanism = weighting_mechanism(src, out, config.report.equal_within)
     out += [mechanism] if mechanism else []
@@ -314,7 +309,24 @@ def prior_knowledge_finding(src: Source, found: list[Finding]) -> Finding | None
                    verdict=verdict, subjects=[ENC, DEC], quantities=quantities,
                    facts={"ahead": ahead[0] if verdict == "consistent" else None,
                           "behind": (DEC if ahead[0] == ENC else ENC) if verdict == "consistent" else None,
-                          "examples": values[ENC][2]["examples"]})
+                          "examples": values[ENC][2]["examples"],
+                          "counter": _counterexamples(by_id, src.rare, ahead[0], values) if verdict == "consistent" else []})
+
+
+def _counterexamples(by_id: dict[str, Finding], rare: str, ahead: str, values: dict) -> list[str]:
+    """Other weighted pairs (the full fine-tunes) whose rare-tier precision before weighting was nearer the model
+    behind's than the model ahead's, yet who gained more test macro F1 from it than the model ahead: the hypothesis
+    does not fit them, which the note says."""
+    def value(finding: Finding, name: str) -> float | None:
+        return next((q.value for q in finding.quantities if q.name == name), None)
+
+    ahead_precision, behind_precision = values[ahead][0], min(v[0] for v in values.values())
+    ahead_gain = value(by_id[f"weighting.{ahead}"], "macro_f1_delta")
+    return [f.id.split(".", 1)[1] for f in by_id.values()
+            if f.id.startswith("weighting.") and f.kind == "effect" and f.id.split(".", 1)[1] not in values
+            and (precision := value(f, f"{rare}.precision_before")) is not None
+            and abs(precision - behind_precision) < abs(precision - ahead_precision)
+            and ahead_gain is not None and (value(f, "macro_f1_delta") or 0.0) > ahead_gain]
 
 
 def weighting_at_equal_budget(src: Source, arm: str) -> dict | None:
