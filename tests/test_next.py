@@ -245,6 +245,10 @@ def test_next_runs_scores_and_writes_the_result(ran):
     study_level = results["arms"]["decoder_lora"]["ci"][record["design"]["metric"]]
     assert first["baseline"]["mean"] == pytest.approx(study_level["mean"], abs=1e-6)  # the same machinery
     assert first["baseline"]["ci"] == pytest.approx(study_level["ci"], abs=1e-6)
+    others = {o["metric"]: o for o in first["also"]}  # the other metrics of the same runs, paired like the first
+    assert set(others) | {record["design"]["metric"]} >= {"accuracy", "macro_f1"}
+    assert all(o["change"]["ci"][0] <= o["change"]["diff"] <= o["change"]["ci"][1] for o in others.values())
+    assert first["zero_f1"]["result"] >= 0 and first["zero_f1"]["baseline"] >= 0
     assert (ran / record["folder"] / "runs" / "decoder_lora__seed42" / "run.json").is_file()
     states = integrity.verify_run_dir(ran).states
     assert all(state.ok for state in states)  # next.json and the new run recorded and intact
@@ -272,6 +276,7 @@ def test_check_traces_the_new_section_and_catches_a_falsified_number(ran, tmp_pa
     outcome = check_note(ran / "note" / "note.md", ran)
     in_section = [j for j in outcome.judgements if j.reading.where and j.reading.where in section]
     assert in_section and not [j for j in in_section if j.outcome == "contradicted"]
+    assert not outcome.mismatches, [m.line() for m in outcome.mismatches]  # the rerun's facts never contradict Sections 1-4
     record = json.loads((ran / "evaluation" / "next.json").read_text())
     result_line = next(line for line in section.splitlines() if line.startswith("Result:"))
     shown = result_line.split(" [")[0].rsplit(" ", 1)[1]  # the result as printed
@@ -439,6 +444,7 @@ def test_a_fitted_run_records_what_was_planned_and_what_ran(fitted):
     outcome = check_note(run_dir / "note" / "note.md", run_dir)
     in_section = [j for j in outcome.judgements if j.reading.where and j.reading.where in section]
     assert in_section and not [j for j in in_section if j.outcome == "contradicted"]
+    assert not outcome.mismatches, [m.line() for m in outcome.mismatches]  # the rerun's facts never contradict Sections 1-4
 
 
 @pytest.mark.slow  # in `pytest -m slow`: CI's time budget keeps the kill-resume test of next's runs

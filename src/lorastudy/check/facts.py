@@ -46,6 +46,7 @@ KIND_OF_KEY = [
     ("share", r"share|fraction"),
     ("throughput", r"per_s$|rps|capacity"),
     ("cost", r"cost|price"),
+    ("count", r"^warmup$|repeats?$|requests$|tokens$"),  # requests a timing warms up on; p95_tokens is a length
     ("latency", r"_ms$|ms_per|^p\d\d|latency|sla"),
     ("instances", r"instances$"),
     ("seed", r"^seeds?$|^n_seeds$"),

@@ -27,7 +27,7 @@ import psutil
 
 MEMORY_SAMPLE_S = 0.005
 MEMORY_METHOD = ("CPU: the process's resident-set high-water mark (Linux VmHWM, reset when the block starts; "
-                 "RSS sampled every 5 ms where that is unavailable), including Python and the libraries; "
+                 "RSS sampled by a background thread where that is unavailable), including Python and the libraries; "
                  "GPU: torch.cuda.max_memory_allocated")
 # run.json's "peak_memory_scope", whose process the peak is of: "run" = a fresh process that trained only
 # this run (execution backends process and ray); "study" = the study's own process, which keeps what the
