@@ -379,6 +379,10 @@ def test_a_tie_left_by_cost_and_speed_is_decided_on_a_stated_ground_not_a_point_
              ("b", "a"): [("accuracy", -0.025, -0.047, -0.003), ("rare_recall", 0.1, 0.01, 0.2)]}
     seeds = {"a": 1, "b": 3}.get
     decision = decide(twins, calm, with_ground(secondary=lambda x, y: mixed[(x, y)], seeds=seeds))
+    # ... nor are b's three seeds: a ground never picks an arm clearly behind on a reported metric
+    assert (decision["choice"], decision["decided_by"]) == ("a", "point_estimate")
+    only_ahead = {("a", "b"): [("accuracy", 0.025, -0.003, 0.047)], ("b", "a"): [("accuracy", -0.025, -0.047, 0.003)]}
+    decision = decide(twins, calm, with_ground(secondary=lambda x, y: only_ahead[(x, y)], seeds=seeds))
     assert (decision["choice"], decision["decided_by"]) == ("b", "seeds")  # then the measured variance decides
     assert decision["ground"]["fewer"] == {"a": 1}
     # a lead between one-seed arms is no ground: its interval holds the test set's noise only
@@ -408,3 +412,11 @@ def test_a_tie_goes_to_the_arm_that_ships_a_tenth_of_the_trained_weights_before_
     assert (close["choice"], close["decided_by"]) == ("b", "seeds")
     unknown = decided({"a": None, "b": 312_000}.get)  # a missing count is no ground
     assert unknown["decided_by"] == "seeds"
+    # a one-seed arm's clear lead on another metric is no ground to pick it, yet it stops a ground from picking the
+    # arm it leads (the demo's nightly: encoder LoRA + weighting 2.6 pp behind on accuracy, [-5.1, -0.2])
+    lead = {("a", "b"): [("accuracy", -0.026, -0.051, -0.002)], ("b", "a"): [("accuracy", 0.026, 0.002, 0.051)]}
+    behind = decide(twins, calm, deployment.Evidence(base.metric, base.quality, base.difference,
+                                                     lambda x, y: lead[(x, y)], {"a": 1, "b": 3}.get,
+                                                     {"a": 22_600_000, "b": 312_000}.get))
+    assert (behind["choice"], behind["decided_by"]) == ("a", "point_estimate")
+    assert [(g["by"], g["arm"]) for g in behind["blocked"]] == [("footprint", "b")]  # the note says why it did not

@@ -431,7 +431,8 @@ def test_evaluate_study_all_arms_two_seeds(tmp_path):
     assert results["data"]["majority_class"] == {"label": "label.0", "test_accuracy": pytest.approx(60 / 167, abs=1e-6),
                                                  "val_accuracy": pytest.approx(31 / 91, abs=1e-6),
                                                  # its F1 (precision 60/167, recall 1) over the evaluable classes
-                                                 "test_macro_f1": pytest.approx(2 * 60 / (167 + 60) / evaluable, abs=1e-6)}
+                                                 "test_macro_f1": pytest.approx(2 * 60 / (167 + 60) / evaluable, abs=1e-6),
+                                                 "test_zero_f1_count": evaluable - 1}
     assert len(results["runs"]) == 14
     for name, run in results["runs"].items():
         assert set(run) == SCHEMA_KEYS["run"] and set(run["val"]) == SCHEMA_KEYS["run.val"]

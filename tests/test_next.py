@@ -261,7 +261,7 @@ def test_the_study_itself_is_untouched(ran):
 
 def test_the_note_words_the_proposal_result_and_verdict(ran):
     note = (ran / "note" / "note.md").read_text()
-    section = note[note.index("### Next experiment, run"):note.index("## Limitations")]
+    section = note[note.index("### Addendum: the next experiment, run"):note.index("## Limitations")]
     assert "Proposed before the run" in section and "Ran `models.decoder.lora_train.max_steps=8`" in section
     assert "decoder LoRA, seeds 42; 8 steps each" in section
     record = json.loads((ran / "evaluation" / "next.json").read_text())
@@ -272,7 +272,7 @@ def test_the_note_words_the_proposal_result_and_verdict(ran):
 
 def test_check_traces_the_new_section_and_catches_a_falsified_number(ran, tmp_path):
     note = (ran / "note" / "note.md").read_text()
-    section = note[note.index("### Next experiment, run"):note.index("## Limitations")]
+    section = note[note.index("### Addendum: the next experiment, run"):note.index("## Limitations")]
     outcome = check_note(ran / "note" / "note.md", ran)
     in_section = [j for j in outcome.judgements if j.reading.where and j.reading.where in section]
     assert in_section and not [j for j in in_section if j.outcome == "contradicted"]
@@ -437,10 +437,10 @@ def test_a_fitted_run_records_what_was_planned_and_what_ran(fitted):
     assert result["seeds"] == [42, 43] and result["source"] == "test_and_seeds"  # run-to-run variance counted
     assert record["verdict"] == prediction_verdict(record["arms"][0]["result"]["ci"], record["design"]["threshold"])
     note = (run_dir / "note" / "note.md").read_text()
-    section = note[note.index("### Next experiment, run"):note.index("## Limitations")]
+    section = note[note.index("### Addendum: the next experiment, run"):note.index("## Limitations")]
     assert "decoder LoRA, seeds 42, 43; 8 steps each" in section
-    assert (f"That is 2 of the 3 proposed seeds, to fit {minutes:.1f} minutes: the threshold is the one frozen "
-            "before the run, and fewer seeds widen the interval") in section
+    assert (f"That is 2 of the 3 proposed seeds, to fit {minutes:.1f} minutes: the threshold stays as frozen, and 2 "
+            "seeds give a wider interval") in section
     outcome = check_note(run_dir / "note" / "note.md", run_dir)
     in_section = [j for j in outcome.judgements if j.reading.where and j.reading.where in section]
     assert in_section and not [j for j in in_section if j.outcome == "contradicted"]

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 
 HEADING_RULES = [  # first match wins; "log" and "limitations" are not rubric sections
-    ("log", r"experiment log|run log|appendix|reproducib"),
+    ("log", r"experiment log|run log|appendix|addendum|reproducib"),
     ("limitations", r"limitation|caveat|threats to"),
     (5, r"\bnext\b|differently|future|bottleneck|would do|follow[- ]?up|again|lessons|retrospect|from here|\bplan\b"),
     (2, r"weight"),
@@ -65,7 +65,7 @@ def _classify_heading(title: str) -> object:
 
 def count_prose_words(text: str) -> int:
     """Words of prose: not tables, code, headings, figures or captions (a whole line in italics), nor the
-    experiment log / appendix."""
+    experiment log / appendix / an addendum written after the note (what `lorastudy next` appends)."""
     words, skipping = 0, False
     for kind, line in _split_lines(text):
         if kind == "heading":

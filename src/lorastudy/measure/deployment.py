@@ -342,6 +342,8 @@ def decide(rows: list[dict], context: ContextConfig, deployment: DeploymentConfi
                                                                                     evidence)):
         return {**out, "choice": ground["arm"], "decided_by": ground["by"], "ground": ground,
                 "remaining": [row["arm"] for row in remaining]}
+    if not decided_by and len(remaining) > 1:
+        out["blocked"] = tie_grounds.blocked_grounds([r["arm"] for r in remaining], evidence)
     top = shown(max(quality(row["arm"]) for row in remaining), evidence.metric)
     level = [row for row in remaining if shown(quality(row["arm"]), evidence.metric) == top]
     if not decided_by and len(level) > 1:  # equal as printed: a tie, named by the lowest cost, speed, memory

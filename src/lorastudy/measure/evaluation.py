@@ -187,7 +187,9 @@ def _data_section(space: LabelSpace) -> dict:
         "majority_class": {"label": space.labels[majority],
                            "test_accuracy": float(space.test_counts[majority] / max(space.test_counts.sum(), 1)),
                            "val_accuracy": float(space.val_counts[majority] / max(space.val_counts.sum(), 1)),
-                           "test_macro_f1": _majority_macro_f1(space.test_counts, majority)},
+                           "test_macro_f1": _majority_macro_f1(space.test_counts, majority),
+                           # every class with test examples but the majority scores zero F1
+                           "test_zero_f1_count": int((space.test_counts > 0).sum()) - int(space.test_counts[majority] > 0)},
     }
 
 

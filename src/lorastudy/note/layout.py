@@ -81,7 +81,8 @@ class Layout:
         data = self.results["data"]
         majority = data["majority_class"]
         rows = [[f"Majority class ({esc(majority['label'])})", pct(majority["test_accuracy"]), "",
-                 f1(majority["test_macro_f1"]) if "test_macro_f1" in majority else "–", "", "–", "–", "–"]]
+                 f1(majority["test_macro_f1"]) if "test_macro_f1" in majority else "–", "",
+                 count(majority["test_zero_f1_count"]) if "test_zero_f1_count" in majority else "–", "–", "–"]]
         for arm in self.arms:
             p = self.first_run(arm)["parameters"] or {}
             zero = self.results["arms"][arm]["test"]["zero_f1_count"]
@@ -256,7 +257,7 @@ class Layout:
                          f"{'; of '.join(priced)}; batched throughput and memory, the network's lowest and highest "
                          f"(two timings of one network differ only by the machine's noise, which must not favour an "
                          f"arm).*")
-        return "\n\n".join([table(["Context", "Arm", "Deciding metric", "Against the best", "Standing", "Meets target",
+        return "\n\n".join([table(["Context", "Arm", "Deciding metric", "Against the best", "Standing", "Meets speed target",
                                      "Against the target", "Instances", "One instance busy at peak", "Headroom",
                                      "Monthly cost", "Raw compute", ""], out), *notes])
 

@@ -123,7 +123,7 @@ def _flip_text(flip: dict) -> str:
     quantity, new, base = flip["quantity"], flip["value"], flip["base"]
     word = {"peak_rps": lambda v: f"{v:,.1f} requests/s", "p95_sla_ms": ms,
             "examples": lambda v: f"{count(round(v))} texts", "window_minutes": lambda v: seconds(v * 60)}[quantity]
-    spread = (f" (between {word(flip['low'])} and {word(flip['high'])} with timings off by the measured drift)"
+    spread = (f" ({word(flip['low'])} to {word(flip['high'])} under the timing drift)"
               if flip.get("low") else "")
     what = {"peak_rps": "an arrival rate of", "p95_sla_ms": "a p95 target of", "examples": "",
             "window_minutes": "a window of"}[quantity]

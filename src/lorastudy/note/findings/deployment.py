@@ -32,6 +32,8 @@ class FamilyAnswer(BaseModel):
     up to deployment.MAX_GAIN (or a perfect score) does."""
     gain_arm: ArmQuality | None = None
     """The other family's arm that such a gain would make the choice, with its quality after the gain."""
+    gain_from: float | None = None
+    """That arm's measured quality before the gain (the note prints from and to, never a rounded gain to add)."""
     speedup: float | None = None
     """How many times faster the other family would have to serve (latency divided, throughput multiplied) to be
     chosen as its quality stands; None: no speed-up up to deployment.FLIP_RANGE does."""
@@ -195,6 +197,8 @@ def _family(answer: dict | None) -> FamilyAnswer | None:
     return FamilyAnswer(family=answer["family"], arm=answer["choice"], decided_by=answer["decided_by"],
                         other=answer["other"], gain=gain["gain"] if gain else None,
                         gain_arm=ArmQuality(arm=gain["arm"], quality=gain.get("quality_after")) if gain else None,
+                        gain_from=gain["quality_after"] - gain["gain"] if gain and gain.get("quality_after") is not None
+                        else None,
                         gain_arm_named=bool(gain) and gain["arm"] != f"{answer['other']}_lora",
                         speedup=speed["factor"] if speed else None, speedup_arm=speed["arm"] if speed else None,
                         speedup_mean_ms=speed["mean_ms"] if speed else None,

@@ -190,7 +190,7 @@ def _budget(src: Source, config: StudyConfig, focus: str, other: str, by_id: dic
             "evidence_size": at_matched - at_own if supported else None,
             "quantities": [q for q in matched.quantities if q.name in names],
             "facts": {"examples": mine, "other_examples": theirs, "matched_examples": matched.facts["examples"],
-                      "control_steps": _steps(src, focus), "other": other,
+                      "other": other,
                       "gap_at_matched": at_matched, "gap_at_own": at_own, "other_gain": gain, "steps": steps,
                       "own_slope_gain": None if slope is None else slope * (theirs - mine)},
             "design": {"change": f"models.{_family(focus)}.lora_train.max_steps", "value": steps,
