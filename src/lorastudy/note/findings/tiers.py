@@ -141,8 +141,8 @@ def confusion_finding(src: Source) -> Finding:
 def prior_pull_finding(src: Source) -> Finding | None:
     """How much of each LoRA model's misclassified rare-tier test examples goes to the largest class, per seed and
     pooled, against that class's share of the training examples. An arm is pulled toward the prior when every seed
-    sends it more than its share (a seed whose tier flow does not list the class among its top absorbers counts as
-    not); one seed's top absorber is no such finding."""
+    sends it more than its share; an arm with a seed whose tier flow does not list the class among its top absorbers
+    has no pooled share (its count there is unknown, not zero). One seed's top absorber is no such finding."""
     counts = src.results["data"].get("train_counts") or []
     if not counts or sum(counts) == 0 or not (src.has(ENC) and src.has(DEC)):
         return None
@@ -162,10 +162,12 @@ def prior_pull_finding(src: Source) -> Finding | None:
             into, wrong = into + (count or 0), wrong + flow["wrong"]
         if not wrong:
             continue
+        if any(share is None for share in shares):
+            continue  # a seed that does not list the class among its top absorbers: its count is unknown, not 0
         pooled[arm] = into / wrong
         quantities.append(Quantity(name=f"{arm}.share_into_largest", value=pooled[arm],
                                    path=f"{RESULTS} runs.{arm}__seed*.test.tier_flow.{src.rare}: into the largest ÷ wrong, pooled"))
-        if shares and all(share is not None and share > prior for share in shares):
+        if shares and all(share > prior for share in shares):
             every_seed.append(arm)
     if not pooled:
         return None
@@ -174,6 +176,7 @@ def prior_pull_finding(src: Source) -> Finding | None:
                         "class's share of the training examples",
                    verdict="pulled" if every_seed else "not_pulled", subjects=[ENC, DEC], quantities=quantities,
                    facts={"largest": largest, "every_seed": every_seed,
+                          "others": {arm: [other for other in pooled if other != arm] for arm in pooled},
                           "n_seeds": {arm: src.results["arms"][arm]["n_seeds"] for arm in pooled}})
 
 
