@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from lorastudy.measure import deployment
+from lorastudy.measure import break_even, deployment
 from lorastudy.study.config import ContextConfig, DeploymentConfig
 from lorastudy.measure.deployment import Served
 from lorastudy.core.errors import StudyError
@@ -230,25 +230,25 @@ def test_encoder_or_decoder_lora_is_answered_with_a_break_even_that_flips_with_t
     quality = {"encoder_lora": 0.759, "decoder_lora": 0.757, "tfidf_logreg": 0.5}
     unranked = {("encoder_lora", "decoder_lora"): (-0.002, -0.02, 0.016)}
     ev = evidence(quality, unranked)
-    answer = deployment.family_answer(family_models(10.0, 47.0), realtime(), PRICES, ev)
+    answer = break_even.family_answer(family_models(10.0, 47.0), realtime(), PRICES, ev)
     assert answer["family"] == "encoder" and answer["decided_by"] == "cost"  # 1 instance against 2
     # the decoder needs a second instance at 47 ms: a speed-up that brings it to one makes it the choice
     speed = answer["speedup"]
     assert speed["arm"] == "decoder_lora" and 1.0 < speed["factor"] < 47.0 / 10.0 * 2
-    again = deployment.family_answer(family_models(10.0, 47.0 / speed["factor"] / 1.01), realtime(), PRICES, ev)
+    again = break_even.family_answer(family_models(10.0, 47.0 / speed["factor"] / 1.01), realtime(), PRICES, ev)
     assert again["family"] == "decoder"
     # and a quality gain that makes it clearly better does too
     gain = answer["gain"]
     assert gain["arm"] == "decoder_lora" and 0.0 < gain["gain"] < 0.05
-    lifted = deployment.family_answer(family_models(10.0, 47.0), realtime(), PRICES,
+    lifted = break_even.family_answer(family_models(10.0, 47.0), realtime(), PRICES,
                                       ev.lifted(frozenset({"decoder_lora"}), gain["gain"] + 0.002))
     assert lifted["family"] == "decoder"
     # flip the latencies: the decoder is the cheap one, and the break-even now concerns the encoder
-    flipped = deployment.family_answer(family_models(47.0, 10.0), realtime(), PRICES, ev)
+    flipped = break_even.family_answer(family_models(47.0, 10.0), realtime(), PRICES, ev)
     assert flipped["family"] == "decoder" and flipped["other"] == "encoder" and flipped["speedup"]["arm"] == "encoder_lora"
     # a quality gap beyond the floor: no speed-up helps, only a gain does
     far = evidence({"encoder_lora": 0.60, "decoder_lora": 0.76}, {})
-    beyond = deployment.family_answer(family_models(10.0, 47.0), realtime(), PRICES, far)
+    beyond = break_even.family_answer(family_models(10.0, 47.0), realtime(), PRICES, far)
     assert beyond["family"] == "decoder" and beyond["speedup"] is None
     # its +-0.05 interval is wider than the 0.03 floor: no point below the decoder bounds it above the floor, so the
     # encoder has to overtake; then the decoder's own interval reaches under the new floor and cost is moot
@@ -263,15 +263,15 @@ def test_what_would_change_is_computed_from_the_numbers():
     rows = deployment.context_rows(models, realtime(), PRICES)
     decision = deployment.decide(rows, realtime(), PRICES, ev)
     assert decision["choice"] == "encoder_lora"
-    runner = deployment.runner_up_gain(rows, realtime(), PRICES, ev, decision["choice"])
+    runner = break_even.runner_up_gain(rows, realtime(), PRICES, ev, decision["choice"])
     assert runner["arm"] == "decoder_lora" and runner["gain"] > 0
     # a different gap gives a different answer: nothing generic
     wider = evidence(quality, {("encoder_lora", "decoder_lora"): (-0.002, -0.05, 0.046)})
     # (with a wider interval the decoder is out under the floor until it overtakes; then the encoder's is)
-    assert deployment.runner_up_gain(rows, realtime(), PRICES, wider, "encoder_lora")["gain"] == pytest.approx(
+    assert break_even.runner_up_gain(rows, realtime(), PRICES, wider, "encoder_lora")["gain"] == pytest.approx(
         0.002, abs=0.001) != pytest.approx(runner["gain"], abs=0.001)
     # the context's own quantities: a lower arrival rate lets the decoder run on one instance
-    flip = deployment.what_would_change(models, realtime(), PRICES, ev, "encoder_lora")
+    flip = break_even.what_would_change(models, realtime(), PRICES, ev, "encoder_lora")
     assert flip is not None and flip["new_choice"] != "encoder_lora"
 
 
@@ -292,7 +292,7 @@ def test_an_arm_that_misses_the_sla_is_never_chosen_and_the_flip_is_computed():
     assert decide(models, realtime(p95_sla_ms=70), ev)["decided_by"] == "below_floor"
     decision = decide(models, tight, ev)
     assert decision["choice"] == "enc" and decision["standing"]["dec"]["status"] == "misses_target"
-    flip = deployment.what_would_change(models, tight, PRICES, ev, "enc")
+    flip = break_even.what_would_change(models, tight, PRICES, ev, "enc")
     assert flip["quantity"] == "p95_sla_ms" and flip["direction"] == "up" and flip["new_choice"] == "dec"
     assert 80 < flip["value"] < 100  # just above the decoder's p95 at this rate
     nothing = decide(models, realtime(p95_sla_ms=5), ev)
@@ -311,7 +311,7 @@ def test_a_better_arm_that_misses_the_target_says_what_speed_up_would_bring_it_i
     assert floored["floor"] == pytest.approx(0.759 - 0.03)
     decision = deployment.decide(rows, realtime(quality_floor=LOOSE), PRICES, ev)
     assert decision["choice"] == "tfidf" and decision["standing"]["enc"]["status"] == "misses_target"
-    faster = deployment.better_if_faster(models, rows, realtime(), PRICES, ev, "tfidf")
+    faster = break_even.better_if_faster(models, rows, realtime(), PRICES, ev, "tfidf")
     assert faster["arm"] == "enc" and faster["quality"] == 0.759
     # a single request's p95 (~1000 ms) must come under the 100 ms target: about 10x, well inside the range
     assert 8 < faster["factor"] < 14 and faster["mean_ms"] == pytest.approx(670.0 / faster["factor"])
@@ -319,7 +319,7 @@ def test_a_better_arm_that_misses_the_target_says_what_speed_up_would_bring_it_i
         {**models, "enc": deployment.faster_by(models["enc"], faster["factor"])}, realtime(), PRICES),
         realtime(), PRICES, ev)["choice"] == "enc"
     # nothing better misses the target: nothing to say
-    assert deployment.better_if_faster(models, rows, realtime(), PRICES, evidence({"tfidf": 0.8, "enc": 0.7}),
+    assert break_even.better_if_faster(models, rows, realtime(), PRICES, evidence({"tfidf": 0.8, "enc": 0.7}),
                                        "tfidf") is None
 
 
@@ -328,14 +328,14 @@ def test_when_neither_lora_family_meets_the_target_each_gets_its_speed_up_and_a_
               "decoder_lora": served("decoder_lora", 1384.0, spread=0.5)}
     ev = evidence({"tfidf_logreg": 0.576, "encoder_lora": 0.736, "decoder_lora": 0.688})
     # with the default floor the decoder, 4.8 points below the encoder, is under it at any speed: no speed-up
-    assert deployment.family_answer(models, realtime(), PRICES, ev)["each_speedup"]["decoder"] is None
-    answer = deployment.family_answer(models, realtime(quality_floor=LOOSE), PRICES, ev)
+    assert break_even.family_answer(models, realtime(), PRICES, ev)["each_speedup"]["decoder"] is None
+    answer = break_even.family_answer(models, realtime(quality_floor=LOOSE), PRICES, ev)
     assert answer["family"] is None
     encoder, decoder = answer["each_speedup"]["encoder"], answer["each_speedup"]["decoder"]
     assert 1 < encoder["factor"] < decoder["factor"]  # the decoder is slower: it needs the larger speed-up
     assert encoder["mean_ms"] == pytest.approx(670.0 / encoder["factor"])
     # a tighter SLA leaves no arm at all, a looser one brings the encoder in: the change worth naming is the latter
-    flip = deployment.what_would_change(models, realtime(quality_floor=LOOSE), PRICES, ev, "tfidf_logreg")
+    flip = break_even.what_would_change(models, realtime(quality_floor=LOOSE), PRICES, ev, "tfidf_logreg")
     assert flip["new_choice"] == "encoder_lora" and flip["quantity"] == "p95_sla_ms" and flip["direction"] == "up"
 
 

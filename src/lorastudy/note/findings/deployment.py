@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from lorastudy.measure import deployment, timing_fitness
+from lorastudy.measure import break_even, deployment, timing_fitness
 from lorastudy.note.findings.base import Finding, Quantity, Source, Verdicts, has_tail, one_run_arms
 from lorastudy.note.formatting import metric_value
 from lorastudy.study.config import ARMS, LORA_ARMS, StudyConfig
@@ -29,14 +29,14 @@ class FamilyAnswer(BaseModel):
     """The other family."""
     gain: float | None = None
     """Points on the context's metric the other family's LoRA arms would need to gain to be chosen; None: no gain
-    up to deployment.MAX_GAIN (or a perfect score) does."""
+    up to break_even.MAX_GAIN (or a perfect score) does."""
     gain_arm: ArmQuality | None = None
     """The other family's arm that such a gain would make the choice, with its quality after the gain."""
     gain_from: float | None = None
     """That arm's measured quality before the gain (the note prints from and to, never a rounded gain to add)."""
     speedup: float | None = None
     """How many times faster the other family would have to serve (latency divided, throughput multiplied) to be
-    chosen as its quality stands; None: no speed-up up to deployment.FLIP_RANGE does."""
+    chosen as its quality stands; None: no speed-up up to break_even.FLIP_RANGE does."""
     speedup_arm: str | None = None
     """The other family's arm such a speed-up would make the choice."""
     speedup_mean_ms: float | None = None
@@ -48,7 +48,7 @@ class FamilyAnswer(BaseModel):
     note names it."""
     each_speedup: dict[str, float | None] = {}
     """When neither family meets the target: per family, the speed-up that would make its LoRA arm the choice
-    (None: none up to deployment.SPEEDUP_RANGE)."""
+    (None: none up to break_even.SPEEDUP_RANGE)."""
     each_mean_ms: dict[str, float | None] = {}
     """... and that arm's mean single-request latency at it, in ms."""
 
@@ -138,7 +138,7 @@ class ContextVerdicts(Verdicts):
     set that arm aside, and the note says so."""
     faster: "Faster | None" = None
     """The best arm that misses the target, when it is better than the choice, and the speed-up that would make it
-    the choice (None when none up to deployment.SPEEDUP_RANGE does)."""
+    the choice (None when none up to break_even.SPEEDUP_RANGE does)."""
     runner_up_level: float | None = None
     """The runner-up's level on the metric after that gain (what the note prints)."""
     withheld: bool = False
@@ -382,10 +382,10 @@ def decision_findings(src: Source, config: StudyConfig) -> list[Finding]:
         evidence = deployment.Evidence(metric, quality, difference, secondary, seeds, trainable, level_ci)
         rows = deployment.context_rows(models, context, config.deployment)
         decision = deployment.decide(rows, context, config.deployment, evidence)
-        flip = deployment.what_would_change(models, context, config.deployment, evidence, decision["choice"])
-        family = deployment.family_answer(models, context, config.deployment, evidence)
-        runner_up = deployment.runner_up_gain(rows, context, config.deployment, evidence, decision["choice"])
-        faster = deployment.better_if_faster(models, rows, context, config.deployment, evidence, decision["choice"])
+        flip = break_even.what_would_change(models, context, config.deployment, evidence, decision["choice"])
+        family = break_even.family_answer(models, context, config.deployment, evidence)
+        runner_up = break_even.runner_up_gain(rows, context, config.deployment, evidence, decision["choice"])
+        faster = break_even.better_if_faster(models, rows, context, config.deployment, evidence, decision["choice"])
         timing = {"fit": fit["fit"], "drift": fit["drift"]}
         if fit["fit"] is False:  # contended timings: does the choice survive timings off by the measured drift?
             timing["alternatives"] = timing_fitness.drift_alternatives(models, context, config.deployment, evidence,
@@ -434,7 +434,7 @@ def decision_findings(src: Source, config: StudyConfig) -> list[Finding]:
                            quantities=_decision_quantities(src, decision, metric),
                            facts={"context": context.model_dump(mode="json"), "metric": metric,
                                   "metric_substituted": metric != context.primary_metric, "decision": decision,
-                                  "rows": rows, "flip": flip, "flip_search_factor": deployment.FLIP_RANGE,
+                                  "rows": rows, "flip": flip, "flip_search_factor": break_even.FLIP_RANGE,
                                   "family": family, "runner_up": runner_up, "faster": faster, "derived": derived,
                                   "cost_materiality_usd": config.deployment.cost_materiality_usd,
                                   "cost_materiality_share": config.deployment.cost_materiality_share,
