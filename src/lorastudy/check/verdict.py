@@ -20,7 +20,7 @@ from lorastudy.core.errors import StudyError
 from lorastudy.core.prose import count_prose_words
 from lorastudy.check.entity_names import _Names
 from lorastudy.check.derivations import FactIndex
-from lorastudy.check.fact_matching import CONTRADICTED, NOT_CHECKABLE, SUPPORTED, Judgement, Mismatch, judge_numbers
+from lorastudy.check.fact_matching import CONTRADICTED, NOT_CHECKABLE, SUPPORTED, Judgement, Mismatch, judge
 from lorastudy.check.facts import Vocabulary, _read_yaml, run_facts, vocabulary
 from lorastudy.check.next_facts import next_facts
 from lorastudy.check.note_file import note_text
@@ -95,9 +95,8 @@ def check_note(note: Path, results_dir: Path | None = None) -> CheckOutcome:
         # a rerun's numbers (evaluation/next.json) are about the same arms trained differently: they belong where a
         # note reports the next experiment (Section 5, or a section of its own), never to Sections 1-4's results
         before = FactIndex.of(study, vocab.labels, settings) if follow_up else index
-        own = [r for r in readings if r.section in STUDY_SECTIONS and not FOLLOW_UP.search(r.where)]
-        judgements = sorted(judge_numbers(own, before) + judge_numbers([r for r in readings if r not in own], index),
-                            key=lambda j: readings.index(j.reading))
+        judgements = [judge(r, before if r.section in STUDY_SECTIONS and not FOLLOW_UP.search(r.where) else index)
+                      for r in readings]
         mismatches = [Mismatch(j.reading, j.fact) for j in judgements if j.outcome == CONTRADICTED]
     pages = round(words / WORDS_PER_PAGE, 1)
     unmatched = list(dict.fromkeys(m.reading.printed for m in mismatches))
