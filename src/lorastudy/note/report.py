@@ -125,8 +125,9 @@ def _flip_text(flip: dict) -> str:
             "examples": lambda v: f"{count(round(v))} texts", "window_minutes": lambda v: seconds(v * 60)}[quantity]
     spread = (f" ({word(flip['low'])} to {word(flip['high'])} under the timing drift)"
               if flip.get("low") else "")
-    what = {"peak_rps": "an arrival rate of", "p95_sla_ms": "a p95 target of", "examples": "",
-            "window_minutes": "a window of"}[quantity]
+    side = "under" if flip["direction"] == "down" else "over"  # the choice changes past the threshold, not at it
+    what = {"peak_rps": f"an arrival rate {side}", "p95_sla_ms": f"a p95 target {side}", "examples": side,
+            "window_minutes": f"a window {side}"}[quantity]
     per_job = " per job" if quantity == "examples" else ""
     return f"{what} {word(new)}{per_job}{spread} instead of {word(base)}".strip()
 

@@ -16,6 +16,8 @@ class Transfer(BaseModel):
 
     direction: Literal["better", "worse"]
     metric: Literal["macro_f1", "accuracy"]
+    narrowly: bool = False
+    """Its interval clears zero by under `base.NARROW` of its width, so the note says "narrowly"."""
 
 
 class ClearChange(BaseModel):
@@ -73,7 +75,8 @@ def _added_precision_defined(facts: dict, arm: str) -> bool:
 def weighting_verdicts(src: Source, found: list[Finding]) -> WeightingVerdicts:
     by_id = {f.id: f for f in found}
     effects = {f.subjects[0]: f for f in found if f.kind == "effect"}
-    transferred = [Transfer(direction="better" if x.verdict == "b_higher" else "worse", metric=metric)
+    transferred = [Transfer(direction="better" if x.verdict == "b_higher" else "worse", metric=metric,
+                            narrowly=bool(x.facts.get("narrow")))
                    for x, metric in ((by_id.get("weighting.did.macro_f1"), "macro_f1"),
                                      (by_id.get("weighting.did.accuracy"), "accuracy"))
                    if x and x.verdict != "not_distinguishable"]
