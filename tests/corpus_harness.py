@@ -14,6 +14,7 @@ tests/fixtures/notes/<dataset>/artifacts/.
 from __future__ import annotations
 
 import csv
+import hashlib
 import re
 import time
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from lorastudy.check.fact_matching import CONTRADICTED, NOT_CHECKABLE, SUPPORTED
 from lorastudy.check.facts import _read_yaml, run_facts, vocabulary
 from lorastudy.check.note_sections import _cells, _sections
 from lorastudy.check.number_reading import Reading, read_numbers
+from lorastudy.check.printed_arithmetic import supported_by_neighbours
 from lorastudy.check.verdict import check_note
 
 CORPUS = Path(__file__).parent / "fixtures" / "notes"
@@ -129,18 +131,17 @@ def _candidates(readings: list[Reading]) -> list[Reading]:
 
 
 def falsifications(note: Path, supported: list[Reading], wanted: int) -> list[Falsification]:
-    """Up to `wanted` single-number falsifications spread over the note (half digit moves, half arm swaps where
+    """Up to `wanted` single-number falsifications in a fixed pseudo-random order (a third arm swaps where
     the note has them), each judged in the falsified note."""
     text = note.read_text(encoding="utf-8")
     index, vocab = _index(artifacts_of(note))
     names = _Names.of(vocab)
     pool = _candidates(supported)
     chosen: list[Falsification] = []
-    swaps = _swaps(pool)
+    swaps = sorted(_swaps(pool), key=lambda pair: _stable_rank(pair[0]))
     for a, b in swaps[: wanted // 3]:
         chosen.append(Falsification("swapped with another arm's value", a.printed, b.printed, a.where))
-    step = max(1, len(pool) // max(1, wanted - len(chosen)))
-    for reading in pool[::step] + [r for i, r in enumerate(pool) if i % step]:
+    for reading in sorted(pool, key=_stable_rank):
         if len(chosen) >= wanted:
             break
         moved = _moved_last_digit(reading)
@@ -149,6 +150,12 @@ def falsifications(note: Path, supported: list[Reading], wanted: int) -> list[Fa
     for item in chosen:
         item.outcome = _judge_falsified(text, item, index, names)
     return chosen
+
+
+def _stable_rank(reading: Reading) -> str:
+    """A fixed pseudo-random order of a note's numbers: a number newly supported (or no longer supported) by a
+    change to `check` moves the sample by one entry, instead of reshuffling which numbers are falsified."""
+    return hashlib.sha1(f"{reading.where}\x00{reading.printed}".encode()).hexdigest()
 
 
 def _swaps(pool: list[Reading]) -> list[tuple[Reading, Reading]]:
@@ -175,11 +182,10 @@ def _judge_falsified(text: str, item: Falsification, index: FactIndex, names: _N
     new_text = _replace_where(text, item.where, falsified_where)
     if new_text is None:
         return "not placed"
-    readings = [r for r in read_numbers(_sections(new_text), names)
-                if r.printed == item.printed and _same_place(r.where, falsified_where)]
-    if not readings:
-        return NOT_CHECKABLE
-    return judge(readings[0], index).outcome
+    beside = [r for r in read_numbers(_sections(new_text), names) if _same_place(r.where, falsified_where)]
+    judged = supported_by_neighbours([judge(r, index) for r in beside])  # as `check` judges it, beside its sentence
+    outcomes = [j.outcome for j in judged if j.reading.printed == item.printed]
+    return outcomes[0] if outcomes else NOT_CHECKABLE
 
 
 def _replace_once(where: str, old: str, new: str) -> str | None:

@@ -30,8 +30,13 @@ pytestmark = pytest.mark.skipif(not NOTES, reason="no corpus notes in tests/fixt
 # the two notes below) the six are at specificity 95.8-98.8%, 2.1-5.7% not checkable, 70.8-83.3% caught (the 24
 # falsifications are sampled from the supported numbers, so a note's rate moves when its supported set does). These
 # floors hold what was reached, so a change that makes `check` worse on human notes fails; raise them as it improves.
+# Fifth pass (2026-12-03): the falsifications are now a fixed pseudo-random sample of each note's supported numbers
+# (a hash of number and sentence), not every k-th one, so a rule that supports one more number no longer reshuffles
+# the whole sample; measured that way the same code catches 62.5-83.3%, the floor below. Numbers computed from the
+# numbers printed beside them (gaps, ratios, shares, unit conversions, sums) are recomputed: 207 contradicted
+# numbers over the twelve notes became 183, with no falsification newly missed.
 MAX_CONTRADICTED_SHARE = 0.045  # target 0
-MIN_SENSITIVITY = 0.70  # target 0.95
+MIN_SENSITIVITY = 0.62  # target 0.95
 # Held out: two notes written from a later demo run (2026-12-02) by writers who saw only the rubric and its artifacts,
 # scored once the second pass's rules were frozen. They measure how those rules generalise: 86.4% and 84.0%
 # specificity, 50.0% and 58.3% sensitivity, and two sections of each read as incomplete, well below the six notes the
@@ -51,8 +56,8 @@ HELD_OUT_MIN_SENSITIVITY = 0.60
 # alone), scored after the third pass: 90.1% and 91.8% specificity, 83.3% and 79.9% coverage, 62.5% and 54.2%
 # sensitivity; after the fourth (never worked on): 90.9% and 91.1%, 84.4% and 81.5%, 75.0% and 70.8%. The rules
 # generalise on sensitivity and coverage, not yet on specificity (~91% on unseen notes against the 99% target).
-PER_NOTE_MAX_CONTRADICTED_SHARE = {"fresh_demo/ops_i": 0.085, "domains/course_j": 0.05, "demo/lead_k": 0.095,
-                                   "fresh_demo/instructor_l": 0.095}
+PER_NOTE_MAX_CONTRADICTED_SHARE = {"fresh_demo/ops_i": 0.075, "domains/course_j": 0.045, "demo/lead_k": 0.09,
+                                   "fresh_demo/instructor_l": 0.09}
 PER_NOTE_MAX_NOT_CHECKABLE_SHARE = {"fresh_demo/ops_i": 0.14, "domains/course_j": 0.15}  # target 0.10
 SECTIONS_INCOMPLETE = {"fresh_demo/engineer_g": "two sections read as incomplete",
                        "fresh_demo/student_h": "one section reads as incomplete",

@@ -33,6 +33,7 @@ KIND_OF_KEY = [
     ("p_value", r"^p$|p_?value|_p$"),
     ("learning_rate", r"learning_rate|^lr$"),
     ("hardware", r"cpu_count|threads$|^n?_?cores$|gpu_count"),
+    ("share", r"warmup_ratio|(?:train|val|validation|test)_ratio"),  # fractions of the steps or the data, no multiple
     ("ratio", r"(?:^|_)ratio$|factor"),
     ("zero_f1", r"zero_f1|delta_zero"),
     ("macro_f1", r"macro"),

@@ -26,6 +26,7 @@ from lorastudy.check.next_facts import next_facts
 from lorastudy.check.note_file import note_text
 from lorastudy.check.note_sections import SECTION_NAMES, _sections
 from lorastudy.check.number_reading import read_numbers
+from lorastudy.check.printed_arithmetic import supported_by_neighbours
 from lorastudy.check.rubric_evidence import _evidence
 
 WORDS_PER_PAGE = 500
@@ -97,6 +98,7 @@ def check_note(note: Path, results_dir: Path | None = None) -> CheckOutcome:
         before = FactIndex.of(study, vocab.labels, settings) if follow_up else index
         judgements = [judge(r, before if r.section in STUDY_SECTIONS and not FOLLOW_UP.search(r.where) else index)
                       for r in readings]
+        judgements = supported_by_neighbours(judgements)
         mismatches = [Mismatch(j.reading, j.fact) for j in judgements if j.outcome == CONTRADICTED]
     pages = round(words / WORDS_PER_PAGE, 1)
     unmatched = list(dict.fromkeys(m.reading.printed for m in mismatches))
