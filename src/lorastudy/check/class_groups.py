@@ -55,6 +55,14 @@ def group_means(reading, index, named: dict[str, set[str]]) -> list[Fact]:
                             f"mean over the {len(vals)} {prefix or '/'.join(sorted(tiers))} classes of {slot}", "derived"))
         if "count" in reading.accepts:
             out.append(Fact(float(len(members)), "count", {}, f"the number of {prefix} classes", "derived"))
+    if "count" in reading.accepts and reading.entities.get("tier") and reading.entities.get("label"):
+        # "all 6 rare verb classes ... (verb.body 0.188, ...)": a count of a group within a tier, classes named beside it
+        in_tier = reading.entities["tier"]
+        for prefix in [p for p in groups if p]:
+            members = {x for x in index.labels if x.split(".")[0] == prefix and tier_of.get(x, frozenset()) & in_tier}
+            if members:
+                out.append(Fact(float(len(members)), "count", {}, f"the number of {'/'.join(sorted(in_tier))} {prefix} "
+                                                                   "classes", "derived"))
     return out
 
 
