@@ -84,3 +84,9 @@ def test_against_a_run():
 ])
 def test_a_coincidence_is_not_a_derivation(sentence, printed):
     assert _derivation(sentence, printed) is None
+
+
+def test_twice_and_half_of_a_number_beside_it():
+    assert _derivation("A rare-F1 gain below two seed SDs (9.25 points, twice 4.62).", "9.25")
+    assert _derivation("A rare-F1 gain below two seed SDs (9.55 points, twice 4.62).", "9.55") is None
+    assert _derivation("The budget is 4.2 s, half of 8.4 s.", "4.2 s")

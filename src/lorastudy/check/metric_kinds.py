@@ -30,7 +30,7 @@ NOTE_KINDS = [
     ("time", r"seconds? per step|s/step|per[- ]step time"),
     ("steps", r"\bsteps?\b"),
     ("epochs", r"\bepochs?\b"),
-    ("batch_size", r"\bbatch(?:es)?\b(?= (?:of )?\d)|batch size|\bbs\b\s*=?\s*(?=\d)"),
+    ("batch_size", r"\bbatch(?:es)?\b(?= (?:of )?\d)|batch size|\bbs\b\s*=?\s*(?=\d)|\b(?:best|optimal|chosen) batch\b|^batch$"),
     ("memory", r"memory|\bram\b|\bdisk\b|\bsize\b"),
     ("ratio", r"\bfactor of\b|\b\d+-fold\b"),
     ("time", r"seconds? per step|s/step|per step|wall[- ]?time|\bminutes?\b|\bhours?\b|\bseconds\b|\bwindow\b|"

@@ -24,6 +24,7 @@ DIMENSIONS = {"%": ("fraction", 0.01), "pp": ("fraction", 0.01), "ms": ("time", 
               "examples/s": ("throughput", 1.0)}
 GB_SLACK = 1024 / 1000
 PRECISION = 6  # a derivation's rounding may span at most 6 units of the target's last digit: a wider one pins nothing
+MULTIPLE_WORDS = r"\b(?:twice|double[ds]?|half(?: of)?)\b"
 SUM_WORDS = r"\b(?:total|together|combined|sum|in all|altogether)\b"  # "1.16 GB" may be 1,000 or 1,024 MB
 
 
@@ -78,6 +79,10 @@ def candidates(target: Reading, operands: list[Reading]) -> Iterator[tuple[str, 
     own = magnitude(target)
     values = [(r, magnitude(r)) for r in operands if r is not target]
     for ra, a in values:
+        multiple = re.search(MULTIPLE_WORDS, target.where[max(0, target.where.find(target.printed) - 40):], re.I)
+        if multiple and a.dimension == own.dimension:  # "two seed SDs (9.25 points, twice 4.62)"
+            factor = 0.5 if multiple.group(0).lower().startswith("half") else 2.0
+            yield f"{multiple.group(0).lower()} {ra.printed}", a.low * factor, a.high * factor
         if a.dimension == own.dimension and a.unit != own.unit and own.dimension not in ("ratio", "plain"):
             for factor in (1.0, 1 / GB_SLACK if a.unit == "GB" else GB_SLACK) if "GB" in (a.unit, own.unit) else (1.0,):
                 yield f"{ra.printed} in other units", a.low * factor, a.high * factor

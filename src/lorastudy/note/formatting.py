@@ -123,6 +123,19 @@ def ratio(x: float) -> str:
     return f"{x:.2f}x" if x < 2 else f"{x:.1f}x"  # 1.24x, not 1.2x: a small ratio's second digit is the news
 
 
+FRACTION_WORDS = {2: "a half", 3: "a third", 4: "a quarter", 5: "a fifth", 6: "a sixth", 7: "a seventh", 8: "an eighth",
+                  9: "a ninth", 10: "a tenth"}
+
+
+def multiple(x: float) -> str:
+    """A ratio in words, to stand before what it multiplies: "about a quarter of" for 0.23, "0.62 times", "about 1.8
+    times"."""
+    if 0 < x < 1:
+        n = round(1 / x)
+        return f"about {FRACTION_WORDS[n]} of" if n in FRACTION_WORDS and abs(x * n - 1) <= 0.15 else f"{x:.2f} times"
+    return f"about {x:.1f} times"
+
+
 def name(arm: str | None) -> str:
     return "no arm" if arm is None else ARM_NAMES.get(arm, esc(arm))
 
@@ -181,7 +194,7 @@ def pct_points(x: float | None) -> str:
 
 FILTERS = {"margin_text": margin_text, "pct_points": pct_points, "esc": esc, "code": code, "pct": pct, "f1": f1, "sf1": sf1, "pp": pp, "ci_f1": ci_f1, "ci_pp": ci_pp,
            "ci_pct": ci_pct, "ms": ms, "mb": mb, "money": money, "count": count, "params": params, "seconds": seconds,
-           "ratio": ratio, "rate": rate, "share": share, "p_value": p_value, "name": name, "inline": inline, "metric_value": metric_value, "metric_diff": metric_diff,
+           "ratio": ratio, "multiple": multiple, "rate": rate, "share": share, "p_value": p_value, "name": name, "inline": inline, "metric_value": metric_value, "metric_diff": metric_diff,
            "metric_pair": metric_pair, "threshold_value": threshold_value, "threshold_diff": threshold_diff,
            "metric_ci": metric_ci, "metric_name": lambda m: METRIC_NAMES.get(m, esc(m)),
            "upfirst": lambda text: text[:1].upper() + text[1:]}

@@ -206,14 +206,17 @@ class Layout:
         return ((f", {count(threads)} threads" if threads else "")
                 + (f", networks in {', '.join(esc(p) for p in precisions)}" if precisions else ""))
 
-    def _one_seed_best(self, decision, arm: str, entry: dict) -> str:
-        """A clear difference (or a reach under the floor) from a best arm that trained one seed, for an arm that
-        trained several, holds for that one run of the best: the best's own training variance is in no interval."""
+    def _standing(self, decision, arm: str, entry: dict) -> str:
+        """An arm's standing. A clear difference (or a reach under the floor) from a best arm that trained one seed,
+        for an arm that trained several, holds for that one run of the best: the best's own training variance is in
+        no interval, so the difference is "below on test-set noise", not "clearly below"."""
+        status = entry.get("status")
         leader = decision.facts["decision"].get("leader")
         seeds = {a: self.results["arms"].get(a, {}).get("n_seeds", 1) for a in (leader, arm) if a}
-        one_run = (entry.get("status") in ("clearly_below", "below_floor") and leader is not None and seeds.get(leader) == 1
-                   and seeds.get(arm, 1) > 1)
-        return " (best: one seed)" if one_run else ""
+        if status in ("clearly_below", "below_floor") and leader is not None and seeds.get(leader) == 1 and \
+                seeds.get(arm, 1) > 1:
+            return ("below on test-set noise" if status == "clearly_below" else STANDING[status]) + " (best: one seed)"
+        return STANDING.get(status, "–")
 
     def contexts_table(self, decisions, verdicts) -> str:
         """One row per context and arm the rule weighed; the last column marks the recommendation, or why the rule's
@@ -244,7 +247,7 @@ class Layout:
                           if entry.get("diff") is not None else "–")
                 out.append([esc(context["name"]), name(row["arm"]),
                             f"{METRIC_NAMES[metric]} {metric_value(row['quality'], metric)}", versus,
-                            STANDING.get(entry.get("status"), "–") + self._one_seed_best(decision, row["arm"], entry),
+                            self._standing(decision, row["arm"], entry),
                             "yes" if row["meets"] else "**no**", target, count(row["instances"]),
                             pct(row.get("busy_instances")) if realtime else "–", pct(row["headroom"]),
                             money(row["monthly_cost"]), money(row.get("compute_cost")), chosen])

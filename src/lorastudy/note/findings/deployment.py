@@ -154,6 +154,9 @@ class ContextVerdicts(Verdicts):
     runner_up_visible: bool = False
     """The runner-up's break-even level prints differently from its quality (a gain the note can state), and the
     choice is no tie."""
+    runner_up_in_noise: bool = False
+    """That level lies inside the runner-up's paired interval against the choice: no change to the runner-up is
+    needed, a replicate run could reorder them, which the note says instead of calling it a lever."""
     thin_margin: list[Capacity] = []
     """Real-time: the arms shown at the peak whose p95 there lies within `THIN_MARGIN` of the target: a burst or a
     slower machine breaches it, which the note flags."""
@@ -267,6 +270,7 @@ def context_verdicts(finding: Finding, materiality_usd: float = 10.0) -> Context
                            choice_one_run=bool(finding.facts.get("choice_one_run")),
                            tied_with=[arm for arm in remaining if arm != decision.get("choice")]
                            if finding.verdict == "tie" else [],
+                           runner_up_in_noise=_in_noise(decision, runner, rated),
                            runner_up_visible=bool(runner and runner.get("gain") is not None
                                                   and finding.verdict != "tie" and metric_value(
                                                       runner["quality"], finding.facts["metric"]) != metric_value(
@@ -296,6 +300,15 @@ def _misses_most(finding: Finding) -> bool:
         return False
     hi = next((q.value for q in finding.quantities if q.name == "choice.metric_hi"), None)
     return hi is not None and hi < 0.5
+
+
+def _in_noise(decision: dict, runner: dict | None, rated: list[dict]) -> bool:
+    """The runner-up's break-even level minus the choice's quality lies within the runner-up's paired interval."""
+    entry = (decision.get("standing") or {}).get((runner or {}).get("arm")) or {}
+    chosen = next((row["quality"] for row in rated if row["arm"] == decision.get("choice")), None)
+    if runner is None or runner.get("gain") is None or entry.get("hi") is None or chosen is None:
+        return False
+    return runner["quality"] + runner["gain"] - chosen <= entry["hi"]
 
 
 def _capacity(rows: list[dict], choice: str | None) -> list[Capacity]:

@@ -28,7 +28,18 @@ class ClearChange(BaseModel):
     direction: Literal["raised", "lowered"]
 
 
+class GainShare(BaseModel):
+    """The decoder's macro F1 gain from weighting as a multiple of another arm's (both gains positive)."""
+
+    arm: str
+    share: float
+
+
 class WeightingVerdicts(Verdicts):
+    decoder_gain_shares: list[GainShare] = []
+    """Section 2's question is weighting's macro F1 effect: the decoder's gain as a share of encoder LoRA's and of
+    the full fine-tune's (the Week 2 setting), each only when both gains are positive; the sentence leads with it
+    before any accuracy difference."""
     zero_count_unchanged: dict[str, bool] = {}
     """Per weighted arm: weighting left its zero-F1 count where it was, so the note says it was left, not moved."""
     transferred: list[Transfer] = []
@@ -90,7 +101,11 @@ def weighting_verdicts(src: Source, found: list[Finding]) -> WeightingVerdicts:
             cost_from = "common" if common is not None and common < 0 else "rare"
     lora = [arm for arm in (ENC, DEC) if arm in effects]
     verdicts = {arm: effects[arm].facts.get("verdicts") or {} for arm in lora}
+    gains = {arm: q.value for arm, f in effects.items() for q in f.quantities if q.name == "macro_f1_delta"}
+    shares = [GainShare(arm=arm, share=gains[DEC] / gains[arm]) for arm in (ENC, "encoder_full")
+              if gains.get(arm) is not None and gains.get(DEC) is not None and gains[arm] > 0 and gains[DEC] > 0]
     return WeightingVerdicts(
+        decoder_gain_shares=shares,
         macro_f1_clear=[arm for arm in lora if verdicts[arm].get("macro_f1") not in (None, "not_distinguishable")],
         clear_changes=[ClearChange(arm=arm, metric=metric, direction="raised" if verdicts[arm][metric] == "b_higher"
                                    else "lowered") for arm in lora for metric in ("accuracy", "rare_recall")
