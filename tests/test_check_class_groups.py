@@ -30,3 +30,10 @@ def test_a_group_counted_within_a_tier_with_its_classes_named_beside_it(outcome)
     assert outcome(sentence.format(6), "6") == SUPPORTED
     assert outcome(sentence.format(7), "7") == CONTRADICTED
     assert outcome("The run has 15 verb classes.", "15") == SUPPORTED
+
+
+def test_the_ends_of_a_tiers_training_counts(outcome):
+    """In the demo run the common tier's classes have 22 to 491 training examples."""
+    sentence = "That gives 12 rare classes (1 to 19 examples) and 33 common classes ({} to 491)."
+    assert outcome(sentence.format(22), "22") == SUPPORTED
+    assert outcome(sentence.format(25), "25") == CONTRADICTED

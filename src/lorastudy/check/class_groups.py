@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from itertools import permutations
 
+from lorastudy.check.class_sets import _per_seed_rows
 from lorastudy.check.facts import Fact
 
 GROUP_WORDS = {pos: rf"\b{word}\b(?![.\w])|\b{pos}\.\*" for pos, word in
@@ -55,6 +56,9 @@ def group_means(reading, index, named: dict[str, set[str]]) -> list[Fact]:
                             f"mean over the {len(vals)} {prefix or '/'.join(sorted(tiers))} classes of {slot}", "derived"))
         if "count" in reading.accepts:
             out.append(Fact(float(len(members)), "count", {}, f"the number of {prefix} classes", "derived"))
+    if "count" in reading.accepts and tiers:
+        for tier in tiers:  # each tier the sentence names ("12 rare classes (1 to 19) and 33 common (22 to 491)")
+            out += _tier_train_counts(index, {tier}, {x for x, t in tier_of.items() if tier in t})
     if "count" in reading.accepts and reading.entities.get("tier") and reading.entities.get("label"):
         # "all 6 rare verb classes ... (verb.body 0.188, ...)": a count of a group within a tier, classes named beside it
         in_tier = reading.entities["tier"]
@@ -64,6 +68,18 @@ def group_means(reading, index, named: dict[str, set[str]]) -> list[Fact]:
                 out.append(Fact(float(len(members)), "count", {}, f"the number of {'/'.join(sorted(in_tier))} {prefix} "
                                                                    "classes", "derived"))
     return out
+
+
+def _tier_train_counts(index, tiers: set[str], members: set[str]) -> list[Fact]:
+    """"33 common classes (22 to 491)": the smallest and largest training count of a tier's classes, and their sum."""
+    train = {label: row["train_count"] for files in _per_seed_rows(index).values() for classes in files.values()
+             for label, row in classes.items() if label in members and "train_count" in row}
+    if not train:
+        return []
+    name = "/".join(sorted(tiers))
+    return [Fact(min(train.values()), "count", {}, f"the smallest training count of the {name} classes", "derived"),
+            Fact(max(train.values()), "count", {}, f"the largest training count of the {name} classes", "derived"),
+            Fact(float(sum(train.values())), "count", {}, f"the training examples of the {name} classes", "derived")]
 
 
 def group_share_of_gap(index, named: dict[str, set[str]], tiers: set[str], groups: list[str],
