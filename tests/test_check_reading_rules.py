@@ -187,3 +187,33 @@ def test_a_seed_mean_takes_one_value_per_seed_never_two_points_of_one_seed():
     _seed_means(two_seeds)
     means = sorted(round(f.value, 3) for f in two_seeds if f.source.startswith("mean over 2 seeds"))
     assert means == [0.38, 0.49]  # each position's mean over the two seeds, nothing across positions
+
+
+ARM_SEGMENTS = {
+    # (arm_segments) a clause whose model is qualified as weighted is the weighted arm's, not its unweighted twin's
+    "the weighted decoder": ("Macro F1 of the weighted decoder is 44.6%, against 39.5% for the weighted encoder.",
+                             "44.6%", "43.8%"),
+    # a parenthesis that names no model glosses the number before it: that clause's model
+    "a parenthesis glosses its clause": ("Encoder LoRA's p50 is 11.8 ms (15.5 ms p95), decoder LoRA's 58.4 ms "
+                                         "(76.5 ms p95).", "15.5 ms", "76.5 ms"),
+    # in a sentence about weighting, "A → B" is before → after
+    "before and after weighting": ("With weighting, macro F1 went 37.4% → 39.5% on encoder LoRA, 43.8% → 44.6% on "
+                                   "decoder LoRA.", "39.5%", "37.4%"),
+}
+
+
+@pytest.mark.parametrize("case", ARM_SEGMENTS, ids=ARM_SEGMENTS.keys())
+def test_each_number_belongs_to_the_arm_of_its_own_segment(case):
+    sentence, printed, other = ARM_SEGMENTS[case]
+    assert outcome_of(sentence, printed) == SUPPORTED
+    if other in sentence:  # swapped with the other arm's number of the sentence
+        sentence = sentence.replace(printed, "@", 1).replace(other, printed, 1).replace("@", other, 1)
+    else:  # the unweighted twin's value put in its place
+        sentence = sentence.replace(printed, other, 1)
+    assert outcome_of(sentence, other) == CONTRADICTED
+
+
+def test_an_unqualified_model_keeps_both_twins_and_a_chain_keeps_its_arms():
+    """Where the wording does not settle it, the wider reading stays: no false contradiction."""
+    assert outcome_of("With weighting, decoder LoRA's macro F1 is 44.6%.", "44.6%") == SUPPORTED
+    assert outcome_of("With weighting, decoder LoRA's macro F1 is 43.8% before and 44.6% after.", "43.8%") == SUPPORTED
