@@ -217,3 +217,28 @@ def test_an_unqualified_model_keeps_both_twins_and_a_chain_keeps_its_arms():
     """Where the wording does not settle it, the wider reading stays: no false contradiction."""
     assert outcome_of("With weighting, decoder LoRA's macro F1 is 44.6%.", "44.6%") == SUPPORTED
     assert outcome_of("With weighting, decoder LoRA's macro F1 is 43.8% before and 44.6% after.", "43.8%") == SUPPORTED
+
+
+def test_a_number_set_against_another_is_no_interval_end():
+    """"0.374 vs 0.438" or "0.374 → 0.395" prints point values: a stored CI end of the same arm and metric does not
+    support it (an interval prints "CI 0.356 to 0.392"), so a number moved onto a nearby CI end is caught."""
+    from lorastudy.check.derivations import FactIndex
+    from lorastudy.check.fact_matching import judge
+    from lorastudy.check.facts import Fact
+
+    def fact(arm: str, key: str, value: float) -> Fact:
+        return Fact(value, "macro_f1", {"arm": frozenset({arm})}, f"evaluation/results.json: arms.{arm}.{key}",
+                    "arms.{arm}." + key.replace("[0]", "[#]").replace("[1]", "[#]"))
+
+    index = FactIndex.of([fact("encoder_lora", "test.macro_f1.mean", 0.374), fact("encoder_lora", "ci.macro_f1.ci[0]", 0.356),
+                          fact("encoder_lora", "ci.macro_f1.ci[1]", 0.392), fact("decoder_lora", "test.macro_f1.mean", 0.438)],
+                         [], {})
+
+    def outcome(sentence: str, printed: str) -> str:
+        (reading,) = [r for r in read_note_numbers(sentence) if r.printed == printed]
+        return judge(reading, index).outcome
+
+    sentence = "Encoder LoRA's macro F1 is {} vs 0.438 for decoder LoRA."
+    assert outcome(sentence.format("0.374"), "0.374") == SUPPORTED
+    assert outcome(sentence.format("0.356"), "0.356") == CONTRADICTED
+    assert outcome("Encoder LoRA's macro F1 is 0.374 (CI 0.356 to 0.392).", "0.356") == SUPPORTED
