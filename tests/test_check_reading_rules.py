@@ -242,3 +242,26 @@ def test_a_number_set_against_another_is_no_interval_end():
     assert outcome(sentence.format("0.374"), "0.374") == SUPPORTED
     assert outcome(sentence.format("0.356"), "0.356") == CONTRADICTED
     assert outcome("Encoder LoRA's macro F1 is 0.374 (CI 0.356 to 0.392).", "0.356") == SUPPORTED
+
+
+def test_a_change_between_validation_scores_is_no_test_change():
+    """A relative change derived from two validation scores does not support a note's (test) relative change."""
+    from lorastudy.check.derivations import FactIndex
+    from lorastudy.check.fact_matching import judge
+    from lorastudy.check.facts import Fact
+
+    def fact(arm: str, value: float, split: str) -> Fact:
+        key = "test.macro_f1.mean" if split == "test" else "val_curve.1.val_macro_f1"
+        entities = {"arm": frozenset({arm})} | ({"split": frozenset({"validation"})} if split != "test" else {})
+        return Fact(value, "macro_f1", entities, f"evaluation/results.json: arms.{arm}.{key}", "arms.{arm}." + key)
+
+    index = FactIndex.of([fact("encoder_lora", 0.374, "test"), fact("encoder_lora_cw", 0.395, "test"),
+                          fact("encoder_lora", 0.400, "validation"), fact("encoder_lora_cw", 0.420, "validation")], [], {})
+
+    def outcome(printed: str) -> str:
+        sentence = f"Weighting gave encoder LoRA a {printed} relative gain in macro F1."
+        (reading,) = [r for r in read_note_numbers(sentence) if r.printed == printed]
+        return judge(reading, index).outcome
+
+    assert outcome("5.6%") == SUPPORTED
+    assert outcome("5.0%") == CONTRADICTED

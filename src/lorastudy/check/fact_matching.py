@@ -197,6 +197,8 @@ SERVING = {"latency", "throughput", "cost", "memory", "instances", "headroom"}
 def _agrees_derived(reading: Reading, fact: Fact) -> bool:
     """A derived quantity: a ratio or share matches whatever kind the reading's unit or wording gives it, and is
     about every entity type the reading names (it was derived from facts about entities its sentence names)."""
+    if "validation" in fact.entities.get("split", ()) and "validation" not in reading.entities.get("split", ()):
+        return False  # a ratio or change of validation scores does not stand for one of the test scores a note reports
     if fact.kind in ("ratio", "share") and (reading.unit in ("x", "%") or reading.kind in ("ratio", "share", None)):
         serving = fact.source.startswith(("utilisation", "share of the window"))  # one model serves both twins
         return all(not fact.entities.get(kind) or fact.entities[kind] & names or
