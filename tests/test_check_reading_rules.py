@@ -187,3 +187,81 @@ def test_a_seed_mean_takes_one_value_per_seed_never_two_points_of_one_seed():
     _seed_means(two_seeds)
     means = sorted(round(f.value, 3) for f in two_seeds if f.source.startswith("mean over 2 seeds"))
     assert means == [0.38, 0.49]  # each position's mean over the two seeds, nothing across positions
+
+
+ARM_SEGMENTS = {
+    # (arm_segments) a clause whose model is qualified as weighted is the weighted arm's, not its unweighted twin's
+    "the weighted decoder": ("Macro F1 of the weighted decoder is 44.6%, against 39.5% for the weighted encoder.",
+                             "44.6%", "43.8%"),
+    # a parenthesis that names no model glosses the number before it: that clause's model
+    "a parenthesis glosses its clause": ("Encoder LoRA's p50 is 11.8 ms (15.5 ms p95), decoder LoRA's 58.4 ms "
+                                         "(76.5 ms p95).", "15.5 ms", "76.5 ms"),
+    # in a sentence about weighting, "A → B" is before → after
+    "before and after weighting": ("With weighting, macro F1 went 37.4% → 39.5% on encoder LoRA, 43.8% → 44.6% on "
+                                   "decoder LoRA.", "39.5%", "37.4%"),
+}
+
+
+@pytest.mark.parametrize("case", ARM_SEGMENTS, ids=ARM_SEGMENTS.keys())
+def test_each_number_belongs_to_the_arm_of_its_own_segment(case):
+    sentence, printed, other = ARM_SEGMENTS[case]
+    assert outcome_of(sentence, printed) == SUPPORTED
+    if other in sentence:  # swapped with the other arm's number of the sentence
+        sentence = sentence.replace(printed, "@", 1).replace(other, printed, 1).replace("@", other, 1)
+    else:  # the unweighted twin's value put in its place
+        sentence = sentence.replace(printed, other, 1)
+    assert outcome_of(sentence, other) == CONTRADICTED
+
+
+def test_an_unqualified_model_keeps_both_twins_and_a_chain_keeps_its_arms():
+    """Where the wording does not settle it, the wider reading stays: no false contradiction."""
+    assert outcome_of("With weighting, decoder LoRA's macro F1 is 44.6%.", "44.6%") == SUPPORTED
+    assert outcome_of("With weighting, decoder LoRA's macro F1 is 43.8% before and 44.6% after.", "43.8%") == SUPPORTED
+
+
+def test_a_number_set_against_another_is_no_interval_end():
+    """"0.374 vs 0.438" or "0.374 → 0.395" prints point values: a stored CI end of the same arm and metric does not
+    support it (an interval prints "CI 0.356 to 0.392"), so a number moved onto a nearby CI end is caught."""
+    from lorastudy.check.derivations import FactIndex
+    from lorastudy.check.fact_matching import judge
+    from lorastudy.check.facts import Fact
+
+    def fact(arm: str, key: str, value: float) -> Fact:
+        return Fact(value, "macro_f1", {"arm": frozenset({arm})}, f"evaluation/results.json: arms.{arm}.{key}",
+                    "arms.{arm}." + key.replace("[0]", "[#]").replace("[1]", "[#]"))
+
+    index = FactIndex.of([fact("encoder_lora", "test.macro_f1.mean", 0.374), fact("encoder_lora", "ci.macro_f1.ci[0]", 0.356),
+                          fact("encoder_lora", "ci.macro_f1.ci[1]", 0.392), fact("decoder_lora", "test.macro_f1.mean", 0.438)],
+                         [], {})
+
+    def outcome(sentence: str, printed: str) -> str:
+        (reading,) = [r for r in read_note_numbers(sentence) if r.printed == printed]
+        return judge(reading, index).outcome
+
+    sentence = "Encoder LoRA's macro F1 is {} vs 0.438 for decoder LoRA."
+    assert outcome(sentence.format("0.374"), "0.374") == SUPPORTED
+    assert outcome(sentence.format("0.356"), "0.356") == CONTRADICTED
+    assert outcome("Encoder LoRA's macro F1 is 0.374 (CI 0.356 to 0.392).", "0.356") == SUPPORTED
+
+
+def test_a_change_between_validation_scores_is_no_test_change():
+    """A relative change derived from two validation scores does not support a note's (test) relative change."""
+    from lorastudy.check.derivations import FactIndex
+    from lorastudy.check.fact_matching import judge
+    from lorastudy.check.facts import Fact
+
+    def fact(arm: str, value: float, split: str) -> Fact:
+        key = "test.macro_f1.mean" if split == "test" else "val_curve.1.val_macro_f1"
+        entities = {"arm": frozenset({arm})} | ({"split": frozenset({"validation"})} if split != "test" else {})
+        return Fact(value, "macro_f1", entities, f"evaluation/results.json: arms.{arm}.{key}", "arms.{arm}." + key)
+
+    index = FactIndex.of([fact("encoder_lora", 0.374, "test"), fact("encoder_lora_cw", 0.395, "test"),
+                          fact("encoder_lora", 0.400, "validation"), fact("encoder_lora_cw", 0.420, "validation")], [], {})
+
+    def outcome(printed: str) -> str:
+        sentence = f"Weighting gave encoder LoRA a {printed} relative gain in macro F1."
+        (reading,) = [r for r in read_note_numbers(sentence) if r.printed == printed]
+        return judge(reading, index).outcome
+
+    assert outcome("5.6%") == SUPPORTED
+    assert outcome("5.0%") == CONTRADICTED

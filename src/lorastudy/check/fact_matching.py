@@ -197,6 +197,8 @@ SERVING = {"latency", "throughput", "cost", "memory", "instances", "headroom"}
 def _agrees_derived(reading: Reading, fact: Fact) -> bool:
     """A derived quantity: a ratio or share matches whatever kind the reading's unit or wording gives it, and is
     about every entity type the reading names (it was derived from facts about entities its sentence names)."""
+    if "validation" in fact.entities.get("split", ()) and "validation" not in reading.entities.get("split", ()):
+        return False  # a ratio or change of validation scores does not stand for one of the test scores a note reports
     if fact.kind in ("ratio", "share") and (reading.unit in ("x", "%") or reading.kind in ("ratio", "share", None)):
         serving = fact.source.startswith(("utilisation", "share of the window"))  # one model serves both twins
         return all(not fact.entities.get(kind) or fact.entities[kind] & names or
@@ -247,6 +249,8 @@ def judge(reading: Reading, index: FactIndex) -> Judgement:
     text = reading.context if reading.where.startswith("|") else reading.where
     before = text[:text.find(reading.printed)] if reading.printed in text else ""
     interval = bool(re.search(r"(?:\bCI\b|\[)[^\]);]*$", before))
+    if not interval and _set_against(reading, text):
+        direct = [f for f in direct if not _is_interval_end(f)]  # "25.9% vs 16.4%", "10.1% → 25.9%": point values
     for fact in direct if not (interval and reading.estimates) else ():  # an interval's end is no other value
         if value_matches(reading, fact.value, fact):
             return Judgement(reading, SUPPORTED, fact)
@@ -289,6 +293,22 @@ def judge(reading: Reading, index: FactIndex) -> Judgement:
     if not candidates:
         return Judgement(reading, NOT_CHECKABLE, why="no artifact value of that kind for that entity")
     return Judgement(reading, CONTRADICTED, _nearest(reading, candidates))
+
+
+def _is_interval_end(fact: Fact) -> bool:
+    return fact.slot != "derived" and bool(re.search(INTERVAL_END, fact.source.rsplit(": ", 1)[-1], re.I))
+
+
+def _set_against(reading: Reading, text: str) -> bool:
+    """A number set against another number by "vs" or an arrow ("25.9% vs 16.4%", "10.1% → 25.9%") is a point value:
+    an interval's ends are printed "a to b", "[a, b]" or "a–b", so a stored CI end does not stand for it."""
+    at = [m.start() for m in re.finditer(r"(?<![\w.])" + re.escape(reading.printed) + r"(?![\w])", text)]
+    if len(at) != 1:
+        return False
+    joint = r"\s*(?:vs\.?|versus|→|->)\s*"
+    number = r"[-−+~]?\$?\d[\d,.]*\s?(?:%|pp|x)?"
+    return bool(re.search(number + joint + r"$", text[:at[0]], re.I) or
+                re.match(joint + number, text[at[0] + len(reading.printed):], re.I))
 
 
 def _direct(reading: Reading, index: FactIndex) -> list[Fact]:

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import re
 
+from lorastudy.check.arm_segments import before_after_weighting, parenthesis_owner, weighted_only
 from lorastudy.check.class_bands import prose_band
 from lorastudy.check.derivations import GROUP_WORDS
 from lorastudy.check.entity_names import FULL, UNWEIGHTED, WEIGHTED, _families, _family, _models, _Names, _with_weighted
@@ -147,6 +148,12 @@ def _read_sentence(sentence: str, names: _Names, section: object) -> list[Readin
         clause = next((c for c in clauses if c[0] <= match.start() < c[1]), (0, len(sentence)))
         clause_text = sentence[clause[0]:clause[1]]
         in_clause = names.find(clause_text, strict_weighting=False)
+        owner = parenthesis_owner(sentence, clauses, clause, names, families) if "arm" not in in_clause else None
+        if owner:  # "the encoder ran 2 epochs (250 steps), the decoder 1 (125 steps)": the clause's model
+            in_clause["arm"] = owner
+        weighted = weighted_only(clause_text, in_clause.get("arm", set()), names)
+        if weighted:  # "the weighted decoder is 21%": its weighted arm, not its unweighted twin
+            in_clause["arm"] = weighted
         entities = {**sentence_entities, **in_clause}
         if "label" in entities and "label" not in in_clause and len(entities["label"]) > 1 and \
                 not re.search(r"\((?:[^()]*\s)?$", sentence[:match.start()]):
@@ -186,8 +193,9 @@ def _read_sentence(sentence: str, names: _Names, section: object) -> list[Readin
         bracketed = re.match(r"\s?(?:%|pp)?\s*\(([^()\d]{1,40})\)", sentence[match.end():])
         if bracketed and names.find(bracketed.group(1), strict_weighting=False).get("arm"):
             entities["arm"] = names.find(bracketed.group(1), strict_weighting=False)["arm"]  # "0.823 (encoder)": its model
-        if "arm" in entities and about_weighting and not re.search(UNWEIGHTED, clause_text, re.I):
+        if "arm" in entities and about_weighting and not re.search(UNWEIGHTED, clause_text, re.I) and not weighted:
             entities["arm"] = _with_weighted(entities["arm"])
+            entities["arm"] = before_after_weighting(sentence, match.start(), match.end(), entities["arm"]) or entities["arm"]
         kind = _read_kind(sentence, clause, match.start(), match.end(), _unit(match, sentence))
         if kind is None and in_clause:
             kind = _parallel_kind(sentence, clauses, clause, names, (_unit(match, sentence), bool(match.group("dec"))))
