@@ -30,6 +30,10 @@ CASES = {
     # pooled over the part of speech its clause names, not every one its sentence names
     "pooled over the clause's group": ("Pooled over seeds, encoder LoRA's verb recall is 0.362, while nouns and adverbs "
                                        "barely differ.", "0.362", "0.392"),
+    # training time over an arm's or a family's runs (runs/<run>/run.json)
+    "summed over the runs": ("The six decoder runs took 1.3 hours of wall time in total.", "1.3", "1.6"),
+    "a range over the runs": ("Decoder seconds per step ranged from 2.4 to 7.0 across runs.", "2.4", "2.7"),
+    "per epoch": ("The fastest encoder epoch took 41.6 s.", "41.6 s", "44.6 s"),
 }
 
 
@@ -45,6 +49,10 @@ def test_a_correct_number_is_supported_and_a_falsified_one_contradicted(case):
 def test_the_ends_of_a_seed_range_in_the_wrong_order_are_contradicted():
     swapped = TABLE.replace("[0.444–0.481]", "[0.481–0.444]")
     assert outcome_of(swapped, "0.481", DEMO) == CONTRADICTED
+
+
+def test_a_total_over_another_number_of_runs_is_contradicted():
+    assert outcome_of("The three decoder runs took 1.3 hours of wall time in total.", "1.3", DEMO) != SUPPORTED
 
 
 def test_a_confidence_interval_is_not_a_seed_range():
