@@ -17,6 +17,7 @@ from lorastudy.check.class_sets import _per_seed_rows, _tier_of, entities_of
 from lorastudy.check.facts import ARMS, Fact
 
 PREDICTIONS = r"predict|\bhits?\b|\bcorrect\b|\bright\b|\brows?\b"
+HITS = r"\bhits?\b|\bcorrect|\bright\b|precision"  # a count of hits is worded as such; a count of predictions as predictions
 ADDED = r"\bweight|\bextra\b|\badded\b|\badds?\b|marginal|redirect|\bgained\b|\bmore\b|→|\bfrom \d[\d.,]* to \d"
 N_OF_M = r"(?<![\w.])\d+\s+(?:of|out of)\s+\d+(?![\w.])"
 
@@ -99,10 +100,12 @@ def pooled_predictions(reading, index, named: dict[str, set[str]]) -> list[Fact]
         entities = entities_of(arm, tiers)
         for kind in counts:
             scale = 1.0 if kind == "count" else 0.01  # "(32 of 150)" read as a precision: the matcher shows it in points
-            out += [Fact(predicted * scale, kind, entities, f"{what} predictions summed over {seeds} seeds of {arm}", "derived"),
-                    Fact(hits * scale, kind, entities, f"correct {what} predictions summed over {seeds} seeds of {arm}",
+            out += [Fact(predicted * scale, kind, entities, f"{what} predictions summed over {seeds} seeds of {arm}",
+                         "derived")] * bool(re.search(r"predict", text, re.I))
+            out += [Fact(hits * scale, kind, entities, f"correct {what} predictions summed over {seeds} seeds of {arm}",
                          "derived"),
-                    Fact(hits / seeds * scale, kind, entities, f"correct {what} predictions per seed of {arm}", "derived")]
+                    Fact(hits / seeds * scale, kind, entities, f"correct {what} predictions per seed of {arm}",
+                         "derived")] * bool(re.search(HITS, text, re.I))
         if predicted and "share" in shares:
             out.append(Fact(hits / predicted, "share", entities, f"share of {arm}'s {what} predictions (pooled over "
                                                                  f"seeds) that are correct", "derived"))
@@ -120,9 +123,11 @@ def pooled_predictions(reading, index, named: dict[str, set[str]]) -> list[Fact]
         for kind in counts:
             scale = 1.0 if kind == "count" else 0.01
             out += [Fact((p1 - p0) * scale, kind, entities, f"{how}: predictions summed over {n} seeds", "derived"),
-                    Fact((h1 - h0) * scale, kind, entities, f"{how}: correct predictions summed over {n} seeds", "derived"),
-                    Fact((p1 - p0) / n * scale, kind, entities, f"{how}: predictions per seed", "derived"),
-                    Fact((h1 - h0) / n * scale, kind, entities, f"{how}: correct predictions per seed", "derived")]
+                    Fact((p1 - p0) / n * scale, kind, entities, f"{how}: predictions per seed", "derived")] * \
+                bool(re.search(r"predict", text, re.I))
+            out += [Fact((h1 - h0) * scale, kind, entities, f"{how}: correct predictions summed over {n} seeds", "derived"),
+                    Fact((h1 - h0) / n * scale, kind, entities, f"{how}: correct predictions per seed", "derived")] * \
+                bool(re.search(HITS, text, re.I))
         if p1 != p0:
             out += [Fact((h1 - h0) / (p1 - p0), kind, entities, f"{how}: precision of the extra predictions", "derived")
                     for kind in shares]
