@@ -27,6 +27,8 @@ from lorastudy.check.class_groups import GROUP_WORDS, group_means, group_share_o
 from lorastudy.check.class_bands import never_predicted
 from lorastudy.check.class_sets import class_counts, class_wise, largest_classes, pooled
 from lorastudy.check.facts import ARMS, Fact
+from lorastudy.check.run_times import run_times
+from lorastudy.check.seed_pooling import pooled_groups, pooled_predictions
 
 # "17% higher", "+9.2% relative": a relative change; "under 4% of the Week 2 effect": a percentage of a quantity
 RELATIVE = r"relative|%\s*(?:more|less|fewer|higher|lower|larger|smaller|faster|slower|cheaper|dearer|bigger|increase|" \
@@ -225,7 +227,8 @@ def derive(reading, index: FactIndex) -> list[Fact]:
         out += [_derived(a.value + b.value, a.kind, a, b, "sum") for a, b in pairs if a.slot == b.slot]
     out += group_means(reading, index, named) + never_predicted(reading, index, named) + _net_examples(reading, index, named)
     out += class_counts(reading, index, named) + largest_classes(reading, index, named)
-    out += pooled(reading, index, named, [p for p, w in GROUP_WORDS.items() if re.search(w, reading.where, re.I)] or [None])
+    out += pooled(reading, index, named, pooled_groups(reading)) + pooled_predictions(reading, index, named)
+    out += run_times(reading, index, named)
     out += _deployment(reading, index, named, text)
     if (reading.entities.get("tier") or groups or labels) and \
             re.search(r"\bgap\b|difference|of the|account|contribut|split|comes? from", text, re.I):

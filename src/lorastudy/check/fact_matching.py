@@ -30,6 +30,7 @@ from lorastudy.check.entity_names import _families, _models
 from lorastudy.check.facts import Fact
 from lorastudy.check.note_sections import _cells
 from lorastudy.check.readings import Reading
+from lorastudy.check.seed_ranges import seed_range_ends
 
 UNITS = {"%": (100.0, 1.0), "pp": (100.0, 1.0), "M": (1e-6,), "k": (1e-3,), "B": (1e-9,), "min": (1 / 60, 1.0),
          "h": (1 / 3600, 1.0), "GB": (1 / 1024, 1 / 1000, 1.0), "MB": (1.0, 1024.0, 1000.0), "ms": (1.0, 1000.0),
@@ -258,7 +259,8 @@ def judge(reading: Reading, index: FactIndex) -> Judgement:
     if interval:  # "CI −7.8 to −1.8": an interval's end, as stored (either orientation), not a derivation
         unsigned = Reading(**{**reading.__dict__, "signed": False})
         intervals = [f for f in direct if re.search(INTERVAL_END, f.source.rsplit(": ", 1)[-1], re.I)]
-        ends = [f for f in intervals if value_matches(unsigned, f.value, f)]
+        ends = [f for f in intervals if value_matches(unsigned, f.value, f)] or \
+            [f for f in seed_range_ends(reading, index) if value_matches(reading, f.value, f)]  # "73.6% [73.3–74.1]"
         if ends:
             return Judgement(reading, SUPPORTED, ends[0])
         if reading.inferred or reading.kind is None or not intervals:
