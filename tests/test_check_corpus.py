@@ -34,8 +34,12 @@ pytestmark = pytest.mark.skipif(not NOTES, reason="no corpus notes in tests/fixt
 # (a hash of number and sentence), not every k-th one, so a rule that supports one more number no longer reshuffles
 # the whole sample; measured that way the same code catches 62.5-83.3%, the floor below. Numbers computed from the
 # numbers printed beside them (gaps, ratios, shares, unit conversions, sums) are recomputed: 207 contradicted
-# numbers over the twelve notes became 183, with no falsification newly missed.
-MAX_CONTRADICTED_SHARE = 0.045  # target 0
+# numbers over the twelve notes became 183, with no falsification newly missed. With the quantities writers compute
+# over seeds (a seed range in brackets, predictions and hits pooled over seeds, what weighting added, run times per
+# epoch, per run and in total) and the arm of a number's own segment (a clause naming only weighted models, a
+# parenthesis glossing its clause, before → after in a weighting sentence): 144 contradicted (1.2-6.9% of a note's
+# numbers), 62.5-83.3% of falsifications caught.
+MAX_CONTRADICTED_SHARE = 0.03  # target 0
 MIN_SENSITIVITY = 0.62  # target 0.95
 # Held out: two notes written from a later demo run (2026-12-02) by writers who saw only the rubric and its artifacts,
 # scored once the second pass's rules were frozen. They measure how those rules generalise: 86.4% and 84.0%
@@ -43,7 +47,7 @@ MIN_SENSITIVITY = 0.62  # target 0.95
 # rules were tuned on. The third pass was worked out on them (so they are no longer unseen): 93.9% and 96.4%
 # specificity, 88.8% and 91.5% coverage, 79.2% and 62.5% sensitivity; two sections of each still read as incomplete.
 HELD_OUT = {"fresh_demo"}
-HELD_OUT_MAX_CONTRADICTED_SHARE = 0.065
+HELD_OUT_MAX_CONTRADICTED_SHARE = 0.05
 HELD_OUT_MIN_SENSITIVITY = 0.60
 # Unseen by the third pass: two more notes (fresh_demo/ops_i, domains/course_j), written from the rubric and artifacts
 # alone, scored once the third pass's rules were frozen: 84.6% and 88.2% specificity, 76.5% and 79.0% coverage, 75.0%
@@ -56,8 +60,8 @@ HELD_OUT_MIN_SENSITIVITY = 0.60
 # alone), scored after the third pass: 90.1% and 91.8% specificity, 83.3% and 79.9% coverage, 62.5% and 54.2%
 # sensitivity; after the fourth (never worked on): 90.9% and 91.1%, 84.4% and 81.5%, 75.0% and 70.8%. The rules
 # generalise on sensitivity and coverage, not yet on specificity (~91% on unseen notes against the 99% target).
-PER_NOTE_MAX_CONTRADICTED_SHARE = {"fresh_demo/ops_i": 0.075, "domains/course_j": 0.045, "demo/lead_k": 0.09,
-                                   "fresh_demo/instructor_l": 0.09}
+PER_NOTE_MAX_CONTRADICTED_SHARE = {"fresh_demo/ops_i": 0.065, "domains/course_j": 0.045, "demo/lead_k": 0.04,
+                                   "fresh_demo/instructor_l": 0.075}
 PER_NOTE_MAX_NOT_CHECKABLE_SHARE = {"fresh_demo/ops_i": 0.14, "domains/course_j": 0.15}  # target 0.10
 SECTIONS_INCOMPLETE = {"fresh_demo/engineer_g": "two sections read as incomplete",
                        "fresh_demo/student_h": "one section reads as incomplete",

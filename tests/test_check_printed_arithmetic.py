@@ -90,3 +90,8 @@ def test_twice_and_half_of_a_number_beside_it():
     assert _derivation("A rare-F1 gain below two seed SDs (9.25 points, twice 4.62).", "9.25")
     assert _derivation("A rare-F1 gain below two seed SDs (9.55 points, twice 4.62).", "9.55") is None
     assert _derivation("The budget is 4.2 s, half of 8.4 s.", "4.2 s")
+
+
+def test_a_fraction_of_times_is_a_ratio_and_a_whole_count_of_times_is_how_often():
+    assert read_note_numbers("The decoder's gain was 0.22 times encoder LoRA's.")[0].unit == "x"
+    assert [r.unit for r in read_note_numbers("adj.all was predicted 9 times on the test set.")] == [None]

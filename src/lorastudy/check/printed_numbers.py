@@ -60,10 +60,11 @@ def _unit(match: re.Match, text: str) -> str | None:
     if re.match(r"[-\s](?:v?CPU|GPU|core|machine|instance|compute|node|box)[- ]hours?\b", after, re.I):
         return "h"  # "847 CPU-hours": time on a machine
     word = re.match(r"[-\s](minutes?|mins?|hours?|seconds?|milliseconds?|times|fold|points?|pts?)\b", after)
-    if word and word.group(1) == "times" and not re.match(
+    if word and word.group(1) == "times" and not match.group("dec") and not re.match(
             r"\s*(?:more|less|fewer|larger|smaller|bigger|faster|slower|quicker|higher|lower|greater|cheaper|as|the|that|"
             r"what|over)\b", after[word.end():], re.I):
-        return None  # "labelled adj.all 9 times": how often, not a ratio ("9 times faster", "9 times the cost")
+        return None  # "labelled adj.all 9 times": how often, not a ratio ("9 times faster", "9 times the cost",
+        # "0.22 times encoder LoRA's": a fraction of a time is always a ratio)
     if word:
         return {"mi": "min", "ho": "h", "se": "s", "ti": "x", "fo": "x", "po": "pp", "pt": "pp"}.get(word.group(1)[:2], "ms")
     if re.match(r"-fold\b", after):

@@ -123,17 +123,10 @@ def ratio(x: float) -> str:
     return f"{x:.2f}x" if x < 2 else f"{x:.1f}x"  # 1.24x, not 1.2x: a small ratio's second digit is the news
 
 
-FRACTION_WORDS = {2: "a half", 3: "a third", 4: "a quarter", 5: "a fifth", 6: "a sixth", 7: "a seventh", 8: "an eighth",
-                  9: "a ninth", 10: "a tenth"}
-
-
 def multiple(x: float) -> str:
-    """A ratio in words, to stand before what it multiplies: "about a quarter of" for 0.23, "0.62 times", "about 1.8
-    times"."""
-    if 0 < x < 1:
-        n = round(1 / x)
-        return f"about {FRACTION_WORDS[n]} of" if n in FRACTION_WORDS and abs(x * n - 1) <= 0.15 else f"{x:.2f} times"
-    return f"about {x:.1f} times"
+    """A ratio as a multiple: "0.22 times" (two digits: "a fifth" or "a quarter" would round for the reader),
+    "1.8 times"."""
+    return f"{x:.2f} times" if x < 1 else f"{x:.1f} times"
 
 
 def name(arm: str | None) -> str:
