@@ -265,3 +265,16 @@ def test_a_change_between_validation_scores_is_no_test_change():
 
     assert outcome("5.6%") == SUPPORTED
     assert outcome("5.0%") == CONTRADICTED
+
+
+BEFORE_AFTER_TABLE = ("## 2. Class weighting\n\n| Tier | Encoder LoRA before | Encoder LoRA after | Decoder LoRA before | "
+                      "Decoder LoRA after |\n|---|---|---|---|---|\n| Macro F1 | 37.4% | 39.5% | 43.8% | 44.6% |\n")
+
+
+@pytest.mark.parametrize("printed, other", [("39.5%", "37.4%"), ("44.6%", "43.8%")])
+def test_a_column_after_weighting_is_the_weighted_arm(printed, other):
+    """"| Encoder LoRA before | Encoder LoRA after |" in a table about weighting: after is the weighted twin."""
+    assert outcome_of(BEFORE_AFTER_TABLE, printed) == SUPPORTED and outcome_of(BEFORE_AFTER_TABLE, other) == SUPPORTED
+    swapped = BEFORE_AFTER_TABLE.replace(printed, "@", 1).replace(other, printed, 1).replace("@", other, 1)
+    assert outcome_of(swapped, printed) == CONTRADICTED and outcome_of(swapped, other) == CONTRADICTED
+
