@@ -278,3 +278,11 @@ def test_a_column_after_weighting_is_the_weighted_arm(printed, other):
     swapped = BEFORE_AFTER_TABLE.replace(printed, "@", 1).replace(other, printed, 1).replace("@", other, 1)
     assert outcome_of(swapped, printed) == CONTRADICTED and outcome_of(swapped, other) == CONTRADICTED
 
+
+@pytest.mark.parametrize("opener", ["With weights,", "With class weighting,", "Weighted,"])
+def test_a_sentence_opening_with_weighting_is_about_the_weighted_arms(opener):
+    """"With weights, macro F1 is 39.5% on encoder LoRA ...": the condition the sentence opens with names the arms."""
+    sentence = f"{opener} macro F1 is 39.5% on encoder LoRA and 44.6% on decoder LoRA."
+    assert outcome_of(sentence, "39.5%") == SUPPORTED and outcome_of(sentence, "44.6%") == SUPPORTED
+    assert outcome_of(sentence.replace("39.5%", "37.4%"), "37.4%") == CONTRADICTED  # the unweighted twin's value
+    assert outcome_of(sentence.replace("44.6%", "43.8%"), "43.8%") == CONTRADICTED

@@ -6,6 +6,8 @@ unambiguous, so a number moved to another arm is caught (a wider arm set lets an
 * A parenthesis that names no model ("the encoder ran 2 epochs (250 steps), the decoder 1 (125 steps)") is about
   the model of the clause it follows, when that clause names one family and the sentence sets families side by side.
 * In a sentence about weighting, "A → B" is before → after: A is the unweighted arms', B the weighted arms'.
+* A sentence that opens with weighting as its condition ("With weights, rare recall is 25.9% on the encoder ...",
+  "Weighted, ...") is about the weighted arms: its values are theirs (not its gaps, which may be weighting's effect).
 """
 
 from __future__ import annotations
@@ -21,6 +23,19 @@ GLOSS = rf"\s*(?:[a-z][\w-]*\s+){{0,2}}{NUMBER}(?:\s*(?:→|->)\s*{NUMBER})?(?:\
 QUALIFIED_BEFORE = r"\b(?:class[- ]?|loss[- ]?)?weighted\s+(?:the\s+)?(?:[\w-]+\s+){0,2}$"
 QUALIFIED_AFTER = r"^(?:['’]s)?(?:\s+(?:lora|full(?:[- ]fine[- ]?tune| ft)?|fine[- ]?tune))?\s*" \
                   r"(?:\+\s*(?:cw\b|weighting\b|class[- ]weight)|\(\s*(?:class-?)?weighted\s*\)|,\s*weighted\b|\s+with\s+(?:class\s+)?weighting\b)"
+
+
+WEIGHTED_OPENER = r"^\W*(?:with\s+(?:the\s+)?(?:class[- ]|loss[- ]|inverse[- ]frequency\s+)?weight(?:s|ing)|" \
+                  r"(?:class[- ]|loss[- ])?weighted|after\s+(?:class\s+)?weighting|once\s+weighted)\s*,"
+
+
+def weighted_opener(sentence: str, arms: set[str]) -> set[str] | None:
+    """The weighted twins of a number's arms when its sentence opens with weighting as its condition (see the module
+    docstring); None where the sentence also speaks of before and after or of the unweighted arms."""
+    if not re.search(WEIGHTED_OPENER, sentence, re.I) or re.search(UNWEIGHTED + r"|→|->|\bbefore\b|\bfrom\b", sentence, re.I):
+        return None
+    weighted = {f"{a.removesuffix('_cw')}_cw" for a in arms if f"{a.removesuffix('_cw')}_cw" in ARMS}
+    return weighted or None
 
 
 def weighted_only(clause: str, arms: set[str], names: _Names) -> set[str] | None:
