@@ -286,3 +286,18 @@ def test_a_sentence_opening_with_weighting_is_about_the_weighted_arms(opener):
     assert outcome_of(sentence, "39.5%") == SUPPORTED and outcome_of(sentence, "44.6%") == SUPPORTED
     assert outcome_of(sentence.replace("39.5%", "37.4%"), "37.4%") == CONTRADICTED  # the unweighted twin's value
     assert outcome_of(sentence.replace("44.6%", "43.8%"), "43.8%") == CONTRADICTED
+
+
+def test_a_row_pointing_back_is_about_the_tier_of_the_row_above():
+    """"| Precision of those extra predictions |" under a row of extra rare predictions: the rare tier's marginal
+    precision (extra hits / extra predictions pooled over seeds: 29.7% and 15.4% on the fresh demo run)."""
+    from pathlib import Path
+
+    run = Path(__file__).parent / "fixtures" / "notes" / "fresh_demo" / "artifacts"
+    table = ("## 2. Class weighting\n\n| Seed means | Encoder LoRA | Decoder LoRA |\n|---|---|---|\n"
+             "| Extra correct rare rows (of 63) | 10.0 | 4.7 |\n| Precision of those extra predictions | {} | {} |\n")
+    assert outcome_of(table.format("30%", "15%"), "30%", run) == SUPPORTED
+    assert outcome_of(table.format("30%", "15%"), "15%", run) == SUPPORTED
+    assert outcome_of(table.format("15%", "30%"), "15%", run) == CONTRADICTED
+    assert outcome_of(table.format("15%", "30%"), "30%", run) == CONTRADICTED
+

@@ -42,6 +42,7 @@ def _read_table(header: list[str], rows: list[list[str]], names: _Names, section
     paired_columns = {"before", "after"} <= set(sides) and (
         section == 2 or bool(re.search(WEIGHTED, caption + " " + " ".join(header), re.I)))
     seed_column = next((i for i, cell in enumerate(header) if re.fullmatch(r"\s*(?:training\s+)?seed\s*", cell, re.I)), None)
+    above_entities: dict[str, set[str]] = {}
     for row in rows:
         seed_cell = re.fullmatch(r"\s*`?(\d+)`?\s*", row[seed_column]) if seed_column is not None and \
             seed_column < len(row) else None
@@ -50,6 +51,13 @@ def _read_table(header: list[str], rows: list[list[str]], names: _Names, section
             if not _numbers(cell) or re.search(r"[A-Za-z]{3}", re.sub(r"`[^`]*`", "", cell)):
                 for key, value in names.find(cell, strict_weighting=True).items():
                     row_entities.setdefault(key, value)
+        if row and re.search(r"\b(?:those|these|them|they)\b", row[0], re.I):
+            # "| Extra correct rare rows | 10.0 |" then "| Precision of those extra predictions | 30% |": a label
+            # pointing back is about the classes (tier) of the row above, where it names none itself
+            for key in ("tier", "label"):
+                if key in above_entities and key not in row_entities:
+                    row_entities[key] = set(above_entities[key])
+        above_entities = row_entities
         where = "| " + " | ".join(row) + " |"
         row_kinds = [k for cell in row[1:] if not _numbers(cell) and not re.search(r"\s[–—-]\s*$", cell)  # "p95 –": no value
                      for _, _, k in _kind_matches(re.sub(r"`[^`]*`", " ", cell))]
