@@ -301,3 +301,11 @@ def test_a_row_pointing_back_is_about_the_tier_of_the_row_above():
     assert outcome_of(table.format("15%", "30%"), "15%", run) == CONTRADICTED
     assert outcome_of(table.format("15%", "30%"), "30%", run) == CONTRADICTED
 
+
+@pytest.mark.parametrize("opener", ["Unweighted,", "Before weighting,"])
+def test_a_sentence_opening_without_weighting_is_about_the_unweighted_arms(opener):
+    """"## 2. Class weighting ... Unweighted, macro F1 is 37.4% ...": the unweighted arms', not their weighted twins'."""
+    sentence = f"## 2. Class weighting\n\n{opener} macro F1 is 37.4% on encoder LoRA and 43.8% on decoder LoRA.\n"
+    assert outcome_of(sentence, "37.4%") == SUPPORTED and outcome_of(sentence, "43.8%") == SUPPORTED
+    assert outcome_of(sentence.replace("37.4%", "39.5%"), "39.5%") == CONTRADICTED  # the weighted twin's value
+    assert outcome_of(sentence.replace("43.8%", "44.6%"), "44.6%") == CONTRADICTED

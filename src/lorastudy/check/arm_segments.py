@@ -7,7 +7,8 @@ unambiguous, so a number moved to another arm is caught (a wider arm set lets an
   the model of the clause it follows, when that clause names one family and the sentence sets families side by side.
 * In a sentence about weighting, "A → B" is before → after: A is the unweighted arms', B the weighted arms'.
 * A sentence that opens with weighting as its condition ("With weights, rare recall is 25.9% on the encoder ...",
-  "Weighted, ...") is about the weighted arms: its values are theirs (not its gaps, which may be weighting's effect).
+  "Weighted, ...") is about the weighted arms, one opening "Unweighted," or "Before weighting," about the unweighted
+  ones: its values are theirs (not its gaps, which may be weighting's effect).
 """
 
 from __future__ import annotations
@@ -27,15 +28,23 @@ QUALIFIED_AFTER = r"^(?:['’]s)?(?:\s+(?:lora|full(?:[- ]fine[- ]?tune| ft)?|fi
 
 WEIGHTED_OPENER = r"^\W*(?:with\s+(?:the\s+)?(?:class[- ]|loss[- ]|inverse[- ]frequency\s+)?weight(?:s|ing)|" \
                   r"(?:class[- ]|loss[- ])?weighted|after\s+(?:class\s+)?weighting|once\s+weighted)\s*,"
+UNWEIGHTED_OPENER = r"^\W*(?:unweighted|without\s+(?:class\s+)?weight(?:s|ing)|before\s+(?:class\s+)?weighting)\s*,"
 
 
 def weighted_opener(sentence: str, arms: set[str]) -> set[str] | None:
-    """The weighted twins of a number's arms when its sentence opens with weighting as its condition (see the module
-    docstring); None where the sentence also speaks of before and after or of the unweighted arms."""
-    if not re.search(WEIGHTED_OPENER, sentence, re.I) or re.search(UNWEIGHTED + r"|→|->|\bbefore\b|\bfrom\b", sentence, re.I):
+    """The weighted (or unweighted) twins of a number's arms when its sentence opens with weighting (or its absence)
+    as its condition (see the module docstring); None where the sentence also speaks of the other side, of before
+    and after, or of a change."""
+    if re.search(WEIGHTED_OPENER, sentence, re.I):
+        weighted, other = True, UNWEIGHTED + r"|\bbefore\b"
+    elif re.search(UNWEIGHTED_OPENER, sentence, re.I):
+        weighted, other = False, r"\bafter\b|\bweighting\b.*\bweighting\b|(?<!un)weighted|\bwith (?:class )?weight"
+    else:
         return None
-    weighted = {f"{a.removesuffix('_cw')}_cw" for a in arms if f"{a.removesuffix('_cw')}_cw" in ARMS}
-    return weighted or None
+    if re.search(other + r"|→|->|\bfrom\b", sentence, re.I):
+        return None
+    twins = {a.removesuffix("_cw") + ("_cw" if weighted else "") for a in arms if f"{a.removesuffix('_cw')}_cw" in ARMS}
+    return twins | {a for a in arms if f"{a.removesuffix('_cw')}_cw" not in ARMS} if twins else None  # TF-IDF stays
 
 
 def weighted_only(clause: str, arms: set[str], names: _Names) -> set[str] | None:
