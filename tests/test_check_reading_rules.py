@@ -265,3 +265,47 @@ def test_a_change_between_validation_scores_is_no_test_change():
 
     assert outcome("5.6%") == SUPPORTED
     assert outcome("5.0%") == CONTRADICTED
+
+
+BEFORE_AFTER_TABLE = ("## 2. Class weighting\n\n| Tier | Encoder LoRA before | Encoder LoRA after | Decoder LoRA before | "
+                      "Decoder LoRA after |\n|---|---|---|---|---|\n| Macro F1 | 37.4% | 39.5% | 43.8% | 44.6% |\n")
+
+
+@pytest.mark.parametrize("printed, other", [("39.5%", "37.4%"), ("44.6%", "43.8%")])
+def test_a_column_after_weighting_is_the_weighted_arm(printed, other):
+    """"| Encoder LoRA before | Encoder LoRA after |" in a table about weighting: after is the weighted twin."""
+    assert outcome_of(BEFORE_AFTER_TABLE, printed) == SUPPORTED and outcome_of(BEFORE_AFTER_TABLE, other) == SUPPORTED
+    swapped = BEFORE_AFTER_TABLE.replace(printed, "@", 1).replace(other, printed, 1).replace("@", other, 1)
+    assert outcome_of(swapped, printed) == CONTRADICTED and outcome_of(swapped, other) == CONTRADICTED
+
+
+@pytest.mark.parametrize("opener", ["With weights,", "With class weighting,", "Weighted,"])
+def test_a_sentence_opening_with_weighting_is_about_the_weighted_arms(opener):
+    """"With weights, macro F1 is 39.5% on encoder LoRA ...": the condition the sentence opens with names the arms."""
+    sentence = f"{opener} macro F1 is 39.5% on encoder LoRA and 44.6% on decoder LoRA."
+    assert outcome_of(sentence, "39.5%") == SUPPORTED and outcome_of(sentence, "44.6%") == SUPPORTED
+    assert outcome_of(sentence.replace("39.5%", "37.4%"), "37.4%") == CONTRADICTED  # the unweighted twin's value
+    assert outcome_of(sentence.replace("44.6%", "43.8%"), "43.8%") == CONTRADICTED
+
+
+def test_a_row_pointing_back_is_about_the_tier_of_the_row_above():
+    """"| Precision of those extra predictions |" under a row of extra rare predictions: the rare tier's marginal
+    precision (extra hits / extra predictions pooled over seeds: 29.7% and 15.4% on the fresh demo run)."""
+    from pathlib import Path
+
+    run = Path(__file__).parent / "fixtures" / "notes" / "fresh_demo" / "artifacts"
+    table = ("## 2. Class weighting\n\n| Seed means | Encoder LoRA | Decoder LoRA |\n|---|---|---|\n"
+             "| Extra correct rare rows (of 63) | 10.0 | 4.7 |\n| Precision of those extra predictions | {} | {} |\n")
+    assert outcome_of(table.format("30%", "15%"), "30%", run) == SUPPORTED
+    assert outcome_of(table.format("30%", "15%"), "15%", run) == SUPPORTED
+    assert outcome_of(table.format("15%", "30%"), "15%", run) == CONTRADICTED
+    assert outcome_of(table.format("15%", "30%"), "30%", run) == CONTRADICTED
+
+
+@pytest.mark.parametrize("opener", ["Unweighted,", "Before weighting,"])
+def test_a_sentence_opening_without_weighting_is_about_the_unweighted_arms(opener):
+    """"## 2. Class weighting ... Unweighted, macro F1 is 37.4% ...": the unweighted arms', not their weighted twins'."""
+    sentence = f"## 2. Class weighting\n\n{opener} macro F1 is 37.4% on encoder LoRA and 43.8% on decoder LoRA.\n"
+    assert outcome_of(sentence, "37.4%") == SUPPORTED and outcome_of(sentence, "43.8%") == SUPPORTED
+    assert outcome_of(sentence.replace("37.4%", "39.5%"), "39.5%") == CONTRADICTED  # the weighted twin's value
+    assert outcome_of(sentence.replace("43.8%", "44.6%"), "44.6%") == CONTRADICTED

@@ -6,6 +6,9 @@ unambiguous, so a number moved to another arm is caught (a wider arm set lets an
 * A parenthesis that names no model ("the encoder ran 2 epochs (250 steps), the decoder 1 (125 steps)") is about
   the model of the clause it follows, when that clause names one family and the sentence sets families side by side.
 * In a sentence about weighting, "A → B" is before → after: A is the unweighted arms', B the weighted arms'.
+* A sentence that opens with weighting as its condition ("With weights, rare recall is 25.9% on the encoder ...",
+  "Weighted, ...") is about the weighted arms, one opening "Unweighted," or "Before weighting," about the unweighted
+  ones: its values are theirs (not its gaps, which may be weighting's effect).
 """
 
 from __future__ import annotations
@@ -21,6 +24,27 @@ GLOSS = rf"\s*(?:[a-z][\w-]*\s+){{0,2}}{NUMBER}(?:\s*(?:→|->)\s*{NUMBER})?(?:\
 QUALIFIED_BEFORE = r"\b(?:class[- ]?|loss[- ]?)?weighted\s+(?:the\s+)?(?:[\w-]+\s+){0,2}$"
 QUALIFIED_AFTER = r"^(?:['’]s)?(?:\s+(?:lora|full(?:[- ]fine[- ]?tune| ft)?|fine[- ]?tune))?\s*" \
                   r"(?:\+\s*(?:cw\b|weighting\b|class[- ]weight)|\(\s*(?:class-?)?weighted\s*\)|,\s*weighted\b|\s+with\s+(?:class\s+)?weighting\b)"
+
+
+WEIGHTED_OPENER = r"^\W*(?:with\s+(?:the\s+)?(?:class[- ]|loss[- ]|inverse[- ]frequency\s+)?weight(?:s|ing)|" \
+                  r"(?:class[- ]|loss[- ])?weighted|after\s+(?:class\s+)?weighting|once\s+weighted)\s*,"
+UNWEIGHTED_OPENER = r"^\W*(?:unweighted|without\s+(?:class\s+)?weight(?:s|ing)|before\s+(?:class\s+)?weighting)\s*,"
+
+
+def weighted_opener(sentence: str, arms: set[str]) -> set[str] | None:
+    """The weighted (or unweighted) twins of a number's arms when its sentence opens with weighting (or its absence)
+    as its condition (see the module docstring); None where the sentence also speaks of the other side, of before
+    and after, or of a change."""
+    if re.search(WEIGHTED_OPENER, sentence, re.I):
+        weighted, other = True, UNWEIGHTED + r"|\bbefore\b"
+    elif re.search(UNWEIGHTED_OPENER, sentence, re.I):
+        weighted, other = False, r"\bafter\b|\bweighting\b.*\bweighting\b|(?<!un)weighted|\bwith (?:class )?weight"
+    else:
+        return None
+    if re.search(other + r"|→|->|\bfrom\b", sentence, re.I):
+        return None
+    twins = {a.removesuffix("_cw") + ("_cw" if weighted else "") for a in arms if f"{a.removesuffix('_cw')}_cw" in ARMS}
+    return twins | {a for a in arms if f"{a.removesuffix('_cw')}_cw" not in ARMS} if twins else None  # TF-IDF stays
 
 
 def weighted_only(clause: str, arms: set[str], names: _Names) -> set[str] | None:

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import re
 
-from lorastudy.check.arm_segments import before_after_weighting, parenthesis_owner, weighted_only
+from lorastudy.check.arm_segments import before_after_weighting, parenthesis_owner, weighted_only, weighted_opener
 from lorastudy.check.class_bands import prose_band
 from lorastudy.check.derivations import GROUP_WORDS
 from lorastudy.check.entity_names import FULL, UNWEIGHTED, WEIGHTED, _families, _family, _models, _Names, _with_weighted
@@ -247,6 +247,9 @@ def _read_sentence(sentence: str, names: _Names, section: object) -> list[Readin
         reading = _reading(match, sentence, kind, entities, sentence, section, clause_text, between, named, unit)
         if coordinate and not match.group("dec"):
             reading.difference = reading.between = False  # a coordinate is never a gap between two models
+        opened = weighted_opener(sentence, reading.entities.get("arm", set())) if not reading.difference else None
+        if opened:  # "With weights, rare recall is 25.9% on the encoder": the weighted encoder's
+            reading.entities = {**reading.entities, "arm": opened}
         estimate = next((r for r in reversed(found) if not r.interval_end and not r.plusminus and not r.estimates), None)
         if estimate is not None and (reading.plusminus and re.fullmatch(r"\s*(?:%|pp|pts?|points)?\s*", sentence[
                 estimate_end(estimate, sentence, match.start()):match.start()]) or re.search(CI_END, sentence[:match.start()])):

@@ -37,7 +37,12 @@ def _read_table(header: list[str], rows: list[list[str]], names: _Names, section
     header_arms = set().union(*(e.get("arm", set()) for e in column_entities)) if column_entities else set()
     compared = header_arms if len({a.removesuffix("_cw") for a in header_arms}) == 2 else set()  # "Encoder F1 | Decoder F1"
     weighting_table = any(re.search(WEIGHTED, cell, re.I) for cell in header)  # its rows are arms before and after
+    sides = [_before_or_after(cell) for cell in header]
+    # "| Encoder LoRA before | Encoder LoRA after |" in a table about weighting: columns of arms before and after it
+    paired_columns = {"before", "after"} <= set(sides) and (
+        section == 2 or bool(re.search(WEIGHTED, caption + " " + " ".join(header), re.I)))
     seed_column = next((i for i, cell in enumerate(header) if re.fullmatch(r"\s*(?:training\s+)?seed\s*", cell, re.I)), None)
+    above_entities: dict[str, set[str]] = {}
     for row in rows:
         seed_cell = re.fullmatch(r"\s*`?(\d+)`?\s*", row[seed_column]) if seed_column is not None and \
             seed_column < len(row) else None
@@ -46,6 +51,13 @@ def _read_table(header: list[str], rows: list[list[str]], names: _Names, section
             if not _numbers(cell) or re.search(r"[A-Za-z]{3}", re.sub(r"`[^`]*`", "", cell)):
                 for key, value in names.find(cell, strict_weighting=True).items():
                     row_entities.setdefault(key, value)
+        if row and re.search(r"\b(?:those|these|them|they)\b", row[0], re.I):
+            # "| Extra correct rare rows | 10.0 |" then "| Precision of those extra predictions | 30% |": a label
+            # pointing back is about the classes (tier) of the row above, where it names none itself
+            for key in ("tier", "label"):
+                if key in above_entities and key not in row_entities:
+                    row_entities[key] = set(above_entities[key])
+        above_entities = row_entities
         where = "| " + " | ".join(row) + " |"
         row_kinds = [k for cell in row[1:] if not _numbers(cell) and not re.search(r"\s[–—-]\s*$", cell)  # "p95 –": no value
                      for _, _, k in _kind_matches(re.sub(r"`[^`]*`", " ", cell))]
@@ -66,11 +78,12 @@ def _read_table(header: list[str], rows: list[list[str]], names: _Names, section
                 entities = {**row_entities, **(column_entities[index] if index < len(header) else {})}
                 entities.update(_slash_entities(cell, match.start(), [header[index] if index < len(header) else "",
                                                                      row[0]], names))
-                if "arm" in entities and section == 2 and re.search(r"\b(?:after|before)\b", row[0], re.I) and \
-                        len(re.findall(r"\b(?:after|before)\b", row[0], re.I)) == 1:
-                    # "| Rare-tier share of predictions after | 2.17% | 2.50% |": weighting's after is the weighted twin
-                    after = re.search(r"\bafter\b", row[0], re.I) is not None
-                    entities["arm"] = {f"{a.removesuffix('_cw')}_cw" if after else a.removesuffix("_cw")
+                column_side = _before_or_after(header[index]) if index < len(header) and paired_columns else None
+                side = column_side or (_before_or_after(row[0]) if section == 2 and row else None)
+                if "arm" in entities and side and (section == 2 or column_side):
+                    # "| Rare-tier share of predictions after | 2.17% | 2.50% |", "| Encoder LoRA after |": weighting's
+                    # after is the weighted twin, its before the unweighted arm
+                    entities["arm"] = {f"{a.removesuffix('_cw')}_cw" if side == "after" else a.removesuffix("_cw")
                                        for a in entities["arm"] if f"{a.removesuffix('_cw')}_cw" in ARMS}
                 elif "arm" in entities and (re.search(r"→|->|\bto\b", cell[:match.start()]) or weighting_table):
                     entities["arm"] = _with_weighted(entities["arm"])
@@ -129,6 +142,12 @@ def _read_table(header: list[str], rows: list[list[str]], names: _Names, section
                     cell_estimate = reading
                 found.append(dataclasses.replace(reading, seed=int(seed_cell.group(1))) if seed_cell else reading)
     return found
+
+
+def _before_or_after(label: str) -> str | None:
+    """"before" or "after" when a header or row label names one of them only (not "before → after")."""
+    words = {w.lower() for w in re.findall(r"\b(?:after|before)\b", label, re.I)}
+    return words.pop() if len(words) == 1 and len(re.findall(r"\b(?:after|before)\b", label, re.I)) == 1 else None
 
 
 def _label_unit(cell: str) -> str | None:
