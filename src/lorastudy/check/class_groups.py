@@ -13,13 +13,32 @@ from lorastudy.check.facts import Fact
 GROUP_WORDS = {pos: rf"\b{word}\b(?![.\w])|\b{pos}\.\*" for pos, word in
                (("noun", "nouns?"), ("verb", "verbs?"), ("adj", "adj(?:ective)?s?"), ("adv", "adv(?:erb)?s?"))}
 # "verbs", "noun classes", "adj.*": a part of speech's classes (a class is named "noun.act", "verb.motion" ...)
+JOINED = r"\s*(?:/|\+|&)\s*"
+
+
+def named_groups(text: str) -> list[str]:
+    """The parts of speech a text names; two joined by a slash or plus ("adjective/adverb", "adj+adv") are one group,
+    "adj/adv": its classes are both's (three classes, not the two adjectives)."""
+    found = [(m.start(), m.end(), pos) for pos, pattern in GROUP_WORDS.items() for m in re.finditer(pattern, text, re.I)]
+    found.sort()
+    groups: list[str] = []
+    for i, (start, end, pos) in enumerate(found):
+        if i and re.fullmatch(JOINED, text[found[i - 1][1]:start]) and groups:
+            groups[-1] = groups[-1] + "/" + pos if pos not in groups[-1].split("/") else groups[-1]
+        elif pos not in groups:
+            groups.append(pos)
+    return groups
+
+
+def _in_group(label: str, group: str) -> bool:
+    return label.split(".")[0] in group.split("/")
 
 
 def group_means(reading, index, named: dict[str, set[str]]) -> list[Fact]:
     """The mean of a per-class metric over the classes of a group the sentence names ("verbs", "noun classes")."""
     where = reading.where + (" " + reading.before if re.match(r"(?:their|these|those|they|its|it)\b", reading.where, re.I)
                              else "")
-    groups = [prefix for prefix, pattern in GROUP_WORDS.items() if re.search(pattern, where, re.I)]
+    groups = named_groups(where)
     tiers = set(reading.entities.get("tier", ())) if not reading.entities.get("label") else set()
     if (not groups and not tiers) or reading.accepts is None:
         return []
@@ -31,7 +50,7 @@ def group_means(reading, index, named: dict[str, set[str]]) -> list[Fact]:
                for f in index.by_kind.get("f1", ()) if f.source.startswith("evaluation/per_class/") and
                len(f.entities.get("label", ())) == 1}
     for prefix in groups:
-        members = {x for x in index.labels if prefix is None or x.split(".")[0] == prefix}
+        members = {x for x in index.labels if prefix is None or _in_group(x, prefix)}
         if tiers:
             members = {x for x in members if tier_of.get(x, frozenset()) & tiers}
         if not members:
@@ -63,7 +82,7 @@ def group_means(reading, index, named: dict[str, set[str]]) -> list[Fact]:
         # "all 6 rare verb classes ... (verb.body 0.188, ...)": a count of a group within a tier, classes named beside it
         in_tier = reading.entities["tier"]
         for prefix in [p for p in groups if p]:
-            members = {x for x in index.labels if x.split(".")[0] == prefix and tier_of.get(x, frozenset()) & in_tier}
+            members = {x for x in index.labels if _in_group(x, prefix) and tier_of.get(x, frozenset()) & in_tier}
             if members:
                 out.append(Fact(float(len(members)), "count", {}, f"the number of {'/'.join(sorted(in_tier))} {prefix} "
                                                                    "classes", "derived"))
@@ -97,7 +116,7 @@ def group_share_of_gap(index, named: dict[str, set[str]], tiers: set[str], group
     pairs = list(permutations([x for x in arms if x in by_arm], 2)) or \
         [(a, b) for a in arms if a in by_arm for b in by_arm if b != a]
     selections = [(t, {"tier": frozenset({t})}, lambda label, tiers_, t=t: t in tiers_) for t in tiers] + \
-                 [(g, {}, lambda label, tiers_, g=g: label.split(".")[0] == g) for g in groups] + \
+                 [(g, {}, lambda label, tiers_, g=g: _in_group(label, g)) for g in groups] + \
                  [(x, {"label": frozenset({x})}, lambda label, tiers_, x=x: label == x) for x in labels]
     for a, b in pairs:
         labels = [x for x in by_arm[a] if x in by_arm[b]]

@@ -23,7 +23,7 @@ from functools import lru_cache
 from dataclasses import dataclass, field
 from itertools import permutations
 
-from lorastudy.check.class_groups import GROUP_WORDS, group_means, group_share_of_gap
+from lorastudy.check.class_groups import GROUP_WORDS, group_means, group_share_of_gap, named_groups
 from lorastudy.check.class_bands import never_predicted
 from lorastudy.check.class_sets import class_counts, class_wise, largest_classes, pooled
 from lorastudy.check.facts import ARMS, Fact
@@ -169,7 +169,7 @@ def derive(reading, index: FactIndex) -> list[Fact]:
         named = {**named, "arm": set(named["arm"]) | {a for a in ARMS if a.split("_")[0] not in families}}
     clause = reading.context
     unit, out = reading.unit, []
-    groups = [p for p, w in GROUP_WORDS.items() if re.search(w, reading.where, re.I)]
+    groups = named_groups(reading.where)
     labels = set(reading.entities.get("label", ())) if reading.kind == "share" else set()
     if unit == "%" and re.search(GAP_SHARE, reading.context, re.I) and (reading.entities.get("tier") or groups or labels):
         # "18% of the macro-F1 gap", under "Share of macro-F1 gap": only the group's part of that gap reads as it

@@ -200,7 +200,7 @@ def _read_sentence(sentence: str, names: _Names, section: object) -> list[Readin
         if kind is None and in_clause:
             kind = _parallel_kind(sentence, clauses, clause, names, (_unit(match, sentence), bool(match.group("dec"))))
         if kind is None:
-            kind = _topic_kind(sentence, clauses, match.start(), names)
+            kind = _topic_kind(sentence, clauses, match.start(), names, _unit(match, sentence))
         if previous and previous[1] and re.fullmatch(r"(?:\s*\([^()\d]{1,30}\))?(?:\s*(?:vs\.?|versus|against|and|to|→|->|,|/|or|\(|;)\s*)+(?:the\s+|a\s+)?",
                                                    sentence[previous[0].end():match.start()], re.I) and \
                 (kind is None or len(match.group("dec") or "") == len(previous[0].group("dec") or "")) and \
@@ -210,7 +210,8 @@ def _read_sentence(sentence: str, names: _Names, section: object) -> list[Readin
                              sentence[match.end():].lower()):
             kind = previous[1]  # "0.438 vs 0.374", "0.736 accuracy, or 0.757": the metric of the number it is set against
         if kind is None:
-            kind = _only_kind_before(sentence, match.start(), len(match.group("dec") or "") > 2)
+            kind = _only_kind_before(sentence, match.start(), len(match.group("dec") or "") > 2 or bool(match.group("dec"))
+                                     and match.group("sign") not in ("+", "-", "−") and _unit(match, sentence) != "%")
         if kind == "cost" and not match.group("dollar") and not _rate_shared(match, sentence) and \
                 (match.group("dec") or _unit(match, sentence) in ("%", "pp")):
             quality = [(s, k) for s, _, k in _kind_matches(sentence) if k in FRACTION_KINDS]
@@ -244,6 +245,9 @@ def _read_sentence(sentence: str, names: _Names, section: object) -> list[Readin
         coordinate = re.search(r"\b(step|epoch)\s*$", sentence[:match.start()], re.I)
         if coordinate and not match.group("dec"):  # "at step 127 its validation macro F1 was ...": where, not what
             kind = {"step": "steps", "epoch": "epochs"}[coordinate.group(1).lower()]
+        symbol = re.search(r"(?<![\w.])([A-Za-z_]\w{0,11})\s*=\s*$", sentence[:match.start()])
+        if symbol and not _kind_matches(symbol.group(1)) and not match.group("dollar"):
+            kind = None  # "rank r = 16", "alpha = 32": named by its own symbol, whatever metric the sentence is about
         reading = _reading(match, sentence, kind, entities, sentence, section, clause_text, between, named, unit)
         if coordinate and not match.group("dec"):
             reading.difference = reading.between = False  # a coordinate is never a gap between two models
@@ -258,6 +262,8 @@ def _read_sentence(sentence: str, names: _Names, section: object) -> list[Readin
                                               and not r.plusminus and not r.estimates]
         if re.search(CI_END, sentence[:match.start()]) and estimate is not None:
             # "2.1 points of accuracy (95% CI −3.6 to −0.6)": an interval's end bounds the estimate before it
+            if not _kind_matches(sentence[estimate_end(estimate, sentence, match.start()):match.start()]):
+                reading.kind, reading.accepts = estimate.kind, estimate.accepts  # "drops 1.55 points (95% CI −3.28 to 0.09)"
             if reading.kind is None or not any(reading.entities.values()):
                 reading.interval_end = True
                 reading.kind, reading.accepts = estimate.kind, estimate.accepts
@@ -304,11 +310,12 @@ def _parallel_kind(sentence: str, clauses: list[tuple[int, int]], clause: tuple[
     return None
 
 
-def _topic_kind(sentence: str, clauses: list[tuple[int, int]], start: int, names: _Names) -> str | None:
-    """The metric of the nearest earlier clause without numbers or arms: the sentence's topic ("On macro F1, the decoder ...")."""
+def _topic_kind(sentence: str, clauses: list[tuple[int, int]], start: int, names: _Names, unit: str | None = None) -> str | None:
+    """The metric of the nearest earlier clause without numbers or arms: the sentence's topic ("On macro F1, the decoder ...");
+    a percentage's topic is never a count, cost or time ("As a share the two budgets ... (1.36% vs 1.37%)")."""
     for clause_start, clause_end in reversed([c for c in clauses if c[1] <= start]):
         text = sentence[clause_start:clause_end]
-        kinds = _kind_matches(text)
+        kinds = [k for k in _kind_matches(text) if not (unit == "%" and k[2] in NOT_PERCENT)]
         if kinds and not _numbers(text) and "arm" not in names.find(text, strict_weighting=False):
             return kinds[-1][2]
     return None
@@ -316,7 +323,9 @@ def _topic_kind(sentence: str, clauses: list[tuple[int, int]], start: int, names
 
 def _only_kind_before(sentence: str, start: int, fraction: bool = False) -> str | None:
     """The metric named before the number when the sentence so far names only one ("... macro F1 change ... (+0.008");
-    a number with three decimals is no count ("macro F1 over 3 seeds is 0.026")."""
+    a decimal so far from its metric word is no count ("macro F1 over 3 seeds is 0.026", "10 rare classes ...
+    noun.shape (65.5 vs 33.3)"), but a signed one may be a change in a mean count ("−0.6 zero-F1 classes per seed")
+    and a percentage of a count a share ("28.6% of the test set")."""
     kinds = {k for _, end, k in _kind_matches(sentence) if end <= start and not (fraction and k in COUNTS)}
     return kinds.pop() if len(kinds) == 1 else None
 

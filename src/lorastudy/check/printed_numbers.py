@@ -69,6 +69,9 @@ def _unit(match: re.Match, text: str) -> str | None:
         return {"mi": "min", "ho": "h", "se": "s", "ti": "x", "fo": "x", "po": "pp", "pt": "pp"}.get(word.group(1)[:2], "ms")
     if re.match(r"-fold\b", after):
         return "x"
+    hyphened = re.match(r"-(h|hr|min)\b", after)
+    if hyphened:  # "a 24-h window", "a 60-min window": time, not a count of what the sentence also names
+        return "min" if hyphened.group(1) == "min" else "h"
     if re.match(r"\s+(?:[a-z][\w-]*\s+){0,2}?(?:percentage[- ])?(?:points?|pts?)\b", after, re.I):
         return "pp"
     shared = re.match(r"(?:\s*(?:to|–|-|and|,|, and|or|vs\.?|versus|→|->|/)\s*[-−+]?\$?\d[\d,]*(?:\.\d+)?){1,4}\s?(%|pp|pts?|points|ms|s|min|h|MB|GB|M|k|B)"
