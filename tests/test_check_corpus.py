@@ -38,8 +38,10 @@ pytestmark = pytest.mark.skipif(not NOTES, reason="no corpus notes in tests/fixt
 # over seeds (a seed range in brackets, predictions and hits pooled over seeds, what weighting added, run times per
 # epoch, per run and in total) and the arm of a number's own segment (a clause naming only weighted models, a
 # parenthesis glossing its clause, before → after in a weighting sentence): 144 contradicted (1.2-6.9% of a note's
-# numbers), 62.5-83.3% of falsifications caught.
-MAX_CONTRADICTED_SHARE = 0.03  # target 0
+# numbers), 62.5-83.3% of falsifications caught. With weighting read from tables' before/after columns and from
+# sentences opening "With weights," and fewer numbers read as the wrong metric kind: 106 contradicted (1.2-5.2%),
+# 87.0-95.7% supported, 62.5-83.3% of falsifications caught.
+MAX_CONTRADICTED_SHARE = 0.025  # target 0
 MIN_SENSITIVITY = 0.62  # target 0.95
 # Held out: two notes written from a later demo run (2026-12-02) by writers who saw only the rubric and its artifacts,
 # scored once the second pass's rules were frozen. They measure how those rules generalise: 86.4% and 84.0%
@@ -60,9 +62,9 @@ HELD_OUT_MIN_SENSITIVITY = 0.60
 # alone), scored after the third pass: 90.1% and 91.8% specificity, 83.3% and 79.9% coverage, 62.5% and 54.2%
 # sensitivity; after the fourth (never worked on): 90.9% and 91.1%, 84.4% and 81.5%, 75.0% and 70.8%. The rules
 # generalise on sensitivity and coverage, not yet on specificity (~91% on unseen notes against the 99% target).
-PER_NOTE_MAX_CONTRADICTED_SHARE = {"fresh_demo/ops_i": 0.065, "domains/course_j": 0.045, "demo/lead_k": 0.04,
-                                   "fresh_demo/instructor_l": 0.075}
-PER_NOTE_MAX_NOT_CHECKABLE_SHARE = {"fresh_demo/ops_i": 0.14, "domains/course_j": 0.15}  # target 0.10
+PER_NOTE_MAX_CONTRADICTED_SHARE = {"fresh_demo/ops_i": 0.06, "domains/course_j": 0.035, "demo/lead_k": 0.035,
+                                   "fresh_demo/instructor_l": 0.03}
+PER_NOTE_MAX_NOT_CHECKABLE_SHARE = {"domains/course_j": 0.11}  # target 0.10
 SECTIONS_INCOMPLETE = {"fresh_demo/engineer_g": "two sections read as incomplete",
                        "fresh_demo/student_h": "one section reads as incomplete",
                        "domains/course_j": "section 4's recommendation is not read as naming a model",
