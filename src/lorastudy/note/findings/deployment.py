@@ -224,7 +224,7 @@ def context_verdicts(finding: Finding, materiality_usd: float = 10.0) -> Context
     runner = finding.facts.get("runner_up")
     timing = finding.facts.get("timing") or {}
     rated = [row for row in finding.facts["rows"] if row.get("quality") is not None]
-    capacity = _capacity(finding.facts["rows"], decision.get("choice"))
+    capacity = _capacity(finding.facts["rows"], decision.get("choice"), finding.facts["context"].get("kind") == "realtime")
     unranked = _by_status(decision, "unranked")
     quoted = (decision.get("choice") if decision.get("choice") in unranked
               else unranked[0] if unranked else None)
@@ -247,7 +247,7 @@ def context_verdicts(finding: Finding, materiality_usd: float = 10.0) -> Context
                            cheap_compute=(finding.facts["context"].get("kind") == "realtime" and bool(compute)
                                           and all(c is not None and c < materiality_usd for c in compute)),
                            family=_family(finding.facts.get("family")),
-                           capacity=_capacity(finding.facts["rows"], decision.get("choice")),
+                           capacity=capacity,
                            runner_up=ArmQuality(arm=runner["arm"], quality=runner["quality"]) if runner else None,
                            runner_up_gain=runner.get("gain") if runner else None,
                            lead_clear=bool(margin_ci) and margin_ci[0] > 0,
@@ -261,7 +261,7 @@ def context_verdicts(finding: Finding, materiality_usd: float = 10.0) -> Context
                            job_times=job_times,
                            unranked_arm=quoted, unranked_is_choice=quoted is not None and quoted == decision.get("choice"),
                            over_window=[c.arm for c in job_times if c.instances and c.instances > 1],
-                           thin_margin=[c for c in _capacity(finding.facts["rows"], decision.get("choice"))
+                           thin_margin=[c for c in capacity
                                         if c.p95_at_rate_ms and c.sla_ms and c.meets
                                         and c.p95_at_rate_ms > (1 - THIN_MARGIN) * c.sla_ms],
                            misses_most=_misses_most(finding),
@@ -311,13 +311,15 @@ def _in_noise(decision: dict, runner: dict | None, rated: list[dict]) -> bool:
     return runner["quality"] + runner["gain"] - chosen <= entry["hi"]
 
 
-def _capacity(rows: list[dict], choice: str | None) -> list[Capacity]:
+def _capacity(rows: list[dict], choice: str | None, realtime: bool) -> list[Capacity]:
+    """The choice, then the best LoRA arm of each other family: one that meets the target, or for a real-time
+    context one that misses it too (the note then says it misses the target even idle, which is why it is out)."""
     if choice is None:
         return []
-    shown = [choice]  # then the best LoRA arm of each other family that meets the target
+    shown = [choice]
     for family in ("encoder", "decoder"):
         lora = [row for row in rows if row["arm"] in LORA_ARMS and row["arm"].startswith(family)
-                and row.get("quality") is not None and row.get("meets", True)]
+                and row.get("quality") is not None and (realtime or row.get("meets", True))]
         if lora and not choice.startswith(family):
             shown.append(max(lora, key=lambda row: row["quality"])["arm"])
     by_arm = {row["arm"]: row for row in rows}
