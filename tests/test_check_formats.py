@@ -20,9 +20,14 @@ from lorastudy.check.number_reading import read_note_numbers
 RUN = Path(__file__).parent / "fixtures" / "run"
 
 
-def outcome_of(sentence: str, printed: str, run_dir: Path = RUN) -> str:
+def fact_index(run_dir: Path = RUN):
+    """A run's fact index and its vocabulary, as `check` builds them."""
     vocab = vocabulary(run_dir)
-    index = FactIndex.of(run_facts(run_dir, vocab), vocab.labels, _read_yaml(run_dir / "config.resolved.yaml"))
+    return FactIndex.of(run_facts(run_dir, vocab), vocab.labels, _read_yaml(run_dir / "config.resolved.yaml")), vocab
+
+
+def outcome_of(sentence: str, printed: str, run_dir: Path = RUN) -> str:
+    index, vocab = fact_index(run_dir)
     readings = [r for r in read_note_numbers(sentence, vocab) if r.printed == printed]
     assert readings, (printed, [r.printed for r in read_note_numbers(sentence, vocab)])
     return judge(readings[0], index).outcome

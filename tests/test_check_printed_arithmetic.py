@@ -8,11 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from lorastudy.check.derivations import FactIndex
 from lorastudy.check.fact_matching import CONTRADICTED, NOT_CHECKABLE, SUPPORTED, Judgement, judge
-from lorastudy.check.facts import _read_yaml, run_facts, vocabulary
 from lorastudy.check.number_reading import read_note_numbers
 from lorastudy.check.printed_arithmetic import printed_derivation, supported_by_neighbours
+from test_check_formats import fact_index
 
 RUN = Path(__file__).parent / "fixtures" / "run"
 
@@ -64,8 +63,7 @@ def test_verified_operands_support_it_and_unverified_ones_only_excuse_it():
 
 def test_against_a_run():
     """Two latencies the run holds and their sum, which it does not: the sum is recomputed; a wrong sum fails."""
-    vocab = vocabulary(RUN)
-    index = FactIndex.of(run_facts(RUN, vocab), vocab.labels, _read_yaml(RUN / "config.resolved.yaml"))
+    index, vocab = fact_index()
 
     def outcome(sentence: str, printed: str) -> str:
         judged = supported_by_neighbours([judge(r, index) for r in read_note_numbers(sentence, vocab)])

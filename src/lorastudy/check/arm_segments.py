@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import re
 
-from lorastudy.check.entity_names import UNWEIGHTED, WEIGHTED, _families, _Names
-from lorastudy.check.facts import ARMS
+from lorastudy.check.entity_names import UNWEIGHTED, WEIGHTED, _families, _Names, weighting_twin
 
 NUMBER = r"[-−+~]?\$?\d[\d,.]*\s?(?:%|x)?"
 GLOSS = rf"\s*(?:[a-z][\w-]*\s+){{0,2}}{NUMBER}(?:\s*(?:→|->)\s*{NUMBER})?(?:\s+[a-z][\w-]*){{0,3}}\s*"
@@ -43,8 +42,8 @@ def weighted_opener(sentence: str, arms: set[str]) -> set[str] | None:
         return None
     if re.search(other + r"|→|->|\bfrom\b", sentence, re.I):
         return None
-    twins = {a.removesuffix("_cw") + ("_cw" if weighted else "") for a in arms if f"{a.removesuffix('_cw')}_cw" in ARMS}
-    return twins | {a for a in arms if f"{a.removesuffix('_cw')}_cw" not in ARMS} if twins else None  # TF-IDF stays
+    twins = {t for a in arms if (t := weighting_twin(a, weighted))}
+    return twins | {a for a in arms if weighting_twin(a, True) is None} if twins else None  # TF-IDF stays
 
 
 def weighted_only(clause: str, arms: set[str], names: _Names) -> set[str] | None:
@@ -85,4 +84,4 @@ def before_after_weighting(sentence: str, start: int, end: int, arms: set[str]) 
         return None
     chosen = {a for a in arms if a.endswith("_cw") == bool(right)}
     twins = {a.removesuffix("_cw") for a in arms}
-    return chosen if chosen and all(t in arms and f"{t}_cw" in arms for t in twins if f"{t}_cw" in ARMS) else None
+    return chosen if chosen and all(t in arms and w in arms for t in twins if (w := weighting_twin(t, True))) else None

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 
-from lorastudy.check.entity_names import DECODER_WORDS, ENCODER_WORDS
+from lorastudy.check.entity_names import DECODER_WORDS, ENCODER_WORDS, weighting_twin
 from lorastudy.check.facts import ARMS, Fact
 
 CLASS_WISE = r"\b(?:better|worse|wins?|won|loses?|lost|beats?|ties?|tied|(?:for|on|in|by) both|neither(?= (?:model|arm|family|of (?:them|the)|the (?:encoder|decoder|model)|encoder|decoder))|only (?:on|for)|" \
@@ -139,7 +139,7 @@ def _class_counts(reading, table: dict, named: dict[str, set[str]]) -> list[Fact
     out = []
     arms = set(named.get("arm", ()))
     if re.search(r"\bweighted\b", text[start:], re.I) and not re.search(r"\bunweighted\b", text[start:], re.I):
-        arms = {f"{a.removesuffix('_cw')}_cw" for a in arms if f"{a.removesuffix('_cw')}_cw" in ARMS}  # "both weighted arms"
+        arms = {t for a in arms if (t := weighting_twin(a, True))}  # "both weighted arms"
     for a, b in _pairs(arms, table):
         rows = [(table[a][label][0], table[b][label][0]) for label in table[a] if label in table[b] and
                 (not tiers or table[a][label][1] & tiers)]

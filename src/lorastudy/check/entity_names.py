@@ -130,6 +130,12 @@ def _models(arms) -> set[str]:
     return {a.removesuffix("_cw") for a in arms}
 
 
+def weighting_twin(arm: str, weighted: bool) -> str | None:
+    """The arm with class weighting on (`weighted`) or off; None for an arm that has no weighted variant (TF-IDF)."""
+    base = arm.removesuffix("_cw")
+    return (f"{base}_cw" if weighted else base) if f"{base}_cw" in ARMS else None
+
+
 def _with_weighted(arms: set[str]) -> set[str]:
     """The arms and their class-weighted twins: a number about weighting is about both."""
     return arms | {f"{a}_cw" for a in arms if f"{a}_cw" in ARMS}

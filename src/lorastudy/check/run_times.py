@@ -37,6 +37,15 @@ def _runs(index) -> dict[str, list[tuple[str, dict[str, float]]]]:
     return index._pools["run_times"]
 
 
+def _count_before(what: str, text: str) -> int | None:
+    """The count, in digits or words, printed right before `what` ("six ... runs", "two-epoch")."""
+    found = re.search(r"\b(\d+|" + "|".join(WORDS) + r")" + what, text, re.I)
+    if not found:
+        return None
+    token = found.group(1)
+    return int(token) if token.isdigit() else WORDS[token.lower()]
+
+
 def run_times(reading, index, named: dict[str, set[str]]) -> list[Fact]:
     """Per-epoch, mean, summed and extreme training times over the runs of the arms (or family) the sentence names."""
     if "time" not in (reading.accepts or ()) or reading.unit not in ("s", "min", "h", None) or reading.seed is not None:
@@ -55,12 +64,8 @@ def run_times(reading, index, named: dict[str, set[str]]) -> list[Fact]:
             sets.update({arm: {arm} for arm in members})
     if not sets:
         return []
-    printed = re.search(r"\b(\d+|" + "|".join(WORDS) + r")\s+(?:[\w-]+\s+){0,3}?runs\b", text, re.I)
-    count = int(WORDS.get(printed.group(1).lower(), printed.group(1)) if not printed.group(1).isdigit()
-                else printed.group(1)) if printed else None
-    scaled = re.search(r"\b(\d+|" + "|".join(WORDS) + r")[- ]epochs?\b", text, re.I)  # "a two-epoch decoder: 694 s"
-    epochs = int(WORDS.get(scaled.group(1).lower(), scaled.group(1)) if not scaled.group(1).isdigit()
-                 else scaled.group(1)) if scaled else None
+    count = _count_before(r"\s+(?:[\w-]+\s+){0,3}?runs\b", text)  # "the six decoder runs"
+    epochs = _count_before(r"[- ]epochs?\b", text)  # "a two-epoch decoder: 694 s"
     out: list[Fact] = []
     for name, members in sets.items():
         chosen = [(run, values) for arm in sorted(members) for run, values in runs[arm]]

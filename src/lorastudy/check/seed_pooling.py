@@ -14,7 +14,8 @@ import re
 
 from lorastudy.check.class_groups import GROUP_WORDS
 from lorastudy.check.class_sets import _per_seed_rows, _tier_of, entities_of
-from lorastudy.check.facts import ARMS, Fact
+from lorastudy.check.entity_names import weighting_twin
+from lorastudy.check.facts import Fact
 
 PREDICTIONS = r"predict|\bhits?\b|\bcorrect\b|\bright\b|\brows?\b"
 HITS = r"\bhits?\b|\bcorrect|\bright\b|precision"  # a count of hits is worded as such; a count of predictions as predictions
@@ -73,8 +74,7 @@ def _totals(index, arm: str, tiers: set[str], groups: list[str | None]) -> tuple
 
 def _twin(arm: str) -> str | None:
     """The same arm with class weighting toggled (encoder_lora <-> encoder_lora_cw)."""
-    other = arm.removesuffix("_cw") if arm.endswith("_cw") else f"{arm}_cw"
-    return other if other in ARMS else None
+    return weighting_twin(arm, not arm.endswith("_cw"))
 
 
 def pooled_predictions(reading, index, named: dict[str, set[str]]) -> list[Fact]:

@@ -7,8 +7,7 @@ import dataclasses
 import re
 
 from lorastudy.check.class_bands import table_band
-from lorastudy.check.facts import ARMS
-from lorastudy.check.entity_names import WEIGHTED, _Names, _with_weighted
+from lorastudy.check.entity_names import WEIGHTED, _Names, _with_weighted, weighting_twin
 from lorastudy.check.metric_kinds import COUNTS, KIND_ORDER, UNIT_KIND, _kind_matches
 from lorastudy.check.printed_numbers import _metric_like, _numbers, _unit
 from lorastudy.check.readings import Reading, _reading
@@ -83,8 +82,7 @@ def _read_table(header: list[str], rows: list[list[str]], names: _Names, section
                 if "arm" in entities and side and (section == 2 or column_side):
                     # "| Rare-tier share of predictions after | 2.17% | 2.50% |", "| Encoder LoRA after |": weighting's
                     # after is the weighted twin, its before the unweighted arm
-                    entities["arm"] = {f"{a.removesuffix('_cw')}_cw" if side == "after" else a.removesuffix("_cw")
-                                       for a in entities["arm"] if f"{a.removesuffix('_cw')}_cw" in ARMS}
+                    entities["arm"] = {t for a in entities["arm"] if (t := weighting_twin(a, side == "after"))}
                 elif "arm" in entities and (re.search(r"→|->|\bto\b", cell[:match.start()]) or weighting_table):
                     entities["arm"] = _with_weighted(entities["arm"])
                 if "arm" in entities and re.search(r"^\s*(?:→|->)", cell[match.end():]):
