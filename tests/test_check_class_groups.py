@@ -23,3 +23,11 @@ def test_the_ends_of_a_tiers_training_counts():
     sentence = "That gives 12 rare classes (1 to 19 examples) and 33 common classes ({} to 491)."
     assert outcome_of(sentence.format(22), "22", DEMO) == SUPPORTED
     assert outcome_of(sentence.format(25), "25", DEMO) == CONTRADICTED
+
+
+def test_a_class_count_in_another_item_of_the_cell_does_not_make_a_number_a_class_count():
+    """'110,659 unused rows; 10 of 12 rare-tier classes at F1 0': the classes are the second item's."""
+    row = ("| Candidate | Evidence |\n|---|---|\n| Too few rare-tier examples | {} unused rows of the source; 10 of 12 "
+           "rare-tier classes at F1 0 |\n")
+    assert outcome_of(row.format("110,659"), "110,659", DEMO) == SUPPORTED
+    assert outcome_of(row.format("110,689"), "110,689", DEMO) == CONTRADICTED

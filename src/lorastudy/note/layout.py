@@ -274,16 +274,18 @@ class Layout:
         return [f"{', '.join(arms)} from {inline(source)}'s" for source, arms in by_source.items()]
 
     def candidates_table(self) -> str | None:
-        def unmeasured(c: dict) -> str:
-            """A supported candidate without a size: what the run does show, never another arm's gain as this one's."""
-            facts = c.get("facts") or {}
-            if c["name"] == "training_budget" and facts.get("other_gain") is not None:
-                return f"unmeasured ({inline(facts['other'])} gained {sf1(facts['other_gain'])} past the matched budget)"
-            return "unmeasured: the next experiment is its test"
-
         finding = self.findings.get("bottleneck")
         if finding is None:
             return None
+
+        def unmeasured(c: dict) -> str:
+            """A supported candidate without a size: what the run does show, never another arm's gain as this one's;
+            only the favoured candidate is the next experiment's test."""
+            facts = c.get("facts") or {}
+            if c["name"] == "training_budget" and facts.get("other_gain") is not None:
+                return f"unmeasured ({inline(facts['other'])} gained {sf1(facts['other_gain'])} past the matched budget)"
+            return "unmeasured: the next experiment is its test" if c["name"] == finding.verdict else "unmeasured"
+
         rows = [[CANDIDATE_NAMES[c["name"]], evidence(c), {True: "yes", False: "not detected"}.get(c["supported"], "not testable here"),
                  sf1(c["macro_f1_size"]) if c["macro_f1_size"] is not None else unmeasured(c) if c["supported"] else "–"]
                 for c in finding.facts["candidates"]]
